@@ -1,0 +1,121 @@
+"""DeepPCB layout loader.
+
+The layout is quirky (the list names a `.jpg` that does not exist; `_test`/`_temp` suffixes are
+implied; some annotation files lack a final newline), so it is parsed in one place and every
+consumer (training, `pcb-inspector evaluate`, tests) gets the same `BoardPair` records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+CLASS_NAMES: tuple[str, ...] = ("open", "short", "mousebite", "spur", "copper", "pin-hole")
+"""DeepPCB class names in id order (DeepPCB ids are 1-based; index 0 here is id 1)."""
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing or malformed; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class BoardPair:
+    """One board under inspection, its defect-free template and its annotated defects."""
+
+    id: str
+    group: str
+    test_path: Path
+    template_path: Path
+    annotation_path: Path | None
+    boxes: np.ndarray = field(repr=False)  # (N, 4) float32 x1, y1, x2, y2 in pixels
+    classes: np.ndarray = field(repr=False)  # (N,) int64, 0-based class index
+
+
+def read_annotation(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Parse `x1 y1 x2 y2 class` lines (class 1-based); tolerate commas and a missing newline."""
+    boxes: list[list[float]] = []
+    classes: list[int] = []
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read annotation ({exc.strerror})") from exc
+    for lineno, line in enumerate(text.splitlines(), 1):
+        parts = line.replace(",", " ").split()
+        if not parts:
+            continue
+        if len(parts) != 5:
+            raise DatasetError(f"{path}:{lineno}: expected 'x1 y1 x2 y2 class', got {line!r}")
+        try:
+            x1, y1, x2, y2, c = (int(float(p)) for p in parts)
+        except ValueError as exc:
+            raise DatasetError(f"{path}:{lineno}: non-numeric value in {line!r}") from exc
+        if not 1 <= c <= len(CLASS_NAMES):
+            raise DatasetError(f"{path}:{lineno}: class {c} is not in 1..{len(CLASS_NAMES)}")
+        if x2 <= x1 or y2 <= y1:
+            raise DatasetError(f"{path}:{lineno}: empty box {x1},{y1},{x2},{y2}")
+        boxes.append([x1, y1, x2, y2])
+        classes.append(c - 1)
+    return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(classes, np.int64)
+
+
+def load_list(root: Path, list_file: Path | None = None) -> list[BoardPair]:
+    """Read a DeepPCB list file (default `root/trainval.txt`) into board pairs."""
+    root = Path(root)
+    list_file = Path(list_file) if list_file is not None else root / "trainval.txt"
+    if not list_file.is_file():
+        raise DatasetError(f"{list_file}: list file not found")
+    pairs: list[BoardPair] = []
+    for lineno, line in enumerate(list_file.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2:
+            raise DatasetError(f"{list_file}:{lineno}: expected 'image annotation', got {line!r}")
+        img_rel, ann_rel = parts
+        stem = img_rel[: -len(".jpg")] if img_rel.endswith(".jpg") else img_rel
+        test_path = root / f"{stem}_test.jpg"
+        template_path = root / f"{stem}_temp.jpg"
+        ann_path = root / ann_rel
+        for p in (test_path, template_path):
+            if not p.is_file():
+                raise DatasetError(f"{list_file}:{lineno}: image {p} not found")
+        boxes, classes = read_annotation(ann_path) if ann_path.exists() else (
+            np.zeros((0, 4), np.float32),
+            np.zeros((0,), np.int64),
+        )
+        pairs.append(
+            BoardPair(
+                id=Path(stem).name,
+                group=img_rel.split("/")[0].removeprefix("group"),
+                test_path=test_path,
+                template_path=template_path,
+                annotation_path=ann_path if ann_path.exists() else None,
+                boxes=boxes,
+                classes=classes,
+            )
+        )
+    return pairs
+
+
+def read_gray(path: Path) -> np.ndarray:
+    """Read an image as 8-bit grayscale; a few DeepPCB boards are stored as 3-channel."""
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise DatasetError(f"{path}: not a readable image")
+    return img
+
+
+VAL_GROUPS: frozenset[str] = frozenset({"44000", "92000"})
+"""Held-out board groups: 161 pairs, 16% of trainval, every class represented."""
+
+
+def split_by_group(
+    pairs: list[BoardPair], val_groups: frozenset[str] = VAL_GROUPS
+) -> tuple[list[BoardPair], list[BoardPair]]:
+    """Split by board group so that no validation board design is ever seen in training."""
+    train = [p for p in pairs if p.group not in val_groups]
+    val = [p for p in pairs if p.group in val_groups]
+    return train, val

@@ -1,0 +1,44 @@
+"""CenterNet output decoding, shared by training-time validation and the station runtime.
+
+Kept free of TensorFlow so the station (LiteRT only) and the trainer decode identically.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def decode(
+    scores: np.ndarray,
+    regression: np.ndarray,
+    stride: int,
+    floor: float = 0.05,
+    top_k: int = 100,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Turn one image's heatmap scores (H, W, C, already 0..1) and regression (H, W, 4) into boxes.
+
+    Regression channels are log(w/stride), log(h/stride), x offset, y offset. Returns boxes (N, 4)
+    x1y1x2y2 in input pixels, scores (N,) and 0-based classes (N,), best first.
+    """
+    h, w, c = scores.shape
+    scores = np.ascontiguousarray(scores, dtype=np.float32)
+    # 3x3 max-pool peak search: a pixel is a peak when it equals its neighbourhood maximum.
+    pooled = cv2.dilate(scores, np.ones((3, 3), np.uint8))
+    peaks = (scores >= pooled) & (scores >= floor)
+    ys, xs, cs = np.nonzero(peaks)
+    if ys.size == 0:
+        return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int64)
+    sc = scores[ys, xs, cs]
+    if sc.size > top_k:
+        keep = np.argpartition(-sc, top_k)[:top_k]
+        ys, xs, cs, sc = ys[keep], xs[keep], cs[keep], sc[keep]
+    order = np.argsort(-sc, kind="stable")
+    ys, xs, cs, sc = ys[order], xs[order], cs[order], sc[order]
+    reg = regression[ys, xs].astype(np.float32)
+    bw = np.exp(np.clip(reg[:, 0], -4.0, 6.0)) * stride
+    bh = np.exp(np.clip(reg[:, 1], -4.0, 6.0)) * stride
+    cx = (xs + reg[:, 2]) * stride
+    cy = (ys + reg[:, 3]) * stride
+    boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1).astype(np.float32)
+    return boxes, sc.astype(np.float32), cs.astype(np.int64)

@@ -1,0 +1,1 @@
+"""Detector evaluation: COCO mAP via pycocotools and DeepPCB's own protocol."""

@@ -1,0 +1,244 @@
+"""Train the reference-aware CenterNet detector on DeepPCB, on the CPU, resumably.
+
+    python -m inspector.training.train --data ../shared/datasets/deeppcb --out runs/det
+
+Progress (step, epoch, loss, crops/s, ETA, validation mAP) goes to stdout and `log.jsonl`. The
+run checkpoints model + optimizer + step every `--ckpt-every` steps and resumes from the last
+checkpoint when started again with the same `--out`. The best validation weights are kept in
+`best.weights.h5`, because scores move by about +-0.01 between evaluations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from inspector.datasets.deeppcb import CLASS_NAMES, load_list, read_gray, split_by_group  # noqa: E402
+from inspector.detect.centernet import decode  # noqa: E402
+from inspector.evaluation.coco import coco_map  # noqa: E402
+from inspector.training.model import NUM_CLASSES, build_detector  # noqa: E402
+from inspector.training.targets import make_targets  # noqa: E402
+
+STRIDE = 4
+
+
+def stack_input(board: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Board, reference and their absolute difference as 3 uint8 channels (the model's input)."""
+    diff = cv2.absdiff(board, reference)
+    return np.dstack([board, reference, diff])
+
+
+class Sampler:
+    """Random crops with D4 flips/rotations, photometric noise on the board only, and known-good negatives."""
+
+    def __init__(self, pairs, crop: int, seed: int):
+        self.boards = [read_gray(p.test_path) for p in pairs]
+        self.temps = [read_gray(p.template_path) for p in pairs]
+        self.pairs = pairs
+        self.crop = crop
+        self.rng = np.random.default_rng(seed)
+        self.geo = A.Compose(
+            [A.D4(p=1.0), A.RandomCrop(crop, crop, p=1.0)],
+            bbox_params=A.BboxParams(format="pascal_voc", label_fields=["classes"], min_visibility=0.3),
+            additional_targets={"template": "image"},
+            seed=seed,
+        )
+        self.photo = A.Compose(
+            [
+                A.RandomBrightnessContrast(brightness_limit=0.12, contrast_limit=0.12, p=0.4),
+                A.GaussianBlur(blur_limit=(3, 3), sigma_limit=(0.2, 0.7), p=0.15),
+                A.GaussNoise(std_range=(0.01, 0.04), p=0.2),
+            ],
+            seed=seed + 1,
+        )
+
+    def sample(self):
+        i = int(self.rng.integers(len(self.pairs)))
+        p = self.pairs[i]
+        board, temp = self.boards[i], self.temps[i]
+        boxes, classes = p.boxes, p.classes
+        if self.rng.random() < 0.08:  # a known-good board: template against itself
+            board, boxes, classes = temp, np.zeros((0, 4), np.float32), np.zeros((0,), np.int64)
+        h, w = board.shape
+        boxes = np.clip(boxes, 0, [w - 1, h - 1, w, h])
+        out = self.geo(image=board, template=temp, bboxes=boxes, classes=classes)
+        b, t = out["image"], out["template"]
+        if self.rng.random() < 0.15:  # slight misregistration, as a real station's reference has
+            dx, dy = self.rng.integers(-1, 2, size=2)
+            t = np.roll(t, (int(dy), int(dx)), axis=(0, 1))
+        b = self.photo(image=b)["image"]
+        bx = np.asarray(out["bboxes"], np.float32).reshape(-1, 4)
+        cl = np.asarray(out["classes"], np.int64)
+        x = stack_input(b, t)
+        hm, reg, mask = make_targets(bx, cl, self.crop, STRIDE, NUM_CLASSES)
+        return x, hm, reg, mask
+
+
+def batches(sampler: Sampler, batch: int, q: queue.Queue, stop: threading.Event):
+    while not stop.is_set():
+        items = [sampler.sample() for _ in range(batch)]
+        arrs = tuple(np.stack(a) for a in zip(*items))
+        while not stop.is_set():
+            try:
+                q.put(arrs, timeout=0.5)
+                break
+            except queue.Full:
+                continue
+
+
+def focal_loss(logits, gt):
+    pos = tf.cast(gt >= 1.0, tf.float32)
+    p = tf.sigmoid(logits)
+    logp = tf.math.log_sigmoid(logits)
+    log1mp = tf.math.log_sigmoid(-logits)
+    pos_l = tf.pow(1 - p, 2) * logp * pos
+    neg_l = tf.pow(1 - gt, 4) * tf.pow(p, 2) * log1mp * (1 - pos)
+    npos = tf.maximum(tf.reduce_sum(pos), 1.0)
+    return -(tf.reduce_sum(pos_l) + tf.reduce_sum(neg_l)) / npos
+
+
+def evaluate_float(model640, val_pairs) -> dict:
+    gts, dets = [], []
+    for p in val_pairs:
+        x = stack_input(read_gray(p.test_path), read_gray(p.template_path))[None].astype(np.float32) / 255.0
+        hm, rg = model640(x, training=False)
+        boxes, scores, classes = decode(tf.sigmoid(hm)[0].numpy(), rg[0].numpy(), STRIDE, floor=0.05)
+        gts.append((p.boxes, p.classes))
+        dets.append((boxes, scores, classes))
+    m = coco_map(gts, dets, CLASS_NAMES)
+    return {"map50": m.map50, "map50_95": m.map50_95, "per_class": m.per_class_ap50}
+
+
+def lr_at(step: int, total: int, base: float, warmup: int) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, required=True, help="DeepPCB root (holds trainval.txt)")
+    ap.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, log, best weights")
+    ap.add_argument("--steps", type=int, default=7000, help="total optimiser steps (cosine schedule length)")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--crop", type=int, default=320)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--backbone", default="small", choices=["small", "large"])
+    ap.add_argument("--alpha", type=float, default=1.0)
+    ap.add_argument("--neck", type=int, default=64)
+    ap.add_argument("--eval-every", type=int, default=500)
+    ap.add_argument("--ckpt-every", type=int, default=250)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    cfg_path = args.out / "config.json"
+    cfg = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    if cfg_path.exists():
+        old = json.loads(cfg_path.read_text())
+        for k in ("backbone", "alpha", "neck", "crop", "batch"):
+            if old[k] != cfg[k]:
+                raise SystemExit(f"{args.out} was trained with {k}={old[k]}, not {cfg[k]}; use another --out")
+    cfg_path.write_text(json.dumps(cfg, indent=2))
+
+    tf.keras.utils.set_random_seed(args.seed)
+    pairs = load_list(args.data)
+    train_pairs, val_pairs = split_by_group(pairs)
+    print(f"train {len(train_pairs)} pairs, val {len(val_pairs)} pairs (groups held out by design)", flush=True)
+
+    model = build_detector(args.crop, None, args.backbone, args.alpha, args.neck)
+    model640 = build_detector(640, 1, args.backbone, args.alpha, args.neck)
+    print(f"{model.name}: {model.count_params():,} parameters", flush=True)
+    opt = tf.keras.optimizers.AdamW(learning_rate=args.lr, weight_decay=1e-4, clipnorm=5.0)
+    step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
+    best_var = tf.Variable(-1.0, dtype=tf.float64, trainable=False)
+    ckpt = tf.train.Checkpoint(model=model, optimizer=opt, step=step_var, best=best_var)
+    mgr = tf.train.CheckpointManager(ckpt, str(args.out / "ckpt"), max_to_keep=2)
+    if mgr.latest_checkpoint:
+        ckpt.restore(mgr.latest_checkpoint)
+        print(f"resumed from {mgr.latest_checkpoint} at step {int(step_var.numpy())}", flush=True)
+
+    @tf.function(reduce_retracing=True)
+    def train_step(x, hm, reg, mask, lr):
+        opt.learning_rate.assign(lr)
+        with tf.GradientTape() as tape:
+            hl, rl = model(tf.cast(x, tf.float32) / 255.0, training=True)
+            lf = focal_loss(hl, hm)
+            npos = tf.maximum(tf.reduce_sum(mask), 1.0)
+            lwh = tf.reduce_sum(tf.abs(rl[..., :2] - reg[..., :2]) * mask) / npos
+            loff = tf.reduce_sum(tf.abs(rl[..., 2:] - reg[..., 2:]) * mask) / npos
+            loss = lf + lwh + loff
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables))
+        return loss, lf, lwh, loff
+
+    sampler = Sampler(train_pairs, args.crop, args.seed + int(step_var.numpy()))
+    q: queue.Queue = queue.Queue(maxsize=4)
+    stop = threading.Event()
+    th = threading.Thread(target=batches, args=(sampler, args.batch, q, stop), daemon=True)
+    th.start()
+    log = (args.out / "log.jsonl").open("a")
+    step = int(step_var.numpy())
+    t0, s0 = time.time(), step
+    ema = None
+    try:
+        while step < args.steps:
+            x, hm, reg, mask = q.get()
+            lr = lr_at(step, args.steps, args.lr, args.warmup)
+            loss, lf, lwh, loff = (float(v) for v in train_step(x, hm, reg, mask, tf.constant(lr, tf.float32)))
+            if not math.isfinite(loss):
+                raise SystemExit(f"loss became {loss} at step {step}; restart from the last checkpoint with a lower --lr")
+            step += 1
+            step_var.assign(step)
+            ema = loss if ema is None else 0.98 * ema + 0.02 * loss
+            if step % 50 == 0:
+                rate = (step - s0) * args.batch / max(time.time() - t0, 1e-6)
+                eta = (args.steps - step) * args.batch / max(rate, 1e-6)
+                epoch = step * args.batch / len(train_pairs) / 4  # a 320 crop is a quarter board
+                print(
+                    f"step {step}/{args.steps} epoch {epoch:.1f} loss {ema:.3f} (hm {lf:.3f} wh {lwh:.3f} "
+                    f"off {loff:.3f}) lr {lr:.2e} {rate:.1f} crops/s ETA {eta / 60:.0f} min",
+                    flush=True,
+                )
+            if step % args.ckpt_every == 0 or step == args.steps:
+                mgr.save(checkpoint_number=step)
+            if step % args.eval_every == 0 or step == args.steps:
+                te = time.time()
+                model640.set_weights(model.get_weights())
+                m = evaluate_float(model640, val_pairs)
+                rec = {"step": step, "time": time.time(), "loss": ema, **m}
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                pc = " ".join(f"{k} {v:.3f}" for k, v in m["per_class"].items())
+                print(f"VAL step {step}: mAP@0.5 {m['map50']:.4f} mAP@0.5:0.95 {m['map50_95']:.4f} | {pc} "
+                      f"({time.time() - te:.0f} s)", flush=True)
+                if m["map50"] > float(best_var.numpy()):
+                    best_var.assign(m["map50"])
+                    model.save_weights(args.out / "best.weights.h5")
+                    (args.out / "best.json").write_text(json.dumps(rec, indent=2))
+                    print(f"  new best {m['map50']:.4f}", flush=True)
+                mgr.save(checkpoint_number=step)
+                t0, s0 = time.time(), step
+    finally:
+        stop.set()
+    model.save_weights(args.out / "last.weights.h5")
+    print(f"done: best val mAP@0.5 {float(best_var.numpy()):.4f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
