@@ -82,9 +82,13 @@ def load_list(root: Path, list_file: Path | None = None) -> list[BoardPair]:
         for p in (test_path, template_path):
             if not p.is_file():
                 raise DatasetError(f"{list_file}:{lineno}: image {p} not found")
-        boxes, classes = read_annotation(ann_path) if ann_path.exists() else (
-            np.zeros((0, 4), np.float32),
-            np.zeros((0,), np.int64),
+        boxes, classes = (
+            read_annotation(ann_path)
+            if ann_path.exists()
+            else (
+                np.zeros((0, 4), np.float32),
+                np.zeros((0,), np.int64),
+            )
         )
         pairs.append(
             BoardPair(

@@ -31,12 +31,26 @@ def coco_map(
         images.append({"id": i, "width": 640, "height": 640})
         for b, c in zip(gb, gc):
             w, h = float(b[2] - b[0]), float(b[3] - b[1])
-            anns.append({"id": aid, "image_id": i, "category_id": int(c) + 1,
-                         "bbox": [float(b[0]), float(b[1]), w, h], "area": w * h, "iscrowd": 0})
+            anns.append(
+                {
+                    "id": aid,
+                    "image_id": i,
+                    "category_id": int(c) + 1,
+                    "bbox": [float(b[0]), float(b[1]), w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
+            )
             aid += 1
         for b, s, c in zip(db, ds, dc):
-            results.append({"image_id": i, "category_id": int(c) + 1, "score": float(s),
-                            "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]})
+            results.append(
+                {
+                    "image_id": i,
+                    "category_id": int(c) + 1,
+                    "score": float(s),
+                    "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
+                }
+            )
     cats = [{"id": k + 1, "name": n} for k, n in enumerate(class_names)]
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()

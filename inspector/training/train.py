@@ -201,7 +201,9 @@ def main(argv=None) -> int:
             lr = lr_at(step, args.steps, args.lr, args.warmup)
             loss, lf, lwh, loff = (float(v) for v in train_step(x, hm, reg, mask, tf.constant(lr, tf.float32)))
             if not math.isfinite(loss):
-                raise SystemExit(f"loss became {loss} at step {step}; restart from the last checkpoint with a lower --lr")
+                raise SystemExit(
+                    f"loss became {loss} at step {step}; restart from the last checkpoint with a lower --lr"
+                )
             step += 1
             step_var.assign(step)
             ema = loss if ema is None else 0.98 * ema + 0.02 * loss
@@ -224,8 +226,11 @@ def main(argv=None) -> int:
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
                 pc = " ".join(f"{k} {v:.3f}" for k, v in m["per_class"].items())
-                print(f"VAL step {step}: mAP@0.5 {m['map50']:.4f} mAP@0.5:0.95 {m['map50_95']:.4f} | {pc} "
-                      f"({time.time() - te:.0f} s)", flush=True)
+                print(
+                    f"VAL step {step}: mAP@0.5 {m['map50']:.4f} mAP@0.5:0.95 {m['map50_95']:.4f} | {pc} "
+                    f"({time.time() - te:.0f} s)",
+                    flush=True,
+                )
                 if m["map50"] > float(best_var.numpy()):
                     best_var.assign(m["map50"])
                     model.save_weights(args.out / "best.weights.h5")

@@ -1,0 +1,169 @@
+"""Replay camera: a folder of images or a video file, at a set rate or one frame per trigger.
+
+Why it matters beyond demos: it is how a quality engineer re-runs a day's archived boards through a
+new model or recipe. Boards named `<id>_test.<ext>` with a `<id>_temp.<ext>` beside them (the
+DeepPCB and demo layout) carry their own golden reference in the frame metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..config import ReplayCamera
+from ..synth import write_boards
+from .base import Camera, CameraError, CameraInfo, FrameTimeout, Grab
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov"}
+
+
+def demo_boards_dir(count: int, seed: int) -> Path:
+    """Generated demo boards, cached per (count, seed) so a second start is instant."""
+    root = Path(tempfile.gettempdir()) / "pcb-inspector-demo" / f"n{count}-s{seed}"
+    if not (root / "truth.json").is_file():
+        write_boards(root, count, seed)
+    return root
+
+
+def list_board_images(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and not p.stem.endswith("_temp"))
+    return files
+
+
+def reference_for(path: Path) -> Path | None:
+    if not path.stem.endswith("_test"):
+        return None
+    base = path.stem[: -len("_test")]
+    for ext in (path.suffix, *IMAGE_EXTS):
+        cand = path.with_name(f"{base}_temp{ext}")
+        if cand.is_file():
+            return cand
+    return None
+
+
+class ReplayCameraSource(Camera):
+    def __init__(self, cfg: ReplayCamera):
+        self.cfg = cfg
+        self.triggered = cfg.trigger != "free_run"
+        self._files: list[Path] = []
+        self._video: cv2.VideoCapture | None = None
+        self._index = 0
+        self._next_time = 0.0
+        self._pending = threading.Semaphore(0)
+        self._ref_cache: dict[Path, np.ndarray] = {}
+        self._opened = False
+
+    @property
+    def source(self) -> Path:
+        if self.cfg.path is None:
+            return demo_boards_dir(self.cfg.demo_boards, self.cfg.seed)
+        return self.cfg.path
+
+    @property
+    def nominal_fps(self) -> float | None:
+        return self.cfg.fps
+
+    @property
+    def description(self) -> str:
+        return f"replay:{self.source}"
+
+    def open(self) -> CameraInfo:
+        src = self.source
+        if not src.exists():
+            raise CameraError(f"replay source {src} does not exist")
+        if src.is_dir():
+            self._files = list_board_images(src)
+            if not self._files:
+                raise CameraError(f"replay folder {src} holds no images ({', '.join(sorted(IMAGE_EXTS))})")
+            first = cv2.imread(str(self._files[0]), cv2.IMREAD_UNCHANGED)
+            if first is None:
+                raise CameraError(f"replay image {self._files[0]} is not readable")
+            h, w = first.shape[:2]
+            fmt = "Mono8" if first.ndim == 2 else "BGR8"
+        elif src.suffix.lower() in VIDEO_EXTS:
+            self._video = cv2.VideoCapture(str(src))
+            if not self._video.isOpened():
+                raise CameraError(f"replay video {src} cannot be opened")
+            w = int(self._video.get(cv2.CAP_PROP_FRAME_WIDTH))
+            h = int(self._video.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            fmt = "BGR8"
+        else:
+            raise CameraError(f"replay source {src} is neither a folder nor a video ({', '.join(sorted(VIDEO_EXTS))})")
+        self._index = 0
+        self._next_time = time.monotonic()
+        self._opened = True
+        return CameraInfo(model="replay", serial=str(src), width=w, height=h, pixel_format=fmt)
+
+    def close(self) -> None:
+        if self._video is not None:
+            self._video.release()
+            self._video = None
+        self._opened = False
+
+    def trigger(self) -> None:
+        self._pending.release()
+
+    def flush(self) -> None:
+        while self._pending.acquire(blocking=False):
+            pass
+
+    def _read_next(self) -> Grab:
+        if self._video is not None:
+            ok, img = self._video.read()
+            if not ok:
+                if not self.cfg.loop:
+                    raise FrameTimeout("end of replay video")
+                self._video.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                ok, img = self._video.read()
+                if not ok:
+                    raise CameraError("replay video yields no frames")
+            self._index += 1
+            return Grab(np.ascontiguousarray(img), {"source": "video", "index": self._index - 1})
+        if self._index >= len(self._files):
+            if not self.cfg.loop:
+                raise FrameTimeout("end of replay folder")
+            self._index = 0
+        path = self._files[self._index]
+        self._index += 1
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if img is None or img.size == 0:
+            raise CameraError(f"replay image {path} is not readable")
+        meta: dict = {"source": "replay", "file": str(path), "name": path.stem.removesuffix("_test")}
+        ref_path = reference_for(path)
+        if ref_path is not None:
+            ref = self._ref_cache.get(ref_path)
+            if ref is None:
+                ref = cv2.imread(str(ref_path), cv2.IMREAD_GRAYSCALE)
+                if len(self._ref_cache) < 256 and ref is not None:
+                    self._ref_cache[ref_path] = ref
+            if ref is not None:
+                meta["reference"] = ref
+        return Grab(img, meta)
+
+    def grab(self, timeout_s: float) -> Grab:
+        if not self._opened:
+            raise CameraError("replay camera is not open")
+        if self.triggered:
+            if not self._pending.acquire(timeout=timeout_s):
+                raise FrameTimeout(f"no trigger within {timeout_s:.1f} s")
+        elif self.cfg.fps:
+            wait = self._next_time - time.monotonic()
+            if wait > timeout_s:
+                time.sleep(timeout_s)
+                raise FrameTimeout("replay rate slower than the frame timeout")
+            if wait > 0:
+                time.sleep(wait)
+            self._next_time = max(self._next_time + 1.0 / self.cfg.fps, time.monotonic() - 1.0)
+        grab = self._read_next()
+        grab.meta["timestamp"] = time.monotonic()
+        grab.meta.setdefault("pixel_format", "Mono8" if grab.image.ndim == 2 else "BGR8")
+        return grab

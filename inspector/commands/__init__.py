@@ -1,0 +1,1 @@
+"""Built-in sub-commands of `pcb-inspector`; each module has `register(subparsers)`."""

@@ -1,0 +1,415 @@
+"""Station configuration: one TOML file, validated by pydantic.
+
+Why strict (`extra="forbid"`): a misspelt key in a line configuration (`treshold`) must stop the
+station at start-up with the key's path named, not run silently on a default.
+With no file at all, the defaults are the demo station: replay camera over generated boards, the
+bundled model, local SQLite under `data/`, the built-in PLC simulator.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .domain import CLASS_NAMES
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = REPO_ROOT / "models" / "pcb-defect-det.tflite"
+
+
+class ConfigError(Exception):
+    """A configuration that cannot run; the message lists every bad key with its path."""
+
+    def __init__(self, problems: list[str], source: str = "configuration"):
+        self.problems = problems
+        self.source = source
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# ---------------------------------------------------------------- station
+class StationSection(_Model):
+    id: str = Field(
+        "station-1", min_length=1, max_length=64, description="Unique station id, stored with every record."
+    )
+    name: str = Field("PCB AOI demo", description="Human-readable station name shown in the UI.")
+    line: str = Field("line-1", description="Production line the station belongs to.")
+
+
+# ---------------------------------------------------------------- camera
+TriggerMode = Literal["free_run", "software", "line"]
+
+
+class ReplayCamera(_Model):
+    type: Literal["replay"] = Field("replay", description="Replay images from a folder or video file (demo, tests).")
+    path: Path | None = Field(
+        None, description="Folder of images or a video file. None: generated synthetic demo boards."
+    )
+    fps: float | None = Field(4.0, gt=0, le=1000, description="Free-run rate in frames/s; None = as fast as possible.")
+    loop: bool = Field(True, description="Start again at the first image after the last one.")
+    trigger: TriggerMode = Field(
+        "free_run", description="free_run: frames at `fps`; software: one frame per trigger (PLC mode)."
+    )
+    demo_boards: int = Field(24, ge=1, le=10000, description="How many synthetic boards to generate when path is None.")
+    seed: int = Field(7, description="Seed of the synthetic board generator.")
+
+
+class Roi(_Model):
+    x: int = Field(0, ge=0, description="Left edge of the sensor region, px.")
+    y: int = Field(0, ge=0, description="Top edge of the sensor region, px.")
+    width: int | None = Field(None, ge=1, description="Region width, px; None = full sensor.")
+    height: int | None = Field(None, ge=1, description="Region height, px; None = full sensor.")
+
+
+class AravisCamera(_Model):
+    type: Literal["aravis"] = Field("aravis", description="GigE Vision / USB3 Vision camera through Aravis 0.8.")
+    address: str | None = Field(None, description="Camera IP address (GigE), opened directly without discovery.")
+    device_id: str | None = Field(
+        None, description="Aravis device id (USB3 Vision or 'Fake_1' for the in-process fake)."
+    )
+    pixel_format: Literal["Mono8", "Mono16", "RGB8", "BayerRG8", "BayerGR8", "BayerBG8", "BayerGB8"] = Field(
+        "Mono8", description="Pixel format set on the camera; converted to Mono8/BGR8 for inspection."
+    )
+    exposure_us: float = Field(5000.0, ge=1, le=10_000_000, description="Exposure time in microseconds.")
+    gain_db: float = Field(0.0, ge=0, le=48, description="Analog gain in dB.")
+    fps: float = Field(10.0, gt=0, le=1000, description="Acquisition frame rate in free-run.")
+    roi: Roi = Field(default_factory=Roi, description="Sensor region of interest.")
+    trigger: TriggerMode = Field("free_run", description="free_run, software (PLC trigger) or line (hardware input).")
+    trigger_line: str = Field("Line0", description="Hardware trigger input used when trigger = 'line'.")
+    buffers: int = Field(8, ge=2, le=64, description="Stream buffer pool size.")
+    timeout_s: float = Field(2.0, gt=0, le=60, description="Frame timeout before the watchdog counts a stall.")
+    packet_size: int | None = Field(None, ge=576, le=9000, description="GigE packet size; None = negotiate.")
+
+    @model_validator(mode="after")
+    def _address_or_id(self) -> AravisCamera:
+        if not self.address and not self.device_id:
+            raise ValueError("give camera.address (GigE IP) or camera.device_id; discovery is never broadcast")
+        return self
+
+
+class GenicamCamera(_Model):
+    type: Literal["genicam"] = Field("genicam", description="Any GenTL producer (.cti) through harvesters.")
+    cti: Path = Field(..., description="Path to the vendor's GenTL producer (.cti file).")
+    serial: str | None = Field(None, description="Serial number of the camera to open; None = the first one.")
+    pixel_format: str = Field("Mono8", description="GenICam PixelFormat to set.")
+    exposure_us: float | None = Field(None, ge=1, description="ExposureTime in microseconds; None = leave as is.")
+    gain_db: float | None = Field(None, ge=0, description="Gain in dB; None = leave as is.")
+    fps: float | None = Field(None, gt=0, description="AcquisitionFrameRate; None = leave as is.")
+    trigger: TriggerMode = Field("free_run", description="free_run, software or line.")
+    timeout_s: float = Field(2.0, gt=0, le=60, description="Frame timeout before the watchdog counts a stall.")
+
+
+class OpenCVCamera(_Model):
+    type: Literal["opencv"] = Field("opencv", description="USB camera index, RTSP/HTTP URL or GStreamer pipeline.")
+    source: int | str = Field(0, description="Device index, URL, or GStreamer pipeline string.")
+    width: int | None = Field(None, ge=1, description="Requested frame width; None = device default.")
+    height: int | None = Field(None, ge=1, description="Requested frame height; None = device default.")
+    fps: float | None = Field(None, gt=0, description="Requested frame rate; None = device default.")
+    trigger: TriggerMode = Field("free_run", description="free_run, or software (next frame per trigger).")
+    timeout_s: float = Field(2.0, gt=0, le=60, description="Frame timeout before the watchdog counts a stall.")
+
+
+CameraSection = Annotated[ReplayCamera | AravisCamera | GenicamCamera | OpenCVCamera, Field(discriminator="type")]
+
+
+class SupervisorSection(_Model):
+    stall_timeouts: int = Field(3, ge=1, le=100, description="Consecutive timeouts/incomplete frames before re-init.")
+    backoff_initial_s: float = Field(0.5, gt=0, description="First reconnect delay.")
+    backoff_max_s: float = Field(10.0, gt=0, description="Reconnect delay cap.")
+
+
+# ---------------------------------------------------------------- detector
+class ExternalDelegate(_Model):
+    library: str = Field(..., min_length=1, description="Delegate shared library, e.g. libvx_delegate.so.")
+    options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Options passed to the delegate, e.g. {backends = 'GpuAcc,CpuAcc'}."
+    )
+    label: str | None = Field(None, description="Name shown in the UI, e.g. 'NPU (vx)'.")
+
+
+DEFAULT_AUTO_DELEGATES = [
+    ExternalDelegate(library="libvx_delegate.so", label="NPU (vx)"),
+    ExternalDelegate(library="libedgetpu.so.1", label="Edge TPU"),
+    ExternalDelegate(library="libarmnnDelegate.so", options={"backends": "GpuAcc,CpuAcc"}, label="GPU (Arm NN)"),
+]
+
+
+class DetectorSection(_Model):
+    model: Path = Field(DEFAULT_MODEL, description="Path to the .tflite model; its sidecar .json sits beside it.")
+    delegate: Literal["auto", "cpu"] | ExternalDelegate = Field(
+        "auto", description="auto: try `auto_delegates` then CPU; cpu: XNNPACK; or one external delegate."
+    )
+    auto_delegates: list[ExternalDelegate] = Field(
+        default_factory=lambda: list(DEFAULT_AUTO_DELEGATES), description="Delegates tried in order by 'auto'."
+    )
+    threads: int = Field(2, ge=1, le=64, description="CPU threads for XNNPACK.")
+    tile_overlap: int | None = Field(
+        None, ge=0, description="Tile overlap in px for frames larger than the model input; None = from the model."
+    )
+
+
+# ---------------------------------------------------------------- recipe
+class Recipe(_Model):
+    id: int = Field(1, ge=0, le=65535, description="Recipe number the PLC selects with COMMAND_RECIPE.")
+    name: str = Field("demo", min_length=1, description="Recipe (product) name.")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-class score threshold by class name; missing classes use the model's default.",
+    )
+    min_defect_px: float = Field(0.0, ge=0, description="Ignore defects whose longer side is smaller than this (px).")
+    min_defect_mm: float | None = Field(
+        None, ge=0, description="Ignore defects smaller than this (mm); needs a scale calibration."
+    )
+    roi: list[tuple[float, float]] | None = Field(
+        None, description="Inspection polygon in frame pixels; defects whose centre lies outside are ignored."
+    )
+    roi_mask: Path | None = Field(None, description="Mask image (white = inspect); alternative to `roi`.")
+    reference: Path | None = Field(None, description="Golden reference image of a defect-free board.")
+    max_defects_pass: int = Field(0, ge=0, description="Boards with more defects than this are rejected (normally 0).")
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_classes(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, thr in v.items():
+            if name not in CLASS_NAMES:
+                raise ValueError(f"unknown class {name!r}; expected one of {', '.join(CLASS_NAMES)}")
+            if not 0.0 < thr <= 1.0:
+                raise ValueError(f"threshold for {name!r} is {thr}; expected 0 < t <= 1")
+        return v
+
+
+# ---------------------------------------------------------------- plc
+class PlcSection(_Model):
+    mode: Literal["server", "client", "off"] = Field(
+        "server", description="server: PLC polls the station; client: station writes to the PLC; off: free-run."
+    )
+    host: str = Field("127.0.0.1", description="server: address to bind; client: the PLC's address.")
+    port: int = Field(1502, ge=1, le=65535, description="Modbus TCP port (502 needs privileges).")
+    device_id: int = Field(1, ge=0, le=247, description="Modbus device (unit) id.")
+    control_base: int = Field(0, ge=0, le=65000, description="Client mode: PLC register of the control block.")
+    status_base: int = Field(100, ge=0, le=65000, description="Client mode: PLC register of the status block.")
+    timeout_s: float = Field(0.25, gt=0, le=10, description="Per-request timeout (pymodbus default 3 s is too slow).")
+    retries: int = Field(1, ge=0, le=5, description="Retries per request before the link counts as down.")
+    poll_ms: int = Field(5, ge=1, le=1000, description="Client mode: control block poll period.")
+    heartbeat_timeout_s: float = Field(3.0, gt=0, le=60, description="PLC heartbeat silence that drops READY.")
+    trigger_hold_timeout_s: float = Field(1.0, gt=0, le=60, description="TRIGGER held this long is flagged.")
+    result_timeout_s: float = Field(5.0, gt=0, le=120, description="No result this long after trigger: REJECT.")
+    queue_depth: int = Field(8, ge=1, le=64, description="Unacknowledged results kept before RESULTS_OVERRUN.")
+    simulator: bool = Field(True, description="Run the built-in line PLC simulator against the server (demo).")
+    simulator_rate: float = Field(2.0, gt=0, le=100, description="Simulator boards per second.")
+
+
+# ---------------------------------------------------------------- storage
+class StorageSection(_Model):
+    database_url: str = Field(
+        "sqlite:///data/inspections.db", description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://..."
+    )
+    archive_dir: Path = Field(Path("data/archive"), description="Folder for archived board images and crops.")
+    archive: Literal["all", "rejects", "none"] = Field("all", description="Which boards keep their full image.")
+    retention_days: float = Field(30.0, gt=0, description="Delete archived records older than this.")
+    min_free_mb: int = Field(
+        500, ge=0, description="Free-disk floor: below it retention deletes oldest; station NOT READY."
+    )
+    queue_size: int = Field(1000, ge=10, le=1_000_000, description="Results buffered in memory for the writer thread.")
+    spool_dir: Path = Field(Path("data/spool"), description="Results spilled here when the database is unavailable.")
+
+
+# ---------------------------------------------------------------- ui / metrics
+class UiSection(_Model):
+    language: Literal["en", "zh_CN"] = Field("en", description="UI language; switchable at runtime.")
+    fullscreen: bool = Field(False, description="Start full screen (kiosk).")
+    auto_logout_s: int = Field(300, ge=10, description="Log out after this much inactivity.")
+    display_fps: float = Field(15.0, gt=0, le=60, description="Maximum live-view refresh rate.")
+
+
+class MetricsSection(_Model):
+    listen: str | None = Field(None, description="HOST:PORT for /metrics and /health; None = off.")
+    latency_budget_ms: float = Field(48.0, gt=0, description="End-to-end p99 budget used by alerts.")
+
+
+class StationConfig(_Model):
+    station: StationSection = Field(default_factory=StationSection, description="Station identity.")
+    camera: CameraSection = Field(default_factory=ReplayCamera, description="Camera backend, chosen by `type`.")
+    supervisor: SupervisorSection = Field(default_factory=SupervisorSection, description="Camera watchdog.")
+    detector: DetectorSection = Field(default_factory=DetectorSection, description="Detector model and runtime.")
+    recipes: list[Recipe] = Field(default_factory=lambda: [Recipe()], min_length=1, description="Product recipes.")
+    active_recipe: str = Field("demo", description="Name of the recipe loaded at start.")
+    plc: PlcSection = Field(default_factory=PlcSection, description="PLC link over Modbus TCP.")
+    storage: StorageSection = Field(default_factory=StorageSection, description="Records and image archive.")
+    ui: UiSection = Field(default_factory=UiSection, description="Touchscreen UI.")
+    metrics: MetricsSection = Field(default_factory=MetricsSection, description="Prometheus metrics and health.")
+
+    @model_validator(mode="after")
+    def _recipes_consistent(self) -> StationConfig:
+        names = [r.name for r in self.recipes]
+        ids = [r.id for r in self.recipes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"recipe names must be unique, got {names}")
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"recipe ids must be unique, got {ids}")
+        if self.active_recipe not in names:
+            raise ValueError(f"active_recipe {self.active_recipe!r} is not one of the recipes {names}")
+        return self
+
+    def recipe(self, name: str | None = None) -> Recipe:
+        name = name or self.active_recipe
+        for r in self.recipes:
+            if r.name == name:
+                return r
+        raise KeyError(f"no recipe named {name!r}")
+
+    def recipe_by_id(self, recipe_id: int) -> Recipe:
+        for r in self.recipes:
+            if r.id == recipe_id:
+                return r
+        raise KeyError(f"no recipe with id {recipe_id}")
+
+
+def _num(v: Any) -> Any:
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p in {"function-after"}))
+    value = err.get("input")
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    shown = repr(value) if isinstance(value, str) else value
+    if kind == "extra_forbidden":
+        return f"{loc}: unknown key (check the spelling; allowed keys are in `pcb-inspector config show`)"
+    if kind == "missing":
+        return f"{loc}: required key is missing"
+    if kind in {"greater_than_equal", "greater_than"}:
+        bound = _num(ctx.get("ge", ctx.get("gt")))
+        word = "below" if kind == "greater_than_equal" else "not above"
+        return f"{loc}: {shown} is {word} {bound}"
+    if kind in {"less_than_equal", "less_than"}:
+        bound = _num(ctx.get("le", ctx.get("lt")))
+        word = "above" if kind == "less_than_equal" else "not below"
+        return f"{loc}: {shown} is {word} {bound}"
+    if kind == "literal_error":
+        return f"{loc}: {shown} is not one of {ctx.get('expected')}"
+    if kind == "union_tag_invalid":
+        return f"{loc}: type {ctx.get('tag')!r} is not one of {ctx.get('expected_tags')}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{loc}: {msg} (got {shown})" if loc else msg
+
+
+def _strip_union_noise(loc: tuple) -> tuple:
+    # Discriminated unions put the tag in the path (camera.aravis.exposure_us); the user wrote camera.exposure_us.
+    out = []
+    for i, part in enumerate(loc):
+        if i > 0 and loc[i - 1] == "camera" and part in {"replay", "aravis", "genicam", "opencv"}:
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def validation_problems(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        err = dict(err)
+        err["loc"] = _strip_union_noise(tuple(err["loc"]))
+        problems.append(_describe(err))
+    return problems
+
+
+def parse_config(data: dict[str, Any], source: str = "configuration") -> StationConfig:
+    try:
+        return StationConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_problems(exc), source) from None
+
+
+def load_config(path: Path | str | None) -> StationConfig:
+    """Load `station.toml`; None gives the demo defaults. Raises ConfigError, never a traceback."""
+    if path is None:
+        return StationConfig()
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([f"file not found: {path}"], str(path)) from None
+    except OSError as exc:
+        raise ConfigError([f"cannot read {path}: {exc.strerror}"], str(path)) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"not UTF-8 text (byte {exc.start})"], str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"TOML syntax error: {exc}"], str(path)) from None
+    cfg = parse_config(data, str(path))
+    return resolve_paths(cfg, path.parent)
+
+
+def resolve_paths(cfg: StationConfig, base: Path) -> StationConfig:
+    """Relative paths in a config file are relative to that file, not to the working directory."""
+
+    def fix(p: Path | None) -> Path | None:
+        return None if p is None or p.is_absolute() else (base / p)
+
+    if cfg.detector.model != DEFAULT_MODEL and not cfg.detector.model.is_absolute():
+        cfg.detector.model = base / cfg.detector.model
+    if isinstance(cfg.camera, ReplayCamera) and cfg.camera.path is not None:
+        cfg.camera.path = fix(cfg.camera.path)
+    for r in cfg.recipes:
+        if r.reference is not None:
+            r.reference = fix(r.reference)
+        if r.roi_mask is not None:
+            r.roi_mask = fix(r.roi_mask)
+    return cfg
+
+
+def dump_toml(cfg: StationConfig) -> str:
+    """Effective configuration as TOML (for `config show`), with None values left out."""
+    data = cfg.model_dump(mode="json", exclude_none=True)
+    return _to_toml(data)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(type(v))
+
+
+def _key(k: str) -> str:
+    return k if k.replace("_", "").replace("-", "").isalnum() else _toml_value(k)
+
+
+_INLINE_TABLES = {"thresholds", "options"}
+
+
+def _to_toml(data: dict[str, Any], prefix: str = "") -> str:
+    lines: list[str] = []
+    tables: list[tuple[str, dict]] = []
+    arrays: list[tuple[str, list]] = []
+    for k, v in data.items():
+        if isinstance(v, dict) and k not in _INLINE_TABLES:
+            tables.append((k, v))
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            arrays.append((k, v))
+        else:
+            lines.append(f"{_key(k)} = {_toml_value(v)}")
+    out = "\n".join(lines)
+    for k, v in tables:
+        name = f"{prefix}{k}"
+        out += f"\n\n[{name}]\n" + _to_toml(v, name + ".").strip("\n")
+    for k, items in arrays:
+        name = f"{prefix}{k}"
+        for item in items:
+            out += f"\n\n[[{name}]]\n" + _to_toml(item, name + ".").strip("\n")
+    return out.strip("\n") + "\n"

@@ -1,0 +1,103 @@
+"""PASS / REJECT from a recipe.
+
+Why separate from the detector: thresholds, ROI and minimum size belong to the product (recipe),
+which a quality engineer changes without touching the model. The detector returns everything above
+a low floor; the recipe decides what counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .config import Recipe
+from .domain import CLASS_NAMES, Detection, Verdict
+
+
+class RecipeError(Exception):
+    """A recipe that cannot be applied (unreadable reference or mask); names the recipe and file."""
+
+
+def read_image_gray(path: Path, what: str) -> np.ndarray:
+    """Read an image as uint8 grayscale, or raise RecipeError naming `what` and the file."""
+    if not path.is_file():
+        raise RecipeError(f"{what} {path} does not exist")
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        raise RecipeError(f"{what} {path} is not a readable image")
+    return to_gray8(img, f"{what} {path}")
+
+
+def to_gray8(img: np.ndarray, what: str = "image") -> np.ndarray:
+    """uint8 single-channel view of an image; 16-bit is scaled, colour converted."""
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY)
+    elif img.ndim == 3 and img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    elif img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    elif img.ndim != 2:
+        raise ValueError(f"{what}: unsupported shape {img.shape}")
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise ValueError(f"{what}: unsupported pixel type {img.dtype} (expected 8 or 16 bit)")
+    return np.ascontiguousarray(img)
+
+
+@dataclass(slots=True)
+class Decision:
+    verdict: Verdict
+    kept: list[Detection]
+    """The defects that count for this recipe (what the PLC and the UI report)."""
+    ignored: int
+    """Detections dropped by threshold, size or ROI."""
+
+
+class RecipeRules:
+    """A recipe compiled for fast use: thresholds by class id, ROI mask, loaded reference."""
+
+    def __init__(self, recipe: Recipe, mm_per_px: float | None = None):
+        self.recipe = recipe
+        self.name = recipe.name
+        self.thresholds: dict[int, float] = {CLASS_NAMES.index(k) + 1: v for k, v in recipe.thresholds.items()}
+        self.min_px = recipe.min_defect_px
+        if recipe.min_defect_mm is not None:
+            if not mm_per_px:
+                raise RecipeError(
+                    f"recipe {recipe.name!r}: min_defect_mm is set but the station has no scale calibration "
+                    "(run `pcb-inspector calibrate scale`)"
+                )
+            self.min_px = max(self.min_px, recipe.min_defect_mm / mm_per_px)
+        self.reference = read_image_gray(recipe.reference, "reference image") if recipe.reference else None
+        self.mask = read_image_gray(recipe.roi_mask, "ROI mask") if recipe.roi_mask else None
+        self.polygon = np.array(recipe.roi, np.float32) if recipe.roi else None
+
+    def thresholds_for(self, defaults: dict[int, float]) -> dict[int, float]:
+        out = dict(defaults)
+        out.update(self.thresholds)
+        return out
+
+    def _inside(self, d: Detection) -> bool:
+        cx, cy = (d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2
+        if self.polygon is not None and cv2.pointPolygonTest(self.polygon, (float(cx), float(cy)), False) < 0:
+            return False
+        if self.mask is not None:
+            h, w = self.mask.shape
+            x, y = int(np.clip(cx, 0, w - 1)), int(np.clip(cy, 0, h - 1))
+            if self.mask[y, x] < 128:
+                return False
+        return True
+
+    def decide(self, detections: list[Detection], defaults: dict[int, float]) -> Decision:
+        thr = self.thresholds_for(defaults)
+        kept = [
+            d
+            for d in detections
+            if d.score >= thr.get(d.class_id, 0.5) and max(d.width, d.height) >= self.min_px and self._inside(d)
+        ]
+        verdict = Verdict.PASS if len(kept) <= self.recipe.max_defects_pass else Verdict.REJECT
+        return Decision(verdict, kept, len(detections) - len(kept))

@@ -1,0 +1,1 @@
+"""Detection: the detector interface, its LiteRT implementation, model packages and tiling."""

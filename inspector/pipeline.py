@@ -1,0 +1,480 @@
+"""The station's data path: capture thread -> latest-frame handoff -> inference thread -> sinks.
+
+Ownership (one thread per resource):
+- the capture thread owns the camera: it opens, grabs, triggers, reconnects;
+- the inference thread owns the detector (the LiteRT interpreter is not thread-safe);
+- sinks own their resources (the database writer thread, the PLC link thread, the UI thread).
+  `submit` on a sink must return at once: nothing downstream may block inference.
+
+Fail-safe: a trigger whose frame never arrives, a frame the detector cannot process, or a model
+that is not loaded each yields a REJECT result with a reason, published like any other result.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from .capture.base import Camera, CameraError, FrameTimeout, IncompleteFrame
+from .decision import RecipeRules, to_gray8
+from .detect.base import Detector, DetectorInfo, ModelError
+from .domain import Frame, InspectionResult, TriggerRequest
+from .health import Health
+
+log = logging.getLogger(__name__)
+
+
+class ResultSink(Protocol):
+    name: str
+
+    def submit(self, result: InspectionResult) -> None:
+        """Take the result and return at once (queue it); never block the inference thread."""
+
+
+class Registrar(Protocol):
+    """Aligns the recipe's reference to a capture (calibration package implements it)."""
+
+    def register(self, image: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, float]:
+        """Reference warped onto `image`, and a quality score 0..1; raises on failure."""
+
+
+class LatestFrameSlot:
+    """One-slot handoff: in free-run the newest frame wins and the replaced one is counted.
+
+    Triggered frames go to a bounded FIFO instead, because every triggered board must get a result.
+    """
+
+    def __init__(self, triggered_capacity: int = 8):
+        self._cond = threading.Condition()
+        self._latest: Frame | None = None
+        self._triggered: deque[Frame] = deque()
+        self._capacity = triggered_capacity
+        self.dropped = 0
+        self.delivered = 0
+
+    def put(self, frame: Frame) -> Frame | None:
+        """Offer a frame; returns a triggered frame that could not be queued (caller rejects it)."""
+        with self._cond:
+            overflow = None
+            if frame.trigger_id is not None:
+                if len(self._triggered) >= self._capacity:
+                    overflow = frame
+                else:
+                    self._triggered.append(frame)
+            else:
+                if self._latest is not None:
+                    self.dropped += 1
+                self._latest = frame
+            self._cond.notify()
+            return overflow
+
+    def take(self, timeout: float) -> Frame | None:
+        with self._cond:
+            if not self._triggered and self._latest is None:
+                self._cond.wait(timeout)
+            if self._triggered:
+                self.delivered += 1
+                return self._triggered.popleft()
+            frame, self._latest = self._latest, None
+            if frame is not None:
+                self.delivered += 1
+            return frame
+
+    def clear(self) -> int:
+        with self._cond:
+            n = len(self._triggered) + (self._latest is not None)
+            self._triggered.clear()
+            self._latest = None
+            return n
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._triggered) + (self._latest is not None)
+
+
+@dataclass(slots=True)
+class TriggerTicket:
+    """Handed back to whoever triggered (the PLC link): follows one board through the pipeline."""
+
+    trigger_id: int
+    request: TriggerRequest
+    issued_at: float = field(default_factory=time.monotonic)
+    captured: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    acq_id: int | None = None
+    result: InspectionResult | None = None
+
+
+@dataclass(slots=True)
+class CaptureCounters:
+    frames: int = 0
+    dropped: int = 0
+    incomplete: int = 0
+    timeouts: int = 0
+    reconnects: int = 0
+    missed_triggers: int = 0
+    fps: float = 0.0
+
+
+class Pipeline:
+    """Runs one camera and one detector under a recipe, and fans results out to sinks."""
+
+    def __init__(
+        self,
+        camera: Camera,
+        detector: Detector,
+        rules: RecipeRules,
+        health: Health | None = None,
+        sinks: list[ResultSink] | None = None,
+        *,
+        triggered: bool = False,
+        frame_timeout_s: float = 2.0,
+        stall_timeouts: int = 3,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 10.0,
+        registrar: Registrar | None = None,
+        keep_images: bool = True,
+    ):
+        self.camera = camera
+        self._detector = detector
+        self._next_detector: Detector | None = None
+        self.rules = rules
+        self._next_rules: RecipeRules | None = None
+        self.health = health or Health()
+        self.sinks: list[ResultSink] = list(sinks or [])
+        self.triggered = triggered
+        self.frame_timeout_s = frame_timeout_s
+        self.stall_timeouts = stall_timeouts
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.registrar = registrar
+        self.keep_images = keep_images
+
+        self.slot = LatestFrameSlot()
+        self.counters = CaptureCounters()
+        self.results_published = 0
+        self.detector_info: DetectorInfo | None = None
+        self._acq_id = 0
+        self._trigger_seq = 0
+        self._triggers: queue.Queue[TriggerTicket] = queue.Queue(maxsize=16)
+        self._tickets: dict[int, TriggerTicket] = {}
+        self._tickets_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._swap_lock = threading.Lock()
+        self._result_listeners: list[Callable[[InspectionResult], None]] = []
+        self._fps_window: deque[float] = deque(maxlen=30)
+
+    # ------------------------------------------------------------------ control
+    def add_sink(self, sink: ResultSink) -> None:
+        self.sinks.append(sink)
+
+    def start(self) -> None:
+        if self._threads:
+            raise RuntimeError("pipeline already started")
+        self._stop.clear()
+        self.health.fail("camera", "starting")
+        self.health.fail("model", "loading")
+        self._threads = [
+            threading.Thread(target=self._inference_loop, name="inference", daemon=True),
+            threading.Thread(target=self._capture_loop, name="capture", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop both threads; the board being inferred is finished and published first."""
+        self._stop.set()
+        with self.slot._cond:
+            self.slot._cond.notify_all()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.1, deadline - time.monotonic()))
+            if t.is_alive():
+                log.error("thread %s did not stop within %.1f s", t.name, timeout)
+        alive = [t.name for t in self._threads if t.is_alive()]
+        self._threads = []
+        # Triggered boards still waiting get a REJECT so the PLC is never left without an answer.
+        with self._tickets_lock:
+            pending = list(self._tickets.values())
+            self._tickets.clear()
+        for ticket in pending:
+            self._publish(
+                InspectionResult.failed("station stopped", trigger=ticket.request, recipe=self.rules.name), ticket
+            )
+        if alive:
+            raise RuntimeError(f"threads still running after stop: {alive}")
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def trigger(self, request: TriggerRequest | None = None) -> TriggerTicket:
+        """Ask for one board (PLC TRIGGER); the ticket reports capture and result.
+
+        If the trigger cannot even be queued, the ticket is completed at once with a REJECT.
+        """
+        request = request or TriggerRequest()
+        with self._tickets_lock:
+            self._trigger_seq += 1
+            ticket = TriggerTicket(self._trigger_seq, request)
+            self._tickets[ticket.trigger_id] = ticket
+        try:
+            self._triggers.put_nowait(ticket)
+        except queue.Full:
+            self.counters.missed_triggers += 1
+            self._fail_ticket(ticket, "trigger queue full")
+        return ticket
+
+    def set_recipe(self, rules: RecipeRules) -> None:
+        """Switch the recipe between two boards (never in the middle of one)."""
+        with self._swap_lock:
+            self._next_rules = rules
+
+    def swap_detector(self, detector: Detector) -> None:
+        """Use an already loaded and warmed-up detector from the next board on."""
+        with self._swap_lock:
+            self._next_detector = detector
+
+    def on_result(self, fn: Callable[[InspectionResult], None]) -> None:
+        """Listener called in the inference thread; like a sink it must not block."""
+        self._result_listeners.append(fn)
+
+    # ------------------------------------------------------------------ capture
+    def _open_camera(self) -> bool:
+        delay = self.backoff_initial_s
+        while not self._stop.is_set():
+            try:
+                info = self.camera.open()
+                self.health.ok("camera", f"{info.width}x{info.height} {info.pixel_format}")
+                return True
+            except CameraError as exc:
+                self.health.fail("camera", f"cannot open: {exc}")
+            except Exception as exc:  # a driver bug must not kill the capture thread
+                log.exception("camera open crashed")
+                self.health.fail("camera", f"cannot open: {type(exc).__name__}: {exc}")
+            self._fail_pending_triggers("camera not available")
+            self._stop.wait(delay)
+            delay = min(delay * 2, self.backoff_max_s)
+        return False
+
+    def _capture_loop(self) -> None:
+        failures = 0
+        try:
+            if not self._open_camera():
+                return
+            while not self._stop.is_set():
+                ticket: TriggerTicket | None = None
+                if self.triggered:
+                    try:
+                        ticket = self._triggers.get(timeout=0.05)
+                    except queue.Empty:
+                        continue
+                    self.camera.flush()
+                    self.camera.trigger()
+                try:
+                    grab = self.camera.grab(self.frame_timeout_s)
+                except (FrameTimeout, IncompleteFrame) as exc:
+                    if isinstance(exc, IncompleteFrame):
+                        self.counters.incomplete += 1
+                    else:
+                        self.counters.timeouts += 1
+                    failures += 1
+                    if ticket is not None:
+                        self.counters.missed_triggers += 1
+                        self._fail_ticket(ticket, f"no frame: {exc}")
+                    if failures >= self.stall_timeouts:
+                        self._reconnect(f"{failures} consecutive failures: {exc}")
+                        failures = 0
+                    continue
+                except CameraError as exc:
+                    if ticket is not None:
+                        self._fail_ticket(ticket, f"camera error: {exc}")
+                    self._reconnect(str(exc))
+                    failures = 0
+                    continue
+                failures = 0
+                now = time.monotonic()
+                self._fps_window.append(now)
+                if len(self._fps_window) > 1:
+                    span = self._fps_window[-1] - self._fps_window[0]
+                    self.counters.fps = (len(self._fps_window) - 1) / span if span > 0 else 0.0
+                self._acq_id += 1
+                self.counters.frames += 1
+                meta = dict(grab.meta)
+                frame = Frame(
+                    id=self._acq_id,
+                    timestamp=float(meta.pop("timestamp", now)),
+                    image=grab.image,
+                    meta=meta,
+                    trigger_id=ticket.trigger_id if ticket else None,
+                )
+                if ticket is not None:
+                    ticket.acq_id = frame.id
+                    ticket.captured.set()
+                if not self.health.get("camera") or not self.health.get("camera").ok:
+                    self.health.ok("camera")
+                overflow = self.slot.put(frame)
+                self.counters.dropped = self.slot.dropped
+                if overflow is not None and ticket is not None:
+                    self._fail_ticket(ticket, "inference backlog full")
+        except Exception as exc:
+            log.exception("capture thread crashed")
+            self.health.fail("camera", f"capture thread crashed: {exc}")
+        finally:
+            try:
+                self.camera.close()
+            except Exception:
+                log.exception("camera close failed")
+
+    def _reconnect(self, reason: str) -> None:
+        self.health.fail("camera", f"lost: {reason}; reconnecting")
+        self.counters.reconnects += 1
+        try:
+            self.camera.close()
+        except Exception:
+            log.exception("camera close failed during reconnect")
+        # Frames from before the loss must never be inspected as new boards.
+        self.slot.clear()
+        self._open_camera()
+
+    # ------------------------------------------------------------------ inference
+    def _load_detector(self, detector: Detector) -> DetectorInfo | None:
+        try:
+            info = detector.load()
+            detector.warm_up()
+            self.health.ok("model", info.backend)
+            return info
+        except ModelError as exc:
+            self.health.fail("model", str(exc))
+        except Exception as exc:
+            log.exception("model load crashed")
+            self.health.fail("model", f"{type(exc).__name__}: {exc}")
+        return None
+
+    def _inference_loop(self) -> None:
+        self.detector_info = self._load_detector(self._detector)
+        while not self._stop.is_set():
+            frame = self.slot.take(timeout=0.1)
+            if frame is None:
+                continue
+            with self._swap_lock:
+                if self._next_detector is not None:
+                    old, self._detector = self._detector, self._next_detector
+                    self._next_detector = None
+                    self.detector_info = self._detector.info
+                    self.health.ok("model", self.detector_info.backend)
+                    try:
+                        old.close()
+                    except Exception:
+                        log.exception("closing the old detector failed")
+                if self._next_rules is not None:
+                    self.rules, self._next_rules = self._next_rules, None
+            result = self._inspect(frame)
+            ticket = None
+            if frame.trigger_id is not None:
+                with self._tickets_lock:
+                    ticket = self._tickets.get(frame.trigger_id)
+            self._publish(result, ticket)
+        # Frames left in the slot at stop: triggered ones still need their REJECT (done in stop()).
+
+    def _inspect(self, frame: Frame) -> InspectionResult:
+        t0 = time.monotonic()
+        ticket_req = TriggerRequest()
+        if frame.trigger_id is not None:
+            with self._tickets_lock:
+                t = self._tickets.get(frame.trigger_id)
+            if t is not None:
+                ticket_req = t.request
+        rules = self.rules
+        info = self.detector_info
+        common = dict(frame_id=frame.id, recipe=rules.name, trigger=ticket_req, captured_at=frame.timestamp)
+        if info is None:
+            return InspectionResult.failed("model not loaded", model_id="", **common)
+        try:
+            image = to_gray8(frame.image, f"frame {frame.id}")
+            reference = frame.meta.get("reference")
+            if reference is None:
+                reference = rules.reference
+            if info.needs_reference and reference is None:
+                return InspectionResult.failed("no reference image for this recipe", model_id=info.model_id, **common)
+            timings: dict[str, float] = {"queue": (t0 - frame.timestamp) * 1000}
+            if reference is not None and self.registrar is not None:
+                tr = time.monotonic()
+                reference, quality = self.registrar.register(image, reference)
+                timings["register"] = (time.monotonic() - tr) * 1000
+            detections = self._detector.detect(image, reference, rules.thresholds_for(info.default_thresholds))
+            timings.update(getattr(self._detector, "last_timings", {}) or {})
+            decision = rules.decide(detections, info.default_thresholds)
+        except Exception as exc:
+            log.exception("inspection of frame %d failed", frame.id)
+            self.health.fail("pipeline", f"inspection failed: {exc}")
+            return InspectionResult.failed(f"inspection failed: {exc}", model_id=info.model_id, **common)
+        if not (h := self.health.get("pipeline")) or not h.ok:
+            self.health.ok("pipeline")
+        timings["inspect"] = (time.monotonic() - t0) * 1000
+        timings["total"] = (time.monotonic() - frame.timestamp) * 1000
+        return InspectionResult(
+            frame_id=frame.id,
+            recipe=rules.name,
+            verdict=decision.verdict,
+            detections=decision.kept,
+            timings_ms=timings,
+            model_id=info.model_id,
+            board_serial=ticket_req.serial,
+            part_seq=ticket_req.part_seq,
+            captured_at=frame.timestamp,
+            image=frame.image if self.keep_images else None,
+            reference=reference if self.keep_images and isinstance(reference, np.ndarray) else None,
+            frame_meta={k: v for k, v in frame.meta.items() if k != "reference"},
+        )
+
+    # ------------------------------------------------------------------ results
+    def _fail_ticket(self, ticket: TriggerTicket, reason: str) -> None:
+        result = InspectionResult.failed(
+            reason,
+            trigger=ticket.request,
+            recipe=self.rules.name,
+            model_id=self.detector_info.model_id if self.detector_info else "",
+        )
+        self._publish(result, ticket)
+
+    def _fail_pending_triggers(self, reason: str) -> None:
+        while True:
+            try:
+                ticket = self._triggers.get_nowait()
+            except queue.Empty:
+                return
+            self.counters.missed_triggers += 1
+            self._fail_ticket(ticket, reason)
+
+    def _publish(self, result: InspectionResult, ticket: TriggerTicket | None) -> None:
+        if ticket is not None:
+            with self._tickets_lock:
+                self._tickets.pop(ticket.trigger_id, None)
+            if ticket.done.is_set():
+                return
+            result.board_serial = ticket.request.serial
+            result.part_seq = ticket.request.part_seq
+            ticket.result = result
+            ticket.done.set()
+        self.results_published += 1
+        for sink in self.sinks:
+            try:
+                sink.submit(result)
+            except Exception as exc:  # a failing sink is a station fault, not a lost board
+                log.exception("sink %s failed", getattr(sink, "name", sink))
+                self.health.fail(getattr(sink, "name", "sink"), f"submit failed: {exc}")
+        for fn in self._result_listeners:
+            try:
+                fn(result)
+            except Exception:
+                log.exception("result listener failed")
