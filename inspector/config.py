@@ -141,6 +141,10 @@ DEFAULT_AUTO_DELEGATES = [
 
 
 class DetectorSection(_Model):
+    engine: Literal["litert", "classical"] = Field(
+        "litert",
+        description="litert: the INT8 .tflite model; classical: golden-board difference baseline (bring-up, no classes).",
+    )
     model: Path = Field(DEFAULT_MODEL, description="Path to the .tflite model; its sidecar .json sits beside it.")
     delegate: Literal["auto", "cpu"] | ExternalDelegate = Field(
         "auto", description="auto: try `auto_delegates` then CPU; cpu: XNNPACK; or one external delegate."

@@ -172,6 +172,15 @@ def _overlaps(box, boxes, margin=6) -> bool:
     )
 
 
+def _fit_box(changed: np.ndarray, size: int, pad: int = 8, min_side: int = 24) -> tuple[int, int, int, int]:
+    """Box around the pixels a defect actually changed, padded like DeepPCB's (generous) boxes."""
+    ys, xs = np.nonzero(changed)
+    x1, x2, y1, y2 = xs.min() - pad, xs.max() + pad, ys.min() - pad, ys.max() + pad
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    hw, hh = max((x2 - x1) / 2, min_side / 2), max((y2 - y1) / 2, min_side / 2)
+    return _box(cx, cy, hw, hh, size)
+
+
 def make_board(seed: int, size: int = 640, defect_rate: float = 0.6, max_defects: int = 4) -> SynthBoard:
     """One board and its reference; with probability `defect_rate` it carries 1..max_defects defects."""
     rng = np.random.default_rng(seed)
@@ -188,7 +197,11 @@ def make_board(seed: int, size: int = 640, defect_rate: float = 0.6, max_defects
             box = _place_defect(rng, trial, ref, traces, cls)
             if box is None or _overlaps(box, defects):
                 continue
-            if not (trial != img).any():  # the defect drew nothing (e.g. spur inside a pad)
+            changed = trial != img
+            if not changed.any():  # the defect drew nothing (e.g. spur inside a pad)
+                continue
+            box = _fit_box(changed, size)
+            if _overlaps(box, defects):
                 continue
             img = trial
             defects.append((*box, cls))

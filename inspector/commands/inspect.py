@@ -1,0 +1,117 @@
+"""`pcb-inspector inspect IMAGE... [--reference IMAGE] [--json]`: inspect files once.
+
+Each image is judged on its own: a missing or unreadable image gets its own error line and a
+non-zero exit status, and the other images are still inspected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..capture.replay import reference_for
+from ..decision import RecipeRules, to_gray8
+from .common import add_station_args, station_config
+
+
+class ImageError(Exception):
+    pass
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inspect", help="inspect image files once and print the verdicts")
+    add_station_args(p)
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument(
+        "--reference",
+        metavar="IMAGE",
+        help="golden reference (default: <id>_temp beside <id>_test, else the recipe's reference)",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.set_defaults(func=inspect)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Grayscale uint8 image, or ImageError saying what is wrong with the file."""
+    if not path.exists():
+        raise ImageError("file not found")
+    if path.is_dir():
+        raise ImageError("is a folder, not an image")
+    if path.stat().st_size == 0:
+        raise ImageError("file is empty (0 bytes)")
+    data = np.fromfile(str(path), np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ImageError("not a readable image (unknown format or truncated)")
+    if img.size == 0 or min(img.shape[:2]) < 8:
+        raise ImageError(f"image too small ({img.shape[1]}x{img.shape[0]})")
+    if img.dtype not in (np.uint8, np.uint16):
+        raise ImageError(f"unsupported bit depth ({img.dtype}); expected 8 or 16 bit")
+    try:
+        return to_gray8(img, str(path))
+    except ValueError as exc:
+        raise ImageError(str(exc)) from None
+
+
+def inspect(args: argparse.Namespace) -> int:
+    from ..detect.factory import create_detector
+    from ..domain import InspectionResult
+
+    cfg = station_config(args)
+    rules = RecipeRules(cfg.recipe())
+    detector = create_detector(cfg.detector)
+    info = detector.load()
+    detector.warm_up(1)
+    if not args.json:
+        print(f"model: {info.model_id} on {info.backend}", file=sys.stderr)
+    fixed_ref = read_image(Path(args.reference)) if args.reference else None
+    thresholds = rules.thresholds_for(info.default_thresholds)
+    failures = 0
+    for name in args.images:
+        path = Path(name)
+        t0 = time.monotonic()
+        try:
+            image = read_image(path)
+            ref = fixed_ref
+            if ref is None and (rp := reference_for(path)) is not None:
+                ref = read_image(rp)
+            if ref is None:
+                ref = rules.reference
+            if info.needs_reference and ref is None:
+                raise ImageError("this model needs a golden reference: pass --reference or set the recipe's reference")
+            if ref is not None and ref.shape != image.shape:
+                raise ImageError(
+                    f"reference is {ref.shape[1]}x{ref.shape[0]}, image is {image.shape[1]}x{image.shape[0]}"
+                )
+            detections = detector.detect(image, ref, thresholds)
+            decision = rules.decide(detections, info.default_thresholds)
+        except ImageError as exc:
+            failures += 1
+            if args.json:
+                print(json.dumps({"image": name, "error": str(exc)}), flush=True)
+            print(f"error: {name}: {exc}", file=sys.stderr)
+            continue
+        timings = dict(detector.last_timings)
+        timings["total"] = (time.monotonic() - t0) * 1000
+        result = InspectionResult(
+            frame_id=0,
+            recipe=rules.name,
+            verdict=decision.verdict,
+            detections=decision.kept,
+            timings_ms=timings,
+            model_id=info.model_id,
+        )
+        if args.json:
+            out = result.to_json(name)
+            keep = ("image", "verdict", "detections", "timings_ms", "model")
+            print(json.dumps({k: out[k] for k in keep} | {"backend": info.backend}), flush=True)
+        else:
+            parts = ", ".join(f"{d.label} {d.score:.2f} @ {[int(v) for v in d.box]}" for d in decision.kept)
+            print(f"{name}: {decision.verdict.value} ({len(decision.kept)} defects{': ' + parts if parts else ''})")
+    return 1 if failures else 0

@@ -1,0 +1,154 @@
+"""Assemble a station from its configuration: camera, detector, recipe, pipeline and sinks.
+
+Why one place: the headless runner, the UI, the benchmark and the tests must all build the same
+station from the same `station.toml`, or a fault found in one would not reproduce in another.
+Parts outside `inspector` (the PLC link in `plc`) are found through entry points, so the core never
+imports them.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from .capture import create_camera
+from .config import ReplayCamera, StationConfig
+from .decision import RecipeRules
+from .health import Health
+from .pipeline import Pipeline, ResultSink
+
+log = logging.getLogger(__name__)
+
+
+class StationError(Exception):
+    """The station cannot be assembled; the message names the part and the reason."""
+
+
+@dataclass
+class Station:
+    cfg: StationConfig
+    health: Health
+    pipeline: Pipeline
+    parts: list[Any] = field(default_factory=list)
+    """Started parts with start()/stop() (PLC link, storage writer, metrics), stopped in reverse."""
+    recorder: Any = None
+    plc: Any = None
+    _disk_stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        for part in self.parts:
+            start = getattr(part, "start", None)
+            if start:
+                start()
+        self.pipeline.start()
+        threading.Thread(target=self._disk_watch, name="disk-watch", daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop capture and inference first, then flush the sinks, so no result is lost."""
+        self._disk_stop.set()
+        errors = []
+        try:
+            self.pipeline.stop()
+        except RuntimeError as exc:
+            errors.append(str(exc))
+        for part in reversed(self.parts):
+            stop = getattr(part, "stop", None) or getattr(part, "close", None)
+            if stop:
+                try:
+                    stop()
+                except Exception as exc:
+                    log.exception("stopping %s failed", part)
+                    errors.append(f"{type(part).__name__}: {exc}")
+        if errors:
+            raise StationError("unclean stop: " + "; ".join(errors))
+
+    def _disk_watch(self) -> None:
+        folder = Path(self.cfg.storage.archive_dir)
+        floor = self.cfg.storage.min_free_mb
+        while not self._disk_stop.is_set():
+            probe = folder if folder.exists() else Path.cwd()
+            try:
+                free_mb = shutil.disk_usage(probe).free / 2**20
+            except OSError as exc:
+                self.health.fail("disk", f"cannot read free space of {probe}: {exc.strerror}")
+            else:
+                if free_mb < floor:
+                    self.health.fail("disk", f"{free_mb:.0f} MB free < {floor} MB floor", f"{free_mb:.0f} MB free")
+                else:
+                    self.health.ok("disk", f"{free_mb / 1024:.1f} GB free")
+            self._disk_stop.wait(5.0)
+
+
+def build_station(
+    cfg: StationConfig,
+    *,
+    sinks: list[ResultSink] | None = None,
+    with_storage: bool = True,
+    with_plc: bool = True,
+    health: Health | None = None,
+) -> Station:
+    from .detect.factory import create_detector
+
+    health = health or Health()
+    rules = RecipeRules(cfg.recipe())
+    camera = create_camera(cfg)
+    detector = create_detector(cfg.detector)
+    plc_on = with_plc and cfg.plc.mode != "off"
+    triggered = plc_on or getattr(cfg.camera, "trigger", "free_run") != "free_run"
+    if plc_on and isinstance(cfg.camera, ReplayCamera) and cfg.camera.trigger == "free_run":
+        # With a PLC, a replay source serves one frame per TRIGGER.
+        cfg.camera.trigger = "software"
+        camera = create_camera(cfg)
+    timeout = getattr(cfg.camera, "timeout_s", 2.0)
+    pipeline = Pipeline(
+        camera,
+        detector,
+        rules,
+        health,
+        list(sinks or []),
+        triggered=triggered,
+        frame_timeout_s=timeout,
+        stall_timeouts=cfg.supervisor.stall_timeouts,
+        backoff_initial_s=cfg.supervisor.backoff_initial_s,
+        backoff_max_s=cfg.supervisor.backoff_max_s,
+    )
+    station = Station(cfg, health, pipeline)
+    if with_storage:
+        station.recorder = _attach_storage(cfg, health, pipeline)
+        if station.recorder is not None:
+            station.parts.append(station.recorder)
+    if plc_on:
+        station.plc = _attach_plc(cfg, pipeline, health)
+        station.parts.append(station.plc)
+    else:
+        health.ok("plc", "off (free-run)")
+    return station
+
+
+def _attach_storage(cfg: StationConfig, health: Health, pipeline: Pipeline) -> Any:
+    try:
+        from . import storage
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("inspector.storage"):
+            log.warning("storage package not available: results are not recorded")
+            health.fail("database", "storage package not installed")
+            return None
+        raise
+    recorder = storage.open_recorder(cfg, health)
+    pipeline.add_sink(recorder)
+    return recorder
+
+
+def _attach_plc(cfg: StationConfig, pipeline: Pipeline, health: Health) -> Any:
+    eps = list(entry_points(group="pcb_inspector.plc"))
+    if not eps:
+        raise StationError("plc.mode is set but the plc package is not installed (pip install -e .)")
+    attach = eps[0].load()
+    link = attach(cfg, pipeline, health)
+    pipeline.add_sink(link)
+    return link
