@@ -1,0 +1,152 @@
+"""`pcb-inspector evaluate --root DIR --list FILE --out DIR [--model M]`.
+
+Runs the station's own detector code (the same LiteRT path, pre- and post-processing as on the
+line) over a dataset in the DeepPCB layout, writes DeepPCB-format result files, and prints COCO
+mAP (pycocotools), DeepPCB's own protocol, board-level escapes at the shipped thresholds and the
+mean latency. `--compare-model` evaluates a second model (the float export) in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..domain import CLASS_NAMES
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a model on a dataset in the DeepPCB layout")
+    p.add_argument("--root", type=Path, required=True, help="dataset root (paths in the list are relative to it)")
+    p.add_argument("--list", type=Path, default=None, help="list file (default: ROOT/trainval.txt)")
+    p.add_argument("--out", type=Path, required=True, help="folder for <id>.txt result files and metrics.json")
+    p.add_argument("--model", type=Path, default=None, help=".tflite model (default: the shipped one)")
+    p.add_argument("--compare-model", type=Path, default=None, help="second model, e.g. the float export")
+    p.add_argument("--groups", default=None, help="only these board groups, e.g. 44000,92000 (the validation split)")
+    p.add_argument("--floor", type=float, default=0.05, help="lowest score written to result files")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    p.set_defaults(func=evaluate)
+
+
+def _evaluate_model(model: Path | None, pairs, out: Path | None, floor: float, threads: int) -> dict:
+    from ..config import DetectorSection, Recipe
+    from ..datasets.deeppcb import read_gray
+    from ..decision import RecipeRules
+    from ..detect.factory import create_detector
+    from ..domain import Verdict
+    from ..evaluation.coco import coco_map
+    from ..evaluation.deeppcb_protocol import deeppcb_metrics
+
+    cfg = DetectorSection(threads=threads, delegate="cpu")
+    if model is not None:
+        cfg.model = model
+    det = create_detector(cfg)
+    info = det.load()
+    det.warm_up(2)
+    rules = RecipeRules(Recipe())
+    floor_thr = {c: floor for c in range(1, len(CLASS_NAMES) + 1)}
+    gts, dets, latencies = [], [], []
+    escapes, false_rejects, defective, clean = [], 0, 0, 0
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    for p in pairs:
+        board, ref = read_gray(p.test_path), read_gray(p.template_path)
+        t0 = time.perf_counter()
+        found = det.detect(board, ref if info.needs_reference else None, floor_thr)
+        latencies.append((time.perf_counter() - t0) * 1000)
+        boxes = np.array([d.box for d in found], np.float32).reshape(-1, 4)
+        scores = np.array([d.score for d in found], np.float32)
+        classes = np.array([d.class_id - 1 for d in found], np.int64)
+        gts.append((p.boxes, p.classes))
+        dets.append((boxes, scores, classes))
+        if out is not None:
+            lines = [
+                f"{b[0]:.0f},{b[1]:.0f},{b[2]:.0f},{b[3]:.0f},{s:.4f},{CLASS_NAMES[c]}"
+                for b, s, c in zip(boxes, scores, classes, strict=True)
+            ]
+            (out / f"{p.id}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+        verdict = rules.decide(found, info.default_thresholds).verdict
+        if len(p.boxes):
+            defective += 1
+            if verdict is Verdict.PASS:
+                escapes.append(p.id)
+        # The template of every pair is a known-good board: count false rejects on it.
+        tf = det.detect(ref, ref if info.needs_reference else None, floor_thr)
+        clean += 1
+        if rules.decide(tf, info.default_thresholds).verdict is Verdict.REJECT:
+            false_rejects += 1
+    coco = coco_map(gts, dets, CLASS_NAMES)
+    shipped = {c - 1: t for c, t in info.default_thresholds.items()}
+    dp = deeppcb_metrics(gts, dets, shipped)
+    lat = np.array(latencies)
+    return {
+        "model": info.model_id,
+        "backend": info.backend,
+        "boards": len(pairs),
+        "map50": coco.map50,
+        "map50_95": coco.map50_95,
+        "per_class_ap50": coco.per_class_ap50,
+        "deeppcb_ap": dp.ap,
+        "deeppcb_precision": dp.precision,
+        "deeppcb_recall": dp.recall,
+        "deeppcb_fscore": dp.fscore,
+        "defective_boards": defective,
+        "escapes": len(escapes),
+        "escaped_boards": escapes,
+        "templates_checked": clean,
+        "false_rejects_on_templates": false_rejects,
+        "latency_mean_ms": float(lat.mean()) if lat.size else 0.0,
+        "latency_p99_ms": float(np.percentile(lat, 99)) if lat.size else 0.0,
+    }
+
+
+def _print(m: dict, title: str) -> None:
+    print(f"== {title}: {m['model']} on {m['backend']}, {m['boards']} boards")
+    print(f"COCO mAP@0.5 {m['map50']:.4f}   mAP@0.5:0.95 {m['map50_95']:.4f}")
+    print("AP@0.5 per class: " + "  ".join(f"{k} {v:.3f}" for k, v in m["per_class_ap50"].items()))
+    print(
+        f"DeepPCB protocol (IoU > 0.33, class required, class-agnostic ranking): AP {m['deeppcb_ap']:.4f}  "
+        f"precision {m['deeppcb_precision']:.4f} recall {m['deeppcb_recall']:.4f} F {m['deeppcb_fscore']:.4f}"
+    )
+    print(
+        f"board escapes at shipped thresholds: {m['escapes']} of {m['defective_boards']} defective boards"
+        + (f" ({', '.join(m['escaped_boards'][:10])})" if m["escapes"] else "")
+    )
+    print(f"false rejects on known-good templates: {m['false_rejects_on_templates']} of {m['templates_checked']}")
+    print(f"latency per board (pre + invoke + post): mean {m['latency_mean_ms']:.1f} ms, p99 {m['latency_p99_ms']:.1f} ms")
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from ..cli import CommandError
+    from ..datasets.deeppcb import DatasetError, load_list
+
+    try:
+        pairs = load_list(args.root, args.list)
+    except DatasetError as exc:
+        raise CommandError(str(exc)) from None
+    if args.groups:
+        groups = {g.strip() for g in args.groups.split(",")}
+        pairs = [p for p in pairs if p.group in groups]
+    if not pairs:
+        raise CommandError("no boards to evaluate (check --list and --groups)")
+    main = _evaluate_model(args.model, pairs, args.out, args.floor, args.threads)
+    result = {"main": main}
+    if args.compare_model:
+        other = _evaluate_model(args.compare_model, pairs, None, args.floor, args.threads)
+        result["compare"] = other
+        result["map50_delta"] = main["map50"] - other["map50"]
+    (args.out / "metrics.json").write_text(json.dumps(result, indent=2))
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    _print(main, "model")
+    if args.compare_model:
+        _print(result["compare"], "compared model")
+        print(f"mAP@0.5 difference (model - compared): {result['map50_delta']:+.4f}")
+    print(f"result files: {args.out}/<id>.txt", file=sys.stderr)
+    return 0
