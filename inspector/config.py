@@ -85,6 +85,11 @@ class AravisCamera(_Model):
     buffers: int = Field(8, ge=2, le=64, description="Stream buffer pool size.")
     timeout_s: float = Field(2.0, gt=0, le=60, description="Frame timeout before the watchdog counts a stall.")
     packet_size: int | None = Field(None, ge=576, le=9000, description="GigE packet size; None = negotiate.")
+    packet_socket: bool = Field(
+        False,
+        description="Use Aravis's raw packet socket for GigE streams (less CPU on a real NIC, needs CAP_NET_RAW); "
+        "off by default because no frames arrive through it over loopback.",
+    )
 
     @model_validator(mode="after")
     def _address_or_id(self) -> AravisCamera:
@@ -156,6 +161,11 @@ class DetectorSection(_Model):
     tile_overlap: int | None = Field(
         None, ge=0, description="Tile overlap in px for frames larger than the model input; None = from the model."
     )
+    trusted_keys: list[Path] = Field(
+        default_factory=list,
+        description="Ed25519 public keys (PEM) of this plant's model releases; when set, the station runs only "
+        "model packages whose .sig verifies with one of them. Empty = signatures not checked (development).",
+    )
 
 
 # ---------------------------------------------------------------- recipe
@@ -222,6 +232,25 @@ class StorageSection(_Model):
     )
     queue_size: int = Field(1000, ge=10, le=1_000_000, description="Results buffered in memory for the writer thread.")
     spool_dir: Path = Field(Path("data/spool"), description="Results spilled here when the database is unavailable.")
+    archive_pass_every: int = Field(
+        0, ge=0, description="With archive = 'rejects': also keep the full image of every Nth passed board (0 = none)."
+    )
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL",
+        description="SQLite synchronous mode in WAL: FULL survives power loss (one fsync per batch); NORMAL only a process crash.",
+    )
+    fsync_images: bool = Field(
+        False, description="fsync every archive file (records are always durable; images then survive power loss too)."
+    )
+    batch_max: int = Field(256, ge=1, le=10000, description="Most results the writer commits in one transaction.")
+    retention_interval_s: float = Field(60.0, gt=0, description="How often the writer runs a retention pass.")
+    retention_batch: int = Field(500, ge=1, le=100_000, description="Inspections deleted per retention transaction.")
+    shift_starts: list[str] = Field(
+        default_factory=lambda: ["06:00", "14:00", "22:00"],
+        min_length=1,
+        description="Local start times (HH:MM) of the shifts, for yield per shift.",
+    )
+    timezone: str = Field("UTC", description="IANA time zone of the plant (shift boundaries and history display).")
 
 
 # ---------------------------------------------------------------- ui / metrics

@@ -93,11 +93,13 @@ def build_station(
     health: Health | None = None,
 ) -> Station:
     from .detect.factory import create_detector
+    from .signing import guard_detector
 
     health = health or Health()
     rules = RecipeRules(cfg.recipe())
     camera = create_camera(cfg)
     detector = create_detector(cfg.detector)
+    detector = guard_detector(cfg.detector, detector)  # issue 10: refuse unsigned/tampered model packages
     plc_on = with_plc and cfg.plc.mode != "off"
     triggered = plc_on or getattr(cfg.camera, "trigger", "free_run") != "free_run"
     if plc_on and isinstance(cfg.camera, ReplayCamera) and cfg.camera.trigger == "free_run":
@@ -127,6 +129,15 @@ def build_station(
         station.parts.append(station.plc)
     else:
         health.ok("plc", "off (free-run)")
+    # --- issue 10 (deployment) hooks: /metrics + /health server, systemd watchdog, model hot-swap watcher.
+    from .metrics import attach_metrics
+    from .model_store import attach_model_watcher
+    from .watchdog import attach_watchdog
+
+    attach_metrics(station)
+    attach_watchdog(station)
+    attach_model_watcher(station)
+    # --- end issue 10 hooks
     return station
 
 

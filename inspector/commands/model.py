@@ -1,0 +1,222 @@
+"""`pcb-inspector model ...`: install, roll back, sign and verify model packages.
+
+Why install goes through files and not a control port: the running station watches its
+`detector.model` (`STORE/active/<file>`) and hot-swaps when the `active` link moves, so an install
+works the same whether the station runs or not, and there is no extra network endpoint that could
+change a line's model. The command confirms the swap through `/health` when the station serves it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("model", help="install, roll back, sign and verify model packages")
+    msub = p.add_subparsers(dest="model_command", metavar="ACTION")
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--config", help="station.toml (trusted keys, model path, database for the audit log)")
+        q.add_argument(
+            "--store", type=Path, help="model store folder (default: from detector.model = STORE/active/FILE)"
+        )
+        q.add_argument("--station-url", help="running station's metrics address, e.g. http://127.0.0.1:9108")
+        q.add_argument("--user", help="who is doing this, for the audit log (default: the login name)")
+
+    q = msub.add_parser("install", help="verify, warm up and activate a model package (hot-swaps a running station)")
+    q.add_argument("package", type=Path, help="a .tflite with its .json/.md/.sig beside it, or a .tar.gz of them")
+    q.add_argument("--allow-unsigned", action="store_true", help="development only: no trusted keys configured")
+    q.add_argument("--no-warm-up", action="store_true", help="skip loading the model here (not recommended)")
+    q.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the running station to switch")
+    common(q)
+    q.set_defaults(func=install)
+
+    q = msub.add_parser("rollback", help="switch back to the previous model")
+    q.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the running station to switch")
+    common(q)
+    q.set_defaults(func=rollback)
+
+    q = msub.add_parser("status", help="show the active and previous models")
+    common(q)
+    q.set_defaults(func=status)
+
+    q = msub.add_parser("keygen", help="create an Ed25519 key pair for the plant's model releases")
+    q.add_argument("private_key", type=Path, help="where to write the private key (keep it off the stations)")
+    q.add_argument("public_key", type=Path, help="where to write the public key (goes to detector.trusted_keys)")
+    q.set_defaults(func=keygen)
+
+    q = msub.add_parser("sign", help="sign a model package (.tflite + .json + .md) with the release key")
+    q.add_argument("model", type=Path, help="the .tflite; its sidecar and card beside it are signed with it")
+    q.add_argument("--key", type=Path, required=True, help="the release private key")
+    q.add_argument("--tar", type=Path, help="also write the signed package as this .tar.gz")
+    q.set_defaults(func=sign)
+
+    q = msub.add_parser("verify", help="check a package's signature against public keys")
+    q.add_argument("model", type=Path)
+    q.add_argument("--key", type=Path, action="append", default=[], help="public key (repeatable; default: config's)")
+    q.add_argument("--config", help="station.toml whose detector.trusted_keys to use")
+    q.set_defaults(func=verify)
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+
+def _cfg(args):
+    from .common import station_config
+
+    return station_config(argparse.Namespace(config=args.config))
+
+
+def _store(args, cfg):
+    from ..cli import CommandError
+    from ..model_store import ModelStore
+
+    root = args.store
+    if root is None:
+        found = ModelStore.for_model_path(cfg.detector.model)
+        if found is None:
+            raise CommandError(
+                f"detector.model = {cfg.detector.model} is not in a model store (STORE/active/FILE); "
+                "pass --store DIR and then set detector.model to DIR/active/<file>"
+            )
+        root = found.root
+    return ModelStore(root, database_url=cfg.storage.database_url, station_id=cfg.station.id)
+
+
+def _station_model(url: str | None) -> str | None:
+    if not url:
+        return None
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=2) as r:
+            return json.loads(r.read()).get("model_id")
+    except urllib.error.HTTPError as exc:  # 503 = NOT READY, the body still says which model runs
+        try:
+            return json.loads(exc.read()).get("model_id")
+        except Exception:
+            return None
+    except (OSError, ValueError):
+        return None
+
+
+def _station_url(args, cfg) -> str | None:
+    if args.station_url:
+        return args.station_url
+    if cfg.metrics.listen:
+        host, _, port = cfg.metrics.listen.rpartition(":")
+        host = "127.0.0.1" if host in ("", "0.0.0.0", "[::]", "::") else host
+        return f"http://{host}:{port}"
+    return None
+
+
+def _confirm(args, cfg, model_id: str, wait: float) -> None:
+    url = _station_url(args, cfg)
+    before = _station_model(url)
+    if before is None:
+        print("no running station answered; the model is used at the next start")
+        return
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if _station_model(url) == model_id:
+            print(f"running station switched to {model_id}")
+            return
+        time.sleep(0.5)
+    print(f"warning: the running station still reports {_station_model(url)} after {wait:.0f} s", file=sys.stderr)
+
+
+def _warm_up(cfg):
+    from ..detect.factory import create_detector
+
+    def run(model: Path) -> str:
+        det = create_detector(cfg.detector.model_copy(update={"model": model}))
+        try:
+            info = det.load()
+            ms = det.warm_up()
+            print(f"warm-up: {info.model_id} on {info.backend}, {ms:.1f} ms/inference")
+            return info.model_id
+        finally:
+            det.close()
+
+    return run
+
+
+def install(args) -> int:
+    cfg = _cfg(args)
+    store = _store(args, cfg)
+    keys = list(cfg.detector.trusted_keys)
+    inst = store.install(
+        args.package,
+        trusted_keys=keys,
+        warm_up=None if args.no_warm_up else _warm_up(cfg),
+        require_signature=not args.allow_unsigned,
+        who=args.user,
+    )
+    print(f"installed {inst.model_id} as {store.root / 'active'} ({'signature verified' if keys else 'UNSIGNED'})")
+    _confirm(args, cfg, inst.model_id, args.wait)
+    return 0
+
+
+def rollback(args) -> int:
+    cfg = _cfg(args)
+    store = _store(args, cfg)
+    inst = store.rollback(trusted_keys=list(cfg.detector.trusted_keys), who=args.user)
+    print(f"rolled back to {inst.model_id}")
+    _confirm(args, cfg, inst.model_id, args.wait)
+    return 0
+
+
+def status(args) -> int:
+    from ..model_store import _describe
+
+    cfg = _cfg(args)
+    store = _store(args, cfg)
+    print(f"store:    {store.root}")
+    print(f"active:   {_describe(store.active_dir())}")
+    print(f"previous: {_describe(store.previous_dir())}")
+    running = _station_model(_station_url(args, cfg))
+    if running:
+        print(f"running:  {running}")
+    return 0
+
+
+def keygen(args) -> int:
+    from ..cli import CommandError
+    from ..signing import generate_keypair
+
+    try:
+        kid = generate_keypair(args.private_key, args.public_key)
+    except FileExistsError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"key id {kid}: private {args.private_key} (mode 0600), public {args.public_key}")
+    return 0
+
+
+def sign(args) -> int:
+    import tarfile
+
+    from ..signing import package_files, sign_model
+
+    sig = sign_model(args.model, args.key)
+    print(f"signed: {sig}")
+    if args.tar:
+        with tarfile.open(args.tar, "w:gz") as tar:
+            for p in [*package_files(args.model), sig]:
+                tar.add(p, arcname=p.name)
+        print(f"package: {args.tar}")
+    return 0
+
+
+def verify(args) -> int:
+    from ..cli import CommandError
+    from ..signing import verify_model
+
+    keys = list(args.key)
+    if not keys and args.config:
+        keys = list(_cfg(args).detector.trusted_keys)
+    if not keys:
+        raise CommandError("give --key PUBLIC.pem or --config with detector.trusted_keys")
+    info = verify_model(args.model, keys)
+    print(f"OK: {args.model.name} signed by key {info.key_id} ({', '.join(sorted(info.files))})")
+    return 0

@@ -1,0 +1,370 @@
+"""Installed model versions on a station: `active`, `previous`, and a watcher that hot-swaps.
+
+Layout under the store folder (`/var/lib/pcb-inspector/models` on a station):
+
+    versions/<name>-<version>-<sha12>/   one folder per installed package (.tflite .json .md .sig)
+    active   -> versions/...             the model the station runs (`detector.model = STORE/active/<file>`)
+    previous -> versions/...             the one before, for `pcb-inspector model rollback`
+    audit.jsonl                          every install / rollback / swap, also sent to the records audit log
+
+Why symlinks: switching a model means switching three or four files together. Renaming one
+symlink over another is atomic, so a station (or a watcher polling it) never sees a new `.tflite`
+with an old sidecar. The running station notices the switch, verifies, loads and warms up the new
+package beside the old one and swaps between two boards; if anything fails it keeps the old model.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .detect.base import Detector, ModelError
+from .detect.package import read_meta
+from .signing import SIG_SUFFIX, SignatureError, package_files, signature_path, verify_model
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(ModelError):
+    """The model store cannot do what was asked; the message names the folder or package."""
+
+
+@dataclass(frozen=True)
+class InstalledModel:
+    model_id: str
+    path: Path
+    """The .tflite inside versions/."""
+
+
+def _who() -> str:
+    try:
+        return os.environ.get("SUDO_USER") or getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+class ModelStore:
+    def __init__(self, root: Path, *, database_url: str | None = None, station_id: str | None = None):
+        self.root = Path(root)
+        self.database_url = database_url
+        """Records database for the audit log (the CLI sets it; the running station only appends to audit.jsonl)."""
+        self.station_id = station_id
+
+    @classmethod
+    def for_model_path(cls, model: Path) -> ModelStore | None:
+        """The store a configured `detector.model` lives in (`STORE/active/<file>`), if it does."""
+        model = Path(model)
+        return cls(model.parent.parent) if model.parent.name == "active" else None
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def versions(self) -> Path:
+        return self.root / "versions"
+
+    def _link(self, name: str) -> Path | None:
+        link = self.root / name
+        if not link.is_symlink():
+            return None
+        target = (self.root / os.readlink(link)).resolve()
+        return target if target.is_dir() else None
+
+    def active_dir(self) -> Path | None:
+        return self._link("active")
+
+    def previous_dir(self) -> Path | None:
+        return self._link("previous")
+
+    @staticmethod
+    def model_in(folder: Path) -> Path:
+        found = sorted(folder.glob("*.tflite"))
+        if len(found) != 1:
+            raise StoreError(f"{folder}: expected exactly one .tflite, found {[p.name for p in found]}")
+        return found[0]
+
+    def _set_link(self, name: str, target: Path | None) -> None:
+        link = self.root / name
+        if target is None:
+            if link.is_symlink():
+                link.unlink()
+            return
+        tmp = self.root / f".{name}.tmp"
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        os.symlink(os.path.relpath(target, self.root), tmp)
+        os.replace(tmp, link)  # atomic: readers see the old or the new target, never neither
+        _fsync_dir(self.root)
+
+    # ------------------------------------------------------------------ package intake
+    def unpack(self, package: Path, into: Path) -> Path:
+        """Copy a package (a .tflite with its siblings, or a .tar[.gz] of them) into `into`; returns the .tflite."""
+        package = Path(package)
+        if not package.exists():
+            raise StoreError(f"{package}: package not found")
+        if package.suffix == ".tflite":
+            for p in [*package_files(package), signature_path(package)]:
+                if p.is_file():
+                    shutil.copy2(p, into / p.name)
+        elif tarfile.is_tarfile(package):
+            with tarfile.open(package) as tar:
+                members = [m for m in tar.getmembers() if m.isfile()]
+                for m in members:
+                    if Path(m.name).name != m.name.lstrip("./") or Path(m.name).suffix not in (
+                        ".tflite",
+                        ".json",
+                        ".md",
+                        SIG_SUFFIX,
+                    ):
+                        raise StoreError(
+                            f"{package}: unexpected member {m.name!r} (a package is flat: .tflite .json .md .sig)"
+                        )
+                tar.extractall(into, members=members, filter="data")
+        else:
+            raise StoreError(f"{package}: not a .tflite or a tar archive of a model package")
+        return self.model_in(into)
+
+    def install(
+        self,
+        package: Path,
+        *,
+        trusted_keys: list[Path],
+        warm_up: Callable[[Path], str] | None = None,
+        require_signature: bool = True,
+        who: str | None = None,
+    ) -> InstalledModel:
+        """Verify, warm up (`warm_up(model) -> model_id`), then make the package `active`.
+
+        The previous active becomes `previous`; older versions are removed. Nothing changes unless
+        every check passed.
+        """
+        self.versions.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+        try:
+            model = self.unpack(package, staging)
+            if trusted_keys:
+                verify_model(model, trusted_keys)
+            elif require_signature:
+                raise SignatureError(
+                    "no trusted keys configured (detector.trusted_keys): refusing to install an unverifiable package; "
+                    "pass --allow-unsigned for a development station"
+                )
+            meta = read_meta(model)
+            model_id = warm_up(model) if warm_up else meta.model_id
+            dest = self.versions / f"{meta.name}-{meta.version}-{meta.sha256[:12]}"
+            if dest.exists():
+                shutil.rmtree(dest)
+            os.replace(staging, dest)
+            _fsync_dir(self.versions)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        old = self.active_dir()
+        if old is not None and old != dest.resolve():
+            self._set_link("previous", old)
+        self._set_link("active", dest)
+        self._prune()
+        installed = InstalledModel(model_id, self.model_in(dest))
+        self.audit("model.install", who, before=_describe(old), after=_describe(dest))
+        return installed
+
+    def rollback(self, *, trusted_keys: list[Path], who: str | None = None) -> InstalledModel:
+        """Swap `active` and `previous` (the previous package is verified again first)."""
+        prev, cur = self.previous_dir(), self.active_dir()
+        if prev is None:
+            raise StoreError(f"{self.root}: no previous model to roll back to")
+        model = self.model_in(prev)
+        if trusted_keys:
+            verify_model(model, trusted_keys)
+        self._set_link("active", prev)
+        self._set_link("previous", cur)
+        self.audit("model.rollback", who, before=_describe(cur), after=_describe(prev))
+        return InstalledModel(read_meta(model).model_id, model)
+
+    def _prune(self) -> None:
+        keep = {p for p in (self.active_dir(), self.previous_dir()) if p is not None}
+        for d in self.versions.iterdir():
+            if d.is_dir() and d.resolve() not in keep:
+                shutil.rmtree(d, ignore_errors=True)
+
+    # ------------------------------------------------------------------ audit
+    def audit(self, action: str, who: str | None, before: Any, after: Any, station_id: str | None = None) -> None:
+        """Append to `audit.jsonl` and, when the records database is reachable, to its audit log."""
+        event = {
+            "at": datetime.now(UTC).isoformat(),
+            "who": who or _who(),
+            "action": action,
+            "target": "detector.model",
+            "before": before,
+            "after": after,
+        }
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "audit.jsonl", "a") as f:
+            f.write(json.dumps(event) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        if self.database_url:
+            record_audit_db(self.database_url, station_id or self.station_id, event)
+
+
+def record_audit_db(url: str, station_id: str | None, event: dict[str, Any]) -> bool:
+    """Write one audit event to the records database; False (and a warning) when it cannot."""
+    try:
+        from .storage.db import open_database
+        from .storage.models import AuditEvent
+    except ImportError as exc:
+        log.warning("audit event not written to the database (%s); it is in audit.jsonl", exc)
+        return False
+    try:
+        db = open_database(url, station_id=station_id or "station-1", migrate=False)
+        try:
+            with db.session() as s, s.begin():
+                s.add(
+                    AuditEvent(
+                        station_id=station_id,
+                        who=event["who"],
+                        action=event["action"],
+                        target=event["target"],
+                        before=event["before"],
+                        after=event["after"],
+                    )
+                )
+        finally:
+            db.close()
+        return True
+    except Exception as exc:
+        log.warning("audit event not written to %s (%s); it is in audit.jsonl", url.split("@")[-1], exc)
+        return False
+
+
+def _describe(folder: Path | None) -> dict[str, Any] | None:
+    if folder is None:
+        return None
+    try:
+        meta = read_meta(ModelStore.model_in(folder))
+        return {"model_id": meta.model_id, "folder": folder.name}
+    except ModelError:
+        return {"folder": folder.name}
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ModelWatcher:
+    """Station part: when `detector.model` starts pointing at other files, hot-swap to them.
+
+    Polls the resolved path and the package files' mtimes (a few stat calls every `interval_s`).
+    A package that fails to verify or load is logged, audited and remembered, and the station keeps
+    its current model; it is tried again only when the files change again.
+    """
+
+    name = "model-watcher"
+
+    def __init__(
+        self,
+        model: Path,
+        make_detector: Callable[[Path], Detector],
+        swap: Callable[[Detector], Any],
+        *,
+        interval_s: float = 2.0,
+        store: ModelStore | None = None,
+    ):
+        self.model = Path(model)
+        self.make_detector = make_detector
+        self.swap = swap
+        self.interval_s = interval_s
+        self.store = store
+        self.swaps = 0
+        self.failures = 0
+        self.last_error: str | None = None
+        self._seen = self.fingerprint()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def fingerprint(self) -> tuple:
+        real = self.model.resolve()
+        stats = []
+        for p in [*package_files(real), signature_path(real)]:
+            try:
+                st = p.stat()
+                stats.append((p.name, st.st_mtime_ns, st.st_size))
+            except OSError:
+                pass
+        return (str(real), tuple(stats))
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="model-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(5.0)
+
+    def poll(self) -> bool:
+        """One check; True when a new model was swapped in."""
+        fp = self.fingerprint()
+        if fp == self._seen:
+            return False
+        self._seen = fp
+        real = self.model.resolve()
+        try:
+            detector = self.make_detector(real)
+            info = self.swap(detector)
+        except Exception as exc:
+            self.failures += 1
+            self.last_error = f"{real}: {exc}"
+            log.error("model change not applied, keeping the current model: %s", self.last_error)
+            if self.store:
+                self.store.audit(
+                    "model.swap_refused", "station", before=None, after={"path": str(real), "error": str(exc)}
+                )
+            return False
+        self.swaps += 1
+        self.last_error = None
+        log.warning("model hot-swapped to %s", getattr(info, "model_id", real))
+        if self.store:
+            self.store.audit("model.swap", "station", before=None, after={"model_id": getattr(info, "model_id", "")})
+        return True
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.poll()
+            except Exception:
+                log.exception("model watcher poll failed")
+
+
+def attach_model_watcher(station: Any) -> ModelWatcher | None:
+    """Station hook: watch `detector.model` and hot-swap verified packages into the running pipeline."""
+    from .detect.factory import create_detector, hot_swap
+    from .signing import guard_detector
+
+    cfg = station.cfg
+    if cfg.detector.engine != "litert":
+        return None
+
+    def make(real: Path) -> Detector:
+        section = cfg.detector.model_copy(update={"model": real})
+        return guard_detector(section, create_detector(section))
+
+    # No database_url here: the storage writer thread owns the records database in this process.
+    store = ModelStore.for_model_path(cfg.detector.model)
+    watcher = ModelWatcher(cfg.detector.model, make, lambda det: hot_swap(station.pipeline, det), store=store)
+    station.parts.append(watcher)
+    return watcher
