@@ -1,0 +1,111 @@
+"""Operator screen fed by a real pipeline through the UI bridge; alarms raised and acknowledged."""
+
+from __future__ import annotations
+
+from inspector.domain import Verdict
+from ui.alarms import AlarmModel
+from ui.bridge import UiBridge
+from ui.operator_screen import OperatorScreen
+
+from .conftest import save_shot
+
+
+def _screen(bridge: UiBridge) -> tuple[OperatorScreen, AlarmModel]:
+    alarms = AlarmModel()
+    scr = OperatorScreen(alarms)
+    scr.set_recipes(["demo"], "demo")
+    bridge.updated.connect(scr.on_update)
+    bridge.updated.connect(lambda _u: bridge.ack())
+    bridge.health_changed.connect(scr.on_health)
+    bridge.health_changed.connect(alarms.on_health)
+    return scr, alarms
+
+
+def test_operator_screen_updates_from_pipeline_results(qtbot, ui_app, live_pipeline):
+    bridge = UiBridge(display_fps=10)
+    scr, _ = _screen(bridge)
+    qtbot.addWidget(scr)
+    scr.resize(1280, 800)
+    scr.show()
+    seen = []
+    live_pipeline.on_result(seen.append)
+    bridge.attach(live_pipeline)
+    bridge.start()
+    live_pipeline.start()
+    try:
+        qtbot.waitUntil(lambda: scr.update_count >= 3 and len(seen) >= 8, timeout=30000)
+        qtbot.waitUntil(lambda: scr.last_update.counts.inspected >= 8, timeout=10000)
+    finally:
+        live_pipeline.stop()
+    qtbot.waitUntil(lambda: scr.last_update.counts.inspected == len(seen), timeout=5000)
+    u = scr.last_update
+    # Counters are exact (every result counts) even though pictures are throttled.
+    assert u.counts.inspected == len(seen)
+    assert u.counts.passed == sum(r.verdict is Verdict.PASS for r in seen)
+    assert u.counts.rejected == sum(r.verdict is Verdict.REJECT for r in seen)
+    assert scr.tiles["inspected"].value.text() == f"{len(seen):,}"
+    # The banner, the overlays and the strip show the newest board.
+    last = seen[-1]
+    assert u.latest.uid == last.uid
+    assert scr.verdict.word.text() == ("PASS" if last.passed else "REJECT")
+    assert len(scr.live.overlays) == len(last.detections)
+    assert [r.uid for r in scr.strip.results] == [r.uid for r in seen[-20:]]
+    # Pictures are owned copies, scaled to at most the bridge's max side.
+    assert scr.live.image is not None and not scr.live.image.isNull()
+    assert max(scr.live.image.width(), scr.live.image.height()) <= bridge.max_side
+    # Lamps: the camera and the backend that actually runs.
+    assert scr.lamps["camera"].state.ok
+    assert "classical" in scr.lamps["model"].reason.text()
+    assert bridge.emitted <= bridge.submitted
+    save_shot(scr, "operator_live_1280x800")
+    # A defect tap opens the zoom on that defect.
+    rejects = [i for i, r in enumerate(seen) if r.detections]
+    if scr.live.overlays:
+        scr.open_zoom(0)
+        assert scr.zoom is not None and scr.zoom.canvas.image is not None
+        scr.zoom.close()
+    assert rejects or u.counts.passed == u.counts.inspected
+    bridge.stop()
+
+
+def test_alarm_raises_and_is_acknowledged(qtbot, ui_app):
+    from inspector.health import Health
+
+    health = Health()
+    bridge = UiBridge()
+    scr, alarms = _screen(bridge)
+    qtbot.addWidget(scr)
+    scr.resize(1280, 800)
+    scr.show()
+    bridge.attach_health(health)
+    health.ok("camera", "640x640 Mono8")
+    health.fail("model", "loading")  # start-up, not a fault: no alarm
+    qtbot.wait(20)
+    assert not scr.alarm_banner.isVisible() and alarms.unacknowledged == []
+
+    acked = []
+    alarms.acknowledged.connect(lambda a, who: acked.append((a, who)))
+    scr.acknowledge_requested.connect(lambda: alarms.acknowledge_all("op1"))
+    health.fail("camera", "lost: 3 consecutive failures; reconnecting")
+    health.fail("plc", "heartbeat lost for 3.1 s")
+    qtbot.waitUntil(lambda: scr.alarm_banner.isVisible(), timeout=2000)
+    assert len(alarms.unacknowledged) == 2
+    assert "PLC down" in scr.alarm_banner.text.text()
+    assert not scr.lamps["camera"].state.ok and not scr.lamps["plc"].state.ok
+    save_shot(scr, "operator_alarm_1280x800")
+
+    # The same fault changing wording does not raise a second alarm.
+    health.fail("camera", "cannot open: no device")
+    qtbot.wait(20)
+    assert len(alarms.unacknowledged) == 2
+
+    qtbot.mouseClick(scr.alarm_banner.ack, __import__("PySide6.QtCore").QtCore.Qt.MouseButton.LeftButton)
+    assert not scr.alarm_banner.isVisible()
+    assert acked and acked[0][1] == "op1" and {a.component for a in acked[0][0]} == {"camera", "plc"}
+    # Still active after acknowledgement: the lamp stays red, the banner stays down.
+    assert not scr.lamps["plc"].state.ok
+    # Recovery then a new loss raises a new alarm.
+    health.ok("plc", "link up")
+    health.fail("plc", "link down: connection refused")
+    qtbot.waitUntil(lambda: scr.alarm_banner.isVisible(), timeout=2000)
+    assert [a.component for a in alarms.unacknowledged] == ["plc"]

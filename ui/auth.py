@@ -1,0 +1,189 @@
+"""Who is at the station, what they may do, and when they are logged out.
+
+Why roles are checked here and again where the action happens: the UI hides and disables what a
+role may not use (a glove should not hit a button that then refuses), but each action also calls
+`Session.require`, so a path that forgot to disable a button still cannot act.
+Secrets are only ever stored as `hashlib.scrypt` hashes with a per-user random salt.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtCore import QEvent, QObject, QTimer, Signal
+
+
+class Role(enum.StrEnum):
+    OPERATOR = "operator"
+    ENGINEER = "engineer"
+    ADMIN = "admin"
+
+
+class Permission(enum.StrEnum):
+    RUN = "run"  # start/stop, select recipe
+    ACK_ALARM = "ack_alarm"
+    REVIEW = "review"
+    EDIT_RECIPE = "edit_recipe"  # thresholds, ROI, reference
+    SWAP_MODEL = "swap_model"
+    MANAGE_USERS = "manage_users"
+
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.OPERATOR: frozenset({Permission.RUN, Permission.ACK_ALARM, Permission.REVIEW}),
+    Role.ENGINEER: frozenset(
+        {Permission.RUN, Permission.ACK_ALARM, Permission.REVIEW, Permission.EDIT_RECIPE, Permission.SWAP_MODEL}
+    ),
+    Role.ADMIN: frozenset(Permission),
+}
+
+# scrypt cost: n=2**14, r=8 costs ~16 MiB and ~50 ms on the line PC; enough for a PIN behind a lockout.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+
+
+def hash_secret(secret: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
+    """`scrypt$n$r$p$salt$hash` (hex); the secret itself is never kept."""
+    if not secret:
+        raise ValueError("an empty PIN or password is not allowed")
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, n=n, r=r, p=p, dklen=32, maxmem=64 * 2**20)
+    return f"scrypt${n}${r}${p}${salt.hex()}${digest.hex()}"
+
+
+def verify_secret(secret: str, stored: str) -> bool:
+    try:
+        kind, n, r, p, salt, digest = stored.split("$")
+        if kind != "scrypt":
+            return False
+        got = hashlib.scrypt(
+            secret.encode(),
+            salt=bytes.fromhex(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(digest) // 2,
+            maxmem=64 * 2**20,
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got.hex(), digest)
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    role: Role
+
+    def can(self, permission: Permission) -> bool:
+        return permission in ROLE_PERMISSIONS[self.role]
+
+
+class PermissionDenied(Exception):
+    def __init__(self, user: User | None, permission: Permission):
+        self.user = user
+        self.permission = permission
+        who = f"{user.name} ({user.role})" if user else "nobody is logged in"
+        super().__init__(f"{permission.value} is not allowed: {who}")
+
+
+class LoginFailed(Exception):
+    pass
+
+
+class Session(QObject):
+    """The logged-in user, the inactivity timer and the lock-out after failed logins."""
+
+    changed = Signal(object)
+    """User or None."""
+
+    MAX_FAILURES = 5
+    LOCKOUT_S = 30.0
+
+    def __init__(
+        self,
+        authenticate: Callable[[str, str], User | None],
+        auto_logout_s: float = 300.0,
+        audit: Callable[..., None] | None = None,
+    ):
+        super().__init__()
+        self._authenticate = authenticate
+        self._audit = audit or (lambda *a, **k: None)
+        self.user: User | None = None
+        self._failures = 0
+        self._locked_until = 0.0
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(int(auto_logout_s * 1000))
+        self._timer.timeout.connect(self._timed_out)
+
+    def login(self, name: str, secret: str) -> User:
+        now = time.monotonic()
+        if now < self._locked_until:
+            raise LoginFailed(f"too many failed attempts; wait {self._locked_until - now:.0f} s")
+        user = self._authenticate(name.strip(), secret)
+        if user is None:
+            self._failures += 1
+            self._audit("login_failed", user=name.strip() or "?", detail={"failures": self._failures})
+            if self._failures >= self.MAX_FAILURES:
+                self._locked_until = now + self.LOCKOUT_S
+                self._failures = 0
+            raise LoginFailed("unknown user or wrong PIN/password")
+        self._failures = 0
+        self.user = user
+        self._audit("login", user=user.name, detail={"role": user.role.value})
+        self._timer.start()
+        self.changed.emit(user)
+        return user
+
+    def logout(self, reason: str = "logout") -> None:
+        if self.user is None:
+            return
+        self._audit(reason, user=self.user.name, detail={})
+        self.user = None
+        self._timer.stop()
+        self.changed.emit(None)
+
+    def _timed_out(self) -> None:
+        self.logout("auto_logout")
+
+    def activity(self) -> None:
+        if self.user is not None:
+            self._timer.start()
+
+    def can(self, permission: Permission) -> bool:
+        return self.user is not None and self.user.can(permission)
+
+    def require(self, permission: Permission) -> User:
+        if not self.can(permission):
+            raise PermissionDenied(self.user, permission)
+        assert self.user is not None
+        return self.user
+
+    @property
+    def auto_logout_ms(self) -> int:
+        return self._timer.interval()
+
+
+class ActivityFilter(QObject):
+    """Application-wide event filter: any touch, click or key restarts the inactivity timer."""
+
+    KINDS = {
+        QEvent.Type.MouseButtonPress,
+        QEvent.Type.KeyPress,
+        QEvent.Type.TouchBegin,
+        QEvent.Type.Wheel,
+    }
+
+    def __init__(self, session: Session):
+        super().__init__()
+        self.session = session
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt name)
+        if event.type() in self.KINDS:
+            self.session.activity()
+        return False

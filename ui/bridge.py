@@ -1,0 +1,290 @@
+"""Worker-side adapter from the pipeline to the GUI thread.
+
+Why a thread of its own and one frame in flight:
+- the inference thread must never wait for the GUI, so `submit` only updates counters and swaps
+  the latest result into a one-slot holder (the older one is dropped and counted);
+- the bridge thread converts that result into an *owned* `QImage` (`QImage(...).copy()`, made
+  here, never a shallow QImage over a numpy buffer that the next frame may free), scaled down to
+  what the screen can show, and emits it at most `display_fps` times per second;
+- it emits the next update only after the GUI has drawn the previous one (`ack`), so a busy or
+  stalled GUI never accumulates frames in Qt's event queue: memory stays flat however long it runs.
+Counters and the last-20 strip are exact (every result counts), only pictures are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QImage
+
+from inspector.domain import Detection, InspectionResult, Verdict
+from inspector.health import ComponentState, Health
+
+log = logging.getLogger(__name__)
+
+#: Shift start hours (local time): counters reset when a new shift starts.
+SHIFT_START_HOURS = (6, 14, 22)
+
+
+def shift_start(now: datetime) -> datetime:
+    """Start of the shift `now` belongs to (06-14, 14-22, 22-06)."""
+    hours = sorted(SHIFT_START_HOURS)
+    past = [h for h in hours if h <= now.hour]
+    if past:
+        return now.replace(hour=past[-1], minute=0, second=0, microsecond=0)
+    from datetime import timedelta
+
+    prev = now - timedelta(days=1)
+    return prev.replace(hour=hours[-1], minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True, slots=True)
+class ResultSummary:
+    """What the GUI shows of one board: no pixels, so keeping twenty of them costs nothing."""
+
+    uid: str
+    frame_id: int
+    verdict: Verdict
+    serial: str | None
+    recipe: str
+    cycle_ms: float
+    detections: tuple[Detection, ...]
+    reason: str | None
+    timestamp: datetime
+    model_id: str
+    image_size: tuple[int, int] | None
+    """(width, height) of the original frame, when there was one."""
+
+    @classmethod
+    def of(cls, r: InspectionResult) -> ResultSummary:
+        size = (int(r.image.shape[1]), int(r.image.shape[0])) if r.image is not None else None
+        return cls(
+            r.uid,
+            r.frame_id,
+            r.verdict,
+            r.board_serial,
+            r.recipe,
+            r.cycle_ms,
+            tuple(r.detections),
+            r.reason,
+            r.timestamp,
+            r.model_id,
+            size,
+        )
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict is Verdict.PASS
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftCounts:
+    inspected: int = 0
+    passed: int = 0
+    rejected: int = 0
+    boards_per_min: float = 0.0
+    shift_started: datetime | None = None
+
+    @property
+    def yield_pct(self) -> float | None:
+        return 100.0 * self.passed / self.inspected if self.inspected else None
+
+
+@dataclass(frozen=True, slots=True)
+class LiveUpdate:
+    """One GUI refresh: the newest picture (owned QImage) and the exact counters."""
+
+    seq: int
+    image: QImage | None
+    image_scale: float
+    """Displayed image pixels per original frame pixel (boxes are in frame pixels)."""
+    latest: ResultSummary | None
+    counts: ShiftCounts
+    recent: tuple[ResultSummary, ...]
+    camera_fps: float
+    frames_dropped: int
+    """Results whose picture was never shown (throttling): expected, not an error."""
+
+
+def to_owned_qimage(image: np.ndarray, max_side: int) -> tuple[QImage, float]:
+    """Owned QImage of `image`, shrunk so its longer side is at most `max_side`; and the scale used."""
+    h, w = image.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale < 1.0:
+        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    image = np.ascontiguousarray(image)
+    h, w = image.shape[:2]
+    if image.ndim == 2:
+        fmt = QImage.Format.Format_Grayscale8
+    elif image.shape[2] == 3:
+        fmt = QImage.Format.Format_BGR888
+    elif image.shape[2] == 4:
+        fmt = QImage.Format.Format_ARGB32
+    else:
+        raise ValueError(f"cannot display an image of shape {image.shape}")
+    # The wrapper borrows `image`'s memory; copy() detaches it before `image` can be freed.
+    shallow = QImage(image.data, w, h, int(image.strides[0]), fmt)
+    owned = shallow.copy()
+    del shallow
+    return owned, scale
+
+
+class UiBridge(QObject):
+    """Pipeline result listener (or sink) and Health listener that feeds the GUI through signals."""
+
+    updated = Signal(object)
+    """LiveUpdate, emitted from the bridge thread (queued to the GUI)."""
+    health_changed = Signal(object)
+    """ComponentState, emitted from whichever thread changed it (queued to the GUI)."""
+
+    name = "ui"
+
+    def __init__(self, display_fps: float = 15.0, max_side: int = 1600, recent: int = 20, clock=time.monotonic):
+        super().__init__()
+        self.period = 1.0 / display_fps
+        self.max_side = max_side
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._latest: InspectionResult | None = None
+        self._pending = False
+        self._acked = True
+        self._stop = False
+        self._recent: deque[ResultSummary] = deque(maxlen=recent)
+        self._times: deque[float] = deque(maxlen=20000)
+        self._inspected = self._passed = self._rejected = 0
+        self._shift = shift_start(datetime.now())
+        self._seq = 0
+        self._latest_summary: ResultSummary | None = None
+        self.frames_dropped = 0
+        self.emitted = 0
+        self.submitted = 0
+        self._fps_source = None
+        self._thread: threading.Thread | None = None
+
+    # -------------------------------------------------------------- wiring
+    def attach(self, pipeline, health: Health | None = None) -> None:
+        """Listen to a pipeline's results and (by default) its Health."""
+        pipeline.on_result(self.submit)
+        self._fps_source = pipeline.counters
+        self.attach_health(health or pipeline.health)
+
+    def attach_health(self, health: Health) -> None:
+        health.subscribe(self.health_changed.emit)
+        for state in health.snapshot().values():
+            self.health_changed.emit(state)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop = False
+            self._thread = threading.Thread(target=self._run, name="ui-bridge", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    # -------------------------------------------------------------- worker side
+    def submit(self, result: InspectionResult) -> None:
+        """Called in the inference thread: O(1), never blocks on the GUI."""
+        summary = ResultSummary.of(result)
+        now = self._clock()
+        with self._cond:
+            self.submitted += 1
+            self._roll_shift()
+            self._inspected += 1
+            if result.passed:
+                self._passed += 1
+            else:
+                self._rejected += 1
+            self._times.append(now)
+            self._recent.append(summary)
+            if self._pending and self._latest is not None and self._latest.image is not None:
+                self.frames_dropped += 1
+            self._latest = result
+            self._latest_summary = summary
+            self._pending = True
+            self._cond.notify()
+
+    def reset_counters(self) -> None:
+        with self._cond:
+            self._inspected = self._passed = self._rejected = 0
+            self._times.clear()
+            self._shift = shift_start(datetime.now())
+            self._pending = True
+            self._cond.notify()
+
+    def _roll_shift(self) -> None:
+        start = shift_start(datetime.now())
+        if start != self._shift:
+            self._shift = start
+            self._inspected = self._passed = self._rejected = 0
+            self._times.clear()
+
+    def _counts(self, now: float) -> ShiftCounts:
+        while self._times and now - self._times[0] > 60.0:
+            self._times.popleft()
+        rate = 0.0
+        if len(self._times) >= 2:
+            span = max(now - self._times[0], 1e-3)
+            rate = (len(self._times) - 1) / span * 60.0
+        return ShiftCounts(self._inspected, self._passed, self._rejected, rate, self._shift)
+
+    def ack(self) -> None:
+        """GUI thread: the last update is drawn; the next one may be sent."""
+        with self._cond:
+            self._acked = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        last = 0.0
+        while True:
+            with self._cond:
+                while not self._stop and not (self._pending and self._acked):
+                    self._cond.wait(0.5)
+                if self._stop:
+                    return
+                wait = last + self.period - self._clock()
+            if wait > 0:
+                time.sleep(wait)  # throttle outside the lock: submit never waits for this
+            with self._cond:
+                if self._stop:
+                    return
+                result, self._latest = self._latest, None
+                summary = self._latest_summary
+                self._pending = False
+                self._acked = False
+                now = self._clock()
+                counts = self._counts(now)
+                recent = tuple(self._recent)
+                self._seq += 1
+                seq = self._seq
+                dropped = self.frames_dropped
+            image, scale = None, 1.0
+            if result is not None and result.image is not None:
+                try:
+                    image, scale = to_owned_qimage(result.image, self.max_side)
+                except Exception:
+                    log.exception("cannot convert frame %s for display", result.frame_id)
+            del result
+            fps = float(getattr(self._fps_source, "fps", 0.0) or 0.0)
+            update = LiveUpdate(seq, image, scale, summary, counts, recent, fps, dropped)
+            last = self._clock()
+            self.emitted += 1
+            self.updated.emit(update)
+
+
+__all__ = ["ComponentState", "LiveUpdate", "ResultSummary", "ShiftCounts", "UiBridge", "to_owned_qimage"]

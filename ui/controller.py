@@ -1,0 +1,127 @@
+"""What the screens may ask of the station: start, stop, switch recipe, apply an edited recipe.
+
+Why a thin object between the screens and `inspector.station.Station`: the screens are tested with
+a real pipeline but without a PLC or a database, and the app runs a full station; both give the
+screens the same handful of calls. Start and stop run off the GUI thread (joining the capture and
+inference threads can take a second), and report back through signals.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from inspector.config import Recipe, StationConfig
+from inspector.decision import RecipeRules
+from inspector.health import Health
+
+log = logging.getLogger(__name__)
+
+
+class StationController(QObject):
+    running_changed = Signal(bool)
+    recipe_changed = Signal(str)
+    error = Signal(str)
+
+    def __init__(self, cfg: StationConfig, pipeline, health: Health, station: Any = None):
+        super().__init__()
+        self.cfg = cfg
+        self.pipeline = pipeline
+        self.health = health
+        self.station = station
+        self.active_recipe = cfg.active_recipe
+        self._busy = threading.Lock()
+        self._started_once = False
+
+    @property
+    def running(self) -> bool:
+        return bool(self.pipeline.running)
+
+    def recipe_names(self) -> list[str]:
+        return [r.name for r in self.cfg.recipes]
+
+    def recipe(self, name: str | None = None) -> Recipe:
+        return self.cfg.recipe(name or self.active_recipe)
+
+    # ------------------------------------------------------------ run control
+    def start(self, wait: bool = False) -> None:
+        self._in_background(self._start, wait)
+
+    def stop(self, wait: bool = False) -> None:
+        self._in_background(self._stop, wait)
+
+    def _in_background(self, fn, wait: bool) -> None:
+        t = threading.Thread(target=self._guarded, args=(fn,), name=f"ui-{fn.__name__.strip('_')}", daemon=True)
+        t.start()
+        if wait:
+            t.join(30)
+
+    def _guarded(self, fn) -> None:
+        if not self._busy.acquire(blocking=False):
+            return
+        try:
+            fn()
+        except Exception as exc:
+            log.exception("station control failed")
+            self.error.emit(str(exc))
+        finally:
+            self._busy.release()
+            self.running_changed.emit(self.running)
+
+    def _start(self) -> None:
+        if self.running:
+            return
+        if self.station is not None and not self._started_once:
+            self.station.start()
+        else:
+            self.pipeline.start()
+        self._started_once = True
+
+    def _stop(self) -> None:
+        if not self.running:
+            return
+        # Only the pipeline stops: the PLC link and the database writer keep running so the PLC
+        # sees NOT READY and every record already made is still written.
+        self.pipeline.stop()
+        self.health.fail("pipeline", "stopped by operator")
+
+    def shutdown(self) -> None:
+        """Application exit: stop everything, flushing the sinks."""
+        try:
+            if self.station is not None and self._started_once:
+                self.station.stop()
+            elif self.running:
+                self.pipeline.stop()
+        except Exception:
+            log.exception("station stop failed")
+
+    # ------------------------------------------------------------ recipes
+    def select_recipe(self, name: str) -> None:
+        """Switch the running pipeline to another recipe from the next board on."""
+        recipe = self.cfg.recipe(name)
+        rules = RecipeRules(recipe)
+        self.pipeline.set_recipe(rules)
+        self.active_recipe = name
+        self.recipe_changed.emit(name)
+
+    def apply_recipe(self, recipe: Recipe) -> None:
+        """Store an edited recipe in the configuration and make the pipeline use it if active."""
+        rules = RecipeRules(recipe)  # raises RecipeError before anything is changed
+        recipes = [recipe if r.name == recipe.name else r for r in self.cfg.recipes]
+        if recipe.name not in {r.name for r in self.cfg.recipes}:
+            recipes.append(recipe)
+        self.cfg.recipes = recipes
+        if recipe.name == self.active_recipe:
+            self.pipeline.set_recipe(rules)
+        self.recipe_changed.emit(self.active_recipe)
+
+    # ------------------------------------------------------------ editing state
+    def begin_editing(self, user: str, recipe: str) -> None:
+        """While an engineer edits, the station is NOT READY and the PLC sees ENGINEER_EDITING."""
+        self.health.fail("recipe", f"ENGINEER_EDITING: {user} is editing recipe {recipe}")
+
+    def end_editing(self) -> None:
+        self.health.ok("recipe", self.active_recipe)

@@ -1,0 +1,494 @@
+"""The line screen: live image with defects, PASS/REJECT, shift counters, status lamps, alarms.
+
+Why this layout: the verdict and the alarm are what an operator looks for from two metres, so they
+are the largest and most saturated things on screen; the live image is next (a tap on a defect
+zooms it); counters, lamps and the last-20 strip are read up close. Every widget is fed from
+`LiveUpdate` / `ComponentState` signals: this module never touches the pipeline's threads.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPainter
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from inspector.health import ComponentState
+
+from . import theme
+from .alarms import AlarmModel
+from .bridge import LiveUpdate, ResultSummary
+from .image_view import ImageCanvas, Overlay
+
+LAMPS = ("camera", "model", "plc", "database", "disk")
+
+
+def lamp_title(name: str) -> str:
+    from PySide6.QtCore import QCoreApplication
+
+    return {
+        "camera": QCoreApplication.translate("Lamps", "Camera"),
+        "model": QCoreApplication.translate("Lamps", "Detector"),
+        "plc": QCoreApplication.translate("Lamps", "PLC"),
+        "database": QCoreApplication.translate("Lamps", "Database"),
+        "disk": QCoreApplication.translate("Lamps", "Disk"),
+    }.get(name, name)
+
+
+def overlays_for(detections, scale_label: bool = True) -> list[Overlay]:
+    return [
+        Overlay(d.box, theme.CLASS_COLOURS.get(d.class_id, "#ffffff"), f"{d.label} {d.score:.2f}") for d in detections
+    ]
+
+
+class LiveView(ImageCanvas):
+    defect_tapped = Signal(int)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.tapped.connect(self._on_tap)
+
+    def _on_tap(self, x: float, y: float) -> None:
+        i = self.overlay_at(x, y)
+        if i is not None:
+            self.defect_tapped.emit(i)
+
+
+class ZoomDialog(QDialog):
+    """A tapped defect, enlarged, with a big close button (no hover, no small X)."""
+
+    def __init__(self, image, scale: float, overlay: Overlay, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle(self.tr("Defect"))
+        self.setModal(True)
+        x1, y1, x2, y2 = overlay.box
+        side = max(x2 - x1, y2 - y1) * 3 + 40
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        fx, fy = max(0.0, cx - side / 2), max(0.0, cy - side / 2)
+        crop_rect = QRectF(fx * scale, fy * scale, side * scale, side * scale).toAlignedRect()
+        crop = image.copy(crop_rect)
+        canvas = ImageCanvas(self)
+        canvas.set_image(crop, scale)
+        canvas.set_overlays([Overlay((x1 - fx, y1 - fy, x2 - fx, y2 - fy), overlay.colour, overlay.label, True)])
+        canvas.setMinimumSize(520, 520)
+        close = QPushButton(self.tr("Close"), self)
+        close.clicked.connect(self.accept)
+        lay = QVBoxLayout(self)
+        title = QLabel(overlay.label, self)
+        title.setObjectName("title")
+        lay.addWidget(title)
+        lay.addWidget(canvas, 1)
+        lay.addWidget(close)
+        self.canvas = canvas
+
+
+class VerdictBanner(QFrame):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("panel")
+        self.word = QLabel(self)
+        self.word.setObjectName("verdictWord")
+        self.word.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.line1 = QLabel(self)
+        self.line1.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.line2 = QLabel(self)
+        self.line2.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.line2.setWordWrap(True)
+        lay = QVBoxLayout(self)
+        lay.setSpacing(2)
+        lay.addWidget(self.word, 1)
+        lay.addWidget(self.line1)
+        lay.addWidget(self.line2)
+        self.result: ResultSummary | None = None
+        self.scale = 1.0
+        self.show_result(None)
+
+    def set_scale(self, scale: float) -> None:
+        self.scale = scale
+        self.show_result(self.result)
+
+    def show_result(self, r: ResultSummary | None) -> None:
+        self.result = r
+        s = self.scale
+        if r is None:
+            bg, word = theme.PANEL_2, self.tr("WAITING")
+            self.line1.setText(self.tr("No board inspected yet"))
+            self.line2.setText("")
+        else:
+            bg = theme.PASS if r.passed else theme.REJECT
+            word = self.tr("PASS") if r.passed else self.tr("REJECT")
+            serial = r.serial or self.tr("frame %1").replace("%1", str(r.frame_id))
+            self.line1.setText(
+                self.tr("Serial %1   ·   cycle %2 ms").replace("%1", serial).replace("%2", f"{r.cycle_ms:.0f}")
+            )
+            if r.reason:
+                self.line2.setText(r.reason)
+            elif r.detections:
+                names = sorted({d.label for d in r.detections})
+                self.line2.setText(self.tr("%n defect(s): ", "", len(r.detections)) + ", ".join(names))
+            else:
+                self.line2.setText(self.tr("No defects"))
+        self.word.setText(word)
+        self.setStyleSheet(
+            f"QFrame#panel {{ background: {bg}; border: 0; border-radius: {theme.px(10, s)}px; }}"
+            f"QLabel {{ color: #ffffff; background: transparent; font-size: {theme.px(24, s)}px; font-weight: bold; }}"
+            f"QLabel#verdictWord {{ font-size: {theme.px(104, s)}px; font-weight: 900; }}"
+        )
+
+    def changeEvent(self, e) -> None:  # noqa: N802
+        if e.type() == QEvent.Type.LanguageChange:
+            self.show_result(self.result)
+        super().changeEvent(e)
+
+
+class CounterTile(QFrame):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("panel")
+        self.name = QLabel(self)
+        self.name.setObjectName("counterName")
+        self.value = QLabel("—", self)
+        self.value.setObjectName("counterValue")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(12, 6, 12, 6)
+        lay.setSpacing(0)
+        lay.addWidget(self.name)
+        lay.addWidget(self.value)
+
+
+class Lamp(QWidget):
+    def __init__(self, component: str, parent=None):
+        super().__init__(parent)
+        self.component = component
+        self.state: ComponentState | None = None
+        self.extra = ""
+        self.dot = QLabel(self)
+        self.name = QLabel(self)
+        self.name.setObjectName("lampName")
+        self.reason = QLabel(self)
+        self.reason.setObjectName("lampReason")
+        self.reason.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(4, 2, 4, 2)
+        lay.addWidget(self.dot)
+        lay.addWidget(self.name)
+        lay.addWidget(self.reason, 1)
+        self.scale = 1.0
+        self.refresh()
+
+    def set_state(self, state: ComponentState) -> None:
+        self.state = state
+        self.refresh()
+
+    def refresh(self) -> None:
+        s = self.state
+        d = theme.px(30, self.scale)
+        if s is None:
+            colour, text = theme.OFF, self.tr("no report")
+        elif s.ok:
+            colour, text = theme.PASS, s.detail or self.tr("OK")
+        else:
+            colour, text = theme.REJECT, s.reason
+        if self.extra and s is not None and s.ok:
+            text = f"{self.extra} · {text}"
+        self.dot.setFixedSize(d, d)
+        self.dot.setStyleSheet(f"background: {colour}; border-radius: {d // 2}px; border: 2px solid #000;")
+        self.name.setText(lamp_title(self.component))
+        self.name.setMinimumWidth(theme.px(118, self.scale))
+        self.reason.setText(text)
+        self.reason.setToolTip(text)
+
+
+class ResultStrip(QWidget):
+    """The last 20 boards, oldest left; red or green blocks readable at a glance."""
+
+    def __init__(self, n: int = 20, parent=None):
+        super().__init__(parent)
+        self.n = n
+        self.results: tuple[ResultSummary, ...] = ()
+        self.setMinimumHeight(48)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+
+    def set_results(self, results: tuple[ResultSummary, ...]) -> None:
+        self.results = results[-self.n :]
+        self.update()
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        gap = 6
+        w = (self.width() - gap * (self.n - 1)) / self.n
+        h = self.height()
+        f = QFont(self.font())
+        f.setPixelSize(max(12, int(min(w, h) * 0.42)))
+        f.setBold(True)
+        p.setFont(f)
+        for i in range(self.n):
+            r = QRectF(i * (w + gap), 0, w, h)
+            k = i - (self.n - len(self.results))
+            if k < 0:
+                p.setPen(Qt.PenStyle.NoPen)
+                p.setBrush(QColor(theme.PANEL_2))
+                p.drawRoundedRect(r, 6, 6)
+                continue
+            res = self.results[k]
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QColor(theme.PASS if res.passed else theme.REJECT))
+            p.drawRoundedRect(r, 6, 6)
+            p.setPen(QColor("#ffffff"))
+            p.drawText(r, Qt.AlignmentFlag.AlignCenter, "✓" if res.passed else str(len(res.detections) or "!"))
+        p.end()
+
+
+class AlarmBanner(QFrame):
+    acknowledge = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("alarm")
+        self.text = QLabel(self)
+        self.text.setWordWrap(True)
+        self.ack = QPushButton(self)
+        self.ack.setObjectName("ack")
+        self.ack.clicked.connect(self.acknowledge)
+        lay = QHBoxLayout(self)
+        lay.addWidget(self.text, 1)
+        lay.addWidget(self.ack)
+        self.model: AlarmModel | None = None
+        self.scale = 1.0
+        self.hide()
+
+    def bind(self, model: AlarmModel) -> None:
+        self.model = model
+        model.changed.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        s = self.scale
+        self.setStyleSheet(
+            f"QFrame#alarm {{ background: {theme.REJECT}; border-radius: {theme.px(8, s)}px; }}"
+            f"QLabel {{ color: #ffffff; font-size: {theme.px(24, s)}px; font-weight: bold; }}"
+        )
+        self.ack.setText(self.tr("ACKNOWLEDGE"))
+        pending = self.model.unacknowledged if self.model else []
+        if not pending:
+            self.hide()
+            return
+        first = pending[-1]
+        more = len(pending) - 1
+        text = f"⚠  {first.title}: {first.reason}   ({first.raised_at:%H:%M:%S})"
+        if more:
+            text += "   " + self.tr("+%1 more").replace("%1", str(more))
+        self.text.setText(text)
+        self.show()
+
+    def changeEvent(self, e) -> None:  # noqa: N802
+        if e.type() == QEvent.Type.LanguageChange:
+            self.refresh()
+        super().changeEvent(e)
+
+
+class OperatorScreen(QWidget):
+    start_requested = Signal()
+    stop_requested = Signal()
+    recipe_requested = Signal(str)
+    acknowledge_requested = Signal()
+
+    def __init__(self, alarms: AlarmModel, parent=None):
+        super().__init__(parent)
+        self.alarms = alarms
+        self.update_count = 0
+        self.last_update: LiveUpdate | None = None
+        self.camera_fps = 0.0
+        self.running = False
+        self.zoom: ZoomDialog | None = None
+
+        self.alarm_banner = AlarmBanner(self)
+        self.alarm_banner.bind(alarms)
+        self.alarm_banner.acknowledge.connect(self.acknowledge_requested)
+
+        self.live = LiveView(self)
+        self.live.defect_tapped.connect(self.open_zoom)
+        self.live_caption = QLabel(self)
+        self.live_caption.setObjectName("dim")
+
+        self.verdict = VerdictBanner(self)
+        self.tiles = {k: CounterTile(self) for k in ("inspected", "passed", "rejected", "yield", "rate")}
+        counters = QGridLayout()
+        counters.setSpacing(8)
+        for i, k in enumerate(("inspected", "passed", "rejected")):
+            counters.addWidget(self.tiles[k], 0, i)
+        counters.addWidget(self.tiles["yield"], 1, 0, 1, 2)
+        counters.addWidget(self.tiles["rate"], 1, 2)
+
+        self.lamp_panel = QFrame(self)
+        self.lamp_panel.setObjectName("panel")
+        lamp_lay = QVBoxLayout(self.lamp_panel)
+        lamp_lay.setSpacing(0)
+        self.lamps = {name: Lamp(name, self.lamp_panel) for name in LAMPS}
+        for lamp in self.lamps.values():
+            lamp_lay.addWidget(lamp)
+
+        right = QVBoxLayout()
+        right.setSpacing(10)
+        right.addWidget(self.verdict, 5)
+        right.addLayout(counters, 3)
+        right.addWidget(self.lamp_panel, 4)
+
+        left = QVBoxLayout()
+        left.addWidget(self.live, 1)
+        left.addWidget(self.live_caption)
+
+        middle = QHBoxLayout()
+        middle.setSpacing(12)
+        middle.addLayout(left, 11)
+        middle.addLayout(right, 9)
+
+        self.strip_label = QLabel(self)
+        self.strip_label.setObjectName("section")
+        self.strip = ResultStrip(20, self)
+        self.recipe = QComboBox(self)
+        self.recipe.setMinimumWidth(220)
+        self.recipe.activated.connect(lambda _i: self.recipe_requested.emit(self.recipe.currentText()))
+        self.start_stop = QPushButton(self)
+        self.start_stop.setMinimumWidth(200)
+        self.start_stop.clicked.connect(self._start_stop_clicked)
+        self.recipe_label = QLabel(self)
+        self.recipe_label.setObjectName("dim")
+
+        strip_box = QVBoxLayout()
+        strip_box.setSpacing(2)
+        strip_box.addWidget(self.strip_label)
+        strip_box.addWidget(self.strip, 1)
+        bottom = QHBoxLayout()
+        bottom.setSpacing(12)
+        bottom.addLayout(strip_box, 1)
+        bottom.addWidget(self.recipe_label)
+        bottom.addWidget(self.recipe)
+        bottom.addWidget(self.start_stop)
+
+        root = QVBoxLayout(self)
+        root.setContentsMargins(12, 8, 12, 10)
+        root.setSpacing(10)
+        root.addWidget(self.alarm_banner)
+        root.addLayout(middle, 1)
+        root.addLayout(bottom)
+        self.set_scale(1.0)
+        self.set_running(False)
+        self.retranslate()
+
+    # ------------------------------------------------------------ inputs
+    def set_recipes(self, names: list[str], active: str) -> None:
+        self.recipe.blockSignals(True)
+        self.recipe.clear()
+        self.recipe.addItems(names)
+        self.recipe.setCurrentText(active)
+        self.recipe.blockSignals(False)
+
+    def set_running(self, running: bool) -> None:
+        self.running = running
+        self.start_stop.setObjectName("stop" if running else "start")
+        self.start_stop.setText(self.tr("■  STOP") if running else self.tr("▶  START"))
+        self.start_stop.style().unpolish(self.start_stop)
+        self.start_stop.style().polish(self.start_stop)
+
+    def _start_stop_clicked(self) -> None:
+        (self.stop_requested if self.running else self.start_requested).emit()
+
+    def on_health(self, state: ComponentState) -> None:
+        lamp = self.lamps.get(state.name)
+        if lamp is not None:
+            lamp.set_state(state)
+
+    def on_update(self, u: LiveUpdate) -> None:
+        """Slot for `UiBridge.updated`: draws, then the caller acks the bridge."""
+        self.update_count += 1
+        prev = self.last_update
+        self.last_update = u
+        if u.image is not None:
+            self.live.set_image(u.image, u.image_scale)
+        elif u.latest is not None and (prev is None or prev.latest is None or prev.latest.uid != u.latest.uid):
+            self.live.set_image(None)
+        if u.latest is not None:
+            self.live.set_overlays(overlays_for(u.latest.detections))
+            self.live.placeholder = u.latest.reason or ""
+            stamp = f"{u.latest.timestamp.astimezone():%H:%M:%S}"
+            self.live_caption.setText(
+                self.tr("Board %1 · %2 · recipe %3 · model %4")
+                .replace("%1", str(u.latest.frame_id))
+                .replace("%2", stamp)
+                .replace("%3", u.latest.recipe)
+                .replace("%4", u.latest.model_id or "—")
+            )
+        if prev is None or prev.latest is None or u.latest is None or prev.latest.uid != u.latest.uid:
+            self.verdict.show_result(u.latest)
+        self._show_counts(u)
+        self.strip.set_results(u.recent)
+        self.camera_fps = u.camera_fps
+        cam = self.lamps["camera"]
+        cam.extra = f"{u.camera_fps:.1f} fps" if u.camera_fps else ""
+        cam.refresh()
+
+    def _show_counts(self, u: LiveUpdate) -> None:
+        c = u.counts
+        self.tiles["inspected"].value.setText(f"{c.inspected:,}")
+        self.tiles["passed"].value.setText(f"{c.passed:,}")
+        self.tiles["rejected"].value.setText(f"{c.rejected:,}")
+        y = c.yield_pct
+        self.tiles["yield"].value.setText("—" if y is None else f"{y:.1f} %")
+        colour = theme.TEXT if y is None else theme.PASS if y >= 95 else theme.WARN if y >= 85 else theme.REJECT
+        self.tiles["yield"].value.setStyleSheet(f"color: {colour};")
+        self.tiles["rate"].value.setText(f"{c.boards_per_min:.1f}")
+        self.tiles["passed"].value.setStyleSheet(f"color: {theme.PASS};")
+        self.tiles["rejected"].value.setStyleSheet(f"color: {theme.REJECT};" if c.rejected else "")
+
+    def open_zoom(self, index: int) -> None:
+        if self.live.image is None or index >= len(self.live.overlays):
+            return
+        self.zoom = ZoomDialog(self.live.image, self.live.image_scale, self.live.overlays[index], self)
+        self.zoom.resize(int(self.width() * 0.55), int(self.height() * 0.8))
+        self.zoom.open()
+
+    # ------------------------------------------------------------ look
+    def set_scale(self, scale: float) -> None:
+        self.verdict.set_scale(scale)
+        self.alarm_banner.scale = scale
+        self.alarm_banner.refresh()
+        for lamp in self.lamps.values():
+            lamp.scale = scale
+            lamp.refresh()
+        self.strip.setFixedHeight(theme.px(56, scale))
+
+    def retranslate(self) -> None:
+        names = {
+            "inspected": self.tr("INSPECTED"),
+            "passed": self.tr("PASSED"),
+            "rejected": self.tr("REJECTED"),
+            "yield": self.tr("YIELD"),
+            "rate": self.tr("BOARDS/MIN"),
+        }
+        for k, t in names.items():
+            self.tiles[k].name.setText(t)
+        self.strip_label.setText(self.tr("LAST 20 BOARDS (newest right)"))
+        self.recipe_label.setText(self.tr("Recipe"))
+        self.live.placeholder = self.live.placeholder or self.tr("Waiting for the first board…")
+        self.set_running(self.running)
+        for lamp in self.lamps.values():
+            lamp.refresh()
+        if self.last_update is None:
+            self.live_caption.setText(self.tr("Live image · tap a defect to zoom"))
+
+    def changeEvent(self, e) -> None:  # noqa: N802
+        if e.type() == QEvent.Type.LanguageChange:
+            self.retranslate()
+        super().changeEvent(e)
