@@ -1,0 +1,346 @@
+"""The PLC link as a station part: `attach(cfg, pipeline, health)` (entry point `pcb_inspector.plc`).
+
+Why one owning thread: the Modbus server (or client) and the handshake state are touched by that
+thread only. The pipeline reaches it through `submit(result)` (a wake-up, never a block), the UI
+through `set_engineer_editing`, and recipe commands run on a short-lived worker thread whose answer
+comes back through a queue. TRIGGER calls `pipeline.trigger(...)`; the returned ticket's `captured`
+and `done` events drive TRIGGER_ACK and the result registers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from inspector.config import PlcSection, StationConfig
+from inspector.domain import InspectionResult, TriggerRequest
+from inspector.health import Health
+
+from . import registers as R
+from .client import LinkDown, PlcClient
+from .handshake import Handshake, PlcResult, RunCommand, StartTrigger
+from .server import RegisterServer
+
+log = logging.getLogger(__name__)
+
+RecipeCallback = Callable[[int], bool]
+
+
+@dataclass(slots=True)
+class _Pending:
+    token: int
+    ticket: object
+    part_seq: int
+    captured_sent: bool = False
+
+
+class PlcLink:
+    """Modbus TCP link to the line PLC (server or client mode) and a result sink named 'plc'."""
+
+    name = "plc"
+
+    def __init__(
+        self,
+        plc: PlcSection,
+        pipeline,
+        health: Health,
+        *,
+        recipe_id: int = 0,
+        on_recipe: RecipeCallback | None = None,
+        startup_grace_s: float = 30.0,
+        tick_s: float = 0.01,
+    ):
+        if plc.mode == "off":
+            raise ValueError("plc.mode is 'off': there is no PLC link to attach")
+        self.cfg = plc
+        self.pipeline = pipeline
+        self.health = health
+        self.on_recipe = on_recipe
+        self.tick_s = tick_s
+        self.hs = Handshake(
+            time.monotonic(),
+            queue_depth=plc.queue_depth,
+            trigger_hold_timeout_s=plc.trigger_hold_timeout_s,
+            heartbeat_timeout_s=plc.heartbeat_timeout_s,
+            result_timeout_s=plc.result_timeout_s,
+            startup_grace_s=startup_grace_s,
+            recipe_id=recipe_id,
+        )
+        self._pending: _Pending | None = None
+        self._cmd_results: queue.Queue[tuple[int, bool]] = queue.Queue(maxsize=16)
+        self._editing = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._async_wake: asyncio.Event | None = None
+        self._thread_wake = threading.Event()
+        self._alarm: str | None = "starting"
+        self.server: RegisterServer | None = None
+        self.client: PlcClient | None = None
+        self.port = plc.port
+        self.status: list[int] = [0] * R.STATUS_SIZE
+        self.control: list[int] = [0] * R.CONTROL_SIZE
+        self.results_seen = 0
+        self.simulator = None
+
+    # ------------------------------------------------------------------ public, any thread
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("PLC link already started")
+        self.health.fail("plc", "starting")
+        target = self._run_server if self.cfg.mode == "server" else self._run_client
+        self._thread = threading.Thread(target=target, name="plc-link", daemon=True)
+        self._thread.start()
+        self._started.wait(10.0)
+        if self._start_error is not None:
+            self._thread.join(2.0)
+            self._thread = None
+            raise RuntimeError(
+                f"PLC link ({self.cfg.mode} {self.cfg.host}:{self.cfg.port}) did not start: {self._start_error}"
+            ) from self._start_error
+        if self.cfg.mode == "server" and self.cfg.simulator:
+            from .simulator import LinePlcSimulator
+
+            self.simulator = LinePlcSimulator("127.0.0.1", self.port, rate=self.cfg.simulator_rate, boards=0)
+            self.simulator.start_thread()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.simulator is not None:
+            self.simulator.stop()
+            self.simulator = None
+        self._stop.set()
+        self._wake()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise RuntimeError("PLC link thread did not stop")
+            self._thread = None
+
+    def submit(self, result: InspectionResult) -> None:
+        """Sink interface: the ticket carries the result; this only wakes the link thread."""
+        self.results_seen += 1
+        self._wake()
+
+    def set_engineer_editing(self, editing: bool) -> None:
+        """The UI's recipe editor is open: READY drops and ENGINEER_EDITING shows it to the PLC."""
+        self._editing = bool(editing)
+        self._wake()
+
+    @property
+    def alarm(self) -> str | None:
+        return self._alarm
+
+    def status_bits(self) -> list[str]:
+        return R.bits_named(self.status[0], R.STATUS_BITS)
+
+    # ------------------------------------------------------------------ owner thread: shared step
+    def _wake(self) -> None:
+        self._thread_wake.set()
+        loop, ev = self._loop, self._async_wake
+        if loop is not None and ev is not None:
+            try:
+                loop.call_soon_threadsafe(ev.set)
+            except RuntimeError:  # loop already closed at shutdown
+                pass
+
+    def _health_inputs(self) -> tuple[bool, int]:
+        from inspector.health import ERROR_CODES
+
+        states = [s for n, s in self.health.snapshot().items() if n != "plc"]
+        for s in states:
+            if not s.ok:
+                return False, ERROR_CODES.get(s.name, 99)
+        return bool(states), 0
+
+    def _step(self, control_images: list[list[int]], link_up: bool) -> list[int]:
+        hs = self.hs
+        now = time.monotonic()
+        hs.set_engineer_editing(self._editing)
+        for image in control_images:
+            self.control = image
+            for action in hs.control(image, now):
+                self._do(action)
+        p = self._pending
+        if p is not None:
+            ticket = p.ticket
+            if not p.captured_sent and ticket.captured.is_set():
+                p.captured_sent = True
+                hs.captured(p.token, ticket.acq_id or 0, now)
+            if ticket.done.is_set():
+                res = ticket.result
+                plc = (
+                    PlcResult.from_inspection(res, p.part_seq)
+                    if res is not None
+                    else PlcResult.reject("no result", p.part_seq)
+                )
+                if res is not None and res.reason:
+                    log.info("board part_seq=%d: REJECT (%s)", p.part_seq, res.reason)
+                hs.result(p.token, plc, now)
+                self._pending = None
+            elif hs.flight is None or hs.flight.token != p.token:
+                self._pending = None  # timed out in the handshake; a late result is ignored
+        while True:
+            try:
+                recipe_id, ok = self._cmd_results.get_nowait()
+            except queue.Empty:
+                break
+            hs.command_finished(recipe_id, ok, now)
+        ok, code = self._health_inputs()
+        for action in hs.tick(now, health_ok=ok, error_code=code, link_up=link_up):
+            self._do(action)
+        alarm = hs.plc_alarm
+        if alarm != self._alarm:
+            self._alarm = alarm
+            if alarm is None:
+                self.health.ok("plc", f"{self.cfg.mode} {self.cfg.host}:{self.port}")
+            else:
+                self.health.fail("plc", alarm)
+        self.status = hs.status_block()
+        return self.status
+
+    def _do(self, action: StartTrigger | RunCommand) -> None:
+        if isinstance(action, StartTrigger):
+            req = TriggerRequest(part_seq=action.part_seq, serial=action.serial or None)
+            ticket = self.pipeline.trigger(req)
+            self._pending = _Pending(action.token, ticket, action.part_seq)
+        elif isinstance(action, RunCommand):
+            threading.Thread(
+                target=self._run_command, args=(action.recipe_id,), name="plc-recipe", daemon=True
+            ).start()
+
+    def _run_command(self, recipe_id: int) -> None:
+        ok = False
+        if self.on_recipe is None:
+            log.warning("recipe %d requested by the PLC, but no recipe switcher is attached", recipe_id)
+        else:
+            try:
+                ok = bool(self.on_recipe(recipe_id))
+            except Exception:
+                log.exception("switching to recipe %d failed", recipe_id)
+        (log.info if ok else log.warning)("PLC recipe command %d: %s", recipe_id, "done" if ok else "FAILED")
+        self._cmd_results.put((recipe_id, ok))
+        self._wake()
+
+    def _poll_interval(self) -> float:
+        p = self._pending
+        # While a capture is awaited, look at the ticket every millisecond (TRIGGER_ACK latency).
+        return 0.001 if p is not None and not p.captured_sent else self.tick_s
+
+    # ------------------------------------------------------------------ server mode
+    def _run_server(self) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as exc:  # reported to start(), or logged if it happens later
+            if not self._started.is_set():
+                self._start_error = exc
+                self._started.set()
+            else:
+                log.exception("PLC server loop crashed")
+                self.health.fail("plc", f"PLC server crashed: {exc}")
+        finally:
+            self._loop = None
+            loop.close()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._async_wake = asyncio.Event()
+        server = RegisterServer(self.cfg.host, self.cfg.port, self.cfg.device_id, self._async_wake.set)
+        self.port = await server.start()
+        self.server = server
+        last: list[int] | None = None
+        try:
+            await server.write(R.STATUS_BASE, self._step([], True))
+            self._started.set()
+            while not self._stop.is_set():
+                try:
+                    await asyncio.wait_for(self._async_wake.wait(), self._poll_interval())
+                except TimeoutError:
+                    pass
+                self._async_wake.clear()
+                regs = self._step(server.take_control_writes(), True)
+                if regs != last:
+                    await server.write(R.STATUS_BASE, regs)
+                    last = regs
+        finally:
+            server.drop_connections()
+            await server.stop()
+            self.server = None
+
+    # ------------------------------------------------------------------ client mode
+    def _run_client(self) -> None:
+        cfg = self.cfg
+        self.client = client = PlcClient(
+            cfg.host, cfg.port, cfg.device_id, timeout_s=cfg.timeout_s, retries=cfg.retries
+        )
+        self._started.set()
+        last: list[int] | None = None
+        last_write = 0.0
+        try:
+            while not self._stop.is_set():
+                images: list[list[int]] = []
+                try:
+                    images.append(client.read(cfg.control_base, R.CONTROL_SIZE))
+                except LinkDown:
+                    last = None  # rewrite the whole block once the PLC is back
+                except ValueError as exc:
+                    log.warning("%s", exc)
+                regs = self._step(images, client.up)
+                now = time.monotonic()
+                if client.up and (regs != last or now - last_write > 0.5):
+                    try:
+                        client.write(cfg.status_base, regs)
+                        last, last_write = regs, now
+                    except LinkDown:
+                        last = None
+                    except ValueError as exc:
+                        log.warning("%s", exc)
+                self._thread_wake.wait(cfg.poll_ms / 1000 if client.up else min(0.05, cfg.poll_ms / 1000 * 10))
+                self._thread_wake.clear()
+        except Exception as exc:
+            log.exception("PLC client loop crashed")
+            self.health.fail("plc", f"PLC client crashed: {exc}")
+        finally:
+            client.close()
+
+
+def default_recipe_switcher(cfg: StationConfig, pipeline) -> RecipeCallback:
+    """Load recipe `id` from the configuration and switch the pipeline to it between two boards."""
+    from inspector.decision import RecipeRules
+
+    def switch(recipe_id: int) -> bool:
+        try:
+            recipe = cfg.recipe_by_id(recipe_id)
+        except KeyError:
+            log.warning("PLC asked for recipe %d; configured ids: %s", recipe_id, [r.id for r in cfg.recipes])
+            return False
+        pipeline.set_recipe(RecipeRules(recipe))
+        return True
+
+    return switch
+
+
+def attach(
+    cfg: StationConfig,
+    pipeline,
+    health: Health,
+    *,
+    on_recipe: RecipeCallback | None = None,
+    startup_grace_s: float = 30.0,
+) -> PlcLink:
+    """Entry point `pcb_inspector.plc`: the PLC link for this station (call start() to run it)."""
+    return PlcLink(
+        cfg.plc,
+        pipeline,
+        health,
+        recipe_id=cfg.recipe().id,
+        on_recipe=on_recipe or default_recipe_switcher(cfg, pipeline),
+        startup_grace_s=startup_grace_s,
+    )
