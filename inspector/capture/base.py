@@ -66,6 +66,10 @@ class Camera(ABC):
     def flush(self) -> None:
         """Drop frames already buffered, so a frame from before a trigger is never taken for it."""
 
+    def check(self) -> None:
+        """Raise CameraError if the device no longer answers; called by the supervisor while idle
+        (triggered mode), so a camera lost between boards shows NOT READY before the next trigger."""
+
     @property
     def nominal_fps(self) -> float | None:
         return None

@@ -1,0 +1,350 @@
+"""GigE Vision / USB3 Vision cameras through Aravis 0.8 (PyGObject, `gi.repository.Aravis`).
+
+Why these choices:
+- The camera is opened by address (GigE) or device id, never by discovery: `update_device_list`
+  broadcasts on every interface of a plant network. A GigE camera is reached with a direct
+  `ArvGvDevice(interface address, camera address)`; the local interface address comes from the
+  routing table (a connected UDP socket, which sends nothing). `Fake_<serial>` opens Aravis's
+  in-process fake camera; other ids go to USB3 Vision with the GigE interface switched off.
+- Every feature is set explicitly at open: cameras (and Aravis's fake one) keep settings between
+  clients, so whatever the last tool left behind must not decide the pixel format or trigger mode.
+- The packet socket is off by default (no frames arrive over loopback with it) and the stream
+  socket buffer is sized automatically (a fixed small one loses frames at full rate).
+- Buffers come from a fixed pool; each popped buffer's status is checked (incomplete frames are
+  counted and never inspected), the image is copied out, and the buffer goes straight back.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from typing import Any
+
+from ..config import AravisCamera
+from .base import Camera, CameraError, CameraInfo, FrameTimeout, Grab, IncompleteFrame
+from .convert import PixelFormatError, format_name, to_inspection_image
+
+log = logging.getLogger(__name__)
+
+GVCP_PORT = 3956
+
+
+def load_aravis() -> Any:
+    """The Aravis 0.8 GI module, or CameraError saying what to install."""
+    try:
+        import gi
+
+        gi.require_version("Aravis", "0.8")
+        from gi.repository import Aravis
+    except (ImportError, ValueError) as exc:
+        raise CameraError(
+            "Aravis 0.8 is not available to this Python "
+            f"({exc}); install the Debian package gir1.2-aravis-0.8 and `pip install 'pcb-inspector[aravis]'`"
+        ) from None
+    return Aravis
+
+
+def local_address_for(address: str) -> str:
+    """The local interface address the kernel would use to reach `address` (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect((address, GVCP_PORT))
+        except OSError as exc:
+            raise CameraError(f"camera {address}: no route from this host ({exc.strerror})") from None
+        return s.getsockname()[0]
+
+
+def _gerror(exc: Exception) -> str:
+    return getattr(exc, "message", None) or str(exc)
+
+
+class AravisCameraSource(Camera):
+    def __init__(self, cfg: AravisCamera):
+        self.cfg = cfg
+        self.triggered = cfg.trigger != "free_run"
+        self._ar: Any = None
+        self._device: Any = None
+        self._camera: Any = None
+        self._stream: Any = None
+        self._info: CameraInfo | None = None
+        self._last_frame_id: int | None = None
+        self._healthy = False
+        self.flushed = 0
+
+    # ------------------------------------------------------------------ description
+    @property
+    def target(self) -> str:
+        return self.cfg.address or self.cfg.device_id or "?"
+
+    @property
+    def description(self) -> str:
+        return f"aravis:{self.target}"
+
+    @property
+    def nominal_fps(self) -> float | None:
+        return None if self.triggered else self.cfg.fps
+
+    # ------------------------------------------------------------------ open / close
+    def _open_device(self, ar: Any) -> Any:
+        cfg = self.cfg
+        if cfg.address:
+            from gi.repository import Gio
+
+            local = local_address_for(cfg.address)
+            device = ar.GvDevice.new(
+                Gio.InetAddress.new_from_string(local), Gio.InetAddress.new_from_string(cfg.address)
+            )
+            if not cfg.packet_socket:
+                device.set_stream_options(ar.GvStreamOption.PACKET_SOCKET_DISABLED)
+            return device
+        device_id = cfg.device_id or ""
+        if device_id.startswith("Fake_"):
+            # The in-process fake camera; constructed directly so no interface lookup runs at all.
+            return ar.FakeDevice.new(device_id.removeprefix("Fake_") or "1")
+        # USB3 Vision (or another non-GigE interface): the GigE interface must not be asked,
+        # because looking an id up there means a discovery broadcast.
+        ar.disable_interface("GigEVision")
+        return ar.open_device(device_id)
+
+    def open(self) -> CameraInfo:
+        self.close()
+        ar = self._ar = load_aravis()
+        try:
+            self._device = self._open_device(ar)
+            self._camera = ar.Camera.new_with_device(self._device)
+        except CameraError:
+            self.close()
+            raise
+        except Exception as exc:  # GLib.GError
+            self.close()
+            raise CameraError(f"aravis camera {self.target}: cannot open: {_gerror(exc)}") from None
+        try:
+            info = self._configure()
+            self._start()
+        except CameraError:
+            self.close()
+            raise
+        except Exception as exc:
+            self.close()
+            raise CameraError(f"aravis camera {self.target}: {_gerror(exc)}") from None
+        self._healthy = True
+        self._last_frame_id = None
+        self._info = info
+        return info
+
+    def _set(self, what: str, fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:
+            raise CameraError(f"aravis camera {self.target}: cannot set {what} to {args}: {_gerror(exc)}") from None
+
+    def _configure(self) -> CameraInfo:
+        cfg, cam, ar = self.cfg, self._camera, self._ar
+        try:  # a camera left streaming by the previous client refuses most settings
+            cam.stop_acquisition()
+        except Exception:
+            pass
+        formats = list(cam.dup_available_pixel_formats_as_strings() or [])
+        if cfg.pixel_format not in formats:
+            raise CameraError(
+                f"aravis camera {self.target}: pixel format {cfg.pixel_format} not offered (camera has {', '.join(formats)})"
+            )
+        format_name(cfg.pixel_format)  # the station must be able to convert it
+        self._set("PixelFormat", cam.set_pixel_format_from_string, cfg.pixel_format)
+        sensor = cam.get_sensor_size()
+        sw, sh = (
+            int(sensor.width if hasattr(sensor, "width") else sensor[0]),
+            int(sensor.height if hasattr(sensor, "height") else sensor[1]),
+        )
+        roi = cfg.roi
+        width = roi.width or (sw - roi.x)
+        height = roi.height or (sh - roi.y)
+        if roi.x + width > sw or roi.y + height > sh or width <= 0 or height <= 0:
+            raise CameraError(
+                f"aravis camera {self.target}: camera.roi x={roi.x} y={roi.y} {width}x{height} "
+                f"does not fit the {sw}x{sh} sensor"
+            )
+        self._set("region", cam.set_region, roi.x, roi.y, width, height)
+        x, y, w, h = (int(v) for v in cam.get_region())
+        if (w, h) != (width, height):
+            raise CameraError(
+                f"aravis camera {self.target}: asked for a {width}x{height} region, camera set {w}x{h} "
+                "(check the width/height increments)"
+            )
+        if cam.is_exposure_time_available():
+            lo, hi = cam.get_exposure_time_bounds()
+            if not lo <= cfg.exposure_us <= hi:
+                raise CameraError(
+                    f"aravis camera {self.target}: camera.exposure_us {cfg.exposure_us} outside {lo:g}..{hi:g}"
+                )
+            self._set("ExposureTime", cam.set_exposure_time, cfg.exposure_us)
+        if cam.is_gain_available():
+            lo, hi = cam.get_gain_bounds()
+            if not lo <= cfg.gain_db <= hi:
+                raise CameraError(f"aravis camera {self.target}: camera.gain_db {cfg.gain_db} outside {lo:g}..{hi:g}")
+            self._set("Gain", cam.set_gain, cfg.gain_db)
+        self._set("AcquisitionMode", cam.set_acquisition_mode, ar.AcquisitionMode.CONTINUOUS)
+        if cfg.trigger == "free_run":
+            self._set("trigger (off)", cam.clear_triggers)
+            if cam.is_frame_rate_available():
+                self._set("AcquisitionFrameRate", cam.set_frame_rate, cfg.fps)
+        else:
+            source = "Software" if cfg.trigger == "software" else cfg.trigger_line
+            sources = list(cam.dup_available_trigger_sources() or [])
+            if source not in sources:
+                raise CameraError(
+                    f"aravis camera {self.target}: trigger source {source} not offered (camera has {', '.join(sources)})"
+                )
+            if cfg.trigger == "software" and not cam.is_software_trigger_supported():
+                raise CameraError(f"aravis camera {self.target}: no software trigger (TriggerSoftware)")
+            # FrameStart, rising edge, from `source`; Aravis switches the other trigger selectors off.
+            self._set("TriggerSource", cam.set_trigger, source)
+        if cam.is_gv_device() and cfg.packet_size:
+            self._set("GevSCPSPacketSize", cam.gv_set_packet_size, cfg.packet_size)
+        fmt = cam.get_pixel_format_as_string()
+        try:
+            model = f"{cam.get_vendor_name()} {cam.get_model_name()}".strip()
+            serial = cam.get_device_serial_number() or ""
+        except Exception:
+            model, serial = "aravis", ""
+        extra = {
+            "exposure_us": cam.get_exposure_time() if cam.is_exposure_time_available() else None,
+            "gain_db": cam.get_gain() if cam.is_gain_available() else None,
+            "fps": cam.get_frame_rate() if cam.is_frame_rate_available() else None,
+            "trigger": cfg.trigger,
+            "offset": (x, y),
+        }
+        return CameraInfo(model=model, serial=serial, width=w, height=h, pixel_format=fmt, extra=extra)
+
+    def _start(self) -> None:
+        cam, ar = self._camera, self._ar
+        stream = cam.create_stream(None, None)
+        if stream is None:
+            raise CameraError(f"aravis camera {self.target}: cannot create a stream")
+        if cam.is_gv_device():
+            stream.set_property("socket-buffer", ar.GvStreamSocketBuffer.AUTO)
+        payload = int(cam.get_payload())
+        for _ in range(self.cfg.buffers):
+            stream.push_buffer(ar.Buffer.new_allocate(payload))
+        self._stream = stream
+        cam.start_acquisition()
+
+    def close(self) -> None:
+        cam = self._camera
+        if cam is not None and self._healthy:
+            # Only a camera that still answers gets AcquisitionStop; a dead one would cost the
+            # control-channel timeout (seconds) and the watchdog has already given up on it.
+            try:
+                cam.stop_acquisition()
+            except Exception as exc:
+                log.debug("aravis %s: stop acquisition: %s", self.target, _gerror(exc))
+        self._healthy = False
+        self._stream = None
+        self._camera = None
+        self._device = None
+
+    # ------------------------------------------------------------------ acquisition
+    def trigger(self) -> None:
+        if self.cfg.trigger != "software" or self._camera is None:
+            return
+        try:
+            self._camera.software_trigger()
+        except Exception as exc:
+            self._healthy = False
+            raise CameraError(f"aravis camera {self.target}: software trigger failed: {_gerror(exc)}") from None
+
+    def check(self) -> None:
+        cam = self._camera
+        if cam is None:
+            raise CameraError(f"aravis camera {self.target} is not open")
+        try:
+            cam.get_integer("Width")  # one control-channel round trip
+        except Exception as exc:
+            self._healthy = False
+            raise CameraError(f"aravis camera {self.target}: does not answer: {_gerror(exc)}") from None
+
+    def flush(self) -> None:
+        stream = self._stream
+        if stream is None:
+            return
+        while (buf := stream.try_pop_buffer()) is not None:
+            self.flushed += 1
+            self._note_frame_id(buf)
+            stream.push_buffer(buf)
+
+    def _note_frame_id(self, buf: Any) -> int:
+        """Frames the camera numbered but the host never received (GigE ids wrap at 65535, skip 0)."""
+        fid = int(buf.get_frame_id())
+        last, self._last_frame_id = self._last_frame_id, fid
+        if last is None or fid == 0:
+            return 0
+        if fid > last:
+            return fid - last - 1
+        if last > 0xF000 and fid < 0x1000 and last <= 0xFFFF:
+            return (0xFFFF - last) + (fid - 1)
+        return 0  # the camera restarted its numbering
+
+    def grab(self, timeout_s: float) -> Grab:
+        stream = self._stream
+        if stream is None:
+            raise CameraError(f"aravis camera {self.target} is not open")
+        buf = stream.timeout_pop_buffer(max(1, int(timeout_s * 1_000_000)))
+        if buf is None:
+            self._healthy = False
+            raise FrameTimeout(f"aravis camera {self.target}: no frame within {timeout_s:.2f} s")
+        self._healthy = True
+        ar = self._ar
+        try:
+            status = buf.get_status()
+            gap = self._note_frame_id(buf)
+            if status != ar.BufferStatus.SUCCESS:
+                name = getattr(status, "value_nick", str(status))
+                raise IncompleteFrame(f"aravis camera {self.target}: buffer {buf.get_frame_id()} status {name}")
+            if buf.get_payload_type() not in (ar.BufferPayloadType.IMAGE, ar.BufferPayloadType.EXTENDED_CHUNK_DATA):
+                raise IncompleteFrame(
+                    f"aravis camera {self.target}: buffer payload {buf.get_payload_type()} is no image"
+                )
+            # get_image_data copies the pixels into a Python bytes object: after this line the
+            # driver buffer may be refilled without touching what the station inspects.
+            data = buf.get_image_data()
+            width, height = int(buf.get_image_width()), int(buf.get_image_height())
+            pfnc = int(buf.get_image_pixel_format())
+            device_ts = int(buf.get_timestamp())
+            system_ts = int(buf.get_system_timestamp())
+            frame_id = int(buf.get_frame_id())
+        finally:
+            stream.push_buffer(buf)
+        try:
+            image = to_inspection_image(data, width, height, pfnc)
+            fmt = format_name(pfnc)
+        except PixelFormatError as exc:
+            raise IncompleteFrame(f"aravis camera {self.target}: {exc}") from None
+        # system timestamp = host wall clock when the last packet arrived; expressed on the
+        # monotonic clock the station uses, so cycle times include the driver-to-handoff wait.
+        now_mono, now_wall = time.monotonic(), time.time_ns()
+        arrived = now_mono - max(0, now_wall - system_ts) / 1e9 if system_ts else now_mono
+        return Grab(
+            image,
+            {
+                "source": self.description,
+                "timestamp": arrived,
+                "pixel_format": fmt,
+                "device_frame_id": frame_id,
+                "device_timestamp_ns": device_ts,
+                "dropped_before": gap,
+            },
+        )
+
+    def stream_statistics(self) -> dict[str, int]:
+        """Aravis's stream counters (completed, failures, underruns, missing packets...)."""
+        stream = self._stream
+        if stream is None:
+            return {}
+        out = {}
+        for i in range(stream.get_n_infos()):
+            try:
+                out[stream.get_info_name(i)] = int(stream.get_info_uint64(i))
+            except Exception:
+                continue
+        return out
