@@ -90,11 +90,6 @@ class AravisCamera(_Model):
         description="Use Aravis's raw packet socket for GigE streams (less CPU on a real NIC, needs CAP_NET_RAW); "
         "off by default because no frames arrive through it over loopback.",
     )
-    packet_socket: bool = Field(
-        False,
-        description="Use Aravis's raw packet socket for GigE streams (less CPU on a real NIC, needs CAP_NET_RAW); "
-        "off by default because no frames arrive through it over loopback.",
-    )
 
     @model_validator(mode="after")
     def _address_or_id(self) -> AravisCamera:
