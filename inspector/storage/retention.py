@@ -1,0 +1,253 @@
+"""Retention (maximum age + free-disk floor) and the archive/database consistency check.
+
+Retention deletes the oldest inspections in batches: rows first (one transaction), then their files.
+That order means a crash in between leaves only unreferenced files, which `check_archive` finds and
+removes; a row never points at a deleted file. The recorder runs `run_batch` in its own writer
+thread, between result batches, so deletion never races the inserts and never stalls inference.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import delete, select, text, update
+
+from .archive import Archive
+from .db import Database
+from .models import Defect, Inspection, Review
+
+log = logging.getLogger(__name__)
+
+PATH_COLUMNS = ("image_path", "thumb_path", "reference_path")
+
+
+@dataclass(slots=True)
+class RetentionReport:
+    deleted: int = 0
+    files_deleted: int = 0
+    more: bool = False
+    low_disk: bool = False
+    free_mb: float | None = None
+    message: str = ""
+
+
+def free_mb(folder: Path) -> float:
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free / 2**20
+
+
+def _unlink(root: Path, rel: str | None) -> bool:
+    if not rel:
+        return False
+    try:
+        (root / rel).unlink()
+        return True
+    except FileNotFoundError:
+        return False
+
+
+class RetentionPolicy:
+    def __init__(
+        self,
+        db: Database,
+        archive_dir: Path,
+        *,
+        max_age_days: float | None,
+        min_free_mb: int = 0,
+        batch: int = 500,
+        archive: Archive | None = None,
+    ):
+        self.db = db
+        self.root = Path(archive_dir)
+        self.max_age_days = max_age_days
+        self.min_free_mb = min_free_mb
+        self.batch = batch
+        self.archive = archive
+
+    def run_batch(self, now: datetime | None = None) -> RetentionReport:
+        """Delete at most one batch of the oldest expired (or, below the disk floor, oldest) inspections."""
+        now = now or datetime.now(UTC)
+        rep = RetentionReport()
+        rep.free_mb = free_mb(self.root)
+        rep.low_disk = self.min_free_mb > 0 and rep.free_mb < self.min_free_mb
+        q = select(Inspection.id, Inspection.image_path, Inspection.thumb_path, Inspection.reference_path)
+        if not rep.low_disk:
+            if self.max_age_days is None:
+                return rep
+            q = q.where(Inspection.created_at < now - timedelta(days=self.max_age_days))
+        q = q.order_by(Inspection.created_at, Inspection.id).limit(self.batch)
+        with self.db.session() as s, s.begin():
+            rows = s.execute(q).all()
+            if not rows:
+                if rep.low_disk:
+                    rep.message = (
+                        f"{rep.free_mb:.0f} MB free < {self.min_free_mb} MB floor and no records left to delete"
+                    )
+                return rep
+            ids = [r.id for r in rows]
+            crops = list(s.scalars(select(Defect.crop_path).where(Defect.inspection_id.in_(ids))))
+            s.execute(delete(Review).where(Review.inspection_id.in_(ids)))
+            s.execute(delete(Defect).where(Defect.inspection_id.in_(ids)))
+            s.execute(delete(Inspection).where(Inspection.id.in_(ids)))
+        # Committed: now the files. A crash here leaves orphans for `check_archive`, never dangling rows.
+        n = 0
+        for r in rows:
+            n += _unlink(self.root, r.image_path) + _unlink(self.root, r.thumb_path)
+        for c in crops:
+            n += _unlink(self.root, c)
+        refs = {r.reference_path for r in rows if r.reference_path}
+        if refs:
+            with self.db.session() as s:
+                still = set(s.scalars(select(Inspection.reference_path).where(Inspection.reference_path.in_(refs))))
+            for ref in refs - still:
+                if self.archive is not None:
+                    self.archive.forget_ref(ref)
+                n += _unlink(self.root, ref)
+        self._prune_dirs(
+            {Path(p).parent for r in rows for p in (r.image_path, r.thumb_path) if p}
+            | {Path(c).parent for c in crops if c}
+        )
+        rep.deleted, rep.files_deleted = len(rows), n
+        rep.more = len(rows) == self.batch
+        rep.message = f"deleted {len(rows)} inspections and {n} files" + (
+            " (below the disk floor)" if rep.low_disk else ""
+        )
+        log.info("retention: %s", rep.message)
+        return rep
+
+    def run(self, now: datetime | None = None, max_batches: int = 1_000_000) -> RetentionReport:
+        total = RetentionReport()
+        for _ in range(max_batches):
+            rep = self.run_batch(now)
+            total.deleted += rep.deleted
+            total.files_deleted += rep.files_deleted
+            total.low_disk, total.free_mb, total.message = rep.low_disk, rep.free_mb, rep.message
+            if not rep.more:
+                break
+        return total
+
+    def _prune_dirs(self, rels: set[Path]) -> None:
+        for rel in sorted(rels, key=lambda p: -len(p.parts)):
+            d = self.root / rel
+            while d != self.root and d.is_relative_to(self.root):
+                try:
+                    d.rmdir()  # only if empty
+                except OSError:
+                    break
+                if self.archive is not None:
+                    self.archive._made_dirs.discard(d)
+                d = d.parent
+
+
+# ---------------------------------------------------------------- consistency check
+@dataclass
+class CheckReport:
+    integrity: str = "n/a"
+    files: int = 0
+    referenced: int = 0
+    orphans: list[str] = field(default_factory=list)
+    """Files in the archive that no row names."""
+    missing: list[str] = field(default_factory=list)
+    """Paths a row names that are not on disk."""
+    temp_files: list[str] = field(default_factory=list)
+    recent_skipped: int = 0
+    repaired: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.integrity in ("ok", "n/a") and not self.orphans and not self.missing and not self.temp_files
+
+    def lines(self) -> list[str]:
+        out = [
+            f"database integrity: {self.integrity}",
+            f"archive files: {self.files}, referenced by rows: {self.referenced}",
+            f"orphan files (no row): {len(self.orphans)}" + (" - removed" if self.repaired and self.orphans else ""),
+            f"missing files (row without file): {len(self.missing)}"
+            + (" - paths cleared" if self.repaired and self.missing else ""),
+            f"leftover temporary files: {len(self.temp_files)}"
+            + (" - removed" if self.repaired and self.temp_files else ""),
+        ]
+        if self.recent_skipped:
+            out.append(f"files younger than the grace period, not judged: {self.recent_skipped}")
+        for p in self.orphans[:10]:
+            out.append(f"  orphan: {p}")
+        for p in self.missing[:10]:
+            out.append(f"  missing: {p}")
+        return out
+
+
+def integrity_check(db: Database) -> str:
+    if db.dialect != "sqlite":
+        return "n/a"
+    with db.engine.connect() as c:
+        rows = [r[0] for r in c.execute(text("PRAGMA integrity_check"))]
+    return "ok" if rows == ["ok"] else "; ".join(rows[:5])
+
+
+def check_archive(db: Database, archive_dir: Path, *, repair: bool = False, grace_s: float = 300.0) -> CheckReport:
+    """Compare the archive folder with the rows; with `repair`, delete orphan files and clear dangling paths.
+
+    Files younger than `grace_s` are left alone: the writer writes files just before committing their row.
+    """
+    root = Path(archive_dir)
+    rep = CheckReport(integrity=integrity_check(db))
+    with db.session() as s:
+        referenced: set[str] = set()
+        for col in PATH_COLUMNS:
+            referenced.update(
+                p for p in s.scalars(select(getattr(Inspection, col)).where(getattr(Inspection, col).isnot(None)))
+            )
+        referenced.update(s.scalars(select(Defect.crop_path).where(Defect.crop_path.isnot(None))))
+    rep.referenced = len(referenced)
+    on_disk: set[str] = set()
+    cutoff = time.time() - grace_s
+    if root.is_dir():
+        for dirpath, _dirs, names in os.walk(root):
+            for name in names:
+                full = Path(dirpath) / name
+                rel = str(full.relative_to(root))
+                try:
+                    young = full.stat().st_mtime > cutoff
+                except FileNotFoundError:
+                    continue
+                if name.endswith(".tmp"):
+                    if young:
+                        rep.recent_skipped += 1
+                    else:
+                        rep.temp_files.append(rel)
+                    continue
+                on_disk.add(rel)
+                if rel not in referenced and young:
+                    rep.recent_skipped += 1
+                    continue
+                if rel not in referenced:
+                    rep.orphans.append(rel)
+    rep.files = len(on_disk)
+    rep.missing = sorted(referenced - on_disk)
+    rep.orphans.sort()
+    if repair:
+        for rel in rep.orphans + rep.temp_files:
+            _unlink(root, rel)
+        if rep.missing:
+            missing = rep.missing
+            with db.session() as s, s.begin():
+                for i in range(0, len(missing), 500):
+                    chunk = missing[i : i + 500]
+                    for col in PATH_COLUMNS:
+                        c = getattr(Inspection, col)
+                        s.execute(
+                            update(Inspection)
+                            .where(c.in_(chunk))
+                            .values({col: None, "archive_error": "file missing; path cleared by db check"})
+                        )
+                    s.execute(update(Defect).where(Defect.crop_path.in_(chunk)).values(crop_path=None))
+        rep.repaired = True
+    return rep
