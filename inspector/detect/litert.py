@@ -1,0 +1,353 @@
+"""The station's detector: a verified model package run by LiteRT, on a delegate or XNNPACK.
+
+Why it is built this way:
+- The interpreter is created in `load`, which the pipeline calls from its inference thread, and
+  only that thread touches it afterwards (LiteRT interpreters are not thread-safe). A hot swap
+  loads a second detector beside the first from another thread; the pipeline switches between two
+  boards, so each interpreter still has one user at a time.
+- Pre-processing is a few whole-image OpenCV calls written straight into the input tensor;
+  decoding is the same `centernet.decode` the trainer validates with, so station and training
+  numbers mean the same thing.
+- Nothing is run that could not be verified: the sidecar hash, the tensor shapes, dtypes and the
+  label count are checked before the first board (see `package.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..config import ExternalDelegate
+from ..domain import CLASS_NAMES, Detection
+from .base import Detector, DetectorInfo, ModelError
+from .centernet import decode
+from .delegates import Backend, candidates, cpu_label, delegate_label, fallback_note, runtime, try_load
+from .package import ModelMeta, load_package
+from .tiling import Tile, cut, keep_owned, nms_classwise, plan_tiles
+
+log = logging.getLogger(__name__)
+
+#: Detections below this never leave the detector, whatever the thresholds say.
+SCORE_FLOOR = 0.05
+
+
+class LiteRTDetector(Detector):
+    def __init__(
+        self,
+        model: Path | str,
+        *,
+        delegate: str | ExternalDelegate = "cpu",
+        auto_delegates: Sequence[ExternalDelegate] = (),
+        threads: int = 2,
+        tile_overlap: int | None = None,
+        delegate_loader: Callable | None = None,
+        top_k: int = 100,
+    ):
+        self.model_path = Path(model)
+        self.delegate = delegate
+        self.auto_delegates = list(auto_delegates)
+        self.threads = threads
+        self.tile_overlap = tile_overlap
+        self.top_k = top_k
+        self._loader = delegate_loader
+        self._info: DetectorInfo | None = None
+        self.meta: ModelMeta | None = None
+        self.backend: Backend | None = None
+        self._it = None
+        self._blob: bytes | None = None
+        self.last_timings: dict[str, float] = {}
+        self.warm_up_ms: float | None = None
+        self.cpu_warm_up_ms: float | None = None
+
+    # ------------------------------------------------------------------ load
+    @property
+    def info(self) -> DetectorInfo:
+        if self._info is None:
+            raise ModelError(f"{self.model_path}: model not loaded")
+        return self._info
+
+    def load(self) -> DetectorInfo:
+        meta, blob = load_package(self.model_path)
+        it, backend = self._build(blob)
+        self._verify(it, meta)
+        self.meta, self._blob, self._it, self.backend = meta, blob, it, backend
+        self._bind(it, meta)
+        labels = tuple(meta.labels)
+        ids = {name: CLASS_NAMES.index(name) + 1 if name in CLASS_NAMES else i + 1 for i, name in enumerate(labels)}
+        self._class_ids = np.array([ids[n] for n in labels], np.int64)
+        self._info = DetectorInfo(
+            model_id=meta.model_id,
+            backend=backend.label,
+            input_size=(meta.input.shape[1], meta.input.shape[2]),
+            needs_reference=meta.needs_reference,
+            labels=labels,
+            default_thresholds={ids[k]: v for k, v in meta.thresholds.items()},
+            nms_iou=meta.nms_iou,
+        )
+        log.info("model %s on %s (%s)", meta.model_id, backend.label, self.model_path)
+        return self._info
+
+    def _interpreter(self, blob: bytes, delegate=None):
+        rt = runtime()
+        kwargs = {"model_content": blob, "num_threads": self.threads}
+        if delegate is not None:
+            kwargs["experimental_delegates"] = [delegate]
+        it = rt.Interpreter(**kwargs)
+        it.allocate_tensors()
+        return it
+
+    def _build(self, blob: bytes):
+        """Interpreter on the first delegate that loads and accepts the graph, else on XNNPACK."""
+        attempts = []
+        for cfg in candidates(self.delegate, self.auto_delegates):
+            d, attempt = try_load(cfg, self._loader)
+            attempts.append(attempt)
+            if d is None:
+                continue
+            try:
+                it = self._interpreter(blob, d)
+            except (ValueError, RuntimeError) as exc:
+                attempt.ok, attempt.reason = False, "refused the graph"
+                log.warning("delegate %s loaded but could not run %s: %s", cfg.library, self.model_path, exc)
+                continue
+            self._partial_delegation(it)
+            label = delegate_label(cfg)
+            return it, Backend(label, d, cfg, self.threads, attempts)
+        try:
+            it = self._interpreter(blob)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{self.model_path}: LiteRT cannot load the model: {exc}") from None
+        label = cpu_label(self.threads) + fallback_note(attempts)
+        return it, Backend(label, None, None, self.threads, attempts)
+
+    @staticmethod
+    def _partial_delegation(it) -> int:
+        """Ops the runtime lists outside delegate kernels (logged; 0 when it cannot tell).
+
+        LiteRT lists delegate kernels as DELEGATE nodes; plain ops still listed next to them may run
+        on the CPU. The warm-up timing against the CPU (see `warm_up`) is the firmer check.
+        """
+        try:
+            names = [o.get("op_name", "") for o in it._get_ops_details()]
+        except Exception:  # private API; absent on some runtimes
+            return 0
+        delegated = sum(1 for n in names if n.upper() == "DELEGATE")
+        rest = len(names) - delegated
+        log.info("graph after delegation: %d delegate kernels, %d other ops listed", delegated, rest)
+        return 0 if delegated == 0 else rest
+
+    def _verify(self, it, meta: ModelMeta) -> None:
+        """The interpreter's tensors must be what the sidecar says; any difference is a ModelError."""
+        where = str(self.model_path)
+        ins, outs = it.get_input_details(), it.get_output_details()
+        if len(ins) != 1:
+            raise ModelError(f"{where}: expected 1 input tensor, the model has {len(ins)}")
+        shape = tuple(int(v) for v in ins[0]["shape"])
+        if shape != tuple(meta.input.shape):
+            raise ModelError(
+                f"{where}: input shape {list(shape)} does not match the sidecar's {list(meta.input.shape)}"
+            )
+        dtype = np.dtype(ins[0]["dtype"]).name
+        if dtype != meta.input.dtype:
+            raise ModelError(f"{where}: input dtype {dtype} does not match the sidecar's {meta.input.dtype}")
+        if meta.input.quantisation is not None:
+            scale, zp = ins[0]["quantization"]
+            q = meta.input.quantisation
+            if not (np.isclose(scale, q.scale, rtol=1e-5) and zp == q.zero_point):
+                raise ModelError(
+                    f"{where}: input quantisation (scale {scale:g}, zero point {zp}) does not match the sidecar's "
+                    f"(scale {q.scale:g}, zero point {q.zero_point})"
+                )
+        if len(outs) != 2:
+            raise ModelError(
+                f"{where}: a CenterNet model has 2 outputs (heatmap, regression), this one has {len(outs)}"
+            )
+        stride = meta.output.strides[0]
+        grid = (1, shape[1] // stride, shape[2] // stride)
+        by_c = sorted(outs, key=lambda d: -int(d["shape"][-1]))
+        hm_shape, rg_shape = (tuple(int(v) for v in d["shape"]) for d in by_c)
+        if hm_shape[:3] != grid or rg_shape != (*grid, 4):
+            raise ModelError(
+                f"{where}: output shapes {list(hm_shape)} and {list(rg_shape)} do not fit stride {stride} "
+                f"on a {shape[1]}x{shape[2]} input (expected {[*grid, len(meta.labels)]} and {[*grid, 4]})"
+            )
+        if hm_shape[3] != len(meta.labels):
+            raise ModelError(
+                f"{where}: the heatmap has {hm_shape[3]} classes but the sidecar lists {len(meta.labels)} labels "
+                f"{list(meta.labels)}"
+            )
+
+    def _bind(self, it, meta: ModelMeta) -> None:
+        ins = it.get_input_details()[0]
+        self._in_index = ins["index"]
+        self._in_dtype = np.dtype(ins["dtype"])
+        scale, zp = ins["quantization"] if self._in_dtype != np.float32 else (1.0, 0)
+        lo, hi = meta.input.value_range
+        # Raw pixels go in untouched when the quantisation maps 0..255 onto itself (the exported INT8 case).
+        self._in_identity = self._in_dtype == np.float32 or (
+            self._in_dtype == np.uint8 and np.isclose(scale, (hi - lo) / 255.0, rtol=1e-3) and zp == 0 and lo == 0
+        )
+        self._in_affine = (float(scale), int(zp))
+        outs = sorted(it.get_output_details(), key=lambda d: -int(d["shape"][-1]))
+        self._hm_index, self._rg_index = outs[0]["index"], outs[1]["index"]
+        self._hm_q = outs[0]["quantization"] if np.dtype(outs[0]["dtype"]) != np.float32 else None
+        self._rg_q = outs[1]["quantization"] if np.dtype(outs[1]["dtype"]) != np.float32 else None
+        self._stride = meta.output.strides[0]
+        self._sigmoid = meta.output.heatmap_activation == "none"
+        self._channels = meta.input.channels
+
+    # ------------------------------------------------------------------ run
+    def warm_up(self, runs: int = 3) -> float:
+        """Median invoke time; with a delegate, also times the CPU so a slow delegate shows in the log."""
+        if self._it is None:
+            raise ModelError(f"{self.model_path}: warm_up before load")
+        times = self._time_invokes(self._it, runs)
+        self.warm_up_ms = float(np.median(times))
+        if self.backend is not None and not self.backend.is_cpu and self._blob is not None:
+            cpu = self._interpreter(self._blob)
+            self.cpu_warm_up_ms = float(np.median(self._time_invokes(cpu, runs)))
+            del cpu
+            ratio = self.cpu_warm_up_ms / max(self.warm_up_ms, 1e-6)
+            log.info(
+                "delegate %s: %.1f ms vs CPU %.1f ms (x%.2f)",
+                self.backend.label,
+                self.warm_up_ms,
+                self.cpu_warm_up_ms,
+                ratio,
+            )
+            if ratio < 1.2:
+                log.warning(
+                    "delegate %s is hardly faster than the CPU (x%.2f): it probably runs only part of the graph",
+                    self.backend.label,
+                    ratio,
+                )
+        return self.warm_up_ms
+
+    def _time_invokes(self, it, runs: int) -> list[float]:
+        d = it.get_input_details()[0]
+        it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+        out = []
+        for _ in range(max(1, runs)):
+            t0 = time.perf_counter()
+            it.invoke()
+            out.append((time.perf_counter() - t0) * 1000)
+        return out
+
+    def _stack(self, image: np.ndarray, reference: np.ndarray | None) -> np.ndarray:
+        """The model's input channels, for the whole frame (tiles are cut from it afterwards)."""
+        planes = []
+        for ch in self._channels:
+            if ch == "board":
+                planes.append(image)
+            elif ch == "reference":
+                planes.append(reference)
+            else:
+                planes.append(cv2.absdiff(image, reference))
+        return planes[0] if len(planes) == 1 else cv2.merge(planes)
+
+    def _write_input(self, x: np.ndarray) -> None:
+        if x.ndim == 2:
+            x = x[:, :, None]
+        if self._in_identity:
+            if self._in_dtype == np.float32:
+                x = x.astype(np.float32)
+            self._it.set_tensor(self._in_index, x[None])
+            return
+        scale, zp = self._in_affine
+        info = np.iinfo(self._in_dtype)
+        q = np.clip(np.rint(x.astype(np.float32) / scale + zp), info.min, info.max).astype(self._in_dtype)
+        self._it.set_tensor(self._in_index, q[None])
+
+    def _outputs(self) -> tuple[np.ndarray, np.ndarray]:
+        hm = self._it.get_tensor(self._hm_index)[0]
+        rg = self._it.get_tensor(self._rg_index)[0]
+        if self._hm_q is not None:
+            hm = (hm.astype(np.float32) - self._hm_q[1]) * np.float32(self._hm_q[0])
+        if self._rg_q is not None:
+            rg = (rg.astype(np.float32) - self._rg_q[1]) * np.float32(self._rg_q[0])
+        if self._sigmoid:
+            hm = 1.0 / (1.0 + np.exp(-hm))
+        return hm, rg
+
+    def detect(
+        self,
+        image: np.ndarray,
+        reference: np.ndarray | None = None,
+        thresholds: dict[int, float] | None = None,
+    ) -> list[Detection]:
+        if self._it is None or self._info is None:
+            raise ModelError(f"{self.model_path}: model not loaded")
+        t0 = time.perf_counter()
+        info = self._info
+        if image.ndim != 2 or image.dtype != np.uint8:
+            raise ValueError(f"detector input must be uint8 grayscale (H, W), got {image.dtype} {image.shape}")
+        if info.needs_reference:
+            if reference is None:
+                raise ModelError(f"{self.model_path}: this model needs the golden reference image")
+            if reference.shape != image.shape:
+                raise ValueError(f"reference {reference.shape} and image {image.shape} differ in size")
+        thr = dict(info.default_thresholds)
+        thr.update(thresholds or {})
+        floor = max(SCORE_FLOOR, min(thr.values(), default=SCORE_FLOOR))
+        x = self._stack(image, reference)
+        th, tw = info.input_size
+        h, w = image.shape
+        overlap = self.tile_overlap if self.tile_overlap is not None else self.meta.max_defect_px
+        tiles = plan_tiles(h, w, th, tw, min(overlap, th - 1, tw - 1))
+        pre = (time.perf_counter() - t0) * 1000
+        invoke = post = 0.0
+        parts_b, parts_s, parts_c = [], [], []
+        for tile in tiles:
+            tp = time.perf_counter()
+            self._write_input(x if len(tiles) == 1 and (h, w) == (th, tw) else cut(x, tile, th, tw))
+            ti = time.perf_counter()
+            self._it.invoke()
+            tq = time.perf_counter()
+            hm, rg = self._outputs()
+            boxes, scores, classes = decode(hm, rg, self._stride, floor=floor, top_k=self.top_k)
+            if len(scores):
+                boxes = boxes + np.array([tile.x0, tile.y0, tile.x0, tile.y0], np.float32)
+                keep = keep_owned(boxes, tile) if len(tiles) > 1 else slice(None)
+                parts_b.append(boxes[keep])
+                parts_s.append(scores[keep])
+                parts_c.append(classes[keep])
+            te = time.perf_counter()
+            pre += (ti - tp) * 1000
+            invoke += (tq - ti) * 1000
+            post += (te - tq) * 1000
+        tm = time.perf_counter()
+        out = self._merge(parts_b, parts_s, parts_c, thr, w, h, len(tiles) > 1)
+        post += (time.perf_counter() - tm) * 1000
+        self.last_timings = {"pre": pre, "invoke": invoke, "post": post, "tiles": float(len(tiles))}
+        return out
+
+    def _merge(self, parts_b, parts_s, parts_c, thr: dict[int, float], w: int, h: int, nms: bool) -> list[Detection]:
+        if not parts_s:
+            return []
+        boxes, scores, classes = np.concatenate(parts_b), np.concatenate(parts_s), np.concatenate(parts_c)
+        ids = self._class_ids[classes]
+        limits = np.array([thr.get(int(c), 0.5) for c in range(ids.max() + 1)], np.float32)
+        ok = scores >= limits[ids]
+        boxes, scores, ids = boxes[ok], scores[ok], ids[ok]
+        np.clip(boxes, 0, [w, h, w, h], out=boxes)
+        if nms and len(scores) > 1:
+            keep = nms_classwise(boxes, scores, ids, self._info.nms_iou)
+            boxes, scores, ids = boxes[keep], scores[keep], ids[keep]
+        return [
+            Detection((float(b[0]), float(b[1]), float(b[2]), float(b[3])), int(c), float(s))
+            for b, s, c in zip(boxes.tolist(), scores.tolist(), ids.tolist())
+        ]
+
+    def close(self) -> None:
+        self._it = None
+        self._blob = None
+        if self.backend is not None:
+            self.backend.delegate = None
+
+
+__all__ = ["LiteRTDetector", "Tile"]

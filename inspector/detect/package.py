@@ -1,0 +1,152 @@
+"""Model package: a `.tflite` file plus a sidecar JSON that says what the file is and how to read it.
+
+Why a sidecar: the `.tflite` alone does not say which channel order, class order, stride,
+thresholds or licence apply, and a wrong guess gives plausible-looking but wrong detections. The
+station therefore never runs a file whose hash, shapes, dtypes and label count do not match its
+sidecar; every mismatch becomes one `ModelError` naming the file and the mismatch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .base import ModelError
+
+FORMAT_VERSION = 1
+SEMVER = r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$"
+INPUT_CHANNELS = ("board", "reference", "absdiff")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Quantisation(_Strict):
+    scale: float = Field(..., gt=0, description="Real value = scale * (q - zero_point).")
+    zero_point: int = Field(..., description="Quantised value of real 0.")
+
+
+class InputSpec(_Strict):
+    shape: tuple[int, int, int, int] = Field(..., description="NHWC input shape; batch is 1.")
+    dtype: Literal["uint8", "int8", "float32"] = Field(..., description="Input tensor type.")
+    quantisation: Quantisation | None = Field(None, description="Input quantisation; None for float inputs.")
+    channels: tuple[Literal["board", "reference", "absdiff"], ...] = Field(
+        ..., description="What each input channel holds, e.g. board, reference, absdiff (|board - reference|)."
+    )
+    value_range: tuple[float, float] = Field(
+        (0.0, 255.0), description="Real input range the graph expects (pixels 0..255; scaling is in the graph)."
+    )
+
+
+class OutputSpec(_Strict):
+    head: Literal["centernet"] = Field(..., description="Decoding: CenterNet heatmap + regression.")
+    strides: tuple[int, ...] = Field(..., min_length=1, description="Output stride(s) in input pixels.")
+    heatmap_activation: Literal["sigmoid", "none"] = Field(
+        "sigmoid", description="'sigmoid': the graph outputs 0..1 scores; 'none': logits (sigmoid applied here)."
+    )
+    regression: Literal["log_wh_offset"] = Field(
+        "log_wh_offset", description="Regression channels: log(w/stride), log(h/stride), dx, dy."
+    )
+
+
+class ModelMeta(_Strict):
+    format_version: int = Field(..., description="Sidecar format; this runtime reads version 1.")
+    name: str = Field(..., min_length=1, max_length=64, description="Model name.")
+    version: str = Field(..., pattern=SEMVER, description="Semantic version of the model.")
+    file: str = Field(..., min_length=1, description="The .tflite file name, beside the sidecar.")
+    sha256: str = Field(..., pattern=r"^[0-9a-f]{64}$", description="sha256 of the .tflite file.")
+    labels: tuple[str, ...] = Field(..., min_length=1, description="Class names in output-channel order.")
+    input: InputSpec = Field(..., description="Input tensor.")
+    needs_reference: bool = Field(..., description="The golden reference must be passed with every board.")
+    output: OutputSpec = Field(..., description="How the outputs are decoded.")
+    thresholds: dict[str, float] = Field(..., description="Default score threshold per label.")
+    nms_iou: float = Field(0.5, gt=0, le=1, description="IoU above which same-class boxes are merged.")
+    max_defect_px: int = Field(
+        180, ge=0, description="Largest defect side expected, px; sets the tile overlap for large frames."
+    )
+    training: dict[str, Any] = Field(default_factory=dict, description="Training data summary and recipe.")
+    metrics: dict[str, Any] = Field(default_factory=dict, description="Validation metrics.")
+    licence: str = Field("", description="Licence notes (data and weights).")
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.name}@{self.version}+{self.sha256[:12]}"
+
+
+def sidecar_path(model: Path) -> Path:
+    return Path(model).with_suffix(".json")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_meta(model: Path) -> ModelMeta:
+    """Parse and validate the sidecar of `model`; raises ModelError naming the file and the bad key."""
+    side = sidecar_path(model)
+    if not side.is_file():
+        raise ModelError(f"{side}: model sidecar not found (every .tflite needs its .json beside it)")
+    try:
+        data = json.loads(side.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{side}: not readable JSON ({exc})") from None
+    try:
+        meta = ModelMeta.model_validate(data)
+    except ValidationError as exc:
+        probs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ModelError(f"{side}: invalid model sidecar: {probs}") from None
+    if meta.format_version != FORMAT_VERSION:
+        raise ModelError(f"{side}: format_version {meta.format_version} is not supported (expected {FORMAT_VERSION})")
+    unknown = sorted(set(meta.thresholds) - set(meta.labels))
+    if unknown:
+        raise ModelError(f"{side}: thresholds name unknown labels {unknown}")
+    if any(not 0 < t <= 1 for t in meta.thresholds.values()):
+        raise ModelError(f"{side}: thresholds must be in (0, 1], got {meta.thresholds}")
+    if meta.input.shape[0] != 1 or meta.input.shape[3] != len(meta.input.channels):
+        raise ModelError(
+            f"{side}: input.shape {list(meta.input.shape)} must be [1, H, W, {len(meta.input.channels)}] "
+            f"for channels {list(meta.input.channels)}"
+        )
+    if meta.needs_reference != any(c != "board" for c in meta.input.channels):
+        raise ModelError(f"{side}: needs_reference={meta.needs_reference} contradicts channels {meta.input.channels}")
+    return meta
+
+
+def load_package(model: Path) -> tuple[ModelMeta, bytes]:
+    """Read the sidecar and the model bytes and check the hash; the interpreter checks come later."""
+    model = Path(model)
+    meta = read_meta(model)
+    if model.name != meta.file:
+        raise ModelError(f"{sidecar_path(model)}: describes {meta.file!r}, not {model.name!r}")
+    try:
+        blob = model.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"{model}: model file not found") from None
+    except OSError as exc:
+        raise ModelError(f"{model}: cannot read model ({exc.strerror})") from None
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != meta.sha256:
+        raise ModelError(
+            f"{model}: sha256 {digest[:12]}... does not match the sidecar's {meta.sha256[:12]}... "
+            f"({len(blob)} bytes; the file is corrupt, truncated or not the model the sidecar describes)"
+        )
+    return meta, blob
+
+
+def write_sidecar(model: Path, meta: dict[str, Any]) -> Path:
+    """Write the sidecar for `model` with the hash filled in; validates before writing."""
+    model = Path(model)
+    data = {**meta, "file": model.name, "sha256": sha256_file(model), "format_version": FORMAT_VERSION}
+    ModelMeta.model_validate(data)
+    side = sidecar_path(model)
+    side.write_text(json.dumps(data, indent=2) + "\n")
+    return side
