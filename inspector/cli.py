@@ -13,7 +13,7 @@ import logging
 import sys
 from importlib.metadata import entry_points
 
-BUILTIN = ("run", "inspect", "config", "bench", "evaluate", "history", "db", "camera", "model", "dataset")
+BUILTIN = ("run", "inspect", "config", "bench", "evaluate", "history", "db", "camera", "model", "dataset", "sync")
 
 
 class CommandError(Exception):

@@ -1,0 +1,218 @@
+"""Plant sync against a real PostgreSQL, with the link cut and restored: nothing lost, nothing doubled."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from inspector.storage.db import ensure_station, open_database
+from inspector.storage.models import Defect, Inspection, ModelVersion, Recipe, Review
+from inspector.sync import PlantSync, synced_through
+
+from .conftest import wait_for
+
+T0 = datetime(2025, 3, 1, 6, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def local_db(tmp_path):
+    url = f"sqlite:///{tmp_path / 'station.db'}"
+    db = open_database(url, station_id="station-7")
+    ensure_station(db, "AOI 7", "line-2")
+    with db.session() as s, s.begin():
+        s.add(Recipe(name="demo", version=1, thresholds={"short": 0.4}))
+        s.add(ModelVersion(model_id="pcb-defect-det@1.0.0+abc", name="pcb-defect-det", version="1.0.0"))
+    yield db
+    db.close()
+
+
+def add_inspections(db, n: int, start: int) -> list[str]:
+    """n inspections; every third is a REJECT with (i % 4) + 1 defects."""
+    uids = []
+    with db.session() as s, s.begin():
+        rc = s.execute(select(Recipe.id)).scalar_one()
+        mv = s.execute(select(ModelVersion.id)).scalar_one()
+        for i in range(start, start + n):
+            uid = uuid.uuid4().hex
+            uids.append(uid)
+            k = (i % 4) + 1 if i % 3 == 0 else 0
+            s.add(
+                Inspection(
+                    uid=uid,
+                    created_at=T0 + timedelta(seconds=i),
+                    station_id="station-7",
+                    recipe_id=rc,
+                    recipe_name="demo",
+                    model_version_id=mv,
+                    model_id="pcb-defect-det@1.0.0+abc",
+                    board_serial=f"SN{i:06d}",
+                    part_seq=i,
+                    frame_id=i,
+                    verdict="REJECT" if k else "PASS",
+                    defect_count=k,
+                    cycle_ms=20.0 + i % 7,
+                    timings_ms={"total": 20.0},
+                    defects=[
+                        Defect(idx=j, class_id=j + 1, score=0.9, x1=j, y1=j, x2=j + 10, y2=j + 10) for j in range(k)
+                    ],
+                )
+            )
+    return uids
+
+
+def add_reviews(db, every: int = 5) -> int:
+    with db.session() as s, s.begin():
+        rows = s.execute(select(Defect.id, Defect.inspection_id).order_by(Defect.id)).all()
+        n = 0
+        for d_id, i_id in rows[::every]:
+            s.add(
+                Review(
+                    inspection_id=i_id,
+                    defect_id=d_id,
+                    verdict="confirmed" if d_id % 2 else "false_call",
+                    reviewer="qe1",
+                    reviewed_at=T0 + timedelta(hours=1, seconds=d_id),
+                )
+            )
+            n += 1
+    return n
+
+
+def plant_counts(url: str) -> dict[str, int]:
+    eng = create_engine(url)
+    try:
+        with eng.connect() as c:
+            out = {
+                t: c.execute(text(f"SELECT count(*) FROM {t}")).scalar()
+                for t in ("inspections", "defects", "reviews", "recipes", "model_versions", "stations")
+            }
+            out["dup_uids"] = c.execute(
+                text("SELECT count(*) FROM (SELECT uid FROM inspections GROUP BY uid HAVING count(*) > 1) d")
+            ).scalar()
+            out["dup_defects"] = c.execute(
+                text(
+                    "SELECT count(*) FROM (SELECT inspection_id, idx FROM defects GROUP BY 1, 2 HAVING count(*) > 1) d"
+                )
+            ).scalar()
+            out["defects_match_count"] = c.execute(
+                text(
+                    "SELECT count(*) FROM inspections i WHERE defect_count = "
+                    "(SELECT count(*) FROM defects d WHERE d.inspection_id = i.id)"
+                )
+            ).scalar()
+            out["reviewed"] = c.execute(text("SELECT count(*) FROM inspections WHERE reviewed")).scalar()
+            return out
+    finally:
+        eng.dispose()
+
+
+def local_counts(db) -> dict[str, int]:
+    with db.session() as s:
+        return {
+            "inspections": s.scalar(select(func.count()).select_from(Inspection)),
+            "defects": s.scalar(select(func.count()).select_from(Defect)),
+            "reviews": s.scalar(select(func.count()).select_from(Review)),
+            "reviewed_inspections": s.scalar(select(func.count(func.distinct(Review.inspection_id)))),
+        }
+
+
+def local_uids(db) -> set[str]:
+    with db.session() as s:
+        return set(s.scalars(select(Inspection.uid)))
+
+
+def plant_uids(url: str) -> set[str]:
+    eng = create_engine(url)
+    try:
+        with eng.connect() as c:
+            return set(c.execute(text("SELECT uid FROM inspections")).scalars())
+    finally:
+        eng.dispose()
+
+
+def test_sync_survives_link_loss_with_counts_reconciled(local_db, postgres_server, plant_db, tcp_link):
+    host, port = postgres_server
+    direct = f"postgresql+psycopg://postgres@{host}:{port}/{plant_db}"
+    link = tcp_link((host, port))
+    via_link = f"postgresql+psycopg://postgres@127.0.0.1:{link.port}/{plant_db}"
+
+    add_inspections(local_db, 600, 0)
+    worker = PlantSync(local_db.url, via_link, batch=25, interval_s=0.05, backoff_max_s=0.4, connect_timeout_s=2)
+    worker.start()
+    try:
+        # Cut the link in the middle of the backlog, while batches are in flight.
+        assert wait_for(lambda: worker.state.inspections >= 100, 60), worker.last_error
+        link.cut()
+        # The line keeps inspecting and reviewing while the plant is unreachable.
+        add_inspections(local_db, 150, 600)
+        n_reviews = add_reviews(local_db)
+        assert wait_for(lambda: not worker.link_up and worker.last_error is not None, 20)
+        frozen = plant_counts(direct)["inspections"]
+        assert 100 <= frozen <= 600
+        assert worker.pending()["inspections"] > 0
+        # A second cut while it retries, then the link comes back for good.
+        link.restore()
+        assert wait_for(lambda: worker.state.inspections > frozen + 25, 30), worker.last_error
+        link.cut()
+        add_inspections(local_db, 50, 750)
+        link.restore()
+        assert wait_for(lambda: worker.pending() == {"inspections": 0, "reviews": 0}, 90), worker.last_error
+        assert worker.link_up
+    finally:
+        worker.stop()
+
+    local, plant = local_counts(local_db), plant_counts(direct)
+    assert local["inspections"] == 800 and local["reviews"] == n_reviews
+    assert plant["inspections"] == local["inspections"]
+    assert plant["defects"] == local["defects"]
+    assert plant["reviews"] == local["reviews"]
+    assert plant["dup_uids"] == 0 and plant["dup_defects"] == 0
+    assert plant["defects_match_count"] == plant["inspections"]  # every inspection has all of its defects
+    assert plant["reviewed"] == local["reviewed_inspections"]
+    assert plant["recipes"] == 1 and plant["model_versions"] == 1 and plant["stations"] == 1
+    assert plant_uids(direct) == local_uids(local_db)
+    assert synced_through(local_db.url) == 800
+    assert link.cuts == 2
+
+
+def test_resync_from_scratch_is_idempotent(local_db, postgres_server, plant_db, tmp_path):
+    host, port = postgres_server
+    url = f"postgresql+psycopg://postgres@{host}:{port}/{plant_db}"
+    add_inspections(local_db, 120, 0)
+    add_reviews(local_db, every=3)
+    first = PlantSync(local_db.url, url, batch=40).run_once()
+    after_first = plant_counts(url)
+    assert first.inspections == 120 and after_first["inspections"] == 120
+
+    # Lose the high-water mark (state file deleted, or a crash after the plant committed): push all again.
+    state = tmp_path / "station.db.plant-sync.json"
+    assert state.exists()
+    state.unlink()
+    again = PlantSync(local_db.url, url, batch=40).run_once()
+    assert again.inspections == 0 and again.defects == 0 and again.reviews == 0
+    assert plant_counts(url) == after_first
+
+    # New records after that go through exactly once.
+    add_inspections(local_db, 10, 120)
+    w3 = PlantSync(local_db.url, url, batch=40)
+    third = w3.run_once()
+    assert third.inspections == 10
+    assert plant_counts(url)["inspections"] == 130
+    assert plant_uids(url) == local_uids(local_db)
+
+
+def test_unreachable_plant_keeps_everything_local(local_db, tmp_path):
+    from sqlalchemy.exc import OperationalError
+
+    from .conftest import free_port
+
+    add_inspections(local_db, 5, 0)
+    worker = PlantSync(local_db.url, f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/x", connect_timeout_s=1)
+    with pytest.raises(OperationalError):
+        worker.run_once()
+    assert worker.pending() == {"inspections": 5, "reviews": 0}
+    assert synced_through(local_db.url) == 0
+    assert local_counts(local_db)["inspections"] == 5
