@@ -121,10 +121,30 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Run the migrations up to `revision` in one transaction.
+
+    On SQLite, foreign keys are switched off for the duration: a migration that rebuilds a table
+    (Alembic's batch mode drops the old copy) would otherwise cascade-delete every defect and review
+    of the rebuilt inspections. The keys are checked afterwards and the upgrade fails if any dangle.
+    """
     cfg = alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+                if sqlite:
+                    bad = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if bad:
+                        raise StorageError(f"migration left {len(bad)} rows with dangling foreign keys, e.g. {bad[0]}")
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
 
 def backup_sqlite(path: Path, label: str) -> Path:
@@ -149,6 +169,7 @@ def open_database(
     station_id: str = "station-1",
     migrate: bool = True,
     synchronous: str = "FULL",
+    busy_timeout_ms: int = 5000,
 ) -> Database:
     """Open (and by default upgrade) the records database.
 
@@ -156,7 +177,7 @@ def open_database(
     it; PostgreSQL: the plant DBA's backups, logged as a warning). A database from a *newer* version is
     refused rather than written by old code.
     """
-    engine = create_db_engine(url, synchronous=synchronous)
+    engine = create_db_engine(url, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
     db = Database(url, engine, station_id)
     try:
         current = current_revision(engine)

@@ -68,6 +68,7 @@ class RecorderSettings:
     retention_interval_s: float = 60.0
     retention_batch: int = 500
     encoder_threads: int = 2
+    busy_timeout_ms: int = 5000
     recipes: list[dict[str, Any]] | None = None
 
     @classmethod

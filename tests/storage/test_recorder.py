@@ -1,0 +1,184 @@
+"""The recorder: rows and files for every result, durable acknowledgement, spool when the DB fails."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import cv2
+from sqlalchemy import func, select
+
+from inspector.health import Health
+from inspector.storage import history, inspection_detail, open_database
+from inspector.storage.models import Defect, Inspection, Station
+
+from .conftest import BOARD, make_result, wait_for
+
+
+def _count(url: str, model=Inspection) -> int:
+    db = open_database(url)
+    try:
+        with db.session() as s:
+            return s.scalar(select(func.count()).select_from(model))
+    finally:
+        db.close()
+
+
+def test_every_result_becomes_rows_and_files(db_url, make_recorder, tmp_path):
+    health = Health()
+    rec = make_recorder(db_url, station_id="aoi-7", health=health)
+    acked: list[tuple[str, str]] = []
+    rec.add_durable_listener(lambda uid, where: acked.append((uid, where)))
+    rec.start()
+    assert health.get("database").ok, health.summary()
+    results = [make_result(i, classes=(1, 2, 2) if i % 3 == 0 else ()) for i in range(30)]
+    for r in results:
+        rec.submit(r)
+    assert rec.flush(20)
+    assert {u for u, _ in acked} == {r.uid for r in results}
+    assert {w for _, w in acked} == {"database"}
+    assert all(rec.wait_durable(r.uid, 0) for r in results)
+    assert not rec.wait_durable("0" * 32, 0), "an unknown uid is never reported durable"
+    rec.stop()
+
+    db = open_database(db_url)
+    with db.session() as s:
+        assert s.get(Station, "aoi-7") is not None
+        assert s.scalar(select(func.count()).select_from(Inspection).where(Inspection.station_id == "aoi-7")) == 30
+        assert s.scalar(select(func.count()).select_from(Defect)) == 10 * 3
+    d = inspection_detail(db, results[3].uid)
+    assert d.row.verdict == "REJECT" and d.row.board_serial == "SN000003" and d.row.part_seq == 3
+    assert [x.class_name for x in d.defects] == ["open", "short", "short"]
+    assert d.timings_ms["inference"] == 10.0 and d.frame_meta["exposure"] == 1.5
+    root = tmp_path / "archive"
+    full = cv2.imread(str(root / d.row.image_path), cv2.IMREAD_GRAYSCALE)
+    assert (full == BOARD).all(), "the archived frame is lossless"
+    crop = cv2.imread(str(root / d.defects[1].crop_path), cv2.IMREAD_GRAYSCALE)
+    assert crop.shape[0] > 10 and crop.shape[1] > 10
+    assert (root / d.row.thumb_path).is_file() and (root / d.reference_path).is_file()
+    assert d.row.image_path.startswith(results[3].timestamp.strftime("%Y-%m-%d/%H/"))
+    db.close()
+
+
+def test_archive_policy_rejects_with_pass_sample(sqlite_url, make_recorder, tmp_path):
+    rec = make_recorder(sqlite_url, archive="rejects", archive_pass_every=4)
+    rec.start()
+    for i in range(16):
+        rec.submit(make_result(i, classes=(3,) if i % 2 else ()))
+    assert rec.flush(10)
+    rec.stop()
+    db = open_database(sqlite_url)
+    rows = history(db, limit=100).rows
+    rejects = [r for r in rows if r.verdict == "REJECT"]
+    passes = [r for r in rows if r.verdict == "PASS"]
+    assert all(r.image_path for r in rejects)
+    assert sum(1 for r in passes if r.image_path) == 2, "1 in 4 of the 8 passes keeps its full image"
+    assert all(inspection_detail(db, r.id).defects[0].crop_path for r in rejects), "crops are always kept"
+    db.close()
+
+
+def test_archive_none_keeps_records_only(sqlite_url, make_recorder, tmp_path):
+    rec = make_recorder(sqlite_url, archive="none")
+    rec.start()
+    rec.submit(make_result(1, classes=(1,)))
+    assert rec.flush(10)
+    rec.stop()
+    assert _count(sqlite_url) == 1
+    assert not any((tmp_path / "archive").rglob("*.png"))
+
+
+def test_database_down_spools_then_replays(make_recorder, tmp_path, db_url):
+    """Results made while the database is unreachable are acknowledged from the spool and reach the DB later."""
+    health = Health()
+    down = "postgresql+psycopg://postgres@127.0.0.1:9/none"  # nothing listens on port 9
+    rec = make_recorder(down, health=health)
+    rec.start(wait_s=15)
+    state = health.get("database")
+    assert not state.ok and "cannot open" in state.reason
+    results = [make_result(i, classes=(2,)) for i in range(12)]
+    for r in results:
+        rec.submit(r)
+    assert rec.flush(20)
+    assert all(rec.wait_durable(r.uid, 0) for r in results)
+    assert rec.stats.spooled == 12 and len(rec.spool) >= 1
+    assert not health.ready
+    rec.stop()
+
+    health2 = Health()
+    rec2 = make_recorder(db_url, health=health2)
+    rec2.start()
+    assert health2.get("database").ok, health2.summary()
+    assert rec2.stats.replayed == 12 and len(rec2.spool) == 0
+    rec2.stop()
+    db = open_database(db_url)
+    got = {r.uid for r in history(db, limit=100).rows}
+    assert got == {r.uid for r in results}
+    d = inspection_detail(db, results[0].uid)
+    assert d.row.image_path and (tmp_path / "archive" / d.row.image_path).is_file()
+    db.close()
+
+
+def test_locked_sqlite_goes_not_ready_and_recovers(sqlite_url, make_recorder):
+    health = Health()
+    rec = make_recorder(sqlite_url, health=health, busy_timeout_ms=100)
+    rec.start()
+    path = sqlite_url.removeprefix("sqlite:///")
+    blocker = sqlite3.connect(path, timeout=0.1)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        first = [make_result(i) for i in range(5)]
+        for r in first:
+            rec.submit(r)
+        assert rec.flush(10)
+        assert wait_for(lambda: not health.get("database").ok)
+        assert "locked" in health.get("database").reason
+        assert rec.stats.spooled == 5
+    finally:
+        blocker.rollback()
+        blocker.close()
+    later = [make_result(100 + i) for i in range(5)]
+    for r in later:
+        rec.submit(r)
+    assert rec.flush(10)
+    assert wait_for(lambda: health.get("database").ok and len(rec.spool) == 0, 10), health.summary()
+    rec.stop()
+    assert _count(sqlite_url) == 10
+
+
+def test_queue_full_spills_to_spool(sqlite_url, make_recorder):
+    """With the writer not running, a full queue spills to the spool (never dropped, still acknowledged)."""
+    health = Health()
+    rec = make_recorder(sqlite_url, health=health, queue_size=10)
+    results = [make_result(i) for i in range(25)]
+    for r in results:
+        rec.submit(r)  # writer not started: the queue fills after 10
+    assert rec.stats.spooled == 15
+    assert all(rec.wait_durable(r.uid, 0) for r in results[10:])
+    assert "queue full" in health.get("database").reason
+    rec.start()
+    assert rec.flush(10)
+    rec.stop()
+    assert _count(sqlite_url) == 25
+    db = open_database(sqlite_url)
+    d = inspection_detail(db, results[20].uid)
+    assert d.row.image_path, "images of spilled results are archived on replay"
+    db.close()
+
+
+def test_replay_is_idempotent(sqlite_url, make_recorder, tmp_path):
+    """A crash after the DB commit but before the spool file was removed must not duplicate rows."""
+    from inspector.storage.spool import Spool
+    from inspector.storage.writer import result_record
+
+    r = make_result(1, classes=(1,))
+    rec = make_recorder(sqlite_url)
+    rec.start()
+    rec.submit(r)
+    assert rec.flush(10)
+    rec.stop()
+    Spool(tmp_path / "spool").write([result_record(r, "station-1")])
+    rec2 = make_recorder(sqlite_url)
+    rec2.start()
+    rec2.stop()
+    assert _count(sqlite_url) == 1 and _count(sqlite_url, Defect) == 1
+    assert not list(Path(tmp_path / "spool").glob("*.jsonl"))
