@@ -62,7 +62,9 @@ class PlcClient:
         if self._client is not None:
             return self._client
         if now < self._next_attempt:
-            raise LinkDown(f"PLC {self.host}:{self.port} down ({self.last_error}); retry in {self._next_attempt - now:.2f} s")
+            raise LinkDown(
+                f"PLC {self.host}:{self.port} down ({self.last_error}); retry in {self._next_attempt - now:.2f} s"
+            )
         client = self._new_client()
         if not client.connect():
             client.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from collections import deque
 from collections.abc import Callable
 
@@ -53,7 +54,7 @@ class RegisterServer:
         self.requests = 0
         self.refused = 0
         self._server: ModbusTcpServer | None = None
-        self._control_image = [0] * R.CONTROL_SIZE
+        self._last_fc: dict[int, tuple[int, int | None]] = {}
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> int:
@@ -65,7 +66,7 @@ class RegisterServer:
             ],
             action=self._action,
         )
-        self._server = ModbusTcpServer(device, address=(self.host, self.port))
+        self._server = ModbusTcpServer(device, address=(self.host, self.port), trace_packet=self._trace_packet)
         await self._server.serve_forever(background=True)
         sockets = getattr(self._server.transport, "sockets", None) or []
         if sockets:
@@ -115,6 +116,34 @@ class RegisterServer:
         self._pending.clear()
         return out
 
+    # ------------------------------------------------------------------ exception replies
+    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
+        """Give undecodable requests the textbook exception reply.
+
+        pymodbus 3.16 answers a request its decoder refuses (e.g. a read of 126 registers) with
+        function code 0x80 and ILLEGAL_FUNCTION; a PLC expects its own function code | 0x80 and
+        ILLEGAL_DATA_VALUE. We remember each request's function code by transaction id and rewrite
+        that one reply; every other frame passes unchanged.
+        """
+        try:
+            if not sending:
+                pos = 0
+                while pos + 8 <= len(data):
+                    tid, _proto, length = struct.unpack_from(">HHH", data, pos)
+                    fc = data[pos + 7]
+                    self._last_fc[tid] = (fc, _expected_exception(data[pos + 7 : pos + 6 + length]))
+                    if len(self._last_fc) > 256:
+                        self._last_fc.pop(next(iter(self._last_fc)))
+                    pos += 6 + max(length, 2)
+            elif len(data) == 9 and data[7] == 0x80:
+                tid = struct.unpack_from(">H", data, 0)[0]
+                fc, code = self._last_fc.pop(tid, (None, None))
+                if fc is not None and fc < 0x80:
+                    return data[:7] + bytes([fc | 0x80, code or data[8]])
+        except Exception:  # a trace hook must never break the server
+            log.debug("trace_packet failed", exc_info=True)
+        return data
+
     # ------------------------------------------------------------------ datastore hook
     async def _action(
         self,
@@ -129,7 +158,8 @@ class RegisterServer:
             return None
         self.requests += 1
         if set_values is None:
-            if function_code not in R.READ_FUNCTIONS:
+            # FC 6/16 read the written registers back after the write, through this same hook.
+            if function_code not in R.READ_FUNCTIONS | R.WRITE_FUNCTIONS:
                 self.refused += 1
                 return ExcCodes.ILLEGAL_FUNCTION
             return None
@@ -147,3 +177,14 @@ class RegisterServer:
         self._pending.append(image)
         asyncio.get_running_loop().call_soon(self._on_control)
         return None
+
+
+def _expected_exception(pdu: bytes) -> int | None:
+    """ILLEGAL_DATA_VALUE for register counts outside the Modbus limits, else None (keep pymodbus' code)."""
+    if len(pdu) >= 5 and pdu[0] in (3, 4):
+        count = struct.unpack_from(">H", pdu, 3)[0]
+        return int(ExcCodes.ILLEGAL_VALUE) if not 1 <= count <= 125 else None
+    if len(pdu) >= 5 and pdu[0] == 16:
+        count = struct.unpack_from(">H", pdu, 3)[0]
+        return int(ExcCodes.ILLEGAL_VALUE) if not 1 <= count <= 123 else None
+    return None

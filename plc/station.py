@@ -54,7 +54,9 @@ class PlcLink:
         on_recipe: RecipeCallback | None = None,
         startup_grace_s: float = 30.0,
         tick_s: float = 0.01,
+        port: int | None = None,
     ):
+        """`port` overrides plc.port; 0 binds an ephemeral port (tests, benchmark), read back from `.port`."""
         if plc.mode == "off":
             raise ValueError("plc.mode is 'off': there is no PLC link to attach")
         self.cfg = plc
@@ -84,7 +86,7 @@ class PlcLink:
         self._alarm: str | None = "starting"
         self.server: RegisterServer | None = None
         self.client: PlcClient | None = None
-        self.port = plc.port
+        self.port = plc.port if port is None else port
         self.status: list[int] = [0] * R.STATUS_SIZE
         self.control: list[int] = [0] * R.CONTROL_SIZE
         self.results_seen = 0
@@ -103,7 +105,7 @@ class PlcLink:
             self._thread.join(2.0)
             self._thread = None
             raise RuntimeError(
-                f"PLC link ({self.cfg.mode} {self.cfg.host}:{self.cfg.port}) did not start: {self._start_error}"
+                f"PLC link ({self.cfg.mode} {self.cfg.host}:{self.port}) did not start: {self._start_error}"
             ) from self._start_error
         if self.cfg.mode == "server" and self.cfg.simulator:
             from .simulator import LinePlcSimulator
@@ -211,9 +213,7 @@ class PlcLink:
             ticket = self.pipeline.trigger(req)
             self._pending = _Pending(action.token, ticket, action.part_seq)
         elif isinstance(action, RunCommand):
-            threading.Thread(
-                target=self._run_command, args=(action.recipe_id,), name="plc-recipe", daemon=True
-            ).start()
+            threading.Thread(target=self._run_command, args=(action.recipe_id,), name="plc-recipe", daemon=True).start()
 
     def _run_command(self, recipe_id: int) -> None:
         ok = False
@@ -252,7 +252,7 @@ class PlcLink:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._async_wake = asyncio.Event()
-        server = RegisterServer(self.cfg.host, self.cfg.port, self.cfg.device_id, self._async_wake.set)
+        server = RegisterServer(self.cfg.host, self.port, self.cfg.device_id, self._async_wake.set)
         self.port = await server.start()
         self.server = server
         last: list[int] | None = None
@@ -278,7 +278,7 @@ class PlcLink:
     def _run_client(self) -> None:
         cfg = self.cfg
         self.client = client = PlcClient(
-            cfg.host, cfg.port, cfg.device_id, timeout_s=cfg.timeout_s, retries=cfg.retries
+            cfg.host, self.port, cfg.device_id, timeout_s=cfg.timeout_s, retries=cfg.retries
         )
         self._started.set()
         last: list[int] | None = None
@@ -334,6 +334,7 @@ def attach(
     *,
     on_recipe: RecipeCallback | None = None,
     startup_grace_s: float = 30.0,
+    port: int | None = None,
 ) -> PlcLink:
     """Entry point `pcb_inspector.plc`: the PLC link for this station (call start() to run it)."""
     return PlcLink(
@@ -343,4 +344,5 @@ def attach(
         recipe_id=cfg.recipe().id,
         on_recipe=on_recipe or default_recipe_switcher(cfg, pipeline),
         startup_grace_s=startup_grace_s,
+        port=port,
     )
