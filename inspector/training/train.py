@@ -29,6 +29,7 @@ import tensorflow as tf  # noqa: E402
 from inspector.datasets.deeppcb import CLASS_NAMES, load_list, read_gray, split_by_group  # noqa: E402
 from inspector.detect.centernet import decode  # noqa: E402
 from inspector.evaluation.coco import coco_map  # noqa: E402
+from inspector.training.bn import reestimate_bn  # noqa: E402
 from inspector.training.model import NUM_CLASSES, build_detector  # noqa: E402
 from inspector.training.targets import make_targets  # noqa: E402
 
@@ -120,6 +121,14 @@ def evaluate_float(model640, val_pairs) -> dict:
         dets.append((boxes, scores, classes))
     m = coco_map(gts, dets, CLASS_NAMES)
     return {"map50": m.map50, "map50_95": m.map50_95, "per_class": m.per_class_ap50}
+
+
+def bn_batches(pairs, n: int, seed: int):
+    """Whole training boards (never validation ones) for BN re-estimation."""
+    rng = np.random.default_rng(seed)
+    for i in rng.choice(len(pairs), size=min(n, len(pairs)), replace=False):
+        p = pairs[int(i)]
+        yield stack_input(read_gray(p.test_path), read_gray(p.template_path))[None].astype(np.float32) / 255.0
 
 
 def lr_at(step: int, total: int, base: float, warmup: int) -> float:
@@ -221,6 +230,7 @@ def main(argv=None) -> int:
             if step % args.eval_every == 0 or step == args.steps:
                 te = time.time()
                 model640.set_weights(model.get_weights())
+                reestimate_bn(model640, bn_batches(train_pairs, 48, step))
                 m = evaluate_float(model640, val_pairs)
                 rec = {"step": step, "time": time.time(), "loss": ema, **m}
                 log.write(json.dumps(rec) + "\n")
@@ -233,7 +243,7 @@ def main(argv=None) -> int:
                 )
                 if m["map50"] > float(best_var.numpy()):
                     best_var.assign(m["map50"])
-                    model.save_weights(args.out / "best.weights.h5")
+                    model640.save_weights(args.out / "best.weights.h5")  # with re-estimated BN statistics
                     (args.out / "best.json").write_text(json.dumps(rec, indent=2))
                     print(f"  new best {m['map50']:.4f}", flush=True)
                 mgr.save(checkpoint_number=step)
