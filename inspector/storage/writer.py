@@ -340,7 +340,12 @@ class Recorder:
         s = self.settings
         try:
             self.spool.clean_tmp()
-            self.database = open_database(s.database_url, station_id=s.station_id, synchronous=s.sqlite_synchronous)
+            self.database = open_database(
+                s.database_url,
+                station_id=s.station_id,
+                synchronous=s.sqlite_synchronous,
+                busy_timeout_ms=s.busy_timeout_ms,
+            )
             ensure_station(self.database, s.station_name, s.station_line)
             if s.recipes:
                 from .recipes import register_recipe

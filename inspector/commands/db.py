@@ -1,0 +1,73 @@
+"""`pcb-inspector db {check,upgrade,retention}`: look after the records database and the image archive.
+
+`check` reports the database's integrity and whether the archive folder and the rows agree (files
+without rows, rows without files); `--repair` removes the orphans and clears dangling paths.
+`upgrade` applies pending migrations (with a backup first), as the station does at start.
+`retention` runs the age / free-disk retention now, instead of waiting for the writer's next pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("db", help="records database: check/repair the archive, upgrade the schema, run retention")
+    dsub = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    for name, text in (
+        ("check", "report integrity and archive/database disagreements (orphans)"),
+        ("upgrade", "apply pending schema migrations (backs the database up first)"),
+        ("retention", "delete records and files past the retention age or below the disk floor, now"),
+    ):
+        q = dsub.add_parser(name, help=text)
+        q.add_argument("--config", help="station.toml (database URL, archive folder, retention settings)")
+        q.add_argument("--db", metavar="URL", help="database URL (default: the config's storage.database_url)")
+        q.add_argument("--archive", metavar="DIR", help="archive folder (default: the config's storage.archive_dir)")
+        if name == "check":
+            q.add_argument("--repair", action="store_true", help="delete orphan files, clear paths of missing files")
+            q.add_argument("--grace", type=float, default=300.0, help="ignore files younger than this (s); default 300")
+        q.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..cli import CommandError
+    from ..config import load_config
+    from ..storage import RetentionPolicy, StorageError, check_archive, current_revision, head_revision, open_database
+
+    cfg = load_config(args.config)
+    url = args.db or cfg.storage.database_url
+    archive = Path(args.archive) if args.archive else Path(cfg.storage.archive_dir)
+    try:
+        db = open_database(url, station_id=cfg.station.id, migrate=args.db_command == "upgrade")
+    except StorageError as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        if args.db_command == "upgrade":
+            print(f"schema at {current_revision(db.engine)} (newest {head_revision()})")
+            if db.backup_path:
+                print(f"backup before the upgrade: {db.backup_path}")
+            return 0
+        if current_revision(db.engine) != head_revision():
+            raise CommandError(
+                f"schema is at {current_revision(db.engine)}, this version needs {head_revision()}: "
+                "run `pcb-inspector db upgrade` first"
+            )
+        if args.db_command == "retention":
+            st = cfg.storage
+            rep = RetentionPolicy(
+                db, archive, max_age_days=st.retention_days, min_free_mb=st.min_free_mb, batch=st.retention_batch
+            ).run()
+            print(f"deleted {rep.deleted} inspections and {rep.files_deleted} files; {rep.free_mb:.0f} MB free")
+            return 0
+        rep = check_archive(db, archive, repair=args.repair, grace_s=args.grace)
+        for line in rep.lines():
+            print(line)
+        if not rep.ok and not args.repair:
+            print("run with --repair to fix", file=sys.stderr)
+            return 1
+        return 0 if rep.integrity in ("ok", "n/a") else 1
+    finally:
+        db.close()

@@ -1,0 +1,186 @@
+"""History, paging, yield, Pareto and review figures: same answers on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from inspector.cli import main
+from inspector.domain import Verdict
+from inspector.storage import (
+    Cursor,
+    HistoryFilter,
+    QueryError,
+    add_missed_defect,
+    count,
+    defect_pareto,
+    history,
+    inspection_detail,
+    iter_history,
+    latest,
+    mark_reviewed,
+    open_database,
+    review_defect,
+    review_stats,
+    yield_per_hour,
+    yield_per_shift,
+)
+
+from .conftest import make_result
+
+T0 = datetime(2025, 3, 3, 5, 0, tzinfo=UTC)  # a Monday, 05:00 UTC
+
+
+def _fill(url, make_recorder, results):
+    rec = make_recorder(url, archive="none")
+    rec.start()
+    for r in results:
+        rec.submit(r)
+    assert rec.flush(30)
+    rec.stop()
+    return open_database(url)
+
+
+@pytest.fixture
+def line(db_url, make_recorder):
+    """24 boards over 6 hours: every 4th a REJECT with known classes; two recipes; serial prefixes."""
+    results = []
+    for i in range(24):
+        when = T0 + timedelta(minutes=15 * i)
+        classes = {0: (2, 2, 5), 1: (1,), 2: (), 3: ()}[i % 4] if i % 4 < 2 else ()
+        results.append(
+            make_result(
+                i,
+                classes=classes,
+                when=when,
+                serial=f"{'AB' if i < 12 else 'CD'}{i:04d}",
+                recipe="demo" if i % 2 == 0 else "other",
+                image=None,
+                reference=None,
+            )
+        )
+    db = _fill(db_url, make_recorder, results)
+    yield db, results
+    db.close()
+
+
+def test_filters(line):
+    db, res = line
+    assert count(db) == 24
+    assert count(db, HistoryFilter(verdict="REJECT")) == 12
+    assert count(db, HistoryFilter(verdict="pass")) == 12
+    assert count(db, HistoryFilter(defect_class="short")) == 6
+    assert count(db, HistoryFilter(defect_class=1)) == 6
+    assert count(db, HistoryFilter(defect_class="copper", recipe="demo")) == 6
+    assert count(db, HistoryFilter(recipe="other")) == 12
+    assert count(db, HistoryFilter(serial="AB0003")) == 1
+    assert count(db, HistoryFilter(serial="CD*")) == 12
+    start, end = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
+    got = history(db, HistoryFilter(start=start, end=end)).rows
+    assert len(got) == 4 and all(start <= r.created_at < end for r in got)
+    assert count(db, HistoryFilter(reviewed=True)) == 0
+    rows = history(db, HistoryFilter(serial="AB0000")).rows
+    assert rows[0].classes == ["short", "copper"] and rows[0].defect_count == 3
+    mark_reviewed(db, rows[0].id, "qa")
+    assert [r.id for r in history(db, HistoryFilter(reviewed=True)).rows] == [rows[0].id]
+    assert count(db, HistoryFilter(reviewed=False)) == 23
+    with pytest.raises(QueryError, match="solder"):
+        count(db, HistoryFilter(defect_class="solder"))
+    with pytest.raises(QueryError, match="time zone"):
+        count(db, HistoryFilter(start=datetime(2025, 1, 1)))
+
+
+def test_latest(line):
+    db, res = line
+    assert [r.uid for r in latest(db, 5)] == [r.uid for r in reversed(res[-5:])]
+
+
+def test_keyset_paging_with_equal_timestamps(db_url, make_recorder):
+    """Pages never skip or repeat a row, even when many inspections share one timestamp."""
+    when = [T0 + timedelta(seconds=i // 7) for i in range(300)]  # ties of 7
+    results = [make_result(i, when=w, image=None, reference=None) for i, w in enumerate(when)]
+    db = _fill(db_url, make_recorder, results)
+    seen, cursor, pages = [], None, 0
+    while True:
+        page = history(db, limit=32, cursor=cursor)
+        seen += [(r.created_at, r.id) for r in page.rows]
+        pages += 1
+        if page.next_cursor is None:
+            break
+        cursor = Cursor.decode(page.next_cursor.encode())  # round-trips through the UI's string form
+    assert len(seen) == 300 and len(set(seen)) == 300
+    assert seen == sorted(seen, reverse=True)
+    assert pages == 10
+    assert [r.uid for r in iter_history(db, page_size=64)] == [r.uid for r in history(db, limit=300).rows]
+    db.close()
+
+
+def test_yield_per_hour_and_shift(line):
+    db, res = line
+    hours = yield_per_hour(db)
+    assert [h.start for h in hours] == [T0 + timedelta(hours=k) for k in range(6)]
+    assert all(h.total == 4 and h.passed == 2 and h.rejected == 2 for h in hours)
+    assert hours[0].yield_pct == 50.0
+    # UTC shifts 06/14/22: 05:00-06:00 belongs to the previous day's C shift
+    shifts = yield_per_shift(db)
+    assert [(s.day.isoformat(), s.shift, s.total) for s in shifts] == [("2025-03-02", "C", 4), ("2025-03-03", "A", 20)]
+    # Berlin is UTC+1 in March: 06:00 local = 05:00 UTC, shift A gets everything
+    berlin = yield_per_shift(db, tz="Europe/Berlin")
+    assert [(s.shift, s.total) for s in berlin] == [("A", 24)]
+    assert berlin[0].start == T0
+    two = yield_per_shift(db, shift_starts=["08:00", "20:00"])
+    assert [(s.day.isoformat(), s.shift, s.total) for s in two] == [("2025-03-02", "B", 12), ("2025-03-03", "A", 12)]
+    with pytest.raises(QueryError, match="on the hour"):
+        yield_per_shift(db, shift_starts=["06:30"])
+    assert sum(h.total for h in yield_per_hour(db, HistoryFilter(recipe="demo"))) == 12
+
+
+def test_pareto(line):
+    db, res = line
+    p = defect_pareto(db)
+    assert [(x.class_name, x.count) for x in p] == [("short", 12), ("open", 6), ("copper", 6)]
+    assert p[0].cumulative_pct == 50.0 and p[-1].cumulative_pct == 100.0
+    assert [(x.class_name, x.count) for x in defect_pareto(db, HistoryFilter(recipe="other"))] == [("open", 6)]
+
+
+def test_review_figures(line):
+    db, res = line
+    d0 = inspection_detail(db, res[0].uid)  # REJECT: short, short, copper
+    review_defect(db, d0.defects[0].id, "confirmed", "qa")
+    review_defect(db, d0.defects[1].id, "false_call", "qa")
+    review_defect(db, d0.defects[2].id, "false_call", "qa")
+    review_defect(db, d0.defects[2].id, "confirmed", "lead")  # a second opinion supersedes
+    d2 = inspection_detail(db, res[2].uid)  # PASS
+    add_missed_defect(db, d2.row.id, (10, 10, 40, 30), 3, "qa", "mousebite at U7")
+    rs = review_stats(db)
+    assert (rs.boards_reviewed, rs.defects_reviewed, rs.confirmed, rs.false_calls) == (2, 3, 2, 1)
+    assert rs.false_call_rate == pytest.approx(1 / 3)
+    assert rs.missed == 1 and rs.escapes == 1 and rs.escape_rate == 0.5
+    d0 = inspection_detail(db, res[0].uid)
+    assert [d.review for d in d0.defects] == ["confirmed", "false_call", "confirmed"]
+    assert inspection_detail(db, res[2].uid).missed[0].class_name == "mousebite"
+    assert [x.count for x in defect_pareto(db, exclude_false_calls=True)] == [11, 6, 6]
+
+
+def test_history_command_and_csv(line, tmp_path, capsys):
+    db, res = line
+    out = tmp_path / "h.csv"
+    assert main(["history", "--db", db.url, "--verdict", "reject", "--csv", str(out)]) == 0
+    with out.open() as f:
+        rows = list(csv.reader(f))
+    assert rows[0][:3] == ["id", "uid", "created_at"] and "verdict" in rows[0]
+    assert len(rows) == 1 + 12
+    vi = rows[0].index("verdict")
+    assert {r[vi] for r in rows[1:]} == {"REJECT"}
+    assert {r[1] for r in rows[1:]} == {r.uid for r in res if r.verdict is Verdict.REJECT}
+    capsys.readouterr()
+    assert main(["history", "--db", db.url, "--class", "open", "--limit", "3", "--stats"]) == 0
+    text = capsys.readouterr()
+    lines = [ln for ln in text.out.splitlines() if ln.startswith("2025-")]
+    assert len(lines) == 3 and all("open" in ln for ln in lines)
+    assert "3 of 6 matching" in text.err
+    assert "defect Pareto" in text.out and "false-call rate" in text.out
+    assert main(["history", "--db", db.url, "--since", "not-a-time"]) == 2
+    assert main(["history", "--db", db.url, "--class", "solder"]) == 2
