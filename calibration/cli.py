@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--min-views", type=int, default=8, help="fewest usable views (default 8)")
     q.add_argument("--max-blur", type=float, default=4.0, metavar="PX", help="reject views with wider edges")
     q.add_argument("--min-coverage", type=float, default=0.05, help="reject views covering less of the frame")
+    q.add_argument("--free-k3", action="store_true", help="fit the 6th-order radial term (wide-angle lenses)")
     common(q)
     q.set_defaults(func=cmd_intrinsics)
 
@@ -151,7 +152,12 @@ def cmd_intrinsics(args: argparse.Namespace) -> int:
         raise CommandError(f"--min-views {args.min_views}: at least 3 views are needed to fit a camera")
     views = load_views(Path(args.images))
     result = calibrate_intrinsics(
-        views, pattern, min_views=args.min_views, max_blur_px=args.max_blur, min_coverage=args.min_coverage
+        views,
+        pattern,
+        min_views=args.min_views,
+        max_blur_px=args.max_blur,
+        min_coverage=args.min_coverage,
+        fix_k3=not args.free_k3,
     )
     out = result.to_json()
     if not args.no_save:

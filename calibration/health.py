@@ -7,7 +7,8 @@ are compared with it, and drift past the limits raises an alarm (and, where conf
 through the `calibration` health component).
 
 Measures (all on the whole frame, cheap enough for every board):
-- focus: variance of the Laplacian (falls steeply with defocus);
+- focus: variance of the Laplacian of the frame scaled to a mean grey of 128 (falls steeply with
+  defocus, and does not move when only the light level changes);
 - brightness: mean grey level;
 - uniformity: darkest / brightest of the 4 x 4 block levels, each block's level being its 90th
   percentile grey (the bare laminate, which reflects the light, not the copper pattern);
@@ -70,8 +71,10 @@ class OpticsLimits(BaseModel):
 
 def measure_optics(image: np.ndarray, blocks: int = 4) -> OpticsSample:
     gray = gray8(image)
-    focus = float(cv2.Laplacian(gray, cv2.CV_64F).var())
     brightness = float(gray.mean())
+    # Normalised to a mean of 128 first, so that a dimmer lamp reads as light drift, not as focus drift.
+    norm = gray.astype(np.float32) * (128.0 / max(brightness, 1.0))
+    focus = float(cv2.Laplacian(norm, cv2.CV_32F).var())
     h, w = gray.shape
     levels = []
     for j in range(blocks):

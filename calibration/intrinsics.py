@@ -117,13 +117,15 @@ def calibrate_intrinsics(
     min_coverage: float = 0.05,
     max_blur_px: float = 4.0,
     outlier_factor: float = 3.0,
-    fix_k3: bool = False,
+    fix_k3: bool = True,
 ) -> IntrinsicsResult:
     """Fit K and the distortion coefficients (k1, k2, p1, p2, k3) to named views.
 
     Views with no pattern, too little coverage or blur are rejected before the fit; after it, views
     whose reprojection error exceeds `outlier_factor` x the median (and 1 px) are dropped and the fit
-    is redone once. Raises CalibrationError when fewer than `min_views` usable views remain, naming
+    is redone once. `fix_k3` (default) keeps the sixth-order radial term at 0: machine-vision lenses
+    rarely need it, and a free k3 fitted to views that miss the frame corners extrapolates badly
+    there; wide-angle lenses pass False. Raises CalibrationError when fewer than `min_views` usable views remain, naming
     every rejected view and its reason.
     """
     views = list(views)
