@@ -1,0 +1,140 @@
+#!/usr/bin/env python
+"""Trigger -> RESULTS_VALID latency over loopback, and what the PLC link adds to the pipeline's own time.
+
+A real station (replay camera in triggered mode over synthetic boards, the classical detector, the
+PLC link in server mode on 127.0.0.1) and the line PLC simulator polling as fast as it can.
+For each board:
+  PLC latency  = trigger write sent -> first status read showing RESULTS_VALID (measured by the PLC)
+  pipeline     = pipeline.trigger() called -> result published (capture + inference + decision)
+  added        = PLC latency - pipeline: Modbus round trips, handshake wake-ups, status writes.
+Target: added p99 <= 5 ms.  Usage: .venv/bin/python scripts/bench_plc.py [--boards 300] [--rate 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from inspector.capture.replay import ReplayCameraSource  # noqa: E402
+from inspector.config import PlcSection, ReplayCamera, StationConfig  # noqa: E402
+from inspector.decision import RecipeRules  # noqa: E402
+from inspector.detect.classical import DifferenceDetector  # noqa: E402
+from inspector.health import Health  # noqa: E402
+from inspector.pipeline import Pipeline  # noqa: E402
+from plc.simulator import LinePlcSimulator, SimStats  # noqa: E402
+from plc.station import attach  # noqa: E402
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, int(round(q / 100 * (len(xs) - 1)))))]
+
+
+PLC_PROGRAM = '''
+import json, sys
+from plc.simulator import LinePlcSimulator
+sim = LinePlcSimulator("127.0.0.1", int(sys.argv[1]), rate=float(sys.argv[2]), boards=int(sys.argv[3]), poll_s=0.0)
+st = sim.run()
+print(json.dumps({"per_board": st.per_board, "violations": st.violations, "passed": st.passed,
+                  "rejected": st.rejected}))
+'''
+
+
+def run_plc_process(port: int, rate: float, boards: int):
+    """The PLC in its own process, as on a line (time.monotonic is the same clock across processes)."""
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "-c", PLC_PROGRAM, str(port), str(rate), str(boards)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        check=True,
+    )
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    stats = SimStats(passed=data["passed"], rejected=data["rejected"], violations=data["violations"])
+    stats.per_board = [tuple(x) for x in data["per_board"]]
+    return stats
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--boards", type=int, default=300)
+    ap.add_argument("--rate", type=float, default=20.0, help="boards per second")
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument(
+        "--in-process", action="store_true", help="run the PLC simulator in this process (shares the GIL)"
+    )
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+
+    cfg = StationConfig(camera=ReplayCamera(trigger="software", path=None, fps=None), plc=PlcSection(simulator=False))
+    health = Health()
+    health.ok("database", "bench: not used")
+    health.ok("disk", "bench: not used")
+    pipeline = Pipeline(
+        ReplayCameraSource(cfg.camera), DifferenceDetector(), RecipeRules(cfg.recipe()), health, triggered=True
+    )
+    issued: dict[int, float] = {}
+    published: dict[int, float] = {}
+    inspect_ms: dict[int, float] = {}
+    lock = threading.Lock()
+    orig_trigger = pipeline.trigger
+
+    def trigger(req=None):
+        with lock:
+            issued[req.part_seq] = time.monotonic()
+        return orig_trigger(req)
+
+    pipeline.trigger = trigger  # type: ignore[method-assign]
+
+    def on_result(r):
+        with lock:
+            published[r.part_seq] = time.monotonic()
+            inspect_ms[r.part_seq] = r.timings_ms.get("inspect", float("nan"))
+
+    pipeline.on_result(on_result)
+    link = attach(cfg, pipeline, health, port=0)
+    pipeline.add_sink(link)
+    link.start()
+    pipeline.start()
+    try:
+        if args.in_process:
+            sim = LinePlcSimulator(
+                "127.0.0.1", link.port, rate=args.rate, boards=args.boards + args.warmup, poll_s=0.0, first_part_seq=1
+            )
+            stats = sim.run()
+        else:
+            stats = run_plc_process(link.port, args.rate, args.boards + args.warmup)
+    finally:
+        pipeline.stop()
+        link.stop()
+    rows = [(seq, t0, t1) for seq, t0, t1 in stats.per_board if seq > args.warmup and seq in published]
+    plc_ms = [(t1 - t0) * 1000 for _, t0, t1 in rows]
+    pipe_ms = [(published[s] - issued[s]) * 1000 for s, _, _ in rows]
+    added = [a - b for a, b in zip(plc_ms, pipe_ms, strict=True)]
+    insp = [inspect_ms[s] for s, _, _ in rows]
+    print(f"boards measured: {len(rows)} (after {args.warmup} warm-up), rate {args.rate}/s, loopback 127.0.0.1")
+    print(f"violations: {len(stats.violations)}; PASS {stats.passed}, REJECT {stats.rejected}")
+    for name, xs in (
+        ("trigger -> RESULTS_VALID (PLC side)", plc_ms),
+        ("pipeline trigger() -> result published", pipe_ms),
+        ("  of which detector+decision (inspect)", insp),
+        ("added by the PLC link", added),
+    ):
+        print(f"{name:42s} p50 {pct(xs, 50):7.2f} ms  p90 {pct(xs, 90):7.2f} ms  p99 {pct(xs, 99):7.2f} ms  mean {statistics.fmean(xs):7.2f} ms")
+    ok = pct(added, 99) <= 5.0
+    print(f"target: added p99 <= 5 ms -> {'MET' if ok else 'NOT MET'}")
+    return 0 if not stats.violations else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
