@@ -26,7 +26,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from inspector.datasets.deeppcb import CLASS_NAMES, load_list, read_gray, split_by_group  # noqa: E402
+from inspector.datasets.deeppcb import CLASS_NAMES, VAL_GROUPS, load_list, read_gray, split_by_group  # noqa: E402
 from inspector.detect.centernet import decode  # noqa: E402
 from inspector.evaluation.coco import coco_map  # noqa: E402
 from inspector.training.bn import reestimate_bn  # noqa: E402
@@ -153,6 +153,17 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--val-groups",
+        default=",".join(sorted(VAL_GROUPS)),
+        help="board groups held out for validation (a customer export: its own group numbers)",
+    )
+    ap.add_argument(
+        "--init-weights",
+        type=Path,
+        default=None,
+        help="start from these weights (e.g. the shipped model's .weights.h5) to fine-tune on your own boards",
+    )
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     cfg_path = args.out / "config.json"
@@ -166,7 +177,12 @@ def main(argv=None) -> int:
 
     tf.keras.utils.set_random_seed(args.seed)
     pairs = load_list(args.data)
-    train_pairs, val_pairs = split_by_group(pairs)
+    train_pairs, val_pairs = split_by_group(pairs, frozenset(g.strip() for g in args.val_groups.split(",")))
+    if not train_pairs or not val_pairs:
+        raise SystemExit(
+            f"--val-groups {args.val_groups}: {len(train_pairs)} training and {len(val_pairs)} validation boards; "
+            f"groups present: {sorted({p.group for p in pairs})}"
+        )
     print(f"train {len(train_pairs)} pairs, val {len(val_pairs)} pairs (groups held out by design)", flush=True)
 
     model = build_detector(args.crop, None, args.backbone, args.alpha, args.neck)
@@ -177,6 +193,9 @@ def main(argv=None) -> int:
     best_var = tf.Variable(-1.0, dtype=tf.float64, trainable=False)
     ckpt = tf.train.Checkpoint(model=model, optimizer=opt, step=step_var, best=best_var)
     mgr = tf.train.CheckpointManager(ckpt, str(args.out / "ckpt"), max_to_keep=2)
+    if args.init_weights and not mgr.latest_checkpoint:
+        model.load_weights(args.init_weights)
+        print(f"initialised from {args.init_weights}", flush=True)
     if mgr.latest_checkpoint:
         ckpt.restore(mgr.latest_checkpoint)
         print(f"resumed from {mgr.latest_checkpoint} at step {int(step_var.numpy())}", flush=True)
