@@ -78,6 +78,16 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # Disk full, permissions, a vanished network share: one line naming the file, no traceback.
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if type(exc).__module__.startswith(("sqlalchemy", "inspector.storage")):
+            print(f"error: database: {str(exc).splitlines()[0]}", file=sys.stderr)
+            return 2
+        raise
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

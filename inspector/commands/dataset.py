@@ -35,7 +35,14 @@ def export(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     url = args.db or cfg.storage.database_url
+    from ..storage.db import current_revision, sqlite_path
+
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        raise CommandError(f"database {path} does not exist")
     db = open_database(url, station_id=cfg.station.id, migrate=False)
+    if current_revision(db.engine) is None:
+        raise CommandError(f"database {url} holds no station records (no schema)")
     flt = HistoryFilter(recipe=args.recipe) if args.recipe else None
     try:
         rep = export_dataset(
