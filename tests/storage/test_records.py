@@ -1,0 +1,148 @@
+"""Users (scrypt), audit events, calibrations, reviews and the DeepPCB export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from inspector.datasets.deeppcb import load_list
+from inspector.storage import (
+    ExportError,
+    RecordError,
+    activate_calibration,
+    active_calibration,
+    add_missed_defect,
+    audit_events,
+    authenticate,
+    calibration_history,
+    create_user,
+    delete_review,
+    export_dataset,
+    has_admin,
+    inspection_detail,
+    list_users,
+    open_database,
+    record_audit,
+    review_defect,
+    save_calibration,
+    set_active,
+    set_role,
+    set_secret,
+)
+from inspector.storage.models import User
+
+from .conftest import make_result
+
+
+def test_users_and_roles(db_url):
+    db = open_database(db_url)
+    assert not has_admin(db)
+    create_user(db, "ada", "admin", "4711", by="setup")
+    create_user(db, "op1", "operator", "1234", by="ada")
+    assert has_admin(db)
+    with db.session() as s:
+        stored = s.scalar(select(User.password_hash).where(User.username == "op1"))
+    assert stored.startswith("scrypt$") and "1234" not in stored
+    assert authenticate(db, "op1", "1234").role == "operator"
+    assert authenticate(db, "op1", "9999") is None
+    assert authenticate(db, "nobody", "1234") is None
+    set_role(db, "op1", "engineer", by="ada")
+    set_secret(db, "op1", "new-secret", by="ada")
+    assert authenticate(db, "op1", "1234") is None
+    assert authenticate(db, "op1", "new-secret").role == "engineer"
+    set_active(db, "op1", False, by="ada")
+    assert authenticate(db, "op1", "new-secret") is None
+    assert [u.username for u in list_users(db)] == ["ada", "op1"]
+    with pytest.raises(RecordError, match="already exists"):
+        create_user(db, "ada", "admin", "abcd")
+    with pytest.raises(RecordError, match="role 'boss'"):
+        create_user(db, "x", "boss", "abcd")
+    with pytest.raises(RecordError, match="too short"):
+        create_user(db, "y", "operator", "1")
+    acts = [(e.who, e.action) for e in audit_events(db)]
+    assert ("ada", "user.role") in acts and ("setup", "user.create") in acts
+    role = next(e for e in audit_events(db) if e.action == "user.role")
+    assert (role.before, role.after) == ({"role": "operator"}, {"role": "engineer"})
+    db.close()
+
+
+def test_audit_api(db_url):
+    db = open_database(db_url, station_id="aoi-3")
+    eid = record_audit(db, "eng", "recipe.thresholds", "recipe demo", {"short": 0.5}, {"short": 0.4})
+    ev = audit_events(db, who="eng")[0]
+    assert ev.id == eid and ev.station_id == "aoi-3" and ev.after == {"short": 0.4} and ev.at.tzinfo is not None
+    db.close()
+
+
+def test_calibrations(db_url):
+    db = open_database(db_url, station_id="aoi-3")
+    assert active_calibration(db, "scale") is None
+    a = save_calibration(db, "scale", {"mm_per_px": 0.05}, "eng")
+    b = save_calibration(db, "scale", {"mm_per_px": 0.049}, "eng")
+    save_calibration(db, "intrinsics", {"rms_px": 0.3, "camera_matrix": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}, "eng")
+    save_calibration(db, "scale", {"mm_per_px": 1.0}, "eng", station_id="other")
+    cur = active_calibration(db, "scale")
+    assert cur.id == b.id and cur.results == {"mm_per_px": 0.049} and cur.created_by == "eng"
+    assert [c.id for c in calibration_history(db, "scale")] == [b.id, a.id]
+    activate_calibration(db, a.id, by="lead")
+    assert active_calibration(db, "scale").id == a.id
+    assert active_calibration(db, "intrinsics").results["rms_px"] == 0.3
+    assert active_calibration(db, "scale", station_id="other").results == {"mm_per_px": 1.0}
+    db.close()
+
+
+def test_reviews_validate_and_undo(sqlite_url, make_recorder):
+    rec = make_recorder(sqlite_url, archive="none")
+    rec.start()
+    r = make_result(1, classes=(1,))
+    rec.submit(r)
+    assert rec.flush(10)
+    db = open_database(sqlite_url)
+    d = inspection_detail(db, r.uid)
+    with pytest.raises(RecordError, match="confirmed"):
+        review_defect(db, d.defects[0].id, "missed", "qa")
+    with pytest.raises(RecordError, match="no defect"):
+        review_defect(db, 999, "confirmed", "qa")
+    with pytest.raises(RecordError, match="empty"):
+        add_missed_defect(db, d.row.id, (5, 5, 5, 9), 1, "qa")
+    with pytest.raises(RecordError, match="class id 9"):
+        add_missed_defect(db, d.row.id, (5, 5, 8, 9), 9, "qa")
+    rid = review_defect(db, d.defects[0].id, "false_call", "qa")
+    assert inspection_detail(db, r.uid).row.reviewed
+    delete_review(db, rid, by="lead")
+    assert not inspection_detail(db, r.uid).row.reviewed
+    db.close()
+
+
+def test_export_reviewed_history_as_deeppcb(db_url, make_recorder, tmp_path):
+    rng = np.random.default_rng(0)
+    ref = (rng.random((120, 160)) * 255).astype(np.uint8)
+    rec = make_recorder(db_url)
+    rec.start()
+    rs = [make_result(i, classes=(2, 4), image=ref.copy(), reference=ref) for i in range(3)]
+    rs.append(make_result(9, classes=(), image=ref.copy(), reference=ref))
+    for r in rs:
+        rec.submit(r)
+    assert rec.flush(10)
+    db = open_database(db_url)
+    d0 = inspection_detail(db, rs[0].uid)
+    review_defect(db, d0.defects[0].id, "confirmed", "qa")
+    review_defect(db, d0.defects[1].id, "false_call", "qa")
+    d1 = inspection_detail(db, rs[1].uid)
+    review_defect(db, d1.defects[0].id, "confirmed", "qa")
+    add_missed_defect(db, d1.row.id, (50.4, 60.2, 70.6, 80.9), 6, "qa")
+    add_missed_defect(db, inspection_detail(db, rs[3].uid).row.id, (1, 2, 20, 30), 1, "qa")  # an escape on a PASS
+    out = tmp_path / "export"
+    rep = export_dataset(db, tmp_path / "archive", out)
+    assert (rep.boards, rep.annotations, rep.false_calls_dropped) == (3, 4, 1)
+    pairs = {p.id: p for p in load_list(out)}  # the training loader reads it as DeepPCB
+    assert len(pairs) == 3
+    by_boxes = sorted((len(p.boxes), sorted(p.classes.tolist())) for p in pairs.values())
+    assert by_boxes == [(1, [0]), (1, [1]), (2, [1, 5])]  # 0-based class indices
+    p1 = next(p for p in pairs.values() if len(p.boxes) == 2)
+    assert [50, 60, 71, 81] in p1.boxes.astype(int).tolist()
+    assert all(p.group == "90000" for p in pairs.values())
+    with pytest.raises(ExportError, match="already holds"):
+        export_dataset(db, tmp_path / "archive", out)
+    db.close()

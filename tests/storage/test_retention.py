@@ -1,0 +1,130 @@
+"""Retention (age, free-disk floor) deletes rows and files together; `db check` finds and repairs orphans."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+from inspector.cli import main
+from inspector.health import Health
+from inspector.storage import RetentionPolicy, check_archive, count, history, inspection_detail, open_database
+
+from .conftest import make_result
+
+
+def _archived(url, make_recorder, results, **kw):
+    rec = make_recorder(url, **kw)
+    rec.start()
+    for r in results:
+        rec.submit(r)
+    assert rec.flush(30)
+    rec.stop()
+    return open_database(url)
+
+
+def _files(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_age_retention_deletes_rows_and_files(db_url, make_recorder, tmp_path):
+    now = datetime.now(UTC)
+    old = [make_result(i, classes=(1, 2), when=now - timedelta(days=40, minutes=i)) for i in range(7)]
+    new = [make_result(100 + i, classes=(3,), when=now - timedelta(days=1, minutes=i)) for i in range(5)]
+    db = _archived(db_url, make_recorder, old + new)
+    root = tmp_path / "archive"
+    assert len(_files(root)) == 7 * 4 + 5 * 3 + 1  # image, thumb, crops per board + one shared reference
+    pol = RetentionPolicy(db, root, max_age_days=30, batch=3)
+    first = pol.run_batch()
+    assert first.deleted == 3 and first.more
+    rep = pol.run()
+    assert rep.deleted == 4
+    assert {r.uid for r in history(db, limit=100).rows} == {r.uid for r in new}
+    assert len(_files(root)) == 5 * 3 + 1, "the reference is kept while boards still use it"
+    chk = check_archive(db, root, grace_s=0)
+    assert chk.ok, chk.lines()
+    assert not (root / old[0].timestamp.strftime("%Y-%m-%d")).exists(), "empty date folders are removed"
+    db.close()
+
+
+def test_disk_floor_deletes_oldest_first(sqlite_url, make_recorder, tmp_path):
+    now = datetime.now(UTC)
+    rs = [make_result(i, when=now - timedelta(hours=10 - i)) for i in range(10)]
+    db = _archived(sqlite_url, make_recorder, rs)
+    pol = RetentionPolicy(db, tmp_path / "archive", max_age_days=365, min_free_mb=10**9, batch=4)
+    rep = pol.run_batch()
+    assert rep.low_disk and rep.deleted == 4
+    assert {r.uid for r in history(db, limit=100).rows} == {r.uid for r in rs[4:]}
+    rep = pol.run()
+    assert count(db) == 0
+    rep = pol.run_batch()
+    assert rep.low_disk and "no records left" in rep.message
+    db.close()
+
+
+def test_check_reports_and_repairs(sqlite_url, make_recorder, tmp_path, capsys):
+    rs = [make_result(i, classes=(1,)) for i in range(4)]
+    db = _archived(sqlite_url, make_recorder, rs)
+    root = tmp_path / "archive"
+    d = inspection_detail(db, rs[0].uid)
+    (root / d.row.image_path).unlink()  # row without file
+    orphan = root / "2020-01-01" / "00" / "lost.png"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"x")  # file without row
+    tmp = root / "2020-01-01" / "00" / "half.png.tmp"
+    tmp.write_bytes(b"x")
+    old = time.time() - 3600
+    for p in (orphan, tmp):
+        os.utime(p, (old, old))
+    rep = check_archive(db, root)
+    assert rep.integrity == "ok"
+    assert rep.orphans == ["2020-01-01/00/lost.png"] and rep.missing == [d.row.image_path]
+    assert rep.temp_files == ["2020-01-01/00/half.png.tmp"] and not rep.ok
+    db.close()
+    args = ["db", "check", "--db", sqlite_url, "--archive", str(root)]
+    assert main(args) == 1
+    assert "orphan files (no row): 1" in capsys.readouterr().out
+    assert main([*args, "--repair"]) == 0
+    assert main(args) == 0
+    db = open_database(sqlite_url)
+    d = inspection_detail(db, rs[0].uid)
+    assert d.row.image_path is None and "missing" in d.archive_error
+    assert not orphan.exists() and not tmp.exists()
+    db.close()
+
+
+def test_retention_under_load(sqlite_url, make_recorder, tmp_path):
+    """The writer deletes expired boards in batches while new results keep arriving; nothing new is lost."""
+    health = Health()
+    rec = make_recorder(sqlite_url, health=health, retention_days=30, retention_interval_s=0.05, retention_batch=25)
+    rec.start()
+    now = datetime.now(UTC)
+    old = [make_result(i, classes=(1,), when=now - timedelta(days=60, seconds=i)) for i in range(300)]
+    for r in old:
+        rec.submit(r)
+    assert rec.flush(30)
+    new: list = []
+
+    def produce():
+        for i in range(300):
+            r = make_result(1000 + i, classes=(2, 3) if i % 2 else ())
+            new.append(r)
+            rec.submit(r)
+            time.sleep(0.002)
+
+    t = threading.Thread(target=produce)
+    t.start()
+    t.join()
+    assert rec.flush(30)
+    deadline = time.monotonic() + 20
+    while rec.stats.retention_deleted < 300 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rec.stop()
+    assert rec.stats.retention_deleted == 300
+    assert all(rec.wait_durable(r.uid, 0) for r in new)
+    db = open_database(sqlite_url)
+    assert {r.uid for r in history(db, limit=1000).rows} == {r.uid for r in new}
+    chk = check_archive(db, tmp_path / "archive", grace_s=0)
+    assert chk.ok, chk.lines()
+    db.close()
