@@ -218,8 +218,6 @@ class LinePlcSimulator:
         self._last_insp = insp
         if passed and code != 0 or rejected and code == 0:
             self._violation(f"part {seq}: RESULT_CODE {code} with {'PASS' if passed else 'REJECT'}")
-        if rejected and code == R.RESULT_NO_CLASS and st[R.ACQ_ID - R.STATUS_BASE] == acq_before:
-            pass  # no image was taken: a REJECT, as documented
         if passed:
             self.stats.passed += 1
         else:

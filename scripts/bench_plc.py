@@ -39,14 +39,14 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, max(0, int(round(q / 100 * (len(xs) - 1)))))]
 
 
-PLC_PROGRAM = '''
+PLC_PROGRAM = """
 import json, sys
 from plc.simulator import LinePlcSimulator
 sim = LinePlcSimulator("127.0.0.1", int(sys.argv[1]), rate=float(sys.argv[2]), boards=int(sys.argv[3]), poll_s=0.0)
 st = sim.run()
 print(json.dumps({"per_board": st.per_board, "violations": st.violations, "passed": st.passed,
                   "rejected": st.rejected}))
-'''
+"""
 
 
 def run_plc_process(port: int, rate: float, boards: int):
@@ -70,9 +70,7 @@ def main() -> int:
     ap.add_argument("--boards", type=int, default=300)
     ap.add_argument("--rate", type=float, default=20.0, help="boards per second")
     ap.add_argument("--warmup", type=int, default=10)
-    ap.add_argument(
-        "--in-process", action="store_true", help="run the PLC simulator in this process (shares the GIL)"
-    )
+    ap.add_argument("--in-process", action="store_true", help="run the PLC simulator in this process (shares the GIL)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
 
@@ -130,7 +128,9 @@ def main() -> int:
         ("  of which detector+decision (inspect)", insp),
         ("added by the PLC link", added),
     ):
-        print(f"{name:42s} p50 {pct(xs, 50):7.2f} ms  p90 {pct(xs, 90):7.2f} ms  p99 {pct(xs, 99):7.2f} ms  mean {statistics.fmean(xs):7.2f} ms")
+        print(
+            f"{name:42s} p50 {pct(xs, 50):7.2f} ms  p90 {pct(xs, 90):7.2f} ms  p99 {pct(xs, 99):7.2f} ms  mean {statistics.fmean(xs):7.2f} ms"
+        )
     ok = pct(added, 99) <= 5.0
     print(f"target: added p99 <= 5 ms -> {'MET' if ok else 'NOT MET'}")
     return 0 if not stats.violations else 1

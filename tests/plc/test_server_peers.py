@@ -18,7 +18,6 @@ from plc import registers as R
 
 def test_full_handshake_many_boards_pymodbustcp(station, plc_factory):
     plc = plc_factory(station.port)
-    plc.wait_bits(on=R.READY | R.TRIGGER_ENABLE * 0) if False else None
     plc.set_bits(R.TRIGGER_ENABLE)
     plc.wait_bits(on=R.READY | R.ONLINE, off=R.ERROR)
     n = 2 * len(station.boards) + 3  # wraps the replay folder twice
