@@ -333,8 +333,16 @@ class Pipeline:
             # Nothing captured before this moment may be inspected as a board of this session.
             self._not_before = opened_at
             self.counters.stall_timeout_s = self.stall_timeout_s()
-            self.counters.state = "streaming"
-            self.health.ok("camera", f"{info.width}x{info.height} {info.pixel_format}")
+            self._camera_detail = f"{info.width}x{info.height} {info.pixel_format}"
+            if self.triggered:
+                # Frames come only on triggers, and the PLC triggers only a READY station.
+                self.counters.state = "streaming"
+                self.health.ok("camera", self._camera_detail)
+            else:
+                # A camera that opens but sends only broken frames must not flap READY: free-run
+                # turns READY with the first good frame.
+                self.counters.state = "starting"
+                self.health.fail("camera", "opened, waiting for the first frame", self._camera_detail)
             return True
         return False
 
@@ -363,19 +371,25 @@ class Pipeline:
                         # NOT READY before it sends the next board, not after.
                         if time.monotonic() - last_alive > IDLE_CHECK_S:
                             last_alive = time.monotonic()
+                            lost = None
                             try:
                                 self.camera.check()
                             except CameraError as exc:
-                                self._reconnect(f"idle check failed: {exc}")
+                                lost = f"idle check failed: {exc}"
+                            if lost:
+                                self._reconnect(lost)
                         continue
                     self.camera.flush()
                     fired_at = time.monotonic()
+                    lost = None
                     try:
                         self.camera.trigger()
                     except CameraError as exc:
+                        lost = str(exc)
+                    if lost:
                         self.counters.missed_triggers += 1
-                        self._fail_ticket(ticket, f"camera error: {exc}")
-                        self._reconnect(str(exc))
+                        self._fail_ticket(ticket, f"camera error: {lost}")
+                        self._reconnect(lost)
                         failures = 0
                         continue
                     not_before = max(self._not_before, fired_at - 0.001)
@@ -383,6 +397,9 @@ class Pipeline:
                     not_before = self._not_before
                 timeout = self.stall_timeout_s()
                 deadline = time.monotonic() + timeout
+                # Reconnects happen after the except blocks: a live exception's traceback can hold
+                # driver objects (and so the device's control channel) that must be released first.
+                lost = None
                 try:
                     while True:
                         grab = self.camera.grab(max(0.001, deadline - time.monotonic()))
@@ -405,14 +422,16 @@ class Pipeline:
                     if isinstance(exc, FrameTimeout) or failures > 1:
                         self._declare_stall(failures, exc)
                     if failures >= self.stall_timeouts:
-                        self._reconnect(f"{failures} consecutive failures: {exc}")
-                        failures = 0
-                    continue
+                        lost = f"{failures} consecutive failures: {exc}"
+                    else:
+                        continue
                 except CameraError as exc:
                     if ticket is not None:
                         self.counters.missed_triggers += 1
                         self._fail_ticket(ticket, f"camera error: {exc}")
-                    self._reconnect(str(exc))
+                    lost = str(exc)
+                if lost is not None:
+                    self._reconnect(lost)
                     failures = 0
                     continue
                 failures = 0
@@ -439,7 +458,7 @@ class Pipeline:
                     ticket.acq_id = frame.id
                     ticket.captured.set()
                 if (h := self.health.get("camera")) is None or not h.ok:
-                    self.health.ok("camera")
+                    self.health.ok("camera", getattr(self, "_camera_detail", None))
                 self.counters.state = "streaming"
                 overflow = self.slot.put(frame)
                 self.counters.latency_ms = (time.monotonic() - frame.timestamp) * 1000

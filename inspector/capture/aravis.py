@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from typing import Any
 
@@ -59,6 +60,14 @@ def _gerror(exc: Exception) -> str:
     return getattr(exc, "message", None) or str(exc)
 
 
+class _NoFrame(Exception):
+    """Carries a grab error out of the frame that held driver objects (see `grab`)."""
+
+    def __init__(self, error: CameraError):
+        super().__init__(str(error))
+        self.error = error
+
+
 class AravisCameraSource(Camera):
     def __init__(self, cfg: AravisCamera):
         self.cfg = cfg
@@ -95,6 +104,13 @@ class AravisCameraSource(Camera):
             device = ar.GvDevice.new(
                 Gio.InetAddress.new_from_string(local), Gio.InetAddress.new_from_string(cfg.address)
             )
+            if not device.is_controller():
+                # Another application holds the control channel (or our previous session, until its
+                # heartbeat expires): settings could not be written, so this is not an open camera.
+                raise CameraError(
+                    f"aravis camera {cfg.address}: another application controls it (GigE Vision control "
+                    "channel taken); close that application or wait for its heartbeat to expire"
+                )
             if not cfg.packet_socket:
                 device.set_stream_options(ar.GvStreamOption.PACKET_SOCKET_DISABLED)
             return device
@@ -237,12 +253,22 @@ class AravisCameraSource(Camera):
             # control-channel timeout (seconds) and the watchdog has already given up on it.
             try:
                 cam.stop_acquisition()
+                if cam.is_gv_device():
+                    self._device.leave_control()  # the next session (or another tool) may take it at once
             except Exception as exc:
                 log.debug("aravis %s: stop acquisition: %s", self.target, _gerror(exc))
+        objects = [self._stream, cam, self._device]
+        del cam
+        self._stream = self._camera = self._device = None
+        if not self._healthy and any(o is not None for o in objects):
+            # Finalising a dead GigE device costs several control-channel timeouts (about 7 s
+            # measured with the fake camera), all spent writing to a camera that is not there.
+            # The last references go to a short-lived thread, so the capture thread can reopen
+            # (and answer triggers) at once; that thread never calls the device, it only drops it.
+            threading.Thread(target=objects.clear, name="aravis-release", daemon=True).start()
+        else:
+            objects.clear()
         self._healthy = False
-        self._stream = None
-        self._camera = None
-        self._device = None
 
     # ------------------------------------------------------------------ acquisition
     def trigger(self) -> None:
@@ -286,35 +312,14 @@ class AravisCameraSource(Camera):
         return 0  # the camera restarted its numbering
 
     def grab(self, timeout_s: float) -> Grab:
-        stream = self._stream
-        if stream is None:
+        if self._stream is None:
             raise CameraError(f"aravis camera {self.target} is not open")
-        buf = stream.timeout_pop_buffer(max(1, int(timeout_s * 1_000_000)))
-        if buf is None:
-            self._healthy = False
-            raise FrameTimeout(f"aravis camera {self.target}: no frame within {timeout_s:.2f} s")
-        self._healthy = True
-        ar = self._ar
         try:
-            status = buf.get_status()
-            gap = self._note_frame_id(buf)
-            if status != ar.BufferStatus.SUCCESS:
-                name = getattr(status, "value_nick", str(status))
-                raise IncompleteFrame(f"aravis camera {self.target}: buffer {buf.get_frame_id()} status {name}")
-            if buf.get_payload_type() not in (ar.BufferPayloadType.IMAGE, ar.BufferPayloadType.EXTENDED_CHUNK_DATA):
-                raise IncompleteFrame(
-                    f"aravis camera {self.target}: buffer payload {buf.get_payload_type()} is no image"
-                )
-            # get_image_data copies the pixels into a Python bytes object: after this line the
-            # driver buffer may be refilled without touching what the station inspects.
-            data = buf.get_image_data()
-            width, height = int(buf.get_image_width()), int(buf.get_image_height())
-            pfnc = int(buf.get_image_pixel_format())
-            device_ts = int(buf.get_timestamp())
-            system_ts = int(buf.get_system_timestamp())
-            frame_id = int(buf.get_frame_id())
-        finally:
-            stream.push_buffer(buf)
+            data, width, height, pfnc, frame_id, device_ts, system_ts, gap = self._pop(timeout_s)
+        except _NoFrame as exc:
+            # Raised here, outside the frame that held the buffer and stream: an exception kept
+            # alive by the caller must not keep the Aravis device (and its control channel) alive.
+            raise exc.error from None
         try:
             image = to_inspection_image(data, width, height, pfnc)
             fmt = format_name(pfnc)
@@ -335,6 +340,44 @@ class AravisCameraSource(Camera):
                 "dropped_before": gap,
             },
         )
+
+    def _pop(self, timeout_s: float) -> tuple:
+        stream, ar = self._stream, self._ar
+        buf = stream.timeout_pop_buffer(max(1, int(timeout_s * 1_000_000)))
+        if buf is None:
+            self._healthy = False
+            raise _NoFrame(FrameTimeout(f"aravis camera {self.target}: no frame within {timeout_s:.2f} s"))
+        self._healthy = True
+        error: CameraError | None = None
+        try:
+            status = buf.get_status()
+            gap = self._note_frame_id(buf)
+            if status != ar.BufferStatus.SUCCESS:
+                name = getattr(status, "value_nick", str(status))
+                error = IncompleteFrame(f"aravis camera {self.target}: buffer {buf.get_frame_id()} status {name}")
+            elif buf.get_payload_type() not in (ar.BufferPayloadType.IMAGE, ar.BufferPayloadType.EXTENDED_CHUNK_DATA):
+                error = IncompleteFrame(
+                    f"aravis camera {self.target}: buffer payload {buf.get_payload_type()} is no image"
+                )
+            else:
+                # get_image_data copies the pixels into a Python bytes object: after this line the
+                # driver buffer may be refilled without touching what the station inspects.
+                out = (
+                    buf.get_image_data(),
+                    int(buf.get_image_width()),
+                    int(buf.get_image_height()),
+                    int(buf.get_image_pixel_format()),
+                    int(buf.get_frame_id()),
+                    int(buf.get_timestamp()),
+                    int(buf.get_system_timestamp()),
+                    gap,
+                )
+        finally:
+            stream.push_buffer(buf)
+            del buf, stream
+        if error is not None:
+            raise _NoFrame(error)
+        return out
 
     def stream_statistics(self) -> dict[str, int]:
         """Aravis's stream counters (completed, failures, underruns, missing packets...)."""

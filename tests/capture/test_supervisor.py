@@ -1,0 +1,222 @@
+"""The station's camera supervisor with a real camera: Aravis's fake GigE camera over loopback.
+
+The pipeline is the real `inspector.pipeline.Pipeline`. Its detector is `NoDefectDetector` below, a
+real Detector subclass that reports no defects: these tests are about capture (recovery, staleness,
+trigger matching, health), not about finding defects, so every inspected board simply PASSes and the
+results are used only to see WHICH frames were inspected and WHEN.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from inspector.capture.aravis import AravisCameraSource
+from inspector.config import AravisCamera, Recipe, Roi
+from inspector.decision import RecipeRules
+from inspector.detect.base import Detector, DetectorInfo
+from inspector.domain import CLASS_NAMES, TriggerRequest, Verdict
+from inspector.health import ERROR_CODES, Health
+from inspector.pipeline import Pipeline
+
+
+class NoDefectDetector(Detector):
+    """Finds nothing, instantly; counts the images it was given."""
+
+    def __init__(self) -> None:
+        self.last_timings = {}
+        self.calls = 0
+        self._info = DetectorInfo(
+            model_id="test-no-defect@1",
+            backend="python (test)",
+            input_size=(0, 0),
+            needs_reference=False,
+            labels=CLASS_NAMES,
+            default_thresholds={i + 1: 0.5 for i in range(len(CLASS_NAMES))},
+        )
+
+    def load(self) -> DetectorInfo:
+        return self._info
+
+    def warm_up(self, runs: int = 3) -> float:
+        return 0.0
+
+    def detect(self, image, reference=None, thresholds=None):
+        self.calls += 1
+        return []
+
+    @property
+    def info(self) -> DetectorInfo:
+        return self._info
+
+
+class TimedSink:
+    """Records every result with the monotonic time it was published."""
+
+    name = "test"
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.items: list[tuple[float, object]] = []
+
+    def submit(self, r) -> None:
+        with self.lock:
+            self.items.append((time.monotonic(), r))
+
+    def results(self, after: float = 0.0):
+        with self.lock:
+            return [r for t, r in self.items if t >= after]
+
+
+class HealthLog:
+    def __init__(self, health: Health) -> None:
+        self.lock = threading.Lock()
+        self.events: list[tuple[float, bool, str, int, bool]] = []
+        self.health = health
+        health.subscribe(self)
+
+    def __call__(self, state) -> None:
+        if state.name == "camera":
+            with self.lock:
+                self.events.append(
+                    (time.monotonic(), state.ok, state.reason, self.health.error_code(), self.health.ready)
+                )
+
+
+def wait_for(cond, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def camera_ok(health: Health) -> bool:
+    s = health.get("camera")
+    return s is not None and s.ok
+
+
+def make_pipeline(address: str, **cam_kw) -> tuple[Pipeline, TimedSink, Health, NoDefectDetector]:
+    cfg = AravisCamera(address=address, roi=Roi(width=320, height=240), **cam_kw)
+    health = Health()
+    health.ok("plc", "test")  # everything else healthy: READY hangs on the camera alone
+    sink = TimedSink()
+    det = NoDefectDetector()
+    p = Pipeline(
+        AravisCameraSource(cfg),
+        det,
+        RecipeRules(Recipe()),
+        health,
+        [sink],
+        triggered=cfg.trigger != "free_run",
+        frame_timeout_s=cfg.timeout_s,
+        stall_timeouts=3,
+        backoff_initial_s=0.2,
+        backoff_max_s=1.0,
+    )
+    return p, sink, health, det
+
+
+def test_camera_killed_mid_stream_recovers_by_itself(fake_gv):
+    p, sink, health, det = make_pipeline(fake_gv.address, fps=20)
+    log = HealthLog(health)
+    p.start()
+    try:
+        assert wait_for(lambda: len(sink.results()) >= 10, 20), "no frames before the cable pull"
+        assert health.ready and p.counters.state == "streaming"
+        assert p.counters.stall_timeout_s == pytest.approx(0.25)  # 4 periods at 20 fps, floor 0.25 s
+        before = sink.results()
+        last_id_before = max(r.frame_id for r in before)
+
+        t_kill = time.monotonic()
+        fake_gv.kill()  # cable pulled / camera rebooting
+        assert wait_for(lambda: not camera_ok(health), 5), "the watchdog never noticed the stall"
+        # During the gap the station is NOT READY and the PLC's ERROR_CODE names the camera.
+        assert not health.ready and health.error_code() == ERROR_CODES["camera"]
+        assert wait_for(lambda: p.counters.reconnects >= 1, 10), "no re-initialisation after N timeouts"
+        assert p.counters.fps == 0.0 and p.counters.timeouts >= 3
+        # Stay down until an open attempt has failed: the supervisor keeps retrying with backoff.
+        assert wait_for(lambda: "cannot open" in (health.get("camera").reason or ""), 15), health.summary()
+        assert not health.ready
+        gap_results = len(sink.results(after=t_kill + 0.1))
+
+        t_restart = time.monotonic()
+        fake_gv.start()
+        assert wait_for(lambda: camera_ok(health), 20), f"no recovery: {health.summary()}"
+        t_ok = time.monotonic()
+        assert wait_for(lambda: len(sink.results(after=t_ok)) >= 10, 20), "no frames after recovery"
+    finally:
+        p.stop()
+
+    after = sink.results(after=t_ok)
+    # Nothing captured before the loss is inspected after it; every board after recovery is new.
+    assert all(r.captured_at > t_restart for r in after), "a frame from before the loss was inspected"
+    assert all(r.frame_meta["camera_session"] >= 1 for r in after)
+    assert min(r.frame_id for r in after) > last_id_before
+    ids = [r.frame_id for r in sink.results()]
+    assert ids == sorted(ids) and len(ids) == len(set(ids)), "a frame was inspected twice"
+    assert gap_results <= 1, "boards were 'inspected' while the camera was gone"
+    assert all(r.verdict is Verdict.PASS for r in sink.results())
+    assert det.calls == len(sink.results())
+    # The health log shows the whole story: OK, then NOT READY (camera) during the gap, then OK.
+    gap = [e for e in log.events if t_kill <= e[0] <= t_ok]
+    assert gap and all(not ok and code == ERROR_CODES["camera"] and not ready for _, ok, _, code, ready in gap[:-1])
+    reasons = " | ".join(reason for _, ok, reason, _, _ in gap if not ok)
+    assert "stalled" in reasons and "cannot open" in reasons, reasons
+    assert p.counters.frames >= 20 and p.counters.incomplete >= 0
+
+
+def test_triggered_station_matches_frames_to_triggers_and_rejects_during_loss(fake_gv):
+    p, sink, health, det = make_pipeline(fake_gv.address, trigger="software", timeout_s=1.0)
+    p.start()
+    try:
+        assert wait_for(lambda: camera_ok(health), 20)
+        tickets = [p.trigger(TriggerRequest(part_seq=i, serial=f"SN{i}")) for i in range(1)]
+        for i in range(1, 6):
+            assert tickets[-1].done.wait(5)
+            tickets.append(p.trigger(TriggerRequest(part_seq=i, serial=f"SN{i}")))
+        assert tickets[-1].done.wait(5)
+        for t in tickets:
+            r = t.result
+            assert r.verdict is Verdict.PASS and r.frame_id == t.acq_id and r.board_serial == t.request.serial
+        device_ids = [t.result.frame_meta["device_frame_id"] for t in tickets]
+        assert device_ids == list(range(device_ids[0], device_ids[0] + 6)), "one camera frame per trigger"
+        assert p.counters.frames == 6 and p.counters.missed_triggers == 0
+
+        fake_gv.kill()
+        # Idle between boards, the supervisor notices the camera is gone (idle check) on its own.
+        assert wait_for(lambda: not camera_ok(health), 10), "camera loss not noticed while idle"
+        assert health.error_code() == ERROR_CODES["camera"]
+        lost = p.trigger(TriggerRequest(part_seq=99, serial="SN99"))
+        assert lost.done.wait(5), "a trigger during the loss was left without an answer"
+        assert lost.result.verdict is Verdict.REJECT and lost.acq_id is None
+        assert "camera" in lost.result.reason
+
+        fake_gv.start()
+        assert wait_for(lambda: camera_ok(health), 20), health.summary()
+        back = p.trigger(TriggerRequest(part_seq=100, serial="SN100"))
+        assert back.done.wait(5) and back.result.verdict is Verdict.PASS
+        assert back.result.frame_meta["camera_session"] >= 1 and back.result.captured_at > back.issued_at
+    finally:
+        p.stop()
+    assert p.counters.missed_triggers >= 1 and p.counters.reconnects >= 1
+
+
+def test_only_incomplete_buffers_means_not_ready_and_nothing_inspected(fake_gv_factory):
+    lossy = fake_gv_factory("-r", "200")  # every frame loses packets
+    p, sink, health, det = make_pipeline(lossy.address, fps=20)
+    log = HealthLog(health)
+    p.start()
+    try:
+        assert wait_for(lambda: p.counters.reconnects >= 2, 20), "incomplete frames never led to a re-init"
+        assert not health.ready and health.error_code() == ERROR_CODES["camera"]
+    finally:
+        p.stop()
+    # Opening worked every time, but without one complete frame the station never said READY.
+    assert log.events and not any(ok or ready for _, ok, _, _, ready in log.events)
+    assert p.counters.incomplete >= 3 and p.counters.frames == 0
+    assert sink.results() == [] and det.calls == 0, "an incomplete buffer was inspected"
+    assert any("missing-packets" in reason for _, ok, reason, _, _ in log.events if not ok)
