@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -53,7 +54,7 @@ def percentile(values: Iterable[float], q: float) -> float:
     data = sorted(values)
     if not data:
         return float("nan")
-    k = max(0, min(len(data) - 1, int(round(q / 100 * len(data) + 0.5)) - 1))
+    k = max(0, min(len(data) - 1, math.ceil(q / 100 * len(data)) - 1))
     return data[k]
 
 

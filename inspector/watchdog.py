@@ -52,10 +52,12 @@ def watchdog_interval_s(env: dict[str, str] | None = None) -> float | None:
 
 
 class SystemdWatchdog:
-    """Sends READY=1 once the pipeline runs, then WATCHDOG=1 every half period while it is alive.
+    """Sends READY=1 when started, then WATCHDOG=1 every half period while the pipeline is alive.
 
-    "Alive" means both pipeline threads exist and, in free-run with a working camera, boards keep
-    coming out: a hung inference thread stops `results_published` from moving for `stall_s`.
+    "Alive": a started pipeline has both threads running and, in free-run with a working camera,
+    boards keep coming out (a hung inference thread stops `results_published` for `stall_s`). A
+    pipeline that was never started or was stopped on purpose counts as alive: no restart loop
+    while an operator has the line stopped.
     """
 
     name = "watchdog"
@@ -96,9 +98,10 @@ class SystemdWatchdog:
     def alive(self) -> tuple[bool, str]:
         """Whether a restart would *not* help; with the reason when it would."""
         p = self.pipeline
-        if not p.running:
-            return False, "pipeline threads are not running"
         threads = getattr(p, "_threads", [])
+        if not threads:
+            # Not started yet, or stopped on purpose (operator pressed Stop): the process is fine.
+            return True, ""
         dead = [t.name for t in threads if not t.is_alive()]
         if dead:
             return False, f"pipeline thread(s) died: {', '.join(dead)}"
@@ -114,10 +117,11 @@ class SystemdWatchdog:
     def _loop(self) -> None:
         while not self._stop.is_set():
             ok, why = self.alive()
+            if not self.ready_sent:
+                # READY=1 once the station is assembled and its parts started (systemd's start job ends).
+                notify("READY=1", self.socket_path)
+                self.ready_sent = True
             if ok:
-                if not self.ready_sent:
-                    notify("READY=1", self.socket_path)
-                    self.ready_sent = True
                 notify(f"WATCHDOG=1\nSTATUS={self.health.summary()}", self.socket_path)
                 self.beats += 1
             else:

