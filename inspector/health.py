@@ -62,7 +62,8 @@ class Health:
             self._states[name] = state
             listeners = list(self._listeners)
         if not old or old.ok != ok or old.reason != reason:
-            (log.info if ok else log.warning)(
+            quiet = ok or reason in {"starting", "loading"}  # start-up states are expected, not alarms
+            (log.info if quiet else log.warning)(
                 "%s %s%s", name, "OK" if ok else "NOT OK", f": {reason}" if reason else ""
             )
         for fn in listeners:

@@ -71,15 +71,17 @@ def run(args: argparse.Namespace) -> int:
     )
     station.start()
     last_state = ""
+    model_shown = None
     try:
         while not stop.is_set() and not board_log.done.is_set():
             state = station.health.summary()
             if state != last_state:
                 print(f"state: {state}", file=sys.stderr, flush=True)
-                if station.pipeline.detector_info and "model" not in last_state:
-                    info = station.pipeline.detector_info
-                    print(f"model: {info.model_id} on {info.backend}", file=sys.stderr, flush=True)
                 last_state = state
+            info = station.pipeline.detector_info
+            if info is not None and info.model_id != model_shown:
+                print(f"model: {info.model_id} on {info.backend}", file=sys.stderr, flush=True)
+                model_shown = info.model_id
             board_log.done.wait(0.2)
     except KeyboardInterrupt:
         pass
