@@ -181,7 +181,7 @@ def find_pattern(image: np.ndarray, pattern: Pattern) -> Detection | None:
     """Sub-pixel corners of `pattern` in `image`, or None when it is not (fully enough) visible."""
     gray = gray8(image)
     if pattern.kind == "checkerboard":
-        flags = cv2.CALIB_CB_NORMALIZE_IMAGE | cv2.CALIB_CB_EXHAUSTIVE | cv2.CALIB_CB_ACCURACY
+        flags = cv2.CALIB_CB_NORMALIZE_IMAGE | cv2.CALIB_CB_ACCURACY
         ok, corners = cv2.findChessboardCornersSB(gray, (pattern.cols, pattern.rows), flags=flags)
         if not ok or corners is None:
             return None

@@ -103,17 +103,28 @@ def scale_from_object(
             "(put the reference object in the middle of the fixture)"
         )
     (_, _), (rw, rh), _ = cv2.minAreaRect(best[1])
-    long_px, short_px = max(rw, rh), min(rw, rh)
-    long_mm, short_mm = max(width_mm, height_mm), min(width_mm, height_mm)
     fill = best[0] / (rw * rh)
+    # Sub-pixel area: each edge pixel counts by its grey level between the background and the object.
+    region = np.zeros_like(gray)
+    cv2.drawContours(region, [best[1]], -1, 255, -1)
+    kernel = np.ones((5, 5), np.uint8)
+    inner, outer = cv2.erode(region, kernel, iterations=2), cv2.dilate(region, kernel, iterations=2)
+    ring = (outer > 0) & (cv2.dilate(region, kernel) == 0)
+    if not inner.any() or not ring.any():
+        raise CalibrationError("the object is too small to measure; use a larger one")
+    fg, bg = float(np.median(gray[inner > 0])), float(np.median(gray[ring]))
+    frac = np.clip((gray[outer > 0].astype(np.float64) - bg) / (fg - bg), 0.0, 1.0)
+    area = float(frac.sum())
+    aspect = max(rw, rh) / min(rw, rh)
+    long_px, short_px = np.sqrt(area * aspect), np.sqrt(area / aspect)
+    long_mm, short_mm = max(width_mm, height_mm), min(width_mm, height_mm)
     warnings = []
-    if fill < 0.97:
+    if fill < 0.95:
         warnings.append(f"the object fills only {fill:.0%} of its bounding rectangle: is it a rectangle?")
-    ratio = (long_px / short_px) / (long_mm / short_mm) - 1
+    ratio = aspect / (long_mm / short_mm) - 1
     if abs(ratio) > 0.05:
         warnings.append(f"the object's aspect ratio differs by {ratio:+.0%} from {width_mm:g} x {height_mm:g} mm")
-    # The outline lies on the boundary pixels' centres: add one pixel to each side length.
-    sx, sy = long_mm / (long_px + 1), short_mm / (short_px + 1)
+    sx, sy = long_mm / long_px, short_mm / short_px
     if undistorter is None:
         warnings.append("no intrinsics applied: lens distortion makes the scale vary towards the frame edges")
     return ScaleResult(

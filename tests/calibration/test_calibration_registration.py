@@ -1,0 +1,114 @@
+"""Registration of generated boards moved by known shifts, rotations and scales."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from calibration.errors import RegistrationError
+from calibration.registration import BoardRegistrar, RegistrationSettings
+from inspector.pipeline import Registrar
+from inspector.synth import make_board
+
+
+def capture(board_image, dx, dy, rot_deg, scale, seed=0):
+    """What the camera would see: the board moved in the fixture, optics blur, sensor noise."""
+    h, w = board_image.shape
+    T = cv2.getRotationMatrix2D((w / 2, h / 2), rot_deg, scale)
+    T[:, 2] += (dx, dy)
+    out = cv2.warpAffine(board_image, T, (w, h), flags=cv2.INTER_LINEAR, borderValue=128)
+    out = cv2.GaussianBlur(out, (0, 0), 0.7).astype(np.float32)
+    out += np.random.default_rng(seed).normal(0, 3, out.shape).astype(np.float32)
+    return np.clip(out, 0, 255).astype(np.uint8), np.vstack([T, [0, 0, 1]])
+
+
+def max_error_px(reg_matrix, T, size):
+    """Largest distance, over the board, between where a reference point truly went and where it was put."""
+    grid = np.stack(np.meshgrid(np.linspace(20, size - 20, 12), np.linspace(20, size - 20, 12)), -1).reshape(-1, 2)
+    in_image = grid @ T[:2, :2].T + T[:2, 2]
+    back = in_image @ reg_matrix[:2, :2].T + reg_matrix[:2, 2]
+    return float(np.linalg.norm(back - grid, axis=1).max())
+
+
+@pytest.mark.parametrize(
+    "dx, dy, rot, scale",
+    [
+        (7.3, -4.6, 0.0, 1.0),
+        (-25.0, 18.5, 0.0, 1.0),
+        (3.0, 2.0, 2.5, 1.0),
+        (-5.0, 4.0, -6.0, 1.0),
+        (2.0, -3.0, 1.0, 1.03),
+        (0.0, 0.0, 0.0, 0.97),
+        (30.0, -20.0, 10.0, 1.05),
+    ],
+)
+def test_recovers_known_shift_rotation_and_scale_within_half_a_pixel(board, dx, dy, rot, scale):
+    img, T = capture(board.image, dx, dy, rot, scale)
+    reg = BoardRegistrar().estimate(img, board.reference)
+    assert max_error_px(reg.matrix, T, board.reference.shape[0]) < 0.5
+    assert reg.quality > 0.9
+    assert reg.rotation_deg == pytest.approx(-rot, abs=0.05)
+    assert reg.scale == pytest.approx(scale, abs=0.002)
+
+
+def test_large_rotation_falls_back_to_features(board):
+    img, T = capture(board.image, 10, 5, -40, 1.0, seed=2)
+    reg = BoardRegistrar(RegistrationSettings(max_rotation_deg=60)).estimate(img, board.reference)
+    assert reg.method == "ecc+features"
+    assert max_error_px(reg.matrix, T, board.reference.shape[0]) < 0.5
+
+
+def test_homography_model_recovers_a_perspective_tilt(board):
+    h, w = board.reference.shape
+    H = np.array([[1.01, 0.01, 4.0], [-0.008, 0.995, -3.0], [2e-5, -1.5e-5, 1.0]])
+    img = cv2.warpPerspective(board.image, H, (w, h), borderValue=128)
+    reg = BoardRegistrar(RegistrationSettings(motion="homography")).estimate(img, board.reference)
+    grid = np.stack(np.meshgrid(np.linspace(20, w - 20, 10), np.linspace(20, h - 20, 10)), -1).reshape(-1, 1, 2)
+    there = cv2.perspectiveTransform(grid, H)
+    back = cv2.perspectiveTransform(there, reg.matrix)
+    assert float(np.linalg.norm((back - grid).reshape(-1, 2), axis=1).max()) < 0.5
+
+
+def test_register_returns_the_reference_warped_onto_the_capture(board):
+    registrar: Registrar = BoardRegistrar()  # satisfies the pipeline's protocol
+    img, _ = capture(board.image, 6.5, -3.25, 1.5, 1.0)
+    warped, quality = registrar.register(img, board.reference)
+    assert warped.shape == img.shape and warped.dtype == board.reference.dtype
+    inner = (slice(60, -60), slice(60, -60))
+    before = np.abs(img.astype(int) - board.reference.astype(int))[inner].mean()
+    after = np.abs(img.astype(int) - warped.astype(int))[inner].mean()
+    assert after < before / 4
+    assert 0.9 < quality <= 1.0
+
+
+def test_next_board_starts_from_the_last_pose(board):
+    r = BoardRegistrar()
+    img, T = capture(board.image, 12.0, 8.0, 1.0, 1.0)
+    r.estimate(img, board.reference)
+    img2, T2 = capture(board.image, 12.4, 7.7, 1.1, 1.0, seed=5)
+    reg = r.estimate(img2, board.reference)
+    assert reg.method == "ecc+last" and max_error_px(reg.matrix, T2, board.reference.shape[0]) < 0.5
+
+
+def test_wrong_board_is_a_registration_error_not_a_pass(board):
+    other = make_board(99, defect_rate=0.0).reference
+    with pytest.raises(RegistrationError, match=r"quality 0\.\d\d < 0\.70") as exc:
+        BoardRegistrar().register(other, board.reference)
+    assert exc.value.quality < 0.7
+
+
+def test_blank_capture_and_fixture_faults_are_named(board):
+    with pytest.raises(RegistrationError, match="blank"):
+        BoardRegistrar().register(np.full_like(board.image, 200), board.reference)
+    img, _ = capture(board.image, 0, 0, 12.0, 1.0)
+    with pytest.raises(RegistrationError, match=r"rotated -12\.0 deg \(> 5\): check the fixture"):
+        BoardRegistrar(RegistrationSettings(max_rotation_deg=5)).register(img, board.reference)
+    img, _ = capture(board.image, 40, 0, 0, 1.0)
+    with pytest.raises(RegistrationError, match=r"shifted 40 px \(> 20\)"):
+        BoardRegistrar(RegistrationSettings(max_shift_px=20)).register(img, board.reference)
+
+
+def test_settings_are_strict():
+    with pytest.raises(ValueError, match="extra"):
+        RegistrationSettings(min_qualty=0.5)
