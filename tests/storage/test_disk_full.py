@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from inspector.health import Health
-from inspector.storage import integrity_check, open_database
 from inspector.storage import archive as archive_mod
+from inspector.storage import integrity_check, open_database
 from inspector.storage.models import Inspection
 from inspector.storage.spool import Spool
 from inspector.storage.writer import Recorder
