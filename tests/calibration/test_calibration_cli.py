@@ -1,0 +1,114 @@
+"""`pcb-inspector calibrate ...` end to end against a real SQLite records database."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from calibration.store import CalibrationStore
+from calibration.synthetic import fronto_parallel_view, write_views
+from inspector.cli import main
+from inspector.config import StationConfig
+
+
+@pytest.fixture()
+def station(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PCB_INSPECTOR_OPERATOR", "eng.lee")
+    return tmp_path, ["--db", f"sqlite:///{tmp_path}/records.db"]
+
+
+@pytest.fixture(scope="module")
+def views_dir(tmp_path_factory, views):
+    return write_views(tmp_path_factory.mktemp("views"), views[:9])[0].parent
+
+
+def run(capsys, *argv):
+    rc = main(list(argv))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_intrinsics_json_and_history(station, views_dir, capsys, cam):
+    tmp, db = station
+    rc, out, err = run(capsys, "calibrate", "intrinsics", "--images", str(views_dir), "--pattern",
+                       "checkerboard:9x6:5mm", "--json", *db)  # fmt: skip
+    assert rc == 0, err
+    obj = json.loads(out)
+    K = np.array(obj["camera_matrix"])
+    assert K.shape == (3, 3) and abs(K[0, 0] / cam.fx - 1) < 0.01
+    assert len(obj["dist_coeffs"]) == 5 and obj["rms_px"] < 0.5 and obj["views_used"] == 9
+    rc, out, _ = run(capsys, "calibrate", "history", "--json", *db)
+    rows = json.loads(out)
+    assert [(r["kind"], r["created_by"], r["active"]) for r in rows] == [("intrinsics", "eng.lee", True)]
+    assert rows[0]["id"] == obj["calibration_id"]
+
+
+def test_intrinsics_errors_are_one_clear_line(station, views_dir, tmp_path, capsys):
+    _, db = station
+    rc, _, err = run(
+        capsys, "calibrate", "intrinsics", "--images", str(views_dir), "--pattern", "checkerboard:9x6", *db
+    )
+    assert rc == 2 and "--pattern" in err and "expected the form" in err
+    few = tmp_path / "few"
+    few.mkdir()
+    for p in sorted(views_dir.iterdir())[:3]:
+        (few / p.name).write_bytes(p.read_bytes())
+    rc, _, err = run(capsys, "calibrate", "intrinsics", "--images", str(few), "--pattern", "checkerboard:9x6:5mm", *db)
+    assert rc == 2 and "too few usable views: 3 of 3 (need at least 8)" in err
+    cv2.imwrite(str(few / "odd.png"), np.zeros((100, 100), np.uint8))
+    rc, _, err = run(capsys, "calibrate", "intrinsics", "--images", str(few), "--pattern", "checkerboard:9x6:5mm", *db)
+    assert rc == 2 and "mixed resolutions" in err and "100x100: odd.png" in err
+    rc, _, err = run(capsys, "calibrate", "intrinsics", "--images", str(tmp_path / "nope"), "--pattern",
+                     "checkerboard:9x6:5mm", *db)  # fmt: skip
+    assert rc == 2 and "not a folder" in err
+
+
+def test_scale_reference_and_check(station, views_dir, capsys, checker, cam, board):
+    tmp, db = station
+    assert run(capsys, "calibrate", "intrinsics", "--images", str(views_dir), "--pattern",
+               "checkerboard:9x6:5mm", *db)[0] == 0  # fmt: skip
+    cv2.imwrite(str(tmp / "flat.png"), fronto_parallel_view(checker, cam, 120.0).image)
+    rc, out, err = run(capsys, "calibrate", "scale", "--image", str(tmp / "flat.png"), "--pattern",
+                       "checkerboard:9x6:5mm", "--json", *db)  # fmt: skip
+    assert rc == 0, err
+    scale = json.loads(out)
+    assert scale["undistorted"] is True
+    assert scale["mm_per_px"] == pytest.approx(120.0 / np.sqrt(cam.fx * cam.fy), rel=0.01)
+
+    cv2.imwrite(str(tmp / "golden.png"), board.reference)
+    cv2.imwrite(str(tmp / "board.png"), board.image)
+    cv2.imwrite(str(tmp / "blurred.png"), cv2.GaussianBlur(board.image, (0, 0), 2.5))
+    cv2.imwrite(str(tmp / "dark.png"), (board.image * 0.6).astype(np.uint8))
+    rc, out, err = run(capsys, "calibrate", "reference", "--recipe", "demo", "--image", str(tmp / "golden.png"),
+                       "--no-undistort", *db)  # fmt: skip
+    assert rc == 0, err
+    assert "reference = " in out and "registration self-test error" in out
+    rc, out, _ = run(capsys, "calibrate", "check", "--image", str(tmp / "board.png"), "--no-undistort", "--json", *db)
+    rep = json.loads(out)
+    assert rc == 0 and rep["ok"] and rep["images"][0]["registration"]["quality"] > 0.9
+    rc, out, _ = run(capsys, "calibrate", "check", "--image", str(tmp / "blurred.png"), str(tmp / "dark.png"),
+                     "--no-undistort", *db)  # fmt: skip
+    assert rc == 1
+    assert "blurred.png: DRIFT" in out and "focus" in out and "dark.png: DRIFT" in out and "darker" in out
+
+    cfg = StationConfig.model_validate({"storage": {"database_url": db[1]}})
+    with CalibrationStore.open(cfg) as store:
+        assert store.mm_per_px() == pytest.approx(scale["mm_per_px"])
+        assert store.undistorter().image_size == cam.size
+        baseline, limits = store.baseline("demo")
+        assert baseline.focus > 0 and not limits.drop_ready
+        ref = store.reference("demo")
+        assert ref.created_by == "eng.lee" and ref.results["reference"].endswith(".png")
+    rc, _, err = run(capsys, "calibrate", "reference", "--recipe", "nosuch", "--image", str(tmp / "golden.png"), *db)
+    assert rc == 2 and "no such recipe" in err
+
+
+def test_check_without_reference_says_what_to_run(station, capsys, board):
+    tmp, db = station
+    cv2.imwrite(str(tmp / "board.png"), board.image)
+    rc, _, err = run(capsys, "calibrate", "check", "--image", str(tmp / "board.png"), *db)
+    assert rc == 2 and "calibrate reference --recipe demo" in err
