@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from PySide6.QtCore import QCoreApplication, QObject, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
 from inspector.health import ComponentState
 
@@ -64,17 +64,21 @@ class AlarmModel(QObject):
     acknowledged = Signal(list, str)
     """(alarms acknowledged, user): the app writes the audit record."""
 
-    def __init__(self, ignore: set[str] | None = None):
+    def __init__(self, ignore: set[str] | None = None, startup_grace_s: float = 15.0):
         super().__init__()
+        self.startup_grace_s = startup_grace_s
+        self._pending: dict[str, ComponentState] = {}
+        self._ever_ok: set[str] = set()
         self._ok: dict[str, bool] = {}
         self._alarms: list[Alarm] = []
         self.ignore = ignore or set()
         self.history: list[Alarm] = []
 
     def on_health(self, state: ComponentState) -> None:
-        was_ok = self._ok.get(state.name)
         self._ok[state.name] = state.ok
         if state.ok:
+            self._ever_ok.add(state.name)
+            self._pending.pop(state.name, None)
             for a in self._alarms:
                 if a.component == state.name:
                     a.active = False
@@ -92,7 +96,22 @@ class AlarmModel(QObject):
                 a.reason = state.reason
             self.changed.emit()
             return
-        del was_ok
+        if state.name not in self._ever_ok:
+            # Never seen healthy: a part still coming up (PLC not yet polling, model loading).
+            # Alarm only if it is still bad after the grace period.
+            first = state.name not in self._pending
+            self._pending[state.name] = state
+            if first:
+                QTimer.singleShot(int(self.startup_grace_s * 1000), lambda n=state.name: self._grace_over(n))
+            return
+        self._raise(state)
+
+    def _grace_over(self, name: str) -> None:
+        state = self._pending.pop(name, None)
+        if state is not None and self._ok.get(name) is False:
+            self._raise(state)
+
+    def _raise(self, state: ComponentState) -> None:
         alarm = Alarm(state.name, state.reason)
         self._alarms.append(alarm)
         self.history.append(alarm)

@@ -3,15 +3,14 @@
 Why roles are checked here and again where the action happens: the UI hides and disables what a
 role may not use (a glove should not hit a button that then refuses), but each action also calls
 `Session.require`, so a path that forgot to disable a button still cannot act.
-Secrets are only ever stored as `hashlib.scrypt` hashes with a per-user random salt.
+Secrets are only ever stored as `hashlib.scrypt` hashes with a per-user random salt; hashing and
+the user table belong to `inspector.storage.records` (`create_user`, `authenticate`), used through
+`ui.records.Records`.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
-import hmac
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,37 +40,6 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     ),
     Role.ADMIN: frozenset(Permission),
 }
-
-# scrypt cost: n=2**14, r=8 costs ~16 MiB and ~50 ms on the line PC; enough for a PIN behind a lockout.
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
-
-
-def hash_secret(secret: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
-    """`scrypt$n$r$p$salt$hash` (hex); the secret itself is never kept."""
-    if not secret:
-        raise ValueError("an empty PIN or password is not allowed")
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(secret.encode(), salt=salt, n=n, r=r, p=p, dklen=32, maxmem=64 * 2**20)
-    return f"scrypt${n}${r}${p}${salt.hex()}${digest.hex()}"
-
-
-def verify_secret(secret: str, stored: str) -> bool:
-    try:
-        kind, n, r, p, salt, digest = stored.split("$")
-        if kind != "scrypt":
-            return False
-        got = hashlib.scrypt(
-            secret.encode(),
-            salt=bytes.fromhex(salt),
-            n=int(n),
-            r=int(r),
-            p=int(p),
-            dklen=len(digest) // 2,
-            maxmem=64 * 2**20,
-        )
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(got.hex(), digest)
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,6 +99,8 @@ class VerdictBanner(QFrame):
         self.word = QLabel(self)
         self.word.setObjectName("verdictWord")
         self.word.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.word.setMinimumHeight(40)
+        self.word.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
         self.line1 = QLabel(self)
         self.line1.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.line2 = QLabel(self)
@@ -142,7 +144,7 @@ class VerdictBanner(QFrame):
         self.setStyleSheet(
             f"QFrame#panel {{ background: {bg}; border: 0; border-radius: {theme.px(10, s)}px; }}"
             f"QLabel {{ color: #ffffff; background: transparent; font-size: {theme.px(24, s)}px; font-weight: bold; }}"
-            f"QLabel#verdictWord {{ font-size: {theme.px(104, s)}px; font-weight: 900; }}"
+            f"QLabel#verdictWord {{ font-size: {theme.px(92, s)}px; font-weight: 900; }}"
         )
 
     def changeEvent(self, e) -> None:  # noqa: N802
@@ -159,6 +161,7 @@ class CounterTile(QFrame):
         self.name.setObjectName("counterName")
         self.value = QLabel("—", self)
         self.value.setObjectName("counterValue")
+        self.colour = ""
         lay = QVBoxLayout(self)
         lay.setContentsMargins(12, 6, 12, 6)
         lay.setSpacing(0)
@@ -170,6 +173,7 @@ class Lamp(QWidget):
     def __init__(self, component: str, parent=None):
         super().__init__(parent)
         self.component = component
+        self._look: tuple = ()
         self.state: ComponentState | None = None
         self.extra = ""
         self.dot = QLabel(self)
@@ -201,12 +205,16 @@ class Lamp(QWidget):
             colour, text = theme.REJECT, s.reason
         if self.extra and s is not None and s.ok:
             text = f"{self.extra} · {text}"
-        self.dot.setFixedSize(d, d)
-        self.dot.setStyleSheet(f"background: {colour}; border-radius: {d // 2}px; border: 2px solid #000;")
-        self.name.setText(lamp_title(self.component))
-        self.name.setMinimumWidth(theme.px(118, self.scale))
-        self.reason.setText(text)
-        self.reason.setToolTip(text)
+        look = (colour, d, lamp_title(self.component))
+        if look != self._look:  # restyling is slow: only when the colour, size or language changes
+            self._look = look
+            self.dot.setFixedSize(d, d)
+            self.dot.setStyleSheet(f"background: {colour}; border-radius: {d // 2}px; border: 2px solid #000;")
+            self.name.setText(look[2])
+            self.name.setMinimumWidth(theme.px(118, self.scale))
+        if text != self.reason.text():
+            self.reason.setText(text)
+            self.reason.setToolTip(text)
 
 
 class ResultStrip(QWidget):
@@ -257,7 +265,7 @@ class AlarmBanner(QFrame):
         super().__init__(parent)
         self.setObjectName("alarm")
         self.text = QLabel(self)
-        self.text.setWordWrap(True)
+        self.text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.ack = QPushButton(self)
         self.ack.setObjectName("ack")
         self.ack.clicked.connect(self.acknowledge)
@@ -290,6 +298,7 @@ class AlarmBanner(QFrame):
         if more:
             text += "   " + self.tr("+%1 more").replace("%1", str(more))
         self.text.setText(text)
+        self.text.setToolTip(text)
         self.show()
 
     def changeEvent(self, e) -> None:  # noqa: N802
@@ -441,16 +450,27 @@ class OperatorScreen(QWidget):
 
     def _show_counts(self, u: LiveUpdate) -> None:
         c = u.counts
-        self.tiles["inspected"].value.setText(f"{c.inspected:,}")
-        self.tiles["passed"].value.setText(f"{c.passed:,}")
-        self.tiles["rejected"].value.setText(f"{c.rejected:,}")
         y = c.yield_pct
-        self.tiles["yield"].value.setText("—" if y is None else f"{y:.1f} %")
-        colour = theme.TEXT if y is None else theme.PASS if y >= 95 else theme.WARN if y >= 85 else theme.REJECT
-        self.tiles["yield"].value.setStyleSheet(f"color: {colour};")
-        self.tiles["rate"].value.setText(f"{c.boards_per_min:.1f}")
-        self.tiles["passed"].value.setStyleSheet(f"color: {theme.PASS};")
-        self.tiles["rejected"].value.setStyleSheet(f"color: {theme.REJECT};" if c.rejected else "")
+        values = {
+            "inspected": f"{c.inspected:,}",
+            "passed": f"{c.passed:,}",
+            "rejected": f"{c.rejected:,}",
+            "yield": "—" if y is None else f"{y:.1f} %",
+            "rate": f"{c.boards_per_min:.1f}",
+        }
+        colours = {
+            "passed": theme.PASS,
+            "rejected": theme.REJECT if c.rejected else theme.TEXT,
+            "yield": theme.TEXT if y is None else theme.PASS if y >= 95 else theme.WARN if y >= 85 else theme.REJECT,
+        }
+        for k, text in values.items():
+            tile = self.tiles[k]
+            if tile.value.text() != text:
+                tile.value.setText(text)
+            colour = colours.get(k, theme.TEXT)
+            if tile.colour != colour:  # restyle only on change: a stylesheet change re-polishes the widget
+                tile.colour = colour
+                tile.value.setStyleSheet(f"color: {colour};")
 
     def open_zoom(self, index: int) -> None:
         if self.live.image is None or index >= len(self.live.overlays):

@@ -62,3 +62,69 @@ def pump(qapp, seconds: float) -> None:
     while time.monotonic() < end:
         qapp.processEvents()
         time.sleep(0.005)
+
+
+@pytest.fixture
+def records_cfg(tmp_path):
+    """A station config whose records live in a fresh SQLite file and archive under tmp_path."""
+    from inspector.config import StationConfig
+
+    cfg = StationConfig()
+    cfg.storage.database_url = f"sqlite:///{tmp_path / 'inspections.db'}"
+    cfg.storage.archive_dir = tmp_path / "archive"
+    cfg.storage.spool_dir = tmp_path / "spool"
+    cfg.storage.min_free_mb = 0
+    return cfg
+
+
+def board_results(n: int = 30):
+    """Known results: every 3rd board passes; serials SN0000..; recipes alternate; classes cycle."""
+    from datetime import UTC, datetime, timedelta
+
+    from inspector.domain import Detection, InspectionResult, Verdict
+    from inspector.synth import make_board
+
+    now = datetime.now(UTC)
+    out = []
+    for i in range(n):
+        b = make_board(500 + i)
+        passed = i % 3 == 0
+        cls = 1 + i % 6
+        dets = [] if passed else [Detection((40.0 + i, 50.0, 90.0 + i, 95.0), cls, 0.9)]
+        out.append(
+            InspectionResult(
+                frame_id=i,
+                recipe="demo" if i % 2 == 0 else "board-b",
+                verdict=Verdict.PASS if passed else Verdict.REJECT,
+                detections=dets,
+                timings_ms={"total": 20.0 + i},
+                model_id="test-model@1",
+                board_serial=f"SN{i:04d}",
+                timestamp=now - timedelta(minutes=2 * (n - i)),
+                image=b.image,
+            )
+        )
+    return out
+
+
+@pytest.fixture
+def filled_records(records_cfg):
+    """A records database written by storage's real recorder, then opened through ui.records."""
+    from inspector.config import Recipe
+    from inspector.health import Health
+    from inspector.storage.writer import open_recorder
+    from ui.records import Records
+
+    records_cfg.recipes = [Recipe(name="demo", id=1), Recipe(name="board-b", id=2)]
+    rec = open_recorder(records_cfg, Health())
+    rec.start()
+    results = board_results(30)
+    for r in results:
+        rec.submit(r)
+    assert rec.flush(30), "recorder did not flush"
+    rec.stop()
+    records = Records.open(records_cfg)
+    for name, role, secret in (("op", "operator", "1111"), ("eng", "engineer", "2222"), ("adm", "admin", "9999")):
+        records.create_user(name, role, secret, by="test")
+    yield records, results
+    records.close()

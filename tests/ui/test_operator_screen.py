@@ -79,7 +79,9 @@ def test_alarm_raises_and_is_acknowledged(qtbot, ui_app):
     scr.show()
     bridge.attach_health(health)
     health.ok("camera", "640x640 Mono8")
+    health.ok("plc", "link up")
     health.fail("model", "loading")  # start-up, not a fault: no alarm
+    health.fail("database", "connecting")  # never healthy yet: alarm only after the grace period
     qtbot.wait(20)
     assert not scr.alarm_banner.isVisible() and alarms.unacknowledged == []
 
@@ -109,3 +111,5 @@ def test_alarm_raises_and_is_acknowledged(qtbot, ui_app):
     health.fail("plc", "link down: connection refused")
     qtbot.waitUntil(lambda: scr.alarm_banner.isVisible(), timeout=2000)
     assert [a.component for a in alarms.unacknowledged] == ["plc"]
+    alarms._grace_over("database")  # the grace period ends with the database still down
+    assert [a.component for a in alarms.unacknowledged] == ["plc", "database"]

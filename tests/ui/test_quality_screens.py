@@ -1,0 +1,256 @@
+"""History filters, reviews, roles and the recipe editor against a real SQLite records database."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from inspector.config import Recipe, StationConfig
+from inspector.health import Health
+from ui.auth import Permission, PermissionDenied, Role, Session
+
+from .conftest import save_shot
+
+
+def _session(records) -> Session:
+    return Session(records.authenticate, 300, audit=records.audit)
+
+
+def test_history_filters_return_the_right_rows(qtbot, ui_app, filled_records, tmp_path):
+    from ui.history_screen import HistoryScreen
+
+    records, results = filled_records
+    scr = HistoryScreen(records, lambda: ["demo", "board-b"])
+    qtbot.addWidget(scr)
+    scr.resize(1280, 740)
+    scr.period.setCurrentIndex(scr.period.findData("all"))
+    scr.enter()
+    assert scr.total == 30 and len(scr.rows) == 30
+    assert [r.board_serial for r in scr.rows] == [r.board_serial for r in reversed(results)]  # newest first
+    save_shot(scr, "history_1280x800")
+
+    scr.verdict.setCurrentIndex(scr.verdict.findData("REJECT"))
+    scr.refresh()
+    assert {r.board_serial for r in scr.rows} == {r.board_serial for r in results if not r.passed}
+
+    scr.defect_class.setCurrentIndex(scr.defect_class.findData("short"))
+    scr.refresh()
+    want = {r.board_serial for r in results if any(d.class_id == 2 for d in r.detections)}
+    assert want and {r.board_serial for r in scr.rows} == want
+
+    scr.defect_class.setCurrentIndex(0)
+    scr.verdict.setCurrentIndex(0)
+    scr.recipe.setCurrentIndex(scr.recipe.findData("board-b"))
+    scr.serial.setText("SN001*")
+    scr.refresh()
+    want = {r.board_serial for r in results if r.recipe == "board-b" and r.board_serial.startswith("SN001")}
+    assert {r.board_serial for r in scr.rows} == want
+
+    # Unreviewed only: a reviewed board disappears from the list.
+    scr.serial.setText("")
+    scr.recipe.setCurrentIndex(0)
+    scr.unreviewed.setChecked(True)
+    scr.refresh()
+    first = scr.rows[0]
+    records.mark_reviewed(first.id, "eng")
+    scr.refresh()
+    assert first.id not in {r.id for r in scr.rows} and scr.total == 29
+
+    # Keyset paging: pages do not overlap and cover everything.
+    import ui.history_screen as hs
+
+    old = hs.PAGE_SIZE
+    hs.PAGE_SIZE = 7
+    try:
+        scr.unreviewed.setChecked(False)
+        scr.refresh()
+        seen = [r.id for r in scr.rows]
+        while scr.older.isEnabled():
+            scr.older_page()
+            seen += [r.id for r in scr.rows]
+        assert len(seen) == len(set(seen)) == 30
+        scr.newer_page()
+        assert scr.page_index == 3
+    finally:
+        hs.PAGE_SIZE = old
+
+    # CSV export writes every row of the filter, not only the page shown.
+    scr.verdict.setCurrentIndex(scr.verdict.findData("PASS"))
+    n = scr.export_to(tmp_path / "pass.csv")
+    rows = list(csv.DictReader(open(tmp_path / "pass.csv", encoding="utf-8")))
+    assert n == len(rows) == sum(r.passed for r in results)
+    assert {r["verdict"] for r in rows} == {"PASS"}
+
+
+def test_review_is_stored(qtbot, ui_app, filled_records):
+    from ui.review_screen import ReviewScreen
+
+    records, results = filled_records
+    session = _session(records)
+    scr = ReviewScreen(records, session)
+    qtbot.addWidget(scr)
+    scr.resize(1280, 740)
+    scr.show()
+    reject = records.history(records_filter(verdict="REJECT"), limit=1).rows[0]
+    assert scr.load(reject.id)
+    assert scr.canvas.image is not None and len(scr.rows) == reject.defect_count == 1
+
+    # Not logged in: nothing is stored.
+    assert not scr.review_defect(0, "false_call")
+    assert records.detail(reject.id).defects[0].review is None
+
+    session.login("op", "1111")
+    qtbot.mouseClick(scr.rows[0].false_call, __import__("PySide6.QtCore").QtCore.Qt.MouseButton.LeftButton)
+    d = records.detail(reject.id)
+    assert d.defects[0].review == "false_call" and d.defects[0].reviewer == "op" and d.row.reviewed
+    assert scr.rows[0].false_call.isChecked()
+
+    # A missed defect drawn as a box is stored with its class.
+    scr.missed_class.setCurrentIndex(scr.missed_class.findData(4))  # spur
+    assert scr.add_missed((100.0, 120.0, 140.0, 150.0))
+    d = records.detail(reject.id)
+    assert [(m.class_name, m.box, m.reviewer) for m in d.missed] == [("spur", (100.0, 120.0, 140.0, 150.0), "op")]
+    save_shot(scr, "review_1280x800")
+    # Reviews carry audit events; the rate the charts show follows.
+    assert any(e.action == "review" and e.who == "op" for e in records.audit_events())
+    stats = records.review_stats()
+    assert stats.false_calls == 1 and stats.missed == 1
+
+
+def records_filter(**kw):
+    from ui.records import HistoryFilter
+
+    return HistoryFilter(**kw)
+
+
+def test_roles_forbid_what_they_should(qtbot, ui_app, filled_records, live_pipeline):
+    from ui.app import MainWindow
+    from ui.bridge import UiBridge
+    from ui.controller import StationController
+    from ui.session_setup import add_quality_screens
+
+    records, _ = filled_records
+    cfg = StationConfig()
+    controller = StationController(cfg, live_pipeline, live_pipeline.health)
+    session = _session(records)
+    bridge = UiBridge()
+    win = MainWindow(controller, bridge, session, records=records, audit=records.audit, user_names=records.user_names)
+    add_quality_screens(win, records, cfg, controller, session)
+    qtbot.addWidget(win)
+    win.resize(1280, 800)
+    win.show()
+
+    # The permission table itself.
+    assert Role.OPERATOR.value == "operator"
+    session.login("op", "1111")
+    assert session.can(Permission.RUN) and session.can(Permission.ACK_ALARM) and session.can(Permission.REVIEW)
+    assert not session.can(Permission.EDIT_RECIPE) and not session.can(Permission.MANAGE_USERS)
+    with pytest.raises(PermissionDenied):
+        session.require(Permission.SWAP_MODEL)
+    # An operator cannot open the recipe editor or the users screen; the refusal is audited.
+    assert not win.show_screen("recipe") and win.current_screen() == "operator"
+    assert not win.show_screen("users")
+    assert win.permit(Permission.EDIT_RECIPE, "edit thresholds") is None
+    assert any(e.action == "denied" and e.who == "op" for e in records.audit_events())
+    # ...nor save a recipe or add a user even if the screen were reached.
+    assert not win.screens["recipe"].save()
+    assert not win.screens["users"].add_user()
+    save_shot(win, "operator_logged_in_1280x800")
+
+    session.logout()
+    assert win.permit(Permission.RUN, "start") is None  # nobody: a login is offered
+    assert win.login_dialog is not None and win.login_dialog.isVisible()
+    win.login_dialog.user.setCurrentText("eng")
+    win.login_dialog.secret.setText("0000")
+    win.login_dialog.try_login()
+    assert session.user is None and "wrong" in win.login_dialog.message.text()
+    win.login_dialog.secret.setText("2222")
+    win.login_dialog.try_login()
+    assert session.user.name == "eng"
+    assert win.show_screen("recipe") and not win.show_screen("users")
+    # While the engineer is on the recipe screen, the station is NOT READY (ENGINEER_EDITING).
+    assert not live_pipeline.health.get("recipe").ok
+    assert live_pipeline.health.get("recipe").reason.startswith("ENGINEER_EDITING")
+    win.show_screen("operator")
+    assert live_pipeline.health.get("recipe").ok
+
+    session.logout()
+    session.login("adm", "9999")
+    assert win.show_screen("users")
+    users = win.screens["users"]
+    users.name.setText("op2")
+    users.secret.setText("4321")
+    assert users.add_user() and "op2" in records.user_names()
+    save_shot(win, "users_1280x800")
+    # Inactivity logs out (timer shortened for the test) and leaves the admin screen.
+    session._timer.setInterval(50)
+    session.activity()
+    qtbot.waitUntil(lambda: session.user is None, timeout=3000)
+    assert win.current_screen() == "operator"
+    assert any(e.action == "auto_logout" for e in records.audit_events())
+    # Secrets are stored only as scrypt hashes.
+    from sqlalchemy import text
+
+    with records.db.engine.connect() as c:
+        hashes = [h for (h,) in c.execute(text("select password_hash from users"))]
+    assert all(h.startswith("scrypt$") and "9999" not in h for h in hashes)
+    bridge.stop()
+
+
+def test_recipe_editor_round_trips(qtbot, ui_app, filled_records, live_pipeline, demo_boards):
+    from ui.controller import StationController
+    from ui.recipe_editor import RecipeEditor
+
+    records, _ = filled_records
+    cfg = StationConfig(recipes=[Recipe(name="demo", id=1), Recipe(name="board-b", id=2)])
+    health = Health()
+    controller = StationController(cfg, live_pipeline, health)
+    session = _session(records)
+    session.login("eng", "2222")
+    ed = RecipeEditor(controller, session, records.audit, records=records)
+    qtbot.addWidget(ed)
+    ed.resize(1280, 740)
+    ed.show()
+    ed.enter()
+    assert not health.get("recipe").ok  # ENGINEER_EDITING while open
+    ref = next(demo_boards.glob("*_temp.png"))
+    ed.set_reference(ref)
+    assert ed.canvas.image is not None
+    ed.sliders["short"].setValue(72)
+    ed.sliders["open"].setValue(35)
+    ed.min_px.setValue(6)
+    ed.max_pass.setValue(1)
+    ed.roi_button.setChecked(True)
+    for x, y in ((10, 10), (600, 12), (610, 620), (12, 600)):
+        ed._canvas_tapped(float(x), float(y))
+    save_shot(ed, "recipe_1280x800")
+    assert ed.save()
+    ed.leave()
+    assert health.get("recipe").ok
+
+    # Stored: the newest recipe version in the database reads back as the same recipe...
+    stored = records.latest_recipe("demo")
+    assert stored.thresholds["short"] == 0.72 and stored.thresholds["open"] == 0.35
+    assert stored.min_defect_px == 6 and stored.max_defects_pass == 1
+    assert stored.roi == [(10.0, 10.0), (600.0, 12.0), (610.0, 620.0), (12.0, 600.0)]
+    assert stored.reference == ref
+    # ...the configuration and the pipeline use it...
+    assert controller.recipe("demo") == stored
+    # ...and a fresh editor shows exactly those values (round trip).
+    ed2 = RecipeEditor(controller, session, records.audit, records=records)
+    qtbot.addWidget(ed2)
+    ed2.enter()
+    assert ed2.form_recipe() == stored
+    ed2.leave()
+    assert any(e.action == "recipe_save" and e.who == "eng" for e in records.audit_events())
+    # A recipe that cannot be applied (missing reference file) is refused with the reason, nothing stored.
+    from pathlib import Path
+
+    n_versions = len(records.recipe_versions("demo"))
+    ed2.enter()
+    ed2.reference = Path("/nonexistent/ref.png")
+    assert not ed2.save()
+    assert "does not exist" in ed2.state.text()
+    assert len(records.recipe_versions("demo")) == n_versions and controller.recipe("demo") == stored
+    ed2.leave()

@@ -1,0 +1,342 @@
+"""The main window: a header with navigation, login and language, and one screen at a time.
+
+Why the window owns no station logic: it wires signals (bridge -> screens, screens -> controller)
+and checks permissions; the station runs in its own threads whether or not a window is open.
+Every action a person takes goes through `MainWindow.permit`, which both checks the role and
+writes the audit record, so the check and the record cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from PySide6.QtCore import QEvent, Qt, QTimer
+from PySide6.QtWidgets import (
+    QApplication,
+    QButtonGroup,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QSizePolicy,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import i18n, theme
+from .alarms import AlarmModel
+from .auth import ActivityFilter, Permission, Session, User
+from .bridge import UiBridge
+from .controller import StationController
+from .login import LoginDialog
+from .operator_screen import OperatorScreen
+
+log = logging.getLogger(__name__)
+
+SCREENS = ("operator", "history", "review", "charts", "recipe", "users")
+
+
+class MainWindow(QMainWindow):
+    def __init__(
+        self,
+        controller: StationController,
+        bridge: UiBridge,
+        session: Session,
+        *,
+        records: Any = None,
+        audit: Callable[..., None] | None = None,
+        user_names: Callable[[], list[str]] | None = None,
+        station_name: str = "",
+    ):
+        super().__init__()
+        self.controller = controller
+        self.bridge = bridge
+        self.session = session
+        self.records = records
+        self._audit = audit or (lambda *a, **k: None)
+        self._user_names = user_names or (lambda: [])
+        self.station_name = station_name
+        self.scale = 1.0
+        self.alarms = AlarmModel()
+        self.denied: list[tuple[str, Permission]] = []
+
+        # ---------------------------------------------------------------- header
+        self.title = QLabel(station_name, self)
+        self.title.setObjectName("title")
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title.setMinimumWidth(120)
+        self.nav_group = QButtonGroup(self)
+        self.nav_group.setExclusive(True)
+        self.nav: dict[str, QPushButton] = {}
+        self.clock = QLabel(self)
+        self.clock.setObjectName("dim")
+        self.toast = QLabel("", self)
+        self.toast.setStyleSheet(f"color: {theme.WARN}; font-weight: bold;")
+        self.lang_button = QPushButton(self)
+        self.lang_button.clicked.connect(self.toggle_language)
+        self.user_button = QPushButton(self)
+        self.user_button.clicked.connect(self.user_clicked)
+        header = QHBoxLayout()
+        header.setContentsMargins(12, 6, 12, 0)
+        header.setSpacing(8)
+        header.addWidget(self.title, 1)
+        header.addSpacing(8)
+        self.nav_box = QHBoxLayout()
+        self.nav_box.setSpacing(2)
+        header.addLayout(self.nav_box)
+        header.addWidget(self.toast, 1)
+        header.addWidget(self.clock)
+        header.addWidget(self.lang_button)
+        header.addWidget(self.user_button)
+
+        # ---------------------------------------------------------------- screens
+        self.stack = QStackedWidget(self)
+        self.screens: dict[str, QWidget] = {}
+        self.operator = OperatorScreen(self.alarms, self)
+        self.add_screen("operator", self.operator)
+        self.operator.set_recipes(controller.recipe_names(), controller.active_recipe)
+        self.operator.start_requested.connect(self.start_station)
+        self.operator.stop_requested.connect(self.stop_station)
+        self.operator.recipe_requested.connect(self.select_recipe)
+        self.operator.acknowledge_requested.connect(self.acknowledge_alarms)
+        self.alarms.acknowledged.connect(self._audit_ack)
+        controller.running_changed.connect(self.operator.set_running)
+        controller.recipe_changed.connect(
+            lambda name: self.operator.set_recipes(controller.recipe_names(), controller.active_recipe)
+        )
+        controller.error.connect(lambda msg: self.show_toast(self.tr("Station error: %1").replace("%1", msg)))
+
+        bridge.updated.connect(self._on_update)
+        bridge.health_changed.connect(self.operator.on_health)
+        bridge.health_changed.connect(self.alarms.on_health)
+
+        central = QWidget(self)
+        root = QVBoxLayout(central)
+        root.setContentsMargins(0, 0, 0, 0)
+        root.setSpacing(0)
+        root.addLayout(header)
+        root.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+
+        session.changed.connect(self._session_changed)
+        self._toast_timer = QTimer(self)
+        self._toast_timer.setSingleShot(True)
+        self._toast_timer.timeout.connect(lambda: self.toast.setText(""))
+        self._clock_timer = QTimer(self)
+        self._clock_timer.timeout.connect(self._tick)
+        self._clock_timer.start(1000)
+        self._tick()
+        self.login_dialog: LoginDialog | None = None
+        self.retranslate()
+        self.show_screen("operator")
+
+    # ---------------------------------------------------------------- screens
+    def add_screen(self, name: str, widget: QWidget) -> None:
+        self.screens[name] = widget
+        self.stack.addWidget(widget)
+        b = QPushButton(self)
+        b.setObjectName("nav")
+        b.setCheckable(True)
+        b.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        b.clicked.connect(lambda _=False, n=name: self.show_screen(n))
+        self.nav_group.addButton(b)
+        self.nav[name] = b
+        self.nav_box.addWidget(b)
+        if hasattr(widget, "set_scale"):
+            widget.set_scale(self.scale)
+        self.retranslate()
+
+    def show_screen(self, name: str) -> bool:
+        needs = {"recipe": Permission.EDIT_RECIPE, "users": Permission.MANAGE_USERS}.get(name)
+        if needs is not None and not self.permit(needs, f"open {name}", audit=False):
+            self.nav[self.current_screen()].setChecked(True)
+            return False
+        widget = self.screens[name]
+        leaving = self.screens.get(self.current_screen())
+        if leaving is not None and leaving is not widget and hasattr(leaving, "leave"):
+            leaving.leave()
+        self.stack.setCurrentWidget(widget)
+        self.nav[name].setChecked(True)
+        if hasattr(widget, "enter"):
+            widget.enter()
+        return True
+
+    def current_screen(self) -> str:
+        w = self.stack.currentWidget()
+        for k, v in self.screens.items():
+            if v is w:
+                return k
+        return "operator"
+
+    # ---------------------------------------------------------------- permissions
+    def permit(self, permission: Permission, action: str, *, audit: bool = True) -> User | None:
+        """The user allowed to do `action`, or None (a login is offered, or a refusal shown)."""
+        if self.session.can(permission):
+            return self.session.user
+        self.denied.append((action, permission))
+        if self.session.user is None:
+            self.show_toast(self.tr("Log in to %1").replace("%1", action))
+            self.open_login()
+        else:
+            self.show_toast(self.tr("%1 may not %2").replace("%1", self.session.user.role.value).replace("%2", action))
+            if audit:
+                self._audit("denied", user=self.session.user.name, target=action, detail={"needs": permission.value})
+        return None
+
+    def open_login(self) -> None:
+        if self.login_dialog is not None and self.login_dialog.isVisible():
+            return
+        self.login_dialog = LoginDialog(self.session, self._user_names(), self.scale, self)
+        self.login_dialog.open()
+
+    def user_clicked(self) -> None:
+        if self.session.user is None:
+            self.open_login()
+        else:
+            self.session.logout()
+
+    def _session_changed(self, user: User | None) -> None:
+        self.retranslate()
+        if user is None:
+            # Screens that need a role are left when their user goes (logout or inactivity).
+            if self.current_screen() in {"recipe", "users"}:
+                self.show_screen("operator")
+        for w in self.screens.values():
+            if hasattr(w, "on_user"):
+                w.on_user(user)
+
+    # ---------------------------------------------------------------- actions
+    def start_station(self) -> None:
+        if user := self.permit(Permission.RUN, self.tr("start the station")):
+            self._audit("station_start", user=user.name, target=self.controller.active_recipe)
+            self.controller.start()
+
+    def stop_station(self) -> None:
+        if user := self.permit(Permission.RUN, self.tr("stop the station")):
+            self._audit("station_stop", user=user.name, target=self.controller.active_recipe)
+            self.controller.stop()
+
+    def select_recipe(self, name: str) -> None:
+        before = self.controller.active_recipe
+        if name == before:
+            return
+        user = self.permit(Permission.RUN, self.tr("change the recipe"))
+        if user is None:
+            self.operator.set_recipes(self.controller.recipe_names(), before)
+            return
+        try:
+            self.controller.select_recipe(name)
+        except Exception as exc:
+            self.show_toast(str(exc))
+            self.operator.set_recipes(self.controller.recipe_names(), before)
+            return
+        self._audit("recipe_select", user=user.name, target=name, before={"recipe": before}, after={"recipe": name})
+
+    def acknowledge_alarms(self) -> None:
+        if user := self.permit(Permission.ACK_ALARM, self.tr("acknowledge alarms")):
+            self.alarms.acknowledge_all(user.name)
+
+    def _audit_ack(self, alarms: list, user: str) -> None:
+        for a in alarms:
+            self._audit(
+                "alarm_ack",
+                user=user,
+                target=a.component,
+                detail={"reason": a.reason, "raised_at": a.raised_at.isoformat()},
+            )
+
+    # ---------------------------------------------------------------- live
+    def _on_update(self, update) -> None:
+        try:
+            if self.current_screen() == "operator" or update.seq % 10 == 0:
+                self.operator.on_update(update)
+            else:
+                self.operator.last_update = update
+        finally:
+            self.bridge.ack()
+
+    # ---------------------------------------------------------------- look
+    def show_toast(self, text: str, ms: int = 6000) -> None:
+        self.toast.setText(text)
+        self._toast_timer.start(ms)
+
+    def _tick(self) -> None:
+        self.clock.setText(f"{datetime.now():%H:%M}")
+
+    def toggle_language(self) -> None:
+        lang = "zh_CN" if i18n.current_language() == "en" else "en"
+        self.set_language(lang)
+
+    def set_language(self, lang: str) -> None:
+        i18n.set_language(lang)
+        who = self.session.user.name if self.session.user else "-"
+        self._audit("language", user=who, target=lang)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        scale = theme.scale_for(self.width(), self.height())
+        if abs(scale - self.scale) > 0.02:
+            self.apply_scale(scale)
+
+    def apply_scale(self, scale: float) -> None:
+        self.scale = scale
+        app = QApplication.instance()
+        if app is not None:
+            app.setStyleSheet(theme.stylesheet(scale))
+            app.setFont(theme.app_font(scale))
+        for w in self.screens.values():
+            if hasattr(w, "set_scale"):
+                w.set_scale(scale)
+
+    def retranslate(self) -> None:
+        names = {
+            "operator": self.tr("Line"),
+            "history": self.tr("History"),
+            "review": self.tr("Review"),
+            "charts": self.tr("Charts"),
+            "recipe": self.tr("Recipe"),
+            "users": self.tr("Users"),
+        }
+        for k, b in self.nav.items():
+            b.setText(names.get(k, k))
+        self.lang_button.setText("中文" if i18n.current_language() == "en" else "EN")
+        u = self.session.user
+        self.user_button.setText(
+            self.tr("Log in")
+            if u is None
+            else self.tr("%1 (%2) · Log out").replace("%1", u.name).replace("%2", self.role_name(u.role.value))
+        )
+
+    def role_name(self, role: str) -> str:
+        return {"operator": self.tr("operator"), "engineer": self.tr("engineer"), "admin": self.tr("admin")}.get(
+            role, role
+        )
+
+    def changeEvent(self, e) -> None:  # noqa: N802
+        if e.type() == QEvent.Type.LanguageChange:
+            self.retranslate()
+        super().changeEvent(e)
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.bridge.stop()
+        self.controller.shutdown()
+        super().closeEvent(event)
+
+
+def install_activity_filter(app: QApplication, session: Session) -> ActivityFilter:
+    f = ActivityFilter(session)
+    app.installEventFilter(f)
+    return f
+
+
+def setup_application(argv: list[str] | None = None) -> QApplication:
+    app = QApplication.instance() or QApplication(argv or ["pcb-inspector"])
+    app.setApplicationName("PCB Inspector")
+    app.setFont(theme.app_font())
+    app.setStyleSheet(theme.stylesheet())
+    app.setAttribute(Qt.ApplicationAttribute.AA_SynthesizeMouseForUnhandledTouchEvents, True)
+    return app

@@ -1,0 +1,223 @@
+"""Quality charts (QtCharts): yield per hour and per shift, defect Pareto, false-call rate.
+
+Why these four: yield trends show when a process drifts; the Pareto says which defect to attack
+first; the false-call rate says whether the operators can still trust a REJECT (a rising rate is
+the first sign a model or a threshold needs attention). The numbers are storage's queries.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from PySide6.QtCharts import (
+    QBarCategoryAxis,
+    QBarSeries,
+    QBarSet,
+    QChart,
+    QChartView,
+    QLineSeries,
+    QValueAxis,
+)
+from PySide6.QtCore import QEvent, QMargins, Qt
+from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from . import theme
+from .records import HistoryFilter, Records
+
+
+def _chart(title: str, scale: float) -> QChart:
+    c = QChart()
+    c.setTheme(QChart.ChartTheme.ChartThemeDark)
+    c.setBackgroundBrush(QColor(theme.PANEL))
+    c.setTitle(title)
+    f = QFont()
+    f.setFamilies(theme.FONT_FAMILIES)
+    f.setPixelSize(theme.px(20, scale))
+    f.setBold(True)
+    c.setTitleFont(f)
+    c.legend().setVisible(False)
+    c.setMargins(QMargins(4, 4, 4, 4))
+    return c
+
+
+def _axis_font(scale: float) -> QFont:
+    f = QFont()
+    f.setFamilies(theme.FONT_FAMILIES)
+    f.setPixelSize(theme.px(14, scale))
+    return f
+
+
+class ChartsScreen(QWidget):
+    def __init__(self, records: Records, parent=None):
+        super().__init__(parent)
+        self.records = records
+        self.scale = 1.0
+        self.views = {k: QChartView(self) for k in ("hour", "shift", "pareto", "false_calls")}
+        for v in self.views.values():
+            v.setRenderHint(QPainter.RenderHint.Antialiasing)
+        self.period = QComboBox(self)
+        self.period.activated.connect(lambda _i: self.refresh())
+        self.refresh_button = QPushButton(self)
+        self.refresh_button.clicked.connect(self.refresh)
+        self.summary = QLabel(self)
+        self.summary.setObjectName("title")
+        top = QHBoxLayout()
+        top.addWidget(self.summary, 1)
+        top.addWidget(self.period)
+        top.addWidget(self.refresh_button)
+        grid = QGridLayout()
+        grid.setSpacing(10)
+        grid.addWidget(self.views["hour"], 0, 0)
+        grid.addWidget(self.views["shift"], 0, 1)
+        grid.addWidget(self.views["pareto"], 1, 0)
+        grid.addWidget(self.views["false_calls"], 1, 1)
+        root = QVBoxLayout(self)
+        root.setContentsMargins(12, 8, 12, 10)
+        root.addLayout(top)
+        root.addLayout(grid, 1)
+        self.data: dict = {}
+        self.retranslate()
+
+    def enter(self) -> None:
+        self.refresh()
+
+    def set_scale(self, scale: float) -> None:
+        self.scale = scale
+
+    def _days(self) -> int:
+        return int(self.period.currentData() or 7)
+
+    def refresh(self) -> None:
+        now = datetime.now(UTC)
+        days = self._days()
+        f = HistoryFilter(start=now - timedelta(days=days))
+        hours = self.records.yield_per_hour(HistoryFilter(start=now - timedelta(hours=24)))
+        shifts = self.records.yield_per_shift(f, tz=_local_tz_name())
+        pareto = self.records.pareto(f)
+        fc = []
+        for d in range(days - 1, -1, -1):
+            day_start = (now - timedelta(days=d)).replace(hour=0, minute=0, second=0, microsecond=0)
+            st = self.records.review_stats(HistoryFilter(start=day_start, end=day_start + timedelta(days=1)))
+            fc.append((day_start, st))
+        total = self.records.review_stats(f)
+        self.data = {"hours": hours, "shifts": shifts, "pareto": pareto, "false_calls": fc, "total": total}
+        self._draw()
+
+    def _draw(self) -> None:
+        s = self.scale
+        d = self.data
+        if not d:
+            return
+        # --- yield per hour (last 24 h)
+        c = _chart(self.tr("Yield per hour (last 24 h)"), s)
+        bars = QBarSet(self.tr("yield %"))
+        bars.setColor(QColor(theme.PASS))
+        cats = []
+        for b in d["hours"]:
+            bars.append(round(b.yield_pct, 1))
+            cats.append(f"{b.start.astimezone():%H}")
+        self._bars(c, [bars], cats, 0, 100)
+        self.views["hour"].setChart(c)
+        # --- yield per shift
+        c = _chart(self.tr("Yield per shift"), s)
+        bars = QBarSet(self.tr("yield %"))
+        bars.setColor(QColor(theme.INFO))
+        cats = []
+        for y in d["shifts"][-12:]:
+            bars.append(round(y.yield_pct, 1))
+            cats.append(f"{y.day:%d.%m} {y.shift}")
+        self._bars(c, [bars], cats, 0, 100)
+        self.views["shift"].setChart(c)
+        # --- pareto
+        c = _chart(self.tr("Defects by class (Pareto)"), s)
+        bars = QBarSet(self.tr("defects"))
+        bars.setColor(QColor(theme.WARN))
+        cats = [p.class_name for p in d["pareto"]]
+        for p in d["pareto"]:
+            bars.append(p.count)
+        top = max([p.count for p in d["pareto"]] or [1])
+        axis_x, _ = self._bars(c, [bars], cats, 0, top * 1.1)
+        cum = QLineSeries()
+        cum.setPen(QPen(QColor(theme.TEXT), 3))
+        for i, p in enumerate(d["pareto"]):
+            cum.append(i, p.cumulative_pct)
+        c.addSeries(cum)
+        pct = QValueAxis()
+        pct.setRange(0, 100)
+        pct.setLabelFormat("%d%%")
+        pct.setLabelsFont(_axis_font(s))
+        c.addAxis(pct, Qt.AlignmentFlag.AlignRight)
+        cum.attachAxis(pct)
+        line_x = QValueAxis()
+        line_x.setRange(-0.5, max(0, len(cats) - 1) + 0.5)
+        line_x.setVisible(False)
+        c.addAxis(line_x, Qt.AlignmentFlag.AlignBottom)
+        cum.attachAxis(line_x)
+        self.views["pareto"].setChart(c)
+        # --- false-call rate per day
+        c = _chart(self.tr("False-call rate per day (reviewed defects)"), s)
+        bars = QBarSet(self.tr("false calls %"))
+        bars.setColor(QColor(theme.FALSE_CALL_COLOUR))
+        cats = []
+        for day, st in d["false_calls"]:
+            bars.append(round(100 * st.false_call_rate, 1))
+            cats.append(f"{day.astimezone():%d.%m}")
+        self._bars(c, [bars], cats, 0, 100)
+        self.views["false_calls"].setChart(c)
+        t = d["total"]
+        self.summary.setText(
+            self.tr("Reviewed: %1 boards · false calls %2 % · missed %3 · escapes %4")
+            .replace("%1", str(t.boards_reviewed))
+            .replace("%2", f"{100 * t.false_call_rate:.1f}")
+            .replace("%3", str(t.missed))
+            .replace("%4", str(t.escapes))
+        )
+
+    def _bars(self, c: QChart, sets: list[QBarSet], cats: list[str], lo: float, hi: float):
+        series = QBarSeries()
+        for b in sets:
+            series.append(b)
+        series.setLabelsVisible(len(cats) <= 12)
+        series.setLabelsPosition(QBarSeries.LabelsPosition.LabelsInsideEnd)
+        c.addSeries(series)
+        ax = QBarCategoryAxis()
+        ax.append(cats or ["—"])
+        ax.setLabelsFont(_axis_font(self.scale))
+        c.addAxis(ax, Qt.AlignmentFlag.AlignBottom)
+        series.attachAxis(ax)
+        ay = QValueAxis()
+        ay.setRange(lo, max(hi, lo + 1))
+        ay.setLabelFormat("%d")
+        ay.setLabelsFont(_axis_font(self.scale))
+        c.addAxis(ay, Qt.AlignmentFlag.AlignLeft)
+        series.attachAxis(ay)
+        return ax, ay
+
+    def retranslate(self) -> None:
+        i = max(0, self.period.currentIndex())
+        self.period.clear()
+        self.period.addItem(self.tr("Last 7 days"), 7)
+        self.period.addItem(self.tr("Last 30 days"), 30)
+        self.period.setCurrentIndex(i)
+        self.refresh_button.setText(self.tr("Refresh"))
+        self._draw()
+
+    def changeEvent(self, e) -> None:  # noqa: N802
+        if e.type() == QEvent.Type.LanguageChange:
+            self.retranslate()
+        super().changeEvent(e)
+
+
+def _local_tz_name() -> str:
+    """IANA name of the local zone for shift boundaries (UTC when the system does not say)."""
+    try:
+        from pathlib import Path
+
+        link = Path("/etc/localtime").resolve()
+        parts = link.parts
+        if "zoneinfo" in parts:
+            return "/".join(parts[parts.index("zoneinfo") + 1 :])
+    except OSError:
+        pass
+    return "UTC"

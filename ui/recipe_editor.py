@@ -1,0 +1,273 @@
+"""Recipe editor: per-class thresholds, minimum defect size, the ROI drawn on the reference image.
+
+Why the station drops READY while the editor is open: a board inspected against half-edited
+thresholds would be judged by a recipe nobody approved, so the PLC sees ENGINEER_EDITING (health
+component `recipe` failing) from `enter` until `leave`. A saved recipe is validated by the config
+model first, then applied between two boards, stored as a new recipe version and audited.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from inspector.config import Recipe
+from inspector.decision import RecipeError, read_image_gray
+from inspector.domain import CLASS_NAMES
+
+from . import theme
+from .auth import Permission, PermissionDenied, Session
+from .bridge import to_owned_qimage
+from .image_view import ImageCanvas
+
+
+class RecipeEditor(QWidget):
+    saved = Signal(object)
+
+    def __init__(self, controller, session: Session, audit, parent=None, records=None, live_image=None):
+        super().__init__(parent)
+        self._live_image = live_image or (lambda: (None, 1.0))
+        self.controller = controller
+        self.session = session
+        self._audit = audit
+        self.records = records
+        self.editing = False
+        self.original: Recipe | None = None
+        self.reference: Path | None = None
+        self.scale = 1.0
+
+        self.canvas = ImageCanvas(self)
+        self.canvas.tapped.connect(self._canvas_tapped)
+        self.roi_button = QPushButton(self)
+        self.roi_button.setCheckable(True)
+        self.clear_roi = QPushButton(self)
+        self.clear_roi.clicked.connect(self._clear_roi)
+        self.load_reference = QPushButton(self)
+        self.load_reference.clicked.connect(self._choose_reference)
+        img_tools = QHBoxLayout()
+        img_tools.addWidget(self.roi_button)
+        img_tools.addWidget(self.clear_roi)
+        img_tools.addWidget(self.load_reference)
+        left = QVBoxLayout()
+        left.addWidget(self.canvas, 1)
+        left.addLayout(img_tools)
+
+        self.recipe = QComboBox(self)
+        self.recipe.activated.connect(lambda _i: self.load(self.recipe.currentText()))
+        panel = QFrame(self)
+        panel.setObjectName("panel")
+        grid = QGridLayout(panel)
+        self.threshold_title = QLabel(panel)
+        self.threshold_title.setObjectName("section")
+        grid.addWidget(self.threshold_title, 0, 0, 1, 3)
+        self.sliders: dict[str, QSlider] = {}
+        self.values: dict[str, QLabel] = {}
+        for i, name in enumerate(CLASS_NAMES, 1):
+            label = QLabel(name, panel)
+            label.setStyleSheet(f"color: {theme.CLASS_COLOURS[i]}; font-weight: bold;")
+            slider = QSlider(Qt.Orientation.Horizontal, panel)
+            slider.setRange(1, 100)
+            value = QLabel(panel)
+            value.setMinimumWidth(60)
+            slider.valueChanged.connect(lambda v, lab=value: lab.setText(f"{v / 100:.2f}"))
+            grid.addWidget(label, i, 0)
+            grid.addWidget(slider, i, 1)
+            grid.addWidget(value, i, 2)
+            self.sliders[name] = slider
+            self.values[name] = value
+        self.min_px_label = QLabel(panel)
+        self.min_px = QSpinBox(panel)
+        self.min_px.setRange(0, 500)
+        self.min_px.setSuffix(" px")
+        self.max_pass_label = QLabel(panel)
+        self.max_pass = QSpinBox(panel)
+        self.max_pass.setRange(0, 100)
+        n = len(CLASS_NAMES) + 1
+        grid.addWidget(self.min_px_label, n, 0)
+        grid.addWidget(self.min_px, n, 1, 1, 2)
+        grid.addWidget(self.max_pass_label, n + 1, 0)
+        grid.addWidget(self.max_pass, n + 1, 1, 1, 2)
+        grid.setColumnStretch(1, 1)
+
+        self.state = QLabel(self)
+        self.state.setWordWrap(True)
+        self.state.setStyleSheet(f"color: {theme.WARN}; font-weight: bold;")
+        self.save_button = QPushButton(self)
+        self.save_button.setObjectName("start")
+        self.save_button.clicked.connect(self.save)
+        self.revert_button = QPushButton(self)
+        self.revert_button.clicked.connect(lambda: self.load(self.recipe.currentText()))
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.revert_button)
+        buttons.addWidget(self.save_button)
+
+        right = QVBoxLayout()
+        right.addWidget(self.recipe)
+        right.addWidget(panel)
+        right.addStretch(1)
+        right.addWidget(self.state)
+        right.addLayout(buttons)
+
+        root = QHBoxLayout(self)
+        root.setContentsMargins(12, 8, 12, 10)
+        root.setSpacing(12)
+        root.addLayout(left, 3)
+        root.addLayout(right, 2)
+        self.retranslate()
+
+    # ------------------------------------------------------------ editing state
+    def enter(self) -> None:
+        try:
+            user = self.session.require(Permission.EDIT_RECIPE)
+        except PermissionDenied:
+            self.setEnabled(False)
+            return
+        self.setEnabled(True)
+        names = self.controller.recipe_names()
+        self.recipe.clear()
+        self.recipe.addItems(names)
+        self.recipe.setCurrentText(self.controller.active_recipe)
+        self.load(self.controller.active_recipe)
+        self.editing = True
+        self.controller.begin_editing(user.name, self.controller.active_recipe)
+        self._audit("recipe_edit_begin", user=user.name, target=self.controller.active_recipe)
+        self.retranslate()
+
+    def leave(self) -> None:
+        if self.editing:
+            self.editing = False
+            self.controller.end_editing()
+            who = self.session.user.name if self.session.user else "-"
+            self._audit("recipe_edit_end", user=who, target=self.recipe.currentText())
+            self.retranslate()
+
+    def on_user(self, user) -> None:
+        if user is None or not user.can(Permission.EDIT_RECIPE):
+            self.leave()
+            self.setEnabled(False)
+
+    # ------------------------------------------------------------ form <-> recipe
+    def load(self, name: str) -> None:
+        r = self.controller.recipe(name)
+        self.original = r
+        self.recipe.setCurrentText(name)
+        for cname, slider in self.sliders.items():
+            slider.setValue(round(r.thresholds.get(cname, 0.5) * 100))
+            self.values[cname].setText(f"{slider.value() / 100:.2f}")
+        self.min_px.setValue(round(r.min_defect_px))
+        self.max_pass.setValue(r.max_defects_pass)
+        self.canvas.polygon = [tuple(p) for p in (r.roi or [])]
+        self.set_reference(r.reference)
+
+    def set_reference(self, path: Path | None) -> None:
+        self.reference = Path(path) if path else None
+        img = None
+        if self.reference is not None:
+            try:
+                img = read_image_gray(self.reference, "reference image")
+            except RecipeError as exc:
+                self.state.setText(str(exc))
+        if img is None:
+            img = self._live_frame()
+        if img is not None:
+            q, s = to_owned_qimage(img, 2400)
+            self.canvas.set_image(q, s)
+        else:
+            # No golden image at all (boards carry their own): draw the ROI on the last live board.
+            q, s = self._live_image()
+            self.canvas.set_image(q, s)
+        self.canvas.update()
+
+    def _live_frame(self) -> np.ndarray | None:
+        """Without a reference file, the ROI is drawn on the recipe's in-memory reference, if any."""
+        rules = getattr(self.controller.pipeline, "rules", None)
+        ref = getattr(rules, "reference", None)
+        return ref if isinstance(ref, np.ndarray) else None
+
+    def form_recipe(self) -> Recipe:
+        base = self.original or self.controller.recipe()
+        data = base.model_dump()
+        data["thresholds"] = {n: round(s.value() / 100, 2) for n, s in self.sliders.items()}
+        data["min_defect_px"] = float(self.min_px.value())
+        data["max_defects_pass"] = int(self.max_pass.value())
+        data["roi"] = (
+            [(round(x, 1), round(y, 1)) for x, y in self.canvas.polygon] if len(self.canvas.polygon) >= 3 else None
+        )
+        data["reference"] = self.reference
+        return Recipe.model_validate(data)
+
+    # ------------------------------------------------------------ actions
+    def save(self) -> bool:
+        try:
+            user = self.session.require(Permission.EDIT_RECIPE)
+        except PermissionDenied as exc:
+            self.state.setText(str(exc))
+            return False
+        try:
+            recipe = self.form_recipe()
+            self.controller.apply_recipe(recipe)
+        except (ValueError, RecipeError) as exc:
+            self.state.setText(self.tr("Not saved: %1").replace("%1", str(exc)))
+            return False
+        before = self.original.model_dump(mode="json") if self.original else None
+        after = recipe.model_dump(mode="json")
+        if self.records is not None:
+            self.records.register_recipe(after, by=user.name)
+        self._audit("recipe_save", user=user.name, target=recipe.name, before=before, after=after)
+        self.original = recipe
+        self.state.setText(self.tr("Saved: recipe %1 is used from the next board").replace("%1", recipe.name))
+        self.saved.emit(recipe)
+        return True
+
+    def _canvas_tapped(self, x: float, y: float) -> None:
+        if self.roi_button.isChecked():
+            self.canvas.polygon = [*self.canvas.polygon, (x, y)]
+            self.canvas.update()
+
+    def _clear_roi(self) -> None:
+        self.canvas.polygon = []
+        self.canvas.update()
+
+    def _choose_reference(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, self.tr("Reference image"), "", "Images (*.png *.jpg *.bmp *.tif)")
+        if path:
+            self.set_reference(Path(path))
+
+    # ------------------------------------------------------------ look
+    def set_scale(self, scale: float) -> None:
+        self.scale = scale
+
+    def retranslate(self) -> None:
+        self.roi_button.setText(self.tr("✎ Draw ROI (tap corners)"))
+        self.clear_roi.setText(self.tr("Clear ROI"))
+        self.load_reference.setText(self.tr("Reference image…"))
+        self.threshold_title.setText(self.tr("SCORE THRESHOLD PER CLASS"))
+        self.min_px_label.setText(self.tr("Min. size"))
+        self.max_pass_label.setText(self.tr("Defects allowed"))
+        self.save_button.setText(self.tr("Save and apply"))
+        self.revert_button.setText(self.tr("Revert"))
+        self.canvas.placeholder = self.tr("No reference image: choose one")
+        if self.editing:
+            self.state.setText(self.tr("ENGINEER EDITING: the station is NOT READY until you leave this screen"))
+        elif not self.state.text().startswith(self.tr("Saved")):
+            self.state.setText("")
+
+    def changeEvent(self, e) -> None:  # noqa: N802
+        if e.type() == QEvent.Type.LanguageChange:
+            self.retranslate()
+        super().changeEvent(e)

@@ -1,0 +1,150 @@
+"""The UI's door to the records database: users, audit, history, reviews and statistics.
+
+Why an adapter and not storage calls spread over the screens: every screen needs the same open
+`Database`, the same archive folder to resolve image paths, and the same audit call; and the
+screens are tested against this one object backed by a real SQLite file. The schema and the
+queries are `inspector.storage`'s; nothing here writes SQL.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from inspector.config import StationConfig
+from inspector.storage import queries as q
+from inspector.storage import recipes as rec
+from inspector.storage import records as r
+from inspector.storage.db import Database, ensure_station, open_database
+
+from .auth import Role, User
+
+log = logging.getLogger(__name__)
+
+HistoryFilter = q.HistoryFilter
+RecordError = r.RecordError
+QueryError = q.QueryError
+
+
+class Records:
+    def __init__(self, db: Database, archive_dir: Path):
+        self.db = db
+        self.archive_dir = Path(archive_dir)
+
+    @classmethod
+    def open(cls, cfg: StationConfig) -> Records:
+        db = open_database(cfg.storage.database_url, station_id=cfg.station.id)
+        ensure_station(db, cfg.station.name, cfg.station.line)
+        return cls(db, cfg.storage.archive_dir)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ------------------------------------------------------------ users
+    def count_users(self) -> int:
+        return len(r.list_users(self.db))
+
+    def has_admin(self) -> bool:
+        return r.has_admin(self.db)
+
+    def create_user(self, name: str, role: str, secret: str, *, by: str) -> None:
+        r.create_user(self.db, name, role, secret, by=by)
+
+    def authenticate(self, name: str, secret: str) -> User | None:
+        info = r.authenticate(self.db, name, secret)
+        return User(info.username, Role(info.role)) if info else None
+
+    def user_names(self) -> list[str]:
+        return [u.username for u in r.list_users(self.db) if u.active]
+
+    def users(self) -> list[r.UserInfo]:
+        return r.list_users(self.db)
+
+    def set_role(self, name: str, role: str, *, by: str) -> None:
+        r.set_role(self.db, name, role, by=by)
+
+    def set_secret(self, name: str, secret: str, *, by: str) -> None:
+        r.set_secret(self.db, name, secret, by=by)
+
+    def set_active(self, name: str, active: bool, *, by: str) -> None:
+        r.set_active(self.db, name, active, by=by)
+
+    # ------------------------------------------------------------ audit
+    def audit(
+        self, action: str, *, user: str, target: str = "", before: Any = None, after: Any = None, detail: Any = None
+    ) -> None:
+        """Every change a person makes (and every refusal) as an AuditEvent; never raises into the GUI."""
+        try:
+            r.record_audit(self.db, user, action, target, before, after if detail is None else (after or detail))
+        except Exception:
+            log.exception("audit event %s by %s could not be stored", action, user)
+
+    def audit_events(self, limit: int = 200):
+        return r.audit_events(self.db, limit=limit)
+
+    # ------------------------------------------------------------ history
+    def history(self, f: q.HistoryFilter | None, *, limit: int = 50, cursor: q.Cursor | None = None) -> q.Page:
+        return q.history(self.db, f, limit=limit, cursor=cursor)
+
+    def count(self, f: q.HistoryFilter | None) -> int:
+        return q.count(self.db, f)
+
+    def detail(self, key: int | str) -> q.InspectionDetail | None:
+        return q.inspection_detail(self.db, key)
+
+    def export_csv(self, f: q.HistoryFilter | None, path: Path) -> int:
+        with open(path, "w", newline="", encoding="utf-8") as out:
+            return q.write_csv(q.iter_history(self.db, f), out)
+
+    def image(self, rel: str | None) -> np.ndarray | None:
+        """An archived image (relative path) as read from disk; None if it is not there."""
+        if not rel:
+            return None
+        path = self.archive_dir / rel
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            log.warning("archived image %s is missing or unreadable", path)
+        return img
+
+    # ------------------------------------------------------------ reviews
+    def review_defect(self, defect_id: int, verdict: str, reviewer: str, comment: str = "") -> int:
+        return r.review_defect(self.db, defect_id, verdict, reviewer, comment)
+
+    def add_missed(self, inspection_id: int, box, class_id: int, reviewer: str, comment: str = "") -> int:
+        return r.add_missed_defect(self.db, inspection_id, box, class_id, reviewer, comment)
+
+    def mark_reviewed(self, inspection_id: int, reviewer: str, comment: str = "") -> None:
+        r.mark_reviewed(self.db, inspection_id, reviewer, comment)
+
+    # ------------------------------------------------------------ statistics
+    def yield_per_hour(self, f: q.HistoryFilter | None = None):
+        return q.yield_per_hour(self.db, f)
+
+    def yield_per_shift(self, f: q.HistoryFilter | None = None, tz: str = "UTC"):
+        return q.yield_per_shift(self.db, f, tz=tz)
+
+    def pareto(self, f: q.HistoryFilter | None = None):
+        return q.defect_pareto(self.db, f)
+
+    def review_stats(self, f: q.HistoryFilter | None = None):
+        return q.review_stats(self.db, f)
+
+    # ------------------------------------------------------------ recipes
+    def register_recipe(self, recipe: dict[str, Any], *, by: str):
+        return rec.register_recipe(self.db, recipe, by=by)
+
+    def recipe_versions(self, name: str):
+        return rec.recipe_versions(self.db, name)
+
+    def latest_recipe(self, name: str):
+        """The newest stored version of a recipe as a config `Recipe`, or None if never stored."""
+        from inspector.config import Recipe
+
+        versions = self.recipe_versions(name)
+        if not versions:
+            return None
+        return Recipe.model_validate({"name": name, **versions[-1].settings})

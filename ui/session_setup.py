@@ -1,0 +1,146 @@
+"""Everything `pcb-inspector ui` starts, in one object the CLI and the tests share.
+
+Order matters: the records database opens first (users and audit live there), then the first-start
+admin is created if there is none, then the station, the bridge and the window.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import QApplication
+
+from inspector.config import StationConfig
+
+from . import i18n
+from .app import MainWindow, install_activity_filter, setup_application
+from .auth import Session
+from .bridge import UiBridge
+from .controller import StationController
+from .demo import DEMO_USERS, assemble, demo_config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class UiRuntime:
+    app: QApplication
+    cfg: StationConfig
+    window: MainWindow
+    bridge: UiBridge
+    controller: StationController
+    session: Session
+    records: Any = None
+    notes: list[str] = field(default_factory=list)
+    workdir: Path | None = None
+    _filter: Any = None
+
+    @classmethod
+    def create(cls, cfg: StationConfig, *, demo: bool = False, language: str | None = None) -> UiRuntime:
+        app = setup_application()
+        workdir = None
+        if demo:
+            cfg, workdir = demo_config(cfg)
+        from .records import Records
+
+        records = Records.open(cfg)
+        if records.count_users() == 0:
+            if demo:
+                for name, role, secret in DEMO_USERS:
+                    records.create_user(name, role, secret, by="demo-setup")
+            else:
+                from .users_screen import FirstAdminDialog
+
+                dlg = FirstAdminDialog(records)
+                if not dlg.exec():
+                    raise SystemExit("no administrator created: the station UI needs one to start")
+        # Recipes edited in the UI are stored as versions; the newest version wins over the file's.
+        stored = [records.latest_recipe(r.name) for r in cfg.recipes]
+        cfg.recipes = [s or r for s, r in zip(stored, cfg.recipes)]
+        assembly = assemble(cfg, demo=demo)
+        station = assembly.station
+        bridge = UiBridge(cfg.ui.display_fps)
+        bridge.attach(station.pipeline, station.health)
+        bridge.start()
+        controller = StationController(cfg, station.pipeline, station.health, station)
+        session = Session(records.authenticate, cfg.ui.auto_logout_s, audit=records.audit)
+        window = MainWindow(
+            controller,
+            bridge,
+            session,
+            records=records,
+            audit=records.audit,
+            user_names=records.user_names,
+            station_name=cfg.station.name,
+        )
+        add_quality_screens(window, records, cfg, controller, session)
+        flt = install_activity_filter(app, session)
+        lang = language or cfg.ui.language
+        if lang != "en":
+            i18n.set_language(lang)
+        return cls(app, cfg, window, bridge, controller, session, records, assembly.notes, workdir, flt)
+
+    def prepare_screen(self, name: str) -> None:
+        """Show a screen with content (used for screenshots): log in as needed, pick a board."""
+        needs_engineer = name in {"recipe"}
+        needs_admin = name in {"users"}
+        if needs_admin:
+            self._login_as("admin")
+        elif needs_engineer:
+            self._login_as("engineer")
+        elif name in {"review"}:
+            self._login_as("operator")
+        w = self.window
+        if name == "review":
+            scr = w.screens.get("history")
+            if scr is not None:
+                scr.enter()
+                scr.open_first(prefer_reject=True)
+            return
+        w.show_screen(name)
+
+    def _login_as(self, role: str) -> None:
+        for name, r, secret in DEMO_USERS:
+            if r == role:
+                try:
+                    self.session.login(name, secret)
+                except Exception:
+                    log.warning("cannot log in as demo %s (not a demo database?)", role)
+                return
+
+    def close(self) -> None:
+        self.bridge.stop()
+        self.controller.shutdown()
+        if self.records is not None:
+            self.records.close()
+
+
+def add_quality_screens(window: MainWindow, records, cfg: StationConfig, controller, session) -> None:
+    from .charts import ChartsScreen
+    from .history_screen import HistoryScreen
+    from .recipe_editor import RecipeEditor
+    from .review_screen import ReviewScreen
+    from .users_screen import UsersScreen
+
+    review = ReviewScreen(records, session)
+    history = HistoryScreen(records, controller.recipe_names)
+    history.open_inspection.connect(lambda iid: (window.show_screen("review"), review.load(iid)))
+    review.back.connect(lambda: window.show_screen("history"))
+    review.saved.connect(lambda n: window.show_toast(window.tr("%1 review(s) stored").replace("%1", str(n))))
+    window.add_screen("history", history)
+    window.add_screen("review", review)
+    window.add_screen("charts", ChartsScreen(records))
+    window.add_screen(
+        "recipe",
+        RecipeEditor(
+            controller,
+            session,
+            records.audit,
+            records=records,
+            live_image=lambda: (window.operator.live.image, window.operator.live.image_scale),
+        ),
+    )
+    window.add_screen("users", UsersScreen(records, session))
