@@ -229,6 +229,10 @@ class OpticsMonitor:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        with self._cond:
+            if self._pending is not None:  # never measured: counted, like any other dropped board
+                self.dropped += 1
+                self._pending = None
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -108,7 +108,7 @@ def test_monitor_as_a_result_sink_runs_in_its_own_thread(frames):
             mon.submit(InspectionResult(i, "demo", Verdict.PASS, [], {}, "m", image=u8(boards[i % 3] * 0.5)))
         mon.submit(InspectionResult(99, "demo", Verdict.REJECT, [], {}, "m"))  # no image: ignored
         deadline = time.monotonic() + 10
-        while mon.alarm is None and time.monotonic() < deadline:
+        while (mon.alarm is None or mon.checked + mon.dropped < 20) and time.monotonic() < deadline:
             time.sleep(0.02)
     finally:
         mon.stop()
