@@ -305,11 +305,8 @@ class MainWindow(QMainWindow):
             b.setText(names.get(k, k))
         self.lang_button.setText("中文" if i18n.current_language() == "en" else "EN")
         u = self.session.user
-        self.user_button.setText(
-            self.tr("Log in")
-            if u is None
-            else self.tr("%1 (%2) · Log out").replace("%1", u.name).replace("%2", self.role_name(u.role.value))
-        )
+        self.user_button.setText(self.tr("Log in") if u is None else self.tr("%1 · Log out").replace("%1", u.name))
+        self.user_button.setToolTip("" if u is None else self.role_name(u.role.value))
 
     def role_name(self, role: str) -> str:
         return {"operator": self.tr("operator"), "engineer": self.tr("engineer"), "admin": self.tr("admin")}.get(

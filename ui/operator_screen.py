@@ -501,7 +501,8 @@ class OperatorScreen(QWidget):
             self.tiles[k].name.setText(t)
         self.strip_label.setText(self.tr("LAST 20 BOARDS (newest right)"))
         self.recipe_label.setText(self.tr("Recipe"))
-        self.live.placeholder = self.live.placeholder or self.tr("Waiting for the first board…")
+        if self.last_update is None:
+            self.live.placeholder = self.tr("Waiting for the first board…")
         self.set_running(self.running)
         for lamp in self.lamps.values():
             lamp.refresh()

@@ -98,11 +98,14 @@ class RecipeEditor(QWidget):
         self.max_pass = QSpinBox(panel)
         self.max_pass.setRange(0, 100)
         n = len(CLASS_NAMES) + 1
-        grid.addWidget(self.min_px_label, n, 0)
-        grid.addWidget(self.min_px, n, 1, 1, 2)
-        grid.addWidget(self.max_pass_label, n + 1, 0)
-        grid.addWidget(self.max_pass, n + 1, 1, 1, 2)
+        sizes = QHBoxLayout()
+        sizes.addWidget(self.min_px_label)
+        sizes.addWidget(self.min_px, 1)
+        sizes.addWidget(self.max_pass_label)
+        sizes.addWidget(self.max_pass, 1)
+        grid.addLayout(sizes, n, 0, 1, 3)
         grid.setColumnStretch(1, 1)
+        grid.setVerticalSpacing(2)
 
         self.state = QLabel(self)
         self.state.setWordWrap(True)

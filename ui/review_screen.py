@@ -146,9 +146,11 @@ class ReviewScreen(QWidget):
         missed.addWidget(self.draw_button, 1)
         missed.addWidget(self.missed_class)
         right.addLayout(missed)
-        right.addWidget(self.board_ok)
         right.addWidget(self.message)
-        right.addWidget(self.back_button)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.back_button)
+        bottom.addWidget(self.board_ok, 1)
+        right.addLayout(bottom)
 
         root = QHBoxLayout(self)
         root.setContentsMargins(12, 8, 12, 10)
@@ -300,7 +302,7 @@ class ReviewScreen(QWidget):
     def retranslate(self) -> None:
         self.draw_button.setText(self.tr("+ Draw missed defect"))
         self.board_ok.setText(self.tr("Board reviewed, nothing to add"))
-        self.back_button.setText(self.tr("◀ Back to history"))
+        self.back_button.setText(self.tr("◀ History"))
         if self.detail is None:
             self.title.setText(self.tr("No board selected"))
             self.info.setText(self.tr("Open a board from History."))

@@ -114,6 +114,8 @@ class UiRuntime:
     def close(self) -> None:
         self.bridge.stop()
         self.controller.shutdown()
+        self.window.hide()
+        self.window.deleteLater()
         if self.records is not None:
             self.records.close()
 

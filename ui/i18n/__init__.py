@@ -40,7 +40,7 @@ def set_language(lang: str) -> None:
         _current["translator"] = tr
         QLocale.setDefault(QLocale(lang))
     else:
-        QLocale.setDefault(QLocale(QLocale.Language.English, QLocale.Territory.UnitedStates))
+        QLocale.setDefault(QLocale(QLocale.Language.English))
     _current["lang"] = lang
 
 

@@ -1,0 +1,798 @@
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
+<TS version="2.1" language="zh_CN">
+<context>
+    <name>AlarmBanner</name>
+    <message>
+        <location filename="../operator_screen.py" line="290"/>
+        <source>ACKNOWLEDGE</source>
+        <translation>确认报警</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="299"/>
+        <source>+%1 more</source>
+        <translation>另有 %1 条</translation>
+    </message>
+</context>
+<context>
+    <name>Alarms</name>
+    <message>
+        <location filename="../alarms.py" line="36"/>
+        <source>Camera lost</source>
+        <extracomment>Reasons that mean &quot;not ready yet&quot;, not a fault: no alarm for them. Alarm title per component (translated at display time, see `alarm_title`).</extracomment>
+        <translation>相机断开</translation>
+    </message>
+    <message>
+        <location filename="../alarms.py" line="37"/>
+        <source>PLC down</source>
+        <translation>PLC 断开</translation>
+    </message>
+    <message>
+        <location filename="../alarms.py" line="38"/>
+        <source>Model failed</source>
+        <translation>模型故障</translation>
+    </message>
+    <message>
+        <location filename="../alarms.py" line="39"/>
+        <source>Disk low</source>
+        <translation>磁盘空间不足</translation>
+    </message>
+    <message>
+        <location filename="../alarms.py" line="40"/>
+        <source>Database error</source>
+        <translation>数据库故障</translation>
+    </message>
+    <message>
+        <location filename="../alarms.py" line="41"/>
+        <source>Inspection failed</source>
+        <translation>检测失败</translation>
+    </message>
+    <message>
+        <location filename="../alarms.py" line="42"/>
+        <source>Recipe problem</source>
+        <translation>配方问题</translation>
+    </message>
+    <message>
+        <location filename="../alarms.py" line="43"/>
+        <source>Board alignment failed</source>
+        <translation>板对位失败</translation>
+    </message>
+    <message>
+        <location filename="../alarms.py" line="45"/>
+        <source>Fault: %1</source>
+        <translation>故障：%1</translation>
+    </message>
+</context>
+<context>
+    <name>ChartsScreen</name>
+    <message>
+        <location filename="../charts.py" line="113"/>
+        <source>Yield per hour (last 24 h)</source>
+        <translation>每小时良率（最近 24 小时）</translation>
+    </message>
+    <message>
+        <location filename="../charts.py" line="114"/>
+        <location filename="../charts.py" line="124"/>
+        <source>yield %</source>
+        <translation>良率 %</translation>
+    </message>
+    <message>
+        <location filename="../charts.py" line="123"/>
+        <source>Yield per shift</source>
+        <translation>每班次良率</translation>
+    </message>
+    <message>
+        <location filename="../charts.py" line="133"/>
+        <source>Defects by class (Pareto)</source>
+        <translation>缺陷类别（帕累托）</translation>
+    </message>
+    <message>
+        <location filename="../charts.py" line="134"/>
+        <source>defects</source>
+        <translation>缺陷</translation>
+    </message>
+    <message>
+        <location filename="../charts.py" line="159"/>
+        <source>False-call rate per day (reviewed defects)</source>
+        <translation>每日误报率（已复判缺陷）</translation>
+    </message>
+    <message>
+        <location filename="../charts.py" line="160"/>
+        <source>false calls %</source>
+        <translation>误报 %</translation>
+    </message>
+    <message>
+        <location filename="../charts.py" line="170"/>
+        <source>Reviewed: %1 boards · false calls %2 % · missed %3 · escapes %4</source>
+        <translation>已复判：%1 块板 · 误报 %2 % · 漏检 %3 · 流出 %4</translation>
+    </message>
+    <message>
+        <location filename="../charts.py" line="200"/>
+        <source>Last 7 days</source>
+        <translation>最近 7 天</translation>
+    </message>
+    <message>
+        <location filename="../charts.py" line="201"/>
+        <source>Last 30 days</source>
+        <translation>最近 30 天</translation>
+    </message>
+    <message>
+        <location filename="../charts.py" line="203"/>
+        <source>Refresh</source>
+        <translation>刷新</translation>
+    </message>
+</context>
+<context>
+    <name>FirstAdminDialog</name>
+    <message>
+        <location filename="../users_screen.py" line="32"/>
+        <source>First start: create the administrator</source>
+        <translation>首次启动：创建管理员</translation>
+    </message>
+    <message>
+        <location filename="../users_screen.py" line="40"/>
+        <source>Create administrator</source>
+        <translation>创建管理员</translation>
+    </message>
+    <message>
+        <location filename="../users_screen.py" line="44"/>
+        <source>No user exists yet. Choose the administrator&apos;s name and secret.</source>
+        <translation>尚无用户。请设置管理员的用户名和密码。</translation>
+    </message>
+    <message>
+        <location filename="../users_screen.py" line="46"/>
+        <source>PIN or password (at least 4 characters)</source>
+        <translation>PIN 或密码（至少 4 位）</translation>
+    </message>
+    <message>
+        <location filename="../users_screen.py" line="48"/>
+        <source>Repeat</source>
+        <translation>再次输入</translation>
+    </message>
+    <message>
+        <location filename="../users_screen.py" line="55"/>
+        <source>The two entries differ</source>
+        <translation>两次输入不一致</translation>
+    </message>
+</context>
+<context>
+    <name>HistoryScreen</name>
+    <message>
+        <location filename="../history_screen.py" line="139"/>
+        <location filename="../history_screen.py" line="268"/>
+        <location filename="../history_screen.py" line="270"/>
+        <source>All recipes</source>
+        <translation>全部配方</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="182"/>
+        <location filename="../history_screen.py" line="264"/>
+        <source>PASS</source>
+        <translation>合格</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="182"/>
+        <location filename="../history_screen.py" line="264"/>
+        <source>REJECT</source>
+        <translation>不合格</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="203"/>
+        <source>%1–%2 of %3 matching</source>
+        <translation>第 %1–%2 条，共 %3 条</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="229"/>
+        <location filename="../history_screen.py" line="274"/>
+        <source>Export CSV</source>
+        <translation>导出 CSV</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="232"/>
+        <source>%1 rows written to %2</source>
+        <translation>已写入 %1 行到 %2</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="256"/>
+        <source>This shift</source>
+        <translation>本班次</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="257"/>
+        <source>Last hour</source>
+        <translation>最近 1 小时</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="258"/>
+        <source>Last 24 h</source>
+        <translation>最近 24 小时</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="259"/>
+        <source>Last 7 days</source>
+        <translation>最近 7 天</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="260"/>
+        <source>All time</source>
+        <translation>全部时间</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="264"/>
+        <source>All verdicts</source>
+        <translation>全部结果</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="266"/>
+        <source>All classes</source>
+        <translation>全部类别</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="271"/>
+        <source>Serial (ABC* = prefix)</source>
+        <translation>序列号（ABC* = 前缀）</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="272"/>
+        <source>Unreviewed only</source>
+        <translation>仅未复判</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="273"/>
+        <source>Search</source>
+        <translation>查询</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="275"/>
+        <source>◀ Newer</source>
+        <translation>◀ 更新</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="276"/>
+        <source>Older ▶</source>
+        <translation>更早 ▶</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="277"/>
+        <source>Open / review</source>
+        <translation>打开 / 复判</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="280"/>
+        <source>Time</source>
+        <translation>时间</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="281"/>
+        <source>Serial</source>
+        <translation>序列号</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="282"/>
+        <source>Verdict</source>
+        <translation>结果</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="283"/>
+        <source>Defects</source>
+        <translation>缺陷数</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="284"/>
+        <source>Classes</source>
+        <translation>类别</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="285"/>
+        <source>Recipe</source>
+        <translation>配方</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="286"/>
+        <source>Cycle ms</source>
+        <translation>节拍 ms</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="287"/>
+        <source>Reviewed</source>
+        <translation>已复判</translation>
+    </message>
+</context>
+<context>
+    <name>Lamp</name>
+    <message>
+        <location filename="../operator_screen.py" line="201"/>
+        <source>no report</source>
+        <translation>无状态</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="203"/>
+        <source>OK</source>
+        <translation>正常</translation>
+    </message>
+</context>
+<context>
+    <name>Lamps</name>
+    <message>
+        <location filename="../operator_screen.py" line="40"/>
+        <source>Camera</source>
+        <translation>相机</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="41"/>
+        <source>Detector</source>
+        <translation>检测器</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="42"/>
+        <source>PLC</source>
+        <translation>PLC</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="43"/>
+        <source>Database</source>
+        <translation>数据库</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="44"/>
+        <source>Disk</source>
+        <translation>磁盘</translation>
+    </message>
+</context>
+<context>
+    <name>LoginDialog</name>
+    <message>
+        <location filename="../login.py" line="57"/>
+        <location filename="../login.py" line="59"/>
+        <location filename="../login.py" line="71"/>
+        <source>Log in</source>
+        <translation>登录</translation>
+    </message>
+    <message>
+        <location filename="../login.py" line="66"/>
+        <location filename="../login.py" line="83"/>
+        <source>PIN or password</source>
+        <translation>PIN 或密码</translation>
+    </message>
+    <message>
+        <location filename="../login.py" line="74"/>
+        <source>Cancel</source>
+        <translation>取消</translation>
+    </message>
+    <message>
+        <location filename="../login.py" line="81"/>
+        <source>User</source>
+        <translation>用户</translation>
+    </message>
+</context>
+<context>
+    <name>MainWindow</name>
+    <message>
+        <location filename="../app.py" line="111"/>
+        <source>Station error: %1</source>
+        <translation>工位错误：%1</translation>
+    </message>
+    <message>
+        <location filename="../app.py" line="182"/>
+        <source>Log in to %1</source>
+        <translation>请登录后%1</translation>
+    </message>
+    <message>
+        <location filename="../app.py" line="185"/>
+        <source>%1 may not %2</source>
+        <translation>%1 无权%2</translation>
+    </message>
+    <message>
+        <location filename="../app.py" line="214"/>
+        <source>start the station</source>
+        <translation>启动工位</translation>
+    </message>
+    <message>
+        <location filename="../app.py" line="219"/>
+        <source>stop the station</source>
+        <translation>停止工位</translation>
+    </message>
+    <message>
+        <location filename="../app.py" line="227"/>
+        <source>change the recipe</source>
+        <translation>切换配方</translation>
+    </message>
+    <message>
+        <location filename="../app.py" line="240"/>
+        <source>acknowledge alarms</source>
+        <translation>确认报警</translation>
+    </message>
+    <message>
+        <location filename="../app.py" line="297"/>
+        <source>Line</source>
+        <translation>产线</translation>
+    </message>
+    <message>
+        <location filename="../app.py" line="298"/>
+        <source>History</source>
+        <translation>历史</translation>
+    </message>
+    <message>
+        <location filename="../app.py" line="299"/>
+        <source>Review</source>
+        <translation>复判</translation>
+    </message>
+    <message>
+        <location filename="../app.py" line="300"/>
+        <source>Charts</source>
+        <translation>图表</translation>
+    </message>
+    <message>
+        <location filename="../app.py" line="301"/>
+        <source>Recipe</source>
+        <translation>配方</translation>
+    </message>
+    <message>
+        <location filename="../app.py" line="302"/>
+        <source>Users</source>
+        <translation>用户</translation>
+    </message>
+    <message>
+        <location filename="../app.py" line="309"/>
+        <source>Log in</source>
+        <translation>登录</translation>
+    </message>
+    <message>
+        <location filename="../app.py" line="311"/>
+        <source>%1 · Log out</source>
+        <translation>%1 · 退出登录</translation>
+    </message>
+    <message>
+        <location filename="../app.py" line="316"/>
+        <source>operator</source>
+        <translation>操作员</translation>
+    </message>
+    <message>
+        <location filename="../app.py" line="316"/>
+        <source>engineer</source>
+        <translation>工程师</translation>
+    </message>
+    <message>
+        <location filename="../app.py" line="316"/>
+        <source>admin</source>
+        <translation>管理员</translation>
+    </message>
+</context>
+<context>
+    <name>OperatorScreen</name>
+    <message>
+        <location filename="../operator_screen.py" line="410"/>
+        <source>■  STOP</source>
+        <translation>■  停止</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="410"/>
+        <source>▶  START</source>
+        <translation>▶  启动</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="436"/>
+        <source>Board %1 · %2 · recipe %3 · model %4</source>
+        <translation>板 %1 · %2 · 配方 %3 · 模型 %4</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="494"/>
+        <source>INSPECTED</source>
+        <translation>已检测</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="495"/>
+        <source>PASSED</source>
+        <translation>合格</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="496"/>
+        <source>REJECTED</source>
+        <translation>不合格</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="497"/>
+        <source>YIELD</source>
+        <translation>良率</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="498"/>
+        <source>BOARDS/MIN</source>
+        <translation>板/分钟</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="502"/>
+        <source>LAST 20 BOARDS (newest right)</source>
+        <translation>最近 20 块板（最新在右）</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="503"/>
+        <source>Recipe</source>
+        <translation>配方</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="504"/>
+        <source>Waiting for the first board…</source>
+        <translation>等待第一块板…</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="509"/>
+        <source>Live image · tap a defect to zoom</source>
+        <translation>实时图像 · 点击缺陷放大</translation>
+    </message>
+</context>
+<context>
+    <name>RecipeEditor</name>
+    <message>
+        <location filename="../recipe_editor.py" line="225"/>
+        <source>Not saved: %1</source>
+        <translation>未保存：%1</translation>
+    </message>
+    <message>
+        <location filename="../recipe_editor.py" line="233"/>
+        <source>Saved: recipe %1 is used from the next board</source>
+        <translation>已保存：配方 %1 从下一块板起生效</translation>
+    </message>
+    <message>
+        <location filename="../recipe_editor.py" line="247"/>
+        <source>Reference image</source>
+        <translation>参考图像</translation>
+    </message>
+    <message>
+        <location filename="../recipe_editor.py" line="256"/>
+        <source>✎ Draw ROI (tap corners)</source>
+        <translation>✎ 绘制检测区域（点击各角）</translation>
+    </message>
+    <message>
+        <location filename="../recipe_editor.py" line="257"/>
+        <source>Clear ROI</source>
+        <translation>清除检测区域</translation>
+    </message>
+    <message>
+        <location filename="../recipe_editor.py" line="258"/>
+        <source>Reference image…</source>
+        <translation>参考图像…</translation>
+    </message>
+    <message>
+        <location filename="../recipe_editor.py" line="259"/>
+        <source>SCORE THRESHOLD PER CLASS</source>
+        <translation>各类别置信度阈值</translation>
+    </message>
+    <message>
+        <location filename="../recipe_editor.py" line="260"/>
+        <source>Min. size</source>
+        <translation>最小尺寸</translation>
+    </message>
+    <message>
+        <location filename="../recipe_editor.py" line="261"/>
+        <source>Defects allowed</source>
+        <translation>允许缺陷数</translation>
+    </message>
+    <message>
+        <location filename="../recipe_editor.py" line="262"/>
+        <source>Save and apply</source>
+        <translation>保存并应用</translation>
+    </message>
+    <message>
+        <location filename="../recipe_editor.py" line="263"/>
+        <source>Revert</source>
+        <translation>还原</translation>
+    </message>
+    <message>
+        <location filename="../recipe_editor.py" line="264"/>
+        <source>No reference image: choose one</source>
+        <translation>无参考图像：请选择</translation>
+    </message>
+    <message>
+        <location filename="../recipe_editor.py" line="266"/>
+        <source>ENGINEER EDITING: the station is NOT READY until you leave this screen</source>
+        <translation>工程师编辑中：离开此页面前工位处于未就绪状态</translation>
+    </message>
+    <message>
+        <location filename="../recipe_editor.py" line="267"/>
+        <source>Saved</source>
+        <translation>已保存</translation>
+    </message>
+</context>
+<context>
+    <name>ReviewScreen</name>
+    <message>
+        <location filename="../review_screen.py" line="166"/>
+        <source>Inspection %1 not found</source>
+        <translation>未找到检测记录 %1</translation>
+    </message>
+    <message>
+        <location filename="../review_screen.py" line="174"/>
+        <source>No archived image (%1)</source>
+        <translation>无存档图像（%1）</translation>
+    </message>
+    <message>
+        <location filename="../review_screen.py" line="175"/>
+        <source>not archived</source>
+        <translation>未存档</translation>
+    </message>
+    <message>
+        <location filename="../review_screen.py" line="204"/>
+        <source>PASS</source>
+        <translation>合格</translation>
+    </message>
+    <message>
+        <location filename="../review_screen.py" line="204"/>
+        <source>REJECT</source>
+        <translation>不合格</translation>
+    </message>
+    <message>
+        <location filename="../review_screen.py" line="233"/>
+        <source>Log in to review</source>
+        <translation>请登录后复判</translation>
+    </message>
+    <message>
+        <location filename="../review_screen.py" line="278"/>
+        <source>Drag a box around the missed defect</source>
+        <translation>拖动框选漏检的缺陷</translation>
+    </message>
+    <message>
+        <location filename="../review_screen.py" line="291"/>
+        <source>confirmed by %1</source>
+        <translation>已由 %1 确认</translation>
+    </message>
+    <message>
+        <location filename="../review_screen.py" line="292"/>
+        <source>false call (%1)</source>
+        <translation>误报（%1）</translation>
+    </message>
+    <message>
+        <location filename="../review_screen.py" line="293"/>
+        <source>not reviewed</source>
+        <translation>未复判</translation>
+    </message>
+    <message>
+        <location filename="../review_screen.py" line="297"/>
+        <source>✓ Confirm</source>
+        <translation>✓ 确认</translation>
+    </message>
+    <message>
+        <location filename="../review_screen.py" line="298"/>
+        <source>✗ False call</source>
+        <translation>✗ 误报</translation>
+    </message>
+    <message>
+        <location filename="../review_screen.py" line="301"/>
+        <source>+ Draw missed defect</source>
+        <translation>+ 框选漏检缺陷</translation>
+    </message>
+    <message>
+        <location filename="../review_screen.py" line="302"/>
+        <source>Board reviewed, nothing to add</source>
+        <translation>已复判，无补充</translation>
+    </message>
+    <message>
+        <location filename="../review_screen.py" line="303"/>
+        <source>◀ Back to history</source>
+        <translation>◀ 返回历史</translation>
+    </message>
+    <message>
+        <location filename="../review_screen.py" line="305"/>
+        <source>No board selected</source>
+        <translation>未选择板</translation>
+    </message>
+    <message>
+        <location filename="../review_screen.py" line="306"/>
+        <location filename="../review_screen.py" line="307"/>
+        <source>Open a board from History.</source>
+        <translation>请从历史中打开一块板。</translation>
+    </message>
+</context>
+<context>
+    <name>UsersScreen</name>
+    <message>
+        <location filename="../users_screen.py" line="112"/>
+        <source>disabled</source>
+        <translation>已停用</translation>
+    </message>
+    <message>
+        <location filename="../users_screen.py" line="133"/>
+        <source>User %1 created</source>
+        <translation>已创建用户 %1</translation>
+    </message>
+    <message>
+        <location filename="../users_screen.py" line="154"/>
+        <source>You cannot disable yourself</source>
+        <translation>不能停用自己</translation>
+    </message>
+    <message>
+        <location filename="../users_screen.py" line="160"/>
+        <source>User name</source>
+        <translation>用户名</translation>
+    </message>
+    <message>
+        <location filename="../users_screen.py" line="161"/>
+        <source>Role</source>
+        <translation>角色</translation>
+    </message>
+    <message>
+        <location filename="../users_screen.py" line="162"/>
+        <source>PIN or password</source>
+        <translation>PIN 或密码</translation>
+    </message>
+    <message>
+        <location filename="../users_screen.py" line="163"/>
+        <source>Add user</source>
+        <translation>添加用户</translation>
+    </message>
+    <message>
+        <location filename="../users_screen.py" line="164"/>
+        <source>Set role of selected</source>
+        <translation>设置所选用户角色</translation>
+    </message>
+    <message>
+        <location filename="../users_screen.py" line="165"/>
+        <source>Disable / enable selected</source>
+        <translation>停用 / 启用所选</translation>
+    </message>
+</context>
+<context>
+    <name>VerdictBanner</name>
+    <message>
+        <location filename="../operator_screen.py" line="126"/>
+        <source>WAITING</source>
+        <translation>等待中</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="127"/>
+        <source>No board inspected yet</source>
+        <translation>尚未检测任何板</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="131"/>
+        <source>PASS</source>
+        <translation>合格</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="131"/>
+        <source>REJECT</source>
+        <translation>不合格</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="132"/>
+        <source>frame %1</source>
+        <translation>帧 %1</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="134"/>
+        <source>Serial %1   ·   cycle %2 ms</source>
+        <translation>序列号 %1   ·   节拍 %2 ms</translation>
+    </message>
+    <message numerus="yes">
+        <location filename="../operator_screen.py" line="140"/>
+        <source>%n defect(s): </source>
+        <translation><numerusform>%n 个缺陷：</numerusform></translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="142"/>
+        <source>No defects</source>
+        <translation>无缺陷</translation>
+    </message>
+</context>
+<context>
+    <name>ZoomDialog</name>
+    <message>
+        <location filename="../operator_screen.py" line="72"/>
+        <source>Defect</source>
+        <translation>缺陷</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="84"/>
+        <source>Close</source>
+        <translation>关闭</translation>
+    </message>
+</context>
+<context>
+    <name>window</name>
+    <message>
+        <location filename="../session_setup.py" line="132"/>
+        <source>%1 review(s) stored</source>
+        <translation>已保存 %1 条复判</translation>
+    </message>
+</context>
+</TS>
