@@ -107,6 +107,8 @@ class GenicamCamera(_Model):
     gain_db: float | None = Field(None, ge=0, description="Gain in dB; None = leave as is.")
     fps: float | None = Field(None, gt=0, description="AcquisitionFrameRate; None = leave as is.")
     trigger: TriggerMode = Field("free_run", description="free_run, software or line.")
+    trigger_line: str = Field("Line0", description="Hardware trigger input (TriggerSource) when trigger = 'line'.")
+    buffers: int = Field(8, ge=2, le=64, description="Buffers announced to the GenTL producer.")
     timeout_s: float = Field(2.0, gt=0, le=60, description="Frame timeout before the watchdog counts a stall.")
 
 

@@ -127,5 +127,3 @@ def fake_gv_factory(gv_lock):
     for cam in made:
         cam.kill()
         cam.log.unlink(missing_ok=True)
-
-
