@@ -6,6 +6,7 @@ The public API is re-exported here; docs/storage.md explains the design and the 
 
 from __future__ import annotations
 
+from .archive import read_crop
 from .db import Database, StorageError, current_revision, head_revision, open_database
 from .export import ExportError, ExportReport, export_dataset
 from .queries import (
@@ -103,6 +104,7 @@ __all__ = [
     "mark_reviewed",
     "open_database",
     "open_recorder",
+    "read_crop",
     "recipe_versions",
     "record_audit",
     "register_model",

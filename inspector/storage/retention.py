@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import delete, select, text, update
 
-from .archive import Archive
+from .archive import Archive, file_of
 from .db import Database
 from .models import Defect, Inspection, Review
 
@@ -101,7 +101,7 @@ class RetentionPolicy:
         n = 0
         for r in rows:
             n += _unlink(self.root, r.image_path) + _unlink(self.root, r.thumb_path)
-        for c in crops:
+        for c in {file_of(c) for c in crops if c}:
             n += _unlink(self.root, c)
         refs = {r.reference_path for r in rows if r.reference_path}
         if refs:
@@ -205,7 +205,7 @@ def check_archive(db: Database, archive_dir: Path, *, repair: bool = False, grac
             referenced.update(
                 p for p in s.scalars(select(getattr(Inspection, col)).where(getattr(Inspection, col).isnot(None)))
             )
-        referenced.update(s.scalars(select(Defect.crop_path).where(Defect.crop_path.isnot(None))))
+        referenced.update(file_of(p) for p in s.scalars(select(Defect.crop_path).where(Defect.crop_path.isnot(None))))
     rep.referenced = len(referenced)
     on_disk: set[str] = set()
     cutoff = time.time() - grace_s
@@ -249,5 +249,11 @@ def check_archive(db: Database, archive_dir: Path, *, repair: bool = False, grac
                             .values({col: None, "archive_error": "file missing; path cleared by db check"})
                         )
                     s.execute(update(Defect).where(Defect.crop_path.in_(chunk)).values(crop_path=None))
+                for path in missing:
+                    s.execute(
+                        update(Defect)
+                        .where(Defect.crop_path.startswith(path + "#", autoescape=True))
+                        .values(crop_path=None)
+                    )
         rep.repaired = True
     return rep

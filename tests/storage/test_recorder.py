@@ -9,7 +9,7 @@ import cv2
 from sqlalchemy import func, select
 
 from inspector.health import Health
-from inspector.storage import history, inspection_detail, open_database
+from inspector.storage import history, inspection_detail, open_database, read_crop
 from inspector.storage.models import Defect, Inspection, Station
 
 from .conftest import BOARD, make_result, wait_for
@@ -53,8 +53,10 @@ def test_every_result_becomes_rows_and_files(db_url, make_recorder, tmp_path):
     root = tmp_path / "archive"
     full = cv2.imread(str(root / d.row.image_path), cv2.IMREAD_GRAYSCALE)
     assert (full == BOARD).all(), "the archived frame is lossless"
-    crop = cv2.imread(str(root / d.defects[1].crop_path), cv2.IMREAD_GRAYSCALE)
-    assert crop.shape[0] > 10 and crop.shape[1] > 10
+    crop = read_crop(root, d.defects[1].crop_path)
+    x1, y1, x2, y2 = (int(v) for v in d.defects[1].box)
+    assert crop.shape[0] > y2 - y1 and crop.shape[1] > x2 - x1, "crop = box + padding"
+    assert (crop == BOARD[max(0, y1 - 16) : y2 + 16, max(0, x1 - 16) : x2 + 16]).all()
     assert (root / d.row.thumb_path).is_file() and (root / d.reference_path).is_file()
     assert d.row.image_path.startswith(results[3].timestamp.strftime("%Y-%m-%d/%H/"))
     db.close()

@@ -34,7 +34,7 @@ def test_age_retention_deletes_rows_and_files(db_url, make_recorder, tmp_path):
     new = [make_result(100 + i, classes=(3,), when=now - timedelta(days=1, minutes=i)) for i in range(5)]
     db = _archived(db_url, make_recorder, old + new)
     root = tmp_path / "archive"
-    assert len(_files(root)) == 7 * 4 + 5 * 3 + 1  # image, thumb, crops per board + one shared reference
+    assert len(_files(root)) == 7 * 3 + 5 * 3 + 1  # image, thumb, crop sheet per board + one shared reference
     pol = RetentionPolicy(db, root, max_age_days=30, batch=3)
     first = pol.run_batch()
     assert first.deleted == 3 and first.more
