@@ -138,11 +138,13 @@ class TcpLink:
         with self._lock:
             conns, self._conns = self._conns, []
         for s in conns:
+            # shutdown() first: close() alone does not wake a pump thread blocked in recv() on this
+            # socket, and the kernel keeps the connection open until that recv returns.
             try:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
-                s.close()
+                s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            s.close()
 
     def restore(self) -> None:
         self._up.set()
