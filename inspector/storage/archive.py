@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -146,6 +147,7 @@ class Archive:
         self.fsync = fsync
         self._known_refs: set[str] = set()
         self._made_dirs: set[Path] = set()
+        self._last_ref: tuple[weakref.ref, str] | None = None
 
     def _dir(self, rel: Path) -> Path:
         d = self.root / rel
@@ -200,7 +202,16 @@ class Archive:
         return out
 
     def _reference(self, reference: np.ndarray) -> str:
-        h = hashlib.sha1(np.ascontiguousarray(reference).data, usedforsecurity=False).hexdigest()
+        # The recipe's reference is usually the very same array for every board: skip re-hashing it.
+        last = self._last_ref
+        if last is not None and last[0]() is reference:
+            h = last[1]
+        else:
+            h = hashlib.sha1(np.ascontiguousarray(reference).data, usedforsecurity=False).hexdigest()
+            try:
+                self._last_ref = (weakref.ref(reference), h)
+            except TypeError:
+                self._last_ref = None
         rel = f"refs/{h}.png"
         if h not in self._known_refs:
             path = self._dir(Path("refs")) / f"{h}.png"
