@@ -90,6 +90,13 @@ class AravisCamera(_Model):
         description="Use Aravis's raw packet socket for GigE streams (less CPU on a real NIC, needs CAP_NET_RAW); "
         "off by default because no frames arrive through it over loopback.",
     )
+    socket_buffer_bytes: int | None = Field(
+        None,
+        ge=65536,
+        le=1 << 30,
+        description="GigE stream socket receive buffer in bytes; None = the buffer pool (buffers x payload) capped at "
+        "net.core.rmem_max, or Aravis's automatic sizing when that cap holds fewer than two frames.",
+    )
 
     @model_validator(mode="after")
     def _address_or_id(self) -> AravisCamera:

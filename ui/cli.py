@@ -77,9 +77,13 @@ def _screenshot(rt, path: Path, boards: int, screen: str, size: tuple[int, int],
 
     rt.window.resize(*size)
     rt.window.show()
+    errors: list[str] = []
+    rt.controller.error.connect(errors.append)
     rt.controller.start()
     deadline = time.monotonic() + timeout
     while rt.bridge.submitted < boards:
+        if errors:
+            raise CommandError(f"the station did not start: {errors[0]}")
         rt.app.processEvents()
         time.sleep(0.02)
         if time.monotonic() > deadline:

@@ -36,7 +36,19 @@ def demo_config(cfg: StationConfig | None = None, workdir: Path | None = None) -
     cfg.storage.archive_dir = workdir / "archive"
     cfg.storage.spool_dir = workdir / "spool"
     cfg.storage.min_free_mb = min(cfg.storage.min_free_mb, 50)
+    if cfg.plc.mode == "server" and cfg.plc.simulator:
+        # The simulator talks to our own server: any free local port will do, and a second demo
+        # (or a test) holding 1502 must not stop this one from starting.
+        cfg.plc.port = free_local_port()
     return cfg, workdir
+
+
+def free_local_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def assemble(cfg: StationConfig, *, demo: bool = False, sinks=None) -> Assembly:

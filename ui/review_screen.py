@@ -216,11 +216,7 @@ class ReviewScreen(QWidget):
                 "false_call": theme.FALSE_CALL_COLOUR,
             }.get(dv.review or "", theme.CLASS_COLOURS.get(dv.class_id, "#ffffff"))
             tag = {"confirmed": " ✓", "false_call": " ✗"}.get(dv.review or "", "")
-            overlays.append(
-                Overlay(
-                    dv.box, colour, f"{i + 1} {dv.class_name} {dv.score:.2f}{tag}", dashed=dv.review == "false_call"
-                )
-            )
+            overlays.append(Overlay(dv.box, colour, f"{i + 1}{tag}", dashed=dv.review == "false_call"))
             self.rows[i].show_review(dv.review)
         for m in d.missed:
             overlays.append(Overlay(m.box, theme.MISSED_COLOUR, f"+ {m.class_name}", dashed=True))
@@ -301,7 +297,7 @@ class ReviewScreen(QWidget):
 
     def retranslate(self) -> None:
         self.draw_button.setText(self.tr("+ Draw missed defect"))
-        self.board_ok.setText(self.tr("Board reviewed, nothing to add"))
+        self.board_ok.setText(self.tr("Board OK, nothing to add"))
         self.back_button.setText(self.tr("◀ History"))
         if self.detail is None:
             self.title.setText(self.tr("No board selected"))

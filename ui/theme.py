@@ -66,7 +66,7 @@ def stylesheet(scale: float = 1.0) -> str:
 QWidget {{ background: {BG}; color: {TEXT}; font-size: {px(18, s)}px; }}
 QFrame#panel, QWidget#panel {{ background: {PANEL}; border: 1px solid {BORDER}; border-radius: {px(8, s)}px; }}
 QLabel {{ background: transparent; }}
-QLabel#title {{ font-size: {px(24, s)}px; font-weight: bold; }}
+QLabel#title {{ font-size: {px(22, s)}px; font-weight: bold; }}
 QLabel#dim {{ color: {TEXT_DIM}; }}
 QLabel#section {{ color: {TEXT_DIM}; font-size: {px(15, s)}px; font-weight: bold; letter-spacing: 1px; }}
 QLabel#counterValue {{ font-size: {px(40, s)}px; font-weight: bold; }}
@@ -85,7 +85,7 @@ QPushButton#start {{ background: {PASS}; border-color: {PASS}; }}
 QPushButton#stop {{ background: {REJECT}; border-color: {REJECT}; }}
 QPushButton#ack {{ background: {TEXT}; color: {REJECT}; border-color: {TEXT}; }}
 QPushButton#nav {{ border-radius: 0; border-width: 0 0 {px(5, s)}px 0; border-color: {PANEL};
-    background: {PANEL}; }}
+    background: {PANEL}; padding: 0 {px(13, s)}px; }}
 QPushButton#nav:checked {{ border-color: {INFO}; background: {PANEL_2}; }}
 QComboBox, QLineEdit, QSpinBox, QDoubleSpinBox, QDateTimeEdit {{
     background: {PANEL_2}; color: {TEXT}; border: 2px solid {BORDER}; border-radius: {px(6, s)}px;
@@ -111,7 +111,7 @@ QScrollBar::handle:vertical {{ background: {BORDER}; min-height: {touch}px; bord
 QSlider::groove:horizontal {{ height: {px(10, s)}px; background: {PANEL_2}; border-radius: 5px; }}
 QSlider::handle:horizontal {{ width: {px(40, s)}px; height: {px(40, s)}px; margin: -{px(16, s)}px 0;
     background: {INFO}; border-radius: {px(20, s)}px; }}
-QSlider {{ min-height: {touch}px; }}
+QSlider {{ min-height: {touch}px; background: transparent; }}
 QListWidget {{ background: {PANEL}; border: 1px solid {BORDER}; font-size: {px(18, s)}px; }}
 QListWidget::item {{ min-height: {touch}px; }}
 QDialog {{ background: {PANEL}; }}

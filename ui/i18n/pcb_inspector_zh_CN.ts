@@ -433,27 +433,27 @@
         <translation>用户</translation>
     </message>
     <message>
-        <location filename="../app.py" line="309"/>
+        <location filename="../app.py" line="308"/>
         <source>Log in</source>
         <translation>登录</translation>
     </message>
     <message>
-        <location filename="../app.py" line="311"/>
+        <location filename="../app.py" line="308"/>
         <source>%1 · Log out</source>
         <translation>%1 · 退出登录</translation>
     </message>
     <message>
-        <location filename="../app.py" line="316"/>
+        <location filename="../app.py" line="312"/>
         <source>operator</source>
         <translation>操作员</translation>
     </message>
     <message>
-        <location filename="../app.py" line="316"/>
+        <location filename="../app.py" line="312"/>
         <source>engineer</source>
         <translation>工程师</translation>
     </message>
     <message>
-        <location filename="../app.py" line="316"/>
+        <location filename="../app.py" line="312"/>
         <source>admin</source>
         <translation>管理员</translation>
     </message>
@@ -511,12 +511,12 @@
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="504"/>
+        <location filename="../operator_screen.py" line="505"/>
         <source>Waiting for the first board…</source>
         <translation>等待第一块板…</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="509"/>
+        <location filename="../operator_screen.py" line="510"/>
         <source>Live image · tap a defect to zoom</source>
         <translation>实时图像 · 点击缺陷放大</translation>
     </message>
@@ -524,72 +524,72 @@
 <context>
     <name>RecipeEditor</name>
     <message>
-        <location filename="../recipe_editor.py" line="225"/>
+        <location filename="../recipe_editor.py" line="228"/>
         <source>Not saved: %1</source>
         <translation>未保存：%1</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="233"/>
+        <location filename="../recipe_editor.py" line="236"/>
         <source>Saved: recipe %1 is used from the next board</source>
         <translation>已保存：配方 %1 从下一块板起生效</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="247"/>
+        <location filename="../recipe_editor.py" line="250"/>
         <source>Reference image</source>
         <translation>参考图像</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="256"/>
+        <location filename="../recipe_editor.py" line="259"/>
         <source>✎ Draw ROI (tap corners)</source>
         <translation>✎ 绘制检测区域（点击各角）</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="257"/>
+        <location filename="../recipe_editor.py" line="260"/>
         <source>Clear ROI</source>
         <translation>清除检测区域</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="258"/>
+        <location filename="../recipe_editor.py" line="261"/>
         <source>Reference image…</source>
         <translation>参考图像…</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="259"/>
+        <location filename="../recipe_editor.py" line="262"/>
         <source>SCORE THRESHOLD PER CLASS</source>
         <translation>各类别置信度阈值</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="260"/>
+        <location filename="../recipe_editor.py" line="263"/>
         <source>Min. size</source>
         <translation>最小尺寸</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="261"/>
+        <location filename="../recipe_editor.py" line="264"/>
         <source>Defects allowed</source>
         <translation>允许缺陷数</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="262"/>
+        <location filename="../recipe_editor.py" line="265"/>
         <source>Save and apply</source>
         <translation>保存并应用</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="263"/>
+        <location filename="../recipe_editor.py" line="266"/>
         <source>Revert</source>
         <translation>还原</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="264"/>
+        <location filename="../recipe_editor.py" line="267"/>
         <source>No reference image: choose one</source>
         <translation>无参考图像：请选择</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="266"/>
+        <location filename="../recipe_editor.py" line="269"/>
         <source>ENGINEER EDITING: the station is NOT READY until you leave this screen</source>
         <translation>工程师编辑中：离开此页面前工位处于未就绪状态</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="267"/>
+        <location filename="../recipe_editor.py" line="270"/>
         <source>Saved</source>
         <translation>已保存</translation>
     </message>
@@ -597,88 +597,88 @@
 <context>
     <name>ReviewScreen</name>
     <message>
-        <location filename="../review_screen.py" line="166"/>
+        <location filename="../review_screen.py" line="168"/>
         <source>Inspection %1 not found</source>
         <translation>未找到检测记录 %1</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="174"/>
+        <location filename="../review_screen.py" line="176"/>
         <source>No archived image (%1)</source>
         <translation>无存档图像（%1）</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="175"/>
+        <location filename="../review_screen.py" line="177"/>
         <source>not archived</source>
         <translation>未存档</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="204"/>
+        <location filename="../review_screen.py" line="206"/>
         <source>PASS</source>
         <translation>合格</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="204"/>
+        <location filename="../review_screen.py" line="206"/>
         <source>REJECT</source>
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="233"/>
+        <location filename="../review_screen.py" line="235"/>
         <source>Log in to review</source>
         <translation>请登录后复判</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="278"/>
+        <location filename="../review_screen.py" line="280"/>
         <source>Drag a box around the missed defect</source>
         <translation>拖动框选漏检的缺陷</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="291"/>
+        <location filename="../review_screen.py" line="293"/>
         <source>confirmed by %1</source>
         <translation>已由 %1 确认</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="292"/>
+        <location filename="../review_screen.py" line="294"/>
         <source>false call (%1)</source>
         <translation>误报（%1）</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="293"/>
+        <location filename="../review_screen.py" line="295"/>
         <source>not reviewed</source>
         <translation>未复判</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="297"/>
+        <location filename="../review_screen.py" line="299"/>
         <source>✓ Confirm</source>
         <translation>✓ 确认</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="298"/>
+        <location filename="../review_screen.py" line="300"/>
         <source>✗ False call</source>
         <translation>✗ 误报</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="301"/>
+        <location filename="../review_screen.py" line="303"/>
         <source>+ Draw missed defect</source>
         <translation>+ 框选漏检缺陷</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="302"/>
-        <source>Board reviewed, nothing to add</source>
-        <translation>已复判，无补充</translation>
-    </message>
-    <message>
-        <location filename="../review_screen.py" line="303"/>
-        <source>◀ Back to history</source>
-        <translation>◀ 返回历史</translation>
+        <location filename="../review_screen.py" line="304"/>
+        <source>Board OK, nothing to add</source>
+        <translation>板合格，无补充</translation>
     </message>
     <message>
         <location filename="../review_screen.py" line="305"/>
+        <source>◀ History</source>
+        <translation>◀ 历史</translation>
+    </message>
+    <message>
+        <location filename="../review_screen.py" line="307"/>
         <source>No board selected</source>
         <translation>未选择板</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="306"/>
-        <location filename="../review_screen.py" line="307"/>
+        <location filename="../review_screen.py" line="308"/>
+        <location filename="../review_screen.py" line="309"/>
         <source>Open a board from History.</source>
         <translation>请从历史中打开一块板。</translation>
     </message>
@@ -790,7 +790,7 @@
 <context>
     <name>window</name>
     <message>
-        <location filename="../session_setup.py" line="132"/>
+        <location filename="../session_setup.py" line="134"/>
         <source>%1 review(s) stored</source>
         <translation>已保存 %1 条复判</translation>
     </message>
