@@ -38,6 +38,8 @@ class Station:
     """Started parts with start()/stop() (PLC link, storage writer, metrics), stopped in reverse."""
     recorder: Any = None
     plc: Any = None
+    calibration: Any = None
+    """What the calibration package attached (calibration.station.StationCalibration); None without it."""
     _disk_stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
@@ -46,7 +48,10 @@ class Station:
             if start:
                 start()
         self.pipeline.start()
-        threading.Thread(target=self._disk_watch, name="disk-watch", daemon=True).start()
+        if self.recorder is None:
+            # With a recorder, its writer thread watches free space (it owns the archive and retention);
+            # a second watcher would overwrite the writer's "archive write failed" reason.
+            threading.Thread(target=self._disk_watch, name="disk-watch", daemon=True).start()
 
     def stop(self) -> None:
         """Stop capture and inference first, then flush the sinks, so no result is lost."""
@@ -96,7 +101,14 @@ def build_station(
     from .signing import guard_detector
 
     health = health or Health()
-    rules = RecipeRules(cfg.recipe())
+    # --- issue 9 (calibration): min_defect_mm needs the stored scale, which the calibration hook below
+    # supplies by compiling the recipe again; without the calibration package it fails here as before.
+    calibration_hook = _calibration_entry_point()
+    recipe = cfg.recipe()
+    if calibration_hook is not None and recipe.min_defect_mm is not None:
+        recipe = recipe.model_copy(update={"min_defect_mm": None})
+    rules = RecipeRules(recipe)
+    # --- end issue 9
     camera = create_camera(cfg)
     detector = create_detector(cfg.detector)
     detector = guard_detector(cfg.detector, detector)  # issue 10: refuse unsigned/tampered model packages
@@ -124,6 +136,10 @@ def build_station(
         station.recorder = _attach_storage(cfg, health, pipeline)
         if station.recorder is not None:
             station.parts.append(station.recorder)
+    # --- issue 9 (calibration) hook: undistortion, registration, mm per pixel, optics monitor.
+    if calibration_hook is not None:
+        station.calibration = calibration_hook.load()(cfg, station)
+    # --- end issue 9 hook
     if plc_on:
         station.plc = _attach_plc(cfg, pipeline, health)
         station.parts.append(station.plc)
@@ -153,6 +169,12 @@ def _attach_storage(cfg: StationConfig, health: Health, pipeline: Pipeline) -> A
     recorder = storage.open_recorder(cfg, health)
     pipeline.add_sink(recorder)
     return recorder
+
+
+def _calibration_entry_point() -> Any:
+    """The calibration package's `attach(cfg, station)` entry point, or None when it is not installed."""
+    eps = list(entry_points(group="pcb_inspector.calibration"))
+    return eps[0] if eps else None
 
 
 def _attach_plc(cfg: StationConfig, pipeline: Pipeline, health: Health) -> Any:
