@@ -56,6 +56,30 @@ def local_address_for(address: str) -> str:
         return s.getsockname()[0]
 
 
+def socket_buffer_for(payload: int, buffers: int, rmem_max_path: str = "/proc/sys/net/core/rmem_max") -> int | None:
+    """Stream socket buffer for `buffers` frames of `payload` bytes, within the kernel's cap.
+
+    None when the cap (net.core.rmem_max) holds fewer than two frames: then Aravis's AUTO sizing
+    is the better choice, and the camera docs say how to raise the cap.
+    """
+    try:
+        with open(rmem_max_path) as fh:
+            cap = int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+    want = payload * buffers
+    if cap < 2 * payload:
+        log.warning(
+            "net.core.rmem_max = %d holds fewer than two %d-byte frames; frames may be lost "
+            "(sysctl -w net.core.rmem_max=%d)",
+            cap,
+            payload,
+            want,
+        )
+        return None
+    return min(want, cap)
+
+
 def _gerror(exc: Exception) -> str:
     return getattr(exc, "message", None) or str(exc)
 
@@ -238,9 +262,16 @@ class AravisCameraSource(Camera):
         stream = cam.create_stream(None, None)
         if stream is None:
             raise CameraError(f"aravis camera {self.target}: cannot create a stream")
-        if cam.is_gv_device():
-            stream.set_property("socket-buffer", ar.GvStreamSocketBuffer.AUTO)
         payload = int(cam.get_payload())
+        if cam.is_gv_device():
+            size = self.cfg.socket_buffer_bytes or socket_buffer_for(payload, self.cfg.buffers)
+            if size:
+                # Measured with the fake camera: AUTO loses the first frame of every session (it sizes
+                # the buffer only once a frame has arrived); a buffer sized up front loses none.
+                stream.set_property("socket-buffer", ar.GvStreamSocketBuffer.FIXED)
+                stream.set_property("socket-buffer-size", size)
+            else:
+                stream.set_property("socket-buffer", ar.GvStreamSocketBuffer.AUTO)
         for _ in range(self.cfg.buffers):
             stream.push_buffer(ar.Buffer.new_allocate(payload))
         self._stream = stream

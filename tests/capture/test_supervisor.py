@@ -101,12 +101,19 @@ def test_triggered_station_matches_frames_to_triggers_and_rejects_during_loss(fa
             assert tickets[-1].done.wait(5)
             tickets.append(p.trigger(TriggerRequest(part_seq=i, serial=f"SN{i}")))
         assert tickets[-1].done.wait(5)
+        passed = [t for t in tickets if t.result.verdict is Verdict.PASS]
         for t in tickets:
             r = t.result
-            assert r.verdict is Verdict.PASS and r.frame_id == t.acq_id and r.board_serial == t.request.serial
-        device_ids = [t.result.frame_meta["device_frame_id"] for t in tickets]
-        assert device_ids == list(range(device_ids[0], device_ids[0] + 6)), "one camera frame per trigger"
-        assert p.counters.frames == 6 and p.counters.missed_triggers == 0
+            if r.verdict is Verdict.PASS:
+                assert r.frame_id == t.acq_id and r.board_serial == t.request.serial
+                assert r.captured_at >= t.issued_at, "a frame older than its trigger answered it"
+            else:  # only an incomplete buffer (counted, never inspected) may cost a board on loopback
+                assert "missing-packets" in r.reason, r.reason
+        assert len(passed) >= 5
+        device_ids = [t.result.frame_meta["device_frame_id"] for t in passed]
+        assert device_ids == sorted(set(device_ids)), "one camera frame per trigger, in order"
+        assert p.counters.frames == len(passed)
+        assert p.counters.missed_triggers == p.counters.incomplete == len(tickets) - len(passed)
 
         fake_gv.kill()
         # Idle between boards, the supervisor notices the camera is gone (idle check) on its own.
@@ -119,8 +126,13 @@ def test_triggered_station_matches_frames_to_triggers_and_rejects_during_loss(fa
 
         fake_gv.start()
         assert wait_for(lambda: camera_ok(health), 20), health.summary()
-        back = p.trigger(TriggerRequest(part_seq=100, serial="SN100"))
-        assert back.done.wait(5) and back.result.verdict is Verdict.PASS
+        for attempt in range(3):
+            back = p.trigger(TriggerRequest(part_seq=100 + attempt, serial=f"SN{100 + attempt}"))
+            assert back.done.wait(5), "no answer after recovery"
+            if back.result.verdict is Verdict.PASS:
+                break
+            assert "missing-packets" in back.result.reason, back.result.reason
+        assert back.result.verdict is Verdict.PASS
         assert back.result.frame_meta["camera_session"] >= 1 and back.result.captured_at > back.issued_at
     finally:
         p.stop()
