@@ -111,7 +111,7 @@ class LiteRTDetector(Detector):
                 continue
             try:
                 it = self._interpreter(blob, d)
-            except (ValueError, RuntimeError) as exc:
+            except (ValueError, RuntimeError, AttributeError, TypeError) as exc:
                 attempt.ok, attempt.reason = False, "refused the graph"
                 log.warning("delegate %s loaded but could not run %s: %s", cfg.library, self.model_path, exc)
                 continue

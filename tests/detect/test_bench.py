@@ -1,0 +1,48 @@
+"""`pcb-inspector bench` runs end to end on a real model and reports every figure (no speed asserts)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from inspector.cli import main
+
+from .conftest import M640
+
+KEYS = {
+    "invoke_p50_ms", "invoke_p99_ms", "pre_p50_ms", "pre_p99_ms", "post_p50_ms", "post_p99_ms",
+    "e2e_p50_ms", "e2e_p99_ms", "overhead_ratio", "boards_per_s", "rss_mb", "backend",
+}  # fmt: skip
+
+
+def test_bench_json_has_every_figure(capsys):
+    rc = main(
+        [
+            "bench",
+            "--model",
+            str(M640),
+            "--frames",
+            "6",
+            "--boards",
+            "4",
+            "--warmup",
+            "2",
+            "--delegate",
+            "cpu",
+            "--json",
+        ]
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and KEYS <= set(out)
+    assert out["backend"].startswith("CPU XNNPACK") and out["frames"] == 6 and out["failed"] == 0
+    for k in KEYS - {"backend"}:
+        assert math.isfinite(out[k]) and out[k] > 0, k
+    assert out["e2e_p50_ms"] >= out["invoke_p50_ms"]  # end-to-end contains the invoke
+
+
+def test_bench_reports_a_bad_model_as_one_line(tmp_path, capsys):
+    bad = tmp_path / "m.tflite"
+    bad.write_bytes(b"nope")
+    rc = main(["bench", "--model", str(bad), "--frames", "2", "--boards", "2", "--warmup", "0", "--json"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "m.json: model sidecar not found" in err
