@@ -122,6 +122,17 @@ class StationController(QObject):
     def begin_editing(self, user: str, recipe: str) -> None:
         """While an engineer edits, the station is NOT READY and the PLC sees ENGINEER_EDITING."""
         self.health.fail("recipe", f"ENGINEER_EDITING: {user} is editing recipe {recipe}")
+        self._plc_editing(True)
 
     def end_editing(self) -> None:
+        self._plc_editing(False)
         self.health.ok("recipe", self.active_recipe)
+
+    def _plc_editing(self, editing: bool) -> None:
+        """The PLC link's own flag (STATUS bit ENGINEER_EDITING), when a PLC link is running."""
+        link = getattr(self.station, "plc", None)
+        if link is not None and hasattr(link, "set_engineer_editing"):
+            try:
+                link.set_engineer_editing(editing)
+            except Exception:
+                log.exception("cannot tell the PLC link that an engineer is editing")
