@@ -262,6 +262,50 @@ class StorageSection(_Model):
     timezone: str = Field("UTC", description="IANA time zone of the plant (shift boundaries and history display).")
 
 
+# ---------------------------------------------------------------- calibration
+class CalibrationSection(_Model):
+    """How the station uses the calibrations stored in its records database (`pcb-inspector calibrate`).
+
+    Each piece is used only when its calibration is stored; with none stored the station runs as before.
+    """
+
+    undistort: bool = Field(
+        True, description="Undistort every frame with the active intrinsics calibration (when one is stored)."
+    )
+    registration: bool = Field(
+        False,
+        description="Align the recipe's reference onto every capture before inspection (turn on for a real line; "
+        "off for the demo, whose boards each come with a pixel-aligned reference).",
+    )
+    motion: Literal["translation", "euclidean", "affine", "homography"] = Field(
+        "affine", description="Registration transform; affine covers shift, rotation, scale and slight shear."
+    )
+    min_quality: float = Field(
+        0.7, ge=0, le=1, description="Below this registration quality (ECC correlation) the board is rejected."
+    )
+    max_shift_px: float = Field(200.0, gt=0, description="A larger board displacement is a fixture fault (REJECT).")
+    max_rotation_deg: float = Field(
+        15.0, gt=0, le=180, description="A larger board rotation is a fixture fault (REJECT)."
+    )
+    max_scale_change: float = Field(
+        0.1, gt=0, lt=1, description="A larger relative scale change is a set-up fault (REJECT)."
+    )
+    full_resolution: bool = Field(
+        False, description="Refine the registration at full resolution too (a little more accurate, ~3x slower)."
+    )
+    optics_monitor: bool = Field(
+        True,
+        description="Compare focus, light and colour of production boards with the recipe's reference baseline "
+        "(when one is stored); drift raises the `calibration` alarm.",
+    )
+    drop_ready_on_drift: bool | None = Field(
+        None, description="Optics drift drops READY (true) or only alarms (false); None: as stored with the baseline."
+    )
+    check_period_s: float = Field(
+        0.0, ge=0, le=3600, description="Check the optics at most once per this many seconds (0: every board)."
+    )
+
+
 # ---------------------------------------------------------------- ui / metrics
 class UiSection(_Model):
     language: Literal["en", "zh_CN"] = Field("en", description="UI language; switchable at runtime.")
@@ -286,6 +330,9 @@ class StationConfig(_Model):
     storage: StorageSection = Field(default_factory=StorageSection, description="Records and image archive.")
     ui: UiSection = Field(default_factory=UiSection, description="Touchscreen UI.")
     metrics: MetricsSection = Field(default_factory=MetricsSection, description="Prometheus metrics and health.")
+    calibration: CalibrationSection = Field(
+        default_factory=CalibrationSection, description="Use of the stored calibrations (undistortion, registration)."
+    )
 
     @model_validator(mode="after")
     def _recipes_consistent(self) -> StationConfig:

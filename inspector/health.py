@@ -24,6 +24,7 @@ ERROR_CODES: dict[str, int] = {
     "plc": 50,
     "recipe": 60,
     "registration": 70,
+    "calibration": 75,
     "pipeline": 80,
 }
 

@@ -156,6 +156,8 @@ STALL_PERIODS = 4.0
 MIN_STALL_S = 0.25
 #: In triggered mode, how often an idle camera is asked whether it is still there.
 IDLE_CHECK_S = 2.0
+#: Reason prefix of a board the registrar could not align to its reference (REJECT, health "registration").
+UNREGISTERED = "board not registered to the reference"
 
 
 class Pipeline:
@@ -557,8 +559,18 @@ class Pipeline:
             timings: dict[str, float] = {"queue": (t0 - frame.timestamp) * 1000}
             if reference is not None and self.registrar is not None:
                 tr = time.monotonic()
-                reference, quality = self.registrar.register(image, reference)
+                try:
+                    reference, quality = self.registrar.register(image, reference)
+                except Exception as exc:  # calibration's RegistrationError (not imported here): REJECT with why
+                    why = str(exc) or type(exc).__name__
+                    if not why.startswith(UNREGISTERED):
+                        why = f"{UNREGISTERED}: {why}"
+                    log.warning("frame %d: %s", frame.id, why)
+                    self.health.fail("registration", why)
+                    return InspectionResult.failed(why, model_id=info.model_id, **common)
                 timings["register"] = (time.monotonic() - tr) * 1000
+                if not (h := self.health.get("registration")) or not h.ok:
+                    self.health.ok("registration", f"quality {quality:.2f}")
             detections = self._detector.detect(image, reference, rules.thresholds_for(info.default_thresholds))
             timings.update(getattr(self._detector, "last_timings", {}) or {})
             decision = rules.decide(detections, info.default_thresholds)

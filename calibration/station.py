@@ -1,0 +1,251 @@
+"""The station's calibration hook: entry point `pcb_inspector.calibration` (`station = "calibration.station:attach"`).
+
+Why an entry point: `inspector` must never import `calibration`, yet the running station needs its
+pieces. `inspector.station.build_station` calls `attach(cfg, station)` after the pipeline and the
+storage exist and before anything starts. Per `[calibration]` and per what is stored in the records
+database (`calibration.store`), it
+- wraps the camera in `UndistortingCamera` (active intrinsics, `undistort = true`);
+- sets the pipeline's registrar (`register = true`; needs no stored calibration, only references);
+- compiles the recipe with the stored mm per pixel, so `min_defect_mm` works;
+- adds an optics monitor as a result sink, per recipe with a stored reference baseline
+  (`optics_monitor = true`), reporting into health component `calibration`.
+With nothing stored and registration off the station is exactly as without this package.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from inspector.config import Recipe, StationConfig
+from inspector.decision import RecipeRules
+from inspector.health import Health
+from inspector.storage.db import sqlite_path
+
+from .errors import CalibrationError
+from .health import COMPONENT, OpticsLimits, OpticsMonitor, OpticsSample
+from .registration import BoardRegistrar, RegistrationSettings
+from .store import INTRINSICS, SCALE, CalibrationStore, reference_kind
+from .undistort import Undistorter, UndistortingCamera
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Stored:
+    """What the records database holds for this station (read once, at start-up)."""
+
+    undistorter: Undistorter | None = None
+    intrinsics_note: str = ""
+    mm_per_px: float | None = None
+    scale_note: str = ""
+    baselines: dict[str, tuple[OpticsSample, OpticsLimits]] = field(default_factory=dict)
+
+
+@dataclass
+class StationCalibration:
+    """What `attach` put into the station; `Station.calibration` holds it (UI: sizes in mm, active pieces)."""
+
+    mm_per_px: float | None = None
+    undistorter: Undistorter | None = None
+    registrar: BoardRegistrar | None = None
+    optics: OpticsRouter | None = None
+    active: list[str] = field(default_factory=list)
+    """One line per active piece, e.g. 'scale 0.0500 mm/px (calibration 4)'."""
+
+    def rules_for(self, recipe: Recipe) -> RecipeRules:
+        """A recipe compiled with the station's scale; recipe switches must use this for `min_defect_mm`."""
+        return RecipeRules(recipe, mm_per_px=self.mm_per_px)
+
+    def summary(self) -> str:
+        return "; ".join(self.active) if self.active else "none active"
+
+
+class OpticsRouter:
+    """Result sink that hands each board to the optics monitor of its recipe, at most once per period.
+
+    Why per recipe: the baseline is the recipe's golden board (a dark board design must not read as a
+    dimmed lamp). Boards of a recipe without a baseline are not checked. Each monitor keeps only the
+    newest image (drop and count), so `submit` never blocks inference.
+    """
+
+    name = "optics"
+
+    def __init__(
+        self,
+        baselines: dict[str, tuple[OpticsSample, OpticsLimits]],
+        health: Health,
+        *,
+        period_s: float = 0.0,
+    ):
+        self.health = health
+        self.period_s = period_s
+        self.monitors = {recipe: OpticsMonitor(base, limits, health) for recipe, (base, limits) in baselines.items()}
+        self.skipped = 0
+        """Boards not handed on: inside the check period, or of a recipe without a baseline."""
+        self._last_at = 0.0
+        self._recipe: str | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, result: Any) -> None:
+        if getattr(result, "image", None) is None:
+            return  # a failed inspection has no image to measure
+        recipe = result.recipe
+        with self._lock:
+            switched = recipe != self._recipe
+            self._recipe = recipe
+            now = time.monotonic()
+            if not switched and self.period_s and now - self._last_at < self.period_s:
+                self.skipped += 1
+                return
+            self._last_at = now
+        monitor = self.monitors.get(recipe)
+        if monitor is None:
+            self.skipped += 1
+            if switched:  # an alarm of the previous recipe's optics says nothing about this one
+                self.health.ok(COMPONENT, f"optics: no reference baseline for recipe {recipe!r}, not checked")
+            return
+        monitor.submit(result)
+
+    def start(self) -> None:
+        for m in self.monitors.values():
+            m.start()
+
+    def stop(self) -> None:
+        for m in self.monitors.values():
+            m.stop()
+
+    @property
+    def checked(self) -> int:
+        return sum(m.checked for m in self.monitors.values())
+
+    @property
+    def dropped(self) -> int:
+        return sum(m.dropped for m in self.monitors.values())
+
+
+def _read_stored(cfg: StationConfig) -> _Stored | None:
+    """The station's active calibrations; None when its SQLite database does not exist yet (nothing stored).
+
+    A missing SQLite file is not created here: a station built without storage (tests, benchmarks)
+    must not leave a database behind.
+    """
+    path = sqlite_path(cfg.storage.database_url)
+    if path is not None and not path.exists():
+        return None
+    out = _Stored()
+    with CalibrationStore.open(cfg) as store:
+        intrinsics = store.active(INTRINSICS)
+        if intrinsics is not None and cfg.calibration.undistort:
+            out.undistorter = Undistorter.from_json(intrinsics.results)
+            w, h = out.undistorter.image_size
+            rms = intrinsics.results.get("rms_px")
+            out.intrinsics_note = (
+                f"undistortion {w}x{h} (calibration {intrinsics.id}"
+                + (f", RMS {float(rms):.2f} px" if rms is not None else "")
+                + ")"
+            )
+        elif intrinsics is not None:
+            out.intrinsics_note = f"intrinsics calibration {intrinsics.id} stored but calibration.undistort is off"
+        scale = store.active(SCALE)
+        if scale is not None:
+            try:
+                out.mm_per_px = float(scale.results["mm_per_px"])
+            except (KeyError, TypeError, ValueError):
+                raise CalibrationError(f"stored scale calibration {scale.id} has no valid mm_per_px") from None
+            if not out.mm_per_px > 0:
+                raise CalibrationError(f"stored scale calibration {scale.id}: mm_per_px {out.mm_per_px} is not > 0")
+            out.scale_note = f"scale {out.mm_per_px:.5f} mm/px (calibration {scale.id})"
+        if cfg.calibration.optics_monitor:
+            for recipe in cfg.recipes:
+                try:
+                    kind = reference_kind(recipe.name)
+                except CalibrationError:
+                    continue  # a name too long to key a reference cannot have one stored
+                baseline = store.baseline(recipe.name)
+                if baseline is not None:
+                    out.baselines[recipe.name] = baseline
+                elif store.active(kind) is not None:
+                    log.warning("reference calibration of recipe %r has no optics baseline", recipe.name)
+    return out
+
+
+def attach(cfg: StationConfig, station: Any) -> StationCalibration:
+    """Put the stored calibrations into `station` (not yet started); returns what is active.
+
+    Raises RecipeError (as `RecipeRules` would without this package) when the active recipe sets
+    `min_defect_mm` and no scale calibration is stored. Calibrations that cannot be read (database
+    down, malformed rows) leave health `calibration` NOT OK with the reason: measurements the station
+    cannot trust must not pass boards.
+    """
+    c = cfg.calibration
+    health: Health = station.health
+    pipeline = station.pipeline
+    result = StationCalibration()
+    try:
+        stored = _read_stored(cfg)
+    except Exception as exc:  # CalibrationError, StorageError, a database that is down
+        log.error("calibrations not read: %s", exc)
+        health.fail(COMPONENT, f"calibrations not read from the records database: {exc}")
+        if cfg.recipe().min_defect_mm is not None:
+            raise CalibrationError(
+                f"recipe {cfg.recipe().name!r}: min_defect_mm needs the scale calibration, which could not be "
+                f"read from the records database: {exc}"
+            ) from None
+        stored = None
+        failed = True
+    else:
+        failed = False
+    stored = stored or _Stored()
+
+    if stored.undistorter is not None:
+        pipeline.camera = UndistortingCamera(pipeline.camera, stored.undistorter)
+        result.undistorter = stored.undistorter
+        result.active.append(stored.intrinsics_note)
+    elif stored.intrinsics_note:
+        log.info("calibration: %s", stored.intrinsics_note)
+
+    result.mm_per_px = stored.mm_per_px
+    if stored.mm_per_px is not None:
+        result.active.append(stored.scale_note)
+    if stored.mm_per_px is not None or cfg.recipe().min_defect_mm is not None:
+        # build_station compiled the recipe without a scale; raises RecipeError when min_defect_mm has none
+        pipeline.rules = result.rules_for(cfg.recipe())
+
+    if c.registration:
+        settings = RegistrationSettings(
+            motion=c.motion,
+            min_quality=c.min_quality,
+            max_shift_px=c.max_shift_px,
+            max_rotation_deg=c.max_rotation_deg,
+            max_scale_change=c.max_scale_change,
+            full_resolution=c.full_resolution,
+        )
+        result.registrar = BoardRegistrar(settings)
+        pipeline.registrar = result.registrar
+        health.ok("registration", f"{c.motion}, min quality {c.min_quality:.2f}")
+        result.active.append(f"registration ({c.motion}, min quality {c.min_quality:.2f})")
+
+    if stored.baselines:
+        baselines = {}
+        for recipe, (base, limits) in stored.baselines.items():
+            if c.drop_ready_on_drift is not None:
+                limits = limits.model_copy(update={"drop_ready": c.drop_ready_on_drift})
+            baselines[recipe] = (base, limits)
+        result.optics = OpticsRouter(baselines, health, period_s=c.check_period_s)
+        pipeline.add_sink(result.optics)
+        station.parts.append(result.optics)
+        drop = sorted(r for r, (_, lim) in baselines.items() if lim.drop_ready)
+        result.active.append(
+            f"optics monitor (recipes {', '.join(sorted(baselines))}"
+            + (f"; drift drops READY for {', '.join(drop)}" if drop else "; drift alarms only")
+            + ")"
+        )
+
+    if result.active and not failed and result.optics is None:
+        health.ok(COMPONENT, result.summary())
+    log.info("calibration: %s", result.summary() if result.active else "none active (nothing stored, registration off)")
+    return result
