@@ -29,6 +29,8 @@ from .convert import PixelFormatError, format_name, to_inspection_image
 log = logging.getLogger(__name__)
 
 GVCP_PORT = 3956
+#: How long open() waits for the previous session's release (a live camera answers in milliseconds).
+RELEASE_WAIT_S = 1.0
 
 
 def load_aravis() -> Any:
@@ -80,6 +82,20 @@ def socket_buffer_for(payload: int, buffers: int, rmem_max_path: str = "/proc/sy
     return min(want, cap)
 
 
+def _release(objects: list, target: str) -> None:
+    """Stop acquisition, give up the control channel, drop the last references (in that order)."""
+    stream, cam, device = objects
+    try:
+        if cam is not None:
+            cam.stop_acquisition()
+            if cam.is_gv_device():
+                device.leave_control()  # the next session (or another tool) may take it at once
+    except Exception as exc:
+        log.debug("aravis %s: release: %s", target, _gerror(exc))
+    del stream, cam, device
+    objects.clear()
+
+
 def _gerror(exc: Exception) -> str:
     return getattr(exc, "message", None) or str(exc)
 
@@ -103,6 +119,7 @@ class AravisCameraSource(Camera):
         self._info: CameraInfo | None = None
         self._last_frame_id: int | None = None
         self._healthy = False
+        self._releaser: threading.Thread | None = None
         self.flushed = 0
 
     # ------------------------------------------------------------------ description
@@ -149,6 +166,12 @@ class AravisCameraSource(Camera):
 
     def open(self) -> CameraInfo:
         self.close()
+        releaser = self._releaser
+        if releaser is not None:
+            # A camera that is alive gives up its control channel within milliseconds; a dead one
+            # is not waited for (its replacement will not know the old session).
+            releaser.join(RELEASE_WAIT_S)
+            self._releaser = None
         ar = self._ar = load_aravis()
         try:
             self._device = self._open_device(ar)
@@ -278,28 +301,22 @@ class AravisCameraSource(Camera):
         cam.start_acquisition()
 
     def close(self) -> None:
-        cam = self._camera
-        if cam is not None and self._healthy:
-            # Only a camera that still answers gets AcquisitionStop; a dead one would cost the
-            # control-channel timeout (seconds) and the watchdog has already given up on it.
-            try:
-                cam.stop_acquisition()
-                if cam.is_gv_device():
-                    self._device.leave_control()  # the next session (or another tool) may take it at once
-            except Exception as exc:
-                log.debug("aravis %s: stop acquisition: %s", self.target, _gerror(exc))
-        objects = [self._stream, cam, self._device]
-        del cam
+        objects = [self._stream, self._camera, self._device]
         self._stream = self._camera = self._device = None
-        if not self._healthy and any(o is not None for o in objects):
-            # Finalising a dead GigE device costs several control-channel timeouts (about 7 s
-            # measured with the fake camera), all spent writing to a camera that is not there.
-            # The last references go to a short-lived thread, so the capture thread can reopen
-            # (and answer triggers) at once; that thread never calls the device, it only drops it.
-            threading.Thread(target=objects.clear, name="aravis-release", daemon=True).start()
-        else:
-            objects.clear()
-        self._healthy = False
+        healthy, self._healthy = self._healthy, False
+        if all(o is None for o in objects):
+            return
+        if healthy:
+            _release(objects, self.target)
+            return
+        # A camera that stopped sending may be dead: stopping it and finalising the device then
+        # costs several control-channel timeouts (about 7 s measured with the fake camera). That
+        # work goes to a short-lived thread so the capture thread can reopen (and answer triggers)
+        # at once. It is the last user of these objects; the capture thread has let go of them.
+        self._releaser = threading.Thread(
+            target=_release, args=(objects, self.target), name="aravis-release", daemon=True
+        )
+        self._releaser.start()
 
     # ------------------------------------------------------------------ acquisition
     def trigger(self) -> None:

@@ -140,3 +140,22 @@ def test_in_process_fake_interface_by_device_id(aravis_available):
         assert grab.image.shape == (640, 640) and grab.meta["source"] == "aravis:Fake_1"
     finally:
         cam.close()
+
+
+def test_hardware_line_trigger_is_armed_and_waits_for_the_line(fake_gv):
+    cam = AravisCameraSource(
+        AravisCamera(address=fake_gv.address, trigger="line", trigger_line="Line0", roi=Roi(width=320, height=240))
+    )
+    info = cam.open()
+    try:
+        assert info.extra["trigger"] == "line" and cam.triggered
+        # Read back from the camera itself (a second, read-only view of its registers).
+        assert cam._camera.get_trigger_source() == "Line0"
+        assert cam._camera.get_string("TriggerMode") == "On"
+        cam.trigger()  # a software trigger call is a no-op for a line-triggered camera...
+        with pytest.raises(FrameTimeout):  # ...and without a pulse on Line0 no frame comes
+            cam.grab(0.3)
+    finally:
+        cam.close()
+    with pytest.raises(CameraError, match=r"trigger source Line7 not offered \(camera has Line0, Software\)"):
+        AravisCameraSource(AravisCamera(address=fake_gv.address, trigger="line", trigger_line="Line7")).open()
