@@ -208,6 +208,7 @@ class Pipeline:
         self._swap_lock = threading.Lock()
         self._result_listeners: list[Callable[[InspectionResult], None]] = []
         self._fps_window: deque[float] = deque(maxlen=30)
+        self._board_faults: dict[str, int] = {}
 
     # ------------------------------------------------------------------ control
     def add_sink(self, sink: ResultSink) -> None:
@@ -566,20 +567,18 @@ class Pipeline:
                     if not why.startswith(UNREGISTERED):
                         why = f"{UNREGISTERED}: {why}"
                     log.warning("frame %d: %s", frame.id, why)
-                    self.health.fail("registration", why)
+                    self._board_fault("registration", why)
                     return InspectionResult.failed(why, model_id=info.model_id, **common)
                 timings["register"] = (time.monotonic() - tr) * 1000
-                if not (h := self.health.get("registration")) or not h.ok:
-                    self.health.ok("registration", f"quality {quality:.2f}")
+                self._board_ok("registration", f"quality {quality:.2f}")
             detections = self._detector.detect(image, reference, rules.thresholds_for(info.default_thresholds))
             timings.update(getattr(self._detector, "last_timings", {}) or {})
             decision = rules.decide(detections, info.default_thresholds)
         except Exception as exc:
             log.exception("inspection of frame %d failed", frame.id)
-            self.health.fail("pipeline", f"inspection failed: {exc}")
+            self._board_fault("pipeline", f"inspection failed: {exc}")
             return InspectionResult.failed(f"inspection failed: {exc}", model_id=info.model_id, **common)
-        if not (h := self.health.get("pipeline")) or not h.ok:
-            self.health.ok("pipeline")
+        self._board_ok("pipeline")
         timings["inspect"] = (time.monotonic() - t0) * 1000
         timings["total"] = (time.monotonic() - frame.timestamp) * 1000
         return InspectionResult(
@@ -596,6 +595,32 @@ class Pipeline:
             reference=reference if self.keep_images and isinstance(reference, np.ndarray) else None,
             frame_meta={k: v for k, v in frame.meta.items() if k != "reference"},
         )
+
+    # ------------------------------------------------------------------ board-level faults
+    #: Consecutive failed boards (same cause) before the station drops READY. One board that cannot
+    #: be registered or inspected is a REJECT with its reason, not a station fault; three in a row
+    #: are systematic (fixture moved, wrong product, broken model) and stop the line until cleared.
+    BOARD_FAULT_LIMIT = 3
+
+    def _board_fault(self, component: str, reason: str) -> None:
+        n = self._board_faults.get(component, 0) + 1
+        self._board_faults[component] = n
+        if n >= self.BOARD_FAULT_LIMIT:
+            self.health.fail(component, f"{n} boards in a row: {reason}")
+
+    def _board_ok(self, component: str, detail: str = "") -> None:
+        self._board_faults[component] = 0
+        h = self.health.get(component)
+        if h is None or not h.ok or (detail and h.detail != detail):
+            self.health.ok(component, detail)
+
+    def clear_faults(self) -> None:
+        """Operator or PLC CLEAR_ERROR: forget board-level faults so the next board is tried again."""
+        for component in list(self._board_faults):
+            self._board_faults[component] = 0
+            h = self.health.get(component)
+            if h is not None and not h.ok:
+                self.health.ok(component, "cleared")
 
     # ------------------------------------------------------------------ results
     def _fail_ticket(self, ticket: TriggerTicket, reason: str) -> None:

@@ -143,3 +143,41 @@ def test_free_run_drops_are_counted_and_model_failure_rejects(demo_boards):
     p2.stop()
     assert all(r.verdict is Verdict.REJECT and r.reason == "model not loaded" for r in sink2.results)
     assert not h2.ready and "sha256 mismatch" in h2.get("model").reason
+
+
+def test_three_failed_boards_in_a_row_drop_ready_until_cleared(demo_boards, tmp_path):
+    import shutil
+
+    import cv2
+
+    from inspector.health import ERROR_CODES
+
+    # Boards without their own reference, and a recipe reference of the wrong size: the detector
+    # really fails on every board (ValueError), which is a systematic fault, not a bad board.
+    boards = tmp_path / "boards"
+    boards.mkdir()
+    for f in sorted(demo_boards.glob("*_test.png"))[:6]:
+        shutil.copy(f, boards / f.name.replace("_test", ""))
+    ref = tmp_path / "ref.png"
+    cv2.imwrite(str(ref), np.zeros((100, 100), np.uint8))
+    cam = ReplayCameraSource(ReplayCamera(path=boards, fps=None, trigger="software"))
+    health = Health()
+    p = Pipeline(cam, DifferenceDetector(), RecipeRules(Recipe(reference=ref)), health, [ListSink()], triggered=True)
+    p.start()
+    try:
+        results = []
+        for i in range(3):
+            t = p.trigger(TriggerRequest(part_seq=i))
+            assert t.done.wait(10)
+            results.append(t.result)
+            if i < 2:
+                state = health.get("pipeline")
+                assert state is None or state.ok, "one or two failed boards must not stop the line"
+        assert all(r.verdict is Verdict.REJECT and r.reason.startswith("inspection failed") for r in results)
+        state = health.get("pipeline")
+        assert not state.ok and "3 boards in a row" in state.reason
+        assert health.error_code() == ERROR_CODES["pipeline"]
+        p.clear_faults()  # what the PLC's CLEAR_ERROR or the operator's acknowledge does
+        assert health.get("pipeline").ok
+    finally:
+        p.stop()

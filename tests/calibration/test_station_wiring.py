@@ -168,9 +168,9 @@ def test_stored_calibrations_undistort_register_scale_and_watch_the_optics(tmp_p
 
         wrong = run.board(3)
         assert wrong.verdict is Verdict.REJECT and wrong.reason.startswith(UNREGISTERED)
-        reg = health.get("registration")
-        assert not reg.ok and reg.reason.startswith(UNREGISTERED)
-        assert health.error_code() == ERROR_CODES["registration"] == 70
+        # One unregistrable board is a REJECT with its reason, not a station fault: READY stays up so
+        # the PLC can send the next board (three in a row drop READY: tests/test_pipeline.py).
+        assert health.get("registration").ok and ERROR_CODES["registration"] == 70
 
         assert health.get("calibration").ok  # optics within limits so far
         for part in (4, 5, 6):  # dimmed, defocused lens
