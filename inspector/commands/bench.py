@@ -6,6 +6,7 @@ bare `invoke`. One run measures, side by side:
    capture thread -> latest-frame slot -> inference thread -> decision -> sink; each board's
    invoke, pre-/post-processing (from the detector) and end-to-end time (capture timestamp to
    the sink receiving the result);
+   `handoff` is capture timestamp to the inference thread starting on the board;
 2. throughput: the same boards free-running as fast as the camera delivers them, with capture and
    inference overlapped (boards/s);
 and the process's peak RSS. `overhead_ratio` is end-to-end p50 over invoke p50.
@@ -101,7 +102,7 @@ def run_bench(
         health = Health()
         pipe = Pipeline(cam, detector, rules, health, [sink], triggered=True, keep_images=False)
         pipe.start()
-        e2e, invoke, pre, post, tiles, failed = [], [], [], [], [], []
+        e2e, invoke, pre, post, queue, tiles, failed = [], [], [], [], [], [], []
         try:
             for i in range(warmup + frames):
                 ticket = pipe.trigger(TriggerRequest(part_seq=i))
@@ -117,6 +118,7 @@ def run_bench(
                     invoke.append(r.timings_ms.get("invoke", float("nan")))
                     pre.append(r.timings_ms.get("pre", float("nan")))
                     post.append(r.timings_ms.get("post", float("nan")))
+                    queue.append(r.timings_ms.get("queue", float("nan")))
                     tiles.append(r.timings_ms.get("tiles", 1.0))
         finally:
             pipe.stop()
@@ -162,6 +164,8 @@ def run_bench(
         "pre_p99_ms": _pct(pre, 99),
         "post_p50_ms": _pct(post, 50),
         "post_p99_ms": _pct(post, 99),
+        "queue_p50_ms": _pct(queue, 50),
+        "queue_p99_ms": _pct(queue, 99),
         "e2e_p50_ms": _pct(e2e, 50),
         "e2e_p99_ms": _pct(e2e, 99),
         "overhead_ratio": _pct(e2e, 50) / inv50 if inv50 > 0 else float("nan"),
@@ -199,7 +203,8 @@ def bench(args: argparse.Namespace) -> int:
         f"{res['tiles_per_board']:.0f} tile(s) of {res['input'][0]}x{res['input'][1]}"
     )
     print(f"{'':10}{'p50 ms':>10}{'p99 ms':>10}")
-    for key, name in (("invoke", "invoke"), ("pre", "pre"), ("post", "post"), ("e2e", "end-to-end")):
+    rows = (("invoke", "invoke"), ("pre", "pre"), ("post", "post"), ("queue", "handoff"), ("e2e", "end-to-end"))
+    for key, name in rows:
         print(f"{name:10}{res[key + '_p50_ms']:10.2f}{res[key + '_p99_ms']:10.2f}")
     print(f"overhead ratio (e2e p50 / invoke p50)  {res['overhead_ratio']:.3f}")
     print(f"throughput (capture || inference)      {res['boards_per_s']:.1f} boards/s")

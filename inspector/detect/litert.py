@@ -56,6 +56,7 @@ class LiteRTDetector(Detector):
         self.top_k = top_k
         self._loader = delegate_loader
         self._info: DetectorInfo | None = None
+        self._tile_cache: dict = {}
         self.meta: ModelMeta | None = None
         self.backend: Backend | None = None
         self._it = None
@@ -250,6 +251,32 @@ class LiteRTDetector(Detector):
                 planes.append(cv2.absdiff(image, reference))
         return planes[0] if len(planes) == 1 else cv2.merge(planes)
 
+    def _tiles(self, h: int, w: int) -> list[Tile]:
+        key = (h, w)
+        if self._tile_cache.get("key") != key:
+            th, tw = self._info.input_size
+            overlap = self.tile_overlap if self.tile_overlap is not None else self.meta.max_defect_px
+            self._tile_cache = {"key": key, "tiles": plan_tiles(h, w, th, tw, min(overlap, th - 1, tw - 1))}
+        return self._tile_cache["tiles"]
+
+    def _stack_into_input(self, image: np.ndarray, reference: np.ndarray | None) -> None:
+        """Write the channels straight into the interpreter's input buffer (saves a frame-sized copy).
+
+        The view must be gone before `invoke`: LiteRT refuses to run while Python holds its buffers.
+        """
+        buf = self._it.tensor(self._in_index)()[0]
+        if buf.shape[2] == 1:
+            buf[:, :, 0] = image
+        else:
+            cv2.merge(
+                [
+                    image if ch == "board" else reference if ch == "reference" else cv2.absdiff(image, reference)
+                    for ch in self._channels
+                ],
+                dst=buf,
+            )
+        del buf
+
     def _write_input(self, x: np.ndarray) -> None:
         if x.ndim == 2:
             x = x[:, :, None]
@@ -264,15 +291,51 @@ class LiteRTDetector(Detector):
         self._it.set_tensor(self._in_index, q[None])
 
     def _outputs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Scores (H, W, C) in 0..1 and the regression, dequantised only where it is read."""
         hm = self._it.get_tensor(self._hm_index)[0]
         rg = self._it.get_tensor(self._rg_index)[0]
         if self._hm_q is not None:
-            hm = (hm.astype(np.float32) - self._hm_q[1]) * np.float32(self._hm_q[0])
+            hm = (hm.astype(np.float32) - np.float32(self._hm_q[1])) * np.float32(self._hm_q[0])
         if self._rg_q is not None:
-            rg = (rg.astype(np.float32) - self._rg_q[1]) * np.float32(self._rg_q[0])
+            rg = _Dequantised(rg, *self._rg_q)
         if self._sigmoid:
             hm = 1.0 / (1.0 + np.exp(-hm))
         return hm, rg
+
+    def _decode(self, floor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`centernet.decode` on the current outputs, restricted to where a peak can be.
+
+        A peak needs a score >= floor, so only classes and the (1-cell padded) box of cells that reach
+        it are decoded; the result is identical to decoding everything, because every candidate's
+        3x3 neighbourhood is inside the crop. On a good board nothing reaches the floor and decoding
+        is skipped. INT8 scores are compared in the quantised domain, before any conversion.
+        """
+        if self._hm_q is None or self._sigmoid:
+            hm, rg = self._outputs()
+            return decode(hm, rg, self._stride, floor=floor, top_k=self.top_k)
+        q = self._it.get_tensor(self._hm_index)[0]
+        scale, zp = self._hm_q
+        qfloor = int(np.ceil(floor / scale + zp - 1e-6))
+        if int(q.max()) < qfloor:  # nothing reaches the floor: the usual good board
+            return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int64)
+        planes = cv2.split(q)  # per-class planes: reductions over contiguous memory are SIMD-fast
+        active = [c for c, plane in enumerate(planes) if int(plane.max()) >= qfloor]
+        if len(active) == 1:  # OpenCV drops a single channel axis; keep two so decode sees (H, W, C)
+            active = sorted({active[0], (active[0] + 1) % len(planes)})
+        peak = np.maximum.reduce([planes[c] for c in active]) >= qfloor
+        rows, cols = np.flatnonzero(peak.any(axis=1)), np.flatnonzero(peak.any(axis=0))
+        y0, y1 = max(int(rows[0]) - 1, 0), int(rows[-1]) + 2
+        x0, x1 = max(int(cols[0]) - 1, 0), int(cols[-1]) + 2
+        active = np.asarray(active, np.int64)
+        crop = cv2.merge([planes[c][y0:y1, x0:x1] for c in active])
+        scores = (crop.astype(np.float32) - np.float32(zp)) * np.float32(scale)
+        rg = self._it.get_tensor(self._rg_index)[0][y0:y1, x0:x1]
+        rg = _Dequantised(rg, *self._rg_q) if self._rg_q is not None else rg
+        boxes, sc, cls = decode(scores, rg, self._stride, floor=floor, top_k=self.top_k)
+        if len(sc):
+            boxes += np.array([x0, y0, x0, y0], np.float32) * self._stride
+            cls = active[cls]
+        return boxes, sc, cls
 
     def detect(
         self,
@@ -294,22 +357,25 @@ class LiteRTDetector(Detector):
         thr = dict(info.default_thresholds)
         thr.update(thresholds or {})
         floor = max(SCORE_FLOOR, min(thr.values(), default=SCORE_FLOOR))
-        x = self._stack(image, reference)
         th, tw = info.input_size
         h, w = image.shape
-        overlap = self.tile_overlap if self.tile_overlap is not None else self.meta.max_defect_px
-        tiles = plan_tiles(h, w, th, tw, min(overlap, th - 1, tw - 1))
+        tiles = self._tiles(h, w)
+        direct = len(tiles) == 1 and (h, w) == (th, tw) and self._in_identity and self._in_dtype == np.uint8
+        if direct:  # the common case: one board-sized input, stacked straight into the input tensor
+            self._stack_into_input(image, reference)
+        else:
+            x = self._stack(image, reference)
         pre = (time.perf_counter() - t0) * 1000
         invoke = post = 0.0
         parts_b, parts_s, parts_c = [], [], []
         for tile in tiles:
             tp = time.perf_counter()
-            self._write_input(x if len(tiles) == 1 and (h, w) == (th, tw) else cut(x, tile, th, tw))
+            if not direct:
+                self._write_input(x if len(tiles) == 1 and (h, w) == (th, tw) else cut(x, tile, th, tw))
             ti = time.perf_counter()
             self._it.invoke()
             tq = time.perf_counter()
-            hm, rg = self._outputs()
-            boxes, scores, classes = decode(hm, rg, self._stride, floor=floor, top_k=self.top_k)
+            boxes, scores, classes = self._decode(floor)
             if len(scores):
                 boxes = boxes + np.array([tile.x0, tile.y0, tile.x0, tile.y0], np.float32)
                 keep = keep_owned(boxes, tile) if len(tiles) > 1 else slice(None)
@@ -330,8 +396,10 @@ class LiteRTDetector(Detector):
         if not parts_s:
             return []
         boxes, scores, classes = np.concatenate(parts_b), np.concatenate(parts_s), np.concatenate(parts_c)
+        if scores.size == 0:  # every candidate fell outside the part its tile owns
+            return []
         ids = self._class_ids[classes]
-        limits = np.array([thr.get(int(c), 0.5) for c in range(ids.max() + 1)], np.float32)
+        limits = np.array([thr.get(int(c), 0.5) for c in range(int(ids.max()) + 1)], np.float32)
         ok = scores >= limits[ids]
         boxes, scores, ids = boxes[ok], scores[ok], ids[ok]
         np.clip(boxes, 0, [w, h, w, h], out=boxes)
@@ -348,6 +416,30 @@ class LiteRTDetector(Detector):
         self._blob = None
         if self.backend is not None:
             self.backend.delegate = None
+
+
+class _Dequantised:
+    """An int8 tensor that `decode` indexes like an array; only the gathered cells are dequantised.
+
+    `decode` reads the regression at a handful of peaks, so converting all H*W*4 values would be
+    wasted work on every board.
+    """
+
+    __slots__ = ("q", "scale", "zero_point")
+
+    def __init__(self, q: np.ndarray, scale: float, zero_point: int):
+        self.q, self.scale, self.zero_point = q, np.float32(scale), np.float32(zero_point)
+
+    def __getitem__(self, index) -> np.ndarray:
+        return (self.q[index].astype(np.float32) - self.zero_point) * self.scale
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[...]
+        return out if dtype is None else out.astype(dtype)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.q.shape
 
 
 __all__ = ["LiteRTDetector", "Tile"]

@@ -82,3 +82,23 @@ def test_reference_is_required_and_checked(det320):
 def test_detect_before_load_is_a_model_error():
     with pytest.raises(ModelError, match="not loaded"):
         LiteRTDetector(M640).detect(np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint8))
+
+
+@pytest.mark.parametrize("floor", [0.05, 0.3])
+def test_restricted_decode_equals_full_decode(floor):
+    """The detector decodes only the classes and region that can hold a peak; it must not change a box."""
+    from inspector.detect.centernet import decode
+
+    d = LiteRTDetector(M640, delegate="cpu")
+    d.load()
+    checked = 0
+    for seed in range(12):
+        b = make_board(6000 + seed)
+        d.detect(b.image, b.reference)
+        fast = d._decode(floor)
+        full = decode(*d._outputs(), 4, floor=floor)
+        assert len(fast[1]) == len(full[1])
+        for a, e in zip(fast, full):
+            np.testing.assert_allclose(a, e, rtol=1e-6)
+        checked += len(full[1])
+    assert checked > 0
