@@ -354,7 +354,14 @@ class Pipeline:
         self._fps_window.clear()
         self.counters.state = "stalled"
         self.counters.last_error = str(exc)
-        self.health.fail("camera", f"stalled ({failures}/{self.stall_timeouts}): {exc}")
+        what = f"({failures}/{self.stall_timeouts}): {exc}"
+        if self.triggered:
+            # Frames only come on triggers and a PLC only triggers a READY station: NOT READY here
+            # would never clear. The missed board is already REJECTed; READY drops when the
+            # supervisor re-initialises (after `stall_timeouts` misses in a row).
+            self.health.ok("camera", f"missed trigger {what}")
+        else:
+            self.health.fail("camera", f"stalled {what}")
 
     def _capture_loop(self) -> None:
         failures = 0
@@ -462,8 +469,9 @@ class Pipeline:
                 if ticket is not None:
                     ticket.acq_id = frame.id
                     ticket.captured.set()
-                if (h := self.health.get("camera")) is None or not h.ok:
-                    self.health.ok("camera", getattr(self, "_camera_detail", None))
+                detail = getattr(self, "_camera_detail", None)
+                if (h := self.health.get("camera")) is None or not h.ok or (detail and h.detail != detail):
+                    self.health.ok("camera", detail)
                 self.counters.state = "streaming"
                 overflow = self.slot.put(frame)
                 self.counters.latency_ms = (time.monotonic() - frame.timestamp) * 1000

@@ -178,3 +178,41 @@ def test_free_running_camera_serving_plc_triggers_uses_frames_taken_after_the_tr
     # Frames skipped between boards are by design here, not drops.
     assert p.counters.dropped_driver == 0 and p.counters.frames == 4
     assert p.camera.flushed >= 4, "the frames buffered between boards were not flushed"
+
+
+def test_a_missed_trigger_rejects_that_board_but_keeps_the_station_ready(demo_boards):
+    """In triggered mode NOT READY after one miss would never clear (the PLC only triggers a READY station)."""
+    from inspector.capture.replay import ReplayCameraSource
+    from inspector.config import ReplayCamera
+
+    class LosesSecondTrigger(ReplayCameraSource):
+        """The real replay camera, with the second trigger pulse lost on the way (a flaky trigger wire)."""
+
+        pulses = 0
+
+        def trigger(self):
+            self.pulses += 1
+            if self.pulses != 2:
+                super().trigger()
+
+    cam = LosesSecondTrigger(ReplayCamera(path=demo_boards, fps=None, trigger="software"))
+    health = Health()
+    sink = TimedSink()
+    p = Pipeline(cam, NoDefectDetector(), RecipeRules(Recipe()), health, [sink], triggered=True, frame_timeout_s=0.3)
+    p.start()
+    try:
+        assert wait_for(lambda: camera_ok(health), 10)
+        verdicts = []
+        for i in range(3):
+            t = p.trigger(TriggerRequest(part_seq=i))
+            assert t.done.wait(5)
+            verdicts.append((t.result.verdict, t.result.reason))
+            assert health.get("camera").ok, "one missed trigger must not drop READY"
+            if i == 1:
+                assert "missed trigger (1/3)" in health.get("camera").detail
+    finally:
+        p.stop()
+    assert verdicts[0][0] is Verdict.PASS and verdicts[2][0] is Verdict.PASS
+    assert verdicts[1][0] is Verdict.REJECT and "no frame" in verdicts[1][1]
+    assert p.counters.missed_triggers == 1 and p.counters.reconnects == 0
+    assert "missed trigger" not in health.get("camera").detail  # cleared by the next good frame
