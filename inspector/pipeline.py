@@ -412,7 +412,15 @@ class Pipeline:
                 lost = None
                 try:
                     while True:
-                        grab = self.camera.grab(max(0.001, deadline - time.monotonic()))
+                        try:
+                            grab = self.camera.grab(max(0.001, deadline - time.monotonic()))
+                        except IncompleteFrame:
+                            # A free-running camera serving a trigger: the broken frame was in flight
+                            # at the flush, i.e. started before the trigger. Count it, wait for the next.
+                            if ticket is None or self.camera.triggered or time.monotonic() >= deadline:
+                                raise
+                            self.counters.incomplete += 1
+                            continue
                         ts = float(grab.meta.get("timestamp", time.monotonic()))
                         if ts >= not_before:
                             break
