@@ -256,7 +256,18 @@ class LiteRTDetector(Detector):
         if self._tile_cache.get("key") != key:
             th, tw = self._info.input_size
             overlap = self.tile_overlap if self.tile_overlap is not None else self.meta.max_defect_px
-            self._tile_cache = {"key": key, "tiles": plan_tiles(h, w, th, tw, min(overlap, th - 1, tw - 1))}
+            if overlap > min(th, tw) // 2:
+                # Beyond half a tile the tile count explodes; defects this large need a larger input anyway.
+                log.warning(
+                    "%s: tile overlap %d px is more than half the %dx%d input; using %d px",
+                    self.model_path,
+                    overlap,
+                    th,
+                    tw,
+                    min(th, tw) // 2,
+                )
+                overlap = min(th, tw) // 2
+            self._tile_cache = {"key": key, "tiles": plan_tiles(h, w, th, tw, overlap)}
         return self._tile_cache["tiles"]
 
     def _stack_into_input(self, image: np.ndarray, reference: np.ndarray | None) -> None:
