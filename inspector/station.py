@@ -141,7 +141,8 @@ def build_station(
         station.calibration = calibration_hook.load()(cfg, station)
     # --- end issue 9 hook
     if plc_on:
-        station.plc = _attach_plc(cfg, pipeline, health)
+        # --- durable publish (issue 5/6): the link sets RESULTS_VALID only once the recorder made the record durable.
+        station.plc = _attach_plc(cfg, pipeline, health, recorder=station.recorder)
         station.parts.append(station.plc)
     else:
         health.ok("plc", "off (free-run)")
@@ -177,11 +178,11 @@ def _calibration_entry_point() -> Any:
     return eps[0] if eps else None
 
 
-def _attach_plc(cfg: StationConfig, pipeline: Pipeline, health: Health) -> Any:
+def _attach_plc(cfg: StationConfig, pipeline: Pipeline, health: Health, recorder: Any = None) -> Any:
     eps = list(entry_points(group="pcb_inspector.plc"))
     if not eps:
         raise StationError("plc.mode is set but the plc package is not installed (pip install -e .)")
     attach = eps[0].load()
-    link = attach(cfg, pipeline, health)
+    link = attach(cfg, pipeline, health, recorder=recorder)  # recorder None: published at once (logged)
     pipeline.add_sink(link)
     return link

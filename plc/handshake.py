@@ -299,6 +299,12 @@ class Handshake:
     def set_engineer_editing(self, editing: bool) -> None:
         self.editing = bool(editing)
 
+    def latch_error(self, code: int) -> None:
+        """A fault seen outside the health inputs (a record not durable in time): ERROR until CLEAR_ERROR."""
+        if not self.error_latched:
+            self.error_latched = True
+            self.error_code_latched = code or 99
+
     def tick(self, now: float, *, health_ok: bool, error_code: int, link_up: bool = True) -> list[RunCommand]:
         """Time-driven rules: heartbeats, timeouts, error latching. Call every few ms."""
         self._now = now

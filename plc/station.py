@@ -1,10 +1,17 @@
-"""The PLC link as a station part: `attach(cfg, pipeline, health)` (entry point `pcb_inspector.plc`).
+"""The PLC link as a station part: `attach(cfg, pipeline, health, recorder=...)` (entry point `pcb_inspector.plc`).
 
 Why one owning thread: the Modbus server (or client) and the handshake state are touched by that
 thread only. The pipeline reaches it through `submit(result)` (a wake-up, never a block), the UI
 through `set_engineer_editing`, and recipe commands run on a short-lived worker thread whose answer
 comes back through a queue. TRIGGER calls `pipeline.trigger(...)`; the returned ticket's `captured`
 and `done` events drive TRIGGER_ACK and the result registers.
+
+Why results wait for the recorder: the PLC acts on RESULTS_VALID (the board leaves the line), so a
+result it saw must survive a crash of this process. With a recorder attached, a finished board is
+held (BUSY stays 1) until the recorder's durable listener reports its uid committed or fsynced into
+the spool; the listener runs in the writer thread and only hands the uid to this thread through a
+queue. If that does not happen within plc.result_timeout_s of the trigger, the board is published
+as a REJECT with ERROR latched (code 30, database), never as a PASS.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from dataclasses import dataclass
 
 from inspector.config import PlcSection, StationConfig
 from inspector.domain import InspectionResult, TriggerRequest
-from inspector.health import Health
+from inspector.health import ERROR_CODES, Health
 
 from . import registers as R
 from .client import LinkDown, PlcClient
@@ -29,6 +36,7 @@ from .server import RegisterServer
 log = logging.getLogger(__name__)
 
 RecipeCallback = Callable[[int], bool]
+_DB_ERROR = ERROR_CODES["database"]
 
 
 @dataclass(slots=True)
@@ -37,6 +45,10 @@ class _Pending:
     ticket: object
     part_seq: int
     captured_sent: bool = False
+    held: PlcResult | None = None
+    """The verdict, inspected but not yet durable (only with a recorder)."""
+    uid: str | None = None
+    durable: bool = False
 
 
 class PlcLink:
@@ -55,8 +67,13 @@ class PlcLink:
         startup_grace_s: float = 30.0,
         tick_s: float = 0.01,
         port: int | None = None,
+        recorder=None,
     ):
-        """`port` overrides plc.port; 0 binds an ephemeral port (tests, benchmark), read back from `.port`."""
+        """`port` overrides plc.port; 0 binds an ephemeral port (tests, benchmark), read back from `.port`.
+
+        `recorder` (inspector.storage.writer.Recorder or anything with add_durable_listener/is_durable):
+        publish each result only once its record is durable. None publishes at once (no storage).
+        """
         if plc.mode == "off":
             raise ValueError("plc.mode is 'off': there is no PLC link to attach")
         self.cfg = plc
@@ -91,12 +108,32 @@ class PlcLink:
         self.control: list[int] = [0] * R.CONTROL_SIZE
         self.results_seen = 0
         self.simulator = None
+        self.recorder = recorder
+        self.durable_timeouts = 0
+        """Boards published as REJECT + ERROR because their record was not durable in time."""
+        self._awaited: set[str] = set()
+        self._awaited_lock = threading.Lock()
+        self._durable_q: queue.Queue[str] = queue.Queue(maxsize=64)
+        self._listening = False
 
     # ------------------------------------------------------------------ public, any thread
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError("PLC link already started")
         self.health.fail("plc", "starting")
+        if self.recorder is None:
+            log.warning(
+                "PLC link without a recorder: RESULTS_VALID is set as soon as a board is inspected, "
+                "NOT gated on a durable record (storage not installed or not attached)"
+            )
+        else:
+            if not self._listening:
+                self.recorder.add_durable_listener(self._on_durable)
+                self._listening = True
+            log.info(
+                "PLC link: RESULTS_VALID only once the record is durable; not durable within %.1f s -> REJECT + ERROR",
+                self.cfg.result_timeout_s,
+            )
         target = self._run_server if self.cfg.mode == "server" else self._run_client
         self._thread = threading.Thread(target=target, name="plc-link", daemon=True)
         self._thread.start()
@@ -128,6 +165,18 @@ class PlcLink:
     def submit(self, result: InspectionResult) -> None:
         """Sink interface: the ticket carries the result; this only wakes the link thread."""
         self.results_seen += 1
+        self._wake()
+
+    def _on_durable(self, uid: str, where: str) -> None:
+        """Recorder listener (writer thread): hand the uid of a board we are holding to the link thread."""
+        with self._awaited_lock:
+            if uid not in self._awaited:
+                return  # not ours, or already given up on (timed out)
+            self._awaited.discard(uid)
+        try:
+            self._durable_q.put_nowait(uid)
+        except queue.Full:  # cannot happen (one board in flight); the result timeout would REJECT it
+            log.error("durable notice for %s dropped: link queue full", uid)
         self._wake()
 
     def set_engineer_editing(self, editing: bool) -> None:
@@ -166,16 +215,30 @@ class PlcLink:
         now = time.monotonic()
         hs.set_engineer_editing(self._editing)
         for image in control_images:
+            if image[0] & R.CLEAR_ERROR and not self.control[0] & R.CLEAR_ERROR:
+                # CLEAR_ERROR also forgets board-level faults (e.g. 3 unregistrable boards in a row), so
+                # READY can return and the next board is tried; station faults (camera, model) stay.
+                clear = getattr(self.pipeline, "clear_faults", None)
+                if clear is not None:
+                    clear()
+                hs.health_ok = self._health_inputs()[0]
             self.control = image
             for action in hs.control(image, now):
                 self._do(action)
         p = self._pending
+        while True:
+            try:
+                uid = self._durable_q.get_nowait()
+            except queue.Empty:
+                break
+            if p is not None and p.uid == uid:
+                p.durable = True
         if p is not None:
             ticket = p.ticket
             if not p.captured_sent and ticket.captured.is_set():
                 p.captured_sent = True
                 hs.captured(p.token, ticket.acq_id or 0, now)
-            if ticket.done.is_set():
+            if p.held is None and ticket.done.is_set():
                 res = ticket.result
                 plc = (
                     PlcResult.from_inspection(res, p.part_seq)
@@ -184,9 +247,14 @@ class PlcLink:
                 )
                 if res is not None and res.reason:
                     log.info("board part_seq=%d: REJECT (%s)", p.part_seq, res.reason)
-                hs.result(p.token, plc, now)
-                self._pending = None
-            elif hs.flight is None or hs.flight.token != p.token:
+                if self.recorder is None or res is None:
+                    hs.result(p.token, plc, now)
+                    self._pending = None
+                else:
+                    self._hold_until_durable(p, plc, res.uid)
+            if self._pending is p and p.held is not None:
+                self._publish_when_durable(p, now)
+            elif self._pending is p and p.held is None and (hs.flight is None or hs.flight.token != p.token):
                 self._pending = None  # timed out in the handshake; a late result is ignored
         while True:
             try:
@@ -206,6 +274,40 @@ class PlcLink:
                 self.health.fail("plc", alarm)
         self.status = hs.status_block()
         return self.status
+
+    def _hold_until_durable(self, p: _Pending, plc: PlcResult, uid: str) -> None:
+        p.held, p.uid = plc, uid
+        with self._awaited_lock:
+            self._awaited.add(uid)
+        # The writer may have confirmed it before we registered interest (the listener then ignored it).
+        if self.recorder.is_durable(uid):
+            with self._awaited_lock:
+                self._awaited.discard(uid)
+            p.durable = True
+
+    def _publish_when_durable(self, p: _Pending, now: float) -> None:
+        hs = self.hs
+        f = hs.flight
+        if f is None or f.token != p.token:  # cannot happen: the deadline below comes first
+            self._forget(p)
+            return
+        if p.durable:
+            hs.result(p.token, p.held, now)
+            self._pending = None
+            return
+        if now - f.started >= self.cfg.result_timeout_s:
+            # Checked before hs.tick's own result timeout, so this board gets the database fault.
+            self.durable_timeouts += 1
+            why = f"record not durable within {self.cfg.result_timeout_s:.1f} s"
+            log.error("board part_seq=%d uid=%s: %s -> REJECT, ERROR %d", p.part_seq, p.uid, why, _DB_ERROR)
+            hs.latch_error(_DB_ERROR)
+            hs.result(p.token, p.held.as_reject(why), now)
+            self._forget(p)
+
+    def _forget(self, p: _Pending) -> None:
+        with self._awaited_lock:
+            self._awaited.discard(p.uid or "")
+        self._pending = None
 
     def _do(self, action: StartTrigger | RunCommand) -> None:
         if isinstance(action, StartTrigger):
@@ -335,8 +437,13 @@ def attach(
     on_recipe: RecipeCallback | None = None,
     startup_grace_s: float = 30.0,
     port: int | None = None,
+    recorder=None,
 ) -> PlcLink:
-    """Entry point `pcb_inspector.plc`: the PLC link for this station (call start() to run it)."""
+    """Entry point `pcb_inspector.plc`: the PLC link for this station (call start() to run it).
+
+    Pass the station's recorder so RESULTS_VALID waits for a durable record; without one (no storage)
+    results are published as soon as they are inspected, and start() logs that.
+    """
     return PlcLink(
         cfg.plc,
         pipeline,
@@ -345,4 +452,5 @@ def attach(
         on_recipe=on_recipe or default_recipe_switcher(cfg, pipeline),
         startup_grace_s=startup_grace_s,
         port=port,
+        recorder=recorder,
     )
