@@ -118,7 +118,9 @@ def _print(m: dict, title: str) -> None:
         + (f" ({', '.join(m['escaped_boards'][:10])})" if m["escapes"] else "")
     )
     print(f"false rejects on known-good templates: {m['false_rejects_on_templates']} of {m['templates_checked']}")
-    print(f"latency per board (pre + invoke + post): mean {m['latency_mean_ms']:.1f} ms, p99 {m['latency_p99_ms']:.1f} ms")
+    print(
+        f"latency per board (pre + invoke + post): mean {m['latency_mean_ms']:.1f} ms, p99 {m['latency_p99_ms']:.1f} ms"
+    )
 
 
 def evaluate(args: argparse.Namespace) -> int:

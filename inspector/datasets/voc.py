@@ -60,7 +60,9 @@ def read_voc(xml_path: Path, images_dir: Path | None = None) -> VocImage:
     for i, obj in enumerate(root.iter("object")):
         name = (obj.findtext("name") or "").strip().lower()
         if name not in VOC_NAMES:
-            raise DatasetError(f"{xml_path}: object {i} has unknown class {name!r}; known: {', '.join(sorted(VOC_NAMES))}")
+            raise DatasetError(
+                f"{xml_path}: object {i} has unknown class {name!r}; known: {', '.join(sorted(VOC_NAMES))}"
+            )
         try:
             b = [float(obj.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")]
         except (TypeError, ValueError):
