@@ -41,6 +41,8 @@ class SimStats:
     latencies_ms: list[float] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     station_down: bool = False
+    error_resets: int = 0
+    """CLEAR_ERROR pulses sent because the station latched ERROR (the simulated operator's resets)."""
     per_board: list[tuple[int, float, float]] = field(default_factory=list)
     """(part_seq, trigger sent, RESULTS_VALID seen) in time.monotonic() seconds."""
 
@@ -148,9 +150,21 @@ class LinePlcSimulator:
 
     # ------------------------------------------------------------------ one board
     def _board(self) -> None:
-        st = self._wait(lambda s: s[0] & R.READY, self.ready_timeout_s, "READY")
-        if st is None:
-            return
+        deadline = time.monotonic() + self.ready_timeout_s
+        while True:
+            st = self._wait(lambda s: s[0] & (R.READY | R.ERROR), max(0.0, deadline - time.monotonic()), "READY")
+            if st is None:
+                return
+            if st[0] & R.READY:
+                break
+            # ERROR latched: a line PLC raises the alarm and the operator presses reset once the cause
+            # is fixed. The simulator plays that operator: one CLEAR_ERROR a second, each one counted.
+            code = st[R.ERROR_CODE - R.STATUS_BASE]
+            self.stats.error_resets += 1
+            log.warning("station ERROR (code %d): simulated operator reset (CLEAR_ERROR)", code)
+            self._pulse(R.CLEAR_ERROR)
+            if self._idle(1.0):
+                return
         if st[0] & R.ERROR:
             self._violation("READY = 1 while ERROR = 1")
         acq_before = st[R.ACQ_ID - R.STATUS_BASE]

@@ -86,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        info = station.pipeline.detector_info
+        if info is not None and info.model_id != model_shown:
+            print(f"model: {info.model_id} on {info.backend}", file=sys.stderr, flush=True)
         t0 = time.monotonic()
         station.stop()
         c = station.pipeline.counters
