@@ -37,7 +37,15 @@ from .operator_screen import OperatorScreen
 
 log = logging.getLogger(__name__)
 
-SCREENS = ("operator", "history", "review", "charts", "recipe", "users")
+SCREENS = ("operator", "history", "review", "charts", "recipe", "calibration", "model", "users")
+
+SCREEN_PERMISSIONS: dict[str, Permission] = {
+    "recipe": Permission.EDIT_RECIPE,
+    "calibration": Permission.CALIBRATE,
+    "model": Permission.SWAP_MODEL,
+    "users": Permission.MANAGE_USERS,
+}
+"""Screens a role must be allowed to open; they are left when their user logs out."""
 
 
 class MainWindow(QMainWindow):
@@ -68,7 +76,7 @@ class MainWindow(QMainWindow):
         self.title = QLabel(station_name, self)
         self.title.setObjectName("title")
         self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.title.setMinimumWidth(120)
+        self.title.setMinimumWidth(96)
         self.nav_group = QButtonGroup(self)
         self.nav_group.setExclusive(True)
         self.nav: dict[str, QPushButton] = {}
@@ -82,9 +90,8 @@ class MainWindow(QMainWindow):
         self.user_button.clicked.connect(self.user_clicked)
         header = QHBoxLayout()
         header.setContentsMargins(12, 6, 12, 0)
-        header.setSpacing(8)
+        header.setSpacing(6)
         header.addWidget(self.title, 1)
-        header.addSpacing(8)
         self.nav_box = QHBoxLayout()
         self.nav_box.setSpacing(2)
         header.addLayout(self.nav_box)
@@ -151,7 +158,7 @@ class MainWindow(QMainWindow):
         self.retranslate()
 
     def show_screen(self, name: str) -> bool:
-        needs = {"recipe": Permission.EDIT_RECIPE, "users": Permission.MANAGE_USERS}.get(name)
+        needs = SCREEN_PERMISSIONS.get(name)
         if needs is not None and not self.permit(needs, f"open {name}", audit=False):
             self.nav[self.current_screen()].setChecked(True)
             return False
@@ -203,7 +210,7 @@ class MainWindow(QMainWindow):
         self.retranslate()
         if user is None:
             # Screens that need a role are left when their user goes (logout or inactivity).
-            if self.current_screen() in {"recipe", "users"}:
+            if self.current_screen() in SCREEN_PERMISSIONS:
                 self.show_screen("operator")
         for w in self.screens.values():
             if hasattr(w, "on_user"):
@@ -299,6 +306,8 @@ class MainWindow(QMainWindow):
             "review": self.tr("Review"),
             "charts": self.tr("Charts"),
             "recipe": self.tr("Recipe"),
+            "calibration": self.tr("Calibrate"),
+            "model": self.tr("Model"),
             "users": self.tr("Users"),
         }
         for k, b in self.nav.items():

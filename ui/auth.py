@@ -30,13 +30,21 @@ class Permission(enum.StrEnum):
     REVIEW = "review"
     EDIT_RECIPE = "edit_recipe"  # thresholds, ROI, reference
     SWAP_MODEL = "swap_model"
+    CALIBRATE = "calibrate"  # camera calibration wizard
     MANAGE_USERS = "manage_users"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OPERATOR: frozenset({Permission.RUN, Permission.ACK_ALARM, Permission.REVIEW}),
     Role.ENGINEER: frozenset(
-        {Permission.RUN, Permission.ACK_ALARM, Permission.REVIEW, Permission.EDIT_RECIPE, Permission.SWAP_MODEL}
+        {
+            Permission.RUN,
+            Permission.ACK_ALARM,
+            Permission.REVIEW,
+            Permission.EDIT_RECIPE,
+            Permission.SWAP_MODEL,
+            Permission.CALIBRATE,
+        }
     ),
     Role.ADMIN: frozenset(Permission),
 }

@@ -77,6 +77,7 @@ class UiRuntime:
             station_name=cfg.station.name,
         )
         add_quality_screens(window, records, cfg, controller, session)
+        add_engineering_screens(window, records, controller, session)
         flt = install_activity_filter(app, session)
         lang = language or cfg.ui.language
         if lang != "en":
@@ -85,7 +86,7 @@ class UiRuntime:
 
     def prepare_screen(self, name: str) -> None:
         """Show a screen with content (used for screenshots): log in as needed, pick a board."""
-        needs_engineer = name in {"recipe"}
+        needs_engineer = name in {"recipe", "calibration", "model"}
         needs_admin = name in {"users"}
         if needs_admin:
             self._login_as("admin")
@@ -146,3 +147,16 @@ def add_quality_screens(window: MainWindow, records, cfg: StationConfig, control
         ),
     )
     window.add_screen("users", UsersScreen(records, session))
+
+
+def add_engineering_screens(window: MainWindow, records, controller, session) -> None:
+    """Calibration wizard (fed by the pipeline's results, like the bridge) and the model panel."""
+    from calibration.store import CalibrationStore
+
+    from .calibration_wizard import CalibrationWizard
+    from .model_panel import ModelPanel
+
+    wizard = CalibrationWizard(session, records.audit, CalibrationStore(records.db), recipes=controller.recipe_names)
+    controller.pipeline.on_result(wizard.feed.submit)
+    window.add_screen("calibration", wizard)
+    window.add_screen("model", ModelPanel(controller, session, records.audit))

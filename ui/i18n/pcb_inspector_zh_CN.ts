@@ -64,6 +64,201 @@
     </message>
 </context>
 <context>
+    <name>CalibrationWizard</name>
+    <message>
+        <location filename="../calibration_wizard.py" line="450"/>
+        <source>nobody is logged in</source>
+        <translation>无人登录</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="451"/>
+        <source>Only an engineer or admin may %1; %2</source>
+        <translation>只有工程师或管理员可以%1；%2</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="465"/>
+        <source>%1 corners, board %2 x %3 mm</source>
+        <translation>%1 个角点，标定板 %2 x %3 mm</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="477"/>
+        <source>Pattern changed: captured views cleared</source>
+        <translation>图案已更改：已清除采集的视图</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="495"/>
+        <source>Frame %1 · %2 x %3 px · %4 corners</source>
+        <translation>帧 %1 · %2 x %3 px · %4 个角点</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="509"/>
+        <location filename="../calibration_wizard.py" line="770"/>
+        <source>Waiting for a camera frame…</source>
+        <translation>等待相机图像…</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="512"/>
+        <source>FOUND</source>
+        <translation>已找到</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="512"/>
+        <source>NONE</source>
+        <translation>未找到</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="523"/>
+        <source>✔  Good view: tap CAPTURE VIEW</source>
+        <translation>✔  视图良好：请点击“采集视图”</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="532"/>
+        <location filename="../calibration_wizard.py" line="592"/>
+        <source>calibrate the camera</source>
+        <translation>标定相机</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="536"/>
+        <source>No camera frame yet</source>
+        <translation>尚无相机图像</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="541"/>
+        <source>View not kept: %1</source>
+        <translation>视图未保留：%1</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="544"/>
+        <source>View not kept: measured with another pattern; wait for the next frame</source>
+        <translation>视图未保留：按其他图案测量；请等待下一帧</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="550"/>
+        <source>View not kept: %1 px differs from the captured views&apos; %2 px</source>
+        <translation>视图未保留：%1 px 与已采集视图的 %2 px 不同</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="564"/>
+        <source>%1 kept (coverage %2, edges %3 px)</source>
+        <translation>已保留 %1（覆盖 %2，边缘 %3 px）</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="582"/>
+        <source>Views %1 / %2 · frame cells reached %3</source>
+        <translation>视图 %1 / %2 · 画面格覆盖 %3</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="597"/>
+        <source>Capture at least %1 views first (%2 so far)</source>
+        <translation>请先采集至少 %1 个视图（目前 %2 个）</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="608"/>
+        <source>Computing the intrinsics from %1 views…</source>
+        <translation>正在根据 %1 个视图计算内参…</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="646"/>
+        <source>Fit failed</source>
+        <translation>拟合失败</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="657"/>
+        <source>RMS %1 px · fx %2 fy %3 · cx %4 cy %5 · %6 views</source>
+        <translation>RMS %1 px · fx %2 fy %3 · cx %4 cy %5 · %6 个视图</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="669"/>
+        <source>%1: rejected, %2</source>
+        <translation>%1：已拒绝，%2</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="672"/>
+        <source>Stored as calibration %1 (active from the next station start)</source>
+        <translation>已保存为标定 %1（下次工位启动时生效）</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="678"/>
+        <source>Computed; not stored (no records database)</source>
+        <translation>已计算；未保存（无记录数据库）</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="690"/>
+        <source>Active calibrations: no records database</source>
+        <translation>当前标定：无记录数据库</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="695"/>
+        <source>Active calibrations: cannot read (%1)</source>
+        <translation>当前标定：无法读取（%1）</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="704"/>
+        <source>reference: none</source>
+        <translation>参考图：无</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="705"/>
+        <source>Active calibrations: </source>
+        <translation>当前标定：</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="709"/>
+        <source>%1: none</source>
+        <translation>%1：无</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="717"/>
+        <source>%1 #%2 by %3 at %4</source>
+        <translation>%1 #%2，%3 于 %4</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="762"/>
+        <source>Pattern</source>
+        <translation>图案</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="763"/>
+        <source>PATTERN</source>
+        <translation>图案</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="764"/>
+        <source>COVERAGE</source>
+        <translation>覆盖率</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="765"/>
+        <source>SHARPNESS</source>
+        <translation>清晰度</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="766"/>
+        <source>FRAME COVERAGE OF CAPTURED VIEWS</source>
+        <translation>已采集视图的画面覆盖</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="767"/>
+        <source>CAPTURE VIEW</source>
+        <translation>采集视图</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="768"/>
+        <source>Clear views</source>
+        <translation>清除视图</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="769"/>
+        <source>COMPUTE</source>
+        <translation>计算</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="772"/>
+        <source>Per-view reprojection errors appear here after COMPUTE</source>
+        <translation>点击“计算”后此处显示每个视图的重投影误差</translation>
+    </message>
+</context>
+<context>
     <name>ChartsScreen</name>
     <message>
         <location filename="../charts.py" line="113"/>
@@ -368,94 +563,198 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../app.py" line="111"/>
+        <location filename="../app.py" line="118"/>
         <source>Station error: %1</source>
         <translation>工位错误：%1</translation>
     </message>
     <message>
-        <location filename="../app.py" line="182"/>
+        <location filename="../app.py" line="189"/>
         <source>Log in to %1</source>
         <translation>请登录后%1</translation>
     </message>
     <message>
-        <location filename="../app.py" line="185"/>
+        <location filename="../app.py" line="192"/>
         <source>%1 may not %2</source>
         <translation>%1 无权%2</translation>
     </message>
     <message>
-        <location filename="../app.py" line="214"/>
+        <location filename="../app.py" line="221"/>
         <source>start the station</source>
         <translation>启动工位</translation>
     </message>
     <message>
-        <location filename="../app.py" line="219"/>
+        <location filename="../app.py" line="226"/>
         <source>stop the station</source>
         <translation>停止工位</translation>
     </message>
     <message>
-        <location filename="../app.py" line="227"/>
+        <location filename="../app.py" line="234"/>
         <source>change the recipe</source>
         <translation>切换配方</translation>
     </message>
     <message>
-        <location filename="../app.py" line="240"/>
+        <location filename="../app.py" line="247"/>
         <source>acknowledge alarms</source>
         <translation>确认报警</translation>
     </message>
     <message>
-        <location filename="../app.py" line="297"/>
+        <location filename="../app.py" line="304"/>
         <source>Line</source>
         <translation>产线</translation>
     </message>
     <message>
-        <location filename="../app.py" line="298"/>
+        <location filename="../app.py" line="305"/>
         <source>History</source>
         <translation>历史</translation>
     </message>
     <message>
-        <location filename="../app.py" line="299"/>
+        <location filename="../app.py" line="306"/>
         <source>Review</source>
         <translation>复判</translation>
     </message>
     <message>
-        <location filename="../app.py" line="300"/>
+        <location filename="../app.py" line="307"/>
         <source>Charts</source>
         <translation>图表</translation>
     </message>
     <message>
-        <location filename="../app.py" line="301"/>
+        <location filename="../app.py" line="308"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../app.py" line="302"/>
+        <location filename="../app.py" line="309"/>
+        <source>Calibrate</source>
+        <translation>标定</translation>
+    </message>
+    <message>
+        <location filename="../app.py" line="310"/>
+        <source>Model</source>
+        <translation>模型</translation>
+    </message>
+    <message>
+        <location filename="../app.py" line="311"/>
         <source>Users</source>
         <translation>用户</translation>
     </message>
     <message>
-        <location filename="../app.py" line="308"/>
+        <location filename="../app.py" line="317"/>
         <source>Log in</source>
         <translation>登录</translation>
     </message>
     <message>
-        <location filename="../app.py" line="308"/>
+        <location filename="../app.py" line="317"/>
         <source>%1 · Log out</source>
         <translation>%1 · 退出登录</translation>
     </message>
     <message>
-        <location filename="../app.py" line="312"/>
+        <location filename="../app.py" line="321"/>
         <source>operator</source>
         <translation>操作员</translation>
     </message>
     <message>
-        <location filename="../app.py" line="312"/>
+        <location filename="../app.py" line="321"/>
         <source>engineer</source>
         <translation>工程师</translation>
     </message>
     <message>
-        <location filename="../app.py" line="312"/>
+        <location filename="../app.py" line="321"/>
         <source>admin</source>
         <translation>管理员</translation>
+    </message>
+</context>
+<context>
+    <name>ModelPanel</name>
+    <message>
+        <location filename="../model_panel.py" line="134"/>
+        <source>Running model: none loaded</source>
+        <translation>运行模型：未加载</translation>
+    </message>
+    <message>
+        <location filename="../model_panel.py" line="137"/>
+        <source>Running model: %1 · backend %2</source>
+        <translation>运行模型：%1 · 后端 %2</translation>
+    </message>
+    <message>
+        <location filename="../model_panel.py" line="142"/>
+        <location filename="../model_panel.py" line="167"/>
+        <source>swap models</source>
+        <translation>更换模型</translation>
+    </message>
+    <message>
+        <location filename="../model_panel.py" line="147"/>
+        <source>Model package</source>
+        <translation>模型包</translation>
+    </message>
+    <message>
+        <location filename="../model_panel.py" line="149"/>
+        <source>Model (*.tflite)</source>
+        <translation>模型 (*.tflite)</translation>
+    </message>
+    <message>
+        <location filename="../model_panel.py" line="159"/>
+        <source>nobody is logged in</source>
+        <translation>无人登录</translation>
+    </message>
+    <message>
+        <location filename="../model_panel.py" line="160"/>
+        <source>Only an engineer or admin may %1; %2</source>
+        <translation>只有工程师或管理员可以%1；%2</translation>
+    </message>
+    <message>
+        <location filename="../model_panel.py" line="175"/>
+        <source>Choose a model package (.tflite) first</source>
+        <translation>请先选择模型包（.tflite）</translation>
+    </message>
+    <message>
+        <location filename="../model_panel.py" line="179"/>
+        <source>%1: not a .tflite file</source>
+        <translation>%1：不是 .tflite 文件</translation>
+    </message>
+    <message>
+        <location filename="../model_panel.py" line="188"/>
+        <source>Verifying and warming up %1…</source>
+        <translation>正在校验并预热 %1…</translation>
+    </message>
+    <message>
+        <location filename="../model_panel.py" line="225"/>
+        <source>Not swapped, the running model stays: %1</source>
+        <translation>未更换，保持当前模型：%1</translation>
+    </message>
+    <message>
+        <location filename="../model_panel.py" line="231"/>
+        <source>Swapped to %1 on %2 (from the next board)</source>
+        <translation>已更换为 %1（%2），从下一块板起生效</translation>
+    </message>
+    <message>
+        <location filename="../model_panel.py" line="259"/>
+        <source>DETECTOR ON THE LINE</source>
+        <translation>产线上的检测器</translation>
+    </message>
+    <message>
+        <location filename="../model_panel.py" line="260"/>
+        <source>Package</source>
+        <translation>模型包</translation>
+    </message>
+    <message>
+        <location filename="../model_panel.py" line="261"/>
+        <source>Choose…</source>
+        <translation>选择…</translation>
+    </message>
+    <message>
+        <location filename="../model_panel.py" line="262"/>
+        <source>VERIFY AND SWAP</source>
+        <translation>校验并更换</translation>
+    </message>
+    <message>
+        <location filename="../model_panel.py" line="265"/>
+        <source>The line keeps inspecting with the running model while the new one is verified and warmed up; it switches between two boards. A failed package leaves the running model in place. The swap lasts until the station restarts: install with &apos;pcb-inspector model install&apos; to keep it.</source>
+        <translation>新模型校验和预热期间，产线继续使用当前模型检测，并在两块板之间切换。失败的模型包不会影响当前模型。更换在工位重启前有效：如需保留，请用“pcb-inspector model install”安装。</translation>
+    </message>
+    <message>
+        <location filename="../model_panel.py" line="270"/>
+        <source>SWAPS IN THIS SESSION</source>
+        <translation>本次会话中的更换</translation>
     </message>
 </context>
 <context>
@@ -622,63 +921,63 @@
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="235"/>
+        <location filename="../review_screen.py" line="231"/>
         <source>Log in to review</source>
         <translation>请登录后复判</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="280"/>
+        <location filename="../review_screen.py" line="276"/>
         <source>Drag a box around the missed defect</source>
         <translation>拖动框选漏检的缺陷</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="293"/>
+        <location filename="../review_screen.py" line="289"/>
         <source>confirmed by %1</source>
         <translation>已由 %1 确认</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="294"/>
+        <location filename="../review_screen.py" line="290"/>
         <source>false call (%1)</source>
         <translation>误报（%1）</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="295"/>
+        <location filename="../review_screen.py" line="291"/>
         <source>not reviewed</source>
         <translation>未复判</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="299"/>
+        <location filename="../review_screen.py" line="295"/>
         <source>✓ Confirm</source>
         <translation>✓ 确认</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="300"/>
+        <location filename="../review_screen.py" line="296"/>
         <source>✗ False call</source>
         <translation>✗ 误报</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="303"/>
+        <location filename="../review_screen.py" line="299"/>
         <source>+ Draw missed defect</source>
         <translation>+ 框选漏检缺陷</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="304"/>
+        <location filename="../review_screen.py" line="300"/>
         <source>Board OK, nothing to add</source>
         <translation>板合格，无补充</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="305"/>
+        <location filename="../review_screen.py" line="301"/>
         <source>◀ History</source>
         <translation>◀ 历史</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="307"/>
+        <location filename="../review_screen.py" line="303"/>
         <source>No board selected</source>
         <translation>未选择板</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="308"/>
-        <location filename="../review_screen.py" line="309"/>
+        <location filename="../review_screen.py" line="304"/>
+        <location filename="../review_screen.py" line="305"/>
         <source>Open a board from History.</source>
         <translation>请从历史中打开一块板。</translation>
     </message>
@@ -766,7 +1065,9 @@
     <message numerus="yes">
         <location filename="../operator_screen.py" line="140"/>
         <source>%n defect(s): </source>
-        <translation><numerusform>%n 个缺陷：</numerusform></translation>
+        <translation>
+            <numerusform>%n 个缺陷：</numerusform>
+        </translation>
     </message>
     <message>
         <location filename="../operator_screen.py" line="142"/>
@@ -790,7 +1091,7 @@
 <context>
     <name>window</name>
     <message>
-        <location filename="../session_setup.py" line="134"/>
+        <location filename="../session_setup.py" line="135"/>
         <source>%1 review(s) stored</source>
         <translation>已保存 %1 条复判</translation>
     </message>
