@@ -57,8 +57,15 @@ def run(args: argparse.Namespace) -> int:
             )
         if args.db_command == "retention":
             st = cfg.storage
+            from ..storage.writer import _sync_state_path
+
             rep = RetentionPolicy(
-                db, archive, max_age_days=st.retention_days, min_free_mb=st.min_free_mb, batch=st.retention_batch
+                db,
+                archive,
+                max_age_days=st.retention_days,
+                min_free_mb=st.min_free_mb,
+                batch=st.retention_batch,
+                sync_state=_sync_state_path(db.url),
             ).run()
             print(f"deleted {rep.deleted} inspections and {rep.files_deleted} files; {rep.free_mb:.0f} MB free")
             return 0

@@ -64,13 +64,27 @@ class RetentionPolicy:
         min_free_mb: int = 0,
         batch: int = 500,
         archive: Archive | None = None,
+        sync_state: Path | None = None,
     ):
+        """`sync_state`: the plant-sync state file of this database (inspector.sync). When it exists,
+        sync is in use and only inspections the plant has confirmed may be deleted, even below the
+        disk floor: a station that cannot reach the plant fills its disk and goes NOT READY rather
+        than lose records the plant never received."""
+        self.sync_state = sync_state
         self.db = db
         self.root = Path(archive_dir)
         self.max_age_days = max_age_days
         self.min_free_mb = min_free_mb
         self.batch = batch
         self.archive = archive
+
+    def plant_confirmed(self) -> int | None:
+        """Highest inspection id the plant has confirmed, or None when plant sync is not in use."""
+        if self.sync_state is None or not self.sync_state.exists():
+            return None
+        from ..sync import synced_through
+
+        return synced_through(self.db.url, self.sync_state)
 
     def run_batch(self, now: datetime | None = None) -> RetentionReport:
         """Delete at most one batch of the oldest expired (or, below the disk floor, oldest) inspections."""
@@ -83,6 +97,9 @@ class RetentionPolicy:
             if self.max_age_days is None:
                 return rep
             q = q.where(Inspection.created_at < now - timedelta(days=self.max_age_days))
+        confirmed = self.plant_confirmed()
+        if confirmed is not None:
+            q = q.where(Inspection.id <= confirmed)
         q = q.order_by(Inspection.created_at, Inspection.id).limit(self.batch)
         with self.db.session() as s, s.begin():
             rows = s.execute(q).all()
@@ -90,6 +107,7 @@ class RetentionPolicy:
                 if rep.low_disk:
                     rep.message = (
                         f"{rep.free_mb:.0f} MB free < {self.min_free_mb} MB floor and no records left to delete"
+                        + (" (the rest are not yet confirmed by the plant database)" if confirmed is not None else "")
                     )
                 return rep
             ids = [r.id for r in rows]

@@ -361,6 +361,7 @@ class Recorder:
                 min_free_mb=s.min_free_mb,
                 batch=s.retention_batch,
                 archive=self.archive,
+                sync_state=_sync_state_path(s.database_url),
             )
         except (StorageError, SQLAlchemyError, OSError) as exc:
             self._db_failed(f"cannot open: {exc}")
@@ -654,3 +655,11 @@ def _short(exc: BaseException) -> str:
 def open_recorder(cfg: Any, health: Health | None = None) -> Recorder:
     """The station's recorder from its configuration (not started: `Station.start` starts it)."""
     return Recorder(RecorderSettings.from_config(cfg), health)
+
+
+def _sync_state_path(url: str) -> Path | None:
+    """Where `pcb-inspector sync` keeps its high-water marks for this database (SQLite only)."""
+    from .db import sqlite_path
+
+    path = sqlite_path(url)
+    return None if path is None else path.with_name(path.name + ".plant-sync.json")

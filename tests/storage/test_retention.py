@@ -128,3 +128,26 @@ def test_retention_under_load(sqlite_url, make_recorder, tmp_path):
     chk = check_archive(db, tmp_path / "archive", grace_s=0)
     assert chk.ok, chk.lines()
     db.close()
+
+
+def test_retention_never_deletes_what_the_plant_has_not_confirmed(sqlite_url, make_recorder, tmp_path):
+    import json
+
+    from inspector.storage.writer import _sync_state_path
+
+    now = datetime.now(UTC)
+    rs = [make_result(i, when=now - timedelta(days=40, minutes=10 - i)) for i in range(10)]
+    db = _archived(sqlite_url, make_recorder, rs)
+    ids = sorted(r.id for r in history(db, limit=100).rows)
+    state = _sync_state_path(sqlite_url)
+    # The sync worker has confirmed the first 4 inspections only (its own state file format).
+    state.write_text(json.dumps({"plant": "postgresql://plant", "inspections": ids[3], "reviews": 0}))
+    pol = RetentionPolicy(db, tmp_path / "archive", max_age_days=30, min_free_mb=10**9, batch=100, sync_state=state)
+    rep = pol.run()
+    assert rep.deleted == 4, "only confirmed inspections may go, even below the disk floor"
+    assert sorted(r.id for r in history(db, limit=100).rows) == ids[4:]
+    rep = pol.run_batch()
+    assert rep.low_disk and "not yet confirmed by the plant" in rep.message
+    state.unlink()  # no sync in use: the usual rules apply again
+    assert pol.run().deleted == 6
+    db.close()
