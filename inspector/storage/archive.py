@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import threading
 import weakref
 from dataclasses import dataclass
 from datetime import datetime
@@ -68,7 +69,9 @@ def write_file(path: Path, data: bytes, *, fsync: bool = False) -> None:
 
 
 def atomic_write(path: Path, data: bytes, *, fsync: bool = False) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    # A unique temporary per writer: two threads may write the same content-addressed reference at
+    # once; with one shared ".tmp" the second rename failed (ENOENT) and a board lost its images.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:

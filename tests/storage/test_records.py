@@ -135,7 +135,7 @@ def test_export_reviewed_history_as_deeppcb(db_url, make_recorder, tmp_path):
     add_missed_defect(db, inspection_detail(db, rs[3].uid).row.id, (1, 2, 20, 30), 1, "qa")  # an escape on a PASS
     out = tmp_path / "export"
     rep = export_dataset(db, tmp_path / "archive", out)
-    assert (rep.boards, rep.annotations, rep.false_calls_dropped) == (3, 4, 1)
+    assert (rep.boards, rep.annotations, rep.false_calls_dropped) == (3, 4, 1), rep
     pairs = {p.id: p for p in load_list(out)}  # the training loader reads it as DeepPCB
     assert len(pairs) == 3
     by_boxes = sorted((len(p.boxes), sorted(p.classes.tolist())) for p in pairs.values())
