@@ -98,15 +98,44 @@ class Session(QObject):
         self._timer.timeout.connect(self._timed_out)
 
     def login(self, name: str, secret: str) -> User:
+        self._check_lockout()
+        return self._finish_login(name, self._authenticate(name.strip(), secret))
+
+    def login_in_background(
+        self, name: str, secret: str, worker, on_done: Callable[[User | None, str | None], None]
+    ) -> None:
+        """The same login with the scrypt check on `worker` (ui.worker.DbWorker), off the GUI thread.
+
+        `on_done(user, None)` or `on_done(None, reason)` runs on the GUI thread; the failure count,
+        lock-out, audit and `changed` signal are handled there exactly as in `login`.
+        """
+        try:
+            self._check_lockout()
+        except LoginFailed as exc:
+            on_done(None, str(exc))
+            return
+        authenticate = self._authenticate
+        stripped = name.strip()
+
+        def finished(user: User | None) -> None:
+            try:
+                on_done(self._finish_login(name, user), None)
+            except LoginFailed as exc:
+                on_done(None, str(exc))
+
+        worker.submit(lambda: authenticate(stripped, secret), finished, lambda exc: on_done(None, str(exc)), owner=self)
+
+    def _check_lockout(self) -> None:
         now = time.monotonic()
         if now < self._locked_until:
             raise LoginFailed(f"too many failed attempts; wait {self._locked_until - now:.0f} s")
-        user = self._authenticate(name.strip(), secret)
+
+    def _finish_login(self, name: str, user: User | None) -> User:
         if user is None:
             self._failures += 1
             self._audit("login_failed", user=name.strip() or "?", detail={"failures": self._failures})
             if self._failures >= self.MAX_FAILURES:
-                self._locked_until = now + self.LOCKOUT_S
+                self._locked_until = time.monotonic() + self.LOCKOUT_S
                 self._failures = 0
             raise LoginFailed("unknown user or wrong PIN/password")
         self._failures = 0

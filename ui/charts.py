@@ -24,6 +24,7 @@ from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QPush
 
 from . import theme
 from .records import HistoryFilter, Records
+from .worker import DbWorker, shared_worker
 
 
 def _chart(title: str, scale: float) -> QChart:
@@ -49,9 +50,11 @@ def _axis_font(scale: float) -> QFont:
 
 
 class ChartsScreen(QWidget):
-    def __init__(self, records: Records, parent=None):
+    def __init__(self, records: Records, parent=None, worker: DbWorker | None = None):
         super().__init__(parent)
         self.records = records
+        self.worker = worker or shared_worker()
+        self.loading = False
         self.scale = 1.0
         self.views = {k: QChartView(self) for k in ("hour", "shift", "pareto", "false_calls")}
         for v in self.views.values():
@@ -89,20 +92,24 @@ class ChartsScreen(QWidget):
         return int(self.period.currentData() or 7)
 
     def refresh(self) -> None:
-        now = datetime.now(UTC)
+        """The statistics are queried on the worker; the charts are drawn when they arrive."""
         days = self._days()
-        f = HistoryFilter(start=now - timedelta(days=days))
-        hours = self.records.yield_per_hour(HistoryFilter(start=now - timedelta(hours=24)))
-        shifts = self.records.yield_per_shift(f, tz=_local_tz_name())
-        pareto = self.records.pareto(f)
-        fc = []
-        for d in range(days - 1, -1, -1):
-            day_start = (now - timedelta(days=d)).replace(hour=0, minute=0, second=0, microsecond=0)
-            st = self.records.review_stats(HistoryFilter(start=day_start, end=day_start + timedelta(days=1)))
-            fc.append((day_start, st))
-        total = self.records.review_stats(f)
-        self.data = {"hours": hours, "shifts": shifts, "pareto": pareto, "false_calls": fc, "total": total}
+        tz = _local_tz_name()
+        records = self.records
+        self.loading = True
+        self.summary.setText(self.tr("Loading…"))
+        self.worker.submit(
+            lambda: _query(records, days, tz), self._loaded, self._failed, key=(id(self), "charts"), owner=self
+        )
+
+    def _loaded(self, data: dict) -> None:
+        self.loading = False
+        self.data = data
         self._draw()
+
+    def _failed(self, exc: Exception) -> None:
+        self.loading = False
+        self.summary.setText(str(exc))
 
     def _draw(self) -> None:
         s = self.scale
@@ -207,6 +214,22 @@ class ChartsScreen(QWidget):
         if e.type() == QEvent.Type.LanguageChange:
             self.retranslate()
         super().changeEvent(e)
+
+
+def _query(records: Records, days: int, tz: str) -> dict:
+    """Everything the four charts show (runs on the database worker thread)."""
+    now = datetime.now(UTC)
+    f = HistoryFilter(start=now - timedelta(days=days))
+    hours = records.yield_per_hour(HistoryFilter(start=now - timedelta(hours=24)))
+    shifts = records.yield_per_shift(f, tz=tz)
+    pareto = records.pareto(f)
+    fc = []
+    for d in range(days - 1, -1, -1):
+        day_start = (now - timedelta(days=d)).replace(hour=0, minute=0, second=0, microsecond=0)
+        st = records.review_stats(HistoryFilter(start=day_start, end=day_start + timedelta(days=1)))
+        fc.append((day_start, st))
+    total = records.review_stats(f)
+    return {"hours": hours, "shifts": shifts, "pareto": pareto, "false_calls": fc, "total": total}
 
 
 def _local_tz_name() -> str:

@@ -89,6 +89,9 @@ def _screenshot(rt, path: Path, boards: int, screen: str, size: tuple[int, int],
         if time.monotonic() > deadline:
             raise CommandError(f"only {rt.bridge.submitted} of {boards} boards inspected within {timeout:.0f} s")
     rt.prepare_screen(screen)
+    from .worker import shared_worker
+
+    shared_worker().wait_idle()  # the screen's page or charts are queried off the GUI thread
     settle = time.monotonic() + 1.0
     while time.monotonic() < settle:
         rt.app.processEvents()

@@ -7,6 +7,7 @@ goes back without a query that counts rows.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,6 +34,9 @@ from inspector.domain import CLASS_NAMES
 from . import theme
 from .bridge import shift_start
 from .records import HistoryFilter, QueryError, Records
+from .worker import DbWorker, shared_worker
+
+log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
 PERIODS = ("shift", "hour", "day", "week", "all")
@@ -41,9 +45,11 @@ PERIODS = ("shift", "hour", "day", "week", "all")
 class HistoryScreen(QWidget):
     open_inspection = Signal(int)
 
-    def __init__(self, records: Records, recipe_names, parent=None):
+    def __init__(self, records: Records, recipe_names, parent=None, worker: DbWorker | None = None):
         super().__init__(parent)
         self.records = records
+        self.worker = worker or shared_worker()
+        self.loading = False
         self._recipe_names = recipe_names
         self.cursors: list = [None]  # cursor of each page walked (page 0 starts at None)
         self.page = None
@@ -149,26 +155,52 @@ class HistoryScreen(QWidget):
         self._load(0)
 
     def _load(self, index: int) -> None:
+        """Page `index` (and the count, for page 0) is queried on the worker; a newer request wins."""
         f = self.current_filter()
-        try:
-            self.page = self.records.history(f, limit=PAGE_SIZE, cursor=self.cursors[index])
-            if index == 0:
-                self.total = self.records.count(f)
-        except QueryError as exc:
-            self.status.setText(str(exc))
-            return
+        cursor = self.cursors[index]
+        records = self.records
+
+        def query():
+            page = records.history(f, limit=PAGE_SIZE, cursor=cursor)
+            return page, (records.count(f) if index == 0 else None)
+
+        self.loading = True
+        self.status.setText(self.tr("Loading…"))
+        self.newer.setEnabled(False)
+        self.older.setEnabled(False)
+        self.worker.submit(
+            query,
+            lambda res: self._loaded(index, *res),
+            self._failed,
+            key=(id(self), "page"),
+            owner=self,
+        )
+
+    def _loaded(self, index: int, page, total: int | None) -> None:
+        self.loading = False
+        self.page = page
+        if total is not None:
+            self.total = total
         self.page_index = index
-        self.rows = self.page.rows
-        if len(self.cursors) == index + 1:
-            self.cursors.append(self.page.next_cursor)
+        self.rows = page.rows
+        del self.cursors[index + 1 :]
+        self.cursors.append(page.next_cursor)
         self._fill()
 
+    def _failed(self, exc: Exception) -> None:
+        self.loading = False
+        self.status.setText(str(exc))
+        self.newer.setEnabled(self.page_index > 0 and self.page is not None)
+        self.older.setEnabled(self.page is not None and self.page.next_cursor is not None)
+        if not isinstance(exc, QueryError):
+            log.error("history query failed: %s", exc, exc_info=exc)
+
     def older_page(self) -> None:
-        if self.page is not None and self.page.next_cursor is not None:
+        if not self.loading and self.page is not None and self.page.next_cursor is not None:
             self._load(self.page_index + 1)
 
     def newer_page(self) -> None:
-        if getattr(self, "page_index", 0) > 0:
+        if not self.loading and getattr(self, "page_index", 0) > 0:
             self._load(self.page_index - 1)
 
     def _fill(self) -> None:

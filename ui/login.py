@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (
 )
 
 from . import theme
-from .auth import LoginFailed, Session
+from .auth import Session
+from .worker import shared_worker
 
 
 class Keypad(QGridLayout):
@@ -51,9 +52,11 @@ class Keypad(QGridLayout):
 class LoginDialog(QDialog):
     logged_in = Signal(object)
 
-    def __init__(self, session: Session, users: list[str], scale: float = 1.0, parent=None):
+    def __init__(self, session: Session, users: list[str], scale: float = 1.0, parent=None, worker=None):
         super().__init__(parent)
         self.session = session
+        self.worker = worker or shared_worker()
+        self.checking = False
         self.setWindowTitle(self.tr("Log in"))
         self.setModal(True)
         title = QLabel(self.tr("Log in"), self)
@@ -88,12 +91,22 @@ class LoginDialog(QDialog):
         self.ok_button = ok
 
     def try_login(self) -> None:
-        try:
-            user = self.session.login(self.user.currentText(), self.secret.text())
-        except LoginFailed as exc:
-            self.secret.clear()
-            self.message.setText(str(exc))
+        """The scrypt check (~50 ms) runs on the database worker; the dialog shows "Checking…"."""
+        if self.checking:
             return
+        self.checking = True
+        self.ok_button.setEnabled(False)
+        self.message.setText(self.tr("Checking…"))
+        secret = self.secret.text()
         self.secret.clear()
+        self.session.login_in_background(self.user.currentText(), secret, self.worker, self._done)
+
+    def _done(self, user, reason: str | None) -> None:
+        self.checking = False
+        self.ok_button.setEnabled(True)
+        if user is None:
+            self.message.setText(reason or "")
+            return
+        self.message.setText("")
         self.logged_in.emit(user)
         self.accept()

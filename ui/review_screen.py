@@ -7,6 +7,8 @@ retraining export reads exactly what is on screen.
 
 from __future__ import annotations
 
+import logging
+
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import (
@@ -27,6 +29,9 @@ from .auth import Permission, PermissionDenied, Session
 from .bridge import to_owned_qimage
 from .image_view import ImageCanvas, Overlay
 from .records import RecordError, Records
+from .worker import DbWorker, shared_worker
+
+log = logging.getLogger(__name__)
 
 
 class ReviewCanvas(ImageCanvas):
@@ -99,9 +104,12 @@ class ReviewScreen(QWidget):
     back = Signal()
     saved = Signal(int)
 
-    def __init__(self, records: Records, session: Session, parent=None):
+    def __init__(self, records: Records, session: Session, parent=None, worker: DbWorker | None = None):
         super().__init__(parent)
         self.records = records
+        self.worker = worker or shared_worker()
+        self.writing = 0
+        """Review writes submitted and not yet confirmed by the worker."""
         self.session = session
         self.detail = None
         self.rows: list[DefectRow] = []
@@ -232,44 +240,64 @@ class ReviewScreen(QWidget):
             return None
 
     def review_defect(self, index: int, verdict: str) -> bool:
+        """True when the review was handed to the worker (stored and re-read there, shown when back)."""
         who = self._reviewer()
         if who is None or self.detail is None:
             self._show() if self.detail else None
             return False
         dv = self.detail.defects[index]
-        try:
-            self.records.review_defect(dv.id, verdict, who)
-        except RecordError as exc:
-            self.message.setText(str(exc))
-            return False
-        self.stored += 1
-        self.saved.emit(1)
-        self.reload()
+        records = self.records
+        self._write(lambda: records.review_defect(dv.id, verdict, who), count=True)
         return True
 
     def add_missed(self, box: tuple) -> bool:
         who = self._reviewer()
         if who is None or self.detail is None:
             return False
-        try:
-            self.records.add_missed(self.detail.row.id, box, int(self.missed_class.currentData()), who)
-        except RecordError as exc:
-            self.message.setText(str(exc))
-            return False
-        self.stored += 1
-        self.saved.emit(1)
+        records, iid, cls = self.records, self.detail.row.id, int(self.missed_class.currentData())
         self.draw_button.setChecked(False)
-        self.reload()
+        self._write(lambda: records.add_missed(iid, box, cls, who), count=True)
         return True
 
     def mark_board_reviewed(self) -> bool:
         who = self._reviewer()
         if who is None or self.detail is None:
             return False
-        self.records.mark_reviewed(self.detail.row.id, who)
-        self.saved.emit(1)
-        self.reload()
+        records, iid = self.records, self.detail.row.id
+        self._write(lambda: records.mark_reviewed(iid, who), count=False)
         return True
+
+    def _write(self, write, *, count: bool) -> None:
+        """Store on the worker, then re-read the board there too; never superseded (no write is lost)."""
+        records, iid = self.records, self.detail.row.id
+
+        def job():
+            write()
+            return records.detail(iid)
+
+        self.writing += 1
+        self.message.setText(self.tr("Saving…"))
+        self.worker.submit(job, lambda d: self._written(d, count), self._write_failed, owner=self)
+
+    def _written(self, detail, count: bool) -> None:
+        self.writing -= 1
+        if self.writing == 0:
+            self.message.setText("")
+        if count:
+            self.stored += 1
+        self.saved.emit(1)
+        # The board may have changed while the write ran: only redraw the one it belongs to.
+        if detail is not None and self.detail is not None and detail.row.id == self.detail.row.id:
+            self.detail = detail
+            self._show()
+
+    def _write_failed(self, exc: Exception) -> None:
+        self.writing -= 1
+        self.message.setText(str(exc))
+        if not isinstance(exc, RecordError):
+            log.error("review could not be stored: %s", exc, exc_info=exc)
+        if self.detail is not None:
+            self._show()
 
     def _draw_toggled(self, on: bool) -> None:
         self.canvas.draw_mode = on

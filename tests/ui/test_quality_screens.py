@@ -17,6 +17,11 @@ def _session(records) -> Session:
     return Session(records.authenticate, 300, audit=records.audit)
 
 
+def _loaded(qtbot, scr) -> None:
+    """History pages arrive from the database worker; wait for the one just asked for."""
+    qtbot.waitUntil(lambda: not scr.loading, timeout=10000)
+
+
 def test_history_filters_return_the_right_rows(qtbot, ui_app, filled_records, tmp_path):
     from ui.history_screen import HistoryScreen
 
@@ -26,16 +31,19 @@ def test_history_filters_return_the_right_rows(qtbot, ui_app, filled_records, tm
     scr.resize(1280, 740)
     scr.period.setCurrentIndex(scr.period.findData("all"))
     scr.enter()
+    _loaded(qtbot, scr)
     assert scr.total == 30 and len(scr.rows) == 30
     assert [r.board_serial for r in scr.rows] == [r.board_serial for r in reversed(results)]  # newest first
     save_shot(scr, "history_1280x800")
 
     scr.verdict.setCurrentIndex(scr.verdict.findData("REJECT"))
     scr.refresh()
+    _loaded(qtbot, scr)
     assert {r.board_serial for r in scr.rows} == {r.board_serial for r in results if not r.passed}
 
     scr.defect_class.setCurrentIndex(scr.defect_class.findData("short"))
     scr.refresh()
+    _loaded(qtbot, scr)
     want = {r.board_serial for r in results if any(d.class_id == 2 for d in r.detections)}
     assert want and {r.board_serial for r in scr.rows} == want
 
@@ -44,6 +52,7 @@ def test_history_filters_return_the_right_rows(qtbot, ui_app, filled_records, tm
     scr.recipe.setCurrentIndex(scr.recipe.findData("board-b"))
     scr.serial.setText("SN001*")
     scr.refresh()
+    _loaded(qtbot, scr)
     want = {r.board_serial for r in results if r.recipe == "board-b" and r.board_serial.startswith("SN001")}
     assert {r.board_serial for r in scr.rows} == want
 
@@ -52,9 +61,11 @@ def test_history_filters_return_the_right_rows(qtbot, ui_app, filled_records, tm
     scr.recipe.setCurrentIndex(0)
     scr.unreviewed.setChecked(True)
     scr.refresh()
+    _loaded(qtbot, scr)
     first = scr.rows[0]
     records.mark_reviewed(first.id, "eng")
     scr.refresh()
+    _loaded(qtbot, scr)
     assert first.id not in {r.id for r in scr.rows} and scr.total == 29
 
     # Keyset paging: pages do not overlap and cover everything.
@@ -65,12 +76,15 @@ def test_history_filters_return_the_right_rows(qtbot, ui_app, filled_records, tm
     try:
         scr.unreviewed.setChecked(False)
         scr.refresh()
+        _loaded(qtbot, scr)
         seen = [r.id for r in scr.rows]
         while scr.older.isEnabled():
             scr.older_page()
+            _loaded(qtbot, scr)
             seen += [r.id for r in scr.rows]
         assert len(seen) == len(set(seen)) == 30
         scr.newer_page()
+        _loaded(qtbot, scr)
         assert scr.page_index == 3
     finally:
         hs.PAGE_SIZE = old
@@ -102,6 +116,7 @@ def test_review_is_stored(qtbot, ui_app, filled_records):
 
     session.login("op", "1111")
     qtbot.mouseClick(scr.rows[0].false_call, __import__("PySide6.QtCore").QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: scr.stored == 1 and not scr.writing, timeout=10000)  # stored on the worker
     d = records.detail(reject.id)
     assert d.defects[0].review == "false_call" and d.defects[0].reviewer == "op" and d.row.reviewed
     assert scr.rows[0].false_call.isChecked()
@@ -109,6 +124,7 @@ def test_review_is_stored(qtbot, ui_app, filled_records):
     # A missed defect drawn as a box is stored with its class.
     scr.missed_class.setCurrentIndex(scr.missed_class.findData(4))  # spur
     assert scr.add_missed((100.0, 120.0, 140.0, 150.0))
+    qtbot.waitUntil(lambda: scr.stored == 2 and not scr.writing, timeout=10000)
     d = records.detail(reject.id)
     assert [(m.class_name, m.box, m.reviewer) for m in d.missed] == [("spur", (100.0, 120.0, 140.0, 150.0), "op")]
     save_shot(scr, "review_1280x800")
@@ -164,9 +180,11 @@ def test_roles_forbid_what_they_should(qtbot, ui_app, filled_records, live_pipel
     win.login_dialog.user.setCurrentText("eng")
     win.login_dialog.secret.setText("0000")
     win.login_dialog.try_login()
+    qtbot.waitUntil(lambda: not win.login_dialog.checking, timeout=10000)  # scrypt runs on the worker
     assert session.user is None and "wrong" in win.login_dialog.message.text()
     win.login_dialog.secret.setText("2222")
     win.login_dialog.try_login()
+    qtbot.waitUntil(lambda: not win.login_dialog.checking, timeout=10000)
     assert session.user.name == "eng"
     assert win.show_screen("recipe") and not win.show_screen("users")
     # While the engineer is on the recipe screen, the station is NOT READY (ENGINEER_EDITING).

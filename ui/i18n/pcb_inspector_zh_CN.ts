@@ -261,58 +261,63 @@
 <context>
     <name>ChartsScreen</name>
     <message>
-        <location filename="../charts.py" line="113"/>
+        <location filename="../charts.py" line="100"/>
+        <source>Loading…</source>
+        <translation>加载中…</translation>
+    </message>
+    <message>
+        <location filename="../charts.py" line="120"/>
         <source>Yield per hour (last 24 h)</source>
         <translation>每小时良率（最近 24 小时）</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="114"/>
-        <location filename="../charts.py" line="124"/>
+        <location filename="../charts.py" line="121"/>
+        <location filename="../charts.py" line="131"/>
         <source>yield %</source>
         <translation>良率 %</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="123"/>
+        <location filename="../charts.py" line="130"/>
         <source>Yield per shift</source>
         <translation>每班次良率</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="133"/>
+        <location filename="../charts.py" line="140"/>
         <source>Defects by class (Pareto)</source>
         <translation>缺陷类别（帕累托）</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="134"/>
+        <location filename="../charts.py" line="141"/>
         <source>defects</source>
         <translation>缺陷</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="159"/>
+        <location filename="../charts.py" line="166"/>
         <source>False-call rate per day (reviewed defects)</source>
         <translation>每日误报率（已复判缺陷）</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="160"/>
+        <location filename="../charts.py" line="167"/>
         <source>false calls %</source>
         <translation>误报 %</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="170"/>
+        <location filename="../charts.py" line="177"/>
         <source>Reviewed: %1 boards · false calls %2 % · missed %3 · escapes %4</source>
         <translation>已复判：%1 块板 · 误报 %2 % · 漏检 %3 · 流出 %4</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="200"/>
+        <location filename="../charts.py" line="207"/>
         <source>Last 7 days</source>
         <translation>最近 7 天</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="201"/>
+        <location filename="../charts.py" line="208"/>
         <source>Last 30 days</source>
         <translation>最近 30 天</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="203"/>
+        <location filename="../charts.py" line="210"/>
         <source>Refresh</source>
         <translation>刷新</translation>
     </message>
@@ -353,142 +358,147 @@
 <context>
     <name>HistoryScreen</name>
     <message>
-        <location filename="../history_screen.py" line="139"/>
-        <location filename="../history_screen.py" line="268"/>
-        <location filename="../history_screen.py" line="270"/>
+        <location filename="../history_screen.py" line="145"/>
+        <location filename="../history_screen.py" line="300"/>
+        <location filename="../history_screen.py" line="302"/>
         <source>All recipes</source>
         <translation>全部配方</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="182"/>
-        <location filename="../history_screen.py" line="264"/>
+        <location filename="../history_screen.py" line="168"/>
+        <source>Loading…</source>
+        <translation>加载中…</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="214"/>
+        <location filename="../history_screen.py" line="296"/>
         <source>PASS</source>
         <translation>合格</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="182"/>
-        <location filename="../history_screen.py" line="264"/>
+        <location filename="../history_screen.py" line="214"/>
+        <location filename="../history_screen.py" line="296"/>
         <source>REJECT</source>
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="203"/>
+        <location filename="../history_screen.py" line="235"/>
         <source>%1–%2 of %3 matching</source>
         <translation>第 %1–%2 条，共 %3 条</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="229"/>
-        <location filename="../history_screen.py" line="274"/>
+        <location filename="../history_screen.py" line="261"/>
+        <location filename="../history_screen.py" line="306"/>
         <source>Export CSV</source>
         <translation>导出 CSV</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="232"/>
+        <location filename="../history_screen.py" line="264"/>
         <source>%1 rows written to %2</source>
         <translation>已写入 %1 行到 %2</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="256"/>
+        <location filename="../history_screen.py" line="288"/>
         <source>This shift</source>
         <translation>本班次</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="257"/>
+        <location filename="../history_screen.py" line="289"/>
         <source>Last hour</source>
         <translation>最近 1 小时</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="258"/>
+        <location filename="../history_screen.py" line="290"/>
         <source>Last 24 h</source>
         <translation>最近 24 小时</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="259"/>
+        <location filename="../history_screen.py" line="291"/>
         <source>Last 7 days</source>
         <translation>最近 7 天</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="260"/>
+        <location filename="../history_screen.py" line="292"/>
         <source>All time</source>
         <translation>全部时间</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="264"/>
+        <location filename="../history_screen.py" line="296"/>
         <source>All verdicts</source>
         <translation>全部结果</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="266"/>
+        <location filename="../history_screen.py" line="298"/>
         <source>All classes</source>
         <translation>全部类别</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="271"/>
+        <location filename="../history_screen.py" line="303"/>
         <source>Serial (ABC* = prefix)</source>
         <translation>序列号（ABC* = 前缀）</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="272"/>
+        <location filename="../history_screen.py" line="304"/>
         <source>Unreviewed only</source>
         <translation>仅未复判</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="273"/>
+        <location filename="../history_screen.py" line="305"/>
         <source>Search</source>
         <translation>查询</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="275"/>
+        <location filename="../history_screen.py" line="307"/>
         <source>◀ Newer</source>
         <translation>◀ 更新</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="276"/>
+        <location filename="../history_screen.py" line="308"/>
         <source>Older ▶</source>
         <translation>更早 ▶</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="277"/>
+        <location filename="../history_screen.py" line="309"/>
         <source>Open / review</source>
         <translation>打开 / 复判</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="280"/>
+        <location filename="../history_screen.py" line="312"/>
         <source>Time</source>
         <translation>时间</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="281"/>
+        <location filename="../history_screen.py" line="313"/>
         <source>Serial</source>
         <translation>序列号</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="282"/>
+        <location filename="../history_screen.py" line="314"/>
         <source>Verdict</source>
         <translation>结果</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="283"/>
+        <location filename="../history_screen.py" line="315"/>
         <source>Defects</source>
         <translation>缺陷数</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="284"/>
+        <location filename="../history_screen.py" line="316"/>
         <source>Classes</source>
         <translation>类别</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="285"/>
+        <location filename="../history_screen.py" line="317"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="286"/>
+        <location filename="../history_screen.py" line="318"/>
         <source>Cycle ms</source>
         <translation>节拍 ms</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="287"/>
+        <location filename="../history_screen.py" line="319"/>
         <source>Reviewed</source>
         <translation>已复判</translation>
     </message>
@@ -537,27 +547,32 @@
 <context>
     <name>LoginDialog</name>
     <message>
-        <location filename="../login.py" line="57"/>
-        <location filename="../login.py" line="59"/>
-        <location filename="../login.py" line="71"/>
+        <location filename="../login.py" line="60"/>
+        <location filename="../login.py" line="62"/>
+        <location filename="../login.py" line="74"/>
         <source>Log in</source>
         <translation>登录</translation>
     </message>
     <message>
-        <location filename="../login.py" line="66"/>
-        <location filename="../login.py" line="83"/>
+        <location filename="../login.py" line="69"/>
+        <location filename="../login.py" line="86"/>
         <source>PIN or password</source>
         <translation>PIN 或密码</translation>
     </message>
     <message>
-        <location filename="../login.py" line="74"/>
+        <location filename="../login.py" line="77"/>
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../login.py" line="81"/>
+        <location filename="../login.py" line="84"/>
         <source>User</source>
         <translation>用户</translation>
+    </message>
+    <message>
+        <location filename="../login.py" line="99"/>
+        <source>Checking…</source>
+        <translation>校验中…</translation>
     </message>
 </context>
 <context>
@@ -727,32 +742,32 @@
         <translation>已更换为 %1（%2），从下一块板起生效</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="259"/>
+        <location filename="../model_panel.py" line="261"/>
         <source>DETECTOR ON THE LINE</source>
         <translation>产线上的检测器</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="260"/>
+        <location filename="../model_panel.py" line="262"/>
         <source>Package</source>
         <translation>模型包</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="261"/>
+        <location filename="../model_panel.py" line="263"/>
         <source>Choose…</source>
         <translation>选择…</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="262"/>
+        <location filename="../model_panel.py" line="264"/>
         <source>VERIFY AND SWAP</source>
         <translation>校验并更换</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="265"/>
+        <location filename="../model_panel.py" line="267"/>
         <source>The line keeps inspecting with the running model while the new one is verified and warmed up; it switches between two boards. A failed package leaves the running model in place. The swap lasts until the station restarts: install with &apos;pcb-inspector model install&apos; to keep it.</source>
         <translation>新模型校验和预热期间，产线继续使用当前模型检测，并在两块板之间切换。失败的模型包不会影响当前模型。更换在工位重启前有效：如需保留，请用“pcb-inspector model install”安装。</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="270"/>
+        <location filename="../model_panel.py" line="272"/>
         <source>SWAPS IN THIS SESSION</source>
         <translation>本次会话中的更换</translation>
     </message>
@@ -896,88 +911,93 @@
 <context>
     <name>ReviewScreen</name>
     <message>
-        <location filename="../review_screen.py" line="168"/>
+        <location filename="../review_screen.py" line="176"/>
         <source>Inspection %1 not found</source>
         <translation>未找到检测记录 %1</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="176"/>
+        <location filename="../review_screen.py" line="184"/>
         <source>No archived image (%1)</source>
         <translation>无存档图像（%1）</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="177"/>
+        <location filename="../review_screen.py" line="185"/>
         <source>not archived</source>
         <translation>未存档</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="206"/>
+        <location filename="../review_screen.py" line="214"/>
         <source>PASS</source>
         <translation>合格</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="206"/>
+        <location filename="../review_screen.py" line="214"/>
         <source>REJECT</source>
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="231"/>
+        <location filename="../review_screen.py" line="239"/>
         <source>Log in to review</source>
         <translation>请登录后复判</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="276"/>
+        <location filename="../review_screen.py" line="279"/>
+        <source>Saving…</source>
+        <translation>保存中…</translation>
+    </message>
+    <message>
+        <location filename="../review_screen.py" line="304"/>
         <source>Drag a box around the missed defect</source>
         <translation>拖动框选漏检的缺陷</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="289"/>
+        <location filename="../review_screen.py" line="317"/>
         <source>confirmed by %1</source>
         <translation>已由 %1 确认</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="290"/>
+        <location filename="../review_screen.py" line="318"/>
         <source>false call (%1)</source>
         <translation>误报（%1）</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="291"/>
+        <location filename="../review_screen.py" line="319"/>
         <source>not reviewed</source>
         <translation>未复判</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="295"/>
+        <location filename="../review_screen.py" line="323"/>
         <source>✓ Confirm</source>
         <translation>✓ 确认</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="296"/>
+        <location filename="../review_screen.py" line="324"/>
         <source>✗ False call</source>
         <translation>✗ 误报</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="299"/>
+        <location filename="../review_screen.py" line="327"/>
         <source>+ Draw missed defect</source>
         <translation>+ 框选漏检缺陷</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="300"/>
+        <location filename="../review_screen.py" line="328"/>
         <source>Board OK, nothing to add</source>
         <translation>板合格，无补充</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="301"/>
+        <location filename="../review_screen.py" line="329"/>
         <source>◀ History</source>
         <translation>◀ 历史</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="303"/>
+        <location filename="../review_screen.py" line="331"/>
         <source>No board selected</source>
         <translation>未选择板</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="304"/>
-        <location filename="../review_screen.py" line="305"/>
+        <location filename="../review_screen.py" line="332"/>
+        <location filename="../review_screen.py" line="333"/>
         <source>Open a board from History.</source>
         <translation>请从历史中打开一块板。</translation>
     </message>
