@@ -98,13 +98,13 @@ def run_config(weights: Path) -> dict:
     return {}
 
 
-def load_trained(weights: Path, size: int, backbone: str, alpha: float, neck: int):
+def load_trained(weights: Path, size: int, backbone: str, alpha: float, neck: int, detail: int = 0):
     """The trained detector rebuilt for export: batch 1, static `size`; weights from .h5 or a checkpoint."""
     import tensorflow as tf
 
     from inspector.training.model import build_detector
 
-    model = build_detector(size, 1, backbone, alpha, neck)
+    model = build_detector(size, 1, backbone, alpha, neck, detail=detail)
     weights = Path(weights)
     if weights.suffix == ".h5":
         model.load_weights(weights)
@@ -339,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backbone", default=None, help="default: from the run's config.json, else 'small'")
     ap.add_argument("--alpha", type=float, default=None)
     ap.add_argument("--neck", type=int, default=None)
+    ap.add_argument("--detail", type=int, default=None, help="detail-branch channels; default from config.json")
     ap.add_argument("--float-out", type=Path, default=None, help="also write a float32 reference package")
     ap.add_argument(
         "--recalibrate-bn",
@@ -354,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     backbone = args.backbone or cfg.get("backbone", "small")
     alpha = args.alpha if args.alpha is not None else float(cfg.get("alpha", 1.0))
     neck = args.neck if args.neck is not None else int(cfg.get("neck", 64))
-    model = load_trained(args.weights, args.size, backbone, alpha, neck)
+    detail = args.detail if args.detail is not None else int(cfg.get("detail", 0))
+    model = load_trained(args.weights, args.size, backbone, alpha, neck, detail)
     print(f"{model.name}: {model.count_params():,} parameters from {args.weights}", flush=True)
     if args.recalibrate_bn:
         recalibrate_batchnorm(model, board_pairs(args.data, args.recalibrate_bn, seed=1, split="train"), args.size)
@@ -368,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         "split": "by board group (inspector.datasets.deeppcb.split_by_group); validation groups never trained on",
         "recipe": {k: v for k, v in cfg.items() if k not in {"data", "out"}},
         "weights": str(args.weights),
-        "architecture": {"backbone": f"MobileNetV3-{backbone} minimalistic", "alpha": alpha, "neck": neck},
+        "architecture": {"backbone": f"MobileNetV3-{backbone} minimalistic", "alpha": alpha, "neck": neck, "detail_branch": detail},
         "parameters": int(model.count_params()),
         "batchnorm_recalibrated_on": args.recalibrate_bn,
     }

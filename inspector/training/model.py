@@ -51,6 +51,12 @@ def _conv_bn_relu(x, ch: int, k: int, name: str):
     return layers.ReLU(max_value=6.0, name=f"{name}_relu")(x)
 
 
+def _conv_bn_relu_s(x, ch: int, stride: int, name: str):
+    x = layers.Conv2D(ch, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(max_value=6.0, name=f"{name}_relu")(x)
+
+
 def _sep_bn_relu(x, ch: int, name: str):
     x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{name}_dw")(x)
     x = layers.BatchNormalization(name=f"{name}_dwbn")(x)
@@ -65,8 +71,15 @@ def build_detector(
     alpha: float = 1.0,
     neck: int = 64,
     in_channels: int = 3,
+    detail: int = 0,
 ) -> keras.Model:
-    """Build the detector for square `size` inputs; outputs (heatmap logits, 4-channel regression)."""
+    """Build the detector for square `size` inputs; outputs (heatmap logits, 4-channel regression).
+
+    `detail` > 0 adds a plain-convolution branch from the input to stride 4 with that many
+    channels, fused into the stride-4 FPN level. MobileNetV3-Small keeps only 16 channels at stride
+    4 and its depthwise blocks see few pixels of a thin trace; open and short defects are a few pixels
+    wide and need that detail. Plain 3x3 convolutions are also the fastest layers to train on a CPU.
+    """
     inp = keras.Input((size, size, in_channels), batch_size=batch, name="image")
     ctor = keras.applications.MobileNetV3Small if backbone == "small" else keras.applications.MobileNetV3Large
     bb = ctor(
@@ -85,6 +98,13 @@ def build_detector(
         lat = _conv_bn_relu(f, neck, 1, f"lat{i}")
         p = layers.Add(name=f"td{i}_add")([ResizeNearest(2, name=f"td{i}_up")(p), lat])
         p = _sep_bn_relu(p, neck, f"td{i}_smooth")
+    if detail:
+        d = _conv_bn_relu_s(inp, detail // 2, 2, "det1")
+        d = _conv_bn_relu_s(d, detail, 2, "det2")
+        d = _conv_bn_relu_s(d, detail, 1, "det3")
+        d = _conv_bn_relu_s(d, detail, 1, "det4")
+        p = layers.Concatenate(name="det_cat")([p, d])
+        p = _conv_bn_relu(p, neck, 1, "det_fuse")
     # Extra context at stride 4 for open/spur, which need more than a few pixels of trace.
     p = _sep_bn_relu(p, neck, "ctx1")
     hm = _conv_bn_relu(p, neck, 3, "hm_head")
@@ -96,7 +116,7 @@ def build_detector(
     )(hm)
     rg = _conv_bn_relu(p, neck, 3, "reg_head")
     rg = layers.Conv2D(4, 1, name="regression")(rg)
-    model = keras.Model(inp, [hm, rg], name=f"centernet_mnv3{backbone}_a{alpha}_n{neck}")
+    model = keras.Model(inp, [hm, rg], name=f"centernet_mnv3{backbone}_a{alpha}_n{neck}" + (f"_d{detail}" if detail else ""))
     # Keras' MobileNetV3 sets BN momentum 0.999: the moving statistics then lag the weights by
     # thousands of steps (in-training validation read 0.00 at step 1,000). Momentum only affects the
     # stored statistics, never the gradients, so 0.99 changes no learned weight.

@@ -150,6 +150,9 @@ def main(argv=None) -> int:
     ap.add_argument("--backbone", default="small", choices=["small", "large"])
     ap.add_argument("--alpha", type=float, default=1.0)
     ap.add_argument("--neck", type=int, default=64)
+    ap.add_argument(
+        "--detail", type=int, default=0, help="channels of the plain-conv stride-4 detail branch (0: none)"
+    )
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
@@ -170,8 +173,8 @@ def main(argv=None) -> int:
     cfg = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
-        for k in ("backbone", "alpha", "neck", "crop", "batch"):
-            if old[k] != cfg[k]:
+        for k in ("backbone", "alpha", "neck", "crop", "batch", "detail"):
+            if old.get(k, 0 if k == "detail" else None) != cfg[k]:
                 raise SystemExit(f"{args.out} was trained with {k}={old[k]}, not {cfg[k]}; use another --out")
     cfg_path.write_text(json.dumps(cfg, indent=2))
 
@@ -185,8 +188,8 @@ def main(argv=None) -> int:
         )
     print(f"train {len(train_pairs)} pairs, val {len(val_pairs)} pairs (groups held out by design)", flush=True)
 
-    model = build_detector(args.crop, None, args.backbone, args.alpha, args.neck)
-    model640 = build_detector(640, 1, args.backbone, args.alpha, args.neck)
+    model = build_detector(args.crop, None, args.backbone, args.alpha, args.neck, detail=args.detail)
+    model640 = build_detector(640, 1, args.backbone, args.alpha, args.neck, detail=args.detail)
     print(f"{model.name}: {model.count_params():,} parameters", flush=True)
     opt = tf.keras.optimizers.AdamW(learning_rate=args.lr, weight_decay=1e-4, clipnorm=5.0)
     step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
