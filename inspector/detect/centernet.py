@@ -8,6 +8,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .tiling import nms_classwise
+
 
 def decode(
     scores: np.ndarray,
@@ -21,7 +23,9 @@ def decode(
 
     Regression channels are log(w/stride), log(h/stride), x offset, y offset. Returns boxes (N, 4)
     x1y1x2y2 in input pixels, scores (N,) and 0-based classes (N,), best first. Boxes of one class
-    overlapping a better one by more than `nms_iou` are dropped (1.0 keeps all).
+    overlapping a better one by more than `nms_iou` are dropped (1.0 keeps all): peaks a cell or two
+    apart on one defect (an elongated open, a score ridge) survive the 3x3 peak search and would each
+    be a false positive.
     """
     h, w, c = scores.shape
     scores = np.ascontiguousarray(scores, dtype=np.float32)
@@ -51,28 +55,6 @@ def decode(
     cy = (ys + reg[:, 3]) * stride
     boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1).astype(np.float32)
     if nms_iou < 1.0 and len(sc) > 1:
-        keep = _class_nms(boxes, cs, nms_iou)
+        keep = np.sort(nms_classwise(boxes, sc, cs, nms_iou))  # sorted: still best first
         boxes, sc, cs = boxes[keep], sc[keep], cs[keep]
     return boxes, sc.astype(np.float32), cs.astype(np.int64)
-
-
-def _class_nms(boxes: np.ndarray, classes: np.ndarray, iou: float) -> np.ndarray:
-    """Greedy per-class suppression over boxes sorted best first; returns kept indices in order.
-
-    Peaks a cell or two apart on one defect (a wide or elongated open, a score ridge) survive the
-    3x3 peak search and give near-identical boxes; each extra one is a false positive.
-    """
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    keep: list[int] = []
-    for i in range(len(boxes)):
-        k = np.asarray([j for j in keep if classes[j] == classes[i]], np.int64)
-        if k.size:
-            x1 = np.maximum(boxes[k, 0], boxes[i, 0])
-            y1 = np.maximum(boxes[k, 1], boxes[i, 1])
-            x2 = np.minimum(boxes[k, 2], boxes[i, 2])
-            y2 = np.minimum(boxes[k, 3], boxes[i, 3])
-            inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-            if np.any(inter / (area[k] + area[i] - inter + 1e-9) > iou):
-                continue
-        keep.append(i)
-    return np.asarray(keep, np.int64)

@@ -323,7 +323,7 @@ class LiteRTDetector(Detector):
         """
         if self._hm_q is None or self._sigmoid:
             hm, rg = self._outputs()
-            return decode(hm, rg, self._stride, floor=floor, top_k=self.top_k)
+            return decode(hm, rg, self._stride, floor=floor, top_k=self.top_k, nms_iou=self._info.nms_iou)
         q = self._it.get_tensor(self._hm_index)[0]
         scale, zp = self._hm_q
         qfloor = int(np.ceil(floor / scale + zp - 1e-6))
@@ -342,7 +342,7 @@ class LiteRTDetector(Detector):
         scores = (crop.astype(np.float32) - np.float32(zp)) * np.float32(scale)
         rg = self._it.get_tensor(self._rg_index)[0][y0:y1, x0:x1]
         rg = _Dequantised(rg, *self._rg_q) if self._rg_q is not None else rg
-        boxes, sc, cls = decode(scores, rg, self._stride, floor=floor, top_k=self.top_k)
+        boxes, sc, cls = decode(scores, rg, self._stride, floor=floor, top_k=self.top_k, nms_iou=self._info.nms_iou)
         if len(sc):
             boxes += np.array([x0, y0, x0, y0], np.float32) * self._stride
             cls = active[cls]

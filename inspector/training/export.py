@@ -370,7 +370,12 @@ def main(argv: list[str] | None = None) -> int:
         "split": "by board group (inspector.datasets.deeppcb.split_by_group); validation groups never trained on",
         "recipe": {k: v for k, v in cfg.items() if k not in {"data", "out"}},
         "weights": str(args.weights),
-        "architecture": {"backbone": f"MobileNetV3-{backbone} minimalistic", "alpha": alpha, "neck": neck, "detail_branch": detail},
+        "architecture": {
+            "backbone": f"MobileNetV3-{backbone} minimalistic",
+            "alpha": alpha,
+            "neck": neck,
+            "detail_branch": detail,
+        },
         "parameters": int(model.count_params()),
         "batchnorm_recalibrated_on": args.recalibrate_bn,
     }

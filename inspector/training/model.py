@@ -116,7 +116,9 @@ def build_detector(
     )(hm)
     rg = _conv_bn_relu(p, neck, 3, "reg_head")
     rg = layers.Conv2D(4, 1, name="regression")(rg)
-    model = keras.Model(inp, [hm, rg], name=f"centernet_mnv3{backbone}_a{alpha}_n{neck}" + (f"_d{detail}" if detail else ""))
+    model = keras.Model(
+        inp, [hm, rg], name=f"centernet_mnv3{backbone}_a{alpha}_n{neck}" + (f"_d{detail}" if detail else "")
+    )
     # Keras' MobileNetV3 sets BN momentum 0.999: the moving statistics then lag the weights by
     # thousands of steps (in-training validation read 0.00 at step 1,000). Momentum only affects the
     # stored statistics, never the gradients, so 0.99 changes no learned weight.

@@ -150,9 +150,7 @@ def main(argv=None) -> int:
     ap.add_argument("--backbone", default="small", choices=["small", "large"])
     ap.add_argument("--alpha", type=float, default=1.0)
     ap.add_argument("--neck", type=int, default=64)
-    ap.add_argument(
-        "--detail", type=int, default=0, help="channels of the plain-conv stride-4 detail branch (0: none)"
-    )
+    ap.add_argument("--detail", type=int, default=0, help="channels of the plain-conv stride-4 detail branch (0: none)")
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
