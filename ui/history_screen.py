@@ -44,6 +44,8 @@ PERIODS = ("shift", "hour", "day", "week", "all")
 
 class HistoryScreen(QWidget):
     open_inspection = Signal(int)
+    exported = Signal(int)
+    """A CSV export finished: rows written, or -1 when it failed (the status line says why)."""
 
     def __init__(self, records: Records, recipe_names, parent=None, worker: DbWorker | None = None):
         super().__init__(parent)
@@ -260,11 +262,36 @@ class HistoryScreen(QWidget):
     def export_clicked(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, self.tr("Export CSV"), "inspections.csv", "CSV (*.csv)")
         if path:
-            n = self.export_to(Path(path))
-            self.status.setText(self.tr("%1 rows written to %2").replace("%1", str(n)).replace("%2", path))
+            self.start_export(Path(path))
+
+    def start_export(self, path: Path) -> None:
+        """Write the filtered view to `path` on the database worker; `exported` reports the row count.
+
+        Every page of a filter over 100k inspections can take seconds to read and write; the screen
+        keeps drawing, and the button stays disabled until the file is complete (one export at a time).
+        """
+        f, records = self.current_filter(), self.records
+        self.export_button.setEnabled(False)
+        self.status.setText(self.tr("Exporting to %1…").replace("%1", str(path)))
+        self.worker.submit(
+            lambda: records.export_csv(f, path),
+            lambda n: self._exported(path, n),
+            lambda exc: self._export_failed(path, exc),
+            owner=self,
+        )
+
+    def _exported(self, path: Path, n: int) -> None:
+        self.export_button.setEnabled(True)
+        self.status.setText(self.tr("%1 rows written to %2").replace("%1", str(n)).replace("%2", str(path)))
+        self.exported.emit(n)
+
+    def _export_failed(self, path: Path, exc: Exception) -> None:
+        self.export_button.setEnabled(True)
+        self.status.setText(self.tr("Export to %1 failed: %2").replace("%1", str(path)).replace("%2", str(exc)))
+        self.exported.emit(-1)
 
     def export_to(self, path: Path) -> int:
-        """All rows of the current filter (every page, not only the one shown)."""
+        """All rows of the current filter (every page, not only the one shown), on the calling thread."""
         return self.records.export_csv(self.current_filter(), path)
 
     # ------------------------------------------------------------ look

@@ -9,6 +9,7 @@ queries are `inspector.storage`'s; nothing here writes SQL.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +98,18 @@ class Records:
         return q.inspection_detail(self.db, key)
 
     def export_csv(self, f: q.HistoryFilter | None, path: Path) -> int:
-        with open(path, "w", newline="", encoding="utf-8") as out:
-            return q.write_csv(q.iter_history(self.db, f), out)
+        """Write to a `.part` file and rename it when complete: a full disk never leaves a CSV that
+        looks finished but lacks rows."""
+        path = Path(path)
+        part = path.with_name(path.name + ".part")
+        try:
+            with open(part, "w", newline="", encoding="utf-8") as out:
+                n = q.write_csv(q.iter_history(self.db, f), out)
+            os.replace(part, path)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        return n
 
     def image(self, rel: str | None) -> np.ndarray | None:
         """An archived image (relative path) as read from disk; None if it is not there."""

@@ -103,6 +103,8 @@ class DefectRow(QFrame):
 class ReviewScreen(QWidget):
     back = Signal()
     saved = Signal(int)
+    loaded = Signal(bool)
+    """A `load` finished: True with the board shown, False when it is missing or unreadable."""
 
     def __init__(self, records: Records, session: Session, parent=None, worker: DbWorker | None = None):
         super().__init__(parent)
@@ -112,6 +114,8 @@ class ReviewScreen(QWidget):
         """Review writes submitted and not yet confirmed by the worker."""
         self.session = session
         self.detail = None
+        self.loading: int | None = None
+        """The inspection being read on the worker, if any."""
         self.rows: list[DefectRow] = []
         self.stored = 0
 
@@ -168,30 +172,61 @@ class ReviewScreen(QWidget):
         self.retranslate()
 
     # ------------------------------------------------------------ data
-    def load(self, inspection_id: int) -> bool:
-        self.detail = self.records.detail(inspection_id)
+    def load(self, inspection_id: int) -> None:
+        """Open a board: its record and archived image are read and decoded on the database worker.
+
+        A full-resolution archived PNG takes tens of milliseconds to read and decode, more on a busy
+        disk; the GUI thread only receives an owned QImage and draws it. `loaded` says how it went.
+        A newer `load` supersedes one still running, so a double tap shows the board tapped last.
+        """
+        self.loading = inspection_id
         self.draw_button.setChecked(False)
+        self.message.setText(self.tr("Loading…"))
+        records = self.records
+
+        def job():
+            detail = records.detail(inspection_id)
+            if detail is None:
+                return None, None, 1.0
+            img = records.image(detail.row.image_path)
+            if img is None:
+                return detail, None, 1.0
+            qimg, scale = to_owned_qimage(img, 2400)  # an owned copy, made here, off the GUI thread
+            return detail, qimg, scale
+
+        self.worker.submit(
+            job,
+            lambda res: self._loaded(inspection_id, *res),
+            lambda exc: self._load_failed(inspection_id, exc),
+            key=("review-load", id(self)),
+            owner=self,
+        )
+
+    def _loaded(self, inspection_id: int, detail, qimg, scale: float) -> None:
+        self.loading = None
         self.message.setText("")
-        if self.detail is None:
+        if detail is None:
             self.message.setText(self.tr("Inspection %1 not found").replace("%1", str(inspection_id)))
-            return False
-        img = self.records.image(self.detail.row.image_path)
-        if img is not None:
-            qimg, scale = to_owned_qimage(img, 2400)
+            self.loaded.emit(False)
+            return
+        self.detail = detail
+        if qimg is not None:
             self.canvas.set_image(qimg, scale)
         else:
             self.canvas.set_image(None)
             self.canvas.placeholder = self.tr("No archived image (%1)").replace(
-                "%1", self.detail.archive_error or self.tr("not archived")
+                "%1", detail.archive_error or self.tr("not archived")
             )
         self._rebuild_rows()
         self._show()
-        return True
+        self.loaded.emit(True)
 
-    def reload(self) -> None:
-        if self.detail is not None:
-            self.detail = self.records.detail(self.detail.row.id)
-            self._show()
+    def _load_failed(self, inspection_id: int, exc: Exception) -> None:
+        self.loading = None
+        self.message.setText(
+            self.tr("Inspection %1 could not be read: %2").replace("%1", str(inspection_id)).replace("%2", str(exc))
+        )
+        self.loaded.emit(False)
 
     def _rebuild_rows(self) -> None:
         for row in self.rows:

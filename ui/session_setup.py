@@ -21,6 +21,7 @@ from .auth import Session
 from .bridge import UiBridge
 from .controller import StationController
 from .demo import DEMO_USERS, assemble, demo_config
+from .worker import queued_audit
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +67,14 @@ class UiRuntime:
         bridge.attach(station.pipeline, station.health)
         bridge.start()
         controller = StationController(cfg, station.pipeline, station.health, station)
-        session = Session(records.authenticate, cfg.ui.auto_logout_s, audit=records.audit)
+        audit = queued_audit(records)  # the operator's taps never wait for an audit row's fsync
+        session = Session(records.authenticate, cfg.ui.auto_logout_s, audit=audit)
         window = MainWindow(
             controller,
             bridge,
             session,
             records=records,
-            audit=records.audit,
+            audit=audit,
             user_names=records.user_names,
             station_name=cfg.station.name,
         )
@@ -141,7 +143,7 @@ def add_quality_screens(window: MainWindow, records, cfg: StationConfig, control
         RecipeEditor(
             controller,
             session,
-            records.audit,
+            queued_audit(records),
             records=records,
             live_image=lambda: (window.operator.live.image, window.operator.live.image_scale),
         ),
@@ -156,7 +158,9 @@ def add_engineering_screens(window: MainWindow, records, controller, session) ->
     from .calibration_wizard import CalibrationWizard
     from .model_panel import ModelPanel
 
-    wizard = CalibrationWizard(session, records.audit, CalibrationStore(records.db), recipes=controller.recipe_names)
+    wizard = CalibrationWizard(
+        session, queued_audit(records), CalibrationStore(records.db), recipes=controller.recipe_names
+    )
     controller.pipeline.on_result(wizard.feed.submit)
     window.add_screen("calibration", wizard)
-    window.add_screen("model", ModelPanel(controller, session, records.audit))
+    window.add_screen("model", ModelPanel(controller, session, queued_audit(records)))

@@ -7,7 +7,7 @@ documented demo users, in its throwaway database.)
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent
+from PySide6.QtCore import QEvent, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from . import theme
 from .auth import Permission, PermissionDenied, Role, Session
 from .records import RecordError, Records
+from .worker import DbWorker, shared_worker
 
 
 class FirstAdminDialog(QDialog):
@@ -64,9 +65,15 @@ class FirstAdminDialog(QDialog):
 
 
 class UsersScreen(QWidget):
-    def __init__(self, records: Records, session: Session, parent=None):
+    changed = Signal(bool)
+    """An admin change finished: True when stored, False when refused (the message line says why)."""
+
+    def __init__(self, records: Records, session: Session, parent=None, worker: DbWorker | None = None):
         super().__init__(parent)
         self.records = records
+        self.worker = worker or shared_worker()
+        self.pending = 0
+        """Changes handed to the worker and not yet stored."""
         self.session = session
         self.list = QListWidget(self)
         self.name = QLineEdit(self)
@@ -106,7 +113,11 @@ class UsersScreen(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        self.users = self.records.users()
+        """Re-read the user list on the database worker."""
+        self.worker.submit(self.records.users, self._show_users, self._failed, key=("users", id(self)), owner=self)
+
+    def _show_users(self, users) -> None:
+        self.users = users
         self.list.clear()
         for u in self.users:
             state = "" if u.active else " · " + self.tr("disabled")
@@ -120,41 +131,77 @@ class UsersScreen(QWidget):
             self.message.setText(str(exc))
             return None
 
+    def _run(self, change, done_text: str) -> None:
+        """Store `change` on the worker (a new user's scrypt hash alone takes ~50 ms), then re-read the list.
+
+        The buttons stay disabled until it is stored, so a second tap cannot race the first.
+        """
+        records = self.records
+        self.pending += 1
+        self._enable(False)
+
+        def job():
+            change()
+            return records.users()
+
+        self.worker.submit(job, lambda users: self._stored(users, done_text), self._failed, owner=self)
+
+    def _stored(self, users, done_text: str) -> None:
+        self.pending -= 1
+        self._enable(True)
+        self._show_users(users)
+        self.message.setText(done_text)
+        self.changed.emit(True)
+
+    def _failed(self, exc: Exception) -> None:
+        if self.pending:
+            self.pending -= 1
+            self._enable(True)
+        self.message.setText(str(exc))
+        self.changed.emit(False)
+
+    def _enable(self, on: bool) -> None:
+        for b in (self.add_button, self.role_button, self.disable_button):
+            b.setEnabled(on)
+
     def add_user(self) -> bool:
+        """True when the new user was handed to the worker; `changed` reports the outcome."""
         who = self._admin()
         if who is None:
             return False
-        try:
-            self.records.create_user(self.name.text().strip(), self.role.currentData(), self.secret.text(), by=who)
-        except RecordError as exc:
-            self.message.setText(str(exc))
-            return False
+        name, role, secret = self.name.text().strip(), self.role.currentData(), self.secret.text()
         self.secret.clear()
-        self.message.setText(self.tr("User %1 created").replace("%1", self.name.text().strip()))
-        self.refresh()
+        self._run(
+            lambda: self.records.create_user(name, role, secret, by=who),
+            self.tr("User %1 created").replace("%1", name),
+        )
         return True
 
     def _selected(self):
         i = self.list.currentRow()
         return self.users[i] if 0 <= i < len(self.users) else None
 
-    def change_role(self) -> None:
+    def change_role(self) -> bool:
         who, u = self._admin(), self._selected()
-        if who and u:
-            try:
-                self.records.set_role(u.username, self.role.currentData(), by=who)
-            except RecordError as exc:
-                self.message.setText(str(exc))
-            self.refresh()
+        if not (who and u):
+            return False
+        role = self.role.currentData()
+        self._run(
+            lambda: self.records.set_role(u.username, role, by=who),
+            self.tr("%1 is now %2").replace("%1", u.username).replace("%2", role),
+        )
+        return True
 
-    def toggle_active(self) -> None:
+    def toggle_active(self) -> bool:
         who, u = self._admin(), self._selected()
-        if who and u:
-            if u.username == who:
-                self.message.setText(self.tr("You cannot disable yourself"))
-                return
-            self.records.set_active(u.username, not u.active, by=who)
-            self.refresh()
+        if not (who and u):
+            return False
+        if u.username == who:
+            self.message.setText(self.tr("You cannot disable yourself"))
+            return False
+        done = self.tr("%1 enabled") if not u.active else self.tr("%1 disabled")
+        self._run(lambda: self.records.set_active(u.username, not u.active, by=who), done.replace("%1", u.username))
+        return True
 
     def retranslate(self) -> None:
         self.name_label.setText(self.tr("User name"))

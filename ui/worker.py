@@ -112,3 +112,24 @@ def shared_worker() -> DbWorker:
     if _shared is None or not shiboken6.isValid(_shared):
         _shared = DbWorker()
     return _shared
+
+
+def queued_audit(records, worker: DbWorker | None = None) -> Callable[..., None]:
+    """`records.audit` with the same arguments, stored on the database worker.
+
+    An audit row is a small write, but on SQLite with synchronous=FULL it waits for an fsync that can
+    take tens of milliseconds on a busy disk; the operator's tap (acknowledge, start, recipe select)
+    must not wait for it. The job carries no key, so it is never superseded: every event is stored,
+    in the order the GUI made them. Called from another thread (a calibration fit, say), it writes
+    there directly: that thread is not the one the operator is watching.
+    """
+    from PySide6.QtCore import QThread
+
+    def audit(action: str, **kwargs: Any) -> None:
+        w = worker or shared_worker()
+        if QThread.currentThread() is not w.thread():
+            records.audit(action, **kwargs)
+            return
+        w.submit(lambda: records.audit(action, **kwargs), lambda _r: None)
+
+    return audit

@@ -69,7 +69,8 @@ def test_wizard_keeps_usable_views_and_stores_intrinsics(qtbot, station_window, 
     session.login("op", "1111")
     assert not win.show_screen("calibration") and win.current_screen() == "operator"
     assert not wiz.capture() and "engineer" in wiz.message.text()
-    assert any(e.action == "denied" and e.who == "op" for e in records.audit_events())
+    # The refusal's audit row is written on the database worker, after the tap returned.
+    qtbot.waitUntil(lambda: any(e.action == "denied" and e.who == "op" for e in records.audit_events()), timeout=10000)
     session.logout()
 
     session.login("eng", "2222")
@@ -114,6 +115,7 @@ def test_wizard_keeps_usable_views_and_stores_intrinsics(qtbot, station_window, 
     info = store.active(INTRINSICS)
     assert info is not None and info.id == wiz.saved_id and info.created_by == "eng"
     assert np.allclose(store.intrinsics().camera_matrix, k)
+    qtbot.waitUntil(lambda: any(e.action == "calibration_intrinsics" for e in records.audit_events()), timeout=10000)
     events = records.audit_events()
     assert any(e.action == "calibration_intrinsics" and e.who == "eng" for e in events)
     assert any(e.action == "calibration.save" and e.who == "eng" for e in events)

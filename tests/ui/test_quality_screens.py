@@ -91,10 +91,18 @@ def test_history_filters_return_the_right_rows(qtbot, ui_app, filled_records, tm
 
     # CSV export writes every row of the filter, not only the page shown.
     scr.verdict.setCurrentIndex(scr.verdict.findData("PASS"))
-    n = scr.export_to(tmp_path / "pass.csv")
+    with qtbot.waitSignal(scr.exported, timeout=20000) as done:
+        scr.start_export(tmp_path / "pass.csv")  # on the worker: the button waits for the file
+        assert not scr.export_button.isEnabled()
+    n = done.args[0]
     rows = list(csv.DictReader(open(tmp_path / "pass.csv", encoding="utf-8")))
     assert n == len(rows) == sum(r.passed for r in results)
     assert {r["verdict"] for r in rows} == {"PASS"}
+    assert scr.export_button.isEnabled() and str(n) in scr.status.text()
+    # A folder that does not exist: the error is shown, the button comes back, nothing is half-written.
+    with qtbot.waitSignal(scr.exported, timeout=20000) as failed:
+        scr.start_export(tmp_path / "no-such-dir" / "x.csv")
+    assert failed.args == [-1] and "failed" in scr.status.text() and scr.export_button.isEnabled()
 
 
 def test_review_is_stored(qtbot, ui_app, filled_records):
@@ -107,8 +115,18 @@ def test_review_is_stored(qtbot, ui_app, filled_records):
     scr.resize(1280, 740)
     scr.show()
     reject = records.history(records_filter(verdict="REJECT"), limit=1).rows[0]
-    assert scr.load(reject.id)
+    # The board and its image are read on the worker; the screen says so until they arrive.
+    with qtbot.waitSignal(scr.loaded, timeout=10000) as opened:
+        scr.load(reject.id)
+        assert scr.loading == reject.id and scr.message.text() == "Loading…"
+    assert opened.args == [True] and scr.loading is None
     assert scr.canvas.image is not None and len(scr.rows) == reject.defect_count == 1
+    # A board that does not exist says so by number.
+    with qtbot.waitSignal(scr.loaded, timeout=10000) as missing:
+        scr.load(10**9)
+    assert missing.args == [False] and str(10**9) in scr.message.text()
+    assert scr.detail.row.id == reject.id  # the board on screen stays
+    scr.message.setText("")
 
     # Not logged in: nothing is stored.
     assert not scr.review_defect(0, "false_call")
@@ -199,7 +217,18 @@ def test_roles_forbid_what_they_should(qtbot, ui_app, filled_records, live_pipel
     users = win.screens["users"]
     users.name.setText("op2")
     users.secret.setText("4321")
-    assert users.add_user() and "op2" in records.user_names()
+    with qtbot.waitSignal(users.changed, timeout=10000) as stored:
+        assert users.add_user()  # the scrypt hash and the write run on the worker
+        assert not users.add_button.isEnabled()
+    assert stored.args == [True] and "op2" in records.user_names()
+    assert users.add_button.isEnabled() and any(u.username == "op2" for u in users.users)
+    # A second op2 is refused with the reason on screen.
+    users.name.setText("op2")
+    users.secret.setText("5555")
+    with qtbot.waitSignal(users.changed, timeout=10000) as refused:
+        assert users.add_user()
+    assert refused.args == [False] and "op2" in users.message.text()
+    users.message.setText("")
     save_shot(win, "users_1280x800")
     # Inactivity logs out (timer shortened for the test) and leaves the admin screen.
     session._timer.setInterval(50)

@@ -325,32 +325,32 @@
 <context>
     <name>FirstAdminDialog</name>
     <message>
-        <location filename="../users_screen.py" line="32"/>
+        <location filename="../users_screen.py" line="33"/>
         <source>First start: create the administrator</source>
         <translation>首次启动：创建管理员</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="40"/>
+        <location filename="../users_screen.py" line="41"/>
         <source>Create administrator</source>
         <translation>创建管理员</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="44"/>
+        <location filename="../users_screen.py" line="45"/>
         <source>No user exists yet. Choose the administrator&apos;s name and secret.</source>
         <translation>尚无用户。请设置管理员的用户名和密码。</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="46"/>
+        <location filename="../users_screen.py" line="47"/>
         <source>PIN or password (at least 4 characters)</source>
         <translation>PIN 或密码（至少 4 位）</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="48"/>
+        <location filename="../users_screen.py" line="49"/>
         <source>Repeat</source>
         <translation>再次输入</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="55"/>
+        <location filename="../users_screen.py" line="56"/>
         <source>The two entries differ</source>
         <translation>两次输入不一致</translation>
     </message>
@@ -358,147 +358,157 @@
 <context>
     <name>HistoryScreen</name>
     <message>
-        <location filename="../history_screen.py" line="145"/>
-        <location filename="../history_screen.py" line="300"/>
-        <location filename="../history_screen.py" line="302"/>
+        <location filename="../history_screen.py" line="147"/>
+        <location filename="../history_screen.py" line="327"/>
+        <location filename="../history_screen.py" line="329"/>
         <source>All recipes</source>
         <translation>全部配方</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="168"/>
+        <location filename="../history_screen.py" line="170"/>
         <source>Loading…</source>
         <translation>加载中…</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="214"/>
-        <location filename="../history_screen.py" line="296"/>
+        <location filename="../history_screen.py" line="216"/>
+        <location filename="../history_screen.py" line="323"/>
         <source>PASS</source>
         <translation>合格</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="214"/>
-        <location filename="../history_screen.py" line="296"/>
+        <location filename="../history_screen.py" line="216"/>
+        <location filename="../history_screen.py" line="323"/>
         <source>REJECT</source>
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="235"/>
+        <location filename="../history_screen.py" line="237"/>
         <source>%1–%2 of %3 matching</source>
         <translation>第 %1–%2 条，共 %3 条</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="261"/>
-        <location filename="../history_screen.py" line="306"/>
+        <location filename="../history_screen.py" line="263"/>
+        <location filename="../history_screen.py" line="333"/>
         <source>Export CSV</source>
         <translation>导出 CSV</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="264"/>
+        <location filename="../history_screen.py" line="275"/>
+        <source>Exporting to %1…</source>
+        <translation>正在导出到 %1…</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="285"/>
         <source>%1 rows written to %2</source>
         <translation>已写入 %1 行到 %2</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="288"/>
+        <location filename="../history_screen.py" line="290"/>
+        <source>Export to %1 failed: %2</source>
+        <translation>导出到 %1 失败：%2</translation>
+    </message>
+    <message>
+        <location filename="../history_screen.py" line="315"/>
         <source>This shift</source>
         <translation>本班次</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="289"/>
+        <location filename="../history_screen.py" line="316"/>
         <source>Last hour</source>
         <translation>最近 1 小时</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="290"/>
+        <location filename="../history_screen.py" line="317"/>
         <source>Last 24 h</source>
         <translation>最近 24 小时</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="291"/>
+        <location filename="../history_screen.py" line="318"/>
         <source>Last 7 days</source>
         <translation>最近 7 天</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="292"/>
+        <location filename="../history_screen.py" line="319"/>
         <source>All time</source>
         <translation>全部时间</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="296"/>
+        <location filename="../history_screen.py" line="323"/>
         <source>All verdicts</source>
         <translation>全部结果</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="298"/>
+        <location filename="../history_screen.py" line="325"/>
         <source>All classes</source>
         <translation>全部类别</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="303"/>
+        <location filename="../history_screen.py" line="330"/>
         <source>Serial (ABC* = prefix)</source>
         <translation>序列号（ABC* = 前缀）</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="304"/>
+        <location filename="../history_screen.py" line="331"/>
         <source>Unreviewed only</source>
         <translation>仅未复判</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="305"/>
+        <location filename="../history_screen.py" line="332"/>
         <source>Search</source>
         <translation>查询</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="307"/>
+        <location filename="../history_screen.py" line="334"/>
         <source>◀ Newer</source>
         <translation>◀ 更新</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="308"/>
+        <location filename="../history_screen.py" line="335"/>
         <source>Older ▶</source>
         <translation>更早 ▶</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="309"/>
+        <location filename="../history_screen.py" line="336"/>
         <source>Open / review</source>
         <translation>打开 / 复判</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="312"/>
+        <location filename="../history_screen.py" line="339"/>
         <source>Time</source>
         <translation>时间</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="313"/>
+        <location filename="../history_screen.py" line="340"/>
         <source>Serial</source>
         <translation>序列号</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="314"/>
+        <location filename="../history_screen.py" line="341"/>
         <source>Verdict</source>
         <translation>结果</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="315"/>
+        <location filename="../history_screen.py" line="342"/>
         <source>Defects</source>
         <translation>缺陷数</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="316"/>
+        <location filename="../history_screen.py" line="343"/>
         <source>Classes</source>
         <translation>类别</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="317"/>
+        <location filename="../history_screen.py" line="344"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="318"/>
+        <location filename="../history_screen.py" line="345"/>
         <source>Cycle ms</source>
         <translation>节拍 ms</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="319"/>
+        <location filename="../history_screen.py" line="346"/>
         <source>Reviewed</source>
         <translation>已复判</translation>
     </message>
@@ -911,93 +921,103 @@
 <context>
     <name>ReviewScreen</name>
     <message>
-        <location filename="../review_screen.py" line="176"/>
+        <location filename="../review_screen.py" line="184"/>
+        <source>Loading…</source>
+        <translation>加载中…</translation>
+    </message>
+    <message>
+        <location filename="../review_screen.py" line="209"/>
         <source>Inspection %1 not found</source>
         <translation>未找到检测记录 %1</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="184"/>
+        <location filename="../review_screen.py" line="217"/>
         <source>No archived image (%1)</source>
         <translation>无存档图像（%1）</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="185"/>
+        <location filename="../review_screen.py" line="218"/>
         <source>not archived</source>
         <translation>未存档</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="214"/>
+        <location filename="../review_screen.py" line="227"/>
+        <source>Inspection %1 could not be read: %2</source>
+        <translation>无法读取检测记录 %1：%2</translation>
+    </message>
+    <message>
+        <location filename="../review_screen.py" line="249"/>
         <source>PASS</source>
         <translation>合格</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="214"/>
+        <location filename="../review_screen.py" line="249"/>
         <source>REJECT</source>
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="239"/>
+        <location filename="../review_screen.py" line="274"/>
         <source>Log in to review</source>
         <translation>请登录后复判</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="279"/>
+        <location filename="../review_screen.py" line="314"/>
         <source>Saving…</source>
         <translation>保存中…</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="304"/>
+        <location filename="../review_screen.py" line="339"/>
         <source>Drag a box around the missed defect</source>
         <translation>拖动框选漏检的缺陷</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="317"/>
+        <location filename="../review_screen.py" line="352"/>
         <source>confirmed by %1</source>
         <translation>已由 %1 确认</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="318"/>
+        <location filename="../review_screen.py" line="353"/>
         <source>false call (%1)</source>
         <translation>误报（%1）</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="319"/>
+        <location filename="../review_screen.py" line="354"/>
         <source>not reviewed</source>
         <translation>未复判</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="323"/>
+        <location filename="../review_screen.py" line="358"/>
         <source>✓ Confirm</source>
         <translation>✓ 确认</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="324"/>
+        <location filename="../review_screen.py" line="359"/>
         <source>✗ False call</source>
         <translation>✗ 误报</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="327"/>
+        <location filename="../review_screen.py" line="362"/>
         <source>+ Draw missed defect</source>
         <translation>+ 框选漏检缺陷</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="328"/>
+        <location filename="../review_screen.py" line="363"/>
         <source>Board OK, nothing to add</source>
         <translation>板合格，无补充</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="329"/>
+        <location filename="../review_screen.py" line="364"/>
         <source>◀ History</source>
         <translation>◀ 历史</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="331"/>
+        <location filename="../review_screen.py" line="366"/>
         <source>No board selected</source>
         <translation>未选择板</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="332"/>
-        <location filename="../review_screen.py" line="333"/>
+        <location filename="../review_screen.py" line="367"/>
+        <location filename="../review_screen.py" line="368"/>
         <source>Open a board from History.</source>
         <translation>请从历史中打开一块板。</translation>
     </message>
@@ -1005,47 +1025,62 @@
 <context>
     <name>UsersScreen</name>
     <message>
-        <location filename="../users_screen.py" line="112"/>
+        <location filename="../users_screen.py" line="123"/>
         <source>disabled</source>
         <translation>已停用</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="133"/>
+        <location filename="../users_screen.py" line="176"/>
         <source>User %1 created</source>
         <translation>已创建用户 %1</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="154"/>
+        <location filename="../users_screen.py" line="191"/>
+        <source>%1 is now %2</source>
+        <translation>%1 现在是 %2</translation>
+    </message>
+    <message>
+        <location filename="../users_screen.py" line="200"/>
         <source>You cannot disable yourself</source>
         <translation>不能停用自己</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="160"/>
+        <location filename="../users_screen.py" line="202"/>
+        <source>%1 enabled</source>
+        <translation>已启用 %1</translation>
+    </message>
+    <message>
+        <location filename="../users_screen.py" line="202"/>
+        <source>%1 disabled</source>
+        <translation>已停用 %1</translation>
+    </message>
+    <message>
+        <location filename="../users_screen.py" line="207"/>
         <source>User name</source>
         <translation>用户名</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="161"/>
+        <location filename="../users_screen.py" line="208"/>
         <source>Role</source>
         <translation>角色</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="162"/>
+        <location filename="../users_screen.py" line="209"/>
         <source>PIN or password</source>
         <translation>PIN 或密码</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="163"/>
+        <location filename="../users_screen.py" line="210"/>
         <source>Add user</source>
         <translation>添加用户</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="164"/>
+        <location filename="../users_screen.py" line="211"/>
         <source>Set role of selected</source>
         <translation>设置所选用户角色</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="165"/>
+        <location filename="../users_screen.py" line="212"/>
         <source>Disable / enable selected</source>
         <translation>停用 / 启用所选</translation>
     </message>
@@ -1111,7 +1146,7 @@
 <context>
     <name>window</name>
     <message>
-        <location filename="../session_setup.py" line="135"/>
+        <location filename="../session_setup.py" line="137"/>
         <source>%1 review(s) stored</source>
         <translation>已保存 %1 条复判</translation>
     </message>
