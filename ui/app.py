@@ -118,6 +118,7 @@ class MainWindow(QMainWindow):
         controller.error.connect(lambda msg: self.show_toast(self.tr("Station error: %1").replace("%1", msg)))
 
         bridge.updated.connect(self._on_update)
+        self.operator.live.size_changed.connect(bridge.set_display_size)
         bridge.health_changed.connect(self.operator.on_health)
         bridge.health_changed.connect(self.alarms.on_health)
 

@@ -36,6 +36,11 @@ class ImageCanvas(QWidget):
         super().__init__(parent)
         self.image: QImage | None = None
         self.image_scale = 1.0  # displayed-image px per frame px
+        self.display: QImage | None = None
+        self.blits = 0
+        """Paints that copied a pre-scaled picture 1:1 (the live view's normal case)."""
+        self.scaled_paints = 0
+        """Paints that had to resample `image` on the GUI thread."""
         self.overlays: list[Overlay] = []
         self.polygon: list[tuple[float, float]] = []
         self.placeholder = ""
@@ -43,9 +48,11 @@ class ImageCanvas(QWidget):
         self.setMinimumSize(200, 150)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
 
-    def set_image(self, image: QImage | None, scale: float = 1.0) -> None:
+    def set_image(self, image: QImage | None, scale: float = 1.0, display: QImage | None = None) -> None:
+        """`display`: the same picture pre-scaled to this view's size (made off the GUI thread)."""
         self.image = image
         self.image_scale = scale
+        self.display = display
         self.update()
 
     def set_overlays(self, overlays: list[Overlay]) -> None:
@@ -113,8 +120,15 @@ class ImageCanvas(QWidget):
                 p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.placeholder)
             p.end()
             return
-        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        p.drawImage(self._target(), self.image)
+        t = self._target()
+        d = self.display
+        if d is not None and abs(d.width() - t.width()) < 1.5 and abs(d.height() - t.height()) < 1.5:
+            p.drawImage(QPointF(round(t.x()), round(t.y())), d)  # 1:1 blit, no resampling here
+            self.blits += 1
+        else:  # no pre-scaled picture for this size (just resized, or not a live view)
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            p.drawImage(t, self.image)
+            self.scaled_paints += 1
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.paint_polygon(p)
         for o in self.overlays:

@@ -53,10 +53,16 @@ def overlays_for(detections, scale_label: bool = True) -> list[Overlay]:
 
 class LiveView(ImageCanvas):
     defect_tapped = Signal(int)
+    size_changed = Signal(int, int)
+    """The view's new size: the bridge pre-scales live pictures to it (`UiBridge.set_display_size`)."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.tapped.connect(self._on_tap)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self.size_changed.emit(self.width(), self.height())
 
     def _on_tap(self, x: float, y: float) -> None:
         i = self.overlay_at(x, y)
@@ -425,7 +431,7 @@ class OperatorScreen(QWidget):
         prev = self.last_update
         self.last_update = u
         if u.image is not None:
-            self.live.set_image(u.image, u.image_scale)
+            self.live.set_image(u.image, u.image_scale, u.display)
         elif u.latest is not None and (prev is None or prev.latest is None or prev.latest.uid != u.latest.uid):
             self.live.set_image(None)
         if u.latest is not None:

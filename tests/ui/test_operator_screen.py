@@ -16,6 +16,7 @@ def _screen(bridge: UiBridge) -> tuple[OperatorScreen, AlarmModel]:
     scr.set_recipes(["demo"], "demo")
     bridge.updated.connect(scr.on_update)
     bridge.updated.connect(lambda _u: bridge.ack())
+    scr.live.size_changed.connect(bridge.set_display_size)  # as ui/app.py wires it
     bridge.health_changed.connect(scr.on_health)
     bridge.health_changed.connect(alarms.on_health)
     return scr, alarms
@@ -53,6 +54,11 @@ def test_operator_screen_updates_from_pipeline_results(qtbot, ui_app, live_pipel
     # Pictures are owned copies, scaled to at most the bridge's max side.
     assert scr.live.image is not None and not scr.live.image.isNull()
     assert max(scr.live.image.width(), scr.live.image.height()) <= bridge.max_side
+    # ...and a second copy pre-scaled to the live view, which the GUI thread paints 1:1.
+    d, view = u.display, scr.live
+    assert d is not None and d.format() == d.Format.Format_RGB32
+    assert min(abs(d.width() - view.width()), abs(d.height() - view.height())) <= 1
+    assert view.blits >= 1
     # Lamps: the camera and the backend that actually runs.
     assert scr.lamps["camera"].state.ok
     assert "classical" in scr.lamps["model"].reason.text()
@@ -66,6 +72,20 @@ def test_operator_screen_updates_from_pipeline_results(qtbot, ui_app, live_pipel
         scr.zoom.close()
     assert rejects or u.counts.passed == u.counts.inspected
     bridge.stop()
+
+
+def test_display_image_fits_the_view_and_keeps_the_aspect(ui_app):
+    import numpy as np
+
+    from ui.bridge import to_display_qimage
+
+    img = np.zeros((1586, 3034), np.uint8)  # a PKU-Market-PCB sized board
+    img[:, 1517:] = 255
+    q = to_display_qimage(img, (900, 700))
+    assert (q.width(), q.height()) == (900, round(1586 * 900 / 3034))
+    assert q.pixelColor(10, 10).red() == 0 and q.pixelColor(890, 10).red() == 255
+    col = to_display_qimage(np.full((100, 200, 3), (255, 0, 0), np.uint8), (400, 400))  # BGR blue
+    assert (col.width(), col.height()) == (400, 200) and col.pixelColor(5, 5).blue() == 255
 
 
 def test_alarm_raises_and_is_acknowledged(qtbot, ui_app):
