@@ -34,6 +34,7 @@ from . import theme
 from .auth import Permission, PermissionDenied, Session
 from .bridge import to_owned_qimage
 from .image_view import ImageCanvas
+from .worker import shared_worker
 
 
 class RecipeEditor(QWidget):
@@ -46,6 +47,9 @@ class RecipeEditor(QWidget):
         self.session = session
         self._audit = audit
         self.records = records
+        self.worker = shared_worker()
+        self.storing = 0
+        """Saved recipe versions handed to the database worker and not yet stored."""
         self.editing = False
         self.original: Recipe | None = None
         self.reference: Path | None = None
@@ -229,13 +233,33 @@ class RecipeEditor(QWidget):
             return False
         before = self.original.model_dump(mode="json") if self.original else None
         after = recipe.model_dump(mode="json")
-        if self.records is not None:
-            self.records.register_recipe(after, by=user.name)
         self._audit("recipe_save", user=user.name, target=recipe.name, before=before, after=after)
         self.original = recipe
         self.state.setText(self.tr("Saved: recipe %1 is used from the next board").replace("%1", recipe.name))
+        if self.records is not None:
+            # The new version is stored on the database worker; the line already uses it.
+            records, who = self.records, user.name
+            self.storing += 1
+            self.worker.submit(
+                lambda: records.register_recipe(after, by=who),
+                lambda _r: self._stored(),
+                lambda exc: self._store_failed(recipe.name, exc),
+                owner=self,
+            )
         self.saved.emit(recipe)
         return True
+
+    def _stored(self) -> None:
+        self.storing -= 1
+
+    def _store_failed(self, name: str, exc: Exception) -> None:
+        """The line runs the new recipe, but it is not in the database: say so, loudly."""
+        self.storing -= 1
+        self.state.setText(
+            self.tr("Recipe %1 is applied but NOT stored (%2): it is lost at the next start; save again")
+            .replace("%1", name)
+            .replace("%2", str(exc))
+        )
 
     def _canvas_tapped(self, x: float, y: float) -> None:
         if self.roi_button.isChecked():

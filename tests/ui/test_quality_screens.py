@@ -273,6 +273,7 @@ def test_recipe_editor_round_trips(qtbot, ui_app, filled_records, live_pipeline,
         ed._canvas_tapped(float(x), float(y))
     save_shot(ed, "recipe_1280x800")
     assert ed.save()
+    qtbot.waitUntil(lambda: not ed.storing, timeout=10000)  # the version is written on the DB worker
     ed.leave()
     assert health.get("recipe").ok
 

@@ -4,12 +4,12 @@
 <context>
     <name>AlarmBanner</name>
     <message>
-        <location filename="../operator_screen.py" line="290"/>
+        <location filename="../operator_screen.py" line="296"/>
         <source>ACKNOWLEDGE</source>
         <translation>确认报警</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="299"/>
+        <location filename="../operator_screen.py" line="305"/>
         <source>+%1 more</source>
         <translation>另有 %1 条</translation>
     </message>
@@ -516,12 +516,12 @@
 <context>
     <name>Lamp</name>
     <message>
-        <location filename="../operator_screen.py" line="201"/>
+        <location filename="../operator_screen.py" line="207"/>
         <source>no report</source>
         <translation>无状态</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="203"/>
+        <location filename="../operator_screen.py" line="209"/>
         <source>OK</source>
         <translation>正常</translation>
     </message>
@@ -593,97 +593,97 @@
         <translation>工位错误：%1</translation>
     </message>
     <message>
-        <location filename="../app.py" line="189"/>
+        <location filename="../app.py" line="190"/>
         <source>Log in to %1</source>
         <translation>请登录后%1</translation>
     </message>
     <message>
-        <location filename="../app.py" line="192"/>
+        <location filename="../app.py" line="193"/>
         <source>%1 may not %2</source>
         <translation>%1 无权%2</translation>
     </message>
     <message>
-        <location filename="../app.py" line="221"/>
+        <location filename="../app.py" line="222"/>
         <source>start the station</source>
         <translation>启动工位</translation>
     </message>
     <message>
-        <location filename="../app.py" line="226"/>
+        <location filename="../app.py" line="227"/>
         <source>stop the station</source>
         <translation>停止工位</translation>
     </message>
     <message>
-        <location filename="../app.py" line="234"/>
+        <location filename="../app.py" line="235"/>
         <source>change the recipe</source>
         <translation>切换配方</translation>
     </message>
     <message>
-        <location filename="../app.py" line="247"/>
+        <location filename="../app.py" line="248"/>
         <source>acknowledge alarms</source>
         <translation>确认报警</translation>
     </message>
     <message>
-        <location filename="../app.py" line="304"/>
+        <location filename="../app.py" line="305"/>
         <source>Line</source>
         <translation>产线</translation>
     </message>
     <message>
-        <location filename="../app.py" line="305"/>
+        <location filename="../app.py" line="306"/>
         <source>History</source>
         <translation>历史</translation>
     </message>
     <message>
-        <location filename="../app.py" line="306"/>
+        <location filename="../app.py" line="307"/>
         <source>Review</source>
         <translation>复判</translation>
     </message>
     <message>
-        <location filename="../app.py" line="307"/>
+        <location filename="../app.py" line="308"/>
         <source>Charts</source>
         <translation>图表</translation>
     </message>
     <message>
-        <location filename="../app.py" line="308"/>
+        <location filename="../app.py" line="309"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../app.py" line="309"/>
+        <location filename="../app.py" line="310"/>
         <source>Calibrate</source>
         <translation>标定</translation>
     </message>
     <message>
-        <location filename="../app.py" line="310"/>
+        <location filename="../app.py" line="311"/>
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../app.py" line="311"/>
+        <location filename="../app.py" line="312"/>
         <source>Users</source>
         <translation>用户</translation>
     </message>
     <message>
-        <location filename="../app.py" line="317"/>
+        <location filename="../app.py" line="318"/>
         <source>Log in</source>
         <translation>登录</translation>
     </message>
     <message>
-        <location filename="../app.py" line="317"/>
+        <location filename="../app.py" line="318"/>
         <source>%1 · Log out</source>
         <translation>%1 · 退出登录</translation>
     </message>
     <message>
-        <location filename="../app.py" line="321"/>
+        <location filename="../app.py" line="322"/>
         <source>operator</source>
         <translation>操作员</translation>
     </message>
     <message>
-        <location filename="../app.py" line="321"/>
+        <location filename="../app.py" line="322"/>
         <source>engineer</source>
         <translation>工程师</translation>
     </message>
     <message>
-        <location filename="../app.py" line="321"/>
+        <location filename="../app.py" line="322"/>
         <source>admin</source>
         <translation>管理员</translation>
     </message>
@@ -785,62 +785,62 @@
 <context>
     <name>OperatorScreen</name>
     <message>
-        <location filename="../operator_screen.py" line="410"/>
+        <location filename="../operator_screen.py" line="416"/>
         <source>■  STOP</source>
         <translation>■  停止</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="410"/>
+        <location filename="../operator_screen.py" line="416"/>
         <source>▶  START</source>
         <translation>▶  启动</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="436"/>
+        <location filename="../operator_screen.py" line="442"/>
         <source>Board %1 · %2 · recipe %3 · model %4</source>
         <translation>板 %1 · %2 · 配方 %3 · 模型 %4</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="494"/>
+        <location filename="../operator_screen.py" line="500"/>
         <source>INSPECTED</source>
         <translation>已检测</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="495"/>
+        <location filename="../operator_screen.py" line="501"/>
         <source>PASSED</source>
         <translation>合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="496"/>
+        <location filename="../operator_screen.py" line="502"/>
         <source>REJECTED</source>
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="497"/>
+        <location filename="../operator_screen.py" line="503"/>
         <source>YIELD</source>
         <translation>良率</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="498"/>
+        <location filename="../operator_screen.py" line="504"/>
         <source>BOARDS/MIN</source>
         <translation>板/分钟</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="502"/>
+        <location filename="../operator_screen.py" line="508"/>
         <source>LAST 20 BOARDS (newest right)</source>
         <translation>最近 20 块板（最新在右）</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="503"/>
+        <location filename="../operator_screen.py" line="509"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="505"/>
+        <location filename="../operator_screen.py" line="511"/>
         <source>Waiting for the first board…</source>
         <translation>等待第一块板…</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="510"/>
+        <location filename="../operator_screen.py" line="516"/>
         <source>Live image · tap a defect to zoom</source>
         <translation>实时图像 · 点击缺陷放大</translation>
     </message>
@@ -848,72 +848,77 @@
 <context>
     <name>RecipeEditor</name>
     <message>
-        <location filename="../recipe_editor.py" line="228"/>
+        <location filename="../recipe_editor.py" line="232"/>
         <source>Not saved: %1</source>
         <translation>未保存：%1</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="236"/>
+        <location filename="../recipe_editor.py" line="238"/>
         <source>Saved: recipe %1 is used from the next board</source>
         <translation>已保存：配方 %1 从下一块板起生效</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="250"/>
+        <location filename="../recipe_editor.py" line="259"/>
+        <source>Recipe %1 is applied but NOT stored (%2): it is lost at the next start; save again</source>
+        <translation>配方 %1 已应用但未保存（%2）：下次启动时将丢失，请重新保存</translation>
+    </message>
+    <message>
+        <location filename="../recipe_editor.py" line="274"/>
         <source>Reference image</source>
         <translation>参考图像</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="259"/>
+        <location filename="../recipe_editor.py" line="283"/>
         <source>✎ Draw ROI (tap corners)</source>
         <translation>✎ 绘制检测区域（点击各角）</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="260"/>
+        <location filename="../recipe_editor.py" line="284"/>
         <source>Clear ROI</source>
         <translation>清除检测区域</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="261"/>
+        <location filename="../recipe_editor.py" line="285"/>
         <source>Reference image…</source>
         <translation>参考图像…</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="262"/>
+        <location filename="../recipe_editor.py" line="286"/>
         <source>SCORE THRESHOLD PER CLASS</source>
         <translation>各类别置信度阈值</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="263"/>
+        <location filename="../recipe_editor.py" line="287"/>
         <source>Min. size</source>
         <translation>最小尺寸</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="264"/>
+        <location filename="../recipe_editor.py" line="288"/>
         <source>Defects allowed</source>
         <translation>允许缺陷数</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="265"/>
+        <location filename="../recipe_editor.py" line="289"/>
         <source>Save and apply</source>
         <translation>保存并应用</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="266"/>
+        <location filename="../recipe_editor.py" line="290"/>
         <source>Revert</source>
         <translation>还原</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="267"/>
+        <location filename="../recipe_editor.py" line="291"/>
         <source>No reference image: choose one</source>
         <translation>无参考图像：请选择</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="269"/>
+        <location filename="../recipe_editor.py" line="293"/>
         <source>ENGINEER EDITING: the station is NOT READY until you leave this screen</source>
         <translation>工程师编辑中：离开此页面前工位处于未就绪状态</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="270"/>
+        <location filename="../recipe_editor.py" line="294"/>
         <source>Saved</source>
         <translation>已保存</translation>
     </message>
@@ -1088,44 +1093,44 @@
 <context>
     <name>VerdictBanner</name>
     <message>
-        <location filename="../operator_screen.py" line="126"/>
+        <location filename="../operator_screen.py" line="132"/>
         <source>WAITING</source>
         <translation>等待中</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="127"/>
+        <location filename="../operator_screen.py" line="133"/>
         <source>No board inspected yet</source>
         <translation>尚未检测任何板</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="131"/>
+        <location filename="../operator_screen.py" line="137"/>
         <source>PASS</source>
         <translation>合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="131"/>
+        <location filename="../operator_screen.py" line="137"/>
         <source>REJECT</source>
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="132"/>
+        <location filename="../operator_screen.py" line="138"/>
         <source>frame %1</source>
         <translation>帧 %1</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="134"/>
+        <location filename="../operator_screen.py" line="140"/>
         <source>Serial %1   ·   cycle %2 ms</source>
         <translation>序列号 %1   ·   节拍 %2 ms</translation>
     </message>
     <message numerus="yes">
-        <location filename="../operator_screen.py" line="140"/>
+        <location filename="../operator_screen.py" line="146"/>
         <source>%n defect(s): </source>
         <translation>
             <numerusform>%n 个缺陷：</numerusform>
         </translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="142"/>
+        <location filename="../operator_screen.py" line="148"/>
         <source>No defects</source>
         <translation>无缺陷</translation>
     </message>
@@ -1133,12 +1138,12 @@
 <context>
     <name>ZoomDialog</name>
     <message>
-        <location filename="../operator_screen.py" line="72"/>
+        <location filename="../operator_screen.py" line="78"/>
         <source>Defect</source>
         <translation>缺陷</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="84"/>
+        <location filename="../operator_screen.py" line="90"/>
         <source>Close</source>
         <translation>关闭</translation>
     </message>
