@@ -18,7 +18,9 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from datetime import time as dtime
+from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
@@ -30,20 +32,43 @@ from inspector.health import ComponentState, Health
 
 log = logging.getLogger(__name__)
 
-#: Shift start hours (local time): counters reset when a new shift starts.
-SHIFT_START_HOURS = (6, 14, 22)
+#: The plant's shift plan: start times and zone (`storage.shift_starts`, `storage.timezone`, set by
+#: `configure_shifts` at UI start). Counters reset when a new shift starts.
+_SHIFTS: tuple[tuple[dtime, ...], ZoneInfo | None] = ((dtime(6), dtime(14), dtime(22)), None)
 
 
-def shift_start(now: datetime) -> datetime:
-    """Start of the shift `now` belongs to (06-14, 14-22, 22-06)."""
-    hours = sorted(SHIFT_START_HOURS)
-    past = [h for h in hours if h <= now.hour]
-    if past:
-        return now.replace(hour=past[-1], minute=0, second=0, microsecond=0)
-    from datetime import timedelta
+def configure_shifts(starts: list[str], tz: str | None = None) -> None:
+    """Use the plant's shift starts ("HH:MM", local to `tz`; None: the system's zone)."""
+    global _SHIFTS
+    try:
+        parsed = tuple(sorted(dtime.fromisoformat(s) for s in starts))
+    except ValueError as exc:
+        raise ValueError(f"shift starts {starts!r}: {exc} (expected HH:MM)") from None
+    if not parsed:
+        raise ValueError("shift starts: at least one is needed")
+    try:
+        zone = ZoneInfo(tz) if tz else None
+    except Exception:
+        raise ValueError(f"unknown time zone {tz!r}") from None
+    _SHIFTS = (parsed, zone)
 
-    prev = now - timedelta(days=1)
-    return prev.replace(hour=hours[-1], minute=0, second=0, microsecond=0)
+
+def shift_start(now: datetime | None = None) -> datetime:
+    """Start of the shift `now` belongs to; a shift that runs past midnight started the day before.
+
+    Returned in the plant's zone when one is configured, else as naive local time like `now`.
+    """
+    starts, zone = _SHIFTS
+    if now is None:
+        now = datetime.now(zone) if zone is not None else datetime.now()
+    elif zone is not None:
+        now = now.astimezone(zone)  # a naive `now` is taken as the system's local time
+    clock = now.time().replace(tzinfo=None)
+    past = [t for t in starts if t <= clock]
+    t = past[-1] if past else starts[-1]
+    day = now.date() if past else now.date() - timedelta(days=1)
+    start = datetime.combine(day, t)
+    return start.replace(tzinfo=zone) if zone is not None else start
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,12 +94,11 @@ class ChartsScreen(QWidget):
     def refresh(self) -> None:
         """The statistics are queried on the worker; the charts are drawn when they arrive."""
         days = self._days()
-        tz = _local_tz_name()
         records = self.records
         self.loading = True
         self.summary.setText(self.tr("Loading…"))
         self.worker.submit(
-            lambda: _query(records, days, tz), self._loaded, self._failed, key=(id(self), "charts"), owner=self
+            lambda: _query(records, days), self._loaded, self._failed, key=(id(self), "charts"), owner=self
         )
 
     def _loaded(self, data: dict) -> None:
@@ -216,12 +215,12 @@ class ChartsScreen(QWidget):
         super().changeEvent(e)
 
 
-def _query(records: Records, days: int, tz: str) -> dict:
+def _query(records: Records, days: int) -> dict:
     """Everything the four charts show (runs on the database worker thread)."""
     now = datetime.now(UTC)
     f = HistoryFilter(start=now - timedelta(days=days))
     hours = records.yield_per_hour(HistoryFilter(start=now - timedelta(hours=24)))
-    shifts = records.yield_per_shift(f, tz=tz)
+    shifts = records.yield_per_shift(f)  # the plant's shift plan and zone (storage.*)
     pareto = records.pareto(f)
     fc = []
     for d in range(days - 1, -1, -1):
@@ -230,17 +229,3 @@ def _query(records: Records, days: int, tz: str) -> dict:
         fc.append((day_start, st))
     total = records.review_stats(f)
     return {"hours": hours, "shifts": shifts, "pareto": pareto, "false_calls": fc, "total": total}
-
-
-def _local_tz_name() -> str:
-    """IANA name of the local zone for shift boundaries (UTC when the system does not say)."""
-    try:
-        from pathlib import Path
-
-        link = Path("/etc/localtime").resolve()
-        parts = link.parts
-        if "zoneinfo" in parts:
-            return "/".join(parts[parts.index("zoneinfo") + 1 :])
-    except OSError:
-        pass
-    return "UTC"

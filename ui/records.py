@@ -35,12 +35,19 @@ class Records:
     def __init__(self, db: Database, archive_dir: Path):
         self.db = db
         self.archive_dir = Path(archive_dir)
+        self.shift_starts: list[str] = ["06:00", "14:00", "22:00"]
+        """The plant's shift plan (`storage.shift_starts`, local to `timezone`)."""
+        self.timezone: str | None = None
+        """`storage.timezone`; None: the system's zone."""
 
     @classmethod
     def open(cls, cfg: StationConfig) -> Records:
         db = open_database(cfg.storage.database_url, station_id=cfg.station.id)
         ensure_station(db, cfg.station.name, cfg.station.line)
-        return cls(db, cfg.storage.archive_dir)
+        records = cls(db, cfg.storage.archive_dir)
+        records.shift_starts = list(cfg.storage.shift_starts)
+        records.timezone = cfg.storage.timezone
+        return records
 
     def close(self) -> None:
         self.db.close()
@@ -135,8 +142,9 @@ class Records:
     def yield_per_hour(self, f: q.HistoryFilter | None = None):
         return q.yield_per_hour(self.db, f)
 
-    def yield_per_shift(self, f: q.HistoryFilter | None = None, tz: str = "UTC"):
-        return q.yield_per_shift(self.db, f, tz=tz)
+    def yield_per_shift(self, f: q.HistoryFilter | None = None, tz: str | None = None):
+        """Per shift of the plant's plan, in `tz` (default: the configured zone, else the system's)."""
+        return q.yield_per_shift(self.db, f, shift_starts=self.shift_starts, tz=tz or self.timezone or _system_tz())
 
     def pareto(self, f: q.HistoryFilter | None = None):
         return q.defect_pareto(self.db, f)
@@ -159,3 +167,14 @@ class Records:
         if not versions:
             return None
         return Recipe.model_validate({"name": name, **versions[-1].settings})
+
+
+def _system_tz() -> str:
+    """IANA name of the system's zone (UTC when the system does not say)."""
+    try:
+        link = Path("/etc/localtime").resolve()
+        if "zoneinfo" in link.parts:
+            return "/".join(link.parts[link.parts.index("zoneinfo") + 1 :])
+    except OSError:
+        pass
+    return "UTC"

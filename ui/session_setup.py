@@ -18,7 +18,7 @@ from inspector.config import StationConfig
 from . import i18n
 from .app import MainWindow, install_activity_filter, setup_application
 from .auth import Session
-from .bridge import UiBridge
+from .bridge import UiBridge, configure_shifts
 from .controller import StationController
 from .demo import DEMO_USERS, assemble, demo_config
 from .worker import queued_audit
@@ -63,6 +63,7 @@ class UiRuntime:
         cfg.recipes = [s or r for s, r in zip(stored, cfg.recipes)]
         assembly = assemble(cfg, demo=demo)
         station = assembly.station
+        configure_shifts(cfg.storage.shift_starts, cfg.storage.timezone)  # counters reset per the plant's plan
         bridge = UiBridge(cfg.ui.display_fps)
         bridge.attach(station.pipeline, station.health)
         bridge.start()
