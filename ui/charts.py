@@ -23,6 +23,7 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from . import theme
+from .labels import class_label
 from .records import HistoryFilter, Records
 from .worker import DbWorker, shared_worker
 
@@ -139,7 +140,7 @@ class ChartsScreen(QWidget):
         c = _chart(self.tr("Defects by class (Pareto)"), s)
         bars = QBarSet(self.tr("defects"))
         bars.setColor(QColor(theme.WARN))
-        cats = [p.class_name for p in d["pareto"]]
+        cats = [class_label(p.class_name) for p in d["pareto"]]
         for p in d["pareto"]:
             bars.append(p.count)
         top = max([p.count for p in d["pareto"]] or [1])

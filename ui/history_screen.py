@@ -33,6 +33,7 @@ from inspector.domain import CLASS_NAMES
 
 from . import theme
 from .bridge import shift_start
+from .labels import class_label
 from .records import HistoryFilter, QueryError, Records
 from .worker import DbWorker, shared_worker
 
@@ -322,7 +323,7 @@ class HistoryScreen(QWidget):
         refill(
             self.verdict, [(self.tr("All verdicts"), None), (self.tr("PASS"), "PASS"), (self.tr("REJECT"), "REJECT")]
         )
-        refill(self.defect_class, [(self.tr("All classes"), None)] + [(n, n) for n in CLASS_NAMES])
+        refill(self.defect_class, [(self.tr("All classes"), None)] + [(class_label(n), n) for n in CLASS_NAMES])
         if self.recipe.count() == 0:
             self.recipe.addItem(self.tr("All recipes"), None)
         else:

@@ -29,6 +29,7 @@ from . import theme
 from .alarms import AlarmModel
 from .bridge import LiveUpdate, ResultSummary
 from .image_view import ImageCanvas, Overlay
+from .labels import class_label
 
 LAMPS = ("camera", "model", "plc", "database", "disk")
 
@@ -47,7 +48,8 @@ def lamp_title(name: str) -> str:
 
 def overlays_for(detections, scale_label: bool = True) -> list[Overlay]:
     return [
-        Overlay(d.box, theme.CLASS_COLOURS.get(d.class_id, "#ffffff"), f"{d.label} {d.score:.2f}") for d in detections
+        Overlay(d.box, theme.CLASS_COLOURS.get(d.class_id, "#ffffff"), f"{class_label(d.label)} {d.score:.2f}")
+        for d in detections
     ]
 
 
@@ -142,7 +144,7 @@ class VerdictBanner(QFrame):
             if r.reason:
                 self.line2.setText(r.reason)
             elif r.detections:
-                names = sorted({d.label for d in r.detections})
+                names = sorted({class_label(d.label) for d in r.detections})
                 self.line2.setText(self.tr("%n defect(s): ", "", len(r.detections)) + ", ".join(names))
             else:
                 self.line2.setText(self.tr("No defects"))

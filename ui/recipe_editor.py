@@ -34,6 +34,7 @@ from . import theme
 from .auth import Permission, PermissionDenied, Session
 from .bridge import to_owned_qimage
 from .image_view import ImageCanvas
+from .labels import class_label
 from .worker import shared_worker
 
 
@@ -80,9 +81,11 @@ class RecipeEditor(QWidget):
         self.threshold_title.setObjectName("section")
         grid.addWidget(self.threshold_title, 0, 0, 1, 3)
         self.sliders: dict[str, QSlider] = {}
+        self.class_labels: dict[str, QLabel] = {}
         self.values: dict[str, QLabel] = {}
         for i, name in enumerate(CLASS_NAMES, 1):
-            label = QLabel(name, panel)
+            label = QLabel(class_label(name), panel)
+            self.class_labels[name] = label
             label.setStyleSheet(f"color: {theme.CLASS_COLOURS[i]}; font-weight: bold;")
             slider = QSlider(Qt.Orientation.Horizontal, panel)
             slider.setRange(1, 100)
@@ -284,6 +287,8 @@ class RecipeEditor(QWidget):
         self.clear_roi.setText(self.tr("Clear ROI"))
         self.load_reference.setText(self.tr("Reference image…"))
         self.threshold_title.setText(self.tr("SCORE THRESHOLD PER CLASS"))
+        for name, label in self.class_labels.items():
+            label.setText(class_label(name))
         self.min_px_label.setText(self.tr("Min. size"))
         self.max_pass_label.setText(self.tr("Defects allowed"))
         self.save_button.setText(self.tr("Save and apply"))

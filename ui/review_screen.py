@@ -28,6 +28,7 @@ from . import theme
 from .auth import Permission, PermissionDenied, Session
 from .bridge import to_owned_qimage
 from .image_view import ImageCanvas, Overlay
+from .labels import class_label
 from .records import RecordError, Records
 from .worker import DbWorker, shared_worker
 
@@ -141,7 +142,7 @@ class ReviewScreen(QWidget):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.missed_class = QComboBox(self)
         for i, n in enumerate(CLASS_NAMES, 1):
-            self.missed_class.addItem(n, i)
+            self.missed_class.addItem(class_label(n), i)
         self.draw_button = QPushButton(self)
         self.draw_button.setCheckable(True)
         self.draw_button.toggled.connect(self._draw_toggled)
@@ -262,7 +263,7 @@ class ReviewScreen(QWidget):
             overlays.append(Overlay(dv.box, colour, f"{i + 1}{tag}", dashed=dv.review == "false_call"))
             self.rows[i].show_review(dv.review)
         for m in d.missed:
-            overlays.append(Overlay(m.box, theme.MISSED_COLOUR, f"+ {m.class_name}", dashed=True))
+            overlays.append(Overlay(m.box, theme.MISSED_COLOUR, f"+ {class_label(m.class_name)}", dashed=True))
         self.canvas.set_overlays(overlays)
         self.retranslate_rows()
 
@@ -353,12 +354,15 @@ class ReviewScreen(QWidget):
                 "false_call": self.tr("false call (%1)"),
             }.get(dv.review or "", self.tr("not reviewed"))
             row.label.setText(
-                f"<b>{row.index + 1}. {dv.class_name}</b> · {dv.score:.2f} · " + status.replace("%1", dv.reviewer or "")
+                f"<b>{row.index + 1}. {class_label(dv.class_name)}</b> · {dv.score:.2f} · "
+                + status.replace("%1", dv.reviewer or "")
             )
             row.confirm.setText(self.tr("✓ Confirm"))
             row.false_call.setText(self.tr("✗ False call"))
 
     def retranslate(self) -> None:
+        for i, n in enumerate(CLASS_NAMES):
+            self.missed_class.setItemText(i, class_label(n))
         self.draw_button.setText(self.tr("+ Draw missed defect"))
         self.board_ok.setText(self.tr("Board OK, nothing to add"))
         self.back_button.setText(self.tr("◀ History"))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from inspector.domain import Detection
 from ui import i18n
 from ui.alarms import AlarmModel
 from ui.operator_screen import OperatorScreen
@@ -39,10 +40,17 @@ def test_language_switches_at_runtime(qtbot, ui_app):
     assert scr.lamps["camera"].name.text() == "相机"
     assert scr.verdict.word.text() == "等待中"
     assert "启动" in scr.start_stop.text()
+    # Defect classes are shown in the line's language (they stay English identifiers in the data).
+    from ui.labels import class_label
+    from ui.operator_screen import overlays_for
+
+    assert [class_label(n) for n in ("open", "short", "pin-hole")] == ["开路", "短路", "针孔"]
+    assert overlays_for([Detection((1.0, 2.0, 30.0, 40.0), 2, 0.91)])[0].label == "短路 0.91"
     save_shot(scr, "operator_zh_CN_1280x800")
     i18n.set_language("en")
     qtbot.waitUntil(lambda: scr.tiles["inspected"].name.text() == "INSPECTED", timeout=2000)
     assert scr.tiles["inspected"].name.text() == "INSPECTED" and scr.lamps["camera"].name.text() == "Camera"
+    assert class_label("open") == "open"
     with pytest.raises(ValueError, match="fr"):
         i18n.set_language("fr")
 

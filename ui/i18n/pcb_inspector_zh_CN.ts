@@ -4,12 +4,12 @@
 <context>
     <name>AlarmBanner</name>
     <message>
-        <location filename="../operator_screen.py" line="296"/>
+        <location filename="../operator_screen.py" line="298"/>
         <source>ACKNOWLEDGE</source>
         <translation>确认报警</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="305"/>
+        <location filename="../operator_screen.py" line="307"/>
         <source>+%1 more</source>
         <translation>另有 %1 条</translation>
     </message>
@@ -323,6 +323,39 @@
     </message>
 </context>
 <context>
+    <name>DefectClass</name>
+    <message>
+        <location filename="../labels.py" line="22"/>
+        <source>open</source>
+        <translation>开路</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="23"/>
+        <source>short</source>
+        <translation>短路</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="24"/>
+        <source>mousebite</source>
+        <translation>鼠咬</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="25"/>
+        <source>spur</source>
+        <translation>毛刺</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="26"/>
+        <source>copper</source>
+        <translation>余铜</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="27"/>
+        <source>pin-hole</source>
+        <translation>针孔</translation>
+    </message>
+</context>
+<context>
     <name>FirstAdminDialog</name>
     <message>
         <location filename="../users_screen.py" line="33"/>
@@ -358,157 +391,157 @@
 <context>
     <name>HistoryScreen</name>
     <message>
-        <location filename="../history_screen.py" line="147"/>
-        <location filename="../history_screen.py" line="327"/>
-        <location filename="../history_screen.py" line="329"/>
+        <location filename="../history_screen.py" line="148"/>
+        <location filename="../history_screen.py" line="328"/>
+        <location filename="../history_screen.py" line="330"/>
         <source>All recipes</source>
         <translation>全部配方</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="170"/>
+        <location filename="../history_screen.py" line="171"/>
         <source>Loading…</source>
         <translation>加载中…</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="216"/>
-        <location filename="../history_screen.py" line="323"/>
+        <location filename="../history_screen.py" line="217"/>
+        <location filename="../history_screen.py" line="324"/>
         <source>PASS</source>
         <translation>合格</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="216"/>
-        <location filename="../history_screen.py" line="323"/>
+        <location filename="../history_screen.py" line="217"/>
+        <location filename="../history_screen.py" line="324"/>
         <source>REJECT</source>
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="237"/>
+        <location filename="../history_screen.py" line="238"/>
         <source>%1–%2 of %3 matching</source>
         <translation>第 %1–%2 条，共 %3 条</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="263"/>
-        <location filename="../history_screen.py" line="333"/>
+        <location filename="../history_screen.py" line="264"/>
+        <location filename="../history_screen.py" line="334"/>
         <source>Export CSV</source>
         <translation>导出 CSV</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="275"/>
+        <location filename="../history_screen.py" line="276"/>
         <source>Exporting to %1…</source>
         <translation>正在导出到 %1…</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="285"/>
+        <location filename="../history_screen.py" line="286"/>
         <source>%1 rows written to %2</source>
         <translation>已写入 %1 行到 %2</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="290"/>
+        <location filename="../history_screen.py" line="291"/>
         <source>Export to %1 failed: %2</source>
         <translation>导出到 %1 失败：%2</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="315"/>
+        <location filename="../history_screen.py" line="316"/>
         <source>This shift</source>
         <translation>本班次</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="316"/>
+        <location filename="../history_screen.py" line="317"/>
         <source>Last hour</source>
         <translation>最近 1 小时</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="317"/>
+        <location filename="../history_screen.py" line="318"/>
         <source>Last 24 h</source>
         <translation>最近 24 小时</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="318"/>
+        <location filename="../history_screen.py" line="319"/>
         <source>Last 7 days</source>
         <translation>最近 7 天</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="319"/>
+        <location filename="../history_screen.py" line="320"/>
         <source>All time</source>
         <translation>全部时间</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="323"/>
+        <location filename="../history_screen.py" line="324"/>
         <source>All verdicts</source>
         <translation>全部结果</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="325"/>
+        <location filename="../history_screen.py" line="326"/>
         <source>All classes</source>
         <translation>全部类别</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="330"/>
+        <location filename="../history_screen.py" line="331"/>
         <source>Serial (ABC* = prefix)</source>
         <translation>序列号（ABC* = 前缀）</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="331"/>
+        <location filename="../history_screen.py" line="332"/>
         <source>Unreviewed only</source>
         <translation>仅未复判</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="332"/>
+        <location filename="../history_screen.py" line="333"/>
         <source>Search</source>
         <translation>查询</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="334"/>
+        <location filename="../history_screen.py" line="335"/>
         <source>◀ Newer</source>
         <translation>◀ 更新</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="335"/>
+        <location filename="../history_screen.py" line="336"/>
         <source>Older ▶</source>
         <translation>更早 ▶</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="336"/>
+        <location filename="../history_screen.py" line="337"/>
         <source>Open / review</source>
         <translation>打开 / 复判</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="339"/>
+        <location filename="../history_screen.py" line="340"/>
         <source>Time</source>
         <translation>时间</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="340"/>
+        <location filename="../history_screen.py" line="341"/>
         <source>Serial</source>
         <translation>序列号</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="341"/>
+        <location filename="../history_screen.py" line="342"/>
         <source>Verdict</source>
         <translation>结果</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="342"/>
+        <location filename="../history_screen.py" line="343"/>
         <source>Defects</source>
         <translation>缺陷数</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="343"/>
+        <location filename="../history_screen.py" line="344"/>
         <source>Classes</source>
         <translation>类别</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="344"/>
+        <location filename="../history_screen.py" line="345"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="345"/>
+        <location filename="../history_screen.py" line="346"/>
         <source>Cycle ms</source>
         <translation>节拍 ms</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="346"/>
+        <location filename="../history_screen.py" line="347"/>
         <source>Reviewed</source>
         <translation>已复判</translation>
     </message>
@@ -516,12 +549,12 @@
 <context>
     <name>Lamp</name>
     <message>
-        <location filename="../operator_screen.py" line="207"/>
+        <location filename="../operator_screen.py" line="209"/>
         <source>no report</source>
         <translation>无状态</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="209"/>
+        <location filename="../operator_screen.py" line="211"/>
         <source>OK</source>
         <translation>正常</translation>
     </message>
@@ -529,27 +562,27 @@
 <context>
     <name>Lamps</name>
     <message>
-        <location filename="../operator_screen.py" line="40"/>
+        <location filename="../operator_screen.py" line="41"/>
         <source>Camera</source>
         <translation>相机</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="41"/>
+        <location filename="../operator_screen.py" line="42"/>
         <source>Detector</source>
         <translation>检测器</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="42"/>
+        <location filename="../operator_screen.py" line="43"/>
         <source>PLC</source>
         <translation>PLC</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="43"/>
+        <location filename="../operator_screen.py" line="44"/>
         <source>Database</source>
         <translation>数据库</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="44"/>
+        <location filename="../operator_screen.py" line="45"/>
         <source>Disk</source>
         <translation>磁盘</translation>
     </message>
@@ -785,62 +818,62 @@
 <context>
     <name>OperatorScreen</name>
     <message>
-        <location filename="../operator_screen.py" line="416"/>
+        <location filename="../operator_screen.py" line="418"/>
         <source>■  STOP</source>
         <translation>■  停止</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="416"/>
+        <location filename="../operator_screen.py" line="418"/>
         <source>▶  START</source>
         <translation>▶  启动</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="442"/>
+        <location filename="../operator_screen.py" line="444"/>
         <source>Board %1 · %2 · recipe %3 · model %4</source>
         <translation>板 %1 · %2 · 配方 %3 · 模型 %4</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="500"/>
+        <location filename="../operator_screen.py" line="502"/>
         <source>INSPECTED</source>
         <translation>已检测</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="501"/>
+        <location filename="../operator_screen.py" line="503"/>
         <source>PASSED</source>
         <translation>合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="502"/>
+        <location filename="../operator_screen.py" line="504"/>
         <source>REJECTED</source>
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="503"/>
+        <location filename="../operator_screen.py" line="505"/>
         <source>YIELD</source>
         <translation>良率</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="504"/>
+        <location filename="../operator_screen.py" line="506"/>
         <source>BOARDS/MIN</source>
         <translation>板/分钟</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="508"/>
+        <location filename="../operator_screen.py" line="510"/>
         <source>LAST 20 BOARDS (newest right)</source>
         <translation>最近 20 块板（最新在右）</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="509"/>
+        <location filename="../operator_screen.py" line="511"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="511"/>
+        <location filename="../operator_screen.py" line="513"/>
         <source>Waiting for the first board…</source>
         <translation>等待第一块板…</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="516"/>
+        <location filename="../operator_screen.py" line="518"/>
         <source>Live image · tap a defect to zoom</source>
         <translation>实时图像 · 点击缺陷放大</translation>
     </message>
@@ -848,77 +881,77 @@
 <context>
     <name>RecipeEditor</name>
     <message>
-        <location filename="../recipe_editor.py" line="232"/>
+        <location filename="../recipe_editor.py" line="235"/>
         <source>Not saved: %1</source>
         <translation>未保存：%1</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="238"/>
+        <location filename="../recipe_editor.py" line="241"/>
         <source>Saved: recipe %1 is used from the next board</source>
         <translation>已保存：配方 %1 从下一块板起生效</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="259"/>
+        <location filename="../recipe_editor.py" line="262"/>
         <source>Recipe %1 is applied but NOT stored (%2): it is lost at the next start; save again</source>
         <translation>配方 %1 已应用但未保存（%2）：下次启动时将丢失，请重新保存</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="274"/>
+        <location filename="../recipe_editor.py" line="277"/>
         <source>Reference image</source>
         <translation>参考图像</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="283"/>
+        <location filename="../recipe_editor.py" line="286"/>
         <source>✎ Draw ROI (tap corners)</source>
         <translation>✎ 绘制检测区域（点击各角）</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="284"/>
+        <location filename="../recipe_editor.py" line="287"/>
         <source>Clear ROI</source>
         <translation>清除检测区域</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="285"/>
+        <location filename="../recipe_editor.py" line="288"/>
         <source>Reference image…</source>
         <translation>参考图像…</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="286"/>
+        <location filename="../recipe_editor.py" line="289"/>
         <source>SCORE THRESHOLD PER CLASS</source>
         <translation>各类别置信度阈值</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="287"/>
+        <location filename="../recipe_editor.py" line="292"/>
         <source>Min. size</source>
         <translation>最小尺寸</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="288"/>
+        <location filename="../recipe_editor.py" line="293"/>
         <source>Defects allowed</source>
         <translation>允许缺陷数</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="289"/>
+        <location filename="../recipe_editor.py" line="294"/>
         <source>Save and apply</source>
         <translation>保存并应用</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="290"/>
+        <location filename="../recipe_editor.py" line="295"/>
         <source>Revert</source>
         <translation>还原</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="291"/>
+        <location filename="../recipe_editor.py" line="296"/>
         <source>No reference image: choose one</source>
         <translation>无参考图像：请选择</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="293"/>
+        <location filename="../recipe_editor.py" line="298"/>
         <source>ENGINEER EDITING: the station is NOT READY until you leave this screen</source>
         <translation>工程师编辑中：离开此页面前工位处于未就绪状态</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="294"/>
+        <location filename="../recipe_editor.py" line="299"/>
         <source>Saved</source>
         <translation>已保存</translation>
     </message>
@@ -926,103 +959,103 @@
 <context>
     <name>ReviewScreen</name>
     <message>
-        <location filename="../review_screen.py" line="184"/>
+        <location filename="../review_screen.py" line="185"/>
         <source>Loading…</source>
         <translation>加载中…</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="209"/>
+        <location filename="../review_screen.py" line="210"/>
         <source>Inspection %1 not found</source>
         <translation>未找到检测记录 %1</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="217"/>
+        <location filename="../review_screen.py" line="218"/>
         <source>No archived image (%1)</source>
         <translation>无存档图像（%1）</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="218"/>
+        <location filename="../review_screen.py" line="219"/>
         <source>not archived</source>
         <translation>未存档</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="227"/>
+        <location filename="../review_screen.py" line="228"/>
         <source>Inspection %1 could not be read: %2</source>
         <translation>无法读取检测记录 %1：%2</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="249"/>
+        <location filename="../review_screen.py" line="250"/>
         <source>PASS</source>
         <translation>合格</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="249"/>
+        <location filename="../review_screen.py" line="250"/>
         <source>REJECT</source>
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="274"/>
+        <location filename="../review_screen.py" line="275"/>
         <source>Log in to review</source>
         <translation>请登录后复判</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="314"/>
+        <location filename="../review_screen.py" line="315"/>
         <source>Saving…</source>
         <translation>保存中…</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="339"/>
+        <location filename="../review_screen.py" line="340"/>
         <source>Drag a box around the missed defect</source>
         <translation>拖动框选漏检的缺陷</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="352"/>
+        <location filename="../review_screen.py" line="353"/>
         <source>confirmed by %1</source>
         <translation>已由 %1 确认</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="353"/>
+        <location filename="../review_screen.py" line="354"/>
         <source>false call (%1)</source>
         <translation>误报（%1）</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="354"/>
+        <location filename="../review_screen.py" line="355"/>
         <source>not reviewed</source>
         <translation>未复判</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="358"/>
+        <location filename="../review_screen.py" line="360"/>
         <source>✓ Confirm</source>
         <translation>✓ 确认</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="359"/>
+        <location filename="../review_screen.py" line="361"/>
         <source>✗ False call</source>
         <translation>✗ 误报</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="362"/>
+        <location filename="../review_screen.py" line="366"/>
         <source>+ Draw missed defect</source>
         <translation>+ 框选漏检缺陷</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="363"/>
+        <location filename="../review_screen.py" line="367"/>
         <source>Board OK, nothing to add</source>
         <translation>板合格，无补充</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="364"/>
+        <location filename="../review_screen.py" line="368"/>
         <source>◀ History</source>
         <translation>◀ 历史</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="366"/>
+        <location filename="../review_screen.py" line="370"/>
         <source>No board selected</source>
         <translation>未选择板</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="367"/>
-        <location filename="../review_screen.py" line="368"/>
+        <location filename="../review_screen.py" line="371"/>
+        <location filename="../review_screen.py" line="372"/>
         <source>Open a board from History.</source>
         <translation>请从历史中打开一块板。</translation>
     </message>
@@ -1093,44 +1126,44 @@
 <context>
     <name>VerdictBanner</name>
     <message>
-        <location filename="../operator_screen.py" line="132"/>
+        <location filename="../operator_screen.py" line="134"/>
         <source>WAITING</source>
         <translation>等待中</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="133"/>
+        <location filename="../operator_screen.py" line="135"/>
         <source>No board inspected yet</source>
         <translation>尚未检测任何板</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="137"/>
+        <location filename="../operator_screen.py" line="139"/>
         <source>PASS</source>
         <translation>合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="137"/>
+        <location filename="../operator_screen.py" line="139"/>
         <source>REJECT</source>
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="138"/>
+        <location filename="../operator_screen.py" line="140"/>
         <source>frame %1</source>
         <translation>帧 %1</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="140"/>
+        <location filename="../operator_screen.py" line="142"/>
         <source>Serial %1   ·   cycle %2 ms</source>
         <translation>序列号 %1   ·   节拍 %2 ms</translation>
     </message>
     <message numerus="yes">
-        <location filename="../operator_screen.py" line="146"/>
+        <location filename="../operator_screen.py" line="148"/>
         <source>%n defect(s): </source>
         <translation>
             <numerusform>%n 个缺陷：</numerusform>
         </translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="148"/>
+        <location filename="../operator_screen.py" line="150"/>
         <source>No defects</source>
         <translation>无缺陷</translation>
     </message>
@@ -1138,12 +1171,12 @@
 <context>
     <name>ZoomDialog</name>
     <message>
-        <location filename="../operator_screen.py" line="78"/>
+        <location filename="../operator_screen.py" line="80"/>
         <source>Defect</source>
         <translation>缺陷</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="90"/>
+        <location filename="../operator_screen.py" line="92"/>
         <source>Close</source>
         <translation>关闭</translation>
     </message>
@@ -1151,7 +1184,7 @@
 <context>
     <name>window</name>
     <message>
-        <location filename="../session_setup.py" line="137"/>
+        <location filename="../session_setup.py" line="138"/>
         <source>%1 review(s) stored</source>
         <translation>已保存 %1 条复判</translation>
     </message>
