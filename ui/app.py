@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import QEvent, Qt, QTimer
+from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import (
     QApplication,
     QButtonGroup,
@@ -48,6 +49,23 @@ SCREEN_PERMISSIONS: dict[str, Permission] = {
 """Screens a role must be allowed to open; they are left when their user logs out."""
 
 
+class ElidedLabel(QLabel):
+    """A one-line label that ends in "…" when it does not fit, instead of being cut mid-letter.
+
+    The station name shares the header with the navigation at 1280 px; a clipped "PCB AOI c" reads
+    as a glitch, "PCB AOI…" as a long name.
+    """
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.setPen(self.palette().color(self.foregroundRole()))
+        p.setFont(self.font())
+        r = self.contentsRect()
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, r.width())
+        p.drawText(r, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), text)
+        p.end()
+
+
 class MainWindow(QMainWindow):
     def __init__(
         self,
@@ -73,7 +91,8 @@ class MainWindow(QMainWindow):
         self.denied: list[tuple[str, Permission]] = []
 
         # ---------------------------------------------------------------- header
-        self.title = QLabel(station_name, self)
+        self.title = ElidedLabel(station_name, self)
+        self.title.setToolTip(station_name)
         self.title.setObjectName("title")
         self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.title.setMinimumWidth(96)

@@ -216,7 +216,7 @@ class HistoryScreen(QWidget):
                 r.board_serial or "—",
                 self.tr("PASS") if r.verdict == "PASS" else self.tr("REJECT"),
                 str(r.defect_count),
-                ", ".join(r.classes) or (r.reason or ""),
+                ", ".join(class_label(c) for c in r.classes) or (r.reason or ""),
                 r.recipe,
                 f"{r.cycle_ms:.0f}",
                 "✓" if r.reviewed else "",
