@@ -91,7 +91,15 @@ def _screenshot(rt, path: Path, boards: int, screen: str, size: tuple[int, int],
     rt.prepare_screen(screen)
     from .worker import shared_worker
 
-    shared_worker().wait_idle()  # the screen's page or charts are queried off the GUI thread
+    # The screen's page, charts or board are read off the GUI thread, sometimes in two steps (Review:
+    # find the newest board, then read it): deliver each result, then wait for the next job.
+    for _ in range(3):
+        shared_worker().wait_idle()
+        until = time.monotonic() + 0.2
+        while time.monotonic() < until:
+            rt.app.processEvents()
+            time.sleep(0.02)
+    shared_worker().wait_idle()
     settle = time.monotonic() + 1.0
     while time.monotonic() < settle:
         rt.app.processEvents()

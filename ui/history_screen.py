@@ -252,12 +252,21 @@ class HistoryScreen(QWidget):
             self.open_inspection.emit(self.rows[row].id)
 
     def open_first(self, prefer_reject: bool = True) -> None:
-        """Open the newest board (a reject with defects if there is one): screenshots, kiosk demos."""
-        f = HistoryFilter(verdict="REJECT") if prefer_reject else None
-        page = self.records.history(f, limit=20)
-        rows = [r for r in page.rows if r.defect_count] or page.rows or self.records.history(None, limit=1).rows
-        if rows:
-            self.open_inspection.emit(rows[0].id)
+        """Open the newest board (a reject with defects if there is one): screenshots, kiosk demos.
+
+        The lookup runs on the database worker like every other query of this screen.
+        """
+        records = self.records
+
+        def newest() -> int | None:
+            f = HistoryFilter(verdict="REJECT") if prefer_reject else None
+            page = records.history(f, limit=20)
+            rows = [r for r in page.rows if r.defect_count] or page.rows or records.history(None, limit=1).rows
+            return rows[0].id if rows else None
+
+        self.worker.submit(
+            newest, lambda iid: iid is not None and self.open_inspection.emit(iid), self._failed, owner=self
+        )
 
     # ------------------------------------------------------------ export
     def export_clicked(self) -> None:
