@@ -36,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--browse", type=float, default=2.0, help="seconds between screen changes (0: stay on the line)")
     ap.add_argument("--size", default="1280x800")
     ap.add_argument("--timeout", type=float, default=900.0)
+    ap.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="override sys.setswitchinterval (s) after the UI set it, to compare GIL hand-over settings",
+    )
     args = ap.parse_args(argv)
 
     from PySide6.QtCore import QElapsedTimer, QTimer
@@ -46,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = StationConfig()
     cfg.plc.simulator_rate = args.rate
     rt = UiRuntime.create(cfg, demo=True)
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
     w, h = (int(v) for v in args.size.split("x"))
     rt.window.resize(w, h)
     rt.window.show()
@@ -110,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     warm = [m for n, m in rss if n >= args.boards // 4] or [rss[-1][1]]
     n = rss[-1][0]
     print(
+        f"GIL switch interval {sys.getswitchinterval() * 1000:.1f} ms\n"
         f"UI bench: {n} demo boards in {elapsed:.1f} s ({n / max(elapsed, 1e-6):.1f}/s), "
         f"{rt.bridge.emitted} live frames drawn, screens visited {step}, "
         f"operator screen counted {counts.inspected if counts else 0} inspected / {counts.rejected if counts else 0} rejected\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import shiboken6
 from PySide6.QtCharts import (
     QBarCategoryAxis,
     QBarSeries,
@@ -18,7 +19,7 @@ from PySide6.QtCharts import (
     QLineSeries,
     QValueAxis,
 )
-from PySide6.QtCore import QEvent, QMargins, Qt
+from PySide6.QtCore import QEvent, QMargins, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -51,11 +52,15 @@ def _axis_font(scale: float) -> QFont:
 
 
 class ChartsScreen(QWidget):
+    drawn = Signal()
+    """All four charts show the newest statistics."""
+
     def __init__(self, records: Records, parent=None, worker: DbWorker | None = None):
         super().__init__(parent)
         self.records = records
         self.worker = worker or shared_worker()
         self.loading = False
+        self._generation = 0
         self.scale = 1.0
         self.views = {k: QChartView(self) for k in ("hour", "shift", "pareto", "false_calls")}
         for v in self.views.values():
@@ -107,16 +112,35 @@ class ChartsScreen(QWidget):
         self.data = data
         self._draw()
 
+    def _draw(self) -> None:
+        """Build the four charts one per event-loop turn.
+
+        Building a chart (series, axes, `setChart`) takes ~5 ms alone but 20 ms or more while the
+        line inspects at full rate; four in one slot blocked the touchscreen for 40 ms and more
+        (scripts/bench_ui.py). One at a time, the loop keeps ticking between them.
+        """
+        if not self.data:
+            return
+        self._generation += 1
+        gen = self._generation
+        parts = [self._draw_hour, self._draw_shift, self._draw_pareto, self._draw_false_calls]
+
+        def step(i: int) -> None:
+            if gen != self._generation or not shiboken6.isValid(self):
+                return  # newer data arrived (or the screen went away): that drawing wins
+            parts[i](self.data, self.scale)
+            if i + 1 < len(parts):
+                QTimer.singleShot(0, lambda: step(i + 1))
+            else:
+                self.drawn.emit()
+
+        step(0)
+
     def _failed(self, exc: Exception) -> None:
         self.loading = False
         self.summary.setText(str(exc))
 
-    def _draw(self) -> None:
-        s = self.scale
-        d = self.data
-        if not d:
-            return
-        # --- yield per hour (last 24 h)
+    def _draw_hour(self, d: dict, s: float) -> None:
         c = _chart(self.tr("Yield per hour (last 24 h)"), s)
         bars = QBarSet(self.tr("yield %"))
         bars.setColor(QColor(theme.PASS))
@@ -126,7 +150,8 @@ class ChartsScreen(QWidget):
             cats.append(f"{b.start.astimezone():%H}")
         self._bars(c, [bars], cats, 0, 100)
         self.views["hour"].setChart(c)
-        # --- yield per shift
+
+    def _draw_shift(self, d: dict, s: float) -> None:
         c = _chart(self.tr("Yield per shift"), s)
         bars = QBarSet(self.tr("yield %"))
         bars.setColor(QColor(theme.INFO))
@@ -136,7 +161,8 @@ class ChartsScreen(QWidget):
             cats.append(f"{y.day:%d.%m} {y.shift}")
         self._bars(c, [bars], cats, 0, 100)
         self.views["shift"].setChart(c)
-        # --- pareto
+
+    def _draw_pareto(self, d: dict, s: float) -> None:
         c = _chart(self.tr("Defects by class (Pareto)"), s)
         bars = QBarSet(self.tr("defects"))
         bars.setColor(QColor(theme.WARN))
@@ -144,7 +170,7 @@ class ChartsScreen(QWidget):
         for p in d["pareto"]:
             bars.append(p.count)
         top = max([p.count for p in d["pareto"]] or [1])
-        axis_x, _ = self._bars(c, [bars], cats, 0, top * 1.1)
+        self._bars(c, [bars], cats, 0, top * 1.1)
         cum = QLineSeries()
         cum.setPen(QPen(QColor(theme.TEXT), 3))
         for i, p in enumerate(d["pareto"]):
@@ -162,7 +188,8 @@ class ChartsScreen(QWidget):
         c.addAxis(line_x, Qt.AlignmentFlag.AlignBottom)
         cum.attachAxis(line_x)
         self.views["pareto"].setChart(c)
-        # --- false-call rate per day
+
+    def _draw_false_calls(self, d: dict, s: float) -> None:
         c = _chart(self.tr("False-call rate per day (reviewed defects)"), s)
         bars = QBarSet(self.tr("false calls %"))
         bars.setColor(QColor(theme.FALSE_CALL_COLOUR))

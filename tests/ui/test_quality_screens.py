@@ -302,3 +302,22 @@ def test_recipe_editor_round_trips(qtbot, ui_app, filled_records, live_pipeline,
     assert "does not exist" in ed2.state.text()
     assert len(records.recipe_versions("demo")) == n_versions and controller.recipe("demo") == stored
     ed2.leave()
+
+
+def test_charts_draw_from_the_worker_one_chart_per_turn(qtbot, ui_app, filled_records):
+    from ui.charts import ChartsScreen
+
+    records, results = filled_records
+    scr = ChartsScreen(records)
+    qtbot.addWidget(scr)
+    scr.resize(1280, 740)
+    scr.show()
+    with qtbot.waitSignal(scr.drawn, timeout=20000):
+        scr.refresh()
+    pareto = scr.views["pareto"].chart()
+    bars = pareto.series()[0].barSets()[0]
+    # The Pareto bars are the defect counts per class, largest first, as stored.
+    counts = [int(bars.at(i)) for i in range(bars.count())]
+    assert sum(counts) == sum(len(r.detections) for r in results) and counts == sorted(counts, reverse=True)
+    assert all(scr.views[k].chart().series() for k in ("hour", "shift", "false_calls"))
+    save_shot(scr, "charts_1280x800")
