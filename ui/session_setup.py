@@ -7,6 +7,7 @@ admin is created if there is none, then the station, the bridge and the window.
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,8 @@ class UiRuntime:
         self.window.deleteLater()
         if self.records is not None:
             self.records.close()
+        if self.workdir is not None:  # the demo's throwaway database and archive (never a real station's)
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def add_quality_screens(window: MainWindow, records, cfg: StationConfig, controller, session) -> None:

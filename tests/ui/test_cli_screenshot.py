@@ -10,12 +10,17 @@ from inspector.cli import main
 from .conftest import SHOTS
 
 
-def test_demo_screenshot_of_review_screen(qapp, tmp_path):
+def test_demo_screenshot_of_review_screen(qapp, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the demo makes its throwaway folder
     out = tmp_path / "review.png"
     rc = main(
         ["ui", "--demo", "--screenshot", str(out), "--after-boards", "4", "--screen", "review", "--timeout", "90"]
     )
     assert rc == 0 and out.is_file() and out.stat().st_size > 10_000
+    # The demo's throwaway database and archive are gone once the window closed.
+    assert not list(tmp_path.glob("pcb-inspector-ui-demo-*"))
     from PySide6.QtGui import QImage
 
     img = QImage(str(out))
