@@ -42,7 +42,15 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="override sys.setswitchinterval (s) after the UI set it, to compare GIL hand-over settings",
     )
+    ap.add_argument(
+        "--trace-memory", action="store_true", help="tracemalloc: print what grew between 25%% and the end (slow)"
+    )
     args = ap.parse_args(argv)
+    if args.trace_memory:
+        import tracemalloc
+
+        tracemalloc.start(8)
+    snap = [None]
 
     from PySide6.QtCore import QElapsedTimer, QTimer
 
@@ -73,6 +81,18 @@ def main(argv: list[str] | None = None) -> int:
     # One login (scrypt) before measuring; the admin may open every screen. In the real UI the login
     # dialog hashes on the database worker.
     rt.session.login("admin", "9999")
+    import gc
+
+    gc_pauses: list[tuple[int, float, int]] = []
+    gc_t = [0.0]
+
+    def gc_cb(phase: str, info: dict) -> None:
+        if phase == "start":
+            gc_t[0] = time.perf_counter()
+        else:
+            gc_pauses.append((info["generation"], (time.perf_counter() - gc_t[0]) * 1000, rt.bridge.submitted))
+
+    gc.callbacks.append(gc_cb)
     heart = QTimer()
     heart.setInterval(10)
     heart.timeout.connect(beat)
@@ -103,9 +123,20 @@ def main(argv: list[str] | None = None) -> int:
                 next_browse = now + args.browse
             if rt.bridge.submitted >= next_rss:
                 rss.append((rt.bridge.submitted, proc.memory_info().rss / 2**20))
+                if args.trace_memory and snap[0] is None and rt.bridge.submitted >= args.boards // 4:
+                    snap[0] = tracemalloc.take_snapshot()
                 next_rss += args.boards // 20 or 1
     finally:
         heart.stop()
+        gc.callbacks.remove(gc_cb)
+        if args.trace_memory and snap[0] is not None:
+            end = tracemalloc.take_snapshot()
+            print("Python allocations that grew after 25% (top 12):")
+            for d in end.compare_to(snap[0], "traceback")[:12]:
+                print(
+                    f"  {d.size_diff / 1024:+.0f} KiB, {d.count_diff:+d} blocks: "
+                    + " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in list(d.traceback)[:4])
+                )
         elapsed = time.monotonic() - t0
         rss.append((rt.bridge.submitted, proc.memory_info().rss / 2**20))
         rt.controller.stop(wait=True)
@@ -125,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         f"heartbeat 10 ms: {len(g)} beats, median {np.median(g):.1f} ms, p99 {np.percentile(g, 99):.1f} ms, "
         f"max {g.max():.1f} ms, beats over 50 ms: {int((g > 50).sum())}\n"
         f"slowest beats (ms, screen, boards so far): {[(round(a, 1), s, b) for a, s, b in slow]}\n"
+        f"GC: {len(gc_pauses)} collections, gen2 {sum(1 for x in gc_pauses if x[0] == 2)}, longest (gen, ms, boards) "
+        f"{[(g_, round(ms, 1), b) for g_, ms, b in sorted(gc_pauses, key=lambda x: -x[1])[:3]]}\n"
         f"RSS MiB: start {rss[0][1]:.1f}, after 25% {warm[0]:.1f}, end {warm[-1]:.1f} "
         f"(growth after warm-up {warm[-1] - warm[0]:+.1f})"
     )
