@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         f"GC: {len(gc_pauses)} collections, gen2 {sum(1 for x in gc_pauses if x[0] == 2)}, longest (gen, ms, boards) "
         f"{[(g_, round(ms, 1), b) for g_, ms, b in sorted(gc_pauses, key=lambda x: -x[1])[:3]]}\n"
         f"RSS MiB: start {rss[0][1]:.1f}, after 25% {warm[0]:.1f}, end {warm[-1]:.1f} "
-        f"(growth after warm-up {warm[-1] - warm[0]:+.1f})"
+        f"(growth after warm-up {warm[-1] - warm[0]:+.1f})\n"
+        f"RSS curve (boards: MiB): {', '.join(f'{b}: {m:.0f}' for b, m in rss)}"
     )
     return 0
 

@@ -321,3 +321,12 @@ def test_charts_draw_from_the_worker_one_chart_per_turn(qtbot, ui_app, filled_re
     assert sum(counts) == sum(len(r.detections) for r in results) and counts == sorted(counts, reverse=True)
     assert all(scr.views[k].chart().series() for k in ("hour", "shift", "false_calls"))
     save_shot(scr, "charts_1280x800")
+    # A refresh replaces the charts and deletes the old ones (QChartView.setChart does not).
+    import shiboken6
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    old = [scr.views[k].chart() for k in scr.views]
+    with qtbot.waitSignal(scr.drawn, timeout=20000):
+        scr.refresh()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert not any(shiboken6.isValid(c) for c in old)
