@@ -30,6 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--floor", type=float, default=0.05, help="lowest score written to result files")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    p.add_argument(
+        "--write-sidecar",
+        action="store_true",
+        help="store these figures in the model's sidecar (metrics.val_int8, and val_float_tflite with --compare-model)",
+    )
     p.set_defaults(func=evaluate)
 
 
@@ -143,6 +148,8 @@ def evaluate(args: argparse.Namespace) -> int:
         result["compare"] = other
         result["map50_delta"] = main["map50"] - other["map50"]
     (args.out / "metrics.json").write_text(json.dumps(result, indent=2))
+    if args.write_sidecar:
+        _write_sidecar(args, result)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -152,3 +159,40 @@ def evaluate(args: argparse.Namespace) -> int:
         print(f"mAP@0.5 difference (model - compared): {result['map50_delta']:+.4f}")
     print(f"result files: {args.out}/<id>.txt", file=sys.stderr)
     return 0
+
+
+def _write_sidecar(args: argparse.Namespace, result: dict) -> None:
+    """The model card's figures come from this command, not from hand edits.
+
+    Refuses a signed sidecar: changing it would break the signature the station checks.
+    """
+    from ..cli import CommandError
+    from ..detect.package import sidecar_path
+
+    model = args.model
+    if model is None:
+        raise CommandError("--write-sidecar needs --model (the package whose sidecar gets the figures)")
+    side = sidecar_path(Path(model))
+    try:
+        doc = json.loads(side.read_text())
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"{side}: cannot read the sidecar ({exc})") from None
+    from ..signing import signature_path
+
+    if signature_path(Path(model)).exists():
+        raise CommandError(
+            f"{model} is signed ({signature_path(Path(model)).name}); changing its sidecar would break the "
+            "signature: write the figures before signing"
+        )
+    keep = ("model", "backend", "escaped_boards")
+    metrics = doc.setdefault("metrics", {})
+    metrics["val_int8"] = {k: v for k, v in result["main"].items() if k not in keep}
+    if "compare" in result:
+        metrics["val_float_tflite"] = {k: v for k, v in result["compare"].items() if k not in keep}
+    groups = f" --groups {args.groups}" if args.groups else ""
+    metrics["val_note"] = (
+        f"pcb-inspector evaluate --root DEEPPCB{groups} ({result['main']['boards']} boards); "
+        "float_val is the trainer's own last validation."
+    )
+    side.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"figures written to {side}", file=sys.stderr)

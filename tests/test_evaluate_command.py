@@ -1,0 +1,75 @@
+"""`pcb-inspector evaluate` end to end on a dataset in the DeepPCB layout, with the shipped model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import pytest
+
+from inspector.cli import main
+from inspector.domain import CLASS_NAMES
+from inspector.synth import make_board
+
+REPO = Path(__file__).resolve().parent.parent
+MODEL = REPO / "models" / "pcb-defect-det.tflite"
+
+
+def _deeppcb_layout(root: Path, n: int) -> tuple[list[str], int]:
+    """n synthetic boards written exactly as DeepPCB stores them (jpg pairs, x1,y1,x2,y2,type notes)."""
+    (root / "group90000" / "90000").mkdir(parents=True)
+    (root / "group90000" / "90000_not").mkdir()
+    lines, ids, defective = [], [], 0
+    for i in range(n):
+        b = make_board(500 + i)
+        stem = f"9000{i:04d}"
+        cv2.imwrite(str(root / "group90000" / "90000" / f"{stem}_test.jpg"), b.image, [cv2.IMWRITE_JPEG_QUALITY, 100])
+        cv2.imwrite(
+            str(root / "group90000" / "90000" / f"{stem}_temp.jpg"), b.reference, [cv2.IMWRITE_JPEG_QUALITY, 100]
+        )
+        (root / "group90000" / "90000_not" / f"{stem}.txt").write_text(
+            "".join(f"{x1},{y1},{x2},{y2},{c}\n" for x1, y1, x2, y2, c in b.defects)
+        )
+        lines.append(f"group90000/90000/{stem}.jpg group90000/90000_not/{stem}.txt")
+        ids.append(stem)
+        defective += bool(b.defects)
+    (root / "test.txt").write_text("\n".join(lines) + "\n")
+    return ids, defective
+
+
+@pytest.mark.skipif(not MODEL.is_file(), reason="the shipped model is not in models/")
+def test_evaluate_writes_deeppcb_results_metrics_and_sidecar(tmp_path, capsys):
+    ids, defective = _deeppcb_layout(tmp_path / "data", 4)
+    assert 0 < defective
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    shutil.copy(MODEL, pkg)
+    shutil.copy(MODEL.with_suffix(".json"), pkg)
+    model = pkg / MODEL.name
+    out = tmp_path / "out"
+    rc = main(
+        ["evaluate", "--root", str(tmp_path / "data"), "--list", str(tmp_path / "data" / "test.txt"),
+         "--out", str(out), "--model", str(model), "--write-sidecar"]
+    )  # fmt: skip
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "COCO mAP@0.5" in printed and "DeepPCB protocol" in printed and "board escapes" in printed
+    # One DeepPCB result file per image: x1,y1,x2,y2,confidence,type with a DeepPCB type name.
+    for stem in ids:
+        rows = [r.split(",") for r in (out / f"{stem}.txt").read_text().splitlines()]
+        assert all(len(r) == 6 and r[5] in CLASS_NAMES and 0.0 < float(r[4]) <= 1.0 for r in rows)
+    m = json.loads((out / "metrics.json").read_text())["main"]
+    assert m["boards"] == 4 and 0.0 <= m["map50"] <= 1.0 and m["defective_boards"] == defective
+    # The figures went into the copy's sidecar, where the model card reads them.
+    side = json.loads(model.with_suffix(".json").read_text())
+    assert side["metrics"]["val_int8"]["map50"] == m["map50"] and "model" not in side["metrics"]["val_int8"]
+    # A signed sidecar is not rewritten (it would break the signature).
+    before = model.with_suffix(".json").read_text()
+    model.with_suffix(".sig").write_text("{}")
+    rc = main(["evaluate", "--root", str(tmp_path / "data"), "--list", str(tmp_path / "data" / "test.txt"),
+               "--out", str(out), "--model", str(model), "--write-sidecar"])  # fmt: skip
+    assert rc != 0
+    assert "signed" in capsys.readouterr().err
+    assert model.with_suffix(".json").read_text() == before
