@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .capture import create_camera
-from .config import ReplayCamera, StationConfig
+from .config import Recipe, ReplayCamera, StationConfig
 from .decision import RecipeRules
 from .health import Health
 from .pipeline import Pipeline, ResultSink
@@ -41,6 +41,16 @@ class Station:
     calibration: Any = None
     """What the calibration package attached (calibration.station.StationCalibration); None without it."""
     _disk_stop: threading.Event = field(default_factory=threading.Event)
+
+    def rules_for(self, recipe: Recipe) -> RecipeRules:
+        """Compile `recipe` as this station runs it: with the stored mm-per-pixel scale when one is active.
+
+        Every recipe switch (PLC, UI, editor) goes through here, so a recipe with `min_defect_mm`
+        keeps working after a switch; without a scale it raises RecipeError, as at start.
+        """
+        if self.calibration is not None:
+            return self.calibration.rules_for(recipe)
+        return RecipeRules(recipe)
 
     def start(self) -> None:
         for part in self.parts:
@@ -142,7 +152,7 @@ def build_station(
     # --- end issue 9 hook
     if plc_on:
         # --- durable publish (issue 5/6): the link sets RESULTS_VALID only once the recorder made the record durable.
-        station.plc = _attach_plc(cfg, pipeline, health, recorder=station.recorder)
+        station.plc = _attach_plc(cfg, pipeline, health, recorder=station.recorder, rules_for=station.rules_for)
         station.parts.append(station.plc)
     else:
         health.ok("plc", "off (free-run)")
@@ -178,11 +188,13 @@ def _calibration_entry_point() -> Any:
     return eps[0] if eps else None
 
 
-def _attach_plc(cfg: StationConfig, pipeline: Pipeline, health: Health, recorder: Any = None) -> Any:
+def _attach_plc(
+    cfg: StationConfig, pipeline: Pipeline, health: Health, recorder: Any = None, rules_for: Any = None
+) -> Any:
     eps = list(entry_points(group="pcb_inspector.plc"))
     if not eps:
         raise StationError("plc.mode is set but the plc package is not installed (pip install -e .)")
     attach = eps[0].load()
-    link = attach(cfg, pipeline, health, recorder=recorder)  # recorder None: published at once (logged)
+    link = attach(cfg, pipeline, health, recorder=recorder, rules_for=rules_for)  # recorder None: published at once
     pipeline.add_sink(link)
     return link

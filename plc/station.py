@@ -413,9 +413,15 @@ class PlcLink:
             client.close()
 
 
-def default_recipe_switcher(cfg: StationConfig, pipeline) -> RecipeCallback:
-    """Load recipe `id` from the configuration and switch the pipeline to it between two boards."""
-    from inspector.decision import RecipeRules
+def default_recipe_switcher(cfg: StationConfig, pipeline, rules_for=None) -> RecipeCallback:
+    """Load recipe `id` from the configuration and switch the pipeline to it between two boards.
+
+    `rules_for` compiles the recipe as the station runs it (`Station.rules_for`: with the stored
+    mm-per-pixel scale); a recipe that cannot be compiled is refused and the running one stays.
+    """
+    from inspector.decision import RecipeError, RecipeRules
+
+    compile_rules = rules_for or RecipeRules
 
     def switch(recipe_id: int) -> bool:
         try:
@@ -423,7 +429,12 @@ def default_recipe_switcher(cfg: StationConfig, pipeline) -> RecipeCallback:
         except KeyError:
             log.warning("PLC asked for recipe %d; configured ids: %s", recipe_id, [r.id for r in cfg.recipes])
             return False
-        pipeline.set_recipe(RecipeRules(recipe))
+        try:
+            rules = compile_rules(recipe)
+        except RecipeError as exc:
+            log.error("PLC asked for recipe %d (%s), which cannot run: %s", recipe_id, recipe.name, exc)
+            return False
+        pipeline.set_recipe(rules)
         return True
 
     return switch
@@ -438,6 +449,7 @@ def attach(
     startup_grace_s: float = 30.0,
     port: int | None = None,
     recorder=None,
+    rules_for=None,
 ) -> PlcLink:
     """Entry point `pcb_inspector.plc`: the PLC link for this station (call start() to run it).
 
@@ -449,7 +461,7 @@ def attach(
         pipeline,
         health,
         recipe_id=cfg.recipe().id,
-        on_recipe=on_recipe or default_recipe_switcher(cfg, pipeline),
+        on_recipe=on_recipe or default_recipe_switcher(cfg, pipeline, rules_for),
         startup_grace_s=startup_grace_s,
         port=port,
         recorder=recorder,

@@ -99,17 +99,22 @@ class StationController(QObject):
             log.exception("station stop failed")
 
     # ------------------------------------------------------------ recipes
+    def _rules(self, recipe: Recipe) -> RecipeRules:
+        """As the station runs it: with the stored mm-per-pixel scale (`Station.rules_for`)."""
+        rules_for = getattr(self.station, "rules_for", None)
+        return rules_for(recipe) if rules_for is not None else RecipeRules(recipe)
+
     def select_recipe(self, name: str) -> None:
         """Switch the running pipeline to another recipe from the next board on."""
         recipe = self.cfg.recipe(name)
-        rules = RecipeRules(recipe)
+        rules = self._rules(recipe)
         self.pipeline.set_recipe(rules)
         self.active_recipe = name
         self.recipe_changed.emit(name)
 
     def apply_recipe(self, recipe: Recipe) -> None:
         """Store an edited recipe in the configuration and make the pipeline use it if active."""
-        rules = RecipeRules(recipe)  # raises RecipeError before anything is changed
+        rules = self._rules(recipe)  # raises RecipeError before anything is changed
         recipes = [recipe if r.name == recipe.name else r for r in self.cfg.recipes]
         if recipe.name not in {r.name for r in self.cfg.recipes}:
             recipes.append(recipe)

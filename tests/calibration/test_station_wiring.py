@@ -229,3 +229,30 @@ def test_nothing_stored_runs_as_before(tmp_path, caplog):
     cfg.recipes[0].min_defect_mm = 0.5
     with pytest.raises(RecipeError, match="calibrate scale"):
         build_station(cfg)
+
+
+def test_recipe_switches_keep_the_stored_scale(tmp_path, line):
+    """PLC and UI switches compile through Station.rules_for: min_defect_mm keeps its stored mm/px."""
+    from plc.station import default_recipe_switcher
+
+    boards, _design, baseline = line
+    cfg = _config(tmp_path, boards)
+    _store_calibrations(cfg, baseline)
+    station = build_station(cfg)
+    assert station.rules_for(cfg.recipe("coarse")).min_px == pytest.approx(2.5 / MM_PER_PX)
+    switch = default_recipe_switcher(cfg, station.pipeline, station.rules_for)
+    assert switch(2)  # the PLC asks for "coarse" (id 2)
+    assert station.pipeline._next_rules.min_px == pytest.approx(2.5 / MM_PER_PX)
+    assert not switch(99)  # unknown id: refused, nothing queued over the valid switch
+    assert station.pipeline._next_rules.recipe.name == "coarse"
+    # Without the scale the same switch is refused (the running recipe stays), never compiled without mm.
+    bare = default_recipe_switcher(cfg, station.pipeline)
+    assert not bare(1)
+    assert station.pipeline._next_rules.recipe.name == "coarse"
+    # The touchscreen's recipe selection goes the same way.
+    pytest.importorskip("PySide6")
+    from ui.controller import StationController
+
+    ui = StationController(cfg, station.pipeline, station.health, station)
+    ui.select_recipe("strict")
+    assert station.pipeline._next_rules.min_px == pytest.approx(0.5 / MM_PER_PX)
