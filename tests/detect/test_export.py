@@ -22,8 +22,11 @@ def test_export_writes_a_package_the_runtime_accepts(tmp_path, capsys):
 
     weights = tmp_path / "run" / "best.weights.h5"
     weights.parent.mkdir()
-    build_detector(64, None, "small", 0.5, 16).save_weights(weights)
-    (weights.parent / "config.json").write_text(json.dumps({"backbone": "small", "alpha": 0.5, "neck": 16}))
+    # With the stride-4 detail branch, as the shipped model has it; the export reads it from config.json.
+    build_detector(64, None, "small", 0.5, 16, detail=8).save_weights(weights)
+    (weights.parent / "config.json").write_text(
+        json.dumps({"backbone": "small", "alpha": 0.5, "neck": 16, "detail": 8})
+    )
     out = tmp_path / "m" / "tiny.tflite"
     rc = main(
         ["--weights", str(weights), "--out", str(out), "--size", "96", "--data", "synth", "--calib", "2",
@@ -42,6 +45,7 @@ def test_export_writes_a_package_the_runtime_accepts(tmp_path, capsys):
         "regression": "log_wh_offset",
     } or meta["output"]["strides"] == [4]
     assert "int8_vs_float" in meta["metrics"] and meta["training"]["architecture"]["alpha"] == 0.5
+    assert meta["training"]["architecture"]["detail_branch"] == 8
 
     b = make_board(1)
     for path, dtype in ((out, np.uint8), (tmp_path / "m" / "tiny-float.tflite", np.float32)):
