@@ -438,7 +438,13 @@ def load_config(path: Path | str | None) -> StationConfig:
 
 
 def resolve_paths(cfg: StationConfig, base: Path) -> StationConfig:
-    """Relative paths in a config file are relative to that file, not to the working directory."""
+    """Relative paths to *inputs* in a config file (boards, references, masks, keys, the model, the
+    GenTL producer) are relative to that file, not to the working directory.
+
+    Storage paths (database, archive, spool) are not: they stay relative to the working directory,
+    which the systemd units set to /var/lib/pcb-inspector while the file lives read-only in
+    /etc/pcb-inspector (docs/deployment.md).
+    """
 
     def fix(p: Path | None) -> Path | None:
         return None if p is None or p.is_absolute() else (base / p)
@@ -447,6 +453,9 @@ def resolve_paths(cfg: StationConfig, base: Path) -> StationConfig:
         cfg.detector.model = base / cfg.detector.model
     if isinstance(cfg.camera, ReplayCamera) and cfg.camera.path is not None:
         cfg.camera.path = fix(cfg.camera.path)
+    if isinstance(cfg.camera, GenicamCamera):
+        cfg.camera.cti = fix(cfg.camera.cti) or cfg.camera.cti
+    cfg.detector.trusted_keys = [fix(k) or k for k in cfg.detector.trusted_keys]
     for r in cfg.recipes:
         if r.reference is not None:
             r.reference = fix(r.reference)

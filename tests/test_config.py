@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,13 @@ def test_missing_file_and_relative_paths(tmp_path):
     cfg = load_config(f)
     assert cfg.camera.path == tmp_path / "boards"
     assert cfg.recipe().reference == tmp_path / "ref.png"
+    # Keys are inputs, relative to the file; storage stays relative to the working directory
+    # (systemd: WorkingDirectory=/var/lib/pcb-inspector, config read-only in /etc/pcb-inspector).
+    f.write_text(
+        '[storage]\ndatabase_url = "sqlite:///db/records.db"\narchive_dir = "img"\n'
+        '[detector]\ntrusted_keys = ["keys/plant.pub", "/etc/pcb/other.pub"]\n'
+    )
+    cfg = load_config(f)
+    assert cfg.detector.trusted_keys == [tmp_path / "keys/plant.pub", Path("/etc/pcb/other.pub")]
+    assert cfg.storage.database_url == "sqlite:///db/records.db" and cfg.storage.archive_dir == Path("img")
+
