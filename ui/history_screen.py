@@ -33,7 +33,7 @@ from inspector.domain import CLASS_NAMES
 
 from . import theme
 from .bridge import shift_start
-from .labels import class_label
+from .labels import class_label, reason_label
 from .records import HistoryFilter, QueryError, Records
 from .worker import DbWorker, shared_worker
 
@@ -216,7 +216,7 @@ class HistoryScreen(QWidget):
                 r.board_serial or "—",
                 self.tr("PASS") if r.verdict == "PASS" else self.tr("REJECT"),
                 str(r.defect_count),
-                ", ".join(class_label(c) for c in r.classes) or (r.reason or ""),
+                ", ".join(class_label(c) for c in r.classes) or reason_label(r.reason),
                 r.recipe,
                 f"{r.cycle_ms:.0f}",
                 "✓" if r.reviewed else "",

@@ -29,7 +29,7 @@ from . import theme
 from .alarms import AlarmModel
 from .bridge import LiveUpdate, ResultSummary
 from .image_view import ImageCanvas, Overlay
-from .labels import class_label
+from .labels import class_label, reason_label
 
 LAMPS = ("camera", "model", "plc", "database", "disk")
 
@@ -142,7 +142,7 @@ class VerdictBanner(QFrame):
                 self.tr("Serial %1   ·   cycle %2 ms").replace("%1", serial).replace("%2", f"{r.cycle_ms:.0f}")
             )
             if r.reason:
-                self.line2.setText(r.reason)
+                self.line2.setText(reason_label(r.reason))
             elif r.detections:
                 names = sorted({class_label(d.label) for d in r.detections})
                 self.line2.setText(self.tr("%n defect(s): ", "", len(r.detections)) + ", ".join(names))
@@ -438,7 +438,7 @@ class OperatorScreen(QWidget):
             self.live.set_image(None)
         if u.latest is not None:
             self.live.set_overlays(overlays_for(u.latest.detections))
-            self.live.placeholder = u.latest.reason or ""
+            self.live.placeholder = reason_label(u.latest.reason)
             stamp = f"{u.latest.timestamp.astimezone():%H:%M:%S}"
             self.live_caption.setText(
                 self.tr("Board %1 · %2 · recipe %3 · model %4")

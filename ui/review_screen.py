@@ -28,7 +28,7 @@ from . import theme
 from .auth import Permission, PermissionDenied, Session
 from .bridge import to_owned_qimage
 from .image_view import ImageCanvas, Overlay
-from .labels import class_label
+from .labels import class_label, reason_label
 from .records import RecordError, Records
 from .worker import DbWorker, shared_worker
 
@@ -252,7 +252,7 @@ class ReviewScreen(QWidget):
         self.title.setStyleSheet(f"color: {theme.PASS if r.verdict == 'PASS' else theme.REJECT};")
         self.info.setText(
             f"{r.created_at.astimezone():%Y-%m-%d %H:%M:%S} · {r.recipe} · {r.model_id} · {r.cycle_ms:.0f} ms"
-            + (f"\n{r.reason}" if r.reason else "")
+            + (f"\n{reason_label(r.reason)}" if r.reason else "")
         )
         overlays = []
         for i, dv in enumerate(d.defects):

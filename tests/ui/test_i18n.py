@@ -46,11 +46,21 @@ def test_language_switches_at_runtime(qtbot, ui_app):
 
     assert [class_label(n) for n in ("open", "short", "pin-hole")] == ["开路", "短路", "针孔"]
     assert overlays_for([Detection((1.0, 2.0, 30.0, 40.0), 2, 0.91)])[0].label == "短路 0.91"
+    # Reject reasons from the core: the operator's part translated, the engineer's detail kept.
+    from ui.labels import reason_label
+
+    assert (
+        reason_label("board not registered to the reference: quality 0.12 < 0.50")
+        == "板未能与参考图对位: quality 0.12 < 0.50"
+    )
+    assert reason_label("no frame: timeout after 500 ms") == "无图像: timeout after 500 ms"
+    assert reason_label("something new") == "something new" and reason_label(None) == ""
     save_shot(scr, "operator_zh_CN_1280x800")
     i18n.set_language("en")
     qtbot.waitUntil(lambda: scr.tiles["inspected"].name.text() == "INSPECTED", timeout=2000)
     assert scr.tiles["inspected"].name.text() == "INSPECTED" and scr.lamps["camera"].name.text() == "Camera"
     assert class_label("open") == "open"
+    assert reason_label("model not loaded") == "model not loaded"
     with pytest.raises(ValueError, match="fr"):
         i18n.set_language("fr")
 

@@ -261,63 +261,63 @@
 <context>
     <name>ChartsScreen</name>
     <message>
-        <location filename="../charts.py" line="100"/>
+        <location filename="../charts.py" line="105"/>
         <source>Loading…</source>
         <translation>加载中…</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="120"/>
+        <location filename="../charts.py" line="157"/>
         <source>Yield per hour (last 24 h)</source>
         <translation>每小时良率（最近 24 小时）</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="121"/>
-        <location filename="../charts.py" line="131"/>
+        <location filename="../charts.py" line="158"/>
+        <location filename="../charts.py" line="169"/>
         <source>yield %</source>
         <translation>良率 %</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="130"/>
+        <location filename="../charts.py" line="168"/>
         <source>Yield per shift</source>
         <translation>每班次良率</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="140"/>
+        <location filename="../charts.py" line="179"/>
         <source>Defects by class (Pareto)</source>
         <translation>缺陷类别（帕累托）</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="141"/>
+        <location filename="../charts.py" line="180"/>
         <source>defects</source>
         <translation>缺陷</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="166"/>
+        <location filename="../charts.py" line="206"/>
         <source>False-call rate per day (reviewed defects)</source>
         <translation>每日误报率（已复判缺陷）</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="167"/>
+        <location filename="../charts.py" line="207"/>
         <source>false calls %</source>
         <translation>误报 %</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="177"/>
+        <location filename="../charts.py" line="217"/>
         <source>Reviewed: %1 boards · false calls %2 % · missed %3 · escapes %4</source>
         <translation>已复判：%1 块板 · 误报 %2 % · 漏检 %3 · 流出 %4</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="207"/>
+        <location filename="../charts.py" line="247"/>
         <source>Last 7 days</source>
         <translation>最近 7 天</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="208"/>
+        <location filename="../charts.py" line="248"/>
         <source>Last 30 days</source>
         <translation>最近 30 天</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="210"/>
+        <location filename="../charts.py" line="250"/>
         <source>Refresh</source>
         <translation>刷新</translation>
     </message>
@@ -325,32 +325,32 @@
 <context>
     <name>DefectClass</name>
     <message>
-        <location filename="../labels.py" line="22"/>
+        <location filename="../labels.py" line="64"/>
         <source>open</source>
         <translation>开路</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="23"/>
+        <location filename="../labels.py" line="65"/>
         <source>short</source>
         <translation>短路</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="24"/>
+        <location filename="../labels.py" line="66"/>
         <source>mousebite</source>
         <translation>鼠咬</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="25"/>
+        <location filename="../labels.py" line="67"/>
         <source>spur</source>
         <translation>毛刺</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="26"/>
+        <location filename="../labels.py" line="68"/>
         <source>copper</source>
         <translation>余铜</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="27"/>
+        <location filename="../labels.py" line="69"/>
         <source>pin-hole</source>
         <translation>针孔</translation>
     </message>
@@ -392,8 +392,8 @@
     <name>HistoryScreen</name>
     <message>
         <location filename="../history_screen.py" line="148"/>
-        <location filename="../history_screen.py" line="328"/>
-        <location filename="../history_screen.py" line="330"/>
+        <location filename="../history_screen.py" line="337"/>
+        <location filename="../history_screen.py" line="339"/>
         <source>All recipes</source>
         <translation>全部配方</translation>
     </message>
@@ -404,13 +404,13 @@
     </message>
     <message>
         <location filename="../history_screen.py" line="217"/>
-        <location filename="../history_screen.py" line="324"/>
+        <location filename="../history_screen.py" line="333"/>
         <source>PASS</source>
         <translation>合格</translation>
     </message>
     <message>
         <location filename="../history_screen.py" line="217"/>
-        <location filename="../history_screen.py" line="324"/>
+        <location filename="../history_screen.py" line="333"/>
         <source>REJECT</source>
         <translation>不合格</translation>
     </message>
@@ -420,128 +420,128 @@
         <translation>第 %1–%2 条，共 %3 条</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="264"/>
-        <location filename="../history_screen.py" line="334"/>
+        <location filename="../history_screen.py" line="273"/>
+        <location filename="../history_screen.py" line="343"/>
         <source>Export CSV</source>
         <translation>导出 CSV</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="276"/>
+        <location filename="../history_screen.py" line="285"/>
         <source>Exporting to %1…</source>
         <translation>正在导出到 %1…</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="286"/>
+        <location filename="../history_screen.py" line="295"/>
         <source>%1 rows written to %2</source>
         <translation>已写入 %1 行到 %2</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="291"/>
+        <location filename="../history_screen.py" line="300"/>
         <source>Export to %1 failed: %2</source>
         <translation>导出到 %1 失败：%2</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="316"/>
+        <location filename="../history_screen.py" line="325"/>
         <source>This shift</source>
         <translation>本班次</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="317"/>
+        <location filename="../history_screen.py" line="326"/>
         <source>Last hour</source>
         <translation>最近 1 小时</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="318"/>
+        <location filename="../history_screen.py" line="327"/>
         <source>Last 24 h</source>
         <translation>最近 24 小时</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="319"/>
+        <location filename="../history_screen.py" line="328"/>
         <source>Last 7 days</source>
         <translation>最近 7 天</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="320"/>
+        <location filename="../history_screen.py" line="329"/>
         <source>All time</source>
         <translation>全部时间</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="324"/>
+        <location filename="../history_screen.py" line="333"/>
         <source>All verdicts</source>
         <translation>全部结果</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="326"/>
+        <location filename="../history_screen.py" line="335"/>
         <source>All classes</source>
         <translation>全部类别</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="331"/>
+        <location filename="../history_screen.py" line="340"/>
         <source>Serial (ABC* = prefix)</source>
         <translation>序列号（ABC* = 前缀）</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="332"/>
+        <location filename="../history_screen.py" line="341"/>
         <source>Unreviewed only</source>
         <translation>仅未复判</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="333"/>
+        <location filename="../history_screen.py" line="342"/>
         <source>Search</source>
         <translation>查询</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="335"/>
+        <location filename="../history_screen.py" line="344"/>
         <source>◀ Newer</source>
         <translation>◀ 更新</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="336"/>
+        <location filename="../history_screen.py" line="345"/>
         <source>Older ▶</source>
         <translation>更早 ▶</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="337"/>
+        <location filename="../history_screen.py" line="346"/>
         <source>Open / review</source>
         <translation>打开 / 复判</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="340"/>
+        <location filename="../history_screen.py" line="349"/>
         <source>Time</source>
         <translation>时间</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="341"/>
+        <location filename="../history_screen.py" line="350"/>
         <source>Serial</source>
         <translation>序列号</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="342"/>
+        <location filename="../history_screen.py" line="351"/>
         <source>Verdict</source>
         <translation>结果</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="343"/>
+        <location filename="../history_screen.py" line="352"/>
         <source>Defects</source>
         <translation>缺陷数</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="344"/>
+        <location filename="../history_screen.py" line="353"/>
         <source>Classes</source>
         <translation>类别</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="345"/>
+        <location filename="../history_screen.py" line="354"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="346"/>
+        <location filename="../history_screen.py" line="355"/>
         <source>Cycle ms</source>
         <translation>节拍 ms</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="347"/>
+        <location filename="../history_screen.py" line="356"/>
         <source>Reviewed</source>
         <translation>已复判</translation>
     </message>
@@ -621,102 +621,102 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../app.py" line="118"/>
+        <location filename="../app.py" line="137"/>
         <source>Station error: %1</source>
         <translation>工位错误：%1</translation>
     </message>
     <message>
-        <location filename="../app.py" line="190"/>
+        <location filename="../app.py" line="209"/>
         <source>Log in to %1</source>
         <translation>请登录后%1</translation>
     </message>
     <message>
-        <location filename="../app.py" line="193"/>
+        <location filename="../app.py" line="212"/>
         <source>%1 may not %2</source>
         <translation>%1 无权%2</translation>
     </message>
     <message>
-        <location filename="../app.py" line="222"/>
+        <location filename="../app.py" line="241"/>
         <source>start the station</source>
         <translation>启动工位</translation>
     </message>
     <message>
-        <location filename="../app.py" line="227"/>
+        <location filename="../app.py" line="246"/>
         <source>stop the station</source>
         <translation>停止工位</translation>
     </message>
     <message>
-        <location filename="../app.py" line="235"/>
+        <location filename="../app.py" line="254"/>
         <source>change the recipe</source>
         <translation>切换配方</translation>
     </message>
     <message>
-        <location filename="../app.py" line="248"/>
+        <location filename="../app.py" line="267"/>
         <source>acknowledge alarms</source>
         <translation>确认报警</translation>
     </message>
     <message>
-        <location filename="../app.py" line="305"/>
+        <location filename="../app.py" line="324"/>
         <source>Line</source>
         <translation>产线</translation>
     </message>
     <message>
-        <location filename="../app.py" line="306"/>
+        <location filename="../app.py" line="325"/>
         <source>History</source>
         <translation>历史</translation>
     </message>
     <message>
-        <location filename="../app.py" line="307"/>
+        <location filename="../app.py" line="326"/>
         <source>Review</source>
         <translation>复判</translation>
     </message>
     <message>
-        <location filename="../app.py" line="308"/>
+        <location filename="../app.py" line="327"/>
         <source>Charts</source>
         <translation>图表</translation>
     </message>
     <message>
-        <location filename="../app.py" line="309"/>
+        <location filename="../app.py" line="328"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../app.py" line="310"/>
+        <location filename="../app.py" line="329"/>
         <source>Calibrate</source>
         <translation>标定</translation>
     </message>
     <message>
-        <location filename="../app.py" line="311"/>
+        <location filename="../app.py" line="330"/>
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../app.py" line="312"/>
+        <location filename="../app.py" line="331"/>
         <source>Users</source>
         <translation>用户</translation>
     </message>
     <message>
-        <location filename="../app.py" line="318"/>
+        <location filename="../app.py" line="337"/>
         <source>Log in</source>
         <translation>登录</translation>
     </message>
     <message>
-        <location filename="../app.py" line="318"/>
+        <location filename="../app.py" line="337"/>
         <source>%1 · Log out</source>
         <translation>%1 · 退出登录</translation>
     </message>
     <message>
-        <location filename="../app.py" line="322"/>
+        <location filename="../app.py" line="341"/>
         <source>operator</source>
         <translation>操作员</translation>
     </message>
     <message>
-        <location filename="../app.py" line="322"/>
+        <location filename="../app.py" line="341"/>
         <source>engineer</source>
         <translation>工程师</translation>
     </message>
     <message>
-        <location filename="../app.py" line="322"/>
+        <location filename="../app.py" line="341"/>
         <source>admin</source>
         <translation>管理员</translation>
     </message>
@@ -957,6 +957,65 @@
     </message>
 </context>
 <context>
+    <name>RejectReason</name>
+    <message>
+        <location filename="../labels.py" line="50"/>
+        <source>board not registered to the reference</source>
+        <extracomment>Why the core rejected a board without (or despite) detections, by the English prefix the core writes (inspector/pipeline.py). The detail after the prefix (an exception text, a file name) stays as it is: it is for the engineer, the prefix is for the operator.</extracomment>
+        <translation>板未能与参考图对位</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="51"/>
+        <source>no reference image for this recipe</source>
+        <translation>此配方没有参考图</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="52"/>
+        <source>inference backlog full</source>
+        <translation>推理队列已满</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="53"/>
+        <source>trigger queue full</source>
+        <translation>触发队列已满</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="54"/>
+        <source>inspection failed</source>
+        <translation>检测失败</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="55"/>
+        <source>model not loaded</source>
+        <translation>模型未加载</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="56"/>
+        <source>station stopped</source>
+        <translation>工位已停止</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="57"/>
+        <source>camera not available</source>
+        <translation>相机不可用</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="58"/>
+        <source>camera error</source>
+        <translation>相机错误</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="59"/>
+        <source>camera lost</source>
+        <translation>相机断开</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="60"/>
+        <source>no frame</source>
+        <translation>无图像</translation>
+    </message>
+</context>
+<context>
     <name>ReviewScreen</name>
     <message>
         <location filename="../review_screen.py" line="185"/>
@@ -1184,7 +1243,7 @@
 <context>
     <name>window</name>
     <message>
-        <location filename="../session_setup.py" line="138"/>
+        <location filename="../session_setup.py" line="156"/>
         <source>%1 review(s) stored</source>
         <translation>已保存 %1 条复判</translation>
     </message>
