@@ -114,4 +114,3 @@ def test_missing_file_and_relative_paths(tmp_path):
     cfg = load_config(f)
     assert cfg.detector.trusted_keys == [tmp_path / "keys/plant.pub", Path("/etc/pcb/other.pub")]
     assert cfg.storage.database_url == "sqlite:///db/records.db" and cfg.storage.archive_dir == Path("img")
-
