@@ -151,7 +151,6 @@ def to_owned_qimage(image: np.ndarray, max_side: int) -> tuple[QImage, float]:
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
     image = np.ascontiguousarray(image)
-    h, w = image.shape[:2]
     if image.ndim == 2:
         fmt = QImage.Format.Format_Grayscale8
     elif image.shape[2] == 3:
@@ -160,11 +159,16 @@ def to_owned_qimage(image: np.ndarray, max_side: int) -> tuple[QImage, float]:
         fmt = QImage.Format.Format_ARGB32
     else:
         raise ValueError(f"cannot display an image of shape {image.shape}")
-    # The wrapper borrows `image`'s memory; copy() detaches it before `image` can be freed.
-    shallow = QImage(image.data, w, h, int(image.strides[0]), fmt)
+    return _owned(image, fmt), scale
+
+
+def _owned(array: np.ndarray, fmt: QImage.Format) -> QImage:
+    """A QImage that owns its pixels: the wrapper borrows `array`'s memory, copy() detaches it
+    before `array` can be freed."""
+    shallow = QImage(array.data, array.shape[1], array.shape[0], int(array.strides[0]), fmt)
     owned = shallow.copy()
     del shallow
-    return owned, scale
+    return owned
 
 
 def to_display_qimage(image: np.ndarray, size: tuple[int, int]) -> QImage:
@@ -189,10 +193,7 @@ def to_display_qimage(image: np.ndarray, size: tuple[int, int]) -> QImage:
         bgra = np.ascontiguousarray(small)
     else:
         raise ValueError(f"cannot display an image of shape {image.shape}")
-    shallow = QImage(bgra.data, tw, th, int(bgra.strides[0]), QImage.Format.Format_RGB32)
-    owned = shallow.copy()  # detached before `bgra` can be freed
-    del shallow
-    return owned
+    return _owned(bgra, QImage.Format.Format_RGB32)
 
 
 class UiBridge(QObject):

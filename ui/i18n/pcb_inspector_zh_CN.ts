@@ -325,32 +325,32 @@
 <context>
     <name>DefectClass</name>
     <message>
-        <location filename="../labels.py" line="64"/>
+        <location filename="../labels.py" line="17"/>
         <source>open</source>
         <translation>开路</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="65"/>
+        <location filename="../labels.py" line="18"/>
         <source>short</source>
         <translation>短路</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="66"/>
+        <location filename="../labels.py" line="19"/>
         <source>mousebite</source>
         <translation>鼠咬</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="67"/>
+        <location filename="../labels.py" line="20"/>
         <source>spur</source>
         <translation>毛刺</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="68"/>
+        <location filename="../labels.py" line="21"/>
         <source>copper</source>
         <translation>余铜</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="69"/>
+        <location filename="../labels.py" line="22"/>
         <source>pin-hole</source>
         <translation>针孔</translation>
     </message>
@@ -959,58 +959,58 @@
 <context>
     <name>RejectReason</name>
     <message>
-        <location filename="../labels.py" line="50"/>
+        <location filename="../labels.py" line="30"/>
         <source>board not registered to the reference</source>
         <extracomment>Why the core rejected a board without (or despite) detections, by the English prefix the core writes (inspector/pipeline.py). The detail after the prefix (an exception text, a file name) stays as it is: it is for the engineer, the prefix is for the operator.</extracomment>
         <translation>板未能与参考图对位</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="51"/>
+        <location filename="../labels.py" line="31"/>
         <source>no reference image for this recipe</source>
         <translation>此配方没有参考图</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="52"/>
+        <location filename="../labels.py" line="32"/>
         <source>inference backlog full</source>
         <translation>推理队列已满</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="53"/>
+        <location filename="../labels.py" line="33"/>
         <source>trigger queue full</source>
         <translation>触发队列已满</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="54"/>
+        <location filename="../labels.py" line="34"/>
         <source>inspection failed</source>
         <translation>检测失败</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="55"/>
+        <location filename="../labels.py" line="35"/>
         <source>model not loaded</source>
         <translation>模型未加载</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="56"/>
+        <location filename="../labels.py" line="36"/>
         <source>station stopped</source>
         <translation>工位已停止</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="57"/>
+        <location filename="../labels.py" line="37"/>
         <source>camera not available</source>
         <translation>相机不可用</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="58"/>
+        <location filename="../labels.py" line="38"/>
         <source>camera error</source>
         <translation>相机错误</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="59"/>
+        <location filename="../labels.py" line="39"/>
         <source>camera lost</source>
         <translation>相机断开</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="60"/>
+        <location filename="../labels.py" line="40"/>
         <source>no frame</source>
         <translation>无图像</translation>
     </message>
