@@ -66,6 +66,11 @@ class ModelMeta(_Strict):
     output: OutputSpec = Field(..., description="How the outputs are decoded.")
     thresholds: dict[str, float] = Field(..., description="Default score threshold per label.")
     nms_iou: float = Field(0.5, gt=0, le=1, description="IoU above which same-class boxes are merged.")
+    tta: Literal["none", "hflip"] = Field(
+        "none",
+        description="Test-time augmentation: 'hflip' also runs the mirrored board and averages both outputs "
+        "(two invokes per tile; the validation figures in `metrics` say which setting they were measured with).",
+    )
     max_defect_px: int = Field(
         180, ge=0, description="Largest defect side expected, px; sets the tile overlap for large frames."
     )

@@ -45,14 +45,18 @@ def stack_input(board: np.ndarray, reference: np.ndarray) -> np.ndarray:
 class Sampler:
     """Random crops with D4 flips/rotations, photometric noise on the board only, and known-good negatives."""
 
-    def __init__(self, pairs, crop: int, seed: int):
+    def __init__(self, pairs, crop: int, seed: int, scale_max: float = 1.0):
         self.boards = [read_gray(p.test_path) for p in pairs]
         self.temps = [read_gray(p.template_path) for p in pairs]
         self.pairs = pairs
         self.crop = crop
         self.rng = np.random.default_rng(seed)
+        # Zoom-in: DeepPCB's training groups have few defects over 60 px (90th percentile 51-65 px)
+        # while other board designs have many (validation: 90th percentile 72-93 px); recall on those
+        # was 0.67-0.92 against 0.99 on small ones. Off (1.0) by default so earlier stages reproduce.
+        scale = [A.RandomScale(scale_limit=(0.0, scale_max - 1.0), p=0.5)] if scale_max > 1.0 else []
         self.geo = A.Compose(
-            [A.D4(p=1.0), A.RandomCrop(crop, crop, p=1.0)],
+            [*scale, A.D4(p=1.0), A.RandomCrop(crop, crop, p=1.0)],
             bbox_params=A.BboxParams(format="pascal_voc", label_fields=["classes"], min_visibility=0.3),
             additional_targets={"template": "image"},
             seed=seed,
@@ -155,6 +159,12 @@ def main(argv=None) -> int:
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
+        "--scale-max",
+        type=float,
+        default=1.0,
+        help="zoom half of the crops in by a factor drawn from 1..SCALE_MAX (1.0: no zoom), for larger defects",
+    )
+    ap.add_argument(
         "--val-groups",
         default=",".join(sorted(VAL_GROUPS)),
         help="board groups held out for validation (a customer export: its own group numbers)",
@@ -215,7 +225,7 @@ def main(argv=None) -> int:
         opt.apply_gradients(zip(grads, model.trainable_variables))
         return loss, lf, lwh, loff
 
-    sampler = Sampler(train_pairs, args.crop, args.seed + int(step_var.numpy()))
+    sampler = Sampler(train_pairs, args.crop, args.seed + int(step_var.numpy()), args.scale_max)
     q: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
     th = threading.Thread(target=batches, args=(sampler, args.batch, q, stop), daemon=True)
