@@ -315,21 +315,33 @@ class LiteRTDetector(Detector):
         return hm, rg
 
     def _decode(self, floor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`centernet.decode` on the current outputs, restricted to where a peak can be.
+        """`centernet.decode` on the current outputs, restricted to where a peak can be."""
+        if self._hm_q is None or self._sigmoid:
+            hm, rg = self._outputs()
+            return decode(hm, rg, self._stride, floor=floor, top_k=self.top_k, nms_iou=self._info.nms_iou)
+        scale, zp = self._hm_q
+        rg = self._it.get_tensor(self._rg_index)[0]
+        return self._restricted_decode(
+            self._it.get_tensor(self._hm_index)[0],
+            float(scale),
+            float(zp),
+            floor,
+            lambda ys, xs: _Dequantised(rg[ys, xs], *self._rg_q) if self._rg_q is not None else rg[ys, xs],
+        )
+
+    def _restricted_decode(self, q: np.ndarray, scale: float, zp: float, floor: float, regression):
+        """Decode an integer heatmap (real = (q - zp) * scale) only where a peak can be.
 
         A peak needs a score >= floor, so only classes and the (1-cell padded) box of cells that reach
         it are decoded; the result is identical to decoding everything, because every candidate's
         3x3 neighbourhood is inside the crop. On a good board nothing reaches the floor and decoding
-        is skipped. INT8 scores are compared in the quantised domain, before any conversion.
+        is skipped. Scores are compared in the integer domain, before any conversion.
+        `regression(rows, cols)` gives the regression (H', W', 4) of the crop.
         """
-        if self._hm_q is None or self._sigmoid:
-            hm, rg = self._outputs()
-            return decode(hm, rg, self._stride, floor=floor, top_k=self.top_k, nms_iou=self._info.nms_iou)
-        q = self._it.get_tensor(self._hm_index)[0]
-        scale, zp = self._hm_q
+        empty = np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int64)
         qfloor = int(np.ceil(floor / scale + zp - 1e-6))
         if int(q.max()) < qfloor:  # nothing reaches the floor: the usual good board
-            return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int64)
+            return empty
         planes = cv2.split(q)  # per-class planes: reductions over contiguous memory are SIMD-fast
         active = [c for c, plane in enumerate(planes) if int(plane.max()) >= qfloor]
         if len(active) == 1:  # OpenCV drops a single channel axis; keep two so decode sees (H, W, C)
@@ -341,8 +353,7 @@ class LiteRTDetector(Detector):
         active = np.asarray(active, np.int64)
         crop = cv2.merge([planes[c][y0:y1, x0:x1] for c in active])
         scores = (crop.astype(np.float32) - np.float32(zp)) * np.float32(scale)
-        rg = self._it.get_tensor(self._rg_index)[0][y0:y1, x0:x1]
-        rg = _Dequantised(rg, *self._rg_q) if self._rg_q is not None else rg
+        rg = regression(slice(y0, y1), slice(x0, x1))
         boxes, sc, cls = decode(scores, rg, self._stride, floor=floor, top_k=self.top_k, nms_iou=self._info.nms_iou)
         if len(sc):
             boxes += np.array([x0, y0, x0, y0], np.float32) * self._stride
@@ -360,26 +371,35 @@ class LiteRTDetector(Detector):
         """
         quantised = self._hm_q is not None and not self._sigmoid
         if quantised:
-            scale, zp = self._hm_q
-            qfloor = int(np.ceil(floor / scale + zp - 1e-6))
-            q0_max = int(self._it.get_tensor(self._hm_index).max())
-        hm0, rg0 = self._outputs()
-        hm0, rg0 = np.array(hm0, np.float32), np.array(rg0, np.float32)  # copies: the next invoke overwrites
+            hm0, rg0 = self._it.get_tensor(self._hm_index)[0], self._it.get_tensor(self._rg_index)[0]  # copies
+        else:
+            hm0, rg0 = (np.array(a, np.float32) for a in self._outputs())
         t0 = time.perf_counter()
         buf = self._it.tensor(self._in_index)()[0]
-        buf[:] = buf[:, ::-1].copy()
+        cv2.flip(buf, 1, dst=buf)
         del buf  # LiteRT refuses to invoke while Python holds a view of its buffers
         t1 = time.perf_counter()
         self._it.invoke()
         t2 = time.perf_counter()
-        if quantised and max(q0_max, int(self._it.get_tensor(self._hm_index).max())) < qfloor:
-            # Neither pass reaches the floor, so neither does their mean: the usual good board.
-            empty = np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int64)
-            return *empty, (t1 - t0) * 1000, (t2 - t1) * 1000
+        if quantised:
+            # The mean in integer units: (q0 + q1) / 2 is exact as q0 + q1 with half the scale.
+            hm1 = cv2.flip(self._it.get_tensor(self._hm_index)[0], 1)
+            rg1 = cv2.flip(self._it.get_tensor(self._rg_index)[0], 1)
+            q = cv2.add(hm0, hm1, dtype=cv2.CV_16S)  # int8 (or uint8) sums fit int16
+            scale, zp = self._hm_q
+
+            def regression(ys, xs):
+                a = _Dequantised(rg0[ys, xs], *self._rg_q)[...] if self._rg_q is not None else rg0[ys, xs]
+                b = _Dequantised(rg1[ys, xs], *self._rg_q)[...] if self._rg_q is not None else rg1[ys, xs].copy()
+                b[..., 2] = 1.0 - b[..., 2]  # x offset inside the cell, seen from the other side
+                return (a + b) * np.float32(0.5)
+
+            out = self._restricted_decode(q, float(scale) / 2, 2.0 * float(zp), floor, regression)
+            return *out, (t1 - t0) * 1000, (t2 - t1) * 1000
         hm1, rg1 = self._outputs()
         hm = (hm0 + np.asarray(hm1, np.float32)[:, ::-1]) * np.float32(0.5)
         rg1 = np.array(rg1, np.float32)[:, ::-1]
-        rg1[..., 2] = 1.0 - rg1[..., 2]  # x offset inside the cell, seen from the other side
+        rg1[..., 2] = 1.0 - rg1[..., 2]
         rg = (rg0 + rg1) * np.float32(0.5)
         boxes, sc, cls = decode(hm, rg, self._stride, floor=floor, top_k=self.top_k, nms_iou=self._info.nms_iou)
         return boxes, sc, cls, (t1 - t0) * 1000, (t2 - t1) * 1000
@@ -426,7 +446,7 @@ class LiteRTDetector(Detector):
                 boxes, scores, classes, flip_ms, invoke_ms = self._decode_hflip(floor)
                 pre += flip_ms
                 invoke += invoke_ms
-                tq += (flip_ms + invoke_ms) / 1000
+                post -= flip_ms + invoke_ms  # counted above; not post-processing
             else:
                 boxes, scores, classes = self._decode(floor)
             if len(scores):

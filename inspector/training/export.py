@@ -240,7 +240,9 @@ def keras_reference(graph):
 
 
 # ------------------------------------------------------------------ package
-def default_meta(name: str, version: str, size: int, dtype: str, threshold: float, max_defect_px: int) -> dict:
+def default_meta(
+    name: str, version: str, size: int, dtype: str, threshold: float, max_defect_px: int, tta: str = "none"
+) -> dict:
     return {
         "name": name,
         "version": version,
@@ -256,6 +258,7 @@ def default_meta(name: str, version: str, size: int, dtype: str, threshold: floa
         "output": {"head": "centernet", "strides": [STRIDE], "heatmap_activation": "sigmoid"},
         "thresholds": {c: threshold for c in CLASS_NAMES},
         "nms_iou": 0.5,
+        "tta": tta,
         "max_defect_px": max_defect_px,
     }
 
@@ -290,6 +293,7 @@ def export_model(
     version: str,
     threshold: float = 0.3,
     max_defect_px: int = 180,
+    tta: str = "none",
     float_out: Path | None = None,
     training: dict | None = None,
     metrics: dict | None = None,
@@ -309,7 +313,7 @@ def export_model(
         "detections float {detections_float} / int8 {detections_int8}, detection agreement "
         "{detection_agreement:.3f}, verdict agreement {verdict_agreement:.3f} at score {threshold}".format(**agree)
     )
-    meta = default_meta(name, version, size, "uint8", threshold, max_defect_px)
+    meta = default_meta(name, version, size, "uint8", threshold, max_defect_px, tta)
     meta["training"] = training or {}
     meta["metrics"] = {**(metrics or {}), "int8_vs_float": agree}
     meta["licence"] = licence
@@ -317,7 +321,7 @@ def export_model(
     log(f"wrote {out} and {side}")
     if float_out is not None:
         fblob = convert(graph, size, None)
-        fmeta = default_meta(name + "-float", version, size, "float32", threshold, max_defect_px)
+        fmeta = default_meta(name + "-float", version, size, "float32", threshold, max_defect_px, tta)
         fmeta.update(training=training or {}, metrics=metrics or {}, licence=licence)
         fside = write_package(Path(float_out), fblob, fmeta)
         log(f"wrote float reference {float_out} ({len(fblob) / 1e6:.2f} MB) and {fside}")
@@ -336,6 +340,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--version", default="1.0.0", help="semantic version written to the sidecar")
     ap.add_argument("--threshold", type=float, default=0.3, help="default per-class score threshold")
     ap.add_argument("--max-defect-px", type=int, default=180, help="largest defect side (sets tile overlap)")
+    ap.add_argument(
+        "--tta",
+        choices=["none", "hflip"],
+        default="none",
+        help="test-time augmentation the station applies (sidecar 'tta'); 'hflip' doubles the invokes",
+    )
     ap.add_argument("--backbone", default=None, help="default: from the run's config.json, else 'small'")
     ap.add_argument("--alpha", type=float, default=None)
     ap.add_argument("--neck", type=int, default=None)
@@ -390,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         version=args.version,
         threshold=args.threshold,
         max_defect_px=args.max_defect_px,
+        tta=args.tta,
         float_out=args.float_out,
         training=training,
         metrics=metrics,

@@ -30,7 +30,7 @@ def test_export_writes_a_package_the_runtime_accepts(tmp_path, capsys):
     out = tmp_path / "m" / "tiny.tflite"
     rc = main(
         ["--weights", str(weights), "--out", str(out), "--size", "96", "--data", "synth", "--calib", "2",
-         "--check", "2", "--recalibrate-bn", "2", "--max-defect-px", "24", "--name", "tiny", "--version", "0.1.0",
+         "--check", "2", "--recalibrate-bn", "2", "--max-defect-px", "24", "--name", "tiny", "--version", "0.1.0", "--tta", "hflip",
          "--float-out", str(tmp_path / "m" / "tiny-float.tflite")]
     )  # fmt: skip
     printed = capsys.readouterr().out
@@ -46,6 +46,7 @@ def test_export_writes_a_package_the_runtime_accepts(tmp_path, capsys):
     } or meta["output"]["strides"] == [4]
     assert "int8_vs_float" in meta["metrics"] and meta["training"]["architecture"]["alpha"] == 0.5
     assert meta["training"]["architecture"]["detail_branch"] == 8
+    assert meta["tta"] == "hflip"  # the station mirrors each tile too (tiled path below)
 
     b = make_board(1)
     for path, dtype in ((out, np.uint8), (tmp_path / "m" / "tiny-float.tflite", np.float32)):
