@@ -183,6 +183,7 @@ class Recorder:
         self._db_error: str | None = None
         self._next_retention = 0.0
         self._next_db_try = 0.0
+        self._detail_at = 0.0  # when the database lamp's detail line was last refreshed
         self.retention: Any = None
 
     # ------------------------------------------------------------------ public API
@@ -331,6 +332,8 @@ class Recorder:
                 self._replay_spool()
             if not stopping:
                 self._retention_tick()
+                if not batch:
+                    self._refresh_detail()
         if self.database is not None:
             self._replay_spool()
 
@@ -459,11 +462,28 @@ class Recorder:
         self.stats.batches += 1
         self._mark_durable([r["uid"] for r in records], "database")
         h = self.health.get("database")
-        if h is None or not h.ok or self.stats.batches % 50 == 0:
+        if h is None or not h.ok:
             if self.backlog <= 0.8 * self.settings.queue_size:
                 self._db_error = None
                 self.health.ok("database", self._detail())
+        else:
+            self._refresh_detail()
         return True
+
+    def _refresh_detail(self) -> None:
+        """Keep the healthy lamp's "N written, backlog, spool" current, at most once a second.
+
+        It read "0 written" for the first 50 batches; refreshing on every commit would wake every
+        health listener (the UI) per board for nothing a person can read. Called after commits and
+        when idle, so the last count shows too.
+        """
+        now = time.monotonic()
+        if now - self._detail_at < 1.0:
+            return
+        h = self.health.get("database")
+        if h is not None and h.ok:
+            self._detail_at = now
+            self.health.ok("database", self._detail())
 
     def _to_spool(self, records: list[dict[str, Any]]) -> None:
         try:

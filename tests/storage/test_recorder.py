@@ -184,3 +184,21 @@ def test_replay_is_idempotent(sqlite_url, make_recorder, tmp_path):
     rec2.stop()
     assert _count(sqlite_url) == 1 and _count(sqlite_url, Defect) == 1
     assert not list(Path(tmp_path / "spool").glob("*.jsonl"))
+
+
+def test_database_lamp_counts_what_was_written(sqlite_url, make_recorder):
+    """The lamp's detail said "0 written" for the first 50 batches; it must follow within about a second."""
+    health = Health()
+    rec = make_recorder(sqlite_url, health=health)
+    rec.start()
+    try:
+        for i in range(5):
+            rec.submit(make_result(i))
+        assert rec.flush(20)
+        assert wait_for(lambda: "5 written" in health.get("database").detail, 5), health.get("database")
+        for i in range(5, 12):
+            rec.submit(make_result(i))
+        assert rec.flush(20)
+        assert wait_for(lambda: "12 written" in health.get("database").detail, 5), health.get("database")
+    finally:
+        rec.stop()
