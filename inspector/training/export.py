@@ -119,27 +119,19 @@ def load_trained(weights: Path, size: int, backbone: str, alpha: float, neck: in
 
 
 def recalibrate_batchnorm(model, pairs, size: int, momentum: float = 0.9, log=print) -> None:
-    """Re-estimate BatchNorm moving statistics on whole boards, weights untouched.
+    """Re-estimate BatchNorm moving statistics on whole boards, weights untouched (`--recalibrate-bn`).
 
-    Keras' MobileNetV3 builds its BatchNorm layers with momentum 0.999, so early in a run the moving
-    statistics still carry much of their initial values and inference-mode outputs lag behind what
-    training sees (a heatmap that never reaches the threshold). A few dozen forward passes in
-    training mode, with a faster momentum, bring the statistics up to date.
+    Needed only for runs whose statistics lag the weights (Keras' default momentum 0.999). With the
+    model's momentum 0.99 the trained statistics are better: measured on training groups 77000+50600
+    (INT8, mirror TTA), re-estimating on 64 whole boards gave mAP@0.5 0.993 / mAP@0.5:0.95 0.52 / F 0.944
+    against 0.991 / 0.68 / 0.980 with the trained statistics, so the shipped recipe no longer uses it.
     """
-    import keras
-    import tensorflow as tf
+    from inspector.training.bn import reestimate_bn
 
-    bns = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
-    old = [b.momentum for b in bns]
-    for b in bns:
-        b.momentum = momentum
-    n = 0
-    for x in stacked_inputs(pairs, size, known_good_every=0):
-        model(tf.constant(x[None], tf.float32) / 255.0, training=True)
-        n += 1
-    for b, m in zip(bns, old):
-        b.momentum = m
-    log(f"BatchNorm statistics re-estimated on {n} inputs ({len(bns)} layers)")
+    n = reestimate_bn(
+        model, (x[None].astype(np.float32) / 255.0 for x in stacked_inputs(pairs, size, known_good_every=0)), momentum
+    )
+    log(f"BatchNorm statistics re-estimated on {n} inputs")
 
 
 def export_graph(model, size: int):

@@ -29,7 +29,6 @@ import tensorflow as tf  # noqa: E402
 from inspector.datasets.deeppcb import CLASS_NAMES, VAL_GROUPS, load_list, read_gray, split_by_group  # noqa: E402
 from inspector.detect.centernet import decode  # noqa: E402
 from inspector.evaluation.coco import coco_map  # noqa: E402
-from inspector.training.bn import reestimate_bn  # noqa: E402
 from inspector.training.model import NUM_CLASSES, build_detector  # noqa: E402
 from inspector.training.targets import make_targets  # noqa: E402
 
@@ -127,14 +126,6 @@ def evaluate_float(model640, val_pairs) -> dict:
     return {"map50": m.map50, "map50_95": m.map50_95, "per_class": m.per_class_ap50}
 
 
-def bn_batches(pairs, n: int, seed: int):
-    """Whole training boards (never validation ones) for BN re-estimation."""
-    rng = np.random.default_rng(seed)
-    for i in rng.choice(len(pairs), size=min(n, len(pairs)), replace=False):
-        p = pairs[int(i)]
-        yield stack_input(read_gray(p.test_path), read_gray(p.template_path))[None].astype(np.float32) / 255.0
-
-
 def lr_at(step: int, total: int, base: float, warmup: int) -> float:
     if step < warmup:
         return base * (step + 1) / warmup
@@ -157,6 +148,7 @@ def main(argv=None) -> int:
     ap.add_argument("--detail", type=int, default=0, help="channels of the plain-conv stride-4 detail branch (0: none)")
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--ckpt-every", type=int, default=250)
+    ap.add_argument("--log-every", type=int, default=50, help="progress line every N steps")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--scale-max",
@@ -246,7 +238,7 @@ def main(argv=None) -> int:
             step += 1
             step_var.assign(step)
             ema = loss if ema is None else 0.98 * ema + 0.02 * loss
-            if step % 50 == 0:
+            if step % args.log_every == 0:
                 rate = (step - s0) * args.batch / max(time.time() - t0, 1e-6)
                 eta = (args.steps - step) * args.batch / max(rate, 1e-6)
                 epoch = step * args.batch / len(train_pairs) / 4  # a 320 crop is a quarter board
@@ -259,8 +251,9 @@ def main(argv=None) -> int:
                 mgr.save(checkpoint_number=step)
             if step % args.eval_every == 0 or step == args.steps:
                 te = time.time()
+                # The trained BatchNorm statistics, as the export ships them (re-estimating them on whole
+                # boards scored worse; see inspector/training/export.py recalibrate_batchnorm).
                 model640.set_weights(model.get_weights())
-                reestimate_bn(model640, bn_batches(train_pairs, 48, step))
                 m = evaluate_float(model640, val_pairs)
                 rec = {"step": step, "time": time.time(), "loss": ema, **m}
                 log.write(json.dumps(rec) + "\n")
@@ -273,7 +266,7 @@ def main(argv=None) -> int:
                 )
                 if m["map50"] > float(best_var.numpy()):
                     best_var.assign(m["map50"])
-                    model640.save_weights(args.out / "best.weights.h5")  # with re-estimated BN statistics
+                    model640.save_weights(args.out / "best.weights.h5")
                     (args.out / "best.json").write_text(json.dumps(rec, indent=2))
                     print(f"  new best {m['map50']:.4f}", flush=True)
                 mgr.save(checkpoint_number=step)
