@@ -1,4 +1,4 @@
-"""Display names of defect classes and core reject reasons, in the UI's language.
+"""Display names of defect classes, core reject reasons and status-lamp lines, in the UI's language.
 
 The class names ('open', 'short', ...) are identifiers in the model, the database and the exports,
 so they stay English there; only what the operator reads is translated, at display time.
@@ -6,6 +6,8 @@ so they stay English there; only what the operator reads is translated, at displ
 """
 
 from __future__ import annotations
+
+import re
 
 from PySide6.QtCore import QT_TRANSLATE_NOOP, QCoreApplication
 
@@ -54,3 +56,64 @@ def reason_label(reason: str | None) -> str:
         if reason.startswith(prefix):
             return QCoreApplication.translate("RejectReason", prefix) + reason[len(prefix) :]
     return reason
+
+
+#: Status-lamp and alarm lines the core writes (inspector/health.py users), as English patterns and
+#: translatable templates; %1, %2 ... are the captured parts (names, numbers, addresses), kept as they
+#: are. A line that matches no pattern (an exception text, say) is shown unchanged.
+_LAMP = (
+    (
+        r"(\S+), (\d+) written, backlog (\d+), spool (\d+)",
+        QT_TRANSLATE_NOOP("Lamp", "%1, %2 written, backlog %3, spool %4"),
+    ),
+    (r"([\d.]+) GB free", QT_TRANSLATE_NOOP("Lamp", "%1 GB free")),
+    (r"([\d.]+) MB free", QT_TRANSLATE_NOOP("Lamp", "%1 MB free")),
+    (r"([\d.]+) MB free < (\d+) MB floor", QT_TRANSLATE_NOOP("Lamp", "%1 MB free < %2 MB floor")),
+    (r"off \(free-run\)", QT_TRANSLATE_NOOP("Lamp", "off (free-run)")),
+    (r"server (\S+)", QT_TRANSLATE_NOOP("Lamp", "server %1")),
+    (r"client (\S+)", QT_TRANSLATE_NOOP("Lamp", "client %1")),
+    (
+        r"(CPU XNNPACK x\d+) \(fallback: none of (.+) found\)",
+        QT_TRANSLATE_NOOP("Lamp", "%1 (fallback: none of %2 found)"),
+    ),
+    (r"starting", QT_TRANSLATE_NOOP("Lamp", "starting")),
+    (r"loading", QT_TRANSLATE_NOOP("Lamp", "loading")),
+    (r"stopped by operator", QT_TRANSLATE_NOOP("Lamp", "stopped by operator")),
+    (r"opened, waiting for the first frame", QT_TRANSLATE_NOOP("Lamp", "opened, waiting for the first frame")),
+    (r"missed trigger (.+)", QT_TRANSLATE_NOOP("Lamp", "missed trigger %1")),
+    (r"stalled (.+)", QT_TRANSLATE_NOOP("Lamp", "stalled %1")),
+    (r"lost: (.+); reconnecting", QT_TRANSLATE_NOOP("Lamp", "lost: %1; reconnecting")),
+    (
+        r"writer behind: (\d+) of (\d+) results queued",
+        QT_TRANSLATE_NOOP("Lamp", "writer behind: %1 of %2 results queued"),
+    ),
+    (
+        r"writer queue full \((\d+)\): results spilled to the spool",
+        QT_TRANSLATE_NOOP("Lamp", "writer queue full (%1): results spilled to the spool"),
+    ),
+    (r"archive write failed: (.+)", QT_TRANSLATE_NOOP("Lamp", "archive write failed: %1")),
+    (r"(\d+) boards in a row: (.+)", QT_TRANSLATE_NOOP("Lamp", "%1 boards in a row: %2")),
+)
+_IN_A_ROW = _LAMP[-1][1]
+_LAMP_RE = tuple((re.compile(pattern), template) for pattern, template in _LAMP)
+
+
+def _part(parts: list[str], k: re.Match) -> str:
+    i = int(k.group(1)) - 1
+    return parts[i] if 0 <= i < len(parts) else k.group(0)  # a translation's stray %N is left visible
+
+
+def lamp_label(text: str | None) -> str:
+    """A status-lamp detail or alarm reason in the UI's language (the whole line must match a pattern)."""
+    if not text:
+        return ""
+    for rx, template in _LAMP_RE:
+        m = rx.fullmatch(text)
+        if m is None:
+            continue
+        parts = list(m.groups())
+        if template == _IN_A_ROW:  # its second part is a core reject reason
+            parts[1] = reason_label(parts[1])
+        # One pass, so a value that itself contains "%1" is never substituted again.
+        return re.sub(r"%(\d+)", lambda k, p=parts: _part(p, k), QCoreApplication.translate("Lamp", template))
+    return text

@@ -29,7 +29,7 @@ from . import theme
 from .alarms import AlarmModel
 from .bridge import LiveUpdate, ResultSummary
 from .image_view import ImageCanvas, Overlay
-from .labels import class_label, reason_label
+from .labels import class_label, lamp_label, reason_label
 
 LAMPS = ("camera", "model", "plc", "database", "disk")
 
@@ -208,9 +208,9 @@ class Lamp(QWidget):
         if s is None:
             colour, text = theme.OFF, self.tr("no report")
         elif s.ok:
-            colour, text = theme.PASS, s.detail or self.tr("OK")
+            colour, text = theme.PASS, lamp_label(s.detail) or self.tr("OK")
         else:
-            colour, text = theme.REJECT, s.reason
+            colour, text = theme.REJECT, lamp_label(s.reason)
         if self.extra and s is not None and s.ok:
             text = f"{self.extra} · {text}"
         look = (colour, d, lamp_title(self.component))
@@ -302,7 +302,7 @@ class AlarmBanner(QFrame):
             return
         first = pending[-1]
         more = len(pending) - 1
-        text = f"⚠  {first.title}: {first.reason}   ({first.raised_at:%H:%M:%S})"
+        text = f"⚠  {first.title}: {lamp_label(first.reason)}   ({first.raised_at:%H:%M:%S})"
         if more:
             text += "   " + self.tr("+%1 more").replace("%1", str(more))
         self.text.setText(text)

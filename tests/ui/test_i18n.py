@@ -55,6 +55,24 @@ def test_language_switches_at_runtime(qtbot, ui_app):
     )
     assert reason_label("no frame: timeout after 500 ms") == "无图像: timeout after 500 ms"
     assert reason_label("something new") == "something new" and reason_label(None) == ""
+    # Status-lamp lines: the core's own strings, the values (names, numbers, addresses) kept.
+    from inspector.detect.delegates import DelegateAttempt, cpu_label, fallback_note
+    from ui.labels import lamp_label
+
+    backend = cpu_label(2) + fallback_note(
+        [
+            DelegateAttempt("libvx_delegate.so", False, "not found"),
+            DelegateAttempt("libedgetpu.so.1", False, "not found"),
+        ]
+    )
+    assert lamp_label(backend) == "CPU XNNPACK x2（回退：未找到 libvx_delegate.so, libedgetpu.so.1）"
+    assert lamp_label("sqlite, 12 written, backlog 0, spool 3") == "sqlite，已写入 12，积压 0，缓存 3"
+    assert lamp_label("12.5 GB free") == "剩余 12.5 GB" and lamp_label("server 127.0.0.1:502") == "服务器 127.0.0.1:502"
+    assert lamp_label("3 boards in a row: no frame: timeout") == "连续 3 块板：无图像: timeout"
+    assert lamp_label("lost: %1 gone; reconnecting") == "丢失：%1 gone；正在重连"  # a value is never re-substituted
+    assert lamp_label("OSError: [Errno 5] I/O error") == "OSError: [Errno 5] I/O error" and lamp_label(None) == ""
+    health.ok("database", "sqlite, 7 written, backlog 0, spool 0")
+    qtbot.waitUntil(lambda: scr.lamps["database"].reason.text() == "sqlite，已写入 7，积压 0，缓存 0", timeout=2000)
     save_shot(scr, "operator_zh_CN_1280x800")
     i18n.set_language("en")
     qtbot.waitUntil(lambda: scr.tiles["inspected"].name.text() == "INSPECTED", timeout=2000)

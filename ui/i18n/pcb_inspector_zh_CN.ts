@@ -325,32 +325,32 @@
 <context>
     <name>DefectClass</name>
     <message>
-        <location filename="../labels.py" line="17"/>
+        <location filename="../labels.py" line="19"/>
         <source>open</source>
         <translation>开路</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="18"/>
+        <location filename="../labels.py" line="20"/>
         <source>short</source>
         <translation>短路</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="19"/>
+        <location filename="../labels.py" line="21"/>
         <source>mousebite</source>
         <translation>鼠咬</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="20"/>
+        <location filename="../labels.py" line="22"/>
         <source>spur</source>
         <translation>毛刺</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="21"/>
+        <location filename="../labels.py" line="23"/>
         <source>copper</source>
         <translation>余铜</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="22"/>
+        <location filename="../labels.py" line="24"/>
         <source>pin-hole</source>
         <translation>针孔</translation>
     </message>
@@ -557,6 +557,102 @@
         <location filename="../operator_screen.py" line="211"/>
         <source>OK</source>
         <translation>正常</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="67"/>
+        <source>%1, %2 written, backlog %3, spool %4</source>
+        <extracomment>Status-lamp and alarm lines the core writes (inspector/health.py users), as English patterns and translatable templates; %1, %2 ... are the captured parts (names, numbers, addresses), kept as they are. A line that matches no pattern (an exception text, say) is shown unchanged.</extracomment>
+        <translation>%1，已写入 %2，积压 %3，缓存 %4</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="69"/>
+        <source>%1 GB free</source>
+        <translation>剩余 %1 GB</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="70"/>
+        <source>%1 MB free</source>
+        <translation>剩余 %1 MB</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="71"/>
+        <source>%1 MB free &lt; %2 MB floor</source>
+        <translation>剩余 %1 MB &lt; 下限 %2 MB</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="72"/>
+        <source>off (free-run)</source>
+        <translation>关闭（自由运行）</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="73"/>
+        <source>server %1</source>
+        <translation>服务器 %1</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="74"/>
+        <source>client %1</source>
+        <translation>客户端 %1</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="77"/>
+        <source>%1 (fallback: none of %2 found)</source>
+        <translation>%1（回退：未找到 %2）</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="79"/>
+        <source>starting</source>
+        <translation>正在启动</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="80"/>
+        <source>loading</source>
+        <translation>正在加载</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="81"/>
+        <source>stopped by operator</source>
+        <translation>已由操作员停止</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="82"/>
+        <source>opened, waiting for the first frame</source>
+        <translation>已打开，等待第一帧</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="83"/>
+        <source>missed trigger %1</source>
+        <translation>漏触发 %1</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="84"/>
+        <source>stalled %1</source>
+        <translation>停滞 %1</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="85"/>
+        <source>lost: %1; reconnecting</source>
+        <translation>丢失：%1；正在重连</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="88"/>
+        <source>writer behind: %1 of %2 results queued</source>
+        <translation>写入滞后：%2 个中有 %1 个结果在排队</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="92"/>
+        <source>writer queue full (%1): results spilled to the spool</source>
+        <translation>写入队列已满（%1）：结果已转存到缓存</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="94"/>
+        <source>archive write failed: %1</source>
+        <translation>归档写入失败：%1</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="95"/>
+        <source>%1 boards in a row: %2</source>
+        <translation>连续 %1 块板：%2</translation>
     </message>
 </context>
 <context>
@@ -959,58 +1055,58 @@
 <context>
     <name>RejectReason</name>
     <message>
-        <location filename="../labels.py" line="30"/>
+        <location filename="../labels.py" line="32"/>
         <source>board not registered to the reference</source>
         <extracomment>Why the core rejected a board without (or despite) detections, by the English prefix the core writes (inspector/pipeline.py). The detail after the prefix (an exception text, a file name) stays as it is: it is for the engineer, the prefix is for the operator.</extracomment>
         <translation>板未能与参考图对位</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="31"/>
+        <location filename="../labels.py" line="33"/>
         <source>no reference image for this recipe</source>
         <translation>此配方没有参考图</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="32"/>
+        <location filename="../labels.py" line="34"/>
         <source>inference backlog full</source>
         <translation>推理队列已满</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="33"/>
+        <location filename="../labels.py" line="35"/>
         <source>trigger queue full</source>
         <translation>触发队列已满</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="34"/>
+        <location filename="../labels.py" line="36"/>
         <source>inspection failed</source>
         <translation>检测失败</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="35"/>
+        <location filename="../labels.py" line="37"/>
         <source>model not loaded</source>
         <translation>模型未加载</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="36"/>
+        <location filename="../labels.py" line="38"/>
         <source>station stopped</source>
         <translation>工位已停止</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="37"/>
+        <location filename="../labels.py" line="39"/>
         <source>camera not available</source>
         <translation>相机不可用</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="38"/>
+        <location filename="../labels.py" line="40"/>
         <source>camera error</source>
         <translation>相机错误</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="39"/>
+        <location filename="../labels.py" line="41"/>
         <source>camera lost</source>
         <translation>相机断开</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="40"/>
+        <location filename="../labels.py" line="42"/>
         <source>no frame</source>
         <translation>无图像</translation>
     </message>
