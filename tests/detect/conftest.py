@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "models"
@@ -24,3 +25,12 @@ def copy_package(model: Path, dest: Path) -> Path:
 @pytest.fixture
 def model_copy(tmp_path) -> Path:
     return copy_package(M320, tmp_path / "pkg")
+
+
+def crop_around_first_defect(board, w: int, h: int):
+    """A w x h frame (and its reference) around the board's first defect, and that defect's box in it."""
+    x1, y1, x2, y2, _ = board.defects[0]
+    ox, oy = max(0, (x1 + x2) // 2 - w // 2), max(0, (y1 + y2) // 2 - h // 2)
+    img = board.image[oy : oy + h, ox : ox + w].copy()
+    ref = board.reference[oy : oy + h, ox : ox + w].copy()
+    return img, ref, np.array([[x1 - ox, y1 - oy, x2 - ox, y2 - oy]], np.float32)

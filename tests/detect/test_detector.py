@@ -10,7 +10,7 @@ from inspector.detect.litert import LiteRTDetector
 from inspector.detect.tiling import box_iou
 from inspector.synth import make_board
 
-from .conftest import M320, M640
+from .conftest import M320, M640, crop_around_first_defect
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +46,10 @@ def test_clean_board_gives_nothing(det320):
 
 
 def test_small_frame_is_letterboxed_and_boxes_stay_inside(det320):
-    b = _defective(5200)
-    x1, y1, x2, y2, _ = b.defects[0]
-    cx, cy = (x1 + x2) // 2, (y1 + y2) // 2
-    ox, oy = max(0, cx - 120), max(0, cy - 90)
-    img, ref = b.image[oy : oy + 180, ox : ox + 240].copy(), b.reference[oy : oy + 180, ox : ox + 240].copy()
+    img, ref, truth = crop_around_first_defect(_defective(5200), 240, 180)
     dets = det320.detect(img, ref)
     assert det320.last_timings["tiles"] == 1
     assert dets and all(0 <= d.box[0] and d.box[2] <= img.shape[1] and d.box[3] <= img.shape[0] for d in dets)
-    truth = np.array([[x1 - ox, y1 - oy, x2 - ox, y2 - oy]], np.float32)
     assert box_iou(truth, np.array([d.box for d in dets], np.float32)).max() >= 0.3
 
 

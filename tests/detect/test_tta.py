@@ -13,7 +13,7 @@ from inspector.detect.litert import LiteRTDetector
 from inspector.detect.package import sha256_file
 from inspector.synth import make_board
 
-from .conftest import M640, copy_package
+from .conftest import M640, copy_package, crop_around_first_defect
 
 
 def _with_tta(tmp_path, value: str):
@@ -97,14 +97,9 @@ def test_hflip_on_a_letterboxed_small_frame_keeps_boxes_on_the_board(pair):
     """A small frame sits in the corner of the input; mirrored, it sits in the other corner."""
     from inspector.detect.tiling import box_iou
 
-    plain, tta = pair
-    b = _boards(1)[0]
-    x1, y1, x2, y2, _ = b.defects[0]
-    cx, cy = (x1 + x2) // 2, (y1 + y2) // 2
-    ox, oy = max(0, cx - 150), max(0, cy - 100)
-    img, ref = b.image[oy : oy + 200, ox : ox + 300].copy(), b.reference[oy : oy + 200, ox : ox + 300].copy()
+    _, tta = pair
+    img, ref, truth = crop_around_first_defect(_boards(1)[0], 300, 200)
     dets = tta.detect(img, ref)
     assert tta.last_timings["tiles"] == 1
     assert dets and all(0 <= d.box[0] < d.box[2] <= 300 and 0 <= d.box[1] < d.box[3] <= 200 for d in dets)
-    truth = np.array([[x1 - ox, y1 - oy, x2 - ox, y2 - oy]], np.float32)
     assert box_iou(truth, np.array([d.box for d in dets], np.float32)).max() >= 0.3
