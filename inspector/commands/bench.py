@@ -78,6 +78,7 @@ def run_bench(
     from ..config import ReplayCamera, load_config
     from ..decision import RecipeRules
     from ..detect.factory import create_detector
+    from ..detect.package import read_meta
     from ..domain import TriggerRequest
     from ..health import Health
     from ..pipeline import Pipeline
@@ -150,6 +151,7 @@ def run_bench(
 
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     inv50 = _pct(invoke, 50)
+    meta = read_meta(det_cfg.model)
     return {
         "model": str(det_cfg.model),
         "model_id": info.model_id,
@@ -158,6 +160,8 @@ def run_bench(
         "board_size": size,
         "frames": len(e2e),
         "tiles_per_board": float(np.median(tiles)) if tiles else float("nan"),
+        "tta": meta.tta,
+        "scales": [1.0, *(meta.multiscale.scales if meta.multiscale else ())],
         "invoke_p50_ms": inv50,
         "invoke_p99_ms": _pct(invoke, 99),
         "pre_p50_ms": _pct(pre, 50),
@@ -200,7 +204,8 @@ def bench(args: argparse.Namespace) -> int:
     print(f"backend  {res['backend']}")
     print(
         f"boards   {res['frames']} x {res['board_size']}x{res['board_size']} px, "
-        f"{res['tiles_per_board']:.0f} tile(s) of {res['input'][0]}x{res['input'][1]}"
+        f"{res['tiles_per_board']:.0f} model input(s) of {res['input'][0]}x{res['input'][1]} per board "
+        f"(tiles over all scales){' x2 mirror TTA' if res.get('tta') == 'hflip' else ''}"
     )
     print(f"{'':10}{'p50 ms':>10}{'p99 ms':>10}")
     rows = (("invoke", "invoke"), ("pre", "pre"), ("post", "post"), ("queue", "handoff"), ("e2e", "end-to-end"))

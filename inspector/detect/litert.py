@@ -254,7 +254,7 @@ class LiteRTDetector(Detector):
 
     def _tiles(self, h: int, w: int) -> list[Tile]:
         key = (h, w)
-        if self._tile_cache.get("key") != key:
+        if key not in self._tile_cache:  # a few sizes at most: the frame and its reduced copies
             th, tw = self._info.input_size
             overlap = self.tile_overlap if self.tile_overlap is not None else self.meta.max_defect_px
             if overlap > min(th, tw) // 2:
@@ -268,8 +268,10 @@ class LiteRTDetector(Detector):
                     min(th, tw) // 2,
                 )
                 overlap = min(th, tw) // 2
-            self._tile_cache = {"key": key, "tiles": plan_tiles(h, w, th, tw, overlap)}
-        return self._tile_cache["tiles"]
+            if len(self._tile_cache) >= 8:  # a camera that changes its frame size must not grow this
+                self._tile_cache.clear()
+            self._tile_cache[key] = plan_tiles(h, w, th, tw, overlap)
+        return self._tile_cache[key]
 
     def _stack_into_input(self, image: np.ndarray, reference: np.ndarray | None) -> None:
         """Write the channels straight into the interpreter's input buffer (saves a frame-sized copy).
@@ -287,6 +289,20 @@ class LiteRTDetector(Detector):
                 ],
                 dst=buf,
             )
+        del buf
+
+    def _letterbox_into_input(self, image: np.ndarray, reference: np.ndarray | None) -> None:
+        """A frame smaller than the input, padded like `tiling.cut` (border replicated), written in place."""
+        th, tw = self._info.input_size
+        h, w = image.shape
+        x = self._stack(image, reference)
+        buf = self._it.tensor(self._in_index)()[0]
+        if x.ndim == 2:
+            x = x[:, :, None]
+        if buf.shape[2] == 1:
+            buf[:, :, 0] = cv2.copyMakeBorder(x[:, :, 0], 0, th - h, 0, tw - w, cv2.BORDER_REPLICATE)
+        else:
+            cv2.copyMakeBorder(x, 0, th - h, 0, tw - w, cv2.BORDER_REPLICATE, dst=buf)
         del buf
 
     def _write_input(self, x: np.ndarray) -> None:
@@ -424,12 +440,37 @@ class LiteRTDetector(Detector):
         thr = dict(info.default_thresholds)
         thr.update(thresholds or {})
         floor = max(SCORE_FLOOR, min(thr.values(), default=SCORE_FLOOR))
-        th, tw = info.input_size
+        h, w = image.shape
+        timings = {"pre": (time.perf_counter() - t0) * 1000, "invoke": 0.0, "post": 0.0, "tiles": 0.0}
+        boxes, scores, classes, tiled = self._detect_raw(image, reference, floor, timings)
+        multiscale = self.meta.multiscale if self.meta is not None else None
+        if multiscale is not None:
+            parts = [(boxes, scores, classes)]
+            for s in multiscale.scales:
+                parts.append(self._reduced_pass(image, reference, s, multiscale, floor, timings))
+            boxes, scores, classes = (np.concatenate(a) for a in zip(*parts))
+        tm = time.perf_counter()
+        out = self._merge(boxes, scores, classes, thr, w, h, nms=tiled or multiscale is not None)
+        timings["post"] += (time.perf_counter() - tm) * 1000
+        self.last_timings = timings
+        return out
+
+    def _detect_raw(self, image: np.ndarray, reference: np.ndarray | None, floor: float, timings: dict[str, float]):
+        """Boxes (frame pixels), scores and output channels >= `floor` for one frame, tiled or letterboxed.
+
+        Not yet thresholded per class nor merged across tiles; adds its milliseconds to `timings`.
+        Returns boxes, scores, channels and whether the frame needed more than one tile.
+        """
+        t0 = time.perf_counter()
+        th, tw = self._info.input_size
         h, w = image.shape
         tiles = self._tiles(h, w)
-        direct = len(tiles) == 1 and (h, w) == (th, tw) and self._in_identity and self._in_dtype == np.uint8
-        if direct:  # the common case: one board-sized input, stacked straight into the input tensor
+        raw = self._in_identity and self._in_dtype == np.uint8
+        direct = len(tiles) == 1 and h <= th and w <= tw and raw
+        if direct and (h, w) == (th, tw):  # the common case: one board-sized input, stacked into the tensor
             self._stack_into_input(image, reference)
+        elif direct:  # smaller (e.g. a reduced pass): letterboxed into the tensor in one copy
+            self._letterbox_into_input(image, reference)
         else:
             x = self._stack(image, reference)
         pre = (time.perf_counter() - t0) * 1000
@@ -459,17 +500,40 @@ class LiteRTDetector(Detector):
             pre += (ti - tp) * 1000
             invoke += (tq - ti) * 1000
             post += (te - tq) * 1000
-        tm = time.perf_counter()
-        out = self._merge(parts_b, parts_s, parts_c, thr, w, h, len(tiles) > 1)
-        post += (time.perf_counter() - tm) * 1000
-        self.last_timings = {"pre": pre, "invoke": invoke, "post": post, "tiles": float(len(tiles))}
-        return out
-
-    def _merge(self, parts_b, parts_s, parts_c, thr: dict[int, float], w: int, h: int, nms: bool) -> list[Detection]:
+        timings["pre"] += pre
+        timings["invoke"] += invoke
+        timings["post"] += post
+        timings["tiles"] += float(len(tiles))
         if not parts_s:
-            return []
-        boxes, scores, classes = np.concatenate(parts_b), np.concatenate(parts_s), np.concatenate(parts_c)
-        if scores.size == 0:  # every candidate fell outside the part its tile owns
+            return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int64), len(tiles) > 1
+        return np.concatenate(parts_b), np.concatenate(parts_s), np.concatenate(parts_c), len(tiles) > 1
+
+    def _reduced_pass(self, image, reference, s: float, multiscale, floor: float, timings: dict[str, float]):
+        """One pass over the frame shrunk to `s`; keeps only its large boxes, in full-frame pixels."""
+        t0 = time.perf_counter()
+        h, w = image.shape
+        size = (max(1, round(w * s)), max(1, round(h * s)))
+        small = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+        small_ref = cv2.resize(reference, size, interpolation=cv2.INTER_LINEAR) if reference is not None else None
+        timings["pre"] += (time.perf_counter() - t0) * 1000
+        boxes, scores, classes, _ = self._detect_raw(small, small_ref, floor, timings)
+        t1 = time.perf_counter()
+        if len(scores):
+            fx, fy = w / size[0], h / size[1]
+            boxes = boxes * np.array([fx, fy, fx, fy], np.float32)
+            # The label margin is drawn at input scale, so it came out 1/s too wide; never past the centre.
+            margin = multiscale.label_margin_px * (1.0 / s - 1.0)
+            mx = np.minimum(margin, (boxes[:, 2] - boxes[:, 0]) / 2)
+            my = np.minimum(margin, (boxes[:, 3] - boxes[:, 1]) / 2)
+            boxes += np.stack([mx, my, -mx, -my], axis=1)
+            longer = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+            keep = longer >= multiscale.min_box_px
+            boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
+        timings["post"] += (time.perf_counter() - t1) * 1000
+        return boxes, scores, classes
+
+    def _merge(self, boxes, scores, classes, thr: dict[int, float], w: int, h: int, nms: bool) -> list[Detection]:
+        if scores.size == 0:  # nothing above the floor, or every candidate outside the part its tile owns
             return []
         ids = self._class_ids[classes]
         limits = np.array([thr.get(int(c), 0.5) for c in range(int(ids.max()) + 1)], np.float32)

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .base import ModelError
 
@@ -54,6 +54,43 @@ class OutputSpec(_Strict):
     )
 
 
+class MultiScale(_Strict):
+    """Extra passes over a reduced copy of the frame, for defects larger than the training ones.
+
+    Why: a model trained on 320 px crops of boards whose defects are mostly under 60 px splits a
+    large irregular defect into fragments; the same defect shrunk to 0.8x is found whole (recall on
+    defects >= 90 px 0.80 -> 0.88 for model 1.4.0). Only large boxes are taken from a reduced pass,
+    so small defects keep the full-resolution answer.
+    """
+
+    scales: tuple[float, ...] = Field(
+        ...,
+        min_length=1,
+        max_length=3,
+        description="Frame scales of the extra passes, each in [0.3, 1) (e.g. [0.8]); each costs one more pass.",
+    )
+    min_box_px: float = Field(
+        ...,
+        ge=0,
+        description="A reduced pass only contributes boxes whose longer side is at least this, in frame pixels.",
+    )
+    label_margin_px: float = Field(
+        0.0,
+        ge=0,
+        le=64,
+        description="Margin the training labels draw around a defect, in model-input pixels. The model draws it "
+        "at input scale, so a box from a pass at scale s is shrunk by margin * (1/s - 1) on each side.",
+    )
+
+    @field_validator("scales")
+    @classmethod
+    def _in_range(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        bad = [s for s in v if not 0.3 <= s < 1.0]
+        if bad:
+            raise ValueError(f"scales {bad} are outside [0.3, 1)")
+        return v
+
+
 class ModelMeta(_Strict):
     format_version: int = Field(..., description="Sidecar format; this runtime reads version 1.")
     name: str = Field(..., min_length=1, max_length=64, description="Model name.")
@@ -70,6 +107,9 @@ class ModelMeta(_Strict):
         "none",
         description="Test-time augmentation: 'hflip' also runs the mirrored board and averages both outputs "
         "(two invokes per tile; the validation figures in `metrics` say which setting they were measured with).",
+    )
+    multiscale: MultiScale | None = Field(
+        None, description="Extra passes at reduced scales whose large boxes are merged in (None: one scale)."
     )
     max_defect_px: int = Field(
         180, ge=0, description="Largest defect side expected, px; sets the tile overlap for large frames."

@@ -31,9 +31,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
 
 from inspector.detect.centernet import decode  # noqa: E402
-from inspector.detect.package import write_sidecar  # noqa: E402
+from inspector.detect.package import MultiScale, write_sidecar  # noqa: E402
 from inspector.detect.tiling import box_iou  # noqa: E402
 from inspector.domain import CLASS_NAMES  # noqa: E402
 
@@ -233,9 +234,16 @@ def keras_reference(graph):
 
 # ------------------------------------------------------------------ package
 def default_meta(
-    name: str, version: str, size: int, dtype: str, threshold: float, max_defect_px: int, tta: str = "none"
+    name: str,
+    version: str,
+    size: int,
+    dtype: str,
+    threshold: float,
+    max_defect_px: int,
+    tta: str = "none",
+    multiscale: dict | None = None,
 ) -> dict:
-    return {
+    meta = {
         "name": name,
         "version": version,
         "labels": list(CLASS_NAMES),
@@ -253,6 +261,9 @@ def default_meta(
         "tta": tta,
         "max_defect_px": max_defect_px,
     }
+    if multiscale:
+        meta["multiscale"] = multiscale
+    return meta
 
 
 def input_quantisation(blob: bytes) -> dict | None:
@@ -286,6 +297,7 @@ def export_model(
     threshold: float = 0.3,
     max_defect_px: int = 180,
     tta: str = "none",
+    multiscale: dict | None = None,
     float_out: Path | None = None,
     training: dict | None = None,
     metrics: dict | None = None,
@@ -305,7 +317,7 @@ def export_model(
         "detections float {detections_float} / int8 {detections_int8}, detection agreement "
         "{detection_agreement:.3f}, verdict agreement {verdict_agreement:.3f} at score {threshold}".format(**agree)
     )
-    meta = default_meta(name, version, size, "uint8", threshold, max_defect_px, tta)
+    meta = default_meta(name, version, size, "uint8", threshold, max_defect_px, tta, multiscale)
     meta["training"] = training or {}
     meta["metrics"] = {**(metrics or {}), "int8_vs_float": agree}
     meta["licence"] = licence
@@ -313,7 +325,7 @@ def export_model(
     log(f"wrote {out} and {side}")
     if float_out is not None:
         fblob = convert(graph, size, None)
-        fmeta = default_meta(name + "-float", version, size, "float32", threshold, max_defect_px, tta)
+        fmeta = default_meta(name + "-float", version, size, "float32", threshold, max_defect_px, tta, multiscale)
         fmeta.update(training=training or {}, metrics=metrics or {}, licence=licence)
         fside = write_package(Path(float_out), fblob, fmeta)
         log(f"wrote float reference {float_out} ({len(fblob) / 1e6:.2f} MB) and {fside}")
@@ -338,6 +350,27 @@ def main(argv: list[str] | None = None) -> int:
         default="none",
         help="test-time augmentation the station applies (sidecar 'tta'); 'hflip' doubles the invokes",
     )
+    ap.add_argument(
+        "--multiscale",
+        default="",
+        metavar="SCALES",
+        help="extra passes at these frame scales, comma-separated (e.g. 0.8; sidecar 'multiscale'); "
+        "each adds the invokes of one pass",
+    )
+    ap.add_argument(
+        "--multiscale-min-box",
+        type=float,
+        default=50.0,
+        metavar="PX",
+        help="a reduced pass only contributes boxes at least this long (longer side, frame px)",
+    )
+    ap.add_argument(
+        "--label-margin",
+        type=float,
+        default=0.0,
+        metavar="PX",
+        help="margin the training labels draw around a defect (DeepPCB: about 9 px); corrects reduced-pass boxes",
+    )
     ap.add_argument("--backbone", default=None, help="default: from the run's config.json, else 'small'")
     ap.add_argument("--alpha", type=float, default=None)
     ap.add_argument("--neck", type=int, default=None)
@@ -353,6 +386,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-agreement", type=float, default=0.0, help="exit 1 if verdict agreement is below this")
     args = ap.parse_args(argv)
 
+    multiscale = None
+    if args.multiscale:
+        try:
+            scales = [float(v) for v in args.multiscale.split(",") if v.strip()]
+        except ValueError:
+            raise SystemExit(f"--multiscale {args.multiscale!r}: expected comma-separated numbers, e.g. 0.8") from None
+        multiscale = {"scales": scales, "min_box_px": args.multiscale_min_box, "label_margin_px": args.label_margin}
+        try:
+            MultiScale.model_validate(multiscale)
+        except ValidationError as exc:
+            raise SystemExit(f"--multiscale: {exc.errors()[0]['msg']}") from None
     cfg = run_config(args.weights)
     backbone = args.backbone or cfg.get("backbone", "small")
     alpha = args.alpha if args.alpha is not None else float(cfg.get("alpha", 1.0))
@@ -393,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         threshold=args.threshold,
         max_defect_px=args.max_defect_px,
         tta=args.tta,
+        multiscale=multiscale,
         float_out=args.float_out,
         training=training,
         metrics=metrics,

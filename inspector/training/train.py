@@ -126,6 +126,20 @@ def evaluate_float(model640, val_pairs) -> dict:
     return {"map50": m.map50, "map50_95": m.map50_95, "per_class": m.per_class_ap50}
 
 
+def averaged_weights(model, opt) -> list:
+    """The model's weights with the optimizer's moving average in place of the trainable ones.
+
+    Keras only offers the average by writing it over the variables, so the live values are put back
+    afterwards and training continues from them.
+    """
+    live = [v.numpy() for v in model.trainable_variables]
+    opt.finalize_variable_values(model.trainable_variables)
+    weights = model.get_weights()
+    for v, value in zip(model.trainable_variables, live):
+        v.assign(value)
+    return weights
+
+
 def lr_at(step: int, total: int, base: float, warmup: int) -> float:
     if step < warmup:
         return base * (step + 1) / warmup
@@ -155,6 +169,13 @@ def main(argv=None) -> int:
         type=float,
         default=1.0,
         help="zoom half of the crops in by a factor drawn from 1..SCALE_MAX (1.0: no zoom), for larger defects",
+    )
+    ap.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="keep an exponential moving average of the weights with this momentum (e.g. 0.999; 0: off); "
+        "validation and last.weights.h5 then use the average",
     )
     ap.add_argument(
         "--val-groups",
@@ -191,7 +212,17 @@ def main(argv=None) -> int:
     model = build_detector(args.crop, None, args.backbone, args.alpha, args.neck, detail=args.detail)
     model640 = build_detector(640, 1, args.backbone, args.alpha, args.neck, detail=args.detail)
     print(f"{model.name}: {model.count_params():,} parameters", flush=True)
-    opt = tf.keras.optimizers.AdamW(learning_rate=args.lr, weight_decay=1e-4, clipnorm=5.0)
+    if not 0.0 <= args.ema < 1.0:
+        raise SystemExit(f"--ema {args.ema}: the momentum must be in [0, 1)")
+    # Keras keeps the average inside the optimizer, so the checkpoint carries it and a resumed run
+    # continues the same average.
+    opt = tf.keras.optimizers.AdamW(
+        learning_rate=args.lr,
+        weight_decay=1e-4,
+        clipnorm=5.0,
+        use_ema=args.ema > 0,
+        ema_momentum=args.ema if args.ema > 0 else 0.99,
+    )
     step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
     best_var = tf.Variable(-1.0, dtype=tf.float64, trainable=False)
     ckpt = tf.train.Checkpoint(model=model, optimizer=opt, step=step_var, best=best_var)
@@ -225,7 +256,7 @@ def main(argv=None) -> int:
     log = (args.out / "log.jsonl").open("a")
     step = int(step_var.numpy())
     t0, s0 = time.time(), step
-    ema = None
+    smooth = None
     try:
         while step < args.steps:
             x, hm, reg, mask = q.get()
@@ -237,13 +268,13 @@ def main(argv=None) -> int:
                 )
             step += 1
             step_var.assign(step)
-            ema = loss if ema is None else 0.98 * ema + 0.02 * loss
+            smooth = loss if smooth is None else 0.98 * smooth + 0.02 * loss
             if step % args.log_every == 0:
                 rate = (step - s0) * args.batch / max(time.time() - t0, 1e-6)
                 eta = (args.steps - step) * args.batch / max(rate, 1e-6)
                 epoch = step * args.batch / len(train_pairs) / 4  # a 320 crop is a quarter board
                 print(
-                    f"step {step}/{args.steps} epoch {epoch:.1f} loss {ema:.3f} (hm {lf:.3f} wh {lwh:.3f} "
+                    f"step {step}/{args.steps} epoch {epoch:.1f} loss {smooth:.3f} (hm {lf:.3f} wh {lwh:.3f} "
                     f"off {loff:.3f}) lr {lr:.2e} {rate:.1f} crops/s ETA {eta / 60:.0f} min",
                     flush=True,
                 )
@@ -253,9 +284,9 @@ def main(argv=None) -> int:
                 te = time.time()
                 # The trained BatchNorm statistics, as the export ships them (re-estimating them on whole
                 # boards scored worse; see inspector/training/export.py recalibrate_batchnorm).
-                model640.set_weights(model.get_weights())
+                model640.set_weights(averaged_weights(model, opt) if args.ema else model.get_weights())
                 m = evaluate_float(model640, val_pairs)
-                rec = {"step": step, "time": time.time(), "loss": ema, **m}
+                rec = {"step": step, "time": time.time(), "loss": smooth, **m}
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
                 pc = " ".join(f"{k} {v:.3f}" for k, v in m["per_class"].items())
@@ -273,6 +304,8 @@ def main(argv=None) -> int:
                 t0, s0 = time.time(), step
     finally:
         stop.set()
+    if args.ema:
+        opt.finalize_variable_values(model.trainable_variables)
     model.save_weights(args.out / "last.weights.h5")
     print(f"done: best val mAP@0.5 {float(best_var.numpy()):.4f}", flush=True)
     return 0

@@ -31,6 +31,7 @@ def test_export_writes_a_package_the_runtime_accepts(tmp_path, capsys):
     rc = main(
         ["--weights", str(weights), "--out", str(out), "--size", "96", "--data", "synth", "--calib", "2",
          "--check", "2", "--recalibrate-bn", "2", "--max-defect-px", "24", "--name", "tiny", "--version", "0.1.0", "--tta", "hflip",
+         "--multiscale", "0.8", "--label-margin", "9",
          "--float-out", str(tmp_path / "m" / "tiny-float.tflite")]
     )  # fmt: skip
     printed = capsys.readouterr().out
@@ -47,6 +48,7 @@ def test_export_writes_a_package_the_runtime_accepts(tmp_path, capsys):
     assert "int8_vs_float" in meta["metrics"] and meta["training"]["architecture"]["alpha"] == 0.5
     assert meta["training"]["architecture"]["detail_branch"] == 8
     assert meta["tta"] == "hflip"  # the station mirrors each tile too (tiled path below)
+    assert meta["multiscale"] == {"scales": [0.8], "min_box_px": 50.0, "label_margin_px": 9.0}
 
     b = make_board(1)
     for path, dtype in ((out, np.uint8), (tmp_path / "m" / "tiny-float.tflite", np.float32)):
@@ -55,8 +57,9 @@ def test_export_writes_a_package_the_runtime_accepts(tmp_path, capsys):
         assert info.input_size == (96, 96) and det._in_dtype == dtype
         assert info.model_id.startswith("tiny")
         det.detect(b.image, b.reference)  # a 640 px board through 96 px tiles
-        assert det.last_timings["tiles"] == 81  # 9 x 9 tiles of 96 px with >= 24 px overlap
+        # 9 x 9 tiles of 96 px with >= 24 px overlap, and 7 x 7 over the board reduced to 512 px
+        assert det.last_timings["tiles"] == 81 + 49
     capped = LiteRTDetector(out, delegate="cpu", tile_overlap=200)
     capped.load()
     capped.detect(b.image, b.reference)  # an overlap beyond half a tile is capped, not 500 x 500 tiles
-    assert capped.last_timings["tiles"] == 13 * 13
+    assert capped.last_timings["tiles"] == 13 * 13 + 10 * 10

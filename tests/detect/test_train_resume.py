@@ -56,3 +56,36 @@ def test_training_prints_progress_validates_and_resumes(tmp_path, capsys):
     assert (out / "last.weights.h5").is_file() and (out / "best.weights.h5").is_file()
     with pytest.raises(SystemExit, match="neck=16, not 24"):
         main([*common[:-2], "--neck", "24", "--steps", "6"])  # another architecture in the same run folder
+
+
+def test_weight_average_is_checkpointed_and_is_what_is_saved(tmp_path, capsys):
+    pytest.importorskip("tensorflow")
+    import numpy as np
+    import tensorflow as tf
+
+    from inspector.training.model import build_detector
+    from inspector.training.train import main
+
+    data, out = tmp_path / "data", tmp_path / "run"
+    _layout(data)
+    common = ["--data", str(data), "--out", str(out), "--batch", "2", "--crop", "64", "--alpha", "0.5",
+              "--neck", "16", "--warmup", "1", "--ckpt-every", "2", "--eval-every", "4", "--val-groups", "20000",
+              "--lr", "5e-2", "--ema", "0.5"]  # fmt: skip
+    assert main([*common, "--steps", "2"]) == 0
+    assert main([*common, "--steps", "4"]) == 0
+    assert "resumed from" in capsys.readouterr().out
+    live = build_detector(64, None, "small", 0.5, 16)
+    tf.train.Checkpoint(model=live).restore(tf.train.latest_checkpoint(out / "ckpt")).expect_partial()
+    saved = build_detector(64, None, "small", 0.5, 16)
+    saved.load_weights(out / "last.weights.h5")
+    # The optimizer's slots per trainable variable: momentum, velocity and the average; all in the checkpoint.
+    slots = [
+        n for n, _ in tf.train.list_variables(tf.train.latest_checkpoint(out / "ckpt")) if "optimizer/_variables" in n
+    ]
+    assert len(slots) == 3 * len(live.trainable_variables)
+    differ = [
+        not np.allclose(a.numpy(), b.numpy()) for a, b in zip(live.trainable_variables, saved.trainable_variables)
+    ]
+    assert sum(differ) > len(differ) // 2  # the saved weights are the average, not the last step's
+    with pytest.raises(SystemExit, match="--ema 1.0"):
+        main([*common[:-2], "--ema", "1.0", "--steps", "6"])
