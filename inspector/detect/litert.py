@@ -57,6 +57,7 @@ class LiteRTDetector(Detector):
         self._loader = delegate_loader
         self._info: DetectorInfo | None = None
         self._tile_cache: dict = {}
+        self._staging: dict[str, np.ndarray] | None = None
         self.meta: ModelMeta | None = None
         self.backend: Backend | None = None
         self._it = None
@@ -305,6 +306,33 @@ class LiteRTDetector(Detector):
             cv2.copyMakeBorder(x, 0, th - h, 0, tw - w, cv2.BORDER_REPLICATE, dst=buf)
         del buf
 
+    def _shrunk_into_input(self, image: np.ndarray, reference: np.ndarray | None, size: tuple[int, int]) -> None:
+        """Resize into the corner of input-sized planes, pad them like `tiling.cut`, merge into the tensor.
+
+        The same input as resizing, stacking and letterboxing, without the intermediate frame-sized copies
+        (the reduced pass runs on every board).
+        """
+        th, tw = self._info.input_size
+        sw, sh = size
+        if self._staging is None:
+            self._staging = {c: np.empty((th, tw), np.uint8) for c in ("board", "reference", "absdiff")}
+        st = self._staging
+        for name, src in (("board", image), ("reference", reference)):
+            if src is None:
+                continue
+            plane = st[name]
+            cv2.resize(src, size, dst=plane[:sh, :sw], interpolation=cv2.INTER_LINEAR)
+            plane[:sh, sw:] = plane[:sh, sw - 1 : sw]  # replicate the last column, then the last row
+            plane[sh:, :] = plane[sh - 1 : sh, :]
+        if "absdiff" in self._channels:
+            cv2.absdiff(st["board"], st["reference"], dst=st["absdiff"])
+        buf = self._it.tensor(self._in_index)()[0]
+        if buf.shape[2] == 1:
+            buf[:, :, 0] = st[self._channels[0]]
+        else:
+            cv2.merge([st[c] for c in self._channels], dst=buf)
+        del buf
+
     def _write_input(self, x: np.ndarray) -> None:
         if x.ndim == 2:
             x = x[:, :, None]
@@ -455,24 +483,39 @@ class LiteRTDetector(Detector):
         self.last_timings = timings
         return out
 
-    def _detect_raw(self, image: np.ndarray, reference: np.ndarray | None, floor: float, timings: dict[str, float]):
-        """Boxes (frame pixels), scores and output channels >= `floor` for one frame, tiled or letterboxed.
+    def _detect_raw(
+        self,
+        image: np.ndarray,
+        reference: np.ndarray | None,
+        floor: float,
+        timings: dict[str, float],
+        shrink_to: tuple[int, int] | None = None,
+    ):
+        """Boxes, scores and output channels >= `floor` for one frame, tiled or letterboxed.
 
-        Not yet thresholded per class nor merged across tiles; adds its milliseconds to `timings`.
-        Returns boxes, scores, channels and whether the frame needed more than one tile.
+        With `shrink_to` (width, height) the frame is first resized to that size and boxes come back in
+        its pixels. Not yet thresholded per class nor merged across tiles; adds its milliseconds to
+        `timings`. Returns boxes, scores, channels and whether the frame needed more than one tile.
         """
         t0 = time.perf_counter()
         th, tw = self._info.input_size
-        h, w = image.shape
+        h, w = image.shape if shrink_to is None else (shrink_to[1], shrink_to[0])
         tiles = self._tiles(h, w)
         raw = self._in_identity and self._in_dtype == np.uint8
         direct = len(tiles) == 1 and h <= th and w <= tw and raw
-        if direct and (h, w) == (th, tw):  # the common case: one board-sized input, stacked into the tensor
-            self._stack_into_input(image, reference)
-        elif direct:  # smaller (e.g. a reduced pass): letterboxed into the tensor in one copy
-            self._letterbox_into_input(image, reference)
+        if shrink_to is not None and direct:  # resized straight into padded planes, one merge into the tensor
+            self._shrunk_into_input(image, reference, shrink_to)
         else:
-            x = self._stack(image, reference)
+            if shrink_to is not None:
+                image = cv2.resize(image, shrink_to, interpolation=cv2.INTER_LINEAR)
+                if reference is not None:
+                    reference = cv2.resize(reference, shrink_to, interpolation=cv2.INTER_LINEAR)
+            if direct and (h, w) == (th, tw):  # the common case: one board-sized input, stacked into the tensor
+                self._stack_into_input(image, reference)
+            elif direct:  # smaller: letterboxed into the tensor in one copy
+                self._letterbox_into_input(image, reference)
+            else:
+                x = self._stack(image, reference)
         pre = (time.perf_counter() - t0) * 1000
         invoke = post = 0.0
         parts_b, parts_s, parts_c = [], [], []
@@ -510,13 +553,9 @@ class LiteRTDetector(Detector):
 
     def _reduced_pass(self, image, reference, s: float, multiscale, floor: float, timings: dict[str, float]):
         """One pass over the frame shrunk to `s`; keeps only its large boxes, in full-frame pixels."""
-        t0 = time.perf_counter()
         h, w = image.shape
         size = (max(1, round(w * s)), max(1, round(h * s)))
-        small = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
-        small_ref = cv2.resize(reference, size, interpolation=cv2.INTER_LINEAR) if reference is not None else None
-        timings["pre"] += (time.perf_counter() - t0) * 1000
-        boxes, scores, classes, _ = self._detect_raw(small, small_ref, floor, timings)
+        boxes, scores, classes, _ = self._detect_raw(image, reference, floor, timings, shrink_to=size)
         t1 = time.perf_counter()
         if len(scores):
             fx, fy = w / size[0], h / size[1]
