@@ -59,7 +59,7 @@ class MultiScale(_Strict):
 
     Why: a model trained on 320 px crops of boards whose defects are mostly under 60 px splits a
     large irregular defect into fragments; the same defect shrunk to 0.8x is found whole (recall on
-    defects >= 90 px 0.80 -> 0.88 for model 1.4.0). Only large boxes are taken from a reduced pass,
+    defects >= 90 px 0.80 -> 0.89 with model 1.4.0's weights). Only large boxes are taken from a reduced pass,
     so small defects keep the full-resolution answer.
     """
 
