@@ -201,6 +201,10 @@ def main(argv=None) -> int:
         help="start from these weights (e.g. the shipped model's .weights.h5) to fine-tune on your own boards",
     )
     args = ap.parse_args(argv)
+    if not 0.0 < args.scale_min <= 1.0 or args.scale_max < 1.0:
+        raise SystemExit(f"--scale-min {args.scale_min} / --scale-max {args.scale_max}: need 0 < min <= 1 <= max")
+    if not 0.0 <= args.ema < 1.0:
+        raise SystemExit(f"--ema {args.ema}: the momentum must be in [0, 1)")
     args.out.mkdir(parents=True, exist_ok=True)
     cfg_path = args.out / "config.json"
     cfg = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
@@ -224,10 +228,6 @@ def main(argv=None) -> int:
     model = build_detector(args.crop, None, args.backbone, args.alpha, args.neck, detail=args.detail)
     model640 = build_detector(640, 1, args.backbone, args.alpha, args.neck, detail=args.detail)
     print(f"{model.name}: {model.count_params():,} parameters", flush=True)
-    if not 0.0 < args.scale_min <= 1.0 or args.scale_max < 1.0:
-        raise SystemExit(f"--scale-min {args.scale_min} / --scale-max {args.scale_max}: need 0 < min <= 1 <= max")
-    if not 0.0 <= args.ema < 1.0:
-        raise SystemExit(f"--ema {args.ema}: the momentum must be in [0, 1)")
     # Keras keeps the average inside the optimizer, so the checkpoint carries it and a resumed run
     # continues the same average.
     opt = tf.keras.optimizers.AdamW(

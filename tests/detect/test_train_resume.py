@@ -41,7 +41,7 @@ def test_training_prints_progress_validates_and_resumes(tmp_path, capsys):
     _layout(data)
     common = ["--data", str(data), "--out", str(out), "--batch", "2", "--crop", "64", "--alpha", "0.5",
               "--neck", "16", "--warmup", "1", "--ckpt-every", "2", "--log-every", "1", "--eval-every", "4", "--val-groups", "20000",
-              "--scale-max", "1.5"]  # fmt: skip
+              "--scale-max", "1.5", "--scale-min", "0.8"]  # fmt: skip
     assert main([*common, "--steps", "2"]) == 0  # "interrupted" after step 2: a checkpoint is there
     first = capsys.readouterr().out
     assert "train 6 pairs, val 2 pairs" in first and "resumed" not in first
@@ -55,7 +55,9 @@ def test_training_prints_progress_validates_and_resumes(tmp_path, capsys):
     assert set(log[-1]["per_class"]) == {"open", "short", "mousebite", "spur", "copper", "pin-hole"}
     assert (out / "last.weights.h5").is_file() and (out / "best.weights.h5").is_file()
     with pytest.raises(SystemExit, match="neck=16, not 24"):
-        main([*common[:-2], "--neck", "24", "--steps", "6"])  # another architecture in the same run folder
+        main([*common[:-4], "--neck", "24", "--steps", "6"])  # another architecture in the same run folder
+    with pytest.raises(SystemExit, match="--scale-min 1.2"):
+        main([*common[:-2], "--scale-min", "1.2", "--steps", "6"])
 
 
 def test_weight_average_is_checkpointed_and_is_what_is_saved(tmp_path, capsys):
