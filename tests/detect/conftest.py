@@ -34,3 +34,17 @@ def crop_around_first_defect(board, w: int, h: int):
     img = board.image[oy : oy + h, ox : ox + w].copy()
     ref = board.reference[oy : oy + h, ox : ox + w].copy()
     return img, ref, np.array([[x1 - ox, y1 - oy, x2 - ox, y2 - oy]], np.float32)
+
+
+def defective_boards(n: int, first: int):
+    """The first `n` synthetic boards from seed `first` on that carry at least one defect."""
+    from inspector.synth import make_board
+
+    out = []
+    for seed in range(first, first + 300):
+        b = make_board(seed, defect_rate=1.0)
+        if b.defects:
+            out.append(b)
+        if len(out) == n:
+            return out
+    raise AssertionError("not enough defective synthetic boards")

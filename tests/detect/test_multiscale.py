@@ -15,7 +15,7 @@ from inspector.detect.package import sha256_file
 from inspector.detect.tiling import box_iou, nms_classwise, plan_tiles
 from inspector.synth import make_board
 
-from .conftest import M640, copy_package, crop_around_first_defect
+from .conftest import M640, copy_package, crop_around_first_defect, defective_boards
 
 MS = {"scales": [0.8], "min_box_px": 20.0, "label_margin_px": 5.0}
 DEEPPCB = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "deeppcb"
@@ -48,14 +48,7 @@ def multi(tmp_path):
 
 
 def _boards(n: int, first: int = 8000):
-    out = []
-    for s in range(first, first + 300):
-        b = make_board(s, defect_rate=1.0)
-        if b.defects:
-            out.append(b)
-        if len(out) == n:
-            return out
-    raise AssertionError("not enough defective synthetic boards")
+    return defective_boards(n, first)
 
 
 def _arrays(dets):

@@ -13,7 +13,7 @@ from inspector.detect.litert import LiteRTDetector
 from inspector.detect.package import sha256_file
 from inspector.synth import make_board
 
-from .conftest import M640, copy_package, crop_around_first_defect
+from .conftest import M640, copy_package, crop_around_first_defect, defective_boards
 
 
 def _with_tta(tmp_path, value: str):
@@ -36,14 +36,7 @@ def pair(tmp_path):
 
 
 def _boards(n=8):
-    out = []
-    for s in range(7000, 7200):
-        b = make_board(s, defect_rate=1.0)
-        if b.defects:
-            out.append(b)
-        if len(out) == n:
-            return out
-    raise AssertionError("not enough defective synthetic boards")
+    return defective_boards(n, 7000)
 
 
 def test_hflip_decodes_the_mean_of_the_pass_and_the_unmirrored_mirror_pass(pair):
