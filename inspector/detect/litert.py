@@ -292,28 +292,17 @@ class LiteRTDetector(Detector):
             )
         del buf
 
-    def _letterbox_into_input(self, image: np.ndarray, reference: np.ndarray | None) -> None:
-        """A frame smaller than the input, padded like `tiling.cut` (border replicated), written in place."""
-        th, tw = self._info.input_size
-        h, w = image.shape
-        x = self._stack(image, reference)
-        buf = self._it.tensor(self._in_index)()[0]
-        if x.ndim == 2:
-            x = x[:, :, None]
-        if buf.shape[2] == 1:
-            buf[:, :, 0] = cv2.copyMakeBorder(x[:, :, 0], 0, th - h, 0, tw - w, cv2.BORDER_REPLICATE)
-        else:
-            cv2.copyMakeBorder(x, 0, th - h, 0, tw - w, cv2.BORDER_REPLICATE, dst=buf)
-        del buf
-
-    def _shrunk_into_input(self, image: np.ndarray, reference: np.ndarray | None, size: tuple[int, int]) -> None:
-        """Resize into the corner of input-sized planes, pad them like `tiling.cut`, merge into the tensor.
+    def _letterbox_into_input(
+        self, image: np.ndarray, reference: np.ndarray | None, size: tuple[int, int] | None = None
+    ) -> None:
+        """A frame smaller than the input (resized to `size` first, if given) in the corner of input-sized
+        planes, padded like `tiling.cut` (border replicated), merged into the tensor.
 
         The same input as resizing, stacking and letterboxing, without the intermediate frame-sized copies
         (the reduced pass runs on every board).
         """
         th, tw = self._info.input_size
-        sw, sh = size
+        sw, sh = size if size is not None else (image.shape[1], image.shape[0])
         if self._staging is None:
             self._staging = {c: np.empty((th, tw), np.uint8) for c in ("board", "reference", "absdiff")}
         st = self._staging
@@ -321,7 +310,10 @@ class LiteRTDetector(Detector):
             if src is None:
                 continue
             plane = st[name]
-            cv2.resize(src, size, dst=plane[:sh, :sw], interpolation=cv2.INTER_LINEAR)
+            if size is None:
+                plane[:sh, :sw] = src
+            else:
+                cv2.resize(src, size, dst=plane[:sh, :sw], interpolation=cv2.INTER_LINEAR)
             plane[:sh, sw:] = plane[:sh, sw - 1 : sw]  # replicate the last column, then the last row
             plane[sh:, :] = plane[sh - 1 : sh, :]
         if "absdiff" in self._channels:
@@ -504,7 +496,7 @@ class LiteRTDetector(Detector):
         raw = self._in_identity and self._in_dtype == np.uint8
         direct = len(tiles) == 1 and h <= th and w <= tw and raw
         if shrink_to is not None and direct:  # resized straight into padded planes, one merge into the tensor
-            self._shrunk_into_input(image, reference, shrink_to)
+            self._letterbox_into_input(image, reference, shrink_to)
         else:
             if shrink_to is not None:
                 image = cv2.resize(image, shrink_to, interpolation=cv2.INTER_LINEAR)
