@@ -18,7 +18,8 @@ python -m inspector.training.train --data "$DATA" --out runs/det-v1-sc --steps 5
 mkdir -p runs/export
 python -m inspector.training.export --weights runs/det-v1-sc/last.weights.h5 --data "$DATA" \
   --out models/pcb-defect-det.tflite --float-out runs/export/pcb-defect-det-float.tflite \
-  --check 16 --version 1.5.0 --tta hflip --multiscale 0.8 --multiscale-min-box 50 --label-margin 9
+  --check 16 --version 1.6.0 --tta hflip --multiscale 0.8 --multiscale-min-box 50 --label-margin 9 \
+  --join-fragments 0.1
 cp runs/det-v1-sc/last.weights.h5 models/pcb-defect-det.weights.h5
 pcb-inspector evaluate --root "$DATA" --groups 44000,92000 --out runs/eval-int8 \
   --model models/pcb-defect-det.tflite --compare-model runs/export/pcb-defect-det-float.tflite --write-sidecar

@@ -91,6 +91,27 @@ class MultiScale(_Strict):
         return v
 
 
+class JoinFragments(_Strict):
+    """Union boxes for touching same-class boxes (`inspector.detect.fragments`).
+
+    Why: the model draws a long or irregular defect as touching pieces, each too small to count as
+    the defect; the union of two pieces is offered as one more box, scored as the weaker piece.
+    """
+
+    min_score: float = Field(
+        ..., gt=0, le=1, description="Both pieces must score at least this (and pass their class threshold)."
+    )
+    max_gap_px: float = Field(
+        0.0, ge=0, le=64, description="Pieces at most this far apart, in frame pixels, count as touching."
+    )
+    max_part_iou: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="A union overlapping one of its pieces by at least this IoU duplicates it and is not added.",
+    )
+
+
 class ModelMeta(_Strict):
     format_version: int = Field(..., description="Sidecar format; this runtime reads version 1.")
     name: str = Field(..., min_length=1, max_length=64, description="Model name.")
@@ -110,6 +131,9 @@ class ModelMeta(_Strict):
     )
     multiscale: MultiScale | None = Field(
         None, description="Extra passes at reduced scales whose large boxes are merged in (None: one scale)."
+    )
+    join_fragments: JoinFragments | None = Field(
+        None, description="Also offer the union of touching same-class boxes (None: boxes as decoded)."
     )
     max_defect_px: int = Field(
         180, ge=0, description="Largest defect side expected, px; sets the tile overlap for large frames."

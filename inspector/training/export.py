@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
 from inspector.detect.centernet import decode  # noqa: E402
-from inspector.detect.package import MultiScale, write_sidecar  # noqa: E402
+from inspector.detect.package import JoinFragments, MultiScale, write_sidecar  # noqa: E402
 from inspector.detect.tiling import box_iou  # noqa: E402
 from inspector.domain import CLASS_NAMES  # noqa: E402
 
@@ -242,6 +242,7 @@ def default_meta(
     max_defect_px: int,
     tta: str = "none",
     multiscale: dict | None = None,
+    join_fragments: dict | None = None,
 ) -> dict:
     meta = {
         "name": name,
@@ -263,6 +264,8 @@ def default_meta(
     }
     if multiscale:
         meta["multiscale"] = multiscale
+    if join_fragments:
+        meta["join_fragments"] = join_fragments
     return meta
 
 
@@ -298,6 +301,7 @@ def export_model(
     max_defect_px: int = 180,
     tta: str = "none",
     multiscale: dict | None = None,
+    join_fragments: dict | None = None,
     float_out: Path | None = None,
     training: dict | None = None,
     metrics: dict | None = None,
@@ -317,7 +321,7 @@ def export_model(
         "detections float {detections_float} / int8 {detections_int8}, detection agreement "
         "{detection_agreement:.3f}, verdict agreement {verdict_agreement:.3f} at score {threshold}".format(**agree)
     )
-    meta = default_meta(name, version, size, "uint8", threshold, max_defect_px, tta, multiscale)
+    meta = default_meta(name, version, size, "uint8", threshold, max_defect_px, tta, multiscale, join_fragments)
     meta["training"] = training or {}
     meta["metrics"] = {**(metrics or {}), "int8_vs_float": agree}
     meta["licence"] = licence
@@ -325,7 +329,9 @@ def export_model(
     log(f"wrote {out} and {side}")
     if float_out is not None:
         fblob = convert(graph, size, None)
-        fmeta = default_meta(name + "-float", version, size, "float32", threshold, max_defect_px, tta, multiscale)
+        fmeta = default_meta(
+            name + "-float", version, size, "float32", threshold, max_defect_px, tta, multiscale, join_fragments
+        )
         fmeta.update(training=training or {}, metrics=metrics or {}, licence=licence)
         fside = write_package(Path(float_out), fblob, fmeta)
         log(f"wrote float reference {float_out} ({len(fblob) / 1e6:.2f} MB) and {fside}")
@@ -371,6 +377,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PX",
         help="margin the training labels draw around a defect (DeepPCB: about 9 px); corrects reduced-pass boxes",
     )
+    ap.add_argument(
+        "--join-fragments",
+        type=float,
+        default=0.0,
+        metavar="SCORE",
+        help="also offer the union of touching same-class boxes that both score at least SCORE "
+        "(sidecar 'join_fragments'; 0 = off)",
+    )
     ap.add_argument("--backbone", default=None, help="default: from the run's config.json, else 'small'")
     ap.add_argument("--alpha", type=float, default=None)
     ap.add_argument("--neck", type=int, default=None)
@@ -397,6 +411,13 @@ def main(argv: list[str] | None = None) -> int:
             MultiScale.model_validate(multiscale)
         except ValidationError as exc:
             raise SystemExit(f"--multiscale: {exc.errors()[0]['msg']}") from None
+    join_fragments = None
+    if args.join_fragments:
+        join_fragments = {"min_score": args.join_fragments}
+        try:
+            JoinFragments.model_validate(join_fragments)
+        except ValidationError as exc:
+            raise SystemExit(f"--join-fragments: {exc.errors()[0]['msg']}") from None
     cfg = run_config(args.weights)
     backbone = args.backbone or cfg.get("backbone", "small")
     alpha = args.alpha if args.alpha is not None else float(cfg.get("alpha", 1.0))
@@ -438,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         max_defect_px=args.max_defect_px,
         tta=args.tta,
         multiscale=multiscale,
+        join_fragments=join_fragments,
         float_out=args.float_out,
         training=training,
         metrics=metrics,
