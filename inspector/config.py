@@ -447,15 +447,15 @@ def resolve_paths(cfg: StationConfig, base: Path) -> StationConfig:
     """
 
     def fix(p: Path | None) -> Path | None:
-        return None if p is None or p.is_absolute() else (base / p)
+        return p if p is None or p.is_absolute() else base / p
 
     if cfg.detector.model != DEFAULT_MODEL and not cfg.detector.model.is_absolute():
         cfg.detector.model = base / cfg.detector.model
     if isinstance(cfg.camera, ReplayCamera) and cfg.camera.path is not None:
         cfg.camera.path = fix(cfg.camera.path)
     if isinstance(cfg.camera, GenicamCamera):
-        cfg.camera.cti = fix(cfg.camera.cti) or cfg.camera.cti
-    cfg.detector.trusted_keys = [fix(k) or k for k in cfg.detector.trusted_keys]
+        cfg.camera.cti = fix(cfg.camera.cti)
+    cfg.detector.trusted_keys = [fix(k) for k in cfg.detector.trusted_keys]
     for r in cfg.recipes:
         if r.reference is not None:
             r.reference = fix(r.reference)

@@ -114,3 +114,23 @@ def test_missing_file_and_relative_paths(tmp_path):
     cfg = load_config(f)
     assert cfg.detector.trusted_keys == [tmp_path / "keys/plant.pub", Path("/etc/pcb/other.pub")]
     assert cfg.storage.database_url == "sqlite:///db/records.db" and cfg.storage.archive_dir == Path("img")
+
+
+def test_absolute_input_paths_are_kept(tmp_path):
+    """An absolute board folder, reference, ROI mask or producer path is used as written, never dropped.
+
+    (It once came back as None: the station then ran the recipe without its golden reference.)
+    """
+    f = tmp_path / "s.toml"
+    f.write_text(
+        '[camera]\ntype = "replay"\npath = "/srv/boards"\n'
+        '[[recipes]]\nname = "demo"\nreference = "/srv/ref/golden.png"\nroi_mask = "/srv/ref/mask.png"\n'
+    )
+    cfg = load_config(f)
+    assert cfg.camera.path == Path("/srv/boards")
+    assert cfg.recipe().reference == Path("/srv/ref/golden.png")
+    assert cfg.recipe().roi_mask == Path("/srv/ref/mask.png")
+    f.write_text('[camera]\ntype = "genicam"\ncti = "/opt/vendor/producer.cti"\n')
+    assert load_config(f).camera.cti == Path("/opt/vendor/producer.cti")
+    f.write_text('[camera]\ntype = "genicam"\ncti = "vendor/producer.cti"\n')
+    assert load_config(f).camera.cti == tmp_path / "vendor/producer.cti"
