@@ -42,6 +42,8 @@ class ImageCanvas(QWidget):
         self.scaled_paints = 0
         """Paints that had to resample `image` on the GUI thread."""
         self.overlays: list[Overlay] = []
+        self.label_rects: list[QRectF] = []
+        """Where the last paint put each overlay's label, in widget pixels (in overlay order)."""
         self.polygon: list[tuple[float, float]] = []
         self.placeholder = ""
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -131,8 +133,11 @@ class ImageCanvas(QWidget):
             self.scaled_paints += 1
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.paint_polygon(p)
-        for o in self.overlays:
-            self.paint_overlay(p, o)
+        self.label_rects = []
+        # Every box first, then every label, so that no box is drawn across another box's label.
+        rects = [self.paint_overlay(p, o) for o in self.overlays]
+        for o, r in zip(self.overlays, rects):
+            self.paint_label(p, o, r)
         self.paint_extra(p)
         p.end()
 
@@ -152,7 +157,8 @@ class ImageCanvas(QWidget):
         for q in pts:
             p.drawEllipse(q, 9, 9)
 
-    def paint_overlay(self, p: QPainter, o: Overlay) -> None:
+    def paint_overlay(self, p: QPainter, o: Overlay) -> QRectF:
+        """Draws the box; returns its on-screen rectangle."""
         r = self.box_rect(o.box)
         # Tiny defects get a minimum on-screen size so they can be seen and tapped.
         grow = max(0.0, (18 - min(r.width(), r.height())) / 2)
@@ -164,19 +170,48 @@ class ImageCanvas(QWidget):
         p.setPen(pen)
         p.setBrush(Qt.BrushStyle.NoBrush)
         p.drawRect(r)
+        return r
+
+    def paint_label(self, p: QPainter, o: Overlay, r: QRectF) -> None:
         if o.label:
+            colour = QColor(o.colour)
             f = QFont(self.font())
             f.setPixelSize(max(14, min(24, int(self.height() / 32))))
             f.setBold(True)
             p.setFont(f)
             fm = p.fontMetrics()
             tw, th = fm.horizontalAdvance(o.label) + 10, fm.height() + 4
-            lx = min(max(0.0, r.x()), self.width() - tw)
-            ly = r.y() - th if r.y() - th >= 0 else r.bottom()
-            label_rect = QRectF(lx, ly, tw, th)
+            label_rect = self._place_label(r, tw, th)
+            self.label_rects.append(label_rect)
             p.fillRect(label_rect, colour)
             p.setPen(QColor("#000000"))
             p.drawText(label_rect, Qt.AlignmentFlag.AlignCenter, o.label)
+
+    def _place_label(self, r: QRectF, tw: float, th: float) -> QRectF:
+        """Above the box's left corner, or the nearest place that hides no label drawn before it.
+
+        Why: boxes that share a corner (a defect and a box around it and a neighbour, the union of two
+        pieces) would stack their labels exactly on top of each other and the operator would read only
+        the last one. Tried in order, one label height further out each round: above left, below left,
+        above right, below right; if every place is taken, the first.
+        """
+        w, h = self.width(), self.height()
+        left = min(max(0.0, r.x()), w - tw)
+        right = min(max(0.0, r.right() - tw), w - tw)
+        spots = []
+        for k in range(4):
+            above, below = r.y() - th * (k + 1), r.bottom() + th * k
+            for x in (left, right):
+                if above >= 0:
+                    spots.append(QRectF(x, above, tw, th))
+                if below + th <= h:
+                    spots.append(QRectF(x, below, tw, th))
+        if not spots:  # a box as tall as the view: on its top edge
+            return QRectF(left, max(0.0, r.y()), tw, th)
+        for spot in spots:
+            if not any(spot.intersects(other) for other in self.label_rects):
+                return spot
+        return spots[0]
 
     def paint_extra(self, p: QPainter) -> None:
         """Subclasses draw what they add (a box being drawn, ...)."""
