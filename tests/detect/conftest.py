@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -20,6 +21,19 @@ def copy_package(model: Path, dest: Path) -> Path:
     shutil.copy(model, dest / model.name)
     shutil.copy(model.with_suffix(".json"), dest / model.with_suffix(".json").name)
     return dest / model.name
+
+
+def package_with(model: Path, dest: Path, **changes) -> Path:
+    """A copy of `model` whose sidecar has `changes` applied (its hash still matches the file)."""
+    from inspector.detect.package import sha256_file
+
+    copy = copy_package(model, dest)
+    side = copy.with_suffix(".json")
+    meta = json.loads(side.read_text())
+    meta.update(changes)
+    meta["sha256"] = sha256_file(copy)
+    side.write_text(json.dumps(meta))
+    return copy
 
 
 @pytest.fixture

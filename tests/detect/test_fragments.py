@@ -11,9 +11,8 @@ import pytest
 from inspector.detect.base import ModelError
 from inspector.detect.fragments import join_touching
 from inspector.detect.litert import LiteRTDetector
-from inspector.detect.package import sha256_file
 
-from .conftest import M640, copy_package, defective_boards
+from .conftest import M640, copy_package, defective_boards, package_with
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "pcb-defect-det.tflite"
 DEEPPCB = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "deeppcb"
@@ -63,13 +62,7 @@ def test_gap_allowance_and_every_pair_once():
 
 
 def _with(tmp_path, name: str, **changes) -> Path:
-    model = copy_package(M640, tmp_path / name)
-    side = model.with_suffix(".json")
-    meta = json.loads(side.read_text())
-    meta.update(changes)
-    meta["sha256"] = sha256_file(model)
-    side.write_text(json.dumps(meta))
-    return model
+    return package_with(M640, tmp_path / name, **changes)
 
 
 def _loaded(path: Path) -> LiteRTDetector:

@@ -11,24 +11,17 @@ import pytest
 
 from inspector.detect.base import ModelError
 from inspector.detect.litert import LiteRTDetector
-from inspector.detect.package import sha256_file
 from inspector.detect.tiling import box_iou, nms_classwise, plan_tiles
 from inspector.synth import make_board
 
-from .conftest import M640, copy_package, crop_around_first_defect, defective_boards
+from .conftest import M640, copy_package, crop_around_first_defect, defective_boards, package_with
 
 MS = {"scales": [0.8], "min_box_px": 20.0, "label_margin_px": 5.0}
 DEEPPCB = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "deeppcb"
 
 
-def _with(tmp_path, name: str, **changes):
-    model = copy_package(M640, tmp_path / name)
-    side = model.with_suffix(".json")
-    meta = json.loads(side.read_text())
-    meta.update(changes)
-    meta["sha256"] = sha256_file(model)
-    side.write_text(json.dumps(meta))
-    return model
+def _with(tmp_path, name: str, **changes) -> Path:
+    return package_with(M640, tmp_path / name, **changes)
 
 
 def _loaded(path) -> LiteRTDetector:
