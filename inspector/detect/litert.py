@@ -472,9 +472,6 @@ class LiteRTDetector(Detector):
             boxes, scores, classes = (np.concatenate(a) for a in zip(*parts))
         tm = time.perf_counter()
         out = self._merge(boxes, scores, classes, thr, w, h, nms=tiled or multiscale is not None)
-        join = self.meta.join_fragments if self.meta is not None else None
-        if join is not None and len(out) > 1:
-            out = self._join(out, join)
         timings["post"] += (time.perf_counter() - tm) * 1000
         self.last_timings = timings
         return out
@@ -578,23 +575,14 @@ class LiteRTDetector(Detector):
         if nms and len(scores) > 1:
             keep = nms_classwise(boxes, scores, ids, self._info.nms_iou)
             boxes, scores, ids = boxes[keep], scores[keep], ids[keep]
+        join = self.meta.join_fragments if self.meta is not None else None
+        if join is not None and len(scores) > 1:  # unions of touching pieces, after the pieces (`fragments`)
+            boxes, scores, ids = join_touching(
+                boxes, scores, ids, min_score=join.min_score, max_gap_px=join.max_gap_px, max_part_iou=join.max_part_iou
+            )
         return [
             Detection((float(b[0]), float(b[1]), float(b[2]), float(b[3])), int(c), float(s))
             for b, s, c in zip(boxes.tolist(), scores.tolist(), ids.tolist())
-        ]
-
-    @staticmethod
-    def _join(found: list[Detection], join) -> list[Detection]:
-        """`found` followed by the unions of its touching same-class pieces (see `fragments`)."""
-        boxes = np.array([d.box for d in found], np.float32)
-        scores = np.array([d.score for d in found], np.float32)
-        ids = np.array([d.class_id for d in found], np.int64)
-        b, s, c = join_touching(
-            boxes, scores, ids, min_score=join.min_score, max_gap_px=join.max_gap_px, max_part_iou=join.max_part_iou
-        )
-        return found + [
-            Detection((float(x[0]), float(x[1]), float(x[2]), float(x[3])), int(k), float(v))
-            for x, v, k in zip(b[len(found) :].tolist(), s[len(found) :].tolist(), c[len(found) :].tolist())
         ]
 
     def close(self) -> None:
