@@ -22,10 +22,17 @@ if [ ${#_missing[@]} -gt 0 ]; then
 fi
 
 _py=${PYTHON:-python3}
-if [ ! -x "$_root/.venv/bin/python" ]; then
-  echo "==> creating virtualenv .venv"
-  "$_py" -m venv "$_root/.venv"
-  "$_root/.venv/bin/pip" install -q --upgrade pip
+# A .venv left by a failed earlier run (python3-venv missing: Debian creates bin/python, then
+# ensurepip fails; or interrupted) has no working pip. Recreate it instead of skipping it.
+if [ ! -x "$_root/.venv/bin/python" ] || ! "$_root/.venv/bin/python" -m pip --version >/dev/null 2>&1; then
+  if [ -e "$_root/.venv" ]; then
+    echo "==> .venv is incomplete (an earlier set-up stopped half-way): recreating it"
+  else
+    echo "==> creating virtualenv .venv"
+  fi
+  "$_py" -m venv --clear "$_root/.venv"
+  rm -f "$_root"/.venv/.installed-*
+  "$_root/.venv/bin/python" -m pip install -q --upgrade pip
 fi
 # Re-install only when the dependency list or the extras changed.
 _stamp="$_root/.venv/.installed-$(echo "$_extras" | tr ',' '-')"
