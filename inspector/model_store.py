@@ -40,6 +40,76 @@ class StoreError(ModelError):
     """The model store cannot do what was asked; the message names the folder or package."""
 
 
+_PACKAGE_SUFFIXES = (".tflite", ".json", ".md", SIG_SUFFIX)
+
+
+def _tar_has_data_filter() -> bool:
+    """Whether this Python's tarfile has extraction filters (3.11.4+, 3.12+; not Debian 12's 3.11.2)."""
+    return hasattr(tarfile, "data_filter")
+
+
+def _flat_name(name: str) -> str:
+    """A member name without a leading "./" (tar -C dir . writes those)."""
+    while name.startswith("./"):
+        name = name[2:]
+    return name
+
+
+def _kind(m: tarfile.TarInfo) -> str:
+    if m.issym():
+        return f"a symlink to {m.linkname!r}"
+    if m.islnk():
+        return f"a hard link to {m.linkname!r}"
+    if m.ischr() or m.isblk():
+        return "a device"
+    if m.isfifo():
+        return "a FIFO"
+    if m.isdir():
+        return "a folder"
+    return f"tar type {m.type!r}"
+
+
+def _package_members(package: Path, tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    """The regular files of a flat model package; anything else is refused, naming the member.
+
+    Checked by hand on every Python, not left to `filter="data"`: older Pythons have no filter, and a
+    package with a link, a device or a path outside the folder is not a package we built.
+    """
+    members: list[tarfile.TarInfo] = []
+    seen: set[str] = set()
+    for m in tar.getmembers():
+        name = m.name
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+            raise StoreError(
+                f"{package}: member {name!r} has an absolute path; a package is flat: .tflite .json .md .sig"
+            )
+        if ".." in parts:
+            raise StoreError(f"{package}: member {name!r} points outside the package folder (..)")
+        if m.isdir() and _flat_name(name.rstrip("/") + "/") in ("", "."):
+            continue  # the archive's own top folder ("./"), written by `tar -C dir .`
+        if not m.isreg():
+            raise StoreError(f"{package}: member {name!r} is {_kind(m)}; a package holds regular files only")
+        flat = _flat_name(name)
+        if not flat or "/" in flat or "\\" in flat or Path(flat).suffix not in _PACKAGE_SUFFIXES:
+            raise StoreError(f"{package}: unexpected member {name!r} (a package is flat: .tflite .json .md .sig)")
+        if flat in seen:
+            raise StoreError(f"{package}: member {name!r} appears twice")
+        seen.add(flat)
+        members.append(m)
+    return members
+
+
+def _extract_plain(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> None:
+    """Write one checked regular member to `dest` with plain 0644 permissions (never following a link)."""
+    src = tar.extractfile(member)
+    if src is None:
+        raise StoreError(f"{tar.name}: member {member.name!r} has no file data")
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    with src, os.fdopen(fd, "wb") as out:
+        shutil.copyfileobj(src, out)
+
+
 @dataclass(frozen=True)
 class InstalledModel:
     model_id: str
@@ -117,18 +187,15 @@ class ModelStore:
                     shutil.copy2(p, into / p.name)
         elif tarfile.is_tarfile(package):
             with tarfile.open(package) as tar:
-                members = [m for m in tar.getmembers() if m.isfile()]
-                for m in members:
-                    if Path(m.name).name != m.name.lstrip("./") or Path(m.name).suffix not in (
-                        ".tflite",
-                        ".json",
-                        ".md",
-                        SIG_SUFFIX,
-                    ):
-                        raise StoreError(
-                            f"{package}: unexpected member {m.name!r} (a package is flat: .tflite .json .md .sig)"
-                        )
-                tar.extractall(into, members=members, filter="data")
+                members = _package_members(package, tar)
+                if _tar_has_data_filter():
+                    tar.extractall(into, members=members, filter="data")
+                else:
+                    # Python < 3.11.4 (Debian 12 ships 3.11.2): no extraction filters. The members were
+                    # checked above; write each one ourselves under its bare name, so nothing in the
+                    # archive (path, mode, owner, link) decides where or what lands on disk.
+                    for m in members:
+                        _extract_plain(tar, m, into / _flat_name(m.name))
         else:
             raise StoreError(f"{package}: not a .tflite or a tar archive of a model package")
         return self.model_in(into)
