@@ -31,6 +31,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument(
+        "--camera",
+        choices=("gray", "colour"),
+        default=None,
+        help="render every board and golden image as this camera would see the bare board "
+        "(inspector.evaluation.camera_domain) before detection; the known-good check uses a second capture "
+        "of the golden board",
+    )
+    p.add_argument("--camera-shift", type=float, default=0.0, help="largest residual shift of a capture, px")
+    p.add_argument("--camera-rotate", type=float, default=0.0, help="largest residual rotation of a capture, deg")
+    p.add_argument("--camera-seed", type=int, default=0, help="seed of the camera renderings")
+    p.add_argument(
         "--write-sidecar",
         action="store_true",
         help="store these figures in the model's sidecar (metrics.val_int8, and val_float_tflite with --compare-model)",
@@ -38,7 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=evaluate)
 
 
-def _evaluate_model(model: Path | None, pairs, out: Path | None, floor: float, threads: int) -> dict:
+def _evaluate_model(
+    model: Path | None, pairs, out: Path | None, floor: float, threads: int, camera: dict | None = None
+) -> dict:
     from ..config import DetectorSection, Recipe
     from ..datasets.deeppcb import read_gray
     from ..decision import RecipeRules
@@ -61,13 +74,16 @@ def _evaluate_model(model: Path | None, pairs, out: Path | None, floor: float, t
         out.mkdir(parents=True, exist_ok=True)
     for p in pairs:
         board, ref = read_gray(p.test_path), read_gray(p.template_path)
+        good, truth = ref, p.boxes
+        if camera is not None:
+            board, ref, good, truth = _camera_frames(board, ref, p, camera)
         t0 = time.perf_counter()
         found = det.detect(board, ref if info.needs_reference else None, floor_thr)
         latencies.append((time.perf_counter() - t0) * 1000)
         boxes = np.array([d.box for d in found], np.float32).reshape(-1, 4)
         scores = np.array([d.score for d in found], np.float32)
         classes = np.array([d.class_id - 1 for d in found], np.int64)
-        gts.append((p.boxes, p.classes))
+        gts.append((truth, p.classes))
         dets.append((boxes, scores, classes))
         if out is not None:
             lines = [
@@ -81,7 +97,7 @@ def _evaluate_model(model: Path | None, pairs, out: Path | None, floor: float, t
             if verdict is Verdict.PASS:
                 escapes.append(p.id)
         # The template of every pair is a known-good board: count false rejects on it.
-        tf = det.detect(ref, ref if info.needs_reference else None, floor_thr)
+        tf = det.detect(good, ref if info.needs_reference else None, floor_thr)
         clean += 1
         if rules.decide(tf, info.default_thresholds).verdict is Verdict.REJECT:
             false_rejects += 1
@@ -108,6 +124,19 @@ def _evaluate_model(model: Path | None, pairs, out: Path | None, floor: float, t
         "latency_mean_ms": float(lat.mean()) if lat.size else 0.0,
         "latency_p99_ms": float(np.percentile(lat, 99)) if lat.size else 0.0,
     }
+
+
+def _camera_frames(board: np.ndarray, ref: np.ndarray, pair, camera: dict):
+    """Camera renderings of one pair: the defective board, the golden board, a second capture of the golden
+    board (the known-good check), and the ground truth carried into the board's frame."""
+    import zlib
+
+    from ..evaluation.camera_domain import capture_pair, map_boxes
+
+    seed = camera["seed"] * 1_000_003 + zlib.crc32(pair.id.encode())
+    f = capture_pair(board, ref, seed, mode=camera["mode"], max_shift=camera["shift"], max_rot_deg=camera["rotate"])
+    truth = map_boxes(pair.boxes, f["board"][1].matrix)
+    return f["board"][0], f["golden"][0], f["good"][0], truth
 
 
 def _print(m: dict, title: str) -> None:
@@ -141,10 +170,18 @@ def evaluate(args: argparse.Namespace) -> int:
         pairs = [p for p in pairs if p.group in groups]
     if not pairs:
         raise CommandError("no boards to evaluate (check --list and --groups)")
-    main = _evaluate_model(args.model, pairs, args.out, args.floor, args.threads)
+    camera = None
+    if args.camera:
+        camera = {
+            "mode": args.camera,
+            "shift": args.camera_shift,
+            "rotate": args.camera_rotate,
+            "seed": args.camera_seed,
+        }
+    main = _evaluate_model(args.model, pairs, args.out, args.floor, args.threads, camera)
     result = {"main": main}
     if args.compare_model:
-        other = _evaluate_model(args.compare_model, pairs, None, args.floor, args.threads)
+        other = _evaluate_model(args.compare_model, pairs, None, args.floor, args.threads, camera)
         result["compare"] = other
         result["map50_delta"] = main["map50"] - other["map50"]
     (args.out / "metrics.json").write_text(json.dumps(result, indent=2))
@@ -186,6 +223,17 @@ def _write_sidecar(args: argparse.Namespace, result: dict) -> None:
         )
     keep = ("model", "backend", "escaped_boards")
     metrics = doc.setdefault("metrics", {})
+    if args.camera:  # camera-domain figures sit beside the binarised ones, never in their place
+        key = f"val_int8_camera_{args.camera}"
+        metrics[key] = {k: v for k, v in result["main"].items() if k not in keep}
+        groups = f" --groups {args.groups}" if args.groups else ""
+        metrics[key]["command"] = (
+            f"pcb-inspector evaluate --root DEEPPCB{groups} --camera {args.camera} --camera-shift {args.camera_shift:g} "
+            f"--camera-rotate {args.camera_rotate:g} --camera-seed {args.camera_seed}"
+        )
+        side.write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"figures written to {side} ({key})", file=sys.stderr)
+        return
     metrics["val_int8"] = {k: v for k, v in result["main"].items() if k not in keep}
     if "compare" in result:
         metrics["val_float_tflite"] = {k: v for k, v in result["compare"].items() if k not in keep}

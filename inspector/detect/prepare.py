@@ -1,0 +1,166 @@
+"""Bring a camera frame (and the golden image) into the image domain the network was trained on.
+
+Why: the shipped network learnt DeepPCB's binarised, aligned board images (copper black, laminate
+white). A camera sees copper and laminate as two textured gray (or colour) levels under uneven light,
+with blur and noise; fed that, the model drops from mAP@0.5 0.98 to about 0.41. DeepPCB's own
+acquisition binarised after alignment, so the station does the same, inside the detector, for
+every caller: flatten the illumination (divide by a large blur), smooth the sensor noise, threshold
+(Otsu or adaptive), remove specks (open/close). The model package declares this in its sidecar
+(`input_domain`), so a model trained on another domain says so and gets no binarisation.
+
+An input that is already binary (DeepPCB's own images, a line that binarises upstream) passes
+through untouched, so the validation figures on DeepPCB stay byte-identical.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .base import ModelError
+
+
+class ImageDomainError(ValueError):
+    """A frame the station cannot bring into the model's image domain (2-channel, float, 3-D ...)."""
+
+
+def to_gray(image: np.ndarray, what: str = "image") -> np.ndarray:
+    """Single-channel uint8 or uint16 view/copy of `image`; colour (BGR/BGRA) is converted to gray.
+
+    Anything else (float, signed, 2-channel, 5-D ...) is refused: passing it on would give the
+    network numbers it never saw, and a plausible-looking wrong verdict.
+    """
+    if not isinstance(image, np.ndarray):
+        raise ImageDomainError(f"{what}: expected a numpy image, got {type(image).__name__}")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ImageDomainError(f"{what}: pixel type {image.dtype} is not supported (expected 8- or 16-bit unsigned)")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    raise ImageDomainError(
+        f"{what}: shape {image.shape} is neither grayscale (H, W) nor colour (H, W, 3|4); "
+        "a 2-channel or multi-plane frame cannot be converted"
+    )
+
+
+def to_gray8(image: np.ndarray, what: str = "image") -> np.ndarray:
+    """`to_gray`, then 16-bit scaled onto 8 bit (full 16-bit range; 0..65535 -> 0..255)."""
+    g = to_gray(image, what)
+    if g.dtype == np.uint16:
+        return cv2.convertScaleAbs(g, alpha=255.0 / 65535.0)
+    return g
+
+
+def is_binary(gray8: np.ndarray, margin: int, fraction: float) -> bool:
+    """At least `fraction` of the pixels lie within `margin` of black or white (JPEG ringing allowed)."""
+    hist = cv2.calcHist([gray8], [0], None, [256], [0, 256]).ravel()
+    near = float(hist[: margin + 1].sum() + hist[255 - margin :].sum())
+    return near >= fraction * gray8.size
+
+
+def _threshold_surface(s: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Per-pixel threshold between the two materials, interpolated from the material edges.
+
+    At a copper/laminate edge the (blurred) image crosses the midpoint of the two local levels, so
+    the intensity there, weighted by how strong the edge is, gives the threshold under the local
+    light; a wide Gaussian (normalised convolution) carries it across areas without edges. This
+    needs no first guess of which pixel is copper, so a dark corner of a copper pour is not taken
+    for laminate (a global first split is, and every refinement then keeps the mistake).
+    """
+    h, w = s.shape
+    f = s.astype(np.float32)
+    g = cv2.GaussianBlur(f, (0, 0), 1.0)
+    mag = cv2.magnitude(cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3))
+    # Texture and sensor noise stay well below the material edges, which are the steepest few percent.
+    noise = max(3.0 * float(np.median(mag)), 0.3 * float(np.percentile(mag, 99.5)))
+    wgt = np.maximum(mag - noise, 0.0)
+    wgt *= wgt
+    otsu, _ = cv2.threshold(s if s.dtype == np.uint8 else cv2.convertScaleAbs(s), 0, 255, cv2.THRESH_OTSU)
+    if not wgt.any():  # no edges at all (one material, or a blank frame): one global level
+        return np.full((h, w), np.float32(otsu))
+    k = 8 if min(h, w) >= 128 else 1
+    size = (max(1, w // k), max(1, h // k))
+    num = cv2.resize(f * wgt, size, interpolation=cv2.INTER_AREA)
+    den = cv2.resize(wgt, size, interpolation=cv2.INTER_AREA)
+    sigma = max(sigma_px / k, 0.5)
+    num = cv2.GaussianBlur(num, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    den = cv2.GaussianBlur(den, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    floor = 1e-6 * float(den.max())
+    t = np.where(den > floor, num / np.maximum(den, floor), np.float32(otsu)).astype(np.float32)
+    return cv2.resize(t, (w, h), interpolation=cv2.INTER_LINEAR) if k > 1 else t
+
+
+def binarise(gray: np.ndarray, spec) -> np.ndarray:
+    """Copper mask in the network's levels (copper `spec.copper_level`, laminate the other), uint8 0/255.
+
+    `gray` is 8- or 16-bit single-channel; `spec` is the sidecar's `InputDomain`.
+
+    Why two local levels rather than dividing by one blur: a blur of a board mixes copper and
+    laminate in proportion to the local copper density, so a large pour or a wide bare area divides
+    to "1" and breaks up into noise. Here a global Otsu split first says which pixel is which
+    material; the light is then followed by the local mean of EACH material (a normalised
+    convolution over `flatten_px`), and every pixel is thresholded at the midpoint of the two local
+    levels. Two rounds settle it. 'adaptive' thresholds against the local mean instead.
+    """
+    if gray.dtype != np.uint8:  # 16-bit: stretch its own range onto 8 bit (a 12-bit sensor keeps its precision)
+        top = float(gray.max())
+        gray = cv2.convertScaleAbs(gray, alpha=255.0 / max(top, 1.0))
+    h, w = gray.shape
+    s = cv2.medianBlur(gray, spec.smooth_px) if spec.smooth_px > 1 else gray
+    copper_bright = spec.camera_copper == "bright"
+    bright_to = 255 if copper_bright == (spec.copper_level == 255) else 0
+    mode = cv2.THRESH_BINARY if bright_to == 255 else cv2.THRESH_BINARY_INV
+    if spec.method == "adaptive":
+        out = cv2.adaptiveThreshold(
+            s, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, mode, spec.adaptive_block_px, spec.adaptive_c
+        )
+    else:
+        sf = s.astype(np.float32) + 1.0
+        bright = sf > _threshold_surface(s, spec.flatten_px) + 1.0
+        k = 8 if min(h, w) >= 128 else 1
+        size = (max(1, w // k), max(1, h // k))
+        sigma = max(spec.flatten_px / k, 0.5)
+        for _ in range(spec.refine):
+            if bright.all() or not bright.any():  # one material only: the split stands
+                break
+            # Every pixel over its material's level is the light there, and the light is smooth: this
+            # reaches the middle of wide pours and bare areas, where no edge is near.
+            hi, lo = float(sf[bright].mean()), float(sf[~bright].mean())
+            light = sf / np.where(bright, np.float32(hi), np.float32(lo))
+            small = cv2.resize(light, size, interpolation=cv2.INTER_AREA)
+            small = cv2.GaussianBlur(small, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+            light = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR) if k > 1 else small
+            flat = sf / np.maximum(light, 1e-3)
+            hi, lo = float(flat[bright].mean()), float(flat[~bright].mean())
+            bright = flat > np.sqrt(hi * lo)  # geometric midpoint: light and tarnish act multiplicatively
+        out = bright.astype(np.uint8) * 255
+        if bright_to == 0:
+            out = 255 - out
+    if spec.clean_px > 1:
+        kern = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (spec.clean_px, spec.clean_px))
+        out = cv2.morphologyEx(out, cv2.MORPH_OPEN, kern)
+        out = cv2.morphologyEx(out, cv2.MORPH_CLOSE, kern)
+    return out
+
+
+def prepare(image: np.ndarray, spec, what: str = "image") -> np.ndarray:
+    """The network's input for one frame: uint8 gray, binarised when `spec` asks for it and it is not yet.
+
+    `spec` None (a model that declares no input domain) only converts colour and 16-bit frames.
+    """
+    if spec is None:
+        return to_gray8(image, what)
+    g = to_gray(image, what)
+    if g.dtype == np.uint8 and is_binary(g, spec.binary_margin, spec.binary_fraction):
+        return g
+    if spec.kind != "binary_copper":  # the sidecar parser admits only known kinds; keep the station safe anyway
+        raise ModelError(f"input_domain.kind {spec.kind!r} is not supported by this runtime")
+    return binarise(g, spec)
+
+
+__all__ = ["ImageDomainError", "binarise", "is_binary", "prepare", "to_gray", "to_gray8"]

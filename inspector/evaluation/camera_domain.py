@@ -1,0 +1,185 @@
+"""Render a binarised DeepPCB board as a grayscale or colour camera would see the bare board.
+
+Why: DeepPCB's images were binarised and aligned before anyone saw them; a line camera gives
+neither. The validation groups rendered through this (two materials with texture, uneven light,
+optical blur, sensor noise, JPEG, a small residual misregistration, the golden board captured
+separately) measure what the station does on camera images, without a camera.
+
+Two seeds keep physical and photographic variation apart, as on a line: `board_seed` draws the
+board's own surface (laminate weave, copper grain and tarnish), `seed` draws one capture of it
+(lighting, blur, noise, JPEG quality). A known-good board against "a second capture of itself" is
+the same `board_seed` with another `seed` and a small shift/rotation. Everything is deterministic
+per seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+
+Mode = Literal["gray", "colour"]
+
+#: Material colours (BGR) of a bare FR-4 board under white light: tinted laminate, bare copper.
+_LAMINATE_BGR = np.array([70.0, 112.0, 104.0], np.float32)
+_COPPER_BGR = np.array([92.0, 150.0, 205.0], np.float32)
+
+
+@dataclass(frozen=True)
+class Capture:
+    """What one rendering did (for tests and for mapping ground truth into the frame)."""
+
+    matrix: np.ndarray  # 2x3 affine: DeepPCB (board) pixels -> frame pixels
+    laminate: float
+    copper: float
+    blur_sigma: float
+    noise_sigma: float
+    jpeg_quality: int
+
+
+def misregistration(rng: np.random.Generator, shape: tuple[int, int], max_shift: float, max_rot_deg: float):
+    """A 2x3 affine with a shift of at most `max_shift` px per axis and a rotation of at most `max_rot_deg`."""
+    h, w = shape
+    angle = float(rng.uniform(-max_rot_deg, max_rot_deg)) if max_rot_deg > 0 else 0.0
+    dx, dy = (float(v) for v in rng.uniform(-max_shift, max_shift, 2)) if max_shift > 0 else (0.0, 0.0)
+    m = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), angle, 1.0)
+    m[:, 2] += (dx, dy)
+    return m.astype(np.float64)
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
+    """Unit-variance Gaussian noise with spatial correlation `sigma` px (texture, tarnish)."""
+    n = rng.standard_normal(shape).astype(np.float32)
+    if sigma > 0:
+        n = cv2.GaussianBlur(n, (0, 0), sigma)
+        n /= max(float(n.std()), 1e-6)
+    return n
+
+
+def render(
+    binary: np.ndarray,
+    seed: int,
+    *,
+    board_seed: int | None = None,
+    mode: Mode = "gray",
+    max_shift: float = 0.0,
+    max_rot_deg: float = 0.0,
+) -> tuple[np.ndarray, Capture]:
+    """One camera capture of the board whose binarised image (copper dark, as in DeepPCB) is `binary`.
+
+    Returns the frame (uint8 (H, W) for 'gray', (H, W, 3) BGR for 'colour') and what was drawn.
+    """
+    if mode not in ("gray", "colour"):
+        raise ValueError(f"camera mode must be 'gray' or 'colour', got {mode!r}")
+    g = binary if binary.ndim == 2 else cv2.cvtColor(binary, cv2.COLOR_BGR2GRAY)
+    h, w = g.shape
+    board = np.random.default_rng([int(board_seed if board_seed is not None else seed), 7])
+    cap = np.random.default_rng([int(seed), 11])
+    m = misregistration(cap, (h, w), max_shift, max_rot_deg)
+    copper = (g < 128).astype(np.float32)
+    copper = cv2.warpAffine(copper, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    # The board's own surface, fixed per physical board: it moves with the board.
+    weave = _smooth_noise(board, (h, w), 3.0)
+    grain = _smooth_noise(board, (h, w), 1.0)
+    tarnish = _smooth_noise(board, (h // 8 + 1, w // 8 + 1), 2.0)
+    tarnish = cv2.resize(tarnish, (w, h), interpolation=cv2.INTER_LINEAR)
+    surface = np.stack([weave, grain, tarnish])
+    for i in range(3):
+        surface[i] = cv2.warpAffine(surface[i], m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    lam_tex = 7.0 * surface[0]
+    cu_tex = 5.0 * surface[1] + 9.0 * surface[2]
+
+    # This capture's exposure and light: a gradient across the field and vignetting.
+    gain = float(cap.uniform(0.8, 1.1))
+    laminate = float(cap.uniform(55, 85))
+    copper_level = float(cap.uniform(150, 190))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    u, v = (xx - w / 2) / (w / 2), (yy - h / 2) / (h / 2)
+    theta = float(cap.uniform(0, 2 * np.pi))
+    slope = float(cap.uniform(0.1, 0.25))
+    vignette = float(cap.uniform(0.1, 0.25))
+    cx, cy = (float(c) for c in cap.uniform(-0.3, 0.3, 2))
+    light = (
+        gain
+        * (1.0 + slope * (np.cos(theta) * u + np.sin(theta) * v))
+        * (1.0 - vignette * ((u - cx) ** 2 + (v - cy) ** 2) / 2)
+    )
+
+    blur = float(cap.uniform(0.7, 1.3))
+    read_noise = float(cap.uniform(2.0, 4.0))
+    quality = int(cap.integers(80, 93))
+    if mode == "gray":
+        base = copper * (copper_level + cu_tex) + (1.0 - copper) * (laminate + lam_tex)
+        planes = [base]
+    else:
+        scale = np.array([laminate / 85.0, copper_level / 170.0], np.float32)
+        planes = [
+            copper * (_COPPER_BGR[c] * scale[1] + cu_tex) + (1.0 - copper) * (_LAMINATE_BGR[c] * scale[0] + lam_tex)
+            for c in range(3)
+        ]
+    out = []
+    for p in planes:
+        p = cv2.GaussianBlur(p * light, (0, 0), blur)
+        shot = np.sqrt(np.maximum(p, 0.0) * 0.05 + read_noise**2)
+        p = p + shot * cap.standard_normal((h, w)).astype(np.float32)
+        out.append(np.clip(np.rint(p), 0, 255).astype(np.uint8))
+    frame = out[0] if mode == "gray" else cv2.merge(out)
+    ok, enc = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:  # pragma: no cover - OpenCV always encodes a uint8 image
+        raise RuntimeError("JPEG encoding failed")
+    frame = cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE if mode == "gray" else cv2.IMREAD_COLOR)
+    return frame, Capture(m, laminate, copper_level, blur, read_noise, quality)
+
+
+def map_boxes(boxes: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Axis-aligned boxes (x1, y1, x2, y2) carried through the affine `matrix` (bounding box of the corners)."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    if not len(boxes):
+        return boxes
+    x1, y1, x2, y2 = boxes.T
+    corners = np.stack([np.stack([x1, y1], 1), np.stack([x2, y1], 1), np.stack([x1, y2], 1), np.stack([x2, y2], 1)], 1)
+    pts = corners @ matrix[:, :2].T.astype(np.float32) + matrix[:, 2].astype(np.float32)
+    return np.concatenate([pts.min(axis=1), pts.max(axis=1)], axis=1).astype(np.float32)
+
+
+def capture_pair(
+    test: np.ndarray,
+    template: np.ndarray,
+    seed: int,
+    *,
+    mode: Mode = "gray",
+    max_shift: float = 0.0,
+    max_rot_deg: float = 0.0,
+) -> dict[str, tuple[np.ndarray, Capture]]:
+    """Camera frames for one DeepPCB pair, as a line would take them.
+
+    - 'golden': the template board captured once, square to the camera (the recipe's reference);
+    - 'board': the defective board (another physical board: its own surface), misregistered;
+    - 'good': the golden board captured a second time, misregistered (the known-good check).
+    """
+    golden_board = 2 * int(seed)
+    return {
+        "golden": render(template, 3 * int(seed), board_seed=golden_board, mode=mode),
+        "board": render(
+            test,
+            3 * int(seed) + 1,
+            board_seed=golden_board + 1,
+            mode=mode,
+            max_shift=max_shift,
+            max_rot_deg=max_rot_deg,
+        ),
+        "good": render(
+            template,
+            3 * int(seed) + 2,
+            board_seed=golden_board,
+            mode=mode,
+            max_shift=max_shift,
+            max_rot_deg=max_rot_deg,
+        ),
+    }
+
+
+__all__ = ["Capture", "capture_pair", "map_boxes", "misregistration", "render"]
