@@ -211,7 +211,8 @@ def attach(cfg: StationConfig, station: Any) -> StationCalibration:
     result.mm_per_px = stored.mm_per_px
     if stored.mm_per_px is not None:
         result.active.append(stored.scale_note)
-    if stored.mm_per_px is not None or cfg.recipe().min_defect_mm is not None:
+    refused = getattr(pipeline.rules, "refused", False)  # the start check keeps that recipe out (NOT READY)
+    if (stored.mm_per_px is not None or cfg.recipe().min_defect_mm is not None) and not refused:
         # build_station compiled the recipe without a scale; raises RecipeError when min_defect_mm has none
         pipeline.rules = result.rules_for(cfg.recipe())
 

@@ -8,7 +8,10 @@ bundled model, local SQLite under `data/`, the built-in PLC simulator.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import tomllib
+from datetime import time as dtime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,6 +21,69 @@ from .domain import CLASS_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO_ROOT / "models" / "pcb-defect-det.tflite"
+
+
+_HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def check_host(value: str, what: str) -> str:
+    """An IP address or a DNS host name, as a socket would take it; raises ValueError saying why not.
+
+    Why here and not at connect: a typo such as `300.1.2.3` otherwise surfaces as a retry loop or a
+    traceback from the PLC or camera thread long after start, with no key named.
+    """
+    v = value.strip()
+    if not v:
+        raise ValueError(f"{what} is empty")
+    if v != value:
+        raise ValueError(f"{what} has spaces around it")
+    try:
+        ipaddress.ip_address(v)
+        return v
+    except ValueError:
+        pass
+    labels = v.rstrip(".").split(".")
+    if all(part.isdigit() for part in labels):
+        raise ValueError(f"{what} is not a valid IP address")
+    if len(v) > 253 or not all(_HOSTNAME_LABEL.match(part) for part in labels):
+        raise ValueError(f"{what} is neither an IP address nor a valid host name")
+    if labels[-1].isdigit():
+        raise ValueError(f"{what} is not a valid IP address")
+    return v
+
+
+def check_timezone(tz: str) -> str:
+    """`tz` must be an IANA zone this machine knows (shift boundaries and history use it)."""
+    if tz == "UTC":
+        return tz  # known without the zone database (a minimal machine may lack tzdata)
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(tz)
+    except Exception:
+        raise ValueError(
+            "unknown time zone (an IANA name such as 'Europe/Berlin'; install the tzdata package "
+            "if this machine has no zone database)"
+        ) from None
+    return tz
+
+
+def check_shift_starts(starts: list[str]) -> list[str]:
+    """Shift starts: HH:MM on the hour (yield per shift is built from hourly buckets), no duplicates."""
+    seen: set[dtime] = set()
+    for s in starts:
+        if not re.fullmatch(r"\d{2}:\d{2}", s):
+            raise ValueError(f"shift start {s!r} is not HH:MM")
+        try:
+            t = dtime.fromisoformat(s)
+        except ValueError:
+            raise ValueError(f"shift start {s!r} is not a time of day (HH:MM, 00:00..23:00)") from None
+        if t.minute:
+            raise ValueError(f"shift start {s!r}: shifts must start on the hour")
+        if t in seen:
+            raise ValueError(f"shift start {s!r} is listed twice")
+        seen.add(t)
+    return starts
 
 
 class ConfigError(Exception):
@@ -97,6 +163,16 @@ class AravisCamera(_Model):
         description="GigE stream socket receive buffer in bytes; None = the buffer pool (buffers x payload) capped at "
         "net.core.rmem_max, or Aravis's automatic sizing when that cap holds fewer than two frames.",
     )
+
+    @field_validator("address")
+    @classmethod
+    def _ip_address(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            return str(ipaddress.IPv4Address(v.strip()))
+        except ValueError:
+            raise ValueError("not an IPv4 address (GigE Vision cameras are opened by IPv4 address)") from None
 
     @model_validator(mode="after")
     def _address_or_id(self) -> AravisCamera:
@@ -190,9 +266,27 @@ class Recipe(_Model):
         None, ge=0, description="Ignore defects smaller than this (mm); needs a scale calibration."
     )
     roi: list[tuple[float, float]] | None = Field(
-        None, description="Inspection polygon in frame pixels; defects whose centre lies outside are ignored."
+        None,
+        description="Inspection polygon (at least 3 corners, inside the board: the reference image, or the frame "
+        "without one); defects whose centre lies outside are ignored.",
     )
-    roi_mask: Path | None = Field(None, description="Mask image (white = inspect); alternative to `roi`.")
+    roi_mask: Path | None = Field(
+        None,
+        description="Mask image (white = inspect); alternative to `roi`. Must have the reference's (or the "
+        "frame's) size unless `roi_mask_scale` is set.",
+    )
+    roi_mask_scale: bool = Field(
+        False,
+        description="Scale a mask of another size (same aspect ratio) to the board; off: a size mismatch stops "
+        "the station instead of stretching the mask silently.",
+    )
+    min_roi_fraction: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="Smallest share of the board the ROI (polygon and mask together) may inspect; a smaller ROI "
+        "is refused as a mistake. Lower it for a recipe that really inspects a small area.",
+    )
     reference: Path | None = Field(None, description="Golden reference image of a defect-free board.")
     max_defects_pass: int = Field(0, ge=0, description="Boards with more defects than this are rejected (normally 0).")
 
@@ -204,6 +298,18 @@ class Recipe(_Model):
                 raise ValueError(f"unknown class {name!r}; expected one of {', '.join(CLASS_NAMES)}")
             if not 0.0 < thr <= 1.0:
                 raise ValueError(f"threshold for {name!r} is {thr}; expected 0 < t <= 1")
+        return v
+
+    @field_validator("roi")
+    @classmethod
+    def _polygon_shape(cls, v: list[tuple[float, float]] | None) -> list[tuple[float, float]] | None:
+        if v is None:
+            return v
+        from .roi import polygon_shape_problem
+
+        problem = polygon_shape_problem(v)
+        if problem:
+            raise ValueError(problem)
         return v
 
 
@@ -226,6 +332,11 @@ class PlcSection(_Model):
     queue_depth: int = Field(8, ge=1, le=64, description="Unacknowledged results kept before RESULTS_OVERRUN.")
     simulator: bool = Field(True, description="Run the built-in line PLC simulator against the server (demo).")
     simulator_rate: float = Field(2.0, gt=0, le=100, description="Simulator boards per second.")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        return check_host(v, "the address")
 
 
 # ---------------------------------------------------------------- storage
@@ -260,6 +371,16 @@ class StorageSection(_Model):
         description="Local start times (HH:MM) of the shifts, for yield per shift.",
     )
     timezone: str = Field("UTC", description="IANA time zone of the plant (shift boundaries and history display).")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        return check_timezone(v)
+
+    @field_validator("shift_starts")
+    @classmethod
+    def _shifts(cls, v: list[str]) -> list[str]:
+        return check_shift_starts(v)
 
 
 # ---------------------------------------------------------------- calibration

@@ -15,6 +15,7 @@ import numpy as np
 
 from .config import Recipe
 from .domain import CLASS_NAMES, Detection, Verdict
+from .roi import check_roi
 
 
 class RecipeError(Exception):
@@ -60,7 +61,7 @@ class Decision:
 class RecipeRules:
     """A recipe compiled for fast use: thresholds by class id, ROI mask, loaded reference."""
 
-    def __init__(self, recipe: Recipe, mm_per_px: float | None = None):
+    def __init__(self, recipe: Recipe, mm_per_px: float | None = None, board_size: tuple[int, int] | None = None):
         self.recipe = recipe
         self.name = recipe.name
         self.thresholds: dict[int, float] = {CLASS_NAMES.index(k) + 1: v for k, v in recipe.thresholds.items()}
@@ -75,6 +76,15 @@ class RecipeRules:
         self.reference = read_image_gray(recipe.reference, "reference image") if recipe.reference else None
         self.mask = read_image_gray(recipe.roi_mask, "ROI mask") if recipe.roi_mask else None
         self.polygon = np.array(recipe.roi, np.float32) if recipe.roi else None
+        # A bad ROI inspects nothing and passes every board: refuse it here, where every recipe is compiled.
+        board = (self.reference.shape[1], self.reference.shape[0]) if self.reference is not None else board_size
+        self.roi = check_roi(
+            recipe.roi, self.mask, board, scale_mask=recipe.roi_mask_scale, min_fraction=recipe.min_roi_fraction
+        )
+        """The ROI check: coverage of the board (for `config show` and the recipe screen)."""
+        if not self.roi.ok:
+            raise RecipeError(f"recipe {recipe.name!r}: " + "; ".join(self.roi.messages()))
+        self.mask = self.roi.mask
 
     def thresholds_for(self, defaults: dict[int, float]) -> dict[int, float]:
         out = dict(defaults)

@@ -21,6 +21,14 @@ from .config import Recipe, ReplayCamera, StationConfig
 from .decision import RecipeRules
 from .health import Health
 from .pipeline import Pipeline, ResultSink
+from .startcheck import (
+    camera_frame_size,
+    checked_rules,
+    compile_recipe,
+    detector_needs_reference,
+    running_needs_reference,
+    start_recipe,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +57,12 @@ class Station:
         keeps working after a switch; without a scale it raises RecipeError, as at start.
         """
         if self.calibration is not None:
-            return self.calibration.rules_for(recipe)
-        return RecipeRules(recipe)
+            rules = self.calibration.rules_for(recipe)
+        else:
+            rules = RecipeRules(recipe, board_size=camera_frame_size(self.cfg))
+        # The ROI against the frame and the golden reference the running model needs: a recipe that
+        # would inspect nothing or reject every board is refused here (PLC CMD_FAILED, UI "not saved").
+        return checked_rules(self.cfg, recipe, rules, running_needs_reference(self.cfg, self.pipeline))
 
     def start(self) -> None:
         for part in self.parts:
@@ -117,7 +129,10 @@ def build_station(
     recipe = cfg.recipe()
     if calibration_hook is not None and recipe.min_defect_mm is not None:
         recipe = recipe.model_copy(update={"min_defect_mm": None})
-    rules = RecipeRules(recipe)
+    # A recipe that cannot run (bad ROI, unreadable reference, no reference for a model that needs
+    # one) leaves the station NOT READY with the reason; its boards are rejected, never passed.
+    needs_reference = detector_needs_reference(cfg)
+    rules = start_recipe(cfg, recipe, health, lambda r: compile_recipe(cfg, r, needs_reference=needs_reference))
     # --- end issue 9
     camera = create_camera(cfg)
     detector = create_detector(cfg.detector)

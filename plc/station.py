@@ -413,15 +413,22 @@ class PlcLink:
             client.close()
 
 
-def default_recipe_switcher(cfg: StationConfig, pipeline, rules_for=None) -> RecipeCallback:
+def default_recipe_switcher(
+    cfg: StationConfig, pipeline, rules_for=None, health: Health | None = None
+) -> RecipeCallback:
     """Load recipe `id` from the configuration and switch the pipeline to it between two boards.
 
     `rules_for` compiles the recipe as the station runs it (`Station.rules_for`: with the stored
-    mm-per-pixel scale); a recipe that cannot be compiled is refused and the running one stays.
+    mm-per-pixel scale); a recipe that cannot be compiled (bad ROI, no reference for a model that
+    needs one) is refused (CMD_FAILED) and the running one stays.
     """
-    from inspector.decision import RecipeError, RecipeRules
+    from inspector.decision import RecipeError
+    from inspector.startcheck import clear_recipe_fault, compile_recipe, running_needs_reference
 
-    compile_rules = rules_for or RecipeRules
+    def compile_rules(recipe):
+        if rules_for is not None:
+            return rules_for(recipe)
+        return compile_recipe(cfg, recipe, needs_reference=running_needs_reference(cfg, pipeline))
 
     def switch(recipe_id: int) -> bool:
         try:
@@ -435,6 +442,8 @@ def default_recipe_switcher(cfg: StationConfig, pipeline, rules_for=None) -> Rec
             log.error("PLC asked for recipe %d (%s), which cannot run: %s", recipe_id, recipe.name, exc)
             return False
         pipeline.set_recipe(rules)
+        if health is not None:
+            clear_recipe_fault(health, recipe.name)  # a station that started on a bad recipe is READY again
         return True
 
     return switch
@@ -461,7 +470,7 @@ def attach(
         pipeline,
         health,
         recipe_id=cfg.recipe().id,
-        on_recipe=on_recipe or default_recipe_switcher(cfg, pipeline, rules_for),
+        on_recipe=on_recipe or default_recipe_switcher(cfg, pipeline, rules_for, health),
         startup_grace_s=startup_grace_s,
         port=port,
         recorder=recorder,

@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, Signal
 from inspector.config import Recipe, StationConfig
 from inspector.decision import RecipeRules
 from inspector.health import Health
+from inspector.startcheck import clear_recipe_fault
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class StationController(QObject):
         recipe = self.cfg.recipe(name)
         rules = self._rules(recipe)
         self.pipeline.set_recipe(rules)
+        clear_recipe_fault(self.health, name)  # started on a recipe that could not run: READY again
         self.active_recipe = name
         self.recipe_changed.emit(name)
 
@@ -131,7 +133,12 @@ class StationController(QObject):
 
     def end_editing(self) -> None:
         self._plc_editing(False)
-        self.health.ok("recipe", self.active_recipe)
+        rules = getattr(self.pipeline, "_next_rules", None) or getattr(self.pipeline, "rules", None)
+        refused = getattr(rules, "refused", False) and getattr(rules, "reason", "")
+        if refused:  # the recipe the station started on could not run and has not been replaced
+            self.health.fail("recipe", refused)
+        else:
+            self.health.ok("recipe", self.active_recipe)
 
     def _plc_editing(self, editing: bool) -> None:
         """The PLC link's own flag (STATUS bit ENGINEER_EDITING), when a PLC link is running."""

@@ -20,11 +20,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def check(args: argparse.Namespace) -> int:
+    """The file's values, then every start check that needs no hardware (files, model, recipes)."""
+    from ..startcheck import check_config
+
     try:
-        load_config(args.file)
+        cfg = load_config(args.file)
     except ConfigError as exc:
         print(f"{exc.source}: {len(exc.problems)} problem(s)", file=sys.stderr)
         for p in exc.problems:
+            print(f"  {p}", file=sys.stderr)
+        return 1
+    report = check_config(cfg)
+    for w in report.warnings:
+        print(f"{args.file}: warning: {w}", file=sys.stderr)
+    if not report.ok:
+        print(f"{args.file}: {len(report.problems)} problem(s) at start", file=sys.stderr)
+        for p in report.problems:
             print(f"  {p}", file=sys.stderr)
         return 1
     print(f"{args.file}: OK")
@@ -32,5 +43,15 @@ def check(args: argparse.Namespace) -> int:
 
 
 def show(args: argparse.Namespace) -> int:
-    print(dump_toml(load_config(args.config)), end="")
+    """The effective configuration; recipes that ignore most of the board say so (as TOML comments)."""
+    from ..startcheck import CheckReport, check_recipe, detector_needs_reference
+
+    cfg = load_config(args.config)
+    report = CheckReport()
+    needs = detector_needs_reference(cfg)
+    for recipe in cfg.recipes:
+        check_recipe(cfg, recipe, needs, report)
+    for line in [*(f"warning: {w}" for w in report.warnings), *(f"problem: {p}" for p in report.problems)]:
+        print(f"# {line}")
+    print(dump_toml(cfg), end="")
     return 0

@@ -1,0 +1,325 @@
+"""The checks the station runs at start that need no hardware, shared by `config check` and start-up.
+
+Why one module: a setting that is only found wrong later (a reference file that is not there, a
+recipe that inspects nothing, a model package whose hash does not match) stops a line hours after
+`config check` said OK. Everything that can be known from the file, the disk and the model package
+is checked here, and the same functions decide READY at station start and at a recipe switch.
+Hardware (camera, PLC, database server) is left to the station, which reports it as NOT READY.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+
+from .config import AravisCamera, GenicamCamera, OpenCVCamera, Recipe, ReplayCamera, StationConfig
+from .decision import RecipeError, RecipeRules
+from .detect.base import ModelError
+from .health import Health
+from .roi import check_roi
+
+log = logging.getLogger(__name__)
+
+#: Reasons the start check gives the `recipe` health component start with this, so a later good
+#: recipe switch clears exactly that fault (and not, say, the editor's ENGINEER_EDITING).
+RECIPE_FAULT = "cannot run"
+
+
+@dataclass
+class CheckReport:
+    problems: list[str] = field(default_factory=list)
+    """Each names the key (`recipes.<name>.roi: ...`); any problem makes `config check` fail."""
+    warnings: list[str] = field(default_factory=list)
+    """Allowed but rarely intended (a recipe inspecting less than half of the board)."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def recipe_key(recipe: Recipe) -> str:
+    return f"recipes.{recipe.name}"
+
+
+# ------------------------------------------------------------------ board size without a reference
+def camera_frame_size(cfg: StationConfig) -> tuple[int, int] | None:
+    """(width, height) of the frames the configured camera delivers, where that is known without it."""
+    cam = cfg.camera
+    if isinstance(cam, ReplayCamera):
+        if cam.path is None:
+            from .synth import write_boards
+
+            size = inspect.signature(write_boards).parameters["size"].default
+            return (int(size), int(size))
+        return _replay_size(Path(cam.path))
+    if isinstance(cam, AravisCamera) and cam.roi.width and cam.roi.height:
+        return (cam.roi.width, cam.roi.height)
+    if isinstance(cam, OpenCVCamera) and cam.width and cam.height:
+        return (cam.width, cam.height)
+    return None
+
+
+def _replay_size(path: Path) -> tuple[int, int] | None:
+    from .capture.replay import VIDEO_EXTS, list_board_images
+
+    if path.is_dir():
+        files = list_board_images(path)
+        img = cv2.imread(str(files[0]), cv2.IMREAD_UNCHANGED) if files else None
+        return (img.shape[1], img.shape[0]) if img is not None else None
+    if path.suffix.lower() in VIDEO_EXTS and path.is_file():
+        cap = cv2.VideoCapture(str(path))
+        try:
+            w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        finally:
+            cap.release()
+        return (w, h) if w and h else None
+    return None
+
+
+# ------------------------------------------------------------------ golden references
+def detector_needs_reference(cfg: StationConfig) -> bool | None:
+    """Whether the configured model takes the golden reference; None when its package cannot be read
+    (the model check reports that)."""
+    if cfg.detector.engine == "classical":
+        return True
+    from .detect.package import read_meta
+
+    try:
+        return read_meta(cfg.detector.model).needs_reference
+    except ModelError:
+        return None
+
+
+def camera_reference_gap(cfg: StationConfig) -> str | None:
+    """None when every board the camera delivers carries its own reference, else why not.
+
+    Only replay sources do: the generated demo boards, and folders in the `<id>_test` /
+    `<id>_temp` layout. A live camera delivers the board alone.
+    """
+    cam = cfg.camera
+    if isinstance(cam, ReplayCamera):
+        if cam.path is None:
+            return None
+        path = Path(cam.path)
+        if path.is_dir():
+            from .capture.replay import list_board_images, reference_for
+
+            files = list_board_images(path)
+            missing = [p for p in files if reference_for(p) is None]
+            if files and not missing:
+                return None
+            if files:
+                return (
+                    f"{len(missing)} of {len(files)} boards in camera.path {path} have no <id>_temp reference "
+                    f"beside them (first: {missing[0].name})"
+                )
+            return f"camera.path {path} holds no board images"
+        return f"camera.path {path} is a video, whose frames carry no reference"
+    return f"the {cam.type} camera delivers boards without a reference"
+
+
+def reference_problem(cfg: StationConfig, recipe: Recipe, needs_reference: bool | None) -> str | None:
+    """Why `recipe` cannot run on this model for want of a golden reference, or None."""
+    if not needs_reference or recipe.reference is not None:
+        return None
+    gap = camera_reference_gap(cfg)
+    if gap is None:
+        return None
+    model = "the classical engine" if cfg.detector.engine == "classical" else f"model {cfg.detector.model.name}"
+    return (
+        f"{recipe_key(recipe)}.reference: not set, but {model} compares every board with a golden reference "
+        f'and {gap}; set reference = "golden.png"'
+    )
+
+
+# ------------------------------------------------------------------ recipes
+def compile_recipe(
+    cfg: StationConfig, recipe: Recipe, *, needs_reference: bool | None, mm_per_px: float | None = None
+) -> RecipeRules:
+    """Compile `recipe` as the station runs it, or raise RecipeError naming the key and the reason.
+
+    Checks the reference and mask files, the ROI against the board (the reference, or the camera's
+    frame size when the recipe has none) and the golden reference the model needs.
+    """
+    rules = RecipeRules(recipe, mm_per_px=mm_per_px, board_size=camera_frame_size(cfg))
+    return checked_rules(cfg, recipe, rules, needs_reference)
+
+
+def checked_rules(cfg: StationConfig, recipe: Recipe, rules: RecipeRules, needs_reference: bool | None) -> RecipeRules:
+    """`rules` (compiled elsewhere, e.g. with the calibrated scale) after the checks that need the
+    station's configuration: the ROI against the camera's frame when the recipe has no reference, and
+    the golden reference the model needs. Raises RecipeError naming the key."""
+    size = camera_frame_size(cfg) if rules.reference is None else None
+    roi = getattr(rules, "roi", None)
+    if size is not None and (recipe.roi or recipe.roi_mask) and (roi is None or roi.board_size != size):
+        rep = check_roi(
+            recipe.roi, rules.mask, size, scale_mask=recipe.roi_mask_scale, min_fraction=recipe.min_roi_fraction
+        )
+        if not rep.ok:
+            raise RecipeError(f"recipe {recipe.name!r}: " + "; ".join(rep.messages()))
+        rules.mask, rules.roi = rep.mask, rep
+    problem = reference_problem(cfg, recipe, needs_reference)
+    if problem:
+        raise RecipeError(problem)
+    return rules
+
+
+def running_needs_reference(cfg: StationConfig, pipeline: object) -> bool | None:
+    """As `detector_needs_reference`, from the loaded model when the pipeline has one."""
+    info = getattr(pipeline, "detector_info", None)
+    if info is not None:
+        return bool(info.needs_reference)
+    return detector_needs_reference(cfg)
+
+
+def coverage_warning(recipe: Recipe, rules: RecipeRules) -> str | None:
+    roi = getattr(rules, "roi", None)
+    if roi is None or not roi.excludes_most:
+        return None
+    return (
+        f"{recipe_key(recipe)}: the ROI inspects only {roi.coverage:.0%} of the board; defects elsewhere are "
+        "ignored (PASS)"
+    )
+
+
+def check_recipe(cfg: StationConfig, recipe: Recipe, needs_reference: bool | None, report: CheckReport) -> None:
+    # The mm-per-pixel scale lives in the records database (calibration); its absence is a start-up
+    # matter of that database, so the recipe is checked here without min_defect_mm.
+    plain = recipe.model_copy(update={"min_defect_mm": None})
+    try:
+        rules = compile_recipe(cfg, plain, needs_reference=needs_reference)
+    except RecipeError as exc:
+        report.problems.append(_keyed(recipe, str(exc)))
+        return
+    warning = coverage_warning(recipe, rules)
+    if warning:
+        report.warnings.append(warning)
+
+
+def _keyed(recipe: Recipe, message: str) -> str:
+    """`recipe 'x': roi: ...` -> `recipes.x.roi: ...`; messages that already name a key are kept."""
+    prefix = f"recipe {recipe.name!r}: "
+    if message.startswith(recipe_key(recipe)):
+        return message
+    if message.startswith(prefix):
+        parts = [p for p in message[len(prefix) :].split("; ") if p]
+        return "; ".join(f"{recipe_key(recipe)}.{p}" for p in parts)
+    if "reference image" in message:
+        return f"{recipe_key(recipe)}.reference: {message}"
+    if "ROI mask" in message:
+        return f"{recipe_key(recipe)}.roi_mask: {message}"
+    return f"{recipe_key(recipe)}: {message}"
+
+
+# ------------------------------------------------------------------ the whole file
+def check_model(cfg: StationConfig, report: CheckReport) -> None:
+    """The model package: sidecar, hash, labels, signature, and that LiteRT accepts it on the CPU."""
+    det = cfg.detector
+    if det.engine != "litert":
+        return
+    from .signing import verify_model
+
+    try:
+        if det.trusted_keys:
+            verify_model(det.model, det.trusted_keys)
+        from .detect.litert import LiteRTDetector
+
+        probe = LiteRTDetector(det.model, delegate="cpu", threads=1)
+        try:
+            probe.load()
+        finally:
+            close = getattr(probe, "close", None)
+            if close:
+                close()
+    except ModelError as exc:
+        report.problems.append(f"detector.model: {exc}")
+    except Exception as exc:  # the runtime refusing the graph is a model problem too, not a crash
+        report.problems.append(f"detector.model: {det.model}: LiteRT cannot load it ({type(exc).__name__}: {exc})")
+
+
+def check_files(cfg: StationConfig, report: CheckReport) -> None:
+    cam = cfg.camera
+    if isinstance(cam, ReplayCamera) and cam.path is not None and not Path(cam.path).exists():
+        report.problems.append(f"camera.path: {cam.path} does not exist")
+    if isinstance(cam, GenicamCamera) and not Path(cam.cti).is_file():
+        report.problems.append(f"camera.cti: GenTL producer {cam.cti} does not exist")
+    for i, key in enumerate(cfg.detector.trusted_keys):
+        from .signing import SignatureError, load_public_key
+
+        try:
+            load_public_key(key)
+        except SignatureError as exc:
+            report.problems.append(f"detector.trusted_keys.{i}: {exc}")
+    listen = cfg.metrics.listen
+    if listen is not None:
+        host, sep, port = listen.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            report.problems.append(f"metrics.listen: {listen!r} is not HOST:PORT")
+        else:
+            from .config import check_host
+
+            try:
+                check_host(host.strip("[]"), "the host")
+            except ValueError as exc:
+                report.problems.append(f"metrics.listen: {exc} (got {listen!r})")
+
+
+def check_config(cfg: StationConfig, *, model: bool = True) -> CheckReport:
+    """Every start check that needs no hardware; `config check` fails on any problem."""
+    report = CheckReport()
+    check_files(cfg, report)
+    if model:
+        check_model(cfg, report)
+    needs = detector_needs_reference(cfg)
+    for recipe in cfg.recipes:
+        check_recipe(cfg, recipe, needs, report)
+    return report
+
+
+# ------------------------------------------------------------------ station start and switches
+def start_recipe(cfg: StationConfig, recipe: Recipe, health: Health, compile_rules) -> RecipeRules:
+    """The rules the station starts with: the recipe compiled, or, when it cannot run, rules that
+    reject every board with the reason while the `recipe` component keeps the station NOT READY."""
+    try:
+        rules = compile_rules(recipe)
+    except RecipeError as exc:
+        reason = f"{RECIPE_FAULT}: {exc}"
+        log.error("recipe %s %s", recipe.name, reason)
+        health.fail("recipe", reason)
+        return RefusedRecipe(recipe, reason)
+    health.ok("recipe", recipe.name)
+    return rules
+
+
+def clear_recipe_fault(health: Health, name: str) -> None:
+    """A recipe that compiled was applied: drop the start check's fault (only that one)."""
+    state = health.get("recipe")
+    if state is not None and not state.ok and state.reason.startswith(RECIPE_FAULT):
+        health.ok("recipe", name)
+
+
+class RefusedRecipe(RecipeRules):
+    """Stands in for a recipe that cannot run: every board is a REJECT naming why (fail safe)."""
+
+    def __init__(self, recipe: Recipe, reason: str):  # noqa: D107 - nothing is loaded
+        self.recipe = recipe
+        self.name = recipe.name
+        self.thresholds = {}
+        self.min_px = recipe.min_defect_px
+        self.reference = None
+        self.mask = None
+        self.polygon = None
+        self.roi = None
+        self.severity = ()
+        self.reason = reason
+        self.refused = True
+
+    def thresholds_for(self, defaults: dict[int, float]) -> dict[int, float]:
+        raise RecipeError(f"recipe {self.name!r} {self.reason}")
+
+    def decide(self, detections, defaults, *_args, **_kw):
+        raise RecipeError(f"recipe {self.name!r} {self.reason}")
