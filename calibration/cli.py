@@ -138,7 +138,7 @@ def _guard(fn):
     def run(args: argparse.Namespace) -> int:
         try:
             return fn(args)
-        except CalibrationError as exc:
+        except (CalibrationError, RegistrationError) as exc:
             raise CommandError(str(exc)) from None
 
     return run

@@ -5,11 +5,11 @@ pieces. `inspector.station.build_station` calls `attach(cfg, station)` after the
 storage exist and before anything starts. Per `[calibration]` and per what is stored in the records
 database (`calibration.store`), it
 - wraps the camera in `UndistortingCamera` (active intrinsics, `undistort = true`);
-- sets the pipeline's registrar (`register = true`; needs no stored calibration, only references);
+- exposes the pipeline's registrar (registration is the inspection core's and always on);
 - compiles the recipe with the stored mm per pixel, so `min_defect_mm` works;
 - adds an optics monitor as a result sink, per recipe with a stored reference baseline
   (`optics_monitor = true`), reporting into health component `calibration`.
-With nothing stored and registration off the station is exactly as without this package.
+With nothing stored the station is exactly as without this package.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from inspector.storage.db import sqlite_path
 
 from .errors import CalibrationError
 from .health import COMPONENT, OpticsLimits, OpticsMonitor, OpticsSample
-from .registration import BoardRegistrar, RegistrationSettings
+from .registration import BoardRegistrar
 from .store import INTRINSICS, SCALE, CalibrationStore, reference_kind
 from .undistort import Undistorter, UndistortingCamera
 
@@ -216,19 +216,9 @@ def attach(cfg: StationConfig, station: Any) -> StationCalibration:
         # build_station compiled the recipe without a scale; raises RecipeError when min_defect_mm has none
         pipeline.rules = result.rules_for(cfg.recipe())
 
-    if c.registration:
-        settings = RegistrationSettings(
-            motion=c.motion,
-            min_quality=c.min_quality,
-            max_shift_px=c.max_shift_px,
-            max_rotation_deg=c.max_rotation_deg,
-            max_scale_change=c.max_scale_change,
-            full_resolution=c.full_resolution,
-        )
-        result.registrar = BoardRegistrar(settings)
-        pipeline.registrar = result.registrar
-        health.ok("registration", f"{c.motion}, min quality {c.min_quality:.2f}")
-        result.active.append(f"registration ({c.motion}, min quality {c.min_quality:.2f})")
+    # Registration is the inspection core's (build_station gives every pipeline a registrar); kept
+    # here so the calibration tools and the UI see the pose it found.
+    result.registrar = pipeline.registrar if isinstance(pipeline.registrar, BoardRegistrar) else None
 
     if stored.baselines:
         baselines = {}
@@ -248,5 +238,5 @@ def attach(cfg: StationConfig, station: Any) -> StationCalibration:
 
     if result.active and not failed and result.optics is None:
         health.ok(COMPONENT, result.summary())
-    log.info("calibration: %s", result.summary() if result.active else "none active (nothing stored, registration off)")
+    log.info("calibration: %s", result.summary() if result.active else "none active (nothing stored)")
     return result

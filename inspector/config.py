@@ -394,9 +394,10 @@ class CalibrationSection(_Model):
         True, description="Undistort every frame with the active intrinsics calibration (when one is stored)."
     )
     registration: bool = Field(
-        False,
-        description="Align the recipe's reference onto every capture before inspection (turn on for a real line; "
-        "off for the demo, whose boards each come with a pixel-aligned reference).",
+        True,
+        description="Kept so older station files load: every board is registered to its reference whenever one is "
+        "used (a board 2 px off in the fixture otherwise turns trace edges into defects); false is ignored with a "
+        "warning.",
     )
     motion: Literal["translation", "euclidean", "affine", "homography"] = Field(
         "affine", description="Registration transform; affine covers shift, rotation, scale and slight shear."

@@ -91,8 +91,16 @@ class RecipeRules:
         out.update(self.thresholds)
         return out
 
-    def _inside(self, d: Detection) -> bool:
+    def _inside(self, d: Detection, to_board: np.ndarray | None = None) -> bool:
+        """Whether the defect's centre lies in the ROI, which is drawn on the reference (board pixels).
+
+        Boxes come in frame pixels; `to_board` (3x3, frame -> board, from registration) moves the
+        centre onto the board first, so the ROI follows a board that sits off-centre in the fixture.
+        """
         cx, cy = (d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2
+        if to_board is not None:
+            x, y, z = to_board @ (cx, cy, 1.0)
+            cx, cy = x / z, y / z
         if self.polygon is not None and cv2.pointPolygonTest(self.polygon, (float(cx), float(cy)), False) < 0:
             return False
         if self.mask is not None:
@@ -102,12 +110,17 @@ class RecipeRules:
                 return False
         return True
 
-    def decide(self, detections: list[Detection], defaults: dict[int, float]) -> Decision:
+    def decide(
+        self, detections: list[Detection], defaults: dict[int, float], to_board: np.ndarray | None = None
+    ) -> Decision:
+        """PASS / REJECT for detections in frame pixels; `to_board` maps frame to board pixels for the ROI."""
         thr = self.thresholds_for(defaults)
         kept = [
             d
             for d in detections
-            if d.score >= thr.get(d.class_id, 0.5) and max(d.width, d.height) >= self.min_px and self._inside(d)
+            if d.score >= thr.get(d.class_id, 0.5)
+            and max(d.width, d.height) >= self.min_px
+            and self._inside(d, to_board)
         ]
         verdict = Verdict.PASS if len(kept) <= self.recipe.max_defects_pass else Verdict.REJECT
         return Decision(verdict, kept, len(detections) - len(kept))

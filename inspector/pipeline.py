@@ -28,6 +28,8 @@ from .decision import RecipeRules, to_gray8
 from .detect.base import Detector, DetectorInfo, ModelError
 from .domain import Frame, InspectionResult, TriggerRequest
 from .health import Health
+from .inspection import Registrar, inspect_board
+from .registration import UNREGISTERED, BoardRegistrar
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +39,6 @@ class ResultSink(Protocol):
 
     def submit(self, result: InspectionResult) -> None:
         """Take the result and return at once (queue it); never block the inference thread."""
-
-
-class Registrar(Protocol):
-    """Aligns the recipe's reference to a capture (calibration package implements it)."""
-
-    def register(self, image: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, float]:
-        """Reference warped onto `image`, and a quality score 0..1; raises on failure."""
 
 
 class LatestFrameSlot:
@@ -156,8 +151,6 @@ STALL_PERIODS = 4.0
 MIN_STALL_S = 0.25
 #: In triggered mode, how often an idle camera is asked whether it is still there.
 IDLE_CHECK_S = 2.0
-#: Reason prefix of a board the registrar could not align to its reference (REJECT, health "registration").
-UNREGISTERED = "board not registered to the reference"
 
 
 class Pipeline:
@@ -191,7 +184,9 @@ class Pipeline:
         self.stall_timeouts = stall_timeouts
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
-        self.registrar = registrar
+        # Registration is on whenever a reference is used: a board is never judged against a reference
+        # that does not lie over it. One registrar per pipeline (it keeps the last pose).
+        self.registrar: Registrar = registrar if registrar is not None else BoardRegistrar()
         self.keep_images = keep_images
 
         self.slot = LatestFrameSlot()
@@ -568,46 +563,38 @@ class Pipeline:
         common = dict(frame_id=frame.id, recipe=rules.name, trigger=ticket_req, captured_at=frame.timestamp)
         if info is None:
             return InspectionResult.failed("model not loaded", model_id="", **common)
+        timings: dict[str, float] = {"queue": (t0 - frame.timestamp) * 1000}
         try:
             image = to_gray8(frame.image, f"frame {frame.id}")
             reference = frame.meta.get("reference")
-            if reference is None:
-                reference = rules.reference
-            if info.needs_reference and reference is None:
-                return InspectionResult.failed("no reference image for this recipe", model_id=info.model_id, **common)
-            timings: dict[str, float] = {"queue": (t0 - frame.timestamp) * 1000}
-            if reference is not None and self.registrar is not None:
-                tr = time.monotonic()
-                try:
-                    reference, quality = self.registrar.register(image, reference)
-                except Exception as exc:  # calibration's RegistrationError (not imported here): REJECT with why
-                    why = str(exc) or type(exc).__name__
-                    if not why.startswith(UNREGISTERED):
-                        why = f"{UNREGISTERED}: {why}"
-                    log.warning("frame %d: %s", frame.id, why)
-                    self._board_fault("registration", why)
-                    return InspectionResult.failed(why, model_id=info.model_id, **common)
-                timings["register"] = (time.monotonic() - tr) * 1000
-                self._board_ok("registration", f"quality {quality:.2f}")
-            detections = self._detector.detect(image, reference, rules.thresholds_for(info.default_thresholds))
-            timings.update(getattr(self._detector, "last_timings", {}) or {})
-            decision = rules.decide(detections, info.default_thresholds)
+            board = inspect_board(image, reference, rules, self._detector, self.registrar)
         except Exception as exc:
             log.exception("inspection of frame %d failed", frame.id)
             self._board_fault("pipeline", f"inspection failed: {exc}")
             return InspectionResult.failed(f"inspection failed: {exc}", model_id=info.model_id, **common)
+        timings.update(board.timings_ms)
+        if not board.inspected:
+            why = board.reason or "not inspected"
+            if why.startswith(UNREGISTERED):
+                log.warning("frame %d: %s", frame.id, why)
+                self._board_fault("registration", why)
+            return InspectionResult.failed(why, model_id=info.model_id, timings_ms=timings, **common)
+        if board.registration is not None:
+            self._board_ok("registration", f"quality {board.registration.quality:.2f}")
         self._board_ok("pipeline")
         timings["inspect"] = (time.monotonic() - t0) * 1000
         timings["total"] = (time.monotonic() - frame.timestamp) * 1000
+        reference = board.reference
         return InspectionResult(
             frame_id=frame.id,
             recipe=rules.name,
-            verdict=decision.verdict,
-            detections=decision.kept,
+            verdict=board.verdict,
+            detections=board.detections,
             timings_ms=timings,
             model_id=info.model_id,
             board_serial=ticket_req.serial,
             part_seq=ticket_req.part_seq,
+            reason=board.reason,
             captured_at=frame.timestamp,
             image=frame.image if self.keep_images else None,
             reference=reference if self.keep_images and isinstance(reference, np.ndarray) else None,

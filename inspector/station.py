@@ -21,6 +21,7 @@ from .config import Recipe, ReplayCamera, StationConfig
 from .decision import RecipeRules
 from .health import Health
 from .pipeline import Pipeline, ResultSink
+from .registration import BoardRegistrar, settings_from_config
 from .startcheck import (
     camera_frame_size,
     checked_rules,
@@ -155,7 +156,13 @@ def build_station(
         stall_timeouts=cfg.supervisor.stall_timeouts,
         backoff_initial_s=cfg.supervisor.backoff_initial_s,
         backoff_max_s=cfg.supervisor.backoff_max_s,
+        registrar=BoardRegistrar(settings_from_config(cfg.calibration)),
     )
+    if not cfg.calibration.registration:
+        log.warning(
+            "calibration.registration = false is ignored: boards are always registered to their reference "
+            "(remove the line from the station file)"
+        )
     station = Station(cfg, health, pipeline)
     if with_storage:
         station.recorder = _attach_storage(cfg, health, pipeline)

@@ -148,21 +148,25 @@ def test_free_run_drops_are_counted_and_model_failure_rejects(demo_boards):
 def test_three_failed_boards_in_a_row_drop_ready_until_cleared(demo_boards, tmp_path):
     import shutil
 
-    import cv2
-
     from inspector.health import ERROR_CODES
 
-    # Boards without their own reference, and a recipe reference of the wrong size: the detector
-    # really fails on every board (ValueError), which is a systematic fault, not a bad board.
+    # Good boards with their references, registered, but a detector that fails on every board
+    # (ValueError): a systematic fault, not a bad board.
     boards = tmp_path / "boards"
     boards.mkdir()
-    for f in sorted(demo_boards.glob("*_test.png"))[:6]:
-        shutil.copy(f, boards / f.name.replace("_test", ""))
-    ref = tmp_path / "ref.png"
-    cv2.imwrite(str(ref), np.zeros((100, 100), np.uint8))
+    for f in sorted(demo_boards.glob("*.png"))[:12]:
+        shutil.copy(f, boards / f.name)
+
+    class Broken(DifferenceDetector):
+        def warm_up(self, runs: int = 1) -> None:
+            return 0.0  # loads fine; fails on the boards
+
+        def detect(self, image, reference=None, thresholds=None):
+            raise ValueError(f"cannot process a {image.shape} board")
+
     cam = ReplayCameraSource(ReplayCamera(path=boards, fps=None, trigger="software"))
     health = Health()
-    p = Pipeline(cam, DifferenceDetector(), RecipeRules(Recipe(reference=ref)), health, [ListSink()], triggered=True)
+    p = Pipeline(cam, Broken(), RecipeRules(Recipe()), health, [ListSink()], triggered=True)
     p.start()
     try:
         results = []

@@ -64,10 +64,18 @@ def run(args: argparse.Namespace) -> int:
                 archive,
                 max_age_days=st.retention_days,
                 min_free_mb=st.min_free_mb,
+                min_age_days=st.retention_min_days,
                 batch=st.retention_batch,
                 sync_state=_sync_state_path(db.url),
             ).run()
-            print(f"deleted {rep.deleted} inspections and {rep.files_deleted} files; {rep.free_mb:.0f} MB free")
+            print(
+                f"deleted {rep.deleted} inspections and {rep.files_deleted} files"
+                + (f" (the images of {rep.stripped} more, rows kept)" if rep.stripped else "")
+                + f"; {rep.free_mb:.0f} MB free"
+            )
+            if rep.low_disk:
+                print(f"still below the disk floor: {rep.message}", file=sys.stderr)
+                return 1
             return 0
         rep = check_archive(db, archive, repair=args.repair, grace_s=args.grace)
         for line in rep.lines():

@@ -4,6 +4,13 @@ Retention deletes the oldest inspections in batches: rows first (one transaction
 That order means a crash in between leaves only unreferenced files, which `check_archive` finds and
 removes; a row never points at a deleted file. The recorder runs `run_batch` in its own writer
 thread, between result batches, so deletion never races the inserts and never stalls inference.
+
+Below the free-disk floor, retention frees space without giving up records the plant may still
+need: a disk filled by something else must not erase the boards the PLC acknowledged seconds ago.
+So it only touches inspections older than `min_age_days` (and, with plant sync, confirmed by the
+plant), and it takes their images (full image, thumbnail, crops, an unused reference) first, keeping
+the rows; image-less rows go only when no eligible inspection has a file left. If that does not
+free enough, the station stays NOT READY (the writer reports the disk) until someone makes room.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, or_, select, text, update
 
 from .archive import Archive, file_of
 from .db import Database
@@ -31,6 +38,8 @@ PATH_COLUMNS = ("image_path", "thumb_path", "reference_path")
 class RetentionReport:
     deleted: int = 0
     files_deleted: int = 0
+    stripped: int = 0
+    """Inspections whose files were deleted (rows kept) to get above the disk floor."""
     more: bool = False
     low_disk: bool = False
     free_mb: float | None = None
@@ -38,6 +47,7 @@ class RetentionReport:
 
 
 def free_mb(folder: Path) -> float:
+    """Free space (MiB) of the filesystem holding `folder` (or its nearest existing parent)."""
     probe = Path(folder)
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
@@ -62,11 +72,13 @@ class RetentionPolicy:
         *,
         max_age_days: float | None,
         min_free_mb: int = 0,
+        min_age_days: float = 7.0,
         batch: int = 500,
         archive: Archive | None = None,
         sync_state: Path | None = None,
     ):
-        """`sync_state`: the plant-sync state file of this database (inspector.sync). When it exists,
+        """`min_age_days`: below the disk floor, nothing younger than this is touched (images or rows).
+        `sync_state`: the plant-sync state file of this database (inspector.sync). When it exists,
         sync is in use and only inspections the plant has confirmed may be deleted, even below the
         disk floor: a station that cannot reach the plant fills its disk and goes NOT READY rather
         than lose records the plant never received."""
@@ -75,6 +87,7 @@ class RetentionPolicy:
         self.root = Path(archive_dir)
         self.max_age_days = max_age_days
         self.min_free_mb = min_free_mb
+        self.min_age_days = min_age_days
         self.batch = batch
         self.archive = archive
 
@@ -87,35 +100,92 @@ class RetentionPolicy:
         return synced_through(self.db.url, self.sync_state)
 
     def run_batch(self, now: datetime | None = None) -> RetentionReport:
-        """Delete at most one batch of the oldest expired (or, below the disk floor, oldest) inspections."""
+        """One batch: expired inspections first; below the disk floor then the files of old ones, then old rows."""
         now = now or datetime.now(UTC)
         rep = RetentionReport()
         rep.free_mb = free_mb(self.root)
         rep.low_disk = self.min_free_mb > 0 and rep.free_mb < self.min_free_mb
-        q = select(Inspection.id, Inspection.image_path, Inspection.thumb_path, Inspection.reference_path)
-        if not rep.low_disk:
-            if self.max_age_days is None:
-                return rep
-            q = q.where(Inspection.created_at < now - timedelta(days=self.max_age_days))
         confirmed = self.plant_confirmed()
+        base = select(Inspection.id, Inspection.image_path, Inspection.thumb_path, Inspection.reference_path)
         if confirmed is not None:
-            q = q.where(Inspection.id <= confirmed)
-        q = q.order_by(Inspection.created_at, Inspection.id).limit(self.batch)
+            base = base.where(Inspection.id <= confirmed)
+        base = base.order_by(Inspection.created_at, Inspection.id).limit(self.batch)
+        if self.max_age_days is not None:
+            expired = base.where(Inspection.created_at < now - timedelta(days=self.max_age_days))
+            if self._delete_rows(expired, rep):
+                return rep
+        if not rep.low_disk:
+            return rep
+        old_enough = base.where(Inspection.created_at < now - timedelta(days=self.min_age_days))
+        if self._strip_files(old_enough, rep) or self._delete_rows(old_enough, rep):
+            return rep
+        rep.message = (
+            f"{rep.free_mb:.0f} MB free < {self.min_free_mb} MB floor and nothing left that retention may delete: "
+            f"records younger than {self.min_age_days:g} days are kept"
+            + (", and so are those not yet confirmed by the plant database" if confirmed is not None else "")
+            + "; free space on the data volume"
+        )
+        return rep
+
+    def _delete_rows(self, q, rep: RetentionReport) -> bool:
+        """Delete the inspections `q` selects (rows, then their files); False when it selects none."""
         with self.db.session() as s, s.begin():
             rows = s.execute(q).all()
             if not rows:
-                if rep.low_disk:
-                    rep.message = (
-                        f"{rep.free_mb:.0f} MB free < {self.min_free_mb} MB floor and no records left to delete"
-                        + (" (the rest are not yet confirmed by the plant database)" if confirmed is not None else "")
-                    )
-                return rep
+                return False
             ids = [r.id for r in rows]
             crops = list(s.scalars(select(Defect.crop_path).where(Defect.inspection_id.in_(ids))))
             s.execute(delete(Review).where(Review.inspection_id.in_(ids)))
             s.execute(delete(Defect).where(Defect.inspection_id.in_(ids)))
             s.execute(delete(Inspection).where(Inspection.id.in_(ids)))
         # Committed: now the files. A crash here leaves orphans for `check_archive`, never dangling rows.
+        n = self._unlink_files(rows, crops)
+        rep.deleted, rep.files_deleted = len(rows), n
+        rep.more = len(rows) == self.batch
+        rep.message = f"deleted {len(rows)} inspections and {n} files" + (
+            " (below the disk floor)" if rep.low_disk else ""
+        )
+        log.info("retention: %s", rep.message)
+        return True
+
+    def _strip_files(self, q, rep: RetentionReport) -> bool:
+        """Delete the files of the oldest inspections `q` selects that still have any, keeping their rows.
+
+        Paths are cleared (and `archive_error` says why) in one transaction before the files go, so a
+        crash in between leaves orphans for `check_archive`, never a row naming a missing file.
+        """
+        has_crop = select(Defect.id).where(Defect.inspection_id == Inspection.id, Defect.crop_path.isnot(None)).exists()
+        q = q.where(
+            or_(
+                Inspection.image_path.isnot(None),
+                Inspection.thumb_path.isnot(None),
+                Inspection.reference_path.isnot(None),
+                has_crop,
+            )
+        )
+        note = f"images deleted by retention: disk below the {self.min_free_mb} MB floor"
+        with self.db.session() as s, s.begin():
+            rows = s.execute(q).all()
+            if not rows:
+                return False
+            ids = [r.id for r in rows]
+            crops = list(
+                s.scalars(select(Defect.crop_path).where(Defect.inspection_id.in_(ids), Defect.crop_path.isnot(None)))
+            )
+            s.execute(update(Defect).where(Defect.inspection_id.in_(ids)).values(crop_path=None))
+            s.execute(
+                update(Inspection)
+                .where(Inspection.id.in_(ids))
+                .values(image_path=None, thumb_path=None, reference_path=None, archive_error=note)
+            )
+        n = self._unlink_files(rows, crops)
+        rep.stripped, rep.files_deleted = len(rows), n
+        rep.more = len(rows) == self.batch
+        rep.message = f"deleted the files of {len(rows)} inspections ({n} files), rows kept (below the disk floor)"
+        log.warning("retention: %s", rep.message)
+        return True
+
+    def _unlink_files(self, rows, crops: list[str | None]) -> int:
         n = 0
         for r in rows:
             n += _unlink(self.root, r.image_path) + _unlink(self.root, r.thumb_path)
@@ -133,13 +203,7 @@ class RetentionPolicy:
             {Path(p).parent for r in rows for p in (r.image_path, r.thumb_path) if p}
             | {Path(c).parent for c in crops if c}
         )
-        rep.deleted, rep.files_deleted = len(rows), n
-        rep.more = len(rows) == self.batch
-        rep.message = f"deleted {len(rows)} inspections and {n} files" + (
-            " (below the disk floor)" if rep.low_disk else ""
-        )
-        log.info("retention: %s", rep.message)
-        return rep
+        return n
 
     def run(self, now: datetime | None = None, max_batches: int = 1_000_000) -> RetentionReport:
         total = RetentionReport()
@@ -147,8 +211,10 @@ class RetentionPolicy:
             rep = self.run_batch(now)
             total.deleted += rep.deleted
             total.files_deleted += rep.files_deleted
+            total.stripped += rep.stripped
             total.low_disk, total.free_mb, total.message = rep.low_disk, rep.free_mb, rep.message
-            if not rep.more:
+            # Below the floor a short batch of images is followed by old rows, if space is still short.
+            if not (rep.more or (rep.low_disk and (rep.deleted or rep.stripped))):
                 break
         return total
 

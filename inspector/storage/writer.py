@@ -65,6 +65,8 @@ class RecorderSettings:
     fsync_images: bool = False
     retention_days: float | None = 30.0
     min_free_mb: int = 500
+    retention_min_days: float = 7.0
+    disk_check_s: float = 5.0
     retention_interval_s: float = 60.0
     retention_batch: int = 500
     encoder_threads: int = 2
@@ -89,6 +91,7 @@ class RecorderSettings:
             fsync_images=st.fsync_images,
             retention_days=st.retention_days,
             min_free_mb=st.min_free_mb,
+            retention_min_days=st.retention_min_days,
             retention_interval_s=st.retention_interval_s,
             retention_batch=st.retention_batch,
             recipes=[r.model_dump(mode="json") for r in cfg.recipes],
@@ -182,6 +185,7 @@ class Recorder:
         self._pass_count = 0
         self._db_error: str | None = None
         self._next_retention = 0.0
+        self._next_disk_check = 0.0
         self._next_db_try = 0.0
         self._detail_at = 0.0  # when the database lamp's detail line was last refreshed
         self.retention: Any = None
@@ -331,6 +335,7 @@ class Recorder:
             if not batch and self.spool.batches() and time.monotonic() >= self._next_db_try:
                 self._replay_spool()
             if not stopping:
+                self._disk_tick()
                 self._retention_tick()
                 if not batch:
                     self._refresh_detail()
@@ -362,6 +367,7 @@ class Recorder:
                 s.archive_dir,
                 max_age_days=s.retention_days,
                 min_free_mb=s.min_free_mb,
+                min_age_days=s.retention_min_days,
                 batch=s.retention_batch,
                 archive=self.archive,
                 sync_state=_sync_state_path(s.database_url),
@@ -638,7 +644,40 @@ class Recorder:
             if defects:
                 s.execute(insert(Defect), defects)
 
-    # ------------------------------------------------------------------ retention
+    # ------------------------------------------------------------------ free space and retention
+    def _disk_tick(self) -> None:
+        """Probe free space every `disk_check_s`: below `min_free_mb` the station goes NOT READY at once.
+
+        Why here and not only in the retention pass: that runs once a `retention_interval_s`, and a
+        disk filled by something else must stop the line before the records and the spool have no
+        room left. Low disk also brings the next retention pass forward.
+        """
+        floor = self.settings.min_free_mb
+        now = time.monotonic()
+        if floor <= 0 or now < self._next_disk_check:
+            return
+        self._next_disk_check = now + self.settings.disk_check_s
+        from . import retention
+
+        try:
+            free = retention.free_mb(self.settings.archive_dir)
+        except OSError as exc:
+            self.health.fail("disk", f"cannot read free space of {self.settings.archive_dir}: {describe_os_error(exc)}")
+            return
+        self._disk_state(free)
+        if free < floor:
+            self._next_retention = min(self._next_retention, now)
+
+    def _disk_state(self, free: float, message: str = "") -> None:
+        floor = self.settings.min_free_mb
+        h = self.health.get("disk")
+        if floor > 0 and free < floor:
+            reason = message or f"{free:.0f} MB free < {floor} MB floor (storage.min_free_mb): line stopped"
+            if h is None or h.ok or not h.reason.startswith("archive write failed") or message:
+                self.health.fail("disk", reason, f"{free:.0f} MB free")
+        elif h is None or not h.ok and not h.reason.startswith("archive write failed"):
+            self.health.ok("disk", f"{free / 1024:.1f} GB free")
+
     def _retention_tick(self) -> None:
         if self.retention is None or self.database is None or self._db_error:
             return
@@ -652,14 +691,16 @@ class Recorder:
             self._next_retention = now + self.settings.retention_interval_s
             return
         self.stats.retention_deleted += report.deleted
-        if report.low_disk and not report.more:
-            self.health.fail("disk", report.message)
-        elif report.free_mb is not None and not report.low_disk:
-            h = self.health.get("disk")
-            if h is None or not h.ok and not h.reason.startswith("archive write failed"):
-                self.health.ok("disk", f"{report.free_mb / 1024:.1f} GB free")
+        if report.free_mb is not None:
+            freed = report.deleted or report.stripped
+            self._disk_state(report.free_mb, "" if freed or not report.low_disk else report.message)
         # More to delete: come back after the next batch of results instead of waiting the full interval.
-        self._next_retention = now + (0.0 if report.more else self.settings.retention_interval_s)
+        # Below the floor, come back as soon as the last batch freed something (the next probe decides).
+        again = report.more or (report.low_disk and (report.deleted or report.stripped))
+        wait = self.settings.retention_interval_s
+        if report.low_disk:
+            wait = min(wait, self.settings.disk_check_s)
+        self._next_retention = now + (0.0 if again else wait)
 
 
 def _utc(ts: datetime) -> datetime:

@@ -70,16 +70,20 @@ def test_homography_model_recovers_a_perspective_tilt(board):
     assert float(np.linalg.norm((back - grid).reshape(-1, 2), axis=1).max()) < 0.5
 
 
-def test_register_returns_the_reference_warped_onto_the_capture(board):
-    registrar: Registrar = BoardRegistrar()  # satisfies the pipeline's protocol
+def test_register_returns_the_transform_and_both_warps_line_up(board):
+    registrar: Registrar = BoardRegistrar()  # satisfies the inspection's protocol
     img, _ = capture(board.image, 6.5, -3.25, 1.5, 1.0)
-    warped, quality = registrar.register(img, board.reference)
-    assert warped.shape == img.shape and warped.dtype == board.reference.dtype
+    reg = registrar.register(img, board.reference)
+    assert reg.matrix.shape == (3, 3) and 0.9 < reg.quality <= 1.0
     inner = (slice(60, -60), slice(60, -60))
     before = np.abs(img.astype(int) - board.reference.astype(int))[inner].mean()
-    after = np.abs(img.astype(int) - warped.astype(int))[inner].mean()
-    assert after < before / 4
-    assert 0.9 < quality <= 1.0
+    # the reference onto the capture (display) and the capture onto the reference (the detector's input)
+    warped_ref = reg.warp_reference(board.reference, img.shape)
+    assert warped_ref.shape == img.shape and warped_ref.dtype == board.reference.dtype
+    assert np.abs(img.astype(int) - warped_ref.astype(int))[inner].mean() < before / 4
+    on_board = reg.warp_to_reference(img, board.reference)
+    assert on_board.shape == board.reference.shape
+    assert np.abs(on_board.astype(int) - board.image.astype(int))[inner].mean() < before / 4
 
 
 def test_next_board_starts_from_the_last_pose(board):

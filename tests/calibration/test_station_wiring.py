@@ -25,6 +25,7 @@ from inspector.decision import RecipeError
 from inspector.domain import TriggerRequest, Verdict
 from inspector.health import ERROR_CODES
 from inspector.pipeline import UNREGISTERED
+from inspector.registration import BoardRegistrar
 from inspector.station import build_station
 from inspector.storage import open_database
 from inspector.synth import make_board, write_boards
@@ -150,7 +151,7 @@ def test_stored_calibrations_undistort_register_scale_and_watch_the_optics(tmp_p
     assert station.pipeline.registrar is cal.registrar is not None
     assert cal.optics in station.pipeline.sinks and cal.optics in station.parts
     assert cal.mm_per_px == MM_PER_PX and station.pipeline.rules.min_px == pytest.approx(0.5 / MM_PER_PX)
-    assert len(cal.active) == 4, cal.active
+    assert len(cal.active) == 3, cal.active  # undistortion, scale, optics (registration is always on)
     health = station.health
     station.start()
     run = Run(station)
@@ -215,8 +216,10 @@ def test_nothing_stored_runs_as_before(tmp_path, caplog):
     station = build_station(cfg, with_storage=False)
     assert not (tmp_path / "records.db").exists()  # no database created to look for calibrations
     cal = station.calibration
-    assert (cal.mm_per_px, cal.undistorter, cal.registrar, cal.optics, cal.active) == (None, None, None, None, [])
-    assert station.pipeline.registrar is None and station.health.get("calibration") is None
+    assert (cal.mm_per_px, cal.undistorter, cal.optics, cal.active) == (None, None, None, [])
+    # registration needs nothing stored: every station registers its boards
+    assert isinstance(station.pipeline.registrar, BoardRegistrar) and cal.registrar is station.pipeline.registrar
+    assert station.health.get("calibration") is None
     assert "calibration: none active" in caplog.text
     station.start()
     try:

@@ -48,18 +48,23 @@ def test_age_retention_deletes_rows_and_files(db_url, make_recorder, tmp_path):
     db.close()
 
 
-def test_disk_floor_deletes_oldest_first(sqlite_url, make_recorder, tmp_path):
+def test_disk_floor_with_no_age_floor_takes_images_then_rows_oldest_first(sqlite_url, make_recorder, tmp_path):
+    """With `min_age_days=0` every record may go below the floor, but images before rows, oldest first.
+
+    The defaults (never records younger than 7 days, never unsynced ones) are tested in test_disk_floor.py.
+    """
     now = datetime.now(UTC)
     rs = [make_result(i, when=now - timedelta(hours=10 - i)) for i in range(10)]
     db = _archived(sqlite_url, make_recorder, rs)
-    pol = RetentionPolicy(db, tmp_path / "archive", max_age_days=365, min_free_mb=10**9, batch=4)
+    pol = RetentionPolicy(db, tmp_path / "archive", max_age_days=365, min_free_mb=10**9, min_age_days=0, batch=4)
     rep = pol.run_batch()
-    assert rep.low_disk and rep.deleted == 4
-    assert {r.uid for r in history(db, limit=100).rows} == {r.uid for r in rs[4:]}
+    assert rep.low_disk and rep.stripped == 4 and rep.deleted == 0
+    assert count(db) == 10
+    assert [inspection_detail(db, r.uid).row.image_path is None for r in rs] == [True] * 4 + [False] * 6
     rep = pol.run()
     assert count(db) == 0
     rep = pol.run_batch()
-    assert rep.low_disk and "no records left" in rep.message
+    assert rep.low_disk and "nothing left that retention may delete" in rep.message
     db.close()
 
 

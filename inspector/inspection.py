@@ -1,0 +1,200 @@
+"""One board, one verdict: the inspection path every command and the station share.
+
+Why one function: `run`, `inspect`, `evaluate`, `bench` and the tests used to assemble detect +
+decide themselves, so the same board could get different verdicts depending on who looked at it.
+`inspect_board` is the only place that turns a frame into a verdict:
+
+    frame -> undistort -> register to the recipe's reference -> warp the frame into board pixels
+          -> detector.detect (the model's own input preparation runs inside) -> boxes back to frame
+          pixels -> decide (thresholds, size, ROI in board coordinates)
+
+Why the frame is warped onto the reference (and not the reference onto the frame): the model
+compares test and template at the same pixel positions, and this way its template input is always
+the recipe's golden image, untouched: the same pixels on every board (prepared once and cached by
+the detector), the same size whatever the camera's field of view, and board areas the camera does
+not see keep the reference's pixels, so a board sitting off-centre shows no edge "defect". The
+transform is kept: detections are reported in frame pixels (what the operator sees), and the ROI is
+tested in board coordinates (so it follows the board).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import cv2
+import numpy as np
+
+from .decision import RecipeRules
+from .detect.base import Detector
+from .domain import Detection, Verdict
+from .registration import UNREGISTERED, Registration, RegistrationError
+
+if TYPE_CHECKING:
+    from .board_serial import CodeReader, SerialCheck
+
+#: Below this corner displacement the frame is used as it is: resampling would only blur it, and the
+#: model was trained with up to 1 px of misregistration between board and template.
+NO_WARP_PX = 0.25
+
+#: The per-step timings every inspection reports (ms), in the order they run.
+STEPS = ("undistort", "register", "detect", "decide")
+
+
+class Registrar(Protocol):
+    """Aligns a capture to its reference (`inspector.registration.BoardRegistrar`)."""
+
+    def register(self, image: np.ndarray, reference: np.ndarray) -> Registration:
+        """Transform from capture to reference pixels and its quality; raises RegistrationError."""
+
+
+@dataclass(slots=True)
+class BoardInspection:
+    """The outcome for one board, in the terms of the frame the camera delivered."""
+
+    verdict: Verdict
+    detections: list[Detection]
+    """The defects that count for the recipe, boxes in frame pixels."""
+    found: list[Detection] = field(default_factory=list)
+    """Everything the detector returned (above its thresholds), boxes in frame pixels."""
+    ignored: int = 0
+    """Detections dropped by threshold, size or ROI."""
+    reason: str | None = None
+    """Why the board was rejected: before inspection (not registered, no reference) or by its code."""
+    board_to_frame: np.ndarray | None = None
+    """3x3 transform from reference (board) pixels to frame pixels; None without a reference."""
+    registration: Registration | None = None
+    """The registrar's estimate (quality, method, shift, rotation); None without a reference."""
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    """`undistort`, `register`, `detect`, `decide` (plus the detector's own `pre`, `invoke`, ...)."""
+    image: np.ndarray | None = None
+    """The frame after undistortion (what the boxes refer to)."""
+    board_image: np.ndarray | None = None
+    """What the detector was given: the frame in board pixels (the frame itself without a reference)."""
+    reference: np.ndarray | None = None
+    """The reference the detector compared with (the recipe's golden image, unwarped)."""
+    serial: SerialCheck | None = None
+    """The board code read from the board (recipe `code`), when the recipe has one."""
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict is Verdict.PASS
+
+    @property
+    def inspected(self) -> bool:
+        """False for a board rejected before the detector saw it (`reason` says why)."""
+        return self.board_image is not None
+
+    @property
+    def quality(self) -> float | None:
+        return None if self.registration is None else self.registration.quality
+
+    @property
+    def frame_to_board(self) -> np.ndarray | None:
+        return None if self.board_to_frame is None else np.linalg.inv(self.board_to_frame)
+
+
+def map_boxes(detections: list[Detection], matrix: np.ndarray | None) -> list[Detection]:
+    """The detections with their boxes moved by the 3x3 `matrix` (the axis-aligned box of the moved corners)."""
+    if matrix is None or not detections:
+        return list(detections)
+    b = np.array([d.box for d in detections], np.float64)
+    corners = np.stack([b[:, [0, 1]], b[:, [2, 1]], b[:, [0, 3]], b[:, [2, 3]]], 1).reshape(-1, 1, 2)
+    moved = cv2.perspectiveTransform(corners, matrix).reshape(-1, 4, 2)
+    lo, hi = moved.min(1), moved.max(1)
+    return [
+        Detection((float(x1), float(y1), float(x2), float(y2)), d.class_id, d.score)
+        for d, (x1, y1), (x2, y2) in zip(detections, lo.tolist(), hi.tolist(), strict=True)
+    ]
+
+
+def inspect_board(
+    frame_image: np.ndarray,
+    reference: np.ndarray | None,
+    rules: RecipeRules,
+    detector: Detector,
+    registrar: Registrar,
+    undistort: Callable[[np.ndarray], np.ndarray] | None = None,
+    *,
+    code_reader: CodeReader | None = None,
+    plc_serial: str | None = None,
+) -> BoardInspection:
+    """Inspect one board: the station's verdict on `frame_image` against `reference` under `rules`.
+
+    `reference` None falls back to the recipe's reference; a model that needs one and gets none is a
+    REJECT with the reason, as is a board that cannot be registered. Other failures (a broken model,
+    a bad image) raise: the caller decides whether that is a REJECT (the station) or an error line
+    (the command line). `detector` must be loaded.
+
+    With a `code_reader` (the recipe's board code), the code is decoded from the registered board
+    (its region is in board pixels) while the detector runs; the serial it gives and `plc_serial`
+    must agree, and defects on the code do not count (`inspector.board_serial`).
+    """
+    timings = dict.fromkeys(STEPS, 0.0)
+    info = detector.info
+    t = time.perf_counter()
+    image = undistort(frame_image) if undistort is not None else frame_image
+    timings["undistort"] = (time.perf_counter() - t) * 1000
+    if reference is None:
+        reference = rules.reference
+    if info.needs_reference and reference is None:
+        return BoardInspection(
+            Verdict.REJECT, [], reason="no reference image for this recipe", timings_ms=timings, image=image
+        )
+
+    registration = None
+    board_to_frame = None
+    board_image = image
+    if reference is not None:
+        t = time.perf_counter()
+        try:
+            registration = registrar.register(image, reference)
+            if image.shape == reference.shape and registration.max_displacement_px(image.shape) < NO_WARP_PX:
+                board_to_frame = np.eye(3)
+            else:
+                board_image = registration.warp_to_reference(image, reference)
+                board_to_frame = registration.reference_to_image()
+        except RegistrationError as exc:
+            why = str(exc) or type(exc).__name__
+            if not why.startswith(UNREGISTERED):
+                why = f"{UNREGISTERED}: {why}"
+            timings["register"] = (time.perf_counter() - t) * 1000
+            return BoardInspection(Verdict.REJECT, [], reason=why, timings_ms=timings, image=image, reference=reference)
+        timings["register"] = (time.perf_counter() - t) * 1000
+
+    t = time.perf_counter()
+    code_job = code_reader.start(board_image) if code_reader is not None else None
+    found_board = detector.detect(board_image, reference, rules.thresholds_for(info.default_thresholds))
+    timings["detect"] = (time.perf_counter() - t) * 1000
+    timings.update(getattr(detector, "last_timings", None) or {})
+
+    t = time.perf_counter()
+    identity = board_to_frame is None or np.array_equal(board_to_frame, np.eye(3))
+    found = found_board if identity else map_boxes(found_board, board_to_frame)
+    counted = found
+    serial = None
+    if code_job is not None:
+        read = code_job.result()
+        timings["serial"] = read.ms
+        serial = code_reader.check(read, found_board, plc_serial)
+        kept_ids = {id(d) for d in serial.kept}
+        counted = [f for f, b in zip(found, found_board, strict=True) if id(b) in kept_ids]
+    frame_to_board = None if identity else np.linalg.inv(board_to_frame)
+    decision = rules.decide(counted, info.default_thresholds, to_board=frame_to_board)
+    timings["decide"] = (time.perf_counter() - t) * 1000
+    return BoardInspection(
+        serial.verdict(decision.verdict) if serial is not None else decision.verdict,
+        decision.kept,
+        found=found,
+        ignored=decision.ignored + len(found) - len(counted),
+        reason=serial.reason if serial is not None else None,
+        serial=serial,
+        board_to_frame=board_to_frame,
+        registration=registration,
+        timings_ms=timings,
+        image=image,
+        board_image=board_image,
+        reference=reference,
+    )

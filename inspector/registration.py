@@ -1,0 +1,364 @@
+"""Registration of each capture to the recipe's golden reference (board coordinates).
+
+Why on the inspection path: the model compares the board with its golden image pixel by pixel, and
+a board shifted by 2 px in the fixture turns every trace edge into a "defect". Every command that
+uses a reference (`run`, `inspect`, `evaluate`, `bench`) registers through `inspector.inspection`.
+`BoardRegistrar.register(image, reference)` returns the `Registration`: the transform from capture
+pixels to reference (board) pixels and its quality. The transform is kept so detections can be
+reported in frame pixels and the recipe's ROI tested in board coordinates. A board that cannot be
+registered raises RegistrationError, which the inspection turns into a REJECT with the reason --
+never a PASS against a misaligned reference.
+
+Method: the transform is refined by ECC (enhanced correlation coefficient, sub-pixel, robust to
+exposure change) on a coarse-to-fine pyramid. The start comes from the previous board (the fixture
+holds boards in nearly the same place), else from phase correlation (shift), else from ORB features
+with RANSAC (large rotation or scale). The quality is the ECC correlation between the capture and
+the warped reference (1 = identical).
+
+This module lives in `inspector` (not `calibration`) because the station cannot inspect without it;
+`calibration.registration` re-exports it for the calibration tools.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from .config import CalibrationSection
+from .decision import to_gray8
+
+log = logging.getLogger(__name__)
+
+#: Reason prefix of a board that could not be aligned to its reference (REJECT, health "registration").
+UNREGISTERED = "board not registered to the reference"
+
+
+class RegistrationError(Exception):
+    """A capture that cannot be aligned to its golden reference.
+
+    The inspection turns it into a REJECT with this message as the reason: a board that cannot be
+    registered is never inspected against a misaligned reference, and never passes silently.
+    """
+
+    def __init__(self, message: str, quality: float = 0.0):
+        super().__init__(message)
+        self.quality = quality
+
+
+def gray8(image: np.ndarray) -> np.ndarray:
+    """uint8 grayscale for ECC; a pixel type ECC cannot use is a RegistrationError naming it."""
+    try:
+        return to_gray8(image, "registration input")
+    except ValueError as exc:
+        raise RegistrationError(str(exc)) from None
+
+
+_MOTION = {
+    "translation": cv2.MOTION_TRANSLATION,
+    "euclidean": cv2.MOTION_EUCLIDEAN,
+    "affine": cv2.MOTION_AFFINE,
+    "homography": cv2.MOTION_HOMOGRAPHY,
+}
+
+
+class RegistrationSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    method: Literal["auto", "ecc", "features"] = Field(
+        "auto", description="auto: ECC from the last pose or phase correlation, features if that fails."
+    )
+    motion: Literal["translation", "euclidean", "affine", "homography"] = Field(
+        "affine", description="Transform model; affine covers shift, rotation, scale and slight shear."
+    )
+    min_quality: float = Field(0.7, ge=0, le=1, description="Below this ECC correlation the board is not registered.")
+    max_shift_px: float = Field(200.0, gt=0, description="Larger board displacement is a fixture fault.")
+    max_rotation_deg: float = Field(15.0, gt=0, le=180, description="Larger board rotation is a fixture fault.")
+    max_scale_change: float = Field(0.1, gt=0, lt=1, description="Larger relative scale change is a set-up fault.")
+    coarse_size: int = Field(160, ge=64, le=2048, description="Long side of the coarsest pyramid level, px.")
+    iterations: int = Field(60, ge=5, le=1000, description="ECC iterations per pyramid level.")
+    epsilon: float = Field(1e-5, gt=0, description="ECC stop when the correlation improves less than this.")
+    full_resolution: bool = Field(
+        False,
+        description="Also refine at full resolution: a little more accurate, about 3x slower; "
+        "off stops at half resolution (0.15 px worst case in scripts/bench_calibration.py).",
+    )
+
+
+@dataclass(slots=True)
+class Registration:
+    """The outcome for one capture."""
+
+    matrix: np.ndarray
+    """3x3 transform from capture pixels to reference pixels."""
+    quality: float
+    method: str
+    elapsed_ms: float
+
+    def reference_to_image(self) -> np.ndarray:
+        return np.linalg.inv(self.matrix)
+
+    @property
+    def homography(self) -> bool:
+        return not np.allclose(self.matrix[2], (0.0, 0.0, 1.0))
+
+    def max_displacement_px(self, shape: tuple[int, ...]) -> float:
+        """Largest distance any corner of an image of `shape` moves under the transform, px."""
+        h, w = shape[:2]
+        corners = np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]], np.float64).reshape(-1, 1, 2)
+        moved = cv2.perspectiveTransform(corners, self.matrix)
+        return float(np.linalg.norm((moved - corners).reshape(-1, 2), axis=1).max())
+
+    def warp_to_reference(self, image: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        """The capture resampled into reference (board) pixels.
+
+        Board areas the capture does not show keep the reference's own pixels: nothing seen is
+        nothing to compare, so a board that sits off-centre never shows its missing edge as a defect.
+        """
+        if image.ndim != reference.ndim or image.dtype != reference.dtype:
+            raise RegistrationError(
+                f"capture {image.shape} {image.dtype} and reference {reference.shape} {reference.dtype} differ in "
+                "kind (colour, bit depth): convert one to the other's domain first"
+            )
+        h, w = reference.shape[:2]
+        out = reference.copy()
+        if self.homography:
+            cv2.warpPerspective(
+                image, self.matrix, (w, h), dst=out, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_TRANSPARENT
+            )
+        else:
+            cv2.warpAffine(
+                image, self.matrix[:2], (w, h), dst=out, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_TRANSPARENT
+            )
+        return out
+
+    def warp_reference(self, reference: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """The reference resampled into capture pixels (for display beside the capture)."""
+        h, w = shape[:2]
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        if self.homography:
+            return cv2.warpPerspective(reference, self.matrix, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        return cv2.warpAffine(reference, self.matrix[:2], (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+
+    @property
+    def shift_px(self) -> tuple[float, float]:
+        """Where the capture's centre-less origin moved: the translation part, px."""
+        m = self.reference_to_image()
+        return float(m[0, 2]), float(m[1, 2])
+
+    @property
+    def rotation_deg(self) -> float:
+        m = self.reference_to_image()
+        return math.degrees(math.atan2(m[1, 0] - m[0, 1], m[0, 0] + m[1, 1]))
+
+    @property
+    def scale(self) -> float:
+        m = self.reference_to_image()
+        return float(math.sqrt(abs(np.linalg.det(m[:2, :2]))))
+
+
+def _to_ecc(m: np.ndarray, motion: str) -> np.ndarray:
+    return m.astype(np.float32) if motion == "homography" else m[:2].astype(np.float32)
+
+
+def _from_ecc(w: np.ndarray) -> np.ndarray:
+    m = np.eye(3)
+    m[: w.shape[0]] = w
+    return m
+
+
+class BoardRegistrar:
+    """Implements `inspector.inspection.Registrar`; one instance per inference thread (keeps the last pose)."""
+
+    def __init__(self, settings: RegistrationSettings | None = None):
+        self.settings = settings or RegistrationSettings()
+        self.last: Registration | None = None
+        self._orb = None
+
+    # ------------------------------------------------------------------ protocol
+    def register(self, image: np.ndarray, reference: np.ndarray) -> Registration:
+        """The transform from `image` to `reference` pixels and its quality; raises RegistrationError.
+
+        Warping is left to the caller (`Registration.warp_to_reference` / `warp_reference`), which
+        knows which side it needs; the transform itself is what boxes and the ROI are mapped with.
+        """
+        return self.estimate(image, reference)
+
+    # ------------------------------------------------------------------ estimate
+    def estimate(self, image: np.ndarray, reference: np.ndarray) -> Registration:
+        t0 = time.perf_counter()
+        img, ref = gray8(image), gray8(reference)
+        if min(img.shape) < 32 or min(ref.shape) < 32:
+            raise RegistrationError(f"image {img.shape[1]}x{img.shape[0]} is too small to register")
+        if float(img.std()) < 2.0:
+            raise RegistrationError("the capture is blank (no contrast): no board in view, or no light")
+        s = self.settings
+        starts: list[tuple[str, np.ndarray]] = []
+        if s.method in ("auto", "ecc"):
+            if self.last is not None:
+                starts.append(("ecc+last", self.last.matrix))
+            starts.append(("ecc+phase", self._phase_start(img, ref)))
+        best: Registration | None = None
+        failures: list[str] = []
+        for name, m0 in starts:
+            reg = self._try(name, img, ref, m0, failures)
+            if reg and (best is None or reg.quality > best.quality):
+                best = reg
+            if best and best.quality >= s.min_quality:
+                break
+        if (best is None or best.quality < s.min_quality) and s.method in ("auto", "features"):
+            m0 = self._feature_start(img, ref, failures)
+            if m0 is not None:
+                reg = self._try("ecc+features", img, ref, m0, failures)
+                if reg and (best is None or reg.quality > best.quality):
+                    best = reg
+        if best is None:
+            raise RegistrationError(f"{UNREGISTERED}: " + "; ".join(failures or ["no start"]))
+        if best.quality < s.min_quality:
+            raise RegistrationError(
+                f"{UNREGISTERED}: quality {best.quality:.2f} < {s.min_quality:.2f} "
+                "(wrong board or recipe, board missing, or heavy damage)",
+                best.quality,
+            )
+        self._check_limits(best)
+        best.elapsed_ms = (time.perf_counter() - t0) * 1000
+        self.last = best
+        return best
+
+    def _check_limits(self, reg: Registration) -> None:
+        s = self.settings
+        m = reg.reference_to_image()
+        centre_shift = float(np.hypot(m[0, 2], m[1, 2]))
+        if abs(reg.rotation_deg) > s.max_rotation_deg:
+            raise RegistrationError(
+                f"board rotated {reg.rotation_deg:.1f} deg (> {s.max_rotation_deg:g}): check the fixture", reg.quality
+            )
+        if abs(reg.scale - 1) > s.max_scale_change:
+            raise RegistrationError(
+                f"board scale {reg.scale:.3f} differs from the reference by more than {s.max_scale_change:.0%}: "
+                "check the camera distance and the recipe's reference",
+                reg.quality,
+            )
+        if centre_shift > s.max_shift_px + abs(reg.rotation_deg) * 20:
+            raise RegistrationError(
+                f"board shifted {centre_shift:.0f} px (> {s.max_shift_px:g}): check the fixture", reg.quality
+            )
+
+    def _try(self, name: str, img: np.ndarray, ref: np.ndarray, m0: np.ndarray, failures: list[str]):
+        try:
+            m, q = self._ecc_pyramid(img, ref, m0)
+        except cv2.error as exc:
+            failures.append(f"{name}: ECC did not converge ({exc.err.strip() or 'cv2.error'})")
+            return None
+        if not np.all(np.isfinite(m)):
+            failures.append(f"{name}: ECC diverged")
+            return None
+        return Registration(m, float(q), name, 0.0)
+
+    def _ecc_pyramid(self, img: np.ndarray, ref: np.ndarray, m0: np.ndarray) -> tuple[np.ndarray, float]:
+        s = self.settings
+        motion = _MOTION[s.motion]
+        long_side = max(img.shape)
+        scales = []
+        sc = 1.0
+        while long_side * sc > s.coarse_size * 1.5:
+            sc /= 2
+        while sc < 1.0:
+            scales.append(sc)
+            sc *= 2
+        scales.append(1.0)
+        if not s.full_resolution and len(scales) > 1:
+            scales = scales[:-1]
+        m = m0.copy()
+        q = 0.0
+        criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, s.iterations, s.epsilon)
+        for k, sc in enumerate(scales):
+            if sc < 1.0:
+                a = cv2.resize(img, None, fx=sc, fy=sc, interpolation=cv2.INTER_AREA)
+                b = cv2.resize(ref, None, fx=sc, fy=sc, interpolation=cv2.INTER_AREA)
+            else:
+                a, b = img, ref
+            # Pixel centres: x_s = s * (x + 0.5) - 0.5, folded into the scaled transform.
+            w = _to_ecc(_centre_scale(m, sc), s.motion)
+            last = k == len(scales) - 1
+            blur = 3 if last else 5
+            q, w = cv2.findTransformECC(a, b, w, motion, criteria, None, blur)
+            m = _centre_scale(_from_ecc(w), 1.0 / sc)
+        if not s.full_resolution:
+            # quality at full resolution so the score means the same whatever the speed setting
+            q = self._quality(img, ref, m)
+        return m, q
+
+    def _quality(self, img: np.ndarray, ref: np.ndarray, m: np.ndarray) -> float:
+        h, w = img.shape
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        if self.settings.motion == "homography":
+            warped = cv2.warpPerspective(ref, m, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        else:
+            warped = cv2.warpAffine(ref, m[:2], (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        return float(cv2.computeECC(img, warped))
+
+    def _phase_start(self, img: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        """Translation from phase correlation at low resolution (handles shifts, not large rotations)."""
+        sc = min(1.0, 256 / max(img.shape))
+        a = cv2.resize(img, None, fx=sc, fy=sc, interpolation=cv2.INTER_AREA).astype(np.float32)
+        b = cv2.resize(ref, None, fx=sc, fy=sc, interpolation=cv2.INTER_AREA).astype(np.float32)
+        if a.shape != b.shape:
+            b = cv2.resize(b, (a.shape[1], a.shape[0]), interpolation=cv2.INTER_AREA)
+        win = cv2.createHanningWindow((a.shape[1], a.shape[0]), cv2.CV_32F)
+        (dx, dy), _ = cv2.phaseCorrelate(b, a, win)
+        m = np.eye(3)
+        m[0, 2], m[1, 2] = -dx / sc, -dy / sc
+        return m
+
+    def _feature_start(self, img: np.ndarray, ref: np.ndarray, failures: list[str]) -> np.ndarray | None:
+        if self._orb is None:
+            self._orb = cv2.ORB_create(nfeatures=3000, scaleFactor=1.2, nlevels=8, fastThreshold=10)
+        k1, d1 = self._orb.detectAndCompute(img, None)
+        k2, d2 = self._orb.detectAndCompute(ref, None)
+        if d1 is None or d2 is None or len(k1) < 10 or len(k2) < 10:
+            failures.append(
+                f"features: too few keypoints ({len(k1 or ())} in the capture, {len(k2 or ())} in the reference)"
+            )
+            return None
+        matches = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(d1, d2, k=2)
+        good = [m[0] for m in matches if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
+        if len(good) < 10:
+            failures.append(f"features: only {len(good)} distinctive matches")
+            return None
+        src = np.float32([k1[m.queryIdx].pt for m in good])
+        dst = np.float32([k2[m.trainIdx].pt for m in good])
+        if self.settings.motion == "homography":
+            h, inl = cv2.findHomography(src, dst, cv2.RANSAC, 3.0)
+        else:
+            a, inl = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=3.0)
+            h = None if a is None else np.vstack([a, [0, 0, 1]])
+        n = int(inl.sum()) if inl is not None else 0
+        if h is None or n < 8:
+            failures.append(f"features: no consistent transform ({n} inliers of {len(good)} matches)")
+            return None
+        return h
+
+
+def _centre_scale(m: np.ndarray, s: float) -> np.ndarray:
+    """The same transform expressed on an image resized by `s` (pixel-centre convention)."""
+    A = np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5], [0, 0, 1.0]])
+    return A @ m @ np.linalg.inv(A)
+
+
+def settings_from_config(section: CalibrationSection) -> RegistrationSettings:
+    """The registrar settings of a station's `[calibration]` section."""
+    return RegistrationSettings(
+        motion=section.motion,
+        min_quality=section.min_quality,
+        max_shift_px=section.max_shift_px,
+        max_rotation_deg=section.max_rotation_deg,
+        max_scale_change=section.max_scale_change,
+        full_resolution=section.full_resolution,
+    )
