@@ -330,7 +330,14 @@ class PlcSection(_Model):
     trigger_hold_timeout_s: float = Field(1.0, gt=0, le=60, description="TRIGGER held this long is flagged.")
     result_timeout_s: float = Field(5.0, gt=0, le=120, description="No result this long after trigger: REJECT.")
     queue_depth: int = Field(8, ge=1, le=64, description="Unacknowledged results kept before RESULTS_OVERRUN.")
-    simulator: bool = Field(True, description="Run the built-in line PLC simulator against the server (demo).")
+    simulator: bool = Field(
+        True,
+        description=(
+            "Run the built-in line PLC simulator as the PLC master against the server. On only in the demo "
+            "(no config file) or when a config file or --plc server:HOST:PORT+sim asks for it by name; never "
+            "with a real PLC."
+        ),
+    )
     simulator_rate: float = Field(2.0, gt=0, le=100, description="Simulator boards per second.")
 
     @field_validator("host")
@@ -555,6 +562,11 @@ def load_config(path: Path | str | None) -> StationConfig:
         raise ConfigError([f"not UTF-8 text (byte {exc.start})"], str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"TOML syntax error: {exc}"], str(path)) from None
+    plc = data.setdefault("plc", {})
+    if isinstance(plc, dict):
+        # A station file runs the built-in PLC simulator only when it says so: the default (True) is the
+        # demo's, and a simulator left running beside a real PLC makes two masters.
+        plc.setdefault("simulator", False)
     cfg = parse_config(data, str(path))
     return resolve_paths(cfg, path.parent)
 

@@ -22,6 +22,7 @@ ERROR_CODES: dict[str, int] = {
     "database": 30,
     "disk": 40,
     "plc": 50,
+    "plc_master": 51,  # a second connection wrote the PLC control block (not a component: plc/handshake.py)
     "recipe": 60,
     "registration": 70,
     "calibration": 75,

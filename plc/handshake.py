@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from inspector.board_serial import CODE_UNREADABLE, SERIAL_MISMATCH
 from inspector.health import ERROR_CODES
 
 from . import registers as R
@@ -34,6 +35,8 @@ class PlcResult:
     class_counts: tuple[int, ...] = (0,) * R.CLASS_COUNT_REGS
     reason: str | None = None
     insp_id: int = 0
+    serial: str = ""
+    """Board serial echoed in SERIAL_ECHO: the code read on the board, else the PLC's SERIAL."""
 
     @classmethod
     def reject(cls, reason: str, part_seq: int, cycle_ms: int = 0) -> PlcResult:
@@ -48,23 +51,43 @@ class PlcResult:
             code = 0
         else:
             code = worst.class_id if worst is not None else R.RESULT_NO_CLASS
+            code = _SERIAL_CODES.get((result.reason or "").split(":")[0], code)
         counts = tuple(R.clamp_u16(c) for c in result.class_counts())
         return cls(
             passed=passed,
             result_code=code,
             defect_count=R.clamp_u16(len(result.detections)),
-            max_score=R.clamp_u16(worst.score * 1000) if worst is not None else 0,
+            max_score=R.clamp_u16(result.max_score * 1000),
             cycle_ms=R.clamp_u16(result.cycle_ms),
             part_seq=part_seq & 0xFFFF_FFFF,
             class_counts=counts,
             reason=result.reason,
+            serial=_ascii_serial(result.board_serial),
         )
 
     def as_reject(self, reason: str) -> PlcResult:
         code = self.result_code if self.result_code not in (0,) else R.RESULT_NO_CLASS
         return PlcResult(
-            False, code, self.defect_count, self.max_score, self.cycle_ms, self.part_seq, self.class_counts, reason
+            False,
+            code,
+            self.defect_count,
+            self.max_score,
+            self.cycle_ms,
+            self.part_seq,
+            self.class_counts,
+            reason,
+            serial=self.serial,
         )
+
+
+#: REJECT reasons of the board-serial check with their own RESULT_CODE (inspector/board_serial.py prefixes).
+_SERIAL_CODES = {SERIAL_MISMATCH: R.RESULT_SERIAL_MISMATCH, CODE_UNREADABLE: R.RESULT_CODE_UNREADABLE}
+
+
+def _ascii_serial(serial: str | None) -> str:
+    """What fits SERIAL_ECHO: printable ASCII ('?' for anything else), cut to SERIAL_CHARS."""
+    text = "".join(c if 32 <= ord(c) < 127 else "?" for c in (serial or ""))
+    return text[: R.SERIAL_CHARS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +124,7 @@ class Counters:
     violations: int = 0
     commands_ok: int = 0
     commands_failed: int = 0
+    second_master_writes: int = 0
     violation_log: deque[str] = field(default_factory=lambda: deque(maxlen=32))
 
 
@@ -157,6 +181,8 @@ class Handshake:
 
         self.hb_last: int | None = None
         self.hb_seen_at: float | None = None
+        self.second_master_text: str | None = None
+        self._second_master_until = 0.0
         self.station_hb = False
         self.hb_count = 0
         self._hb_next = now + 1.0
@@ -169,13 +195,22 @@ class Handshake:
     @property
     def plc_alarm(self) -> str | None:
         """Why the PLC side is not healthy (for Health 'plc' and the UI), or None."""
+        # Constant texts while a state lasts (no elapsed time in them): the link logs and reports
+        # the alarm when the text changes, so a lost heartbeat is one line, not ten a second.
+        if self.second_master_active:
+            return f"second PLC master: {self.second_master_text}"
         if not self.link_up:
             return "PLC link down"
         if self.hb_seen_at is None:
             return "waiting for the PLC heartbeat (CONTROL b6 toggling)"
         if not self.plc_heartbeat_ok:
-            return f"PLC heartbeat lost (no toggle for {self._now - self.hb_seen_at:.1f} s)"
+            return f"PLC heartbeat lost (no toggle within {self.heartbeat_timeout_s:.1f} s)"
         return None
+
+    @property
+    def second_master_active(self) -> bool:
+        """A second connection wrote the control block within the last heartbeat_timeout_s."""
+        return self.second_master_text is not None and self._now < self._second_master_until
 
     @property
     def online(self) -> bool:
@@ -299,6 +334,19 @@ class Handshake:
     def set_engineer_editing(self, editing: bool) -> None:
         self.editing = bool(editing)
 
+    def second_master(self, text: str, now: float) -> None:
+        """Another connection wrote the control block while the master was active (its write was refused).
+
+        ERROR latches at once with its own code (no start-up grace: it is never a start-up state), and
+        the alarm lasts until heartbeat_timeout_s after the last such write.
+        """
+        self._now = now
+        self.second_master_text = text
+        self._second_master_until = now + self.heartbeat_timeout_s
+        self.counters.second_master_writes += 1
+        self._violation(f"second PLC master: {text}", count=False)
+        self.latch_error(ERROR_CODES["plc_master"])
+
     def latch_error(self, code: int) -> None:
         """A fault seen outside the health inputs (a record not durable in time): ERROR until CLEAR_ERROR."""
         if not self.error_latched:
@@ -318,7 +366,10 @@ class Handshake:
             self._hb_next = max(self._hb_next + 1.0, now + 0.5)
         alarm = self.plc_alarm
         fault = not health_ok or alarm is not None
-        if not error_code and alarm is not None:
+        if alarm is not None and self.second_master_active:
+            error_code = ERROR_CODES["plc_master"]
+            self.health_code = error_code
+        elif not error_code and alarm is not None:
             error_code = ERROR_CODES["plc"]
             self.health_code = error_code
         if fault and (self.ever_ready or now - self.started > self.startup_grace_s) and not self.error_latched:
@@ -401,6 +452,7 @@ class Handshake:
             put(R.RESULT_CODE, [s.result_code, s.defect_count, s.max_score, s.cycle_ms])
             put(R.PART_SEQ_ECHO, R.encode_u32(s.part_seq))
             put(R.CLASS_COUNTS, list(s.class_counts))
+            put(R.SERIAL_ECHO, R.encode_ascii(s.serial, R.SERIAL_REGS, "SERIAL_ECHO"))
         put(R.HEARTBEAT_COUNT, [self.hb_count])
         put(R.RESULT_QUEUE, [len(self.queue)])
         put(R.MISSED_TRIGGER_COUNT, [self.counters.missed_triggers & 0xFFFF])
@@ -438,7 +490,7 @@ class Handshake:
         self._ack_at = now
 
     def _finish_flight(self, result: PlcResult) -> None:
-        self.flight = None
+        flight, self.flight = self.flight, None
         self.insp_id = (self.insp_id + 1) & 0xFFFF
         self.counters.results += 1
         result = PlcResult(
@@ -451,6 +503,7 @@ class Handshake:
             result.class_counts,
             result.reason,
             self.insp_id,
+            result.serial or (_ascii_serial(flight.serial) if flight is not None else ""),
         )
         if len(self.queue) >= self.queue_depth:
             # Cognex-style: the new result is discarded and flagged; its INSP_ID is skipped, so the PLC

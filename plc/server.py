@@ -8,21 +8,34 @@ loop turns is still seen as two edges.
 
 pymodbus 3.16 builds its datastore from `SimDevice`/`SimData` (the older `ModbusDeviceContext` is
 converted into the same thing and logs a deprecation warning). Addresses outside the two blocks are
-INVALID, so pymodbus answers ILLEGAL_ADDRESS; the action hook answers ILLEGAL_FUNCTION for function
-codes the map does not use (coils, discrete inputs) and ILLEGAL_ADDRESS for PLC writes into the
-status block. Oversized counts are refused by pymodbus' PDU checks with ILLEGAL_VALUE.
+INVALID, so pymodbus answers ILLEGAL_ADDRESS; the action hook answers ILLEGAL_ADDRESS for PLC writes
+into the status block. Oversized counts are refused by pymodbus' PDU checks with ILLEGAL_VALUE.
+
+Why the decoder is cut down to the served function codes: pymodbus' server decodes and answers every
+public function code (7 exception status, 8 diagnostics, 11 event counter, 17 server id, 20 file
+records, 24 FIFO, 43 device id, ...) from its own control block. docs/plc.md promises ILLEGAL_FUNCTION
+for everything but 3, 6, 16 and 23, and a PLC programmer must be able to trust that page; a request
+the decoder does not know gets ILLEGAL_FUNCTION with its own function code (see `_trace_packet`).
+
+Why every connection is a `_PlcConnection`: the station must know *which* PLC wrote the control block
+(one master at a time, see `_claim_master`) and must answer a wrong unit id itself (pymodbus' SimCore
+raises a KeyError with a traceback per request and answers SERVER DEVICE FAILURE).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import struct
+import time
 from collections import deque
 from collections.abc import Callable
 
 from pymodbus.constants import ExcCodes
+from pymodbus.pdu import DecodePDU, ExceptionResponse
 from pymodbus.server import ModbusTcpServer
+from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from . import registers as R
@@ -31,6 +44,68 @@ log = logging.getLogger(__name__)
 
 CONTROL_END = R.CONTROL_BASE + R.CONTROL_SIZE
 STATUS_END = R.STATUS_BASE + R.STATUS_SIZE
+
+#: The connection whose request is being served (set per request task; None for station-side calls).
+_CONNECTION: contextvars.ContextVar[_PlcConnection | None] = contextvars.ContextVar("plc_connection", default=None)
+
+
+class _PlcConnection(ServerRequestHandler):
+    """One TCP connection to the station's server: knows its peer and answers a wrong unit id itself."""
+
+    def __init__(self, owner: _StationTcpServer):
+        super().__init__(owner, owner.trace_packet, owner.trace_pdu, owner.trace_connect)
+        self.regs = owner.regs
+        self.peer = "unknown peer"
+        self.closed = False
+
+    def callback_connected(self) -> None:
+        super().callback_connected()
+        info = self.transport.get_extra_info("peername") if self.transport is not None else None
+        if info:
+            self.peer = f"{info[0]}:{info[1]}"
+
+    def callback_disconnected(self, exc: Exception | None) -> None:
+        self.closed = True
+        super().callback_disconnected(exc)
+        self.regs._disconnected(self)
+
+    async def handle_request(self) -> None:
+        pdu = self.last_pdu
+        if pdu is None:
+            return
+        if pdu.dev_id != self.regs.device_id:
+            self.regs._wrong_unit(self, pdu.dev_id)
+            self.server_send(
+                ExceptionResponse(
+                    pdu.function_code,
+                    ExcCodes.GATEWAY_NO_RESPONSE,
+                    device_id=pdu.dev_id,
+                    transaction=pdu.transaction_id,
+                ),
+                self.last_addr,
+            )
+            return
+        token = _CONNECTION.set(self)
+        try:
+            await super().handle_request()
+        finally:
+            _CONNECTION.reset(token)
+
+
+class _StationTcpServer(ModbusTcpServer):
+    """pymodbus' TCP server with our connection class and only the served function codes decoded."""
+
+    def __init__(self, regs: RegisterServer, context: SimDevice, **kw):
+        self.regs = regs
+        super().__init__(context, **kw)
+        # An instance table shadows pymodbus' class-wide one (as DecodePDU.register does for custom PDUs).
+        self.decoder.pdu_table = {fc: pdus for fc, pdus in DecodePDU.pdu_table.items() if fc in R.SERVED_FUNCTIONS}
+        missing = R.SERVED_FUNCTIONS - set(self.decoder.pdu_table)
+        if missing:
+            raise RuntimeError(f"pymodbus has no decoder for function codes {sorted(missing)}")
+
+    def callback_new_connection(self) -> _PlcConnection:
+        return _PlcConnection(self)
 
 
 class RegisterServer:
@@ -44,7 +119,14 @@ class RegisterServer:
         on_control: Callable[[], None],
         *,
         max_pending_writes: int = 256,
+        master_window_s: float = 3.0,
+        log_interval_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
     ):
+        """`master_window_s`: how long a silent master keeps the control block (plc.heartbeat_timeout_s).
+
+        `log_interval_s`: at most one log line per wrong unit id, and per refused master, this often.
+        """
         self.host = host
         self.port = port
         self.device_id = device_id
@@ -55,6 +137,21 @@ class RegisterServer:
         self.refused = 0
         self._server: ModbusTcpServer | None = None
         self._last_fc: dict[int, tuple[int, int | None]] = {}
+        self.master_window_s = master_window_s
+        self.log_interval_s = log_interval_s
+        self._clock = clock
+        self._master: _PlcConnection | None = None
+        self._master_at = 0.0
+        self._last_master_host = ""
+        self._conflicts: deque[str] = deque(maxlen=32)
+        self._conflict_logged: tuple[str, float] = ("", 0.0)
+        self._conflicts_unlogged = 0
+        self.master_conflicts = 0
+        """Control-block writes refused because another connection is the active master."""
+        self.wrong_unit = 0
+        """Requests for another unit id, answered with exception 0B."""
+        self._unit_logged: dict[int, float] = {}
+        self._unit_unlogged: dict[int, int] = {}
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> int:
@@ -66,7 +163,7 @@ class RegisterServer:
             ],
             action=self._action,
         )
-        self._server = ModbusTcpServer(device, address=(self.host, self.port), trace_packet=self._trace_packet)
+        self._server = _StationTcpServer(self, device, address=(self.host, self.port), trace_packet=self._trace_packet)
         await self._server.serve_forever(background=True)
         sockets = getattr(self._server.transport, "sockets", None) or []
         if sockets:
@@ -116,6 +213,90 @@ class RegisterServer:
         self._pending.clear()
         return out
 
+    def take_master_conflicts(self) -> list[str]:
+        """One line per control-block write refused since the last call (a second master), oldest first."""
+        out = list(self._conflicts)
+        self._conflicts.clear()
+        return out
+
+    @property
+    def master(self) -> str | None:
+        """The active master's peer (host:port), or None."""
+        m = self._master
+        if m is None or m.closed or self._clock() - self._master_at > self.master_window_s:
+            return None
+        return m.peer
+
+    # ------------------------------------------------------------------ one master at a time
+    def _claim_master(self, conn: _PlcConnection) -> ExcCodes | None:
+        """Why one master: two PLCs (or a PLC and the built-in simulator) writing TRIGGER, PART_SEQ and
+        SERIAL interleave their boards, and results and records carry another board's identity.
+
+        The active master is the open connection whose control-block write was accepted last, for
+        `master_window_s` after that write. Another connection's write meanwhile is refused with
+        SERVER DEVICE BUSY and reported (the link raises the second-master alarm). A master that
+        disconnected or went silent is replaced by the next writer.
+        """
+        now = self._clock()
+        m = self._master
+        if m is conn:
+            self._master_at = now
+            return None
+        if m is None or m.closed or now - self._master_at > self.master_window_s:
+            host = conn.peer.rpartition(":")[0]
+            if m is not None and not m.closed:
+                log.warning(
+                    "PLC master is now %s: the previous master %s has not written the control block for %.1f s",
+                    conn.peer,
+                    m.peer,
+                    now - self._master_at,
+                )
+            elif host != self._last_master_host:
+                log.info("PLC master is now %s (the connection writing the control block)", conn.peer)
+            self._master, self._master_at, self._last_master_host = conn, now, host
+            return None
+        self.master_conflicts += 1
+        self.refused += 1
+        text = f"{conn.peer} wrote the control block while {m.peer} is the PLC master"
+        self._conflicts.append(text)
+        asyncio.get_running_loop().call_soon(self._on_control)
+        last_text, last_at = self._conflict_logged
+        if text != last_text or now - last_at >= self.log_interval_s:
+            more = (
+                f" ({self._conflicts_unlogged} more refused since the last report)" if self._conflicts_unlogged else ""
+            )
+            log.error("second PLC master: %s; write refused with exception 06 SERVER DEVICE BUSY%s", text, more)
+            self._conflict_logged, self._conflicts_unlogged = (text, now), 0
+        else:
+            self._conflicts_unlogged += 1
+        return ExcCodes.DEVICE_BUSY
+
+    def _disconnected(self, conn: _PlcConnection) -> None:
+        if conn is self._master:
+            self._master = None
+            log.debug("PLC master %s disconnected", conn.peer)
+
+    def _wrong_unit(self, conn: _PlcConnection, unit: int) -> None:
+        """One log line per unit id per `log_interval_s`, naming both ids (a PLC retries many times a second)."""
+        self.requests += 1
+        self.refused += 1
+        self.wrong_unit += 1
+        now = self._clock()
+        last = self._unit_logged.get(unit)
+        if last is not None and now - last < self.log_interval_s:
+            self._unit_unlogged[unit] = self._unit_unlogged.get(unit, 0) + 1
+            return
+        self._unit_logged[unit] = now
+        n = self._unit_unlogged.pop(unit, 0)
+        log.warning(
+            "PLC %s addressed unit id %d, but this station serves unit id %d (plc.device_id): "
+            "answered exception 0B GATEWAY TARGET DEVICE FAILED TO RESPOND%s",
+            conn.peer,
+            unit,
+            self.device_id,
+            f" ({n} more such requests since the last report)" if n else "",
+        )
+
     # ------------------------------------------------------------------ exception replies
     def _trace_packet(self, sending: bool, data: bytes) -> bytes:
         """Give undecodable requests the textbook exception reply.
@@ -138,6 +319,7 @@ class RegisterServer:
             elif len(data) == 9 and data[7] == 0x80:
                 tid = struct.unpack_from(">H", data, 0)[0]
                 fc, code = self._last_fc.pop(tid, (None, None))
+                self.refused += 1
                 if fc is not None and fc < 0x80:
                     return data[:7] + bytes([fc | 0x80, code or data[8]])
         except Exception:  # a trace hook must never break the server
@@ -159,7 +341,7 @@ class RegisterServer:
         self.requests += 1
         if set_values is None:
             # FC 6/16 read the written registers back after the write, through this same hook.
-            if function_code not in R.READ_FUNCTIONS | R.WRITE_FUNCTIONS:
+            if function_code not in R.SERVED_FUNCTIONS:  # cannot happen: the decoder knows no others
                 self.refused += 1
                 return ExcCodes.ILLEGAL_FUNCTION
             return None
@@ -169,6 +351,11 @@ class RegisterServer:
         if not (R.CONTROL_BASE <= address and address + count <= CONTROL_END):
             self.refused += 1
             return ExcCodes.ILLEGAL_ADDRESS
+        conn = _CONNECTION.get()
+        if conn is not None:
+            refusal = self._claim_master(conn)
+            if refusal is not None:
+                return refusal
         # The write is applied right after this hook returns; record the image it produces.
         off = R.CONTROL_BASE - start_address
         image = list(current_registers[off : off + R.CONTROL_SIZE])

@@ -147,8 +147,21 @@ class PlcLink:
         if self.cfg.mode == "server" and self.cfg.simulator:
             from .simulator import LinePlcSimulator
 
+            log.warning(
+                "built-in line PLC simulator RUNNING (plc.simulator = true: the demo, or asked for by name): it is "
+                "this station's PLC master at %.1f boards/s; a real PLC writing the control block is refused and "
+                "raises the second-master alarm",
+                self.cfg.simulator_rate,
+            )
             self.simulator = LinePlcSimulator("127.0.0.1", self.port, rate=self.cfg.simulator_rate, boards=0)
             self.simulator.start_thread()
+        elif self.cfg.mode == "server":
+            log.info(
+                "line PLC simulator off: waiting for a PLC on %s:%d (unit id %d)",
+                self.cfg.host,
+                self.port,
+                self.cfg.device_id,
+            )
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.simulator is not None:
@@ -210,10 +223,14 @@ class PlcLink:
                 return False, ERROR_CODES.get(s.name, 99)
         return bool(states), 0
 
-    def _step(self, control_images: list[list[int]], link_up: bool) -> list[int]:
+    def _step(
+        self, control_images: list[list[int]], link_up: bool, second_master: list[str] | None = None
+    ) -> list[int]:
         hs = self.hs
         now = time.monotonic()
         hs.set_engineer_editing(self._editing)
+        for text in second_master or ():
+            hs.second_master(text, now)
         for image in control_images:
             if image[0] & R.CLEAR_ERROR and not self.control[0] & R.CLEAR_ERROR:
                 # CLEAR_ERROR also forgets board-level faults (e.g. 3 unregistrable boards in a row), so
@@ -354,7 +371,13 @@ class PlcLink:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._async_wake = asyncio.Event()
-        server = RegisterServer(self.cfg.host, self.port, self.cfg.device_id, self._async_wake.set)
+        server = RegisterServer(
+            self.cfg.host,
+            self.port,
+            self.cfg.device_id,
+            self._async_wake.set,
+            master_window_s=self.cfg.heartbeat_timeout_s,
+        )
         self.port = await server.start()
         self.server = server
         last: list[int] | None = None
@@ -367,7 +390,7 @@ class PlcLink:
                 except TimeoutError:
                     pass
                 self._async_wake.clear()
-                regs = self._step(server.take_control_writes(), True)
+                regs = self._step(server.take_control_writes(), True, server.take_master_conflicts())
                 if regs != last:
                     await server.write(R.STATUS_BASE, regs)
                     last = regs

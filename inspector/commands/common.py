@@ -12,24 +12,40 @@ def add_station_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="station.toml (default: the demo station)")
     p.add_argument("--camera", metavar="SPEC", help="replay:DIR, replay:DIR@10fps, aravis:127.0.0.1, opencv:0, ...")
     p.add_argument("--model", metavar="PATH", help=".tflite model (its .json sidecar beside it)")
-    p.add_argument("--plc", metavar="SPEC", help="server:HOST:PORT, client:HOST:PORT or off")
+    p.add_argument(
+        "--plc",
+        metavar="SPEC",
+        help="server:HOST:PORT, client:HOST:PORT or off; server:HOST:PORT+sim also runs the built-in PLC simulator",
+    )
     p.add_argument("--db", metavar="URL", help="database URL, e.g. sqlite:///data/inspections.db")
     p.add_argument("--recipe", help="recipe name to start with")
 
 
 def parse_plc_spec(spec: str) -> dict:
-    """`off`, `server:HOST:PORT`, `client:HOST:PORT` (PORT optional: 1502 / 502)."""
+    """`off`, `server:HOST:PORT`, `client:HOST:PORT` (PORT optional: 1502 / 502), `server:HOST:PORT+sim`.
+
+    Why `server` turns the simulator off: naming a server address means a real PLC will connect,
+    and the demo's built-in simulator beside it would be a second master. `+sim` asks for it by name.
+    """
     if spec == "off":
         return {"mode": "off"}
-    mode, _, rest = spec.partition(":")
+    body, plus, suffix = spec.partition("+")
+    if plus and suffix != "sim":
+        raise ValueError(f"--plc {spec!r}: unknown suffix '+{suffix}' (only server:HOST:PORT+sim)")
+    mode, _, rest = body.partition(":")
     if mode not in {"server", "client"} or not rest:
-        raise ValueError(f"--plc {spec!r}: expected off, server:HOST:PORT or client:HOST:PORT")
+        raise ValueError(f"--plc {spec!r}: expected off, server:HOST:PORT[+sim] or client:HOST:PORT")
+    if plus and mode != "server":
+        raise ValueError(f"--plc {spec!r}: '+sim' needs server mode (the simulator is a PLC polling our server)")
     host, _, port = rest.rpartition(":")
     if not host:
         host, port = rest, ("1502" if mode == "server" else "502")
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"--plc {spec!r}: port {port!r} is not a number 1..65535")
-    return {"mode": mode, "host": host, "port": int(port)}
+    out: dict = {"mode": mode, "host": host, "port": int(port)}
+    if mode == "server":
+        out["simulator"] = bool(plus)
+    return out
 
 
 def station_config(args: argparse.Namespace) -> StationConfig:

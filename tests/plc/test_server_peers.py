@@ -69,7 +69,7 @@ def test_malformed_requests_get_modbus_exceptions_never_a_crash(station):
     sock = socket.create_connection(("127.0.0.1", station.port), timeout=2)
     cases = [
         (struct.pack(">BHH", 3, 60000, 2), 2),  # illegal address
-        (struct.pack(">BHH", 3, 120, 4), 2),  # runs off the end of the status block
+        (struct.pack(">BHH", 3, R.STATUS_BASE + R.STATUS_SIZE - 2, 4), 2),  # runs off the end of the status block
         (struct.pack(">BHH", 3, 0, 30), 2),  # control block + gap
         (struct.pack(">BHH", 3, 100, 126), 3),  # oversized read (max 125)
         (struct.pack(">BHH", 3, 100, 0), 3),  # zero count
@@ -116,9 +116,14 @@ def test_transaction_id_wrap_past_65535(station):
 
 
 @pytest.mark.skipif(shutil.which("mbpoll") is None, reason="mbpoll not installed (packaging/apt-test.txt)")
-def test_mbpoll_drives_a_board(station, plc_factory):
-    """Debian's mbpoll as the PLC for one board. mbpoll's -r is 1-based: PDU address a is -r a+1."""
-    watcher = plc_factory(station.port)  # only toggles the heartbeat; every handshake write is mbpoll's
+def test_mbpoll_drives_a_board(station_factory):
+    """Debian's mbpoll as the only PLC for one board. mbpoll's -r is 1-based: PDU address a is -r a+1.
+
+    Each mbpoll run is one short connection, closed before the next: one master at a time. It toggles
+    PLC_HEARTBEAT with every CONTROL write (a long heartbeat timeout covers the pauses between runs).
+    """
+    station = station_factory(heartbeat_timeout_s=30.0)
+    word = 0
 
     def mbpoll(*args: str, values: tuple[int, ...] = ()) -> str:
         # mbpoll [options] host [writevalues...]
@@ -133,9 +138,12 @@ def test_mbpoll_drives_a_board(station, plc_factory):
         return out.stdout
 
     def mbwrite(addr: int, *values: int) -> None:
-        with watcher.lock:  # the heartbeat thread writes CONTROL too: do not interleave
-            mbpoll("-r", str(addr + 1), values=values)
-            watcher.word = values[0] if addr == R.CONTROL else watcher.word
+        mbpoll("-r", str(addr + 1), values=values)
+
+    def control(set_bits: int = 0, clear_bits: int = 0) -> None:
+        nonlocal word
+        word = ((word | set_bits) & ~clear_bits) ^ R.PLC_HEARTBEAT
+        mbwrite(R.CONTROL, word)
 
     def mbread(addr: int, count: int) -> list[int]:
         text = mbpoll("-r", str(addr + 1), "-c", str(count))
@@ -146,20 +154,21 @@ def test_mbpoll_drives_a_board(station, plc_factory):
                 vals[int(ref.strip("[ "))] = int(val.split()[0])
         return [vals[a] for a in range(addr + 1, addr + 1 + count)]
 
-    mbwrite(R.CONTROL, R.TRIGGER_ENABLE | watcher.word)
+    control(R.TRIGGER_ENABLE)
     assert wait_for(lambda: mbread(R.STATUS, 1)[0] & R.READY, 10)
     mbwrite(R.PART_SEQ, *R.encode_u32(77777), *R.encode_ascii("MBPOLL-1", 4))
-    mbwrite(R.CONTROL, watcher.word | R.TRIGGER)
+    control(R.TRIGGER)
     assert wait_for(lambda: mbread(R.STATUS, 1)[0] & R.TRIGGER_ACK, 10)
-    mbwrite(R.CONTROL, watcher.word & ~R.TRIGGER)
+    control(clear_bits=R.TRIGGER)
     st = wait_for(lambda: (s := mbread(R.STATUS_BASE, 11)) and s[0] & R.RESULTS_VALID and s, 10)
     assert st, "no RESULTS_VALID"
     assert R.decode_u32(st[9:11]) == 77777 and st[R.INSP_ID - 100] == 1
     res = station.sink.by_part()[77777]
     assert res.board_serial == "MBPOLL-1" and bool(st[0] & R.PASS) == res.passed
-    mbwrite(R.CONTROL, watcher.word | R.RESULTS_ACK)
+    control(R.RESULTS_ACK)
     assert wait_for(lambda: not mbread(R.STATUS, 1)[0] & R.RESULTS_VALID, 10)
-    mbwrite(R.CONTROL, watcher.word & ~R.RESULTS_ACK)
+    control(clear_bits=R.RESULTS_ACK)
+    assert station.link.server.master_conflicts == 0 and station.link.hs.counters.violations == 0
     # mbpoll reports a Modbus exception for an illegal address and exits non-zero, the station lives on
     bad = subprocess.run(
         ["mbpoll", "-m", "tcp", "-p", str(station.port), "-a", "1", "-t", "4", "-1", "-r", "5001", "127.0.0.1"],
