@@ -355,7 +355,15 @@ class StorageSection(_Model):
     archive: Literal["all", "rejects", "none"] = Field("all", description="Which boards keep their full image.")
     retention_days: float = Field(30.0, gt=0, description="Delete archived records older than this.")
     min_free_mb: int = Field(
-        500, ge=0, description="Free-disk floor: below it retention deletes oldest; station NOT READY."
+        500,
+        ge=0,
+        description="Free-disk floor (MB): below it the station is NOT READY (disk, error 40) and retention deletes "
+        "the images, then the rows, of records older than retention_min_days.",
+    )
+    retention_min_days: float = Field(
+        7.0,
+        ge=0,
+        description="Below the disk floor, records younger than this (days) are never deleted, not even their images.",
     )
     queue_size: int = Field(1000, ge=10, le=1_000_000, description="Results buffered in memory for the writer thread.")
     spool_dir: Path = Field(Path("data/spool"), description="Results spilled here when the database is unavailable.")
