@@ -16,7 +16,6 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from inspector.board_serial import CODE_UNREADABLE, SERIAL_MISMATCH
 from inspector.health import ERROR_CODES
 
 from . import registers as R
@@ -35,8 +34,6 @@ class PlcResult:
     class_counts: tuple[int, ...] = (0,) * R.CLASS_COUNT_REGS
     reason: str | None = None
     insp_id: int = 0
-    serial: str = ""
-    """Board serial echoed in SERIAL_ECHO: the code read on the board, else the PLC's SERIAL."""
 
     @classmethod
     def reject(cls, reason: str, part_seq: int, cycle_ms: int = 0) -> PlcResult:
@@ -51,43 +48,23 @@ class PlcResult:
             code = 0
         else:
             code = worst.class_id if worst is not None else R.RESULT_NO_CLASS
-            code = _SERIAL_CODES.get((result.reason or "").split(":")[0], code)
         counts = tuple(R.clamp_u16(c) for c in result.class_counts())
         return cls(
             passed=passed,
             result_code=code,
             defect_count=R.clamp_u16(len(result.detections)),
-            max_score=R.clamp_u16(result.max_score * 1000),
+            max_score=R.clamp_u16(worst.score * 1000) if worst is not None else 0,
             cycle_ms=R.clamp_u16(result.cycle_ms),
             part_seq=part_seq & 0xFFFF_FFFF,
             class_counts=counts,
             reason=result.reason,
-            serial=_ascii_serial(result.board_serial),
         )
 
     def as_reject(self, reason: str) -> PlcResult:
         code = self.result_code if self.result_code not in (0,) else R.RESULT_NO_CLASS
         return PlcResult(
-            False,
-            code,
-            self.defect_count,
-            self.max_score,
-            self.cycle_ms,
-            self.part_seq,
-            self.class_counts,
-            reason,
-            serial=self.serial,
+            False, code, self.defect_count, self.max_score, self.cycle_ms, self.part_seq, self.class_counts, reason
         )
-
-
-#: REJECT reasons of the board-serial check with their own RESULT_CODE (inspector/board_serial.py prefixes).
-_SERIAL_CODES = {SERIAL_MISMATCH: R.RESULT_SERIAL_MISMATCH, CODE_UNREADABLE: R.RESULT_CODE_UNREADABLE}
-
-
-def _ascii_serial(serial: str | None) -> str:
-    """What fits SERIAL_ECHO: printable ASCII ('?' for anything else), cut to SERIAL_CHARS."""
-    text = "".join(c if 32 <= ord(c) < 127 else "?" for c in (serial or ""))
-    return text[: R.SERIAL_CHARS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,7 +429,6 @@ class Handshake:
             put(R.RESULT_CODE, [s.result_code, s.defect_count, s.max_score, s.cycle_ms])
             put(R.PART_SEQ_ECHO, R.encode_u32(s.part_seq))
             put(R.CLASS_COUNTS, list(s.class_counts))
-            put(R.SERIAL_ECHO, R.encode_ascii(s.serial, R.SERIAL_REGS, "SERIAL_ECHO"))
         put(R.HEARTBEAT_COUNT, [self.hb_count])
         put(R.RESULT_QUEUE, [len(self.queue)])
         put(R.MISSED_TRIGGER_COUNT, [self.counters.missed_triggers & 0xFFFF])
@@ -490,7 +466,7 @@ class Handshake:
         self._ack_at = now
 
     def _finish_flight(self, result: PlcResult) -> None:
-        flight, self.flight = self.flight, None
+        self.flight = None
         self.insp_id = (self.insp_id + 1) & 0xFFFF
         self.counters.results += 1
         result = PlcResult(
@@ -503,7 +479,6 @@ class Handshake:
             result.class_counts,
             result.reason,
             self.insp_id,
-            result.serial or (_ascii_serial(flight.serial) if flight is not None else ""),
         )
         if len(self.queue) >= self.queue_depth:
             # Cognex-style: the new result is discarded and flagged; its INSP_ID is skipped, so the PLC
