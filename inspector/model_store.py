@@ -227,7 +227,7 @@ class ModelStore:
                 )
             meta = read_meta(model)
             model_id = warm_up(model) if warm_up else meta.model_id
-            dest = self.versions / f"{meta.name}-{meta.version}-{meta.sha256[:12]}"
+            dest = self.versions / f"{meta.name}-{meta.version}-{meta.computed_identity[:12]}"
             if dest.exists():
                 shutil.rmtree(dest)
             os.replace(staging, dest)

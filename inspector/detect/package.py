@@ -118,6 +118,13 @@ class ModelMeta(_Strict):
     version: str = Field(..., pattern=SEMVER, description="Semantic version of the model.")
     file: str = Field(..., min_length=1, description="The .tflite file name, beside the sidecar.")
     sha256: str = Field(..., pattern=r"^[0-9a-f]{64}$", description="sha256 of the .tflite file.")
+    identity: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="sha256 over the .tflite's sha256, the labels in order and the input channels, written at "
+        "export; the model id's hash part. A sidecar whose labels were changed since no longer matches and is "
+        "refused. Missing (older sidecars): computed, so a label change still changes the model id.",
+    )
     labels: tuple[str, ...] = Field(..., min_length=1, description="Class names in output-channel order.")
     input: InputSpec = Field(..., description="Input tensor.")
     needs_reference: bool = Field(..., description="The golden reference must be passed with every board.")
@@ -143,8 +150,20 @@ class ModelMeta(_Strict):
     licence: str = Field("", description="Licence notes (data and weights).")
 
     @property
+    def computed_identity(self) -> str:
+        """sha256 over what the package is: the .tflite's hash, the labels in output-channel order and
+        the input channels. Why not the file hash alone: the same weights with the labels reordered in
+        the sidecar report an `open` as a `short`, and must not pass as the same model."""
+        return package_identity(self.sha256, self.labels, self.input.channels)
+
+    @property
     def model_id(self) -> str:
-        return f"{self.name}@{self.version}+{self.sha256[:12]}"
+        return f"{self.name}@{self.version}+{self.computed_identity[:12]}"
+
+
+def package_identity(sha256: str, labels: tuple[str, ...] | list[str], channels: tuple[str, ...] | list[str]) -> str:
+    doc = {"sha256": sha256, "labels": list(labels), "channels": list(channels)}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def sidecar_path(model: Path) -> Path:
@@ -185,6 +204,13 @@ def read_meta(model: Path) -> ModelMeta:
             f"{side}: input.shape {list(meta.input.shape)} must be [1, H, W, {len(meta.input.channels)}] "
             f"for channels {list(meta.input.channels)}"
         )
+    if meta.identity is not None and meta.identity != meta.computed_identity:
+        raise ModelError(
+            f"{side}: labels {list(meta.labels)} (or input channels {list(meta.input.channels)}) are not the ones "
+            f"this package was written with: identity {meta.computed_identity[:12]}... does not match the sidecar's "
+            f"{meta.identity[:12]}...; the class order is fixed by the trained weights, so re-export the model "
+            "instead of editing its labels"
+        )
     if meta.needs_reference != any(c != "board" for c in meta.input.channels):
         raise ModelError(f"{side}: needs_reference={meta.needs_reference} contradicts channels {meta.input.channels}")
     return meta
@@ -215,6 +241,8 @@ def write_sidecar(model: Path, meta: dict[str, Any]) -> Path:
     """Write the sidecar for `model` with the hash filled in; validates before writing."""
     model = Path(model)
     data = {**meta, "file": model.name, "sha256": sha256_file(model), "format_version": FORMAT_VERSION}
+    data.pop("identity", None)
+    data["identity"] = ModelMeta.model_validate(data).computed_identity
     ModelMeta.model_validate(data)
     side = sidecar_path(model)
     side.write_text(json.dumps(data, indent=2) + "\n")

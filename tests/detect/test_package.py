@@ -38,7 +38,7 @@ def load(model):
 def test_fixture_package_loads_and_names_itself():
     info = load(M320)
     meta = read_meta(M320)
-    assert info.model_id == f"synth-det@1.0.0+{sha256_file(M320)[:12]}"
+    assert info.model_id == f"synth-det@1.0.0+{meta.computed_identity[:12]}" and meta.sha256 == sha256_file(M320)
     assert info.labels == CLASS_NAMES and info.input_size == (320, 320) and info.needs_reference
     assert info.default_thresholds == {i: meta.thresholds[n] for i, n in enumerate(CLASS_NAMES, 1)}
     assert info.backend == "CPU XNNPACK x1"
