@@ -159,9 +159,9 @@ FOREIGN_FUNCTIONS = {
     11: b"\x0b",  # get comm event counter
     12: b"\x0c",  # get comm event log
     17: b"\x11",  # report server id
-    20: bytes([20, 7, 6, 0, 1, 0, 0, 0, 1]),  # read file record
+    20: bytes([20, 7, 6, 0, 4, 0, 1, 0, 2]),  # read file record (pymodbus served a dummy record)
     21: bytes([21, 9, 6, 0, 1, 0, 0, 0, 1, 0, 0]),  # write file record
-    22: struct.pack(">BHHH", 22, 0, 0xFFFF, 0x0002),  # mask write register (would set TRIGGER)
+    22: struct.pack(">BHHH", 22, 0, 0xFFFF, 0x0002),  # mask write register (refused before, by the hook)
     24: struct.pack(">BH", 24, 0),  # read FIFO queue
     43: bytes([43, 14, 1, 0]),  # read device identification
 }
