@@ -1,0 +1,154 @@
+"""`config check` runs every start check that needs no hardware, and the station applies the same
+checks at start: values that used to fail only later (at `history --stats`, in a retry loop, as a
+traceback from the PLC thread, or as a REJECT on every board) fail here with the key named.
+
+Real parts: the CLI as installed, the shipped model, synthetic boards, the station as `run` builds it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from inspector.cli import main
+from inspector.config import DEFAULT_MODEL, ConfigError, load_config
+from inspector.domain import TriggerRequest, Verdict
+from inspector.station import build_station
+
+
+def check(capsys, path: Path) -> tuple[int, str]:
+    rc = main(["config", "check", str(path)])
+    out = capsys.readouterr()
+    return rc, out.out + out.err
+
+
+@pytest.mark.parametrize(
+    "toml, expected",
+    [
+        ('[storage]\ntimezone = "Europe/Berlinn"\n', "storage.timezone: unknown time zone"),
+        ('[storage]\ntimezone = ""\n', "storage.timezone: unknown time zone"),
+        ('[storage]\nshift_starts = ["06:00", "25:00"]\n', "storage.shift_starts: shift start '25:00' is not a time"),
+        ('[storage]\nshift_starts = ["6"]\n', "storage.shift_starts: shift start '6' is not HH:MM"),
+        ('[storage]\nshift_starts = ["06:30"]\n', "storage.shift_starts: shift start '06:30': shifts must start on"),
+        ('[storage]\nshift_starts = ["06:00", "06:00"]\n', "storage.shift_starts: shift start '06:00' is listed twice"),
+        ('[camera]\ntype = "aravis"\naddress = "300.1.2.3"\n', "camera.address: not an IPv4 address"),
+        ('[camera]\ntype = "aravis"\naddress = "cam-1.local"\n', "camera.address: not an IPv4 address"),
+        ('[plc]\nhost = "300.1.2.3"\n', "plc.host: the address is not a valid IP address"),
+        ('[plc]\nmode = "client"\nhost = "plc 7"\n', "plc.host: the address is neither an IP address nor a valid"),
+        ('[plc]\nhost = ""\n', "plc.host: the address is empty"),
+        ('[detector]\nmodel = "nowhere/m.tflite"\n', "detector.model: "),
+        ('[detector]\ntrusted_keys = ["missing.pub"]\n', "detector.trusted_keys.0: "),
+        ('[camera]\ntype = "replay"\npath = "no-such-folder"\n', "camera.path: "),
+        ('[metrics]\nlisten = "0.0.0.0"\n', "metrics.listen: '0.0.0.0' is not HOST:PORT"),
+        ('[[recipes]]\nname = "demo"\nreference = "golden.png"\n', "recipes.demo.reference: reference image"),
+    ],
+)
+def test_config_check_fails_on_values_that_only_failed_later(tmp_path, capsys, toml, expected):
+    path = tmp_path / "station.toml"
+    path.write_text(toml)
+    rc, out = check(capsys, path)
+    assert rc == 1, out
+    assert expected in out, out
+    assert "Traceback" not in out
+
+
+def test_good_values_pass(tmp_path, capsys, demo_boards):
+    path = tmp_path / "station.toml"
+    path.write_text(
+        '[storage]\ntimezone = "Asia/Shanghai"\nshift_starts = ["08:00", "20:00"]\n'
+        '[plc]\nmode = "client"\nhost = "plc-7.line1.local"\n'
+        '[metrics]\nlisten = "127.0.0.1:9100"\n'
+    )
+    rc, out = check(capsys, path)
+    assert rc == 0, out
+    golden = demo_boards / "board0000_temp.png"
+    path.write_text(
+        '[camera]\ntype = "aravis"\naddress = "192.168.10.20"\n[plc]\nhost = "::1"\n'
+        f'[[recipes]]\nname = "demo"\nreference = "{golden}"\n'
+    )
+    rc, out = check(capsys, path)
+    assert rc == 0, out
+
+
+def test_a_bad_value_fails_wherever_the_file_is_loaded(tmp_path):
+    """Validators in the config model: `run`, the UI and `history` refuse the file too, not just `check`."""
+    path = tmp_path / "station.toml"
+    path.write_text('[storage]\ntimezone = "Mars/Olympus"\n')
+    with pytest.raises(ConfigError, match="storage.timezone: unknown time zone"):
+        load_config(path)
+    assert main(["history", "--config", str(path), "--stats"]) == 2
+
+
+def test_a_corrupt_model_package_fails_config_check(tmp_path, capsys):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    model = pkg / DEFAULT_MODEL.name
+    blob = DEFAULT_MODEL.read_bytes()
+    model.write_bytes(blob[: len(blob) // 2])
+    shutil.copy(DEFAULT_MODEL.with_suffix(".json"), pkg)
+    path = tmp_path / "station.toml"
+    path.write_text(f'[detector]\nmodel = "{model}"\n')
+    rc, out = check(capsys, path)
+    assert rc == 1 and "detector.model:" in out and "does not match the sidecar" in out, out
+
+
+# ------------------------------------------------------------------ a model that needs a reference
+@pytest.fixture
+def bare_boards(tmp_path, demo_boards, demo_truth) -> Path:
+    """Boards as a live camera delivers them: no `<id>_temp` reference beside them."""
+    out = tmp_path / "bare"
+    out.mkdir()
+    names = [n for n, boxes in sorted(demo_truth.items()) if boxes][:2]
+    for n in names:
+        shutil.copy(demo_boards / f"{n}_test.png", out / f"{n}.png")
+    (out / "truth.json").write_text(json.dumps({n: demo_truth[n] for n in names}))
+    return out
+
+
+def station_toml(tmp_path: Path, boards: Path, recipe: str = "") -> Path:
+    path = tmp_path / "station.toml"
+    path.write_text(
+        f'[camera]\ntype = "replay"\npath = "{boards}"\ntrigger = "software"\n'
+        '[detector]\ndelegate = "cpu"\n[plc]\nmode = "off"\n'
+        '[[recipes]]\nname = "demo"\n' + recipe
+    )
+    return path
+
+
+def test_recipe_without_reference_on_a_model_that_needs_one(tmp_path, capsys, bare_boards, demo_boards):
+    """Before: `config check` OK, station READY, then every board REJECT (RESULT_CODE 255, ERROR_CODE 0)."""
+    path = station_toml(tmp_path, bare_boards)
+    rc, out = check(capsys, path)
+    assert rc == 1, out
+    assert "recipes.demo.reference: not set, but model pcb-defect-det.tflite compares every board" in out, out
+    assert "2 of 2 boards in camera.path" in out, out
+
+    results = []
+
+    class Sink:
+        name = "test"
+
+        def submit(self, r):
+            results.append(r)
+
+    station = build_station(load_config(path), sinks=[Sink()], with_storage=False, with_plc=False)
+    state = station.health.get("recipe")
+    assert state is not None and not state.ok and "recipes.demo.reference: not set" in state.reason
+    assert station.health.error_code() == 60 and not station.health.ready
+    station.start()
+    try:
+        assert station.pipeline.trigger(TriggerRequest(part_seq=1)).done.wait(60)
+    finally:
+        station.stop()
+    assert [r.verdict for r in results] == [Verdict.REJECT]
+    assert not station.health.get("recipe").ok  # the board's REJECT does not clear the start fault
+
+    # With a golden reference in the recipe the same station starts without a recipe fault.
+    good = station_toml(tmp_path, bare_boards, f'reference = "{demo_boards / "board0000_temp.png"}"\n')
+    rc, out = check(capsys, good)
+    assert rc == 0, out
+    station = build_station(load_config(good), with_storage=False, with_plc=False)
+    assert station.health.get("recipe").ok
