@@ -13,7 +13,20 @@ import logging
 import sys
 from importlib.metadata import entry_points
 
-BUILTIN = ("run", "inspect", "config", "bench", "evaluate", "history", "db", "camera", "model", "dataset", "sync")
+BUILTIN = (
+    "run",
+    "inspect",
+    "config",
+    "bench",
+    "evaluate",
+    "history",
+    "db",
+    "camera",
+    "model",
+    "dataset",
+    "sync",
+    "audit",
+)
 
 
 class CommandError(Exception):
@@ -67,10 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
     from .decision import RecipeError
     from .detect.base import ModelError
+    from .station_key import StationKeyError
 
     try:
         return int(args.func(args) or 0)
-    except (CommandError, ConfigError, ModelError, RecipeError) as exc:
+    except (CommandError, ConfigError, ModelError, RecipeError, StationKeyError) as exc:
         if isinstance(exc, ConfigError):
             print(f"error: invalid configuration in {exc.source}:", file=sys.stderr)
             for p in exc.problems:

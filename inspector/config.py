@@ -397,6 +397,21 @@ class StorageSection(_Model):
     def _shifts(cls, v: list[str]) -> list[str]:
         return check_shift_starts(v)
 
+    station_key: Path | None = Field(
+        None,
+        description="Station signing key (Ed25519, PEM, mode 0600), kept outside the database and created on first "
+        "start; signs audit events and result records. None: station.key beside the SQLite file (server "
+        "databases: in the spool folder's parent).",
+    )
+
+    def station_key_path(self) -> Path:
+        """Where the station key lives (the configured path, or the default beside the records)."""
+        from .station_key import default_path
+
+        if self.station_key is not None:
+            return Path(self.station_key)
+        return default_path(self.database_url, self.spool_dir)
+
 
 # ---------------------------------------------------------------- calibration
 class CalibrationSection(_Model):

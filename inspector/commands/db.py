@@ -4,12 +4,15 @@
 without rows, rows without files); `--repair` removes the orphans and clears dangling paths.
 `upgrade` applies pending migrations (with a backup first), as the station does at start.
 `retention` runs the age / free-disk retention now, instead of waiting for the writer's next pass.
+`verify` checks every inspection record's signature (station key, or the public keys given with
+--key: how the plant checks records it received) and names each record changed after the fact.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ("check", "report integrity and archive/database disagreements (orphans)"),
         ("upgrade", "apply pending schema migrations (backs the database up first)"),
         ("retention", "delete records and files past the retention age or below the disk floor, now"),
+        ("verify", "check the signature of every inspection record; exit 1 naming each one changed after the fact"),
     ):
         q = dsub.add_parser(name, help=text)
         q.add_argument("--config", help="station.toml (database URL, archive folder, retention settings)")
@@ -27,12 +31,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         if name == "check":
             q.add_argument("--repair", action="store_true", help="delete orphan files, clear paths of missing files")
             q.add_argument("--grace", type=float, default=300.0, help="ignore files younger than this (s); default 300")
+        if name == "verify":
+            q.add_argument(
+                "--key",
+                metavar="PUB",
+                action="append",
+                type=Path,
+                help="station public key file(s) to verify with (the plant's copy); default: the station's own key",
+            )
+            q.add_argument("--station", metavar="ID", help="only this station's records (default: all in the database)")
         q.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ..cli import CommandError
     from ..config import load_config
     from ..storage import RetentionPolicy, StorageError, check_archive, current_revision, head_revision, open_database
@@ -55,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
                 f"schema is at {current_revision(db.engine)}, this version needs {head_revision()}: "
                 "run `pcb-inspector db upgrade` first"
             )
+        if args.db_command == "verify":
+            return _verify(args, cfg, db)
         if args.db_command == "retention":
             st = cfg.storage
             from ..storage.writer import _sync_state_path
@@ -86,3 +99,26 @@ def run(args: argparse.Namespace) -> int:
         return 0 if rep.integrity in ("ok", "n/a") else 1
     finally:
         db.close()
+
+
+def _verify(args: argparse.Namespace, cfg, db) -> int:
+    from .. import station_key
+    from ..storage.signed import verify_records
+
+    if args.key:
+        verifier, where = station_key.Verifier.from_files(args.key), ", ".join(str(k) for k in args.key)
+    else:
+        path = cfg.storage.station_key_path()
+        verifier, where = station_key.load(path).verifier(), str(path)
+    with db.engine.connect() as conn:
+        rep = verify_records(conn, verifier, station_id=args.station)
+    legacy = f", {rep.unsigned_legacy} from before signing (unsigned)" if rep.unsigned_legacy else ""
+    if rep.ok:
+        print(f"{rep.checked} inspection records: {rep.signed_ok} signatures valid{legacy} (keys: {where})")
+        return 0
+    print(f"{rep.checked} inspection records: {len(rep.problems)} FAILED verification{legacy}:")
+    for line in rep.problems[:100]:
+        print(f"  {line}")
+    if len(rep.problems) > 100:
+        print(f"  ... and {len(rep.problems) - 100} more")
+    return 1

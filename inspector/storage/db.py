@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -46,6 +47,9 @@ class Database:
     station_id: str = "station-1"
     backup_path: Path | None = None
     """Backup made before the last migration at open, if any."""
+    station_key: Any = None
+    """inspector.station_key.StationKey that signs audit events (None: events are chained but unsigned,
+    which `audit verify` reports)."""
     _sessions: sessionmaker[Session] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -170,6 +174,7 @@ def open_database(
     migrate: bool = True,
     synchronous: str = "FULL",
     busy_timeout_ms: int = 5000,
+    station_key: Any = None,
 ) -> Database:
     """Open (and by default upgrade) the records database.
 
@@ -178,7 +183,7 @@ def open_database(
     refused rather than written by old code.
     """
     engine = create_db_engine(url, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
-    db = Database(url, engine, station_id)
+    db = Database(url, engine, station_id, station_key=station_key)
     try:
         current = current_revision(engine)
     except Exception as exc:

@@ -145,6 +145,9 @@ class Inspection(Base):
     reference_path: Mapped[str | None] = mapped_column(String(300), nullable=True)
     archive_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     reviewed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # --- added by migration 0003: Ed25519 signature of the record's content (inspector.storage.signed)
+    sig_key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    signature: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
     defects: Mapped[list[Defect]] = relationship(
         back_populates="inspection", cascade="all, delete-orphan", passive_deletes=True, order_by="Defect.idx"
@@ -210,8 +213,19 @@ class User(Base):
 
 
 class AuditEvent(Base):
+    """Who did what, when, before -> after. From migration 0003 each event is chained and signed.
+
+    `hash` is SHA-256 over the event's content and `prev_hash` (the station's previous event), and
+    `signature` is the station key's signature of `hash` (inspector.storage.audit).
+    """
+
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_at", "at"),)
+    __table_args__ = (
+        Index("ix_audit_at", "at"),
+        Index("ux_audit_station_seq", "station_id", "seq", unique=True),
+        Index("ix_audit_who_at", "who", "at"),
+        Index("ix_audit_action_at", "action", "at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -221,6 +235,40 @@ class AuditEvent(Base):
     target: Mapped[str] = mapped_column(String(300), default="")
     before: Mapped[Any] = mapped_column(JSON, nullable=True)
     after: Mapped[Any] = mapped_column(JSON, nullable=True)
+    # --- added by migration 0003
+    seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    source: Mapped[str] = mapped_column(String(32), default="")
+    """Where the action came from: ui, cli, plc, station."""
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    signature: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+class AuditHead(Base):
+    """Added by migration 0003. The last event of each station's chain.
+
+    Every append updates this row first, which serialises writers (SQLite write lock, PostgreSQL
+    row lock) so two processes never chain onto the same predecessor, and lets `audit verify` see
+    events deleted from the end of the chain.
+    """
+
+    __tablename__ = "audit_heads"
+
+    station_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class LoginLockout(Base):
+    """Added by migration 0003. Failed logins and the lock-out, kept across restarts."""
+
+    __tablename__ = "login_lockouts"
+
+    scope: Mapped[str] = mapped_column(String(100), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class Calibration(Base):

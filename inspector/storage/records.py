@@ -37,21 +37,17 @@ def record_audit(
     after: Any = None,
     *,
     session=None,
+    source: str = "",
 ) -> int:
-    """Store who changed what (before -> after, any JSON values). Returns the event id.
+    """Store who changed what (before -> after, any JSON values) at the end of the signed audit chain
+    (inspector.storage.audit). Returns the event id.
 
     Pass `session` to make the event part of the caller's transaction (so the change and its audit
     record commit together).
     """
-    ev = AuditEvent(who=who, action=action, target=target, before=before, after=after, station_id=db.station_id)
-    if session is not None:
-        session.add(ev)
-        session.flush()
-        return ev.id
-    with db.session() as s, s.begin():
-        s.add(ev)
-        s.flush()
-        return ev.id
+    from .audit import append
+
+    return append(db, who, action, target, before, after, source=source, session=session)
 
 
 def audit_events(

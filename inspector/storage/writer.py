@@ -19,6 +19,7 @@ rejects the board), it is counted in `unrecorded`, and the reason is logged and 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import queue
@@ -41,6 +42,7 @@ from ..health import Health
 from .archive import Archive, ArchivedFiles, ArchiveError, describe_os_error
 from .db import Database, StorageError, ensure_station, open_database
 from .models import Defect, Inspection, ModelVersion, Recipe
+from .signed import sign_record
 from .spool import Spool
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,15 @@ class RecorderSettings:
     encoder_threads: int = 2
     busy_timeout_ms: int = 5000
     recipes: list[dict[str, Any]] | None = None
+    station_key: Path | None = None
+    """Signing key file (created on first start); None: `station.key` beside the SQLite file / spool folder."""
+    config: dict[str, Any] | None = None
+    """The effective configuration (secrets hidden), audited at start when it changed since the last start."""
+
+    def key_path(self) -> Path:
+        from ..station_key import default_path
+
+        return Path(self.station_key) if self.station_key else default_path(self.database_url, self.spool_dir)
 
     @classmethod
     def from_config(cls, cfg: Any) -> RecorderSettings:
@@ -95,6 +106,8 @@ class RecorderSettings:
             retention_interval_s=st.retention_interval_s,
             retention_batch=st.retention_batch,
             recipes=[r.model_dump(mode="json") for r in cfg.recipes],
+            station_key=st.station_key_path(),
+            config=_redacted_config(cfg),
         )
 
 
@@ -189,6 +202,14 @@ class Recorder:
         self._next_db_try = 0.0
         self._detail_at = 0.0  # when the database lamp's detail line was last refreshed
         self.retention: Any = None
+        from ..station_key import load_or_create
+
+        self.key = load_or_create(settings.key_path())
+        """The station key: signs every record (before it is stored or spooled) and every audit event."""
+        self._audit_q: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=1000)
+        self._audit_held: list[dict[str, Any]] = []
+        self.audit_dropped = 0
+        self._started_audited = False
 
     # ------------------------------------------------------------------ public API
     def start(self, wait_s: float = 10.0) -> None:
@@ -218,6 +239,16 @@ class Recorder:
             self._pool.shutdown(wait=True)
             self._pool = None
         if self.database is not None:
+            self._write_audit()
+            if self._started_audited:
+                self._audit_now(
+                    "station",
+                    "station.stop",
+                    self.settings.station_id,
+                    None,
+                    {"written": self.stats.written, "spooled": self.stats.spooled, "unrecorded": self.stats.unrecorded},
+                    "station",
+                )
             self.database.close()
             self.database = None
 
@@ -237,6 +268,29 @@ class Recorder:
         n = self._queue.qsize()
         if n > 0.8 * self.settings.queue_size:
             self.health.fail("database", f"writer behind: {n} of {self.settings.queue_size} results queued")
+
+    def audit(
+        self, who: str, action: str, target: str = "", before: Any = None, after: Any = None, *, source: str = ""
+    ) -> None:
+        """Queue an audit event for the writer thread (the database's owner); never blocks the caller.
+
+        For threads that must not wait on the database (the PLC link's recipe switch). A full queue
+        drops the event with an error in the log and counts it in `audit_dropped`.
+        """
+        ev = {
+            "who": who,
+            "action": action,
+            "target": target,
+            "before": before,
+            "after": after,
+            "source": source,
+            "at": datetime.now(UTC),
+        }
+        try:
+            self._audit_q.put_nowait(ev)
+        except queue.Full:
+            self.audit_dropped += 1
+            log.error("audit queue full: %s by %s not recorded (%d dropped)", action, who, self.audit_dropped)
 
     def add_durable_listener(self, fn: DurableListener) -> None:
         """fn(uid, where) is called once each result is durable; it must not block (it runs in the writer)."""
@@ -298,6 +352,7 @@ class Recorder:
 
     def _spill(self, result: InspectionResult) -> None:
         rec = result_record(result, self.settings.station_id)
+        sign_record(rec, self.key)
         images = {}
         if result.image is not None and self.settings.archive != "none":
             images["image"] = result.image
@@ -325,6 +380,8 @@ class Recorder:
             batch = self._take_batch(0.0 if stopping else 0.05)
             if self._held and time.monotonic() >= self._next_db_try:
                 self._retry_held()
+            if not self._audit_q.empty() or self._audit_held:
+                self._write_audit()
             if batch:
                 self._write_batch(batch)
             elif stopping and not self._held:
@@ -353,8 +410,11 @@ class Recorder:
                 station_id=s.station_id,
                 synchronous=s.sqlite_synchronous,
                 busy_timeout_ms=s.busy_timeout_ms,
+                station_key=self.key,
             )
             ensure_station(self.database, s.station_name, s.station_line)
+            if not self._started_audited:
+                self._audit_start()
             if s.recipes:
                 from .recipes import register_recipe
 
@@ -450,6 +510,8 @@ class Recorder:
     def _write_batch(self, batch: list[InspectionResult]) -> None:
         files = self._archive(batch)
         records = [result_record(r, self.settings.station_id, f) for r, f in zip(batch, files)]
+        for rec in records:
+            sign_record(rec, self.key)
         if self.database is None and not self._open():
             self._to_spool(records)
             return
@@ -622,6 +684,8 @@ class Recorder:
                     "reference_path": r["reference_path"],
                     "archive_error": r["archive_error"],
                     "reviewed": False,
+                    "sig_key_id": r.get("sig_key_id"),
+                    "signature": r.get("signature"),
                 }
                 for r in fresh
             ]
@@ -643,6 +707,85 @@ class Recorder:
             ]
             if defects:
                 s.execute(insert(Defect), defects)
+
+    # ------------------------------------------------------------------ audit
+    def _audit_now(self, who: str, action: str, target: str, before: Any, after: Any, source: str) -> bool:
+        from .audit import append
+
+        assert self.database is not None
+        try:
+            append(self.database, who, action, target, before, after, source=source)
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("audit event %s not written: %s", action, _short(exc))
+            return False
+        return True
+
+    def _audit_start(self) -> None:
+        """station.start with the configuration's hash; config.change when it differs from the last start."""
+        from sqlalchemy import desc
+
+        from .audit import canonical
+        from .models import AuditEvent
+
+        assert self.database is not None
+        s = self.settings
+        cfg = s.config or {}
+        digest = hashlib.sha256(canonical(cfg)).hexdigest() if cfg else ""
+        try:
+            with self.database.session() as sess:
+                last = sess.scalar(
+                    select(AuditEvent)
+                    .where(AuditEvent.station_id == s.station_id, AuditEvent.action == "station.start")
+                    .order_by(desc(AuditEvent.id))
+                    .limit(1)
+                )
+                prev = dict(last.after or {}) if last is not None and isinstance(last.after, dict) else None
+        except SQLAlchemyError as exc:
+            log.error("cannot read the last station.start event: %s", _short(exc))
+            prev = None
+        ok = self._audit_now(
+            "station", "station.start", s.station_id, None, {"config_sha256": digest, "config": cfg}, "station"
+        )
+        if prev is not None and digest and prev.get("config_sha256") != digest:
+            before, after = _config_diff(prev.get("config") or {}, cfg)
+            self._audit_now(
+                "station",
+                "config.change",
+                s.station_id,
+                {"config_sha256": prev.get("config_sha256"), **before},
+                {"config_sha256": digest, **after},
+                "station",
+            )
+        self._started_audited = ok
+
+    def _write_audit(self) -> None:
+        from .audit import append
+
+        while True:
+            try:
+                self._audit_held.append(self._audit_q.get_nowait())
+            except queue.Empty:
+                break
+        if not self._audit_held or (self.database is None and not self._open()):
+            return
+        while self._audit_held:
+            ev = self._audit_held[0]
+            try:
+                append(
+                    self.database,
+                    ev["who"],
+                    ev["action"],
+                    ev["target"],
+                    ev["before"],
+                    ev["after"],
+                    source=ev["source"],
+                    at=ev["at"],
+                )
+            except (SQLAlchemyError, OSError) as exc:
+                log.error("audit event %s not written yet (kept, retried): %s", ev["action"], _short(exc))
+                del self._audit_held[: max(0, len(self._audit_held) - 1000)]
+                return
+            self._audit_held.pop(0)
 
     # ------------------------------------------------------------------ free space and retention
     def _disk_tick(self) -> None:
@@ -701,6 +844,36 @@ class Recorder:
         if report.low_disk:
             wait = min(wait, self.settings.disk_check_s)
         self._next_retention = now + (0.0 if again else wait)
+
+
+def _redacted_config(cfg: Any) -> dict[str, Any]:
+    """The effective configuration as JSON, without the database password."""
+    from sqlalchemy.engine import make_url
+
+    data = cfg.model_dump(mode="json")
+    try:
+        data["storage"]["database_url"] = make_url(data["storage"]["database_url"]).render_as_string(hide_password=True)
+    except Exception:
+        data["storage"]["database_url"] = "<unparsable>"
+    return data
+
+
+def _config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> tuple[dict, dict]:
+    """Only the keys that differ, flattened (`storage.retention_days`), as (before, after)."""
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if a == b:
+            continue
+        name = f"{prefix}{k}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            x, y = _config_diff(a, b, name + ".")
+            before.update(x)
+            after.update(y)
+        else:
+            before[name], after[name] = a, b
+    return before, after
 
 
 def _utc(ts: datetime) -> datetime:
