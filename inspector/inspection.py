@@ -95,6 +95,14 @@ class BoardInspection:
     def frame_to_board(self) -> np.ndarray | None:
         return None if self.board_to_frame is None else np.linalg.inv(self.board_to_frame)
 
+    def to_frame(self, detections: list[Detection]) -> list[Detection]:
+        """Detections found on `board_image` (board pixels) moved to frame pixels, as this inspection did."""
+        return map_boxes(detections, None if _identity(self.board_to_frame) else self.board_to_frame)
+
+
+def _identity(m: np.ndarray | None) -> bool:
+    return m is None or np.array_equal(m, np.eye(3))
+
 
 def map_boxes(detections: list[Detection], matrix: np.ndarray | None) -> list[Detection]:
     """The detections with their boxes moved by the 3x3 `matrix` (the axis-aligned box of the moved corners)."""
@@ -105,7 +113,7 @@ def map_boxes(detections: list[Detection], matrix: np.ndarray | None) -> list[De
     moved = cv2.perspectiveTransform(corners, matrix).reshape(-1, 4, 2)
     lo, hi = moved.min(1), moved.max(1)
     return [
-        Detection((float(x1), float(y1), float(x2), float(y2)), d.class_id, d.score)
+        Detection((float(x1), float(y1), float(x2), float(y2)), d.class_id, d.score, d.runner_up)
         for d, (x1, y1), (x2, y2) in zip(detections, lo.tolist(), hi.tolist(), strict=True)
     ]
 
@@ -171,7 +179,7 @@ def inspect_board(
     timings.update(getattr(detector, "last_timings", None) or {})
 
     t = time.perf_counter()
-    identity = board_to_frame is None or np.array_equal(board_to_frame, np.eye(3))
+    identity = _identity(board_to_frame)
     found = found_board if identity else map_boxes(found_board, board_to_frame)
     counted = found
     serial = None

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -199,15 +200,18 @@ class BoardRegistrar:
         if float(img.std()) < 2.0:
             raise RegistrationError("the capture is blank (no contrast): no board in view, or no light")
         s = self.settings
-        starts: list[tuple[str, np.ndarray]] = []
+        # Starts are computed only when needed: the last pose usually suffices, and the phase
+        # correlation (two resizes and an FFT) would be wasted on every such board.
+        starts: list[tuple[str, Callable[[], np.ndarray]]] = []
         if s.method in ("auto", "ecc"):
             if self.last is not None:
-                starts.append(("ecc+last", self.last.matrix))
-            starts.append(("ecc+phase", self._phase_start(img, ref)))
+                last = self.last.matrix
+                starts.append(("ecc+last", lambda: last))
+            starts.append(("ecc+phase", lambda: self._phase_start(img, ref)))
         best: Registration | None = None
         failures: list[str] = []
-        for name, m0 in starts:
-            reg = self._try(name, img, ref, m0, failures)
+        for name, start in starts:
+            reg = self._try(name, img, ref, start(), failures)
             if reg and (best is None or reg.quality > best.quality):
                 best = reg
             if best and best.quality >= s.min_quality:

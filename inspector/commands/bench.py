@@ -3,10 +3,13 @@
 Why through the real pipeline: the figure that matters on the line is capture-to-verdict, not the
 bare `invoke`. One run measures, side by side:
 1. latency: the replay camera in software-trigger mode, one board at a time, through the real
-   capture thread -> latest-frame slot -> inference thread -> decision -> sink; each board's
-   invoke, pre-/post-processing (from the detector) and end-to-end time (capture timestamp to
-   the sink receiving the result);
+   capture thread -> latest-frame slot -> inference thread -> `inspector.inspection.inspect_board`
+   (registration, detection, decision: exactly the station's path) -> sink; each step's time
+   (`register`, the detector's `pre`/`invoke`/`post`, `decide`, ... one row each) and end-to-end
+   time (capture timestamp to the sink receiving the result);
    `handoff` is capture timestamp to the inference thread starting on the board;
+   the boards sit `--shift` px / `--rotate` deg off their references, as boards in a fixture do,
+   so registration estimates and resamples as it does on the line;
 2. throughput: the same boards free-running as fast as the camera delivers them, with capture and
    inference overlapped (boards/s);
 and the process's peak RSS. `overhead_ratio` is end-to-end p50 over invoke p50.
@@ -35,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None, help="override detector.threads")
     p.add_argument("--delegate", choices=["auto", "cpu"], default=None, help="override detector.delegate")
     p.add_argument("--warmup", type=int, default=10, help="boards run before timing starts")
+    p.add_argument("--shift", type=float, default=3.0, help="largest board offset from its reference, px")
+    p.add_argument("--rotate", type=float, default=0.3, help="largest board rotation against its reference, deg")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=bench)
 
@@ -64,6 +69,33 @@ def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, np.float64), q)) if values else float("nan")
 
 
+#: Timing rows in path order: (key in the result's timings_ms, printed name). Steps a detector or
+#: station does not report are left out of the table.
+STEP_ROWS: tuple[tuple[str, str], ...] = (
+    ("queue", "handoff"),
+    ("undistort", "undistort"),
+    ("register", "register"),
+    ("prepare", "prepare"),
+    ("pre", "pre"),
+    ("invoke", "invoke"),
+    ("post", "post"),
+    ("decide", "decide"),
+)
+
+
+def _misplace(folder: Path, shift: float, rotate: float, seed: int = 5) -> None:
+    """Move every board off its reference (random offset up to `shift` px, rotation up to `rotate` deg)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    for path in sorted(folder.glob("*_test.png")):
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        h, w = img.shape[:2]
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), float(rng.uniform(-rotate, rotate)), 1.0)
+        m[:, 2] += rng.uniform(-shift, shift, 2)
+        cv2.imwrite(str(path), cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+
+
 def run_bench(
     model: Path | None,
     frames: int,
@@ -73,6 +105,8 @@ def run_bench(
     delegate: str | None = None,
     warmup: int = 10,
     config: str | None = None,
+    shift: float = 3.0,
+    rotate: float = 0.3,
 ) -> dict:
     from ..capture.replay import ReplayCameraSource
     from ..config import ReplayCamera, load_config
@@ -82,6 +116,7 @@ def run_bench(
     from ..domain import TriggerRequest
     from ..health import Health
     from ..pipeline import Pipeline
+    from ..registration import BoardRegistrar, settings_from_config
     from ..synth import write_boards
 
     cfg = load_config(config)
@@ -94,6 +129,8 @@ def run_bench(
         det_cfg.delegate = delegate
     with tempfile.TemporaryDirectory(prefix="pcb-bench-") as tmp:
         folder = write_boards(Path(tmp), boards, seed=11, size=size)
+        if shift > 0 or rotate > 0:
+            _misplace(folder, shift, rotate)
         rules = RecipeRules(cfg.recipe())
 
         # 1. latency: one board per trigger through the real pipeline.
@@ -101,9 +138,11 @@ def run_bench(
         cam = ReplayCameraSource(ReplayCamera(path=folder, fps=None, loop=True, trigger="software"))
         sink = _TimingSink()
         health = Health()
-        pipe = Pipeline(cam, detector, rules, health, [sink], triggered=True, keep_images=False)
+        registrar = BoardRegistrar(settings_from_config(cfg.calibration))
+        pipe = Pipeline(cam, detector, rules, health, [sink], triggered=True, keep_images=False, registrar=registrar)
         pipe.start()
-        e2e, invoke, pre, post, queue, tiles, failed = [], [], [], [], [], [], []
+        e2e, tiles, failed = [], [], []
+        steps: dict[str, list[float]] = {key: [] for key, _ in STEP_ROWS}
         try:
             for i in range(warmup + frames):
                 ticket = pipe.trigger(TriggerRequest(part_seq=i))
@@ -116,10 +155,9 @@ def run_bench(
                         failed.append(r.reason)
                         continue
                     e2e.append((t_sink - r.captured_at) * 1000)
-                    invoke.append(r.timings_ms.get("invoke", float("nan")))
-                    pre.append(r.timings_ms.get("pre", float("nan")))
-                    post.append(r.timings_ms.get("post", float("nan")))
-                    queue.append(r.timings_ms.get("queue", float("nan")))
+                    for key, values in steps.items():
+                        if key in r.timings_ms:
+                            values.append(r.timings_ms[key])
                     tiles.append(r.timings_ms.get("tiles", 1.0))
         finally:
             pipe.stop()
@@ -132,7 +170,15 @@ def run_bench(
         detector2 = create_detector(det_cfg)
         cam2 = ReplayCameraSource(ReplayCamera(path=folder, fps=None, loop=True, trigger="free_run"))
         sink2 = _TimingSink()
-        pipe2 = Pipeline(cam2, detector2, rules, Health(), [sink2], keep_images=False)
+        pipe2 = Pipeline(
+            cam2,
+            detector2,
+            rules,
+            Health(),
+            [sink2],
+            keep_images=False,
+            registrar=BoardRegistrar(settings_from_config(cfg.calibration)),
+        )
         pipe2.start()
         try:
             got, t_first = 0, None
@@ -150,8 +196,13 @@ def run_bench(
         boards_per_s = (got - n_first) / (t_last - t_first) if t_first is not None and t_last > t_first else 0.0
 
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    inv50 = _pct(invoke, 50)
+    inv50 = _pct(steps["invoke"], 50)
     meta = read_meta(det_cfg.model)
+    rows = {}
+    for key, values in steps.items():
+        if values:
+            rows[f"{key}_p50_ms"] = _pct(values, 50)
+            rows[f"{key}_p99_ms"] = _pct(values, 99)
     return {
         "model": str(det_cfg.model),
         "model_id": info.model_id,
@@ -162,14 +213,10 @@ def run_bench(
         "tiles_per_board": float(np.median(tiles)) if tiles else float("nan"),
         "tta": meta.tta,
         "scales": [1.0, *(meta.multiscale.scales if meta.multiscale else ())],
-        "invoke_p50_ms": inv50,
-        "invoke_p99_ms": _pct(invoke, 99),
-        "pre_p50_ms": _pct(pre, 50),
-        "pre_p99_ms": _pct(pre, 99),
-        "post_p50_ms": _pct(post, 50),
-        "post_p99_ms": _pct(post, 99),
-        "queue_p50_ms": _pct(queue, 50),
-        "queue_p99_ms": _pct(queue, 99),
+        "board_shift_px": shift,
+        "board_rotate_deg": rotate,
+        "steps": [key for key, _ in STEP_ROWS if steps[key]],
+        **rows,
         "e2e_p50_ms": _pct(e2e, 50),
         "e2e_p99_ms": _pct(e2e, 99),
         "overhead_ratio": _pct(e2e, 50) / inv50 if inv50 > 0 else float("nan"),
@@ -194,6 +241,8 @@ def bench(args: argparse.Namespace) -> int:
             delegate=args.delegate,
             warmup=args.warmup,
             config=args.config,
+            shift=args.shift,
+            rotate=args.rotate,
         )
     except RuntimeError as exc:
         raise CommandError(str(exc)) from None
@@ -207,10 +256,11 @@ def bench(args: argparse.Namespace) -> int:
         f"{res['tiles_per_board']:.0f} model input(s) of {res['input'][0]}x{res['input'][1]} per board "
         f"(tiles over all scales){' x2 mirror TTA' if res.get('tta') == 'hflip' else ''}"
     )
-    print(f"{'':10}{'p50 ms':>10}{'p99 ms':>10}")
-    rows = (("invoke", "invoke"), ("pre", "pre"), ("post", "post"), ("queue", "handoff"), ("e2e", "end-to-end"))
-    for key, name in rows:
-        print(f"{name:10}{res[key + '_p50_ms']:10.2f}{res[key + '_p99_ms']:10.2f}")
+    print(f"placed   up to {res['board_shift_px']:g} px / {res['board_rotate_deg']:g} deg off the reference")
+    print(f"{'':12}{'p50 ms':>10}{'p99 ms':>10}")
+    for key, name in (*STEP_ROWS, ("e2e", "end-to-end")):
+        if key + "_p50_ms" in res:
+            print(f"{name:12}{res[key + '_p50_ms']:10.2f}{res[key + '_p99_ms']:10.2f}")
     print(f"overhead ratio (e2e p50 / invoke p50)  {res['overhead_ratio']:.3f}")
     print(f"throughput (capture || inference)      {res['boards_per_s']:.1f} boards/s")
     print(f"peak RSS                               {res['rss_mb']:.0f} MB")

@@ -52,13 +52,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _evaluate_model(
     model: Path | None, pairs, out: Path | None, floor: float, threads: int, camera: dict | None = None
 ) -> dict:
-    from ..config import DetectorSection, Recipe
+    from ..config import CalibrationSection, DetectorSection, Recipe
     from ..datasets.deeppcb import read_gray
     from ..decision import RecipeRules
     from ..detect.factory import create_detector
     from ..domain import Verdict
     from ..evaluation.coco import coco_map
     from ..evaluation.deeppcb_protocol import deeppcb_metrics
+    from ..inspection import inspect_board
+    from ..registration import BoardRegistrar, settings_from_config
 
     cfg = DetectorSection(threads=threads, delegate="cpu")
     if model is not None:
@@ -67,9 +69,12 @@ def _evaluate_model(
     info = det.load()
     det.warm_up(2)
     rules = RecipeRules(Recipe())
+    # The station's default registrar: every board is scored exactly as the line would judge it.
+    registrar = BoardRegistrar(settings_from_config(CalibrationSection()))
     floor_thr = {c: floor for c in range(1, len(CLASS_NAMES) + 1)}
     gts, dets, latencies = [], [], []
-    escapes, false_rejects, defective, clean = [], 0, 0, 0
+    escapes, false_rejects, defective, clean, unregistered = [], 0, 0, 0, []
+    verdicts = []
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     for p in pairs:
@@ -78,8 +83,23 @@ def _evaluate_model(
         if camera is not None:
             board, ref, good, truth = _camera_frames(board, ref, p, camera)
         t0 = time.perf_counter()
-        found = det.detect(board, ref if info.needs_reference else None, floor_thr)
+        station = inspect_board(board, ref, rules, det, registrar)
         latencies.append((time.perf_counter() - t0) * 1000)
+        found = []
+        if station.inspected:
+            # everything above the floor for the AP figures: the same registered input, boxes in frame pixels
+            low = det.detect(station.board_image, station.reference, floor_thr)
+            found = station.to_frame(low)
+        else:
+            unregistered.append(p.id)
+        verdicts.append(
+            {
+                "id": p.id,
+                "verdict": station.verdict.value,
+                "reason": station.reason,
+                "detections": [d.to_json() for d in station.detections],
+            }
+        )
         boxes = np.array([d.box for d in found], np.float32).reshape(-1, 4)
         scores = np.array([d.score for d in found], np.float32)
         classes = np.array([d.class_id - 1 for d in found], np.int64)
@@ -91,16 +111,16 @@ def _evaluate_model(
                 for b, s, c in zip(boxes, scores, classes, strict=True)
             ]
             (out / f"{p.id}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
-        verdict = rules.decide(found, info.default_thresholds).verdict
         if len(p.boxes):
             defective += 1
-            if verdict is Verdict.PASS:
+            if station.verdict is Verdict.PASS:
                 escapes.append(p.id)
         # The template of every pair is a known-good board: count false rejects on it.
-        tf = det.detect(good, ref if info.needs_reference else None, floor_thr)
         clean += 1
-        if rules.decide(tf, info.default_thresholds).verdict is Verdict.REJECT:
+        if inspect_board(good, ref, rules, det, registrar).verdict is Verdict.REJECT:
             false_rejects += 1
+    if out is not None:
+        (out / "verdicts.jsonl").write_text("".join(json.dumps(v) + "\n" for v in verdicts))
     coco = coco_map(gts, dets, CLASS_NAMES)
     shipped = {c - 1: t for c, t in info.default_thresholds.items()}
     dp = deeppcb_metrics(gts, dets, shipped)
@@ -121,6 +141,8 @@ def _evaluate_model(
         "escaped_boards": escapes,
         "templates_checked": clean,
         "false_rejects_on_templates": false_rejects,
+        "unregistered": len(unregistered),
+        "unregistered_boards": unregistered,
         "latency_mean_ms": float(lat.mean()) if lat.size else 0.0,
         "latency_p99_ms": float(np.percentile(lat, 99)) if lat.size else 0.0,
     }
@@ -152,8 +174,14 @@ def _print(m: dict, title: str) -> None:
         + (f" ({', '.join(m['escaped_boards'][:10])})" if m["escapes"] else "")
     )
     print(f"false rejects on known-good templates: {m['false_rejects_on_templates']} of {m['templates_checked']}")
+    if m.get("unregistered"):
+        print(
+            f"boards not registered to their reference (REJECT): {m['unregistered']} "
+            f"({', '.join(m['unregistered_boards'][:10])})"
+        )
     print(
-        f"latency per board (pre + invoke + post): mean {m['latency_mean_ms']:.1f} ms, p99 {m['latency_p99_ms']:.1f} ms"
+        f"latency per board (register + detect + decide): mean {m['latency_mean_ms']:.1f} ms, "
+        f"p99 {m['latency_p99_ms']:.1f} ms"
     )
 
 
@@ -221,7 +249,7 @@ def _write_sidecar(args: argparse.Namespace, result: dict) -> None:
             f"{model} is signed ({signature_path(Path(model)).name}); changing its sidecar would break the "
             "signature: write the figures before signing"
         )
-    keep = ("model", "backend", "escaped_boards")
+    keep = ("model", "backend", "escaped_boards", "unregistered_boards")
     metrics = doc.setdefault("metrics", {})
     if args.camera:  # camera-domain figures sit beside the binarised ones, never in their place
         key = f"val_int8_camera_{args.camera}"

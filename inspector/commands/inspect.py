@@ -1,7 +1,10 @@
 """`pcb-inspector inspect IMAGE... [--reference IMAGE] [--json]`: inspect files once.
 
+Each image goes through the station's own inspection path (`inspector.inspection.inspect_board`):
+registered to its reference, inspected, decided under the recipe, exactly as `run` judges a board.
 Each image is judged on its own: a missing or unreadable image gets its own error line and a
-non-zero exit status, and the other images are still inspected.
+non-zero exit status, and the other images are still inspected. A board that cannot be registered
+is a REJECT with the reason, not an error.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ def read_image(path: Path) -> np.ndarray:
 def inspect(args: argparse.Namespace) -> int:
     from ..detect.factory import create_detector
     from ..domain import InspectionResult
+    from ..inspection import inspect_board
+    from ..registration import BoardRegistrar, settings_from_config
 
     cfg = station_config(args)
     rules = RecipeRules(cfg.recipe())
@@ -71,7 +76,8 @@ def inspect(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"model: {info.model_id} on {info.backend}", file=sys.stderr)
     fixed_ref = read_image(Path(args.reference)) if args.reference else None
-    thresholds = rules.thresholds_for(info.default_thresholds)
+    # the station's own registrar settings: a file is judged exactly as the line would judge it
+    registrar = BoardRegistrar(settings_from_config(cfg.calibration))
     failures = 0
     for name in args.images:
         path = Path(name)
@@ -85,33 +91,45 @@ def inspect(args: argparse.Namespace) -> int:
                 ref = rules.reference
             if info.needs_reference and ref is None:
                 raise ImageError("this model needs a golden reference: pass --reference or set the recipe's reference")
-            if ref is not None and ref.shape != image.shape:
-                raise ImageError(
-                    f"reference is {ref.shape[1]}x{ref.shape[0]}, image is {image.shape[1]}x{image.shape[0]}"
-                )
-            detections = detector.detect(image, ref, thresholds)
-            decision = rules.decide(detections, info.default_thresholds)
+            board = inspect_board(image, ref, rules, detector, registrar)
         except ImageError as exc:
             failures += 1
             if args.json:
                 print(json.dumps({"image": name, "error": str(exc)}), flush=True)
             print(f"error: {name}: {exc}", file=sys.stderr)
             continue
-        timings = dict(detector.last_timings)
+        timings = dict(board.timings_ms)
         timings["total"] = (time.monotonic() - t0) * 1000
         result = InspectionResult(
             frame_id=0,
             recipe=rules.name,
-            verdict=decision.verdict,
-            detections=decision.kept,
+            verdict=board.verdict,
+            detections=board.detections,
             timings_ms=timings,
             model_id=info.model_id,
+            reason=board.reason,
         )
         if args.json:
             out = result.to_json(name)
-            keep = ("image", "verdict", "detections", "timings_ms", "model")
-            print(json.dumps({k: out[k] for k in keep} | {"backend": info.backend}), flush=True)
+            keep = ("image", "verdict", "reason", "detections", "timings_ms", "model")
+            extra = {"backend": info.backend, "registration": _registration_json(board.registration)}
+            print(json.dumps({k: out[k] for k in keep} | extra), flush=True)
         else:
-            parts = ", ".join(f"{d.label} {d.score:.2f} @ {[int(v) for v in d.box]}" for d in decision.kept)
-            print(f"{name}: {decision.verdict.value} ({len(decision.kept)} defects{': ' + parts if parts else ''})")
+            parts = ", ".join(f"{d.label} {d.score:.2f} @ {[int(v) for v in d.box]}" for d in board.detections)
+            why = f", {result.reason}" if result.reason else ""
+            print(
+                f"{name}: {result.verdict.value} ({len(board.detections)} defects{': ' + parts if parts else ''}{why})"
+            )
     return 1 if failures else 0
+
+
+def _registration_json(reg) -> dict | None:
+    """Where the board lay against its reference (None without a reference)."""
+    if reg is None:
+        return None
+    return {
+        "quality": round(reg.quality, 4),
+        "shift_px": [round(v, 2) for v in reg.shift_px],
+        "rotation_deg": round(reg.rotation_deg, 3),
+        "method": reg.method,
+    }
