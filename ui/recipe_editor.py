@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from inspector.config import Recipe
 from inspector.decision import RecipeError, read_image_gray
 from inspector.domain import CLASS_NAMES
+from inspector.roi import check_roi
 
 from . import theme
 from .auth import Permission, PermissionDenied, Session
@@ -68,8 +69,17 @@ class RecipeEditor(QWidget):
         img_tools.addWidget(self.roi_button)
         img_tools.addWidget(self.clear_roi)
         img_tools.addWidget(self.load_reference)
+        self.roi_warning = QLabel(self)
+        """Says so when the ROI leaves most of the board uninspected, or cannot be used at all."""
+        self.roi_warning.setObjectName("roiWarning")
+        self.roi_warning.setWordWrap(True)
+        self.roi_warning.setStyleSheet(f"color: {theme.WARN}; font-weight: bold;")
+        self.roi_warning.hide()
+        self._board: tuple[int, int] | None = None
+        self._mask: np.ndarray | None = None
         left = QVBoxLayout()
         left.addWidget(self.canvas, 1)
+        left.addWidget(self.roi_warning)
         left.addLayout(img_tools)
 
         self.recipe = QComboBox(self)
@@ -182,6 +192,12 @@ class RecipeEditor(QWidget):
         self.min_px.setValue(round(r.min_defect_px))
         self.max_pass.setValue(r.max_defects_pass)
         self.canvas.polygon = [tuple(p) for p in (r.roi or [])]
+        self._mask = None
+        if r.roi_mask is not None:
+            try:
+                self._mask = read_image_gray(r.roi_mask, "ROI mask")
+            except RecipeError as exc:
+                self.state.setText(str(exc))
         self.set_reference(r.reference)
 
     def set_reference(self, path: Path | None) -> None:
@@ -197,11 +213,36 @@ class RecipeEditor(QWidget):
         if img is not None:
             q, s = to_owned_qimage(img, 2400)
             self.canvas.set_image(q, s)
+            self._board = (img.shape[1], img.shape[0])
         else:
             # No golden image at all (boards carry their own): draw the ROI on the last live board.
             q, s = self._live_image()
             self.canvas.set_image(q, s)
+            self._board = (round(q.width() / s), round(q.height() / s)) if q is not None and not q.isNull() else None
         self.canvas.update()
+        self._update_roi_warning()
+
+    def _update_roi_warning(self) -> None:
+        """The recipe screen says what `config show` says: an ROI that ignores most of the board."""
+        polygon = self.canvas.polygon if len(self.canvas.polygon) >= 3 else None
+        text = ""
+        if polygon is not None or self._mask is not None:
+            base = self.original or self.controller.recipe()
+            rep = check_roi(
+                polygon,
+                self._mask,
+                self._board,
+                scale_mask=base.roi_mask_scale,
+                min_fraction=base.min_roi_fraction,
+            )
+            if rep.problems:
+                text = self.tr("ROI not usable: %1").replace("%1", "; ".join(rep.messages()))
+            elif rep.excludes_most:
+                text = self.tr(
+                    "This recipe inspects only %1% of the board: defects outside the ROI are ignored (PASS)."
+                ).replace("%1", f"{rep.coverage * 100:.0f}")
+        self.roi_warning.setText(text)
+        self.roi_warning.setVisible(bool(text))
 
     def _live_frame(self) -> np.ndarray | None:
         """Without a reference file, the ROI is drawn on the recipe's in-memory reference, if any."""
@@ -268,10 +309,12 @@ class RecipeEditor(QWidget):
         if self.roi_button.isChecked():
             self.canvas.polygon = [*self.canvas.polygon, (x, y)]
             self.canvas.update()
+            self._update_roi_warning()
 
     def _clear_roi(self) -> None:
         self.canvas.polygon = []
         self.canvas.update()
+        self._update_roi_warning()
 
     def _choose_reference(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, self.tr("Reference image"), "", "Images (*.png *.jpg *.bmp *.tif)")
@@ -294,6 +337,7 @@ class RecipeEditor(QWidget):
         self.save_button.setText(self.tr("Save and apply"))
         self.revert_button.setText(self.tr("Revert"))
         self.canvas.placeholder = self.tr("No reference image: choose one")
+        self._update_roi_warning()
         if self.editing:
             self.state.setText(self.tr("ENGINEER EDITING: the station is NOT READY until you leave this screen"))
         elif not self.state.text().startswith(self.tr("Saved")):

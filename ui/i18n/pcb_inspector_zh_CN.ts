@@ -977,6 +977,16 @@
 <context>
     <name>RecipeEditor</name>
     <message>
+        <location filename="../recipe_editor.py" line="239"/>
+        <source>ROI not usable: %1</source>
+        <translation>ROI 不可用：%1</translation>
+    </message>
+    <message>
+        <location filename="../recipe_editor.py" line="241"/>
+        <source>This recipe inspects only %1% of the board: defects outside the ROI are ignored (PASS).</source>
+        <translation>此配方只检测电路板的 %1%：ROI 以外的缺陷被忽略（判为合格）。</translation>
+    </message>
+    <message>
         <location filename="../recipe_editor.py" line="235"/>
         <source>Not saved: %1</source>
         <translation>未保存：%1</translation>
