@@ -466,9 +466,39 @@ class UiSection(_Model):
     display_fps: float = Field(15.0, gt=0, le=60, description="Maximum live-view refresh rate.")
 
 
+class TemperatureSource(_Model):
+    """Where the accelerator's temperature is read: named per board, because thermal zone names differ
+    by vendor and a guess by name picks the wrong sensor (or none)."""
+
+    sysfs: Path | None = Field(
+        None,
+        description="File holding one number, e.g. /sys/class/thermal/thermal_zone2/temp or an hwmon temp1_input.",
+    )
+    command: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Vendor command whose output holds the temperature (first number), e.g. ['vcgencmd', "
+        "'measure_temp']; run at most every 10 s, 2 s timeout.",
+    )
+    scale: float | None = Field(
+        None, gt=0, description="Multiplier to °C; default 0.001 for sysfs (millidegrees), 1 for a command."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TemperatureSource:
+        if (self.sysfs is None) == (self.command is None):
+            raise ValueError("metrics.accelerator_temperature: set exactly one of `sysfs` or `command`")
+        return self
+
+
 class MetricsSection(_Model):
     listen: str | None = Field(None, description="HOST:PORT for /metrics and /health; None = off.")
     latency_budget_ms: float = Field(48.0, gt=0, description="End-to-end p99 budget used by alerts.")
+    accelerator_temperature: TemperatureSource | None = Field(
+        None,
+        description="Accelerator temperature source for pcb_accelerator_temperature_celsius; None = not read "
+        "(a station whose model runs on an accelerator then raises AcceleratorTemperatureMissing).",
+    )
 
 
 class StationConfig(_Model):

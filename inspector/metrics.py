@@ -20,6 +20,7 @@ import math
 import os
 import re
 import shutil
+import subprocess
 import threading
 import time
 from collections import deque
@@ -32,13 +33,76 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from .domain import InspectionResult
+from .domain import InspectionResult, Verdict
 
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.02, 0.03, 0.04, 0.048, 0.06, 0.08, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
-#: Thermal zone types counted as the accelerator (NPU, GPU, VPU, TPU; SoC where the NPU has no zone).
-ACCELERATOR_ZONE = re.compile(r"npu|gpu|vpu|tpu|nna|apu|mali|soc", re.IGNORECASE)
+#: Why a board was rejected without a result, from its reason (a bounded label set; see `fail_safe_cause`).
+FAIL_SAFE_CAUSES = ("inference_error", "model_not_loaded", "camera", "registration", "backlog", "stopped", "other")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def fail_safe_cause(reason: str | None) -> str:
+    """Map a fail-safe REJECT's reason (the pipeline's wording) to one of FAIL_SAFE_CAUSES."""
+    r = (reason or "").lower()
+    if r.startswith("inspection failed"):
+        return "inference_error"
+    if r.startswith("model not loaded"):
+        return "model_not_loaded"
+    if r.startswith(("camera", "no frame")):
+        return "camera"
+    if r.startswith("board not registered"):
+        return "registration"
+    if "backlog full" in r or "queue full" in r:
+        return "backlog"
+    if r.startswith("station stopped"):
+        return "stopped"
+    return "other"
+
+
+class TemperatureReader:
+    """The configured accelerator temperature (metrics.accelerator_temperature), in °C.
+
+    A vendor command can take a while, so its reading is kept for `cache_s`; a sysfs file is read at
+    each scrape. Any failure gives None (the series disappears and AcceleratorTemperatureMissing fires
+    on an accelerator station) and is logged once per distinct error, never raised into a scrape."""
+
+    def __init__(self, source: Any, cache_s: float = 10.0):
+        self.source = source
+        self.cache_s = cache_s
+        self._at = -math.inf
+        self._value: float | None = None
+        self._last_error: str | None = None
+        self.errors = 0
+
+    def read(self) -> float | None:
+        src = self.source
+        if src is None:
+            return None
+        if src.command is not None and time.monotonic() - self._at < self.cache_s:
+            return self._value
+        try:
+            if src.sysfs is not None:
+                text, scale = Path(src.sysfs).read_text(), src.scale or 0.001
+            else:
+                out = subprocess.run(src.command, capture_output=True, text=True, timeout=2.0, check=True)
+                text, scale = out.stdout, src.scale or 1.0
+            m = _NUMBER.search(text)
+            if m is None:
+                raise ValueError(f"no number in {text.strip()[:60]!r}")
+            value: float | None = float(m.group()) * scale
+            self._last_error = None
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            where = src.sysfs or " ".join(src.command or [])
+            msg = f"metrics.accelerator_temperature {where}: {exc}"
+            if msg != self._last_error:
+                log.warning("%s", msg)
+            self._last_error = msg
+            self.errors += 1
+            value = None
+        self._at, self._value = time.monotonic(), value
+        return value
 
 
 def parse_listen(spec: str) -> tuple[str, int]:
@@ -120,6 +184,8 @@ class StationMetrics:
         disk_path: Path | None = None,
         thermal_root: Path = Path("/sys/class/thermal"),
         extra_sources: list[Any] | None = None,
+        temperature: Any = None,
+        parts: list[Any] | None = None,
     ):
         self.station_id = station_id
         self.health = health
@@ -131,6 +197,9 @@ class StationMetrics:
         self.thermal_root = thermal_root
         self.extra_sources = list(extra_sources or [])
         """Objects with `metrics() -> dict[str, float]` (the plant sync worker) exported as gauges."""
+        self.temperature = TemperatureReader(temperature)
+        self.parts = parts if parts is not None else []
+        """The station's parts (the list itself, so parts attached later are seen): the model watcher."""
         self.registry = CollectorRegistry()
         self._lock = threading.Lock()
         self._inference_ms: deque[float] = deque(maxlen=window)
@@ -151,6 +220,23 @@ class StationMetrics:
             registry=self.registry,
         )
         self.defects = Counter("pcb_defects", "Defects found, by class.", [*labels, "class"], registry=self.registry)
+        self.fail_safe = Counter(
+            "pcb_fail_safe_rejects",
+            "Boards rejected without an inspection result, by cause (" + ", ".join(FAIL_SAFE_CAUSES) + ").",
+            [*labels, "cause"],
+            registry=self.registry,
+        )
+        self.inference_errors = Counter(
+            "pcb_inference_errors",
+            "Boards whose inspection raised (detector or pre-processing error): each was REJECTed.",
+            labels,
+            registry=self.registry,
+        )
+        for verdict in Verdict:  # every verdict and cause exported from the start: rate() needs the zero
+            self.boards.labels(station_id, verdict.value)
+        for cause in FAIL_SAFE_CAUSES:
+            self.fail_safe.labels(station_id, cause)
+        self.inference_errors.labels(station_id)
         self.latency = Histogram(
             "pcb_latency_seconds",
             "Per-board latency: path=inference (inference thread) or capture_to_verdict (frame to verdict).",
@@ -172,6 +258,11 @@ class StationMetrics:
         if not result.passed:
             worst = result.worst
             self.rejects.labels(sid, worst.label if worst else "fail_safe").inc()
+            if worst is None:
+                cause = fail_safe_cause(result.reason)
+                self.fail_safe.labels(sid, cause).inc()
+                if cause == "inference_error":
+                    self.inference_errors.labels(sid).inc()
         for d in result.detections:
             self.defects.labels(sid, d.label).inc()
         t = result.timings_ms
@@ -307,6 +398,13 @@ class _Collector:
                 )
                 g.add_metric([sid, info.model_id, info.backend], 1.0)
                 out.append(g)
+                out.append(
+                    gauge(
+                        "pcb_accelerator_present",
+                        "1 when the model runs on an accelerator delegate (not the CPU).",
+                        0.0 if info.backend.upper().startswith("CPU") else 1.0,
+                    )
+                )
             c = p.counters
             out.append(gauge("pcb_camera_fps", "Camera frame rate over the last 30 frames.", c.fps))
             for field, doc in (
@@ -353,9 +451,26 @@ class _Collector:
             for zone, kind, c in zones:
                 tz.add_metric([sid, zone, kind], c)
             out.append(tz)
-            acc = [c for _, kind, c in zones if ACCELERATOR_ZONE.search(kind)]
-            if acc:
-                out.append(gauge("pcb_accelerator_temperature_celsius", "Hottest accelerator zone.", max(acc)))
+        doc = "Accelerator temperature from metrics.accelerator_temperature (absent when not configured or unreadable)."
+        out.append(gauge("pcb_accelerator_temperature_celsius", doc, m.temperature.read()))
+        out.append(
+            gauge(
+                "pcb_accelerator_temperature_configured",
+                "1 when metrics.accelerator_temperature names a source.",
+                0.0 if m.temperature.source is None else 1.0,
+            )
+        )
+        watcher = next((x for x in list(m.parts) if getattr(x, "name", None) == "model-watcher"), None)
+        if watcher is not None:
+            out.append(gauge("pcb_model_swaps_count", "Models hot-swapped in since start.", watcher.swaps))
+            out.append(gauge("pcb_model_swaps_refused_count", "Model changes refused since start.", watcher.failures))
+            out.append(
+                gauge(
+                    "pcb_model_change_refused",
+                    "1 while the last model change was refused (the station runs its previous model).",
+                    1.0 if watcher.last_error else 0.0,
+                )
+            )
 
         for src in m.extra_sources:
             try:
@@ -421,11 +536,29 @@ def attach_metrics(station: Any, listen: str | None = None) -> StationMetrics | 
         latency_budget_ms=cfg.metrics.latency_budget_ms,
         recorder=station.recorder,
         disk_path=Path(cfg.storage.archive_dir),
+        temperature=cfg.metrics.accelerator_temperature,
+        parts=station.parts,
     )
     station.pipeline.add_sink(metrics)
     station.parts.append(metrics)
     station.metrics = metrics
     return metrics
+
+
+def source_registry(station_id: str, source: Any) -> CollectorRegistry:
+    """A registry exporting `source.metrics()` (name -> value) as gauges labelled with the station:
+    what the plant sync process serves on its own port."""
+
+    class _SourceCollector:
+        def collect(self):
+            for name, v in source.metrics().items():
+                g = GaugeMetricFamily(name, f"from {type(source).__name__}", labels=["station"])
+                g.add_metric([station_id], v)
+                yield g
+
+    reg = CollectorRegistry()
+    reg.register(_SourceCollector())
+    return reg
 
 
 def _now() -> float:

@@ -152,6 +152,7 @@ class PlantSync:
         self.link_up = False
         self.last_error: str | None = None
         self.last_success: float | None = None
+        self.started = time.monotonic()
         self.pushed = SyncReport()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -218,8 +219,10 @@ class PlantSync:
             out["pcb_sync_pending_reviews"] = float(p["reviews"])
         except SQLAlchemyError:
             pass
-        if self.last_success is not None:
-            out["pcb_sync_last_success_age_seconds"] = time.monotonic() - self.last_success
+        # Age since the last success, or since start when there was none: a sync that never got through
+        # must age like one that stopped getting through, or PlantSyncBacklog could never fire for it.
+        out["pcb_sync_last_success_age_seconds"] = time.monotonic() - (self.last_success or self.started)
+        out["pcb_sync_succeeded_since_start"] = 0.0 if self.last_success is None else 1.0
         return out
 
     # ------------------------------------------------------------------ one pass

@@ -58,22 +58,12 @@ def run(args: argparse.Namespace) -> int:
         worker.stop()
         return 0
     if args.metrics:
-        from prometheus_client import CollectorRegistry, start_http_server
-        from prometheus_client.core import GaugeMetricFamily
+        from prometheus_client import start_http_server
 
-        from ..metrics import parse_listen
+        from ..metrics import parse_listen, source_registry
 
-        class _C:
-            def collect(self):
-                for name, v in worker.metrics().items():
-                    g = GaugeMetricFamily(name, "plant sync", labels=["station"])
-                    g.add_metric([cfg.station.id], v)
-                    yield g
-
-        reg = CollectorRegistry()
-        reg.register(_C())
         host, port = parse_listen(args.metrics)
-        start_http_server(port, addr=host, registry=reg)
+        start_http_server(port, addr=host, registry=source_registry(cfg.station.id, worker))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     worker.start()
