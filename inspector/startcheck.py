@@ -254,6 +254,18 @@ def check_files(cfg: StationConfig, report: CheckReport) -> None:
             load_public_key(key)
         except SignatureError as exc:
             report.problems.append(f"detector.trusted_keys.{i}: {exc}")
+    try:
+        from sqlalchemy.engine import make_url
+
+        backend = make_url(cfg.storage.database_url).get_backend_name()
+    except Exception:
+        report.problems.append(
+            f"storage.database_url: {cfg.storage.database_url!r} is not a SQLAlchemy URL "
+            "(sqlite:///path or postgresql+psycopg://user@host/db)"
+        )
+    else:
+        if backend not in {"sqlite", "postgresql"}:
+            report.problems.append(f"storage.database_url: {backend!r}: only sqlite and postgresql are supported")
     listen = cfg.metrics.listen
     if listen is not None:
         host, sep, port = listen.rpartition(":")

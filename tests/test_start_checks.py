@@ -43,6 +43,8 @@ def check(capsys, path: Path) -> tuple[int, str]:
         ('[detector]\ntrusted_keys = ["missing.pub"]\n', "detector.trusted_keys.0: "),
         ('[camera]\ntype = "replay"\npath = "no-such-folder"\n', "camera.path: "),
         ('[metrics]\nlisten = "0.0.0.0"\n', "metrics.listen: '0.0.0.0' is not HOST:PORT"),
+        ('[storage]\ndatabase_url = "inspections.db"\n', "storage.database_url: 'inspections.db' is not a SQLAlchemy"),
+        ('[storage]\ndatabase_url = "mysql://u@h/db"\n', "storage.database_url: 'mysql': only sqlite and postgresql"),
         ('[[recipes]]\nname = "demo"\nreference = "golden.png"\n', "recipes.demo.reference: reference image"),
     ],
 )
