@@ -408,6 +408,7 @@ class PlcLink:
         self._started.set()
         last: list[int] | None = None
         last_write = 0.0
+        refusals = _RefusalLog()
         try:
             while not self._stop.is_set():
                 images: list[list[int]] = []
@@ -416,7 +417,7 @@ class PlcLink:
                 except LinkDown:
                     last = None  # rewrite the whole block once the PLC is back
                 except ValueError as exc:
-                    log.warning("%s", exc)
+                    refusals.report(exc)
                 regs = self._step(images, client.up)
                 now = time.monotonic()
                 if client.up and (regs != last or now - last_write > 0.5):
@@ -426,7 +427,7 @@ class PlcLink:
                     except LinkDown:
                         last = None
                     except ValueError as exc:
-                        log.warning("%s", exc)
+                        refusals.report(exc)
                 self._thread_wake.wait(cfg.poll_ms / 1000 if client.up else min(0.05, cfg.poll_ms / 1000 * 10))
                 self._thread_wake.clear()
         except Exception as exc:
@@ -434,6 +435,27 @@ class PlcLink:
             self.health.fail("plc", f"PLC client crashed: {exc}")
         finally:
             client.close()
+
+
+class _RefusalLog:
+    """Why: a PLC that refuses a request (wrong unit id, register outside its memory) refuses it at every
+    poll, 200 times a second; each distinct refusal is logged once per `interval_s`, with a count."""
+
+    def __init__(self, interval_s: float = 10.0):
+        self.interval_s = interval_s
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def report(self, exc: ValueError) -> None:
+        text, now = str(exc), time.monotonic()
+        at, unlogged = self._last.get(text, (None, 0))
+        if at is not None and now - at < self.interval_s:
+            self._last[text] = (at, unlogged + 1)
+            return
+        if len(self._last) > 64:  # texts name fixed addresses; this only bounds a PLC that varies its answer
+            self._last.clear()
+        self._last[text] = (now, 0)
+        more = f" ({unlogged} more since the last report)" if unlogged else ""
+        log.warning("%s%s; logged at most every %.0f s", text, more, self.interval_s)
 
 
 def default_recipe_switcher(

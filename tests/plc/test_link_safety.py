@@ -263,3 +263,25 @@ def test_simulator_runs_only_when_asked_and_the_log_says_so(spec, caplog):
             assert not any("simulator RUNNING" in r.getMessage() for r in caplog.records)
     finally:
         link.stop()
+
+
+# ---------------------------------------------------------------------------------- client mode refusals
+def test_client_mode_refused_write_is_logged_once_not_every_poll(station_factory, caplog):
+    """The PLC (pyModbusTCP's server) holds only 150 registers: each status write at 200 is refused (02)."""
+    from pyModbusTCP.server import DataBank, ModbusServer
+
+    caplog.set_level(logging.WARNING)
+    plc = ModbusServer("127.0.0.1", 0, no_block=True, data_bank=DataBank(h_regs_size=150))
+    plc.start()
+    try:
+        port = plc._service.server_address[1]
+        st = station_factory(mode="client", port=port, control_base=0, status_base=200, poll_ms=5)
+        assert wait_for(lambda: st.link.client is not None and st.link.client.transactions > 50, 10)
+        time.sleep(1.0)  # about 200 polls, each with a refused status write
+        refused = [r.getMessage() for r in caplog.records if "refused write" in r.getMessage()]
+        assert st.link.client.transactions > 100
+        assert len(refused) == 1, refused
+        assert f"refused write {R.STATUS_SIZE} registers at 200" in refused[0]
+        assert "logged at most every 10 s" in refused[0]
+    finally:
+        plc.stop()
