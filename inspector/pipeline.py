@@ -578,7 +578,9 @@ class Pipeline:
             if why.startswith(UNREGISTERED):
                 log.warning("frame %d: %s", frame.id, why)
                 self._board_fault("registration", why)
-            return InspectionResult.failed(why, model_id=info.model_id, timings_ms=timings, **common)
+            failed = InspectionResult.failed(why, model_id=info.model_id, timings_ms=timings, **common)
+            failed.frame_meta = {k: v for k, v in frame.meta.items() if k != "reference"}  # which board it was
+            return failed
         if board.registration is not None:
             self._board_ok("registration", f"quality {board.registration.quality:.2f}")
         self._board_ok("pipeline")
