@@ -26,6 +26,7 @@ BUILTIN = (
     "dataset",
     "sync",
     "audit",
+    "soak",
 )
 
 

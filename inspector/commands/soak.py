@@ -1,0 +1,281 @@
+"""`pcb-inspector soak --boards N [--json]`: run the whole station for N boards and report what leaks.
+
+Why: a station runs for weeks; a leak of a few bytes or one file descriptor per board, or a record
+the PLC saw acknowledged but the database never got, shows only after tens of thousands of boards.
+The soak drives the real station (camera, detector, recorder with its SQLite and archive, the Modbus
+server and its handshake) as fast as it goes: by default with the line PLC simulator in a separate
+process (`pcb-inspector plc-sim`, so its own bookkeeping does not count in the station's memory), or
+with `--external-plc` by a real PLC on the configured server port. It samples the station process's
+RSS, open file descriptors and threads as it goes, then compares the records in the database with
+the boards the PLC saw acknowledged.
+
+Memory is judged on the second half only (the first half includes warm-up, allocator pools and
+SQLite's page cache filling), as a least-squares slope in bytes per 1000 boards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+PART_LINE = re.compile(r"^part (\d+): (PASS|REJECT)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("soak", help="run the whole station for N boards: throughput, memory, fds, lost records")
+    p.add_argument("--config", help="station.toml (default: the demo station: replay camera, shipped model)")
+    p.add_argument("--boards", type=int, default=1000, help="boards to inspect (default 1000)")
+    p.add_argument("--rate", default="1000/s", help="PLC trigger rate; above the station's speed = as fast as it goes")
+    p.add_argument(
+        "--external-plc",
+        action="store_true",
+        help="no simulator: a real PLC drives the station's Modbus server (plc.host/plc.port of the config)",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="folder for the soak's database and archive (default: a temporary folder, removed afterwards)",
+    )
+    p.add_argument(
+        "--archive",
+        choices=["all", "rejects", "none"],
+        default="rejects",
+        help="storage.archive for the soak (default rejects; 'all' writes every image)",
+    )
+    p.add_argument("--sample-s", type=float, default=1.0, help="seconds between RSS/fd/thread samples")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=soak)
+
+
+@dataclass
+class Sample:
+    t: float
+    boards: int
+    rss: int
+    fds: int
+    threads: int
+
+
+@dataclass
+class SoakReport:
+    boards: int = 0
+    seconds: float = 0.0
+    boards_per_s: float = 0.0
+    detector: str = ""
+    plc: str = ""
+    rss_start_mb: float = 0.0
+    rss_end_mb: float = 0.0
+    rss_peak_mb: float = 0.0
+    rss_slope_second_half_kb_per_1000_boards: float = 0.0
+    rss_slope_second_half_mb_per_hour: float = 0.0
+    fds_start: int = 0
+    fds_end: int = 0
+    fds_max: int = 0
+    threads_start: int = 0
+    threads_end: int = 0
+    threads_max: int = 0
+    plc_acknowledged: int = 0
+    plc_missed: int = 0
+    plc_violations: int = 0
+    database_records: int = 0
+    records_lost: int = 0
+    """Boards the PLC saw acknowledged (RESULTS_VALID) that have no database record."""
+    records_unacknowledged: int = 0
+    """Records the PLC never saw acknowledged (the board in flight when the PLC stopped)."""
+    archive: str = ""
+    archive_mb: float = 0.0
+    samples: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def slope(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope dy/dx; 0 for fewer than two distinct x."""
+    n = len(xs)
+    if n < 2:
+        return 0.0
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if sxx == 0:
+        return 0.0
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _build_config(args: argparse.Namespace, data_dir: Path) -> Any:
+    from ..config import StationConfig, load_config
+
+    cfg = load_config(args.config)
+    d = cfg.model_dump()
+    d["storage"].update(
+        database_url=f"sqlite:///{data_dir / 'soak.db'}",
+        archive_dir=str(data_dir / "archive"),
+        spool_dir=str(data_dir / "spool"),
+        archive=args.archive,
+    )
+    d["metrics"]["listen"] = None  # a soak must not take the station's metrics port
+    if args.external_plc:
+        if d["plc"]["mode"] != "server":
+            raise ValueError("--external-plc needs plc.mode = 'server' in the config (the PLC polls the station)")
+        d["plc"]["simulator"] = False
+    else:
+        d["plc"].update(mode="server", host="127.0.0.1", port=_free_port(), simulator=False)
+    return StationConfig.model_validate(d)
+
+
+def _db_part_seqs(url: str) -> list[int | None]:
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(url)
+    try:
+        with eng.connect() as c:
+            return [r[0] for r in c.execute(text("SELECT part_seq FROM inspections"))]
+    finally:
+        eng.dispose()
+
+
+def run_soak(args: argparse.Namespace, data_dir: Path, log: Any = None) -> SoakReport:
+    import psutil
+
+    from ..station import build_station
+
+    cfg = _build_config(args, data_dir)
+    proc = psutil.Process(os.getpid())
+    rep = SoakReport(archive=args.archive)
+    station = build_station(cfg)
+    sim: subprocess.Popen | None = None
+    sim_out = data_dir / "plc-sim.log"
+    samples: list[Sample] = []
+
+    def sample() -> Sample:
+        s = Sample(time.monotonic(), station.pipeline.results_published, proc.memory_info().rss, proc.num_fds(), 0)
+        s.threads = proc.num_threads()
+        samples.append(s)
+        return s
+
+    station.start()
+    t0 = time.monotonic()
+    try:
+        if args.external_plc:
+            rep.plc = f"external PLC on {cfg.plc.host}:{cfg.plc.port}"
+        else:
+            cmd = [sys.executable, "-m", "inspector.cli", "plc-sim", "--station", f"127.0.0.1:{cfg.plc.port}"]
+            cmd += ["--boards", str(args.boards), "--rate", args.rate, "--result-timeout", "30"]
+            with open(sim_out, "w") as out:
+                sim = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+            rep.plc = f"line PLC simulator (separate process), rate {args.rate}"
+        next_log = time.monotonic() + 30
+        while True:
+            s = sample()
+            if sim is not None and sim.poll() is not None:
+                break
+            if sim is None and s.boards >= args.boards:
+                break
+            if log and time.monotonic() >= next_log:
+                log(f"soak: {s.boards} boards, RSS {s.rss / 1e6:.1f} MB, fds {s.fds}, threads {s.threads}")
+                next_log += 30
+            time.sleep(args.sample_s)
+        rep.seconds = time.monotonic() - t0
+        sample()
+        info = station.pipeline.detector_info
+        rep.detector = f"{info.model_id} on {info.backend}" if info else "no model loaded"
+    finally:
+        if sim is not None and sim.poll() is None:
+            sim.terminate()
+            sim.wait(10)
+        station.stop()  # flushes the recorder: every published result is in the database after this
+
+    # ------------------------------------------------------------------ figures
+    warm = [s for s in samples if s.boards > 0]
+    first = warm[0] if warm else samples[0]
+    last = samples[-1]
+    rep.boards = last.boards
+    rep.boards_per_s = (last.boards - first.boards) / max(1e-9, last.t - first.t)
+    rep.rss_start_mb, rep.rss_end_mb = first.rss / 1e6, last.rss / 1e6
+    rep.rss_peak_mb = max(s.rss for s in samples) / 1e6
+    half = [s for s in samples if s.boards >= last.boards / 2]
+    rep.rss_slope_second_half_kb_per_1000_boards = slope([s.boards for s in half], [s.rss for s in half])
+    rep.rss_slope_second_half_kb_per_1000_boards *= 1000 / 1024
+    rep.rss_slope_second_half_mb_per_hour = slope([s.t for s in half], [s.rss for s in half]) * 3600 / 1e6
+    rep.fds_start, rep.fds_end, rep.fds_max = first.fds, last.fds, max(s.fds for s in samples)
+    rep.threads_start, rep.threads_end = first.threads, last.threads
+    rep.threads_max = max(s.threads for s in samples)
+    rep.samples = len(samples)
+
+    db = _db_part_seqs(cfg.storage.database_url)
+    rep.database_records = len(db)
+    if sim is not None:
+        acked: set[int] = set()
+        for line in sim_out.read_text().splitlines():
+            m = PART_LINE.match(line)
+            if m:
+                acked.add(int(m.group(1)))
+            elif line.startswith("VIOLATION"):
+                rep.plc_violations += 1
+            elif line.startswith("boards "):
+                m2 = re.search(r"missed (\d+)", line)
+                rep.plc_missed = int(m2.group(1)) if m2 else 0
+        recorded = {p for p in db if p is not None}
+        rep.plc_acknowledged = len(acked)
+        rep.records_lost = len(acked - recorded)
+        rep.records_unacknowledged = len(recorded - acked)
+        if sim.returncode not in (0, None):
+            rep.notes.append(f"plc-sim exited {sim.returncode} (see the violations count)")
+    else:
+        rep.notes.append(
+            "external PLC: the PLC's own count is not visible here; records compared with boards published"
+        )
+        rep.plc_acknowledged = rep.boards
+        rep.records_lost = max(0, rep.boards - rep.database_records)
+    archive = Path(cfg.storage.archive_dir)
+    if archive.exists():
+        rep.archive_mb = sum(p.stat().st_size for p in archive.rglob("*") if p.is_file()) / 1e6
+    return rep
+
+
+def soak(args: argparse.Namespace) -> int:
+    from ..cli import CommandError
+
+    if args.boards < 1:
+        raise CommandError("--boards must be at least 1")
+    say = None if args.json else (lambda m: print(m, flush=True))
+    try:
+        if args.data:
+            args.data.mkdir(parents=True, exist_ok=True)
+            rep = run_soak(args, args.data, say)
+        else:
+            with tempfile.TemporaryDirectory(prefix="pcb-soak-") as d:
+                rep = run_soak(args, Path(d), say)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    if args.json:
+        print(json.dumps(asdict(rep)))
+    else:
+        print(
+            f"boards {rep.boards} in {rep.seconds:.0f} s ({rep.boards_per_s:.1f} boards/s); {rep.detector}; {rep.plc}\n"
+            f"RSS start {rep.rss_start_mb:.1f} MB, end {rep.rss_end_mb:.1f} MB, peak {rep.rss_peak_mb:.1f} MB; "
+            f"second-half slope {rep.rss_slope_second_half_kb_per_1000_boards:+.1f} KiB/1000 boards "
+            f"({rep.rss_slope_second_half_mb_per_hour:+.2f} MB/h)\n"
+            f"open fds {rep.fds_start} -> {rep.fds_end} (max {rep.fds_max}); "
+            f"threads {rep.threads_start} -> {rep.threads_end} (max {rep.threads_max})\n"
+            f"records: database {rep.database_records}, PLC-acknowledged {rep.plc_acknowledged}, "
+            f"lost {rep.records_lost}, unacknowledged {rep.records_unacknowledged}; PLC missed {rep.plc_missed}, "
+            f"violations {rep.plc_violations}; archive ({rep.archive}) {rep.archive_mb:.1f} MB"
+        )
+        for n in rep.notes:
+            print(f"note: {n}")
+    return 0 if rep.records_lost == 0 and rep.plc_violations == 0 else 1

@@ -1,0 +1,41 @@
+"""`pcb-inspector soak`: the whole station (replay camera, shipped LiteRT model, recorder with SQLite
+and archive, Modbus server) driven by the line PLC simulator in its own process, for a short run.
+The long run's figures are in docs/performance.md."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from inspector.cli import main
+from inspector.commands.soak import slope
+
+
+def test_slope_is_least_squares():
+    assert slope([0, 1, 2, 3], [5, 7, 9, 11]) == pytest.approx(2.0)
+    assert slope([1, 1], [3, 9]) == 0.0 and slope([1], [1]) == 0.0
+
+
+@pytest.mark.slow
+def test_short_soak_loses_no_record_and_leaks_no_descriptor(tmp_path, capsys):
+    code = main(["soak", "--boards", "150", "--json", "--data", str(tmp_path), "--sample-s", "0.5"])
+    out = capsys.readouterr().out.strip().splitlines()[-1]
+    rep = json.loads(out)
+    assert code == 0, rep
+    assert rep["plc_acknowledged"] >= 150 and rep["plc_violations"] == 0 and rep["plc_missed"] == 0
+    # Every board the PLC saw acknowledged has its record (durable before RESULTS_VALID).
+    assert rep["records_lost"] == 0 and rep["database_records"] >= rep["plc_acknowledged"]
+    assert rep["boards"] >= 150 and rep["boards_per_s"] > 0
+    assert "XNNPACK" in rep["detector"] or "NPU" in rep["detector"]
+    assert rep["rss_end_mb"] > 50 and rep["samples"] >= 3
+    # Descriptors and threads stay flat between the first board and the last (a leak per board
+    # would add hundreds here).
+    assert rep["fds_max"] - rep["fds_start"] <= 5, rep
+    assert rep["threads_max"] - rep["threads_start"] <= 2, rep
+    assert (tmp_path / "soak.db").exists() and (tmp_path / "plc-sim.log").read_text().count("part ") >= 150
+
+
+def test_soak_refuses_bad_arguments(capsys):
+    assert main(["soak", "--boards", "0"]) == 2
+    assert "--boards must be at least 1" in capsys.readouterr().err
