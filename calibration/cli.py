@@ -94,7 +94,7 @@ def _config(args: argparse.Namespace):
 def _store(cfg):
     from .store import CalibrationStore
 
-    return CalibrationStore.open(cfg)
+    return CalibrationStore.open(cfg, audit_source="cli")
 
 
 def _pattern(spec: str) -> Pattern:

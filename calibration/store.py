@@ -62,9 +62,13 @@ class CalibrationStore:
         self._owns = owns_db
 
     @classmethod
-    def open(cls, cfg: StationConfig) -> CalibrationStore:
+    def open(cls, cfg: StationConfig, *, audit_source: str = "") -> CalibrationStore:
+        from inspector.station_key import load_or_create
+
         try:
-            db = open_database(cfg.storage.database_url, station_id=cfg.station.id)
+            key = load_or_create(cfg.storage.station_key_path())  # signs the calibration's audit event
+            db = open_database(cfg.storage.database_url, station_id=cfg.station.id, station_key=key)
+            db.audit_source = audit_source
         except Exception as exc:
             raise CalibrationError(f"cannot open the records database to store calibrations: {exc}") from None
         refs = Path(cfg.storage.archive_dir).parent / "references"

@@ -125,11 +125,22 @@ def _who() -> str:
 
 
 class ModelStore:
-    def __init__(self, root: Path, *, database_url: str | None = None, station_id: str | None = None):
+    def __init__(
+        self,
+        root: Path,
+        *,
+        database_url: str | None = None,
+        station_id: str | None = None,
+        station_key: Path | None = None,
+    ):
         self.root = Path(root)
         self.database_url = database_url
-        """Records database for the audit log (the CLI sets it; the running station only appends to audit.jsonl)."""
+        """Records database for the audit log (the CLI sets it; the running station uses `audit_sink`)."""
         self.station_id = station_id
+        self.station_key = station_key
+        """Station key file that signs the audit events this store writes to the database."""
+        self.audit_sink: Callable[..., None] | None = None
+        """In the running station: the recorder's `audit` (its writer thread owns the database)."""
 
     @classmethod
     def for_model_path(cls, model: Path) -> ModelStore | None:
@@ -279,32 +290,32 @@ class ModelStore:
             f.write(json.dumps(event) + "\n")
             f.flush()
             os.fsync(f.fileno())
-        if self.database_url:
-            record_audit_db(self.database_url, station_id or self.station_id, event)
+        if self.audit_sink is not None:
+            self.audit_sink(event["who"], action, event["target"], before, after, source="station")
+        elif self.database_url:
+            record_audit_db(self.database_url, station_id or self.station_id, event, station_key=self.station_key)
 
 
-def record_audit_db(url: str, station_id: str | None, event: dict[str, Any]) -> bool:
-    """Write one audit event to the records database; False (and a warning) when it cannot."""
+def record_audit_db(
+    url: str, station_id: str | None, event: dict[str, Any], *, station_key: Path | None = None
+) -> bool:
+    """Write one audit event (signed with the station key when given) to the records database's chain;
+    False (and a warning) when it cannot."""
     try:
+        from .storage.audit import append
         from .storage.db import open_database
-        from .storage.models import AuditEvent
     except ImportError as exc:
         log.warning("audit event not written to the database (%s); it is in audit.jsonl", exc)
         return False
     try:
-        db = open_database(url, station_id=station_id or "station-1", migrate=False)
+        key = None
+        if station_key is not None:
+            from .station_key import load_or_create
+
+            key = load_or_create(station_key)
+        db = open_database(url, station_id=station_id or "station-1", migrate=False, station_key=key)
         try:
-            with db.session() as s, s.begin():
-                s.add(
-                    AuditEvent(
-                        station_id=station_id,
-                        who=event["who"],
-                        action=event["action"],
-                        target=event["target"],
-                        before=event["before"],
-                        after=event["after"],
-                    )
-                )
+            append(db, event["who"], event["action"], event["target"], event["before"], event["after"], source="cli")
         finally:
             db.close()
         return True
@@ -432,6 +443,8 @@ def attach_model_watcher(station: Any) -> ModelWatcher | None:
 
     # No database_url here: the storage writer thread owns the records database in this process.
     store = ModelStore.for_model_path(cfg.detector.model)
+    if store is not None and getattr(station, "recorder", None) is not None:
+        store.audit_sink = station.recorder.audit  # swaps land in the signed audit trail too
     watcher = ModelWatcher(cfg.detector.model, make, lambda det: hot_swap(station.pipeline, det), store=store)
     station.parts.append(watcher)
     return watcher

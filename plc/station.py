@@ -336,6 +336,7 @@ class PlcLink:
 
     def _run_command(self, recipe_id: int) -> None:
         ok = False
+        before = self.hs.recipe_id  # the recipe the PLC sees as current (CURRENT_RECIPE)
         if self.on_recipe is None:
             log.warning("recipe %d requested by the PLC, but no recipe switcher is attached", recipe_id)
         else:
@@ -344,6 +345,16 @@ class PlcLink:
             except Exception:
                 log.exception("switching to recipe %d failed", recipe_id)
         (log.info if ok else log.warning)("PLC recipe command %d: %s", recipe_id, "done" if ok else "FAILED")
+        audit = getattr(self.recorder, "audit", None)
+        if audit is not None:  # queued to the recorder's writer thread: never waits on the database
+            audit(
+                "plc",
+                "recipe.switch" if ok else "recipe.switch_refused",
+                f"recipe id {recipe_id}",
+                {"recipe_id": before},
+                {"recipe_id": recipe_id, "ok": ok},
+                source="plc",
+            )
         self._cmd_results.put((recipe_id, ok))
         self._wake()
 

@@ -38,13 +38,14 @@ from .operator_screen import OperatorScreen
 
 log = logging.getLogger(__name__)
 
-SCREENS = ("operator", "history", "review", "charts", "recipe", "calibration", "model", "users")
+SCREENS = ("operator", "history", "review", "charts", "recipe", "calibration", "model", "users", "audit")
 
 SCREEN_PERMISSIONS: dict[str, Permission] = {
     "recipe": Permission.EDIT_RECIPE,
     "calibration": Permission.CALIBRATE,
     "model": Permission.SWAP_MODEL,
     "users": Permission.MANAGE_USERS,
+    "audit": Permission.VIEW_AUDIT,
 }
 """Screens a role must be allowed to open; they are left when their user logs out."""
 
@@ -329,6 +330,7 @@ class MainWindow(QMainWindow):
             "calibration": self.tr("Calibrate"),
             "model": self.tr("Model"),
             "users": self.tr("Users"),
+            "audit": self.tr("Audit"),
         }
         for k, b in self.nav.items():
             b.setText(names.get(k, k))

@@ -11,11 +11,16 @@ the user table belong to `inspector.storage.records` (`create_user`, `authentica
 from __future__ import annotations
 
 import enum
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from PySide6.QtCore import QEvent, QObject, QTimer, Signal
+
+log = logging.getLogger(__name__)
 
 
 class Role(enum.StrEnum):
@@ -32,6 +37,7 @@ class Permission(enum.StrEnum):
     SWAP_MODEL = "swap_model"
     CALIBRATE = "calibrate"  # camera calibration wizard
     MANAGE_USERS = "manage_users"
+    VIEW_AUDIT = "view_audit"  # the audit trail (who did what)
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -44,6 +50,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.EDIT_RECIPE,
             Permission.SWAP_MODEL,
             Permission.CALIBRATE,
+            Permission.VIEW_AUDIT,
         }
     ),
     Role.ADMIN: frozenset(Permission),
@@ -71,8 +78,20 @@ class LoginFailed(Exception):
     pass
 
 
+class LockoutStore(Protocol):
+    """Where failed logins and the lock-out are kept, so a restart does not clear them (the records DB)."""
+
+    def load(self) -> tuple[int, datetime | None]: ...
+
+    def save(self, failures: int, locked_until: datetime | None) -> None: ...
+
+
 class Session(QObject):
-    """The logged-in user, the inactivity timer and the lock-out after failed logins."""
+    """The logged-in user, the inactivity timer and the lock-out after failed logins.
+
+    With a `lockout` store the failure count and the lock-out end (wall-clock UTC) are read at start
+    and written on every change: pulling the plug does not buy another five guesses.
+    """
 
     changed = Signal(object)
     """User or None."""
@@ -85,6 +104,7 @@ class Session(QObject):
         authenticate: Callable[[str, str], User | None],
         auto_logout_s: float = 300.0,
         audit: Callable[..., None] | None = None,
+        lockout: LockoutStore | None = None,
     ):
         super().__init__()
         self._authenticate = authenticate
@@ -92,6 +112,14 @@ class Session(QObject):
         self.user: User | None = None
         self._failures = 0
         self._locked_until = 0.0
+        self._lockout = lockout
+        if lockout is not None:
+            failures, until = lockout.load()
+            self._failures = failures
+            if until is not None:
+                left = (until - datetime.now(UTC)).total_seconds()
+                if left > 0:
+                    self._locked_until = time.monotonic() + min(left, self.LOCKOUT_S)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(int(auto_logout_s * 1000))
@@ -134,16 +162,30 @@ class Session(QObject):
         if user is None:
             self._failures += 1
             self._audit("login_failed", user=name.strip() or "?", detail={"failures": self._failures})
+            locked_until = None
             if self._failures >= self.MAX_FAILURES:
                 self._locked_until = time.monotonic() + self.LOCKOUT_S
+                locked_until = datetime.now(UTC) + timedelta(seconds=self.LOCKOUT_S)
+                self._audit("login_lockout", user=name.strip() or "?", detail={"seconds": self.LOCKOUT_S})
                 self._failures = 0
+            self._persist(locked_until)
             raise LoginFailed("unknown user or wrong PIN/password")
-        self._failures = 0
+        if self._failures:
+            self._failures = 0
+            self._persist(None)
         self.user = user
         self._audit("login", user=user.name, detail={"role": user.role.value})
         self._timer.start()
         self.changed.emit(user)
         return user
+
+    def _persist(self, locked_until: datetime | None) -> None:
+        if self._lockout is None:
+            return
+        try:
+            self._lockout.save(self._failures, locked_until)
+        except Exception:
+            log.exception("login lock-out state could not be stored")
 
     def logout(self, reason: str = "logout") -> None:
         if self.user is None:

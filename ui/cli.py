@@ -13,7 +13,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-SCREEN_CHOICES = ("operator", "history", "review", "charts", "recipe", "calibration", "model", "users")
+SCREEN_CHOICES = ("operator", "history", "review", "charts", "recipe", "calibration", "model", "users", "audit")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from inspector.config import StationConfig
+from inspector.storage import audit
 from inspector.storage import queries as q
 from inspector.storage import recipes as rec
 from inspector.storage import records as r
@@ -27,6 +28,7 @@ from .auth import Role, User
 log = logging.getLogger(__name__)
 
 HistoryFilter = q.HistoryFilter
+AuditFilter = audit.AuditFilter
 RecordError = r.RecordError
 QueryError = q.QueryError
 
@@ -42,7 +44,11 @@ class Records:
 
     @classmethod
     def open(cls, cfg: StationConfig) -> Records:
-        db = open_database(cfg.storage.database_url, station_id=cfg.station.id)
+        from inspector.station_key import load_or_create
+
+        key = load_or_create(cfg.storage.station_key_path())  # signs the audit events made here
+        db = open_database(cfg.storage.database_url, station_id=cfg.station.id, station_key=key)
+        db.audit_source = "ui"
         ensure_station(db, cfg.station.name, cfg.station.line)
         records = cls(db, cfg.storage.archive_dir)
         records.shift_starts = list(cfg.storage.shift_starts)
@@ -87,12 +93,41 @@ class Records:
     ) -> None:
         """Every change a person makes (and every refusal) as an AuditEvent; never raises into the GUI."""
         try:
-            r.record_audit(self.db, user, action, target, before, after if detail is None else (after or detail))
+            r.record_audit(
+                self.db, user, action, target, before, after if detail is None else (after or detail), source="ui"
+            )
         except Exception:
             log.exception("audit event %s by %s could not be stored", action, user)
 
-    def audit_events(self, limit: int = 200):
-        return r.audit_events(self.db, limit=limit)
+    def audit_events(self, limit: int = 200, f: AuditFilter | None = None):
+        """Newest first, filtered (user, action family, time)."""
+        return audit.list_events(self.db, f, limit=limit)
+
+    def audit_choices(self) -> tuple[list[str], list[str]]:
+        """(users, actions) present in the trail."""
+        return audit.distinct_values(self.db)
+
+    def export_audit_csv(self, f: AuditFilter | None, path: Path) -> int:
+        path = Path(path)
+        part = path.with_name(path.name + ".part")
+        try:
+            with open(part, "w", newline="", encoding="utf-8") as out:
+                n = audit.write_csv(audit.iter_events(self.db, f), out)
+            os.replace(part, path)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        return n
+
+    def verify_audit(self) -> audit.AuditReport:
+        """The chain and signatures, checked with this station's key (and its retired ones)."""
+        key = self.db.station_key
+        if key is None:
+            raise RecordError("no station key: the audit trail cannot be verified here")
+        return audit.verify(self.db, key.verifier())
+
+    def lockout_store(self) -> _LockoutStore:
+        return _LockoutStore(self.db)
 
     # ------------------------------------------------------------ history
     def history(self, f: q.HistoryFilter | None, *, limit: int = 50, cursor: q.Cursor | None = None) -> q.Page:
@@ -167,6 +202,23 @@ class Records:
         if not versions:
             return None
         return Recipe.model_validate({"name": name, **versions[-1].settings})
+
+
+class _LockoutStore:
+    """ui.auth.LockoutStore on the records database (one lock-out per station's login screen)."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def load(self):
+        try:
+            return audit.load_lockout(self.db, f"login:{self.db.station_id}")
+        except Exception:
+            log.exception("login lock-out state could not be read")
+            return 0, None
+
+    def save(self, failures: int, locked_until) -> None:
+        audit.save_lockout(self.db, f"login:{self.db.station_id}", failures, locked_until)
 
 
 def _system_tz() -> str:

@@ -84,7 +84,7 @@ class UiRuntime:
         bridge.start()
         controller = StationController(cfg, station.pipeline, station.health, station)
         audit = queued_audit(records)  # the operator's taps never wait for an audit row's fsync
-        session = Session(records.authenticate, cfg.ui.auto_logout_s, audit=audit)
+        session = Session(records.authenticate, cfg.ui.auto_logout_s, audit=audit, lockout=records.lockout_store())
         window = MainWindow(
             controller,
             bridge,
@@ -105,7 +105,7 @@ class UiRuntime:
 
     def prepare_screen(self, name: str) -> None:
         """Show a screen with content (used for screenshots): log in as needed, pick a board."""
-        needs_engineer = name in {"recipe", "calibration", "model"}
+        needs_engineer = name in {"recipe", "calibration", "model", "audit"}
         needs_admin = name in {"users"}
         if needs_admin:
             self._login_as("admin")
@@ -114,6 +114,10 @@ class UiRuntime:
         elif name in {"review"}:
             self._login_as("operator")
         w = self.window
+        if name == "audit":
+            w.show_screen(name)
+            w.screens[name].verify()
+            return
         if name == "review":
             scr = w.screens.get("history")
             if scr is not None:
@@ -168,6 +172,9 @@ def add_quality_screens(window: MainWindow, records, cfg: StationConfig, control
         ),
     )
     window.add_screen("users", UsersScreen(records, session))
+    from .audit_screen import AuditScreen
+
+    window.add_screen("audit", AuditScreen(records, session))
 
 
 def add_engineering_screens(window: MainWindow, records, controller, session) -> None:

@@ -81,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
                 batch=st.retention_batch,
                 sync_state=_sync_state_path(db.url),
             ).run()
+            from ..storage.writer import _retention_summary
+
+            _audit_cli(cfg, db, "retention.run", "records", None, _retention_summary(rep))
             print(
                 f"deleted {rep.deleted} inspections and {rep.files_deleted} files"
                 + (f" (the images of {rep.stripped} more, rows kept)" if rep.stripped else "")
@@ -122,3 +125,19 @@ def _verify(args: argparse.Namespace, cfg, db) -> int:
     if len(rep.problems) > 100:
         print(f"  ... and {len(rep.problems) - 100} more")
     return 1
+
+
+def _audit_cli(cfg, db, action: str, target: str, before, after) -> None:
+    """An audit event for what this command changed, signed with the station key."""
+    import getpass
+    import os
+
+    from .. import station_key
+    from ..storage.audit import append
+
+    db.station_key = station_key.load_or_create(cfg.storage.station_key_path())
+    try:
+        who = os.environ.get("SUDO_USER") or getpass.getuser()
+    except Exception:
+        who = "unknown"
+    append(db, who, action, target, before, after, source="cli")

@@ -178,7 +178,7 @@ def _append(db: Database, s, who, action, target, before, after, source, at) -> 
         target=target or "",
         before=_jsonable(before),
         after=_jsonable(after),
-        source=source or "",
+        source=source or db.audit_source or "",
         seq=head.seq + 1,
         prev_hash=head.hash,
     )

@@ -50,6 +50,8 @@ class Database:
     station_key: Any = None
     """inspector.station_key.StationKey that signs audit events (None: events are chained but unsigned,
     which `audit verify` reports)."""
+    audit_source: str = ""
+    """Source written on audit events that do not name one: ui, cli, station (who opened this database)."""
     _sessions: sessionmaker[Session] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
