@@ -15,7 +15,7 @@ from datetime import time as dtime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from .domain import CLASS_NAMES
 
@@ -251,9 +251,62 @@ class DetectorSection(_Model):
         description="Ed25519 public keys (PEM) of this plant's model releases; when set, the station runs only "
         "model packages whose .sig verifies with one of them. Empty = signatures not checked (development).",
     )
+    model_key: Path | None = Field(
+        None,
+        description="Plant model key file from the plant's key service: needed to run encrypted model packages "
+        "(`pcb-inspector model encrypt`). None: only plain packages run.",
+    )
+    machine_id_file: Path = Field(
+        Path("/etc/machine-id"),
+        description="This device's machine id; with storage.station_key it binds station-encrypted packages "
+        "to this device.",
+    )
+    #: The storage section whose station key binds encrypted packages to this device (set by StationConfig).
+    _storage: Any = PrivateAttr(None)
+
+    def station_key_file(self) -> Path | None:
+        """The station key used for the device binding (storage.station_key), when known."""
+        storage = self._storage
+        fn = getattr(storage, "station_key_path", None)
+        return Path(fn()) if fn is not None else None
+
 
 
 # ---------------------------------------------------------------- recipe
+Symbology = Literal["datamatrix", "qr", "code128"]
+
+
+class BoardCode(_Model):
+    """Where a board carries its serial as a printed code, and what to do when it cannot be read."""
+
+    region: tuple[int, int, int, int] | None = Field(
+        None,
+        description="x, y, width, height of the area holding the code, in board pixels (the golden reference's "
+        "pixels, which are frame pixels when the board is not registered); None searches the whole frame.",
+    )
+    margin_px: int = Field(
+        16, ge=0, le=1000, description="Search this much around `region` too (board placement tolerance)."
+    )
+    symbologies: list[Symbology] = Field(
+        default_factory=lambda: ["datamatrix"], min_length=1, description="Code types to look for."
+    )
+    require_code: bool = Field(
+        False, description="A board whose code cannot be read is a REJECT ('board code unreadable')."
+    )
+    ignore_defects: bool = Field(
+        True,
+        description="Defects centred on the code (or inside `region`) do not count: the code differs from board "
+        "to board, so it always differs from the golden reference.",
+    )
+
+    @field_validator("region")
+    @classmethod
+    def _positive_size(cls, v: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
+        if v is not None and (v[0] < 0 or v[1] < 0 or v[2] <= 0 or v[3] <= 0):
+            raise ValueError(f"region {list(v)} needs x, y >= 0 and width, height > 0")
+        return v
+
+
 class Recipe(_Model):
     id: int = Field(1, ge=0, le=65535, description="Recipe number the PLC selects with COMMAND_RECIPE.")
     name: str = Field("demo", min_length=1, description="Recipe (product) name.")
@@ -289,6 +342,9 @@ class Recipe(_Model):
     )
     reference: Path | None = Field(None, description="Golden reference image of a defect-free board.")
     max_defects_pass: int = Field(0, ge=0, description="Boards with more defects than this are rejected (normally 0).")
+    code: BoardCode | None = Field(
+        None, description="Read the board serial from a DataMatrix, QR or Code 128 on the board; None: not read."
+    )
 
     @field_validator("thresholds")
     @classmethod
@@ -517,6 +573,12 @@ class StationConfig(_Model):
     )
 
     @model_validator(mode="after")
+    def _detector_knows_the_station_key(self) -> StationConfig:
+        # Encrypted model packages are bound to the station key; the detector is built from its section alone.
+        self.detector._storage = self.storage
+        return self
+
+    @model_validator(mode="after")
     def _recipes_consistent(self) -> StationConfig:
         names = [r.name for r in self.recipes]
         ids = [r.id for r in self.recipes]
@@ -643,6 +705,7 @@ def resolve_paths(cfg: StationConfig, base: Path) -> StationConfig:
     if isinstance(cfg.camera, GenicamCamera):
         cfg.camera.cti = fix(cfg.camera.cti)
     cfg.detector.trusted_keys = [fix(k) for k in cfg.detector.trusted_keys]
+    cfg.detector.model_key = fix(cfg.detector.model_key)
     for r in cfg.recipes:
         if r.reference is not None:
             r.reference = fix(r.reference)

@@ -23,6 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .board_serial import SerialStep
 from .capture.base import Camera, CameraError, FrameTimeout, IncompleteFrame
 from .decision import RecipeRules, to_gray8
 from .detect.base import Detector, DetectorInfo, ModelError
@@ -204,6 +205,7 @@ class Pipeline:
         self._result_listeners: list[Callable[[InspectionResult], None]] = []
         self._fps_window: deque[float] = deque(maxlen=30)
         self._board_faults: dict[str, int] = {}
+        self._serial = SerialStep()
 
     # ------------------------------------------------------------------ control
     def add_sink(self, sink: ResultSink) -> None:
@@ -548,6 +550,7 @@ class Pipeline:
                 with self._tickets_lock:
                     ticket = self._tickets.get(frame.trigger_id)
             self._publish(result, ticket)
+        self._serial.close()
         # Frames left in the slot at stop: triggered ones still need their REJECT (done in stop()).
 
     def _inspect(self, frame: Frame) -> InspectionResult:
@@ -567,7 +570,16 @@ class Pipeline:
         try:
             image = to_gray8(frame.image, f"frame {frame.id}")
             reference = frame.meta.get("reference")
-            board = inspect_board(image, reference, rules, self._detector, self.registrar)
+            reader = self._serial.reader(rules.recipe.code)
+            board = inspect_board(
+                image,
+                reference,
+                rules,
+                self._detector,
+                self.registrar,
+                code_reader=reader,
+                plc_serial=ticket_req.serial,
+            )
         except Exception as exc:
             log.exception("inspection of frame %d failed", frame.id)
             self._board_fault("pipeline", f"inspection failed: {exc}")
@@ -586,6 +598,7 @@ class Pipeline:
         self._board_ok("pipeline")
         timings["inspect"] = (time.monotonic() - t0) * 1000
         timings["total"] = (time.monotonic() - frame.timestamp) * 1000
+        serial = board.serial
         reference = board.reference
         return InspectionResult(
             frame_id=frame.id,
@@ -594,7 +607,7 @@ class Pipeline:
             detections=board.detections,
             timings_ms=timings,
             model_id=info.model_id,
-            board_serial=ticket_req.serial,
+            board_serial=serial.serial if serial else ticket_req.serial,
             part_seq=ticket_req.part_seq,
             reason=board.reason,
             captured_at=frame.timestamp,
@@ -654,7 +667,8 @@ class Pipeline:
                 self._tickets.pop(ticket.trigger_id, None)
             if ticket.done.is_set():
                 return
-            result.board_serial = ticket.request.serial
+            if not result.board_serial:  # a serial read from the board's code is kept
+                result.board_serial = ticket.request.serial
             result.part_seq = ticket.request.part_seq
             ticket.result = result
             ticket.done.set()

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from inspector.board_serial import CODE_UNREADABLE, SERIAL_MISMATCH
 from inspector.health import ERROR_CODES
 
 from . import registers as R
@@ -34,6 +35,8 @@ class PlcResult:
     class_counts: tuple[int, ...] = (0,) * R.CLASS_COUNT_REGS
     reason: str | None = None
     insp_id: int = 0
+    serial: str = ""
+    """Board serial echoed in SERIAL_ECHO: the code read on the board, else the PLC's SERIAL."""
 
     @classmethod
     def reject(cls, reason: str, part_seq: int, cycle_ms: int = 0) -> PlcResult:
@@ -48,6 +51,7 @@ class PlcResult:
             code = 0
         else:
             code = worst.class_id if worst is not None else R.RESULT_NO_CLASS
+            code = _SERIAL_CODES.get((result.reason or "").split(":")[0], code)
         counts = tuple(R.clamp_u16(c) for c in result.class_counts())
         return cls(
             passed=passed,
@@ -58,13 +62,32 @@ class PlcResult:
             part_seq=part_seq & 0xFFFF_FFFF,
             class_counts=counts,
             reason=result.reason,
+            serial=_ascii_serial(result.board_serial),
         )
 
     def as_reject(self, reason: str) -> PlcResult:
         code = self.result_code if self.result_code not in (0,) else R.RESULT_NO_CLASS
         return PlcResult(
-            False, code, self.defect_count, self.max_score, self.cycle_ms, self.part_seq, self.class_counts, reason
+            False,
+            code,
+            self.defect_count,
+            self.max_score,
+            self.cycle_ms,
+            self.part_seq,
+            self.class_counts,
+            reason,
+            serial=self.serial,
         )
+
+
+#: REJECT reasons of the board-serial check with their own RESULT_CODE (inspector/board_serial.py prefixes).
+_SERIAL_CODES = {SERIAL_MISMATCH: R.RESULT_SERIAL_MISMATCH, CODE_UNREADABLE: R.RESULT_CODE_UNREADABLE}
+
+
+def _ascii_serial(serial: str | None) -> str:
+    """What fits SERIAL_ECHO: printable ASCII ('?' for anything else), cut to SERIAL_CHARS."""
+    text = "".join(c if 32 <= ord(c) < 127 else "?" for c in (serial or ""))
+    return text[: R.SERIAL_CHARS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,6 +452,7 @@ class Handshake:
             put(R.RESULT_CODE, [s.result_code, s.defect_count, s.max_score, s.cycle_ms])
             put(R.PART_SEQ_ECHO, R.encode_u32(s.part_seq))
             put(R.CLASS_COUNTS, list(s.class_counts))
+            put(R.SERIAL_ECHO, R.encode_ascii(s.serial, R.SERIAL_REGS, "SERIAL_ECHO"))
         put(R.HEARTBEAT_COUNT, [self.hb_count])
         put(R.RESULT_QUEUE, [len(self.queue)])
         put(R.MISSED_TRIGGER_COUNT, [self.counters.missed_triggers & 0xFFFF])
@@ -466,7 +490,7 @@ class Handshake:
         self._ack_at = now
 
     def _finish_flight(self, result: PlcResult) -> None:
-        self.flight = None
+        flight, self.flight = self.flight, None
         self.insp_id = (self.insp_id + 1) & 0xFFFF
         self.counters.results += 1
         result = PlcResult(
@@ -479,6 +503,7 @@ class Handshake:
             result.class_counts,
             result.reason,
             self.insp_id,
+            result.serial or (_ascii_serial(flight.serial) if flight is not None else ""),
         )
         if len(self.queue) >= self.queue_depth:
             # Cognex-style: the new result is discarded and flagged; its INSP_ID is skipped, so the PLC

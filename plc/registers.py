@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-MAP_VERSION = 1
+MAP_VERSION = 2  # 2: SERIAL_ECHO (122-141) and the serial result codes
 
 # ------------------------------------------------------------------ control block (PLC -> station)
 CONTROL = 0
@@ -60,8 +60,9 @@ RESULT_QUEUE = 118  # results waiting for RESULTS_ACK, including the one shown
 MISSED_TRIGGER_COUNT = 119  # u16, wraps
 OVERRUN_COUNT = 120  # results discarded because the queue was full (u16, wraps)
 MAP_VERSION_REG = 121
+SERIAL_ECHO = 122  # 20 registers: serial of the board shown (read from its code, else the PLC's SERIAL)
 STATUS_BASE = 100
-STATUS_SIZE = 22
+STATUS_SIZE = 42
 
 # STATUS bits
 READY = 1 << 0
@@ -101,6 +102,10 @@ STATUS_BITS: dict[str, int] = {
 #: RESULT_CODE of a REJECT that has no defect class: no image, inspection failed, timed out,
 #: fault during the board, or a class-agnostic detector.
 RESULT_NO_CLASS = 255
+#: RESULT_CODE of a REJECT because the code read on the board differs from the PLC's SERIAL.
+RESULT_SERIAL_MISMATCH = 253
+#: RESULT_CODE of a REJECT because the recipe requires a board code and none could be read.
+RESULT_CODE_UNREADABLE = 254
 
 #: Function codes the station serves; anything else is answered with ILLEGAL_FUNCTION.
 READ_FUNCTIONS = frozenset({3, 23})

@@ -63,6 +63,7 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def inspect(args: argparse.Namespace) -> int:
+    from ..board_serial import reader_for
     from ..detect.factory import create_detector
     from ..domain import InspectionResult
     from ..inspection import inspect_board
@@ -78,6 +79,7 @@ def inspect(args: argparse.Namespace) -> int:
     fixed_ref = read_image(Path(args.reference)) if args.reference else None
     # the station's own registrar settings: a file is judged exactly as the line would judge it
     registrar = BoardRegistrar(settings_from_config(cfg.calibration))
+    code_reader = reader_for(rules.recipe.code)
     failures = 0
     for name in args.images:
         path = Path(name)
@@ -91,7 +93,7 @@ def inspect(args: argparse.Namespace) -> int:
                 ref = rules.reference
             if info.needs_reference and ref is None:
                 raise ImageError("this model needs a golden reference: pass --reference or set the recipe's reference")
-            board = inspect_board(image, ref, rules, detector, registrar)
+            board = inspect_board(image, ref, rules, detector, registrar, code_reader=code_reader)
         except ImageError as exc:
             failures += 1
             if args.json:
@@ -108,19 +110,23 @@ def inspect(args: argparse.Namespace) -> int:
             timings_ms=timings,
             model_id=info.model_id,
             reason=board.reason,
+            board_serial=board.serial.serial if board.serial else None,
         )
         if args.json:
             out = result.to_json(name)
-            keep = ("image", "verdict", "reason", "detections", "timings_ms", "model")
+            keep = ("image", "verdict", "reason", "serial", "detections", "timings_ms", "model")
             extra = {"backend": info.backend, "registration": _registration_json(board.registration)}
             print(json.dumps({k: out[k] for k in keep} | extra), flush=True)
         else:
             parts = ", ".join(f"{d.label} {d.score:.2f} @ {[int(v) for v in d.box]}" for d in board.detections)
             why = f", {result.reason}" if result.reason else ""
+            sn = f", serial {result.board_serial}" if result.board_serial else ""
             print(
-                f"{name}: {result.verdict.value} ({len(board.detections)} defects{': ' + parts if parts else ''}{why})"
+                f"{name}: {result.verdict.value} ({len(board.detections)} defects{': ' + parts if parts else ''}{sn}{why})"
             )
     return 1 if failures else 0
+    if code_reader is not None:
+        code_reader.close()
 
 
 def _registration_json(reg) -> dict | None:

@@ -61,6 +61,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--key", type=Path, action="append", default=[], help="public key (repeatable; default: config's)")
     q.add_argument("--config", help="station.toml whose detector.trusted_keys to use")
     q.set_defaults(func=verify)
+    q = msub.add_parser(
+        "encrypt", help="encrypt a model package for one station (machine id + station key) or for the fleet"
+    )
+    q.add_argument("package", type=Path, help="the .tflite; its .json and .md beside it are copied along")
+    q.add_argument("--key-file", type=Path, required=True, help="the plant model key (from the plant key service)")
+    q.add_argument("--machine-id", help="the station's machine id (/etc/machine-id on the station)")
+    q.add_argument("--station-key", type=Path, help="the station's key file (storage.station_key)")
+    q.add_argument("--binding", type=Path, help="the station's binding file (`pcb-inspector model binding`)")
+    q.add_argument("--fleet", action="store_true", help="for every station holding the plant key")
+    q.add_argument("--out", type=Path, required=True, help="folder for the encrypted package (not the source's)")
+    q.add_argument("--sign-key", type=Path, help="release private key: sign the encrypted package too")
+    q.set_defaults(func=encrypt)
+
+    q = msub.add_parser("binding", help="write this station's device binding for the plant key service (secret)")
+    q.add_argument("--config", help="station.toml (storage.station_key, detector.machine_id_file)")
+    q.add_argument("--out", type=Path, required=True, help="binding file to write (mode 0600)")
+    q.set_defaults(func=binding)
+
+    q = msub.add_parser("plant-key", help="create a plant model key file (what the plant key service hands out)")
+    q.add_argument("key_file", type=Path)
+    q.set_defaults(func=plant_key)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
@@ -224,4 +245,88 @@ def verify(args) -> int:
         raise CommandError("give --key PUBLIC.pem or --config with detector.trusted_keys")
     info = verify_model(args.model, keys)
     print(f"OK: {args.model.name} signed by key {info.key_id} ({', '.join(sorted(info.files))})")
+    return 0
+
+
+def encrypt(args) -> int:
+    import base64
+    import shutil
+
+    from ..cli import CommandError
+    from ..model_crypt import device_binding, is_encrypted, read_plant_key
+    from ..model_crypt import encrypt as seal
+    from ..signing import package_files, sign_model
+
+    station = args.machine_id is not None or args.station_key is not None
+    if sum([bool(args.fleet), station, args.binding is not None]) != 1:
+        raise CommandError("give exactly one of --fleet, --binding FILE, or --machine-id ID with --station-key FILE")
+    if station and (args.machine_id is None or args.station_key is None):
+        raise CommandError("--machine-id and --station-key go together (the station's device binding)")
+    src = args.package
+    if not src.is_file() or src.suffix != ".tflite":
+        raise CommandError(f"{src}: not a .tflite model file")
+    plain = src.read_bytes()
+    if is_encrypted(plain):
+        raise CommandError(f"{src}: already encrypted")
+    if args.out.resolve() == src.parent.resolve():
+        raise CommandError(f"--out {args.out} is the package's own folder; give another folder")
+    plant = read_plant_key(args.key_file)
+    bind = None
+    if station:
+        bind = device_binding(args.station_key, args.machine_id.strip())
+    elif args.binding is not None:
+        try:
+            bind = base64.b64decode(json.loads(args.binding.read_text())["binding"], validate=True)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CommandError(
+                f"{args.binding}: not a binding file from `pcb-inspector model binding` ({exc})"
+            ) from None
+    args.out.mkdir(parents=True, exist_ok=True)
+    dest = args.out / src.name
+    dest.write_bytes(seal(plain, plant, bind))
+    for p in package_files(src):
+        if p != src:
+            shutil.copy2(p, args.out / p.name)
+    scope = "fleet" if bind is None else "this station only"
+    print(f"encrypted ({scope}): {dest}")
+    if args.sign_key:
+        print(f"signed: {sign_model(dest, args.sign_key)}")
+    else:
+        print("not signed: sign the encrypted package with `pcb-inspector model sign` before installing it")
+    return 0
+
+
+def binding(args) -> int:
+    import base64
+    import os
+
+    from ..cli import CommandError
+    from ..model_crypt import ModelKeys, device_binding, read_machine_id
+
+    cfg = _cfg(args)
+    key_file = cfg.storage.station_key_path()
+    bind = device_binding(key_file, read_machine_id(cfg.detector.machine_id_file))
+    doc = {
+        "format": 1,
+        "station_id": cfg.station.id,
+        "binding": base64.b64encode(bind).decode(),
+        "binding_id": ModelKeys(b"-" * 32, bind).binding_id,
+    }
+    try:
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise CommandError(f"{args.out} exists; refusing to overwrite it") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(doc, indent=2) + "\n")
+    print(
+        f"device binding {doc['binding_id']} of station {cfg.station.id}: {args.out} (secret: give it to the key service only)"
+    )
+    return 0
+
+
+def plant_key(args) -> int:
+    from ..model_crypt import new_plant_key
+
+    new_plant_key(args.key_file)
+    print(f"plant model key: {args.key_file} (mode 0600)")
     return 0

@@ -32,7 +32,21 @@ def create_detector(detector_cfg: DetectorSection) -> Detector:
         auto_delegates=detector_cfg.auto_delegates,
         threads=detector_cfg.threads,
         tile_overlap=detector_cfg.tile_overlap,
+        model_keys=_model_keys(detector_cfg) if detector_cfg.model_key is not None else None,
     )
+
+
+def _model_keys(detector_cfg: DetectorSection):
+    """Reads the plant key, machine id and station key when an encrypted package is loaded, not before."""
+
+    def keys():
+        from ..model_crypt import ModelKeys
+
+        return ModelKeys.for_station(
+            detector_cfg.model_key, detector_cfg.machine_id_file, detector_cfg.station_key_file()
+        )
+
+    return keys
 
 
 def hot_swap(pipeline: Pipeline, detector: Detector, warm_up_runs: int = 3) -> DetectorInfo:

@@ -51,6 +51,7 @@ class LiteRTDetector(Detector):
     ):
         self.model_path = Path(model)
         self.delegate = delegate
+        model_keys: Callable[[], object] | None = None,
         self.auto_delegates = list(auto_delegates)
         self.threads = threads
         self.tile_overlap = tile_overlap
@@ -59,6 +60,8 @@ class LiteRTDetector(Detector):
         self._info: DetectorInfo | None = None
         self._tile_cache: dict = {}
         self._staging: dict[str, np.ndarray] | None = None
+        self.model_keys = model_keys
+        """Returns the station's ModelKeys for an encrypted package (called in `load`, so errors reach the lamp)."""
         self.meta: ModelMeta | None = None
         self.backend: Backend | None = None
         self._it = None
@@ -75,7 +78,7 @@ class LiteRTDetector(Detector):
         return self._info
 
     def load(self) -> DetectorInfo:
-        meta, blob = load_package(self.model_path)
+        meta, blob = load_package(self.model_path, self.model_keys)
         it, backend = self._build(blob)
         self._verify(it, meta)
         self.meta, self._blob, self._it, self.backend = meta, blob, it, backend

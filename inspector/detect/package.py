@@ -216,8 +216,13 @@ def read_meta(model: Path) -> ModelMeta:
     return meta
 
 
-def load_package(model: Path) -> tuple[ModelMeta, bytes]:
-    """Read the sidecar and the model bytes and check the hash; the interpreter checks come later."""
+def load_package(model: Path, keys: Any = None) -> tuple[ModelMeta, bytes]:
+    """Read the sidecar and the model bytes and check the hash; the interpreter checks come later.
+
+    An encrypted `.tflite` (`inspector.model_crypt`) is decrypted here with `keys` (a ModelKeys, or a
+    callable returning one, called only for an encrypted file), in memory only; the sidecar's sha256 is
+    that of the plaintext, so it also proves the right key was used.
+    """
     model = Path(model)
     meta = read_meta(model)
     if model.name != meta.file:
@@ -247,3 +252,7 @@ def write_sidecar(model: Path, meta: dict[str, Any]) -> Path:
     side = sidecar_path(model)
     side.write_text(json.dumps(data, indent=2) + "\n")
     return side
+    from ..model_crypt import decrypt, is_encrypted
+
+    if is_encrypted(blob):
+        blob = decrypt(blob, keys() if callable(keys) else keys, str(model))

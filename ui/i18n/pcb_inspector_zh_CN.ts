@@ -4,12 +4,12 @@
 <context>
     <name>AlarmBanner</name>
     <message>
-        <location filename="../operator_screen.py" line="298"/>
+        <location filename="../operator_screen.py" line="302"/>
         <source>ACKNOWLEDGE</source>
         <translation>确认报警</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="307"/>
+        <location filename="../operator_screen.py" line="311"/>
         <source>+%1 more</source>
         <translation>另有 %1 条</translation>
     </message>
@@ -61,6 +61,144 @@
         <location filename="../alarms.py" line="45"/>
         <source>Fault: %1</source>
         <translation>故障：%1</translation>
+    </message>
+</context>
+<context>
+    <name>AuditScreen</name>
+    <message>
+        <location filename="../audit_screen.py" line="132"/>
+        <source>All users</source>
+        <translation>所有用户</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="133"/>
+        <source>All actions</source>
+        <translation>所有操作</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="149"/>
+        <source>Loading…</source>
+        <translation>加载中…</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="162"/>
+        <source>%1 event(s)</source>
+        <translation>%1 条事件</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="164"/>
+        <source>(newest %1; narrow the filter or export)</source>
+        <translation>（仅显示最新 %1 条；请缩小筛选范围或导出）</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="188"/>
+        <source>Query failed: %1</source>
+        <translation>查询失败：%1</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="192"/>
+        <source>Verifying the audit chain…</source>
+        <translation>正在校验审计链…</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="201"/>
+        <source>Audit chain intact: %1 events, %2 signatures valid</source>
+        <translation>审计链完整：%1 条事件，%2 个签名有效</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="208"/>
+        <source>Audit chain BROKEN (%1 problems). First: %2</source>
+        <translation>审计链已被破坏（%1 个问题）。第一个：%2</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="216"/>
+        <source>Verification failed: %1</source>
+        <translation>校验失败：%1</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="220"/>
+        <source>Export audit trail</source>
+        <translation>导出审计记录</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="228"/>
+        <source>%1 event(s) written to %2</source>
+        <translation>已将 %1 条事件写入 %2</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="232"/>
+        <source>Export failed: %1</source>
+        <translation>导出失败：%1</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="247"/>
+        <source>Last 24 h</source>
+        <translation>最近 24 小时</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="248"/>
+        <source>Last 7 days</source>
+        <translation>最近 7 天</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="249"/>
+        <source>Last 31 days</source>
+        <translation>最近 31 天</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="250"/>
+        <source>All time</source>
+        <translation>全部时间</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="256"/>
+        <source>Search</source>
+        <translation>查询</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="257"/>
+        <source>Verify chain</source>
+        <translation>校验审计链</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="258"/>
+        <source>Export CSV</source>
+        <translation>导出 CSV</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="261"/>
+        <source>Time</source>
+        <translation>时间</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="262"/>
+        <source>User</source>
+        <translation>用户</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="263"/>
+        <source>Source</source>
+        <translation>来源</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="264"/>
+        <source>Action</source>
+        <translation>操作</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="265"/>
+        <source>Target</source>
+        <translation>对象</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="266"/>
+        <source>Before</source>
+        <translation>修改前</translation>
+    </message>
+    <message>
+        <location filename="../audit_screen.py" line="267"/>
+        <source>After</source>
+        <translation>修改后</translation>
     </message>
 </context>
 <context>
@@ -549,12 +687,12 @@
 <context>
     <name>Lamp</name>
     <message>
-        <location filename="../operator_screen.py" line="209"/>
+        <location filename="../operator_screen.py" line="213"/>
         <source>no report</source>
         <translation>无状态</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="211"/>
+        <location filename="../operator_screen.py" line="215"/>
         <source>OK</source>
         <translation>正常</translation>
     </message>
@@ -658,27 +796,27 @@
 <context>
     <name>Lamps</name>
     <message>
-        <location filename="../operator_screen.py" line="41"/>
+        <location filename="../operator_screen.py" line="42"/>
         <source>Camera</source>
         <translation>相机</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="42"/>
+        <location filename="../operator_screen.py" line="43"/>
         <source>Detector</source>
         <translation>检测器</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="43"/>
+        <location filename="../operator_screen.py" line="44"/>
         <source>PLC</source>
         <translation>PLC</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="44"/>
+        <location filename="../operator_screen.py" line="45"/>
         <source>Database</source>
         <translation>数据库</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="45"/>
+        <location filename="../operator_screen.py" line="46"/>
         <source>Disk</source>
         <translation>磁盘</translation>
     </message>
@@ -717,102 +855,107 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../app.py" line="137"/>
+        <location filename="../app.py" line="138"/>
         <source>Station error: %1</source>
         <translation>工位错误：%1</translation>
     </message>
     <message>
-        <location filename="../app.py" line="209"/>
+        <location filename="../app.py" line="210"/>
         <source>Log in to %1</source>
         <translation>请登录后%1</translation>
     </message>
     <message>
-        <location filename="../app.py" line="212"/>
+        <location filename="../app.py" line="213"/>
         <source>%1 may not %2</source>
         <translation>%1 无权%2</translation>
     </message>
     <message>
-        <location filename="../app.py" line="241"/>
+        <location filename="../app.py" line="242"/>
         <source>start the station</source>
         <translation>启动工位</translation>
     </message>
     <message>
-        <location filename="../app.py" line="246"/>
+        <location filename="../app.py" line="247"/>
         <source>stop the station</source>
         <translation>停止工位</translation>
     </message>
     <message>
-        <location filename="../app.py" line="254"/>
+        <location filename="../app.py" line="255"/>
         <source>change the recipe</source>
         <translation>切换配方</translation>
     </message>
     <message>
-        <location filename="../app.py" line="267"/>
+        <location filename="../app.py" line="268"/>
         <source>acknowledge alarms</source>
         <translation>确认报警</translation>
     </message>
     <message>
-        <location filename="../app.py" line="324"/>
+        <location filename="../app.py" line="325"/>
         <source>Line</source>
         <translation>产线</translation>
     </message>
     <message>
-        <location filename="../app.py" line="325"/>
+        <location filename="../app.py" line="326"/>
         <source>History</source>
         <translation>历史</translation>
     </message>
     <message>
-        <location filename="../app.py" line="326"/>
+        <location filename="../app.py" line="327"/>
         <source>Review</source>
         <translation>复判</translation>
     </message>
     <message>
-        <location filename="../app.py" line="327"/>
+        <location filename="../app.py" line="328"/>
         <source>Charts</source>
         <translation>图表</translation>
     </message>
     <message>
-        <location filename="../app.py" line="328"/>
+        <location filename="../app.py" line="329"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../app.py" line="329"/>
+        <location filename="../app.py" line="330"/>
         <source>Calibrate</source>
         <translation>标定</translation>
     </message>
     <message>
-        <location filename="../app.py" line="330"/>
+        <location filename="../app.py" line="331"/>
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../app.py" line="331"/>
+        <location filename="../app.py" line="332"/>
         <source>Users</source>
         <translation>用户</translation>
     </message>
     <message>
-        <location filename="../app.py" line="337"/>
+        <location filename="../app.py" line="333"/>
+        <source>Audit</source>
+        <translation>审计</translation>
+    </message>
+    <message>
+        <location filename="../app.py" line="339"/>
         <source>Log in</source>
         <translation>登录</translation>
     </message>
     <message>
-        <location filename="../app.py" line="337"/>
+        <location filename="../app.py" line="339"/>
         <source>%1 · Log out</source>
         <translation>%1 · 退出登录</translation>
     </message>
     <message>
-        <location filename="../app.py" line="341"/>
+        <location filename="../app.py" line="343"/>
         <source>operator</source>
         <translation>操作员</translation>
     </message>
     <message>
-        <location filename="../app.py" line="341"/>
+        <location filename="../app.py" line="343"/>
         <source>engineer</source>
         <translation>工程师</translation>
     </message>
     <message>
-        <location filename="../app.py" line="341"/>
+        <location filename="../app.py" line="343"/>
         <source>admin</source>
         <translation>管理员</translation>
     </message>
@@ -914,62 +1057,62 @@
 <context>
     <name>OperatorScreen</name>
     <message>
-        <location filename="../operator_screen.py" line="418"/>
+        <location filename="../operator_screen.py" line="422"/>
         <source>■  STOP</source>
         <translation>■  停止</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="418"/>
+        <location filename="../operator_screen.py" line="422"/>
         <source>▶  START</source>
         <translation>▶  启动</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="444"/>
+        <location filename="../operator_screen.py" line="448"/>
         <source>Board %1 · %2 · recipe %3 · model %4</source>
         <translation>板 %1 · %2 · 配方 %3 · 模型 %4</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="502"/>
+        <location filename="../operator_screen.py" line="506"/>
         <source>INSPECTED</source>
         <translation>已检测</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="503"/>
+        <location filename="../operator_screen.py" line="507"/>
         <source>PASSED</source>
         <translation>合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="504"/>
+        <location filename="../operator_screen.py" line="508"/>
         <source>REJECTED</source>
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="505"/>
+        <location filename="../operator_screen.py" line="509"/>
         <source>YIELD</source>
         <translation>良率</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="506"/>
+        <location filename="../operator_screen.py" line="510"/>
         <source>BOARDS/MIN</source>
         <translation>板/分钟</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="510"/>
+        <location filename="../operator_screen.py" line="514"/>
         <source>LAST 20 BOARDS (newest right)</source>
         <translation>最近 20 块板（最新在右）</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="511"/>
+        <location filename="../operator_screen.py" line="515"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="513"/>
+        <location filename="../operator_screen.py" line="517"/>
         <source>Waiting for the first board…</source>
         <translation>等待第一块板…</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="518"/>
+        <location filename="../operator_screen.py" line="522"/>
         <source>Live image · tap a defect to zoom</source>
         <translation>实时图像 · 点击缺陷放大</translation>
     </message>
@@ -982,82 +1125,82 @@
         <translation>ROI 不可用：%1</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="241"/>
+        <location filename="../recipe_editor.py" line="242"/>
         <source>This recipe inspects only %1% of the board: defects outside the ROI are ignored (PASS).</source>
         <translation>此配方只检测电路板的 %1%：ROI 以外的缺陷被忽略（判为合格）。</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="235"/>
+        <location filename="../recipe_editor.py" line="276"/>
         <source>Not saved: %1</source>
         <translation>未保存：%1</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="241"/>
+        <location filename="../recipe_editor.py" line="282"/>
         <source>Saved: recipe %1 is used from the next board</source>
         <translation>已保存：配方 %1 从下一块板起生效</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="262"/>
+        <location filename="../recipe_editor.py" line="303"/>
         <source>Recipe %1 is applied but NOT stored (%2): it is lost at the next start; save again</source>
         <translation>配方 %1 已应用但未保存（%2）：下次启动时将丢失，请重新保存</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="277"/>
+        <location filename="../recipe_editor.py" line="320"/>
         <source>Reference image</source>
         <translation>参考图像</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="286"/>
+        <location filename="../recipe_editor.py" line="329"/>
         <source>✎ Draw ROI (tap corners)</source>
         <translation>✎ 绘制检测区域（点击各角）</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="287"/>
+        <location filename="../recipe_editor.py" line="330"/>
         <source>Clear ROI</source>
         <translation>清除检测区域</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="288"/>
+        <location filename="../recipe_editor.py" line="331"/>
         <source>Reference image…</source>
         <translation>参考图像…</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="289"/>
+        <location filename="../recipe_editor.py" line="332"/>
         <source>SCORE THRESHOLD PER CLASS</source>
         <translation>各类别置信度阈值</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="292"/>
+        <location filename="../recipe_editor.py" line="335"/>
         <source>Min. size</source>
         <translation>最小尺寸</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="293"/>
+        <location filename="../recipe_editor.py" line="336"/>
         <source>Defects allowed</source>
         <translation>允许缺陷数</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="294"/>
+        <location filename="../recipe_editor.py" line="337"/>
         <source>Save and apply</source>
         <translation>保存并应用</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="295"/>
+        <location filename="../recipe_editor.py" line="338"/>
         <source>Revert</source>
         <translation>还原</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="296"/>
+        <location filename="../recipe_editor.py" line="339"/>
         <source>No reference image: choose one</source>
         <translation>无参考图像：请选择</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="298"/>
+        <location filename="../recipe_editor.py" line="342"/>
         <source>ENGINEER EDITING: the station is NOT READY until you leave this screen</source>
         <translation>工程师编辑中：离开此页面前工位处于未就绪状态</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="299"/>
+        <location filename="../recipe_editor.py" line="343"/>
         <source>Saved</source>
         <translation>已保存</translation>
     </message>
@@ -1291,44 +1434,44 @@
 <context>
     <name>VerdictBanner</name>
     <message>
-        <location filename="../operator_screen.py" line="134"/>
+        <location filename="../operator_screen.py" line="135"/>
         <source>WAITING</source>
         <translation>等待中</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="135"/>
+        <location filename="../operator_screen.py" line="136"/>
         <source>No board inspected yet</source>
         <translation>尚未检测任何板</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="139"/>
+        <location filename="../operator_screen.py" line="140"/>
         <source>PASS</source>
         <translation>合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="139"/>
+        <location filename="../operator_screen.py" line="140"/>
         <source>REJECT</source>
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="140"/>
+        <location filename="../operator_screen.py" line="141"/>
         <source>frame %1</source>
         <translation>帧 %1</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="142"/>
+        <location filename="../operator_screen.py" line="143"/>
         <source>Serial %1   ·   cycle %2 ms</source>
         <translation>序列号 %1   ·   节拍 %2 ms</translation>
     </message>
     <message numerus="yes">
-        <location filename="../operator_screen.py" line="148"/>
+        <location filename="../operator_screen.py" line="152"/>
         <source>%n defect(s): </source>
         <translation>
             <numerusform>%n 个缺陷：</numerusform>
         </translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="150"/>
+        <location filename="../operator_screen.py" line="154"/>
         <source>No defects</source>
         <translation>无缺陷</translation>
     </message>
@@ -1336,12 +1479,12 @@
 <context>
     <name>ZoomDialog</name>
     <message>
-        <location filename="../operator_screen.py" line="80"/>
+        <location filename="../operator_screen.py" line="81"/>
         <source>Defect</source>
         <translation>缺陷</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="92"/>
+        <location filename="../operator_screen.py" line="93"/>
         <source>Close</source>
         <translation>关闭</translation>
     </message>
@@ -1349,7 +1492,7 @@
 <context>
     <name>window</name>
     <message>
-        <location filename="../session_setup.py" line="156"/>
+        <location filename="../session_setup.py" line="160"/>
         <source>%1 review(s) stored</source>
         <translation>已保存 %1 条复判</translation>
     </message>
