@@ -154,3 +154,11 @@ def test_recipe_without_reference_on_a_model_that_needs_one(tmp_path, capsys, ba
     assert rc == 0, out
     station = build_station(load_config(good), with_storage=False, with_plc=False)
     assert station.health.get("recipe").ok
+
+
+def test_a_bad_plc_host_on_the_command_line_names_the_key(capsys):
+    """Before: a pydantic traceback from the override (or, from the file, one from the PLC thread)."""
+    rc = main(["run", "--headless", "--boards", "1", "--plc", "server:300.1.2.3:1502"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "plc.host: the address is not a valid IP address (got '300.1.2.3')" in err, err
+    assert "Traceback" not in err

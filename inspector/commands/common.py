@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import StationConfig, load_config
+from ..config import StationConfig, load_config, parse_config
 
 
 def add_station_args(p: argparse.ArgumentParser) -> None:
@@ -69,4 +69,5 @@ def station_config(args: argparse.Namespace) -> StationConfig:
         data["storage"]["database_url"] = args.db
     if getattr(args, "recipe", None):
         data["active_recipe"] = args.recipe
-    return StationConfig.model_validate(data)
+    # A bad override (`--plc server:300.1.2.3:1502`) is a configuration error naming the key, not a traceback.
+    return parse_config(data, "command line (--config file with --camera/--plc/--model/--db/--recipe)")
