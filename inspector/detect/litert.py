@@ -48,20 +48,20 @@ class LiteRTDetector(Detector):
         tile_overlap: int | None = None,
         delegate_loader: Callable | None = None,
         top_k: int = 100,
+        model_keys: Callable[[], object] | None = None,
     ):
         self.model_path = Path(model)
         self.delegate = delegate
-        model_keys: Callable[[], object] | None = None,
         self.auto_delegates = list(auto_delegates)
         self.threads = threads
         self.tile_overlap = tile_overlap
         self.top_k = top_k
         self._loader = delegate_loader
+        self.model_keys = model_keys
+        """Returns the station's ModelKeys for an encrypted package (called in `load`, so errors reach the lamp)."""
         self._info: DetectorInfo | None = None
         self._tile_cache: dict = {}
         self._staging: dict[str, np.ndarray] | None = None
-        self.model_keys = model_keys
-        """Returns the station's ModelKeys for an encrypted package (called in `load`, so errors reach the lamp)."""
         self.meta: ModelMeta | None = None
         self.backend: Backend | None = None
         self._it = None
