@@ -124,9 +124,9 @@ def inspect(args: argparse.Namespace) -> int:
             print(
                 f"{name}: {result.verdict.value} ({len(board.detections)} defects{': ' + parts if parts else ''}{sn}{why})"
             )
-    return 1 if failures else 0
     if code_reader is not None:
         code_reader.close()
+    return 1 if failures else 0
 
 
 def _registration_json(reg) -> dict | None:

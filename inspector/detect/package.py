@@ -233,6 +233,10 @@ def load_package(model: Path, keys: Any = None) -> tuple[ModelMeta, bytes]:
         raise ModelError(f"{model}: model file not found") from None
     except OSError as exc:
         raise ModelError(f"{model}: cannot read model ({exc.strerror})") from None
+    from ..model_crypt import decrypt, is_encrypted
+
+    if is_encrypted(blob):
+        blob = decrypt(blob, keys() if callable(keys) else keys, str(model))
     digest = hashlib.sha256(blob).hexdigest()
     if digest != meta.sha256:
         raise ModelError(
@@ -252,7 +256,3 @@ def write_sidecar(model: Path, meta: dict[str, Any]) -> Path:
     side = sidecar_path(model)
     side.write_text(json.dumps(data, indent=2) + "\n")
     return side
-    from ..model_crypt import decrypt, is_encrypted
-
-    if is_encrypted(blob):
-        blob = decrypt(blob, keys() if callable(keys) else keys, str(model))
