@@ -423,6 +423,13 @@ class StorageSection(_Model):
     )
     queue_size: int = Field(1000, ge=10, le=1_000_000, description="Results buffered in memory for the writer thread.")
     spool_dir: Path = Field(Path("data/spool"), description="Results spilled here when the database is unavailable.")
+    spool_reserve_mb: float = Field(
+        2.0,
+        ge=0,
+        le=1024,
+        description="Space the spool keeps allocated (spool_dir/reserve.journal) so records stay durable on a full "
+        "disk (about 1 kB a board); 0 = none.",
+    )
     archive_pass_every: int = Field(
         0, ge=0, description="With archive = 'rejects': also keep the full image of every Nth passed board (0 = none)."
     )

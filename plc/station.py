@@ -316,7 +316,15 @@ class PlcLink:
             # Checked before hs.tick's own result timeout, so this board gets the database fault.
             self.durable_timeouts += 1
             why = f"record not durable within {self.cfg.result_timeout_s:.1f} s"
-            log.error("board part_seq=%d uid=%s: %s -> REJECT, ERROR %d", p.part_seq, p.uid, why, _DB_ERROR)
+            log.error(
+                "board part_seq=%d uid=%s: %s -> published to the PLC as REJECT with ERROR %d (RESULTS_VALID set); "
+                "its record is still held by the recorder, in memory only, and is lost if the station dies before "
+                "the database or the spool can take it",
+                p.part_seq,
+                p.uid,
+                why,
+                _DB_ERROR,
+            )
             hs.latch_error(_DB_ERROR)
             hs.result(p.token, p.held.as_reject(why), now)
             self._forget(p)

@@ -61,6 +61,7 @@ class RecorderSettings:
     archive: str = "all"
     archive_pass_every: int = 0
     spool_dir: Path = Path("data/spool")
+    spool_reserve_mb: float = 2.0
     queue_size: int = 1000
     batch_max: int = 256
     sqlite_synchronous: str = "FULL"
@@ -96,6 +97,7 @@ class RecorderSettings:
             archive=st.archive,
             archive_pass_every=st.archive_pass_every,
             spool_dir=Path(st.spool_dir),
+            spool_reserve_mb=st.spool_reserve_mb,
             queue_size=st.queue_size,
             batch_max=st.batch_max,
             sqlite_synchronous=st.sqlite_synchronous,
@@ -181,7 +183,7 @@ class Recorder:
         self.database: Database | None = None
         """The open database (shared engine; open your own sessions from it), once the writer opened it."""
         self.archive = Archive(settings.archive_dir, fsync=settings.fsync_images)
-        self.spool = Spool(settings.spool_dir)
+        self.spool = Spool(settings.spool_dir, reserve_bytes=int(settings.spool_reserve_mb * 2**20))
         self._queue: queue.Queue[InspectionResult] = queue.Queue(maxsize=settings.queue_size)
         self._held: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -347,7 +349,13 @@ class Recorder:
                 self._pending.pop(uid, None)
             self.stats.unrecorded += len(uids)
             total = self.stats.unrecorded
-        log.error("%d result(s) NOT recorded and NOT acknowledged (%s); total %d", len(uids), why, total)
+        log.error(
+            "%d result(s) NOT recorded (%s); their verdicts never reached the PLC (a board it waited for past "
+            "plc.result_timeout_s was published as REJECT with ERROR 30); total %d",
+            len(uids),
+            why,
+            total,
+        )
         self.health.fail("database", f"{total} results could not be recorded: {why}")
 
     def _spill(self, result: InspectionResult) -> None:
@@ -405,6 +413,7 @@ class Recorder:
         s = self.settings
         try:
             self.spool.clean_tmp()
+            self.spool.ensure_reserve()
             self.database = open_database(
                 s.database_url,
                 station_id=s.station_id,
@@ -558,12 +567,15 @@ class Recorder:
         try:
             self.spool.write(records)
         except OSError as exc:
-            # Neither the database nor the spool takes them: keep them in memory and retry.
+            # Neither the database nor the spool (nor its reserve) takes them: keep them in memory and
+            # retry. Not durable, so the PLC link does not publish their verdicts; a board it waits for
+            # past plc.result_timeout_s it publishes as REJECT + ERROR 30, and that record then exists in
+            # memory only (lost if the process dies before the disk has room: docs/storage.md).
             self._held.extend(records)
             self.health.fail(
                 "database",
                 f"{self._db_error or 'database unavailable'}; spool unwritable: {describe_os_error(exc)}; "
-                f"{len(self._held)} results held in memory, not acknowledged",
+                f"{len(self._held)} results held in memory only, not durable",
             )
             self._next_db_try = time.monotonic() + 1.0
             return
@@ -604,6 +616,7 @@ class Recorder:
             self.stats.replayed += len(records)
             log.info("replayed %d spooled results from %s", len(records), path.name)
         if self._db_error is None:
+            self.spool.ensure_reserve()  # emptied, or never made because the disk was full at start
             self.health.ok("database", self._detail())
 
     def _archive_spooled(self, rec: dict[str, Any]) -> None:

@@ -75,10 +75,15 @@ def small_disk(tmp_path, monkeypatch):
 
 
 def test_disk_full_is_not_ready_and_loses_nothing_acknowledged(small_disk, make_recorder):
+    """Without the spool's reserve: results wait in memory, unacknowledged, until there is room."""
     mnt, free_space, tick = small_disk
     health = Health()
     rec = make_recorder(
-        f"sqlite:///{mnt / 'records.db'}", archive_dir=mnt / "archive", spool_dir=mnt / "spool", health=health
+        f"sqlite:///{mnt / 'records.db'}",
+        archive_dir=mnt / "archive",
+        spool_dir=mnt / "spool",
+        health=health,
+        spool_reserve_mb=0,
     )
     acked: set[str] = set()
     rec.add_durable_listener(lambda uid, where: acked.add(uid))
@@ -121,3 +126,48 @@ def test_disk_full_is_not_ready_and_loses_nothing_acknowledged(small_disk, make_
     assert set(rows) == {r.uid for r in submitted}, "every result reached the database once space was back"
     assert any(e and "ENOSPC" in e for e in rows.values()), "boards whose images did not fit say so"
     db.close()
+
+
+def test_disk_full_records_stay_durable_in_the_spool_reserve(small_disk, make_recorder):
+    """With the reserve (the default), a full disk does not stop results from becoming durable: the
+    spool writes them into its preallocated journal; they are acknowledged, and replayed once there is room."""
+    mnt, free_space, tick = small_disk
+    if not os.path.ismount(mnt):
+        pytest.skip("needs the real tmpfs (root): the injected ENOSPC replaces Spool.write itself")
+    health = Health()
+    url = f"sqlite:///{mnt / 'records.db'}"
+    rec = make_recorder(url, archive_dir=mnt / "archive", spool_dir=mnt / "spool", health=health, spool_reserve_mb=0.5)
+    acked: dict[str, str] = {}
+    rec.add_durable_listener(lambda uid, where: acked.__setitem__(uid, where))
+    rec.start()
+    assert (mnt / "spool" / "reserve.journal").stat().st_size == 512 * 1024
+    rng = np.random.default_rng(2)
+    submitted = []
+    for i in range(400):
+        r = make_result(i, classes=(1, 2), image=rng.integers(0, 255, (256, 256), np.uint8), reference=None)
+        rec.submit(r)
+        submitted.append(r)
+        assert rec.wait_durable(r.uid, 5.0), f"result {i} not durable: {health.summary()}"
+        if rec.spool.batches() and rec.spool.batches()[-1].name == "reserve.journal":
+            break
+    else:
+        pytest.fail(f"the disk never filled: {health.summary()}")
+    for i in range(400, 420):  # the disk stays full: still durable, in the reserve
+        r = make_result(i, classes=(1,), image=rng.integers(0, 255, (256, 256), np.uint8), reference=None)
+        rec.submit(r)
+        submitted.append(r)
+        assert rec.wait_durable(r.uid, 5.0), f"result {i} not durable: {health.summary()}"
+    assert not health.ready and rec.stats.unrecorded == 0 and not rec._held
+    assert acked[submitted[-1].uid] == "spool"
+
+    free_space()
+    assert wait_for(lambda: not rec.spool.batches(), 20), "the reserve is replayed once there is room"
+    rec.stop()
+    db = open_database(url)
+    with db.session() as s:
+        rows = dict(s.execute(select(Inspection.uid, Inspection.archive_error)).tuples().all())
+    assert set(rows) == {r.uid for r in submitted}
+    assert integrity_check(db) == "ok"
+    db.close()
+    journal = (mnt / "spool" / "reserve.journal").read_bytes()
+    assert len(journal) == 512 * 1024 and not journal.strip(b"\0"), "zeroed in place, still reserved"
