@@ -6,7 +6,7 @@ with plain calls and a fake clock. The transports (server.py, client.py) only mo
 in and out; station.py turns the returned actions into pipeline calls.
 
 Inputs: `control(regs, now)` for each new control-block image, `captured(...)`, `result(...)`,
-`command_finished(...)`, `tick(now, ...)`. Output: `status_block()` (the 22 status registers) and
+`command_finished(...)`, `tick(now, ...)`. Output: `status_block()` (the status registers) and
 the actions returned by `control`/`tick` (start a trigger, run a recipe command).
 """
 
