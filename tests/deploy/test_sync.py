@@ -219,3 +219,64 @@ def test_unreachable_plant_keeps_everything_local(local_db, tmp_path):
     assert worker.pending() == {"inspections": 5, "reviews": 0}
     assert synced_through(local_db.url) == 0
     assert local_counts(local_db)["inspections"] == 5
+
+
+def test_signed_records_reach_the_plant_and_verify_there_with_the_public_key(tmp_path, postgres_server, plant_db):
+    """The station signs each record; the plant checks it with the station's public key file alone."""
+    import subprocess
+    import sys
+
+    from inspector.domain import Detection, InspectionResult, Verdict
+    from inspector.health import Health
+    from inspector.storage.writer import Recorder, RecorderSettings
+
+    url = f"sqlite:///{tmp_path / 'station.db'}"
+    rec = Recorder(
+        RecorderSettings(
+            url,
+            station_id="station-7",
+            archive_dir=tmp_path / "archive",
+            spool_dir=tmp_path / "spool",
+            archive="none",
+            min_free_mb=0,
+            retention_days=None,
+        ),
+        Health(),
+    )
+    rec.start()
+    for i in range(12):
+        dets = [Detection((10.0 + i, 20.0, 40.5, 60.25), 1 + i % 6, 0.5 + i / 100)] if i % 3 else []
+        rec.submit(
+            InspectionResult(
+                frame_id=i,
+                recipe="demo",
+                verdict=Verdict.REJECT if dets else Verdict.PASS,
+                detections=dets,
+                timings_ms={"total": 12.5},
+                model_id="pcb-defect-det@1.6.0",
+                board_serial=f"SN{i:04d}",
+                part_seq=i,
+            )
+        )
+    assert rec.flush()
+    rec.stop()
+    host, port = postgres_server
+    plant = f"postgresql+psycopg://postgres@{host}:{port}/{plant_db}"
+    assert PlantSync(url, plant).run_once().inspections == 12
+    pub = tmp_path / "station.key.pub"  # what the plant keeps; the private key stays on the station
+    assert pub.exists()
+    code = "import sys; from inspector.cli import main; sys.exit(main())"
+    verify = [sys.executable, "-c", code, "db", "verify", "--db", plant, "--key", str(pub), "--station", "station-7"]
+    r = subprocess.run(verify, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "12 inspection records: 12 signatures valid" in r.stdout
+    eng = create_engine(plant)
+    try:
+        with eng.begin() as c:
+            uid = c.execute(text("SELECT uid FROM inspections WHERE verdict = 'REJECT' ORDER BY id LIMIT 1")).scalar()
+            c.execute(text("UPDATE inspections SET verdict = 'PASS' WHERE uid = :u"), {"u": uid})
+    finally:
+        eng.dispose()
+    r = subprocess.run(verify, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 1
+    assert f"(uid {uid}," in r.stdout and "changed after it was recorded" in r.stdout
