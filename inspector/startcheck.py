@@ -299,11 +299,14 @@ def start_recipe(cfg: StationConfig, recipe: Recipe, health: Health, compile_rul
     try:
         rules = compile_rules(recipe)
     except RecipeError as exc:
-        reason = f"{RECIPE_FAULT}: {exc}"
+        reason = f"{RECIPE_FAULT}: {_keyed(recipe, str(exc))}"
         log.error("recipe %s %s", recipe.name, reason)
         health.fail("recipe", reason)
         return RefusedRecipe(recipe, reason)
     health.ok("recipe", recipe.name)
+    warning = coverage_warning(recipe, rules)
+    if warning:
+        log.warning("%s", warning)
     return rules
 
 
