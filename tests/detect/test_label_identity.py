@@ -76,3 +76,16 @@ def test_written_sidecar_carries_the_identity_and_the_model_id_follows_it(tmp_pa
     swap_labels(model)
     with pytest.raises(ModelError, match=r"m\.json: labels .* are not the ones this package was written with"):
         read_meta(model)
+
+
+def test_model_store_refuses_a_package_with_reordered_labels(tmp_path):
+    """`pcb-inspector model install --allow-unsigned` of a relabelled copy: refused, nothing changes."""
+    from inspector.model_store import ModelStore
+
+    store = ModelStore(tmp_path / "store")
+    good = store.install(copy_package(DEFAULT_MODEL, tmp_path / "good"), trusted_keys=[], require_signature=False)
+    bad = copy_package(DEFAULT_MODEL, tmp_path / "bad")
+    swap_labels(bad)
+    with pytest.raises(ModelError, match="re-export the model instead of editing its labels"):
+        store.install(bad, trusted_keys=[], require_signature=False)
+    assert store.model_in(store.active_dir()) == good.path and store.previous_dir() is None
