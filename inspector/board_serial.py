@@ -145,8 +145,8 @@ class CodeReader:
             reason = None
             if self.spec.require_code:
                 kinds = "/".join(_FORMAT_NAMES[s] for s in self.spec.symbologies)
-                x1, y1, x2, y2 = read.searched
-                reason = f"{CODE_UNREADABLE}: no {kinds} found in x {x1}..{x2}, y {y1}..{y2}"
+                where = "in the code region" if self.spec.region is not None else "on the board"
+                reason = f"{CODE_UNREADABLE}: no {kinds} {where}"
             return SerialCheck(plc_serial, kept, reason)
         if plc_serial is not None and plc_serial != read.text:
             return SerialCheck(read.text, kept, f"{SERIAL_MISMATCH}: code {read.text!r}, PLC {plc_serial!r}")

@@ -27,6 +27,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
+from inspector.board_serial import CODE_UNREADABLE, SERIAL_MISMATCH
 from inspector.domain import Detection, InspectionResult, Verdict
 from inspector.health import ComponentState, Health
 
@@ -117,6 +118,10 @@ class ShiftCounts:
     rejected: int = 0
     boards_per_min: float = 0.0
     shift_started: datetime | None = None
+    serial_mismatch: int = 0
+    """Boards rejected because the code read on them differs from the PLC's serial."""
+    code_unreadable: int = 0
+    """Boards rejected because their recipe requires a board code and none could be read."""
 
     @property
     def yield_pct(self) -> float | None:
@@ -218,7 +223,7 @@ class UiBridge(QObject):
         self._stop = False
         self._recent: deque[ResultSummary] = deque(maxlen=recent)
         self._times: deque[float] = deque(maxlen=20000)
-        self._inspected = self._passed = self._rejected = 0
+        self._inspected = self._passed = self._rejected = self._serial_mismatch = self._code_unreadable = 0
         self._shift = shift_start(datetime.now())
         self._seq = 0
         self._latest_summary: ResultSummary | None = None
@@ -273,6 +278,11 @@ class UiBridge(QObject):
                 self._passed += 1
             else:
                 self._rejected += 1
+                reason = result.reason or ""
+                if reason.startswith(SERIAL_MISMATCH):
+                    self._serial_mismatch += 1
+                elif reason.startswith(CODE_UNREADABLE):
+                    self._code_unreadable += 1
             self._times.append(now)
             self._recent.append(summary)
             if self._pending and self._latest is not None and self._latest.image is not None:
@@ -284,7 +294,7 @@ class UiBridge(QObject):
 
     def reset_counters(self) -> None:
         with self._cond:
-            self._inspected = self._passed = self._rejected = 0
+            self._inspected = self._passed = self._rejected = self._serial_mismatch = self._code_unreadable = 0
             self._times.clear()
             self._shift = shift_start(datetime.now())
             self._pending = True
@@ -294,7 +304,7 @@ class UiBridge(QObject):
         start = shift_start(datetime.now())
         if start != self._shift:
             self._shift = start
-            self._inspected = self._passed = self._rejected = 0
+            self._inspected = self._passed = self._rejected = self._serial_mismatch = self._code_unreadable = 0
             self._times.clear()
 
     def _counts(self, now: float) -> ShiftCounts:
@@ -304,7 +314,15 @@ class UiBridge(QObject):
         if len(self._times) >= 2:
             span = max(now - self._times[0], 1e-3)
             rate = (len(self._times) - 1) / span * 60.0
-        return ShiftCounts(self._inspected, self._passed, self._rejected, rate, self._shift)
+        return ShiftCounts(
+            self._inspected,
+            self._passed,
+            self._rejected,
+            rate,
+            self._shift,
+            self._serial_mismatch,
+            self._code_unreadable,
+        )
 
     def ack(self) -> None:
         """GUI thread: the last update is drawn; the next one may be sent."""

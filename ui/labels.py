@@ -40,6 +40,8 @@ _REASONS = (
     QT_TRANSLATE_NOOP("RejectReason", "camera error"),
     QT_TRANSLATE_NOOP("RejectReason", "camera lost"),
     QT_TRANSLATE_NOOP("RejectReason", "no frame"),
+    QT_TRANSLATE_NOOP("RejectReason", "serial mismatch"),
+    QT_TRANSLATE_NOOP("RejectReason", "board code unreadable"),
 )
 
 

@@ -340,13 +340,22 @@ class OperatorScreen(QWidget):
         self.live_caption.setObjectName("dim")
 
         self.verdict = VerdictBanner(self)
-        self.tiles = {k: CounterTile(self) for k in ("inspected", "passed", "rejected", "yield", "rate")}
+        self.tiles = {
+            k: CounterTile(self)
+            for k in ("inspected", "passed", "rejected", "yield", "rate", "serial_mismatch", "code_unreadable")
+        }
         counters = QGridLayout()
         counters.setSpacing(8)
         for i, k in enumerate(("inspected", "passed", "rejected")):
             counters.addWidget(self.tiles[k], 0, i)
         counters.addWidget(self.tiles["yield"], 1, 0, 1, 2)
         counters.addWidget(self.tiles["rate"], 1, 2)
+        # Boards rejected for their serial (code read on the board vs the PLC's, or no code read): shown
+        # from the first such board of the shift on, so a line without board codes keeps its layout.
+        counters.addWidget(self.tiles["serial_mismatch"], 2, 0, 1, 2)
+        counters.addWidget(self.tiles["code_unreadable"], 2, 2)
+        for k in ("serial_mismatch", "code_unreadable"):
+            self.tiles[k].setVisible(False)
 
         self.lamp_panel = QFrame(self)
         self.lamp_panel.setObjectName("panel")
@@ -465,11 +474,15 @@ class OperatorScreen(QWidget):
             "rejected": f"{c.rejected:,}",
             "yield": "—" if y is None else f"{y:.1f} %",
             "rate": f"{c.boards_per_min:.1f}",
+            "serial_mismatch": f"{c.serial_mismatch:,}",
+            "code_unreadable": f"{c.code_unreadable:,}",
         }
         colours = {
             "passed": theme.PASS,
             "rejected": theme.REJECT if c.rejected else theme.TEXT,
             "yield": theme.TEXT if y is None else theme.PASS if y >= 95 else theme.WARN if y >= 85 else theme.REJECT,
+            "serial_mismatch": theme.REJECT if c.serial_mismatch else theme.TEXT,
+            "code_unreadable": theme.REJECT if c.code_unreadable else theme.TEXT,
         }
         for k, text in values.items():
             tile = self.tiles[k]
@@ -479,6 +492,10 @@ class OperatorScreen(QWidget):
             if tile.colour != colour:  # restyle only on change: a stylesheet change re-polishes the widget
                 tile.colour = colour
                 tile.value.setStyleSheet(f"color: {colour};")
+        serial_rejects = bool(c.serial_mismatch or c.code_unreadable)
+        for k in ("serial_mismatch", "code_unreadable"):
+            if self.tiles[k].isVisibleTo(self) != serial_rejects:
+                self.tiles[k].setVisible(serial_rejects)
 
     def open_zoom(self, index: int) -> None:
         if self.live.image is None or index >= len(self.live.overlays):
@@ -504,6 +521,8 @@ class OperatorScreen(QWidget):
             "rejected": self.tr("REJECTED"),
             "yield": self.tr("YIELD"),
             "rate": self.tr("BOARDS/MIN"),
+            "serial_mismatch": self.tr("SERIAL MISMATCH"),
+            "code_unreadable": self.tr("NO CODE READ"),
         }
         for k, t in names.items():
             self.tiles[k].name.setText(t)

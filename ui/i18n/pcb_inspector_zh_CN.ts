@@ -1087,6 +1087,16 @@
         <translation>不合格</translation>
     </message>
     <message>
+        <location filename="../operator_screen.py" line="520"/>
+        <source>SERIAL MISMATCH</source>
+        <translation>序列号不符</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="521"/>
+        <source>NO CODE READ</source>
+        <translation>未读到条码</translation>
+    </message>
+    <message>
         <location filename="../operator_screen.py" line="509"/>
         <source>YIELD</source>
         <translation>良率</translation>
@@ -1262,6 +1272,16 @@
         <location filename="../labels.py" line="42"/>
         <source>no frame</source>
         <translation>无图像</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="43"/>
+        <source>serial mismatch</source>
+        <translation>序列号不符</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="44"/>
+        <source>board code unreadable</source>
+        <translation>无法读取板上条码</translation>
     </message>
 </context>
 <context>
