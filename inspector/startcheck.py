@@ -243,8 +243,13 @@ def check_model(cfg: StationConfig, report: CheckReport) -> None:
 
 def check_files(cfg: StationConfig, report: CheckReport) -> None:
     cam = cfg.camera
-    if isinstance(cam, ReplayCamera) and cam.path is not None and not Path(cam.path).exists():
-        report.problems.append(f"camera.path: {cam.path} does not exist")
+    if isinstance(cam, ReplayCamera) and cam.path is not None:
+        if not Path(cam.path).exists():
+            report.problems.append(f"camera.path: {cam.path} does not exist")
+        elif _replay_size(Path(cam.path)) is None:
+            report.problems.append(
+                f"camera.path: {cam.path} holds no readable board image (a folder of images or a video file)"
+            )
     if isinstance(cam, GenicamCamera) and not Path(cam.cti).is_file():
         report.problems.append(f"camera.cti: GenTL producer {cam.cti} does not exist")
     for i, key in enumerate(cfg.detector.trusted_keys):

@@ -42,6 +42,7 @@ def check(capsys, path: Path) -> tuple[int, str]:
         ('[detector]\nmodel = "nowhere/m.tflite"\n', "detector.model: "),
         ('[detector]\ntrusted_keys = ["missing.pub"]\n', "detector.trusted_keys.0: "),
         ('[camera]\ntype = "replay"\npath = "no-such-folder"\n', "camera.path: "),
+        ('[camera]\ntype = "replay"\npath = "."\n', "holds no readable board image"),
         ('[metrics]\nlisten = "0.0.0.0"\n', "metrics.listen: '0.0.0.0' is not HOST:PORT"),
         ('[storage]\ndatabase_url = "inspections.db"\n', "storage.database_url: 'inspections.db' is not a SQLAlchemy"),
         ('[storage]\ndatabase_url = "mysql://u@h/db"\n', "storage.database_url: 'mysql': only sqlite and postgresql"),
