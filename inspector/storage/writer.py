@@ -829,9 +829,10 @@ class Recorder:
         floor = self.settings.min_free_mb
         h = self.health.get("disk")
         if floor > 0 and free < floor:
+            if h is not None and not h.ok and not message and (" MB floor" in h.reason or "write failed" in h.reason):
+                return  # already stopped for it: keep the more specific reason, and the log quiet
             reason = message or f"{free:.0f} MB free < {floor} MB floor (storage.min_free_mb): line stopped"
-            if h is None or h.ok or not h.reason.startswith("archive write failed") or message:
-                self.health.fail("disk", reason, f"{free:.0f} MB free")
+            self.health.fail("disk", reason, f"{free:.0f} MB free")
         elif h is None or not h.ok and not h.reason.startswith("archive write failed"):
             self.health.ok("disk", f"{free / 1024:.1f} GB free")
 

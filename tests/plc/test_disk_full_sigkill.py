@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,60 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_low_disk_drops_ready_with_error_code_40_and_keeps_the_records(demo_boards, tmp_path, monkeypatch):
+    """Below storage.min_free_mb the PLC sees READY = 0 and ERROR_CODE 40 within seconds, and every
+    record it saw stays. Only the free-space probe is faked (a volume with 1 MB left); the station,
+    its database, archive and retention are real."""
+    from plc_testkit import wait_for
+
+    from inspector.config import StationConfig
+    from inspector.station import build_station
+    from inspector.storage import count, open_database
+    from inspector.storage import retention as retention_mod
+
+    free = {"mb": 10_000.0}
+    monkeypatch.setattr(retention_mod, "free_mb", lambda folder: free["mb"])
+    cfg = StationConfig.model_validate(
+        {
+            "camera": {"type": "replay", "path": str(demo_boards), "trigger": "software", "fps": None, "loop": True},
+            "detector": {"engine": "classical"},
+            "plc": {"mode": "server", "host": "127.0.0.1", "port": _free_port(), "simulator": False},
+            "storage": {
+                "database_url": f"sqlite:///{tmp_path / 'records.db'}",
+                "archive_dir": str(tmp_path / "archive"),
+                "spool_dir": str(tmp_path / "spool"),
+                "min_free_mb": 500,
+                "retention_interval_s": 0.2,
+            },
+        }
+    )
+    station = build_station(cfg)
+    station.recorder.settings.disk_check_s = 0.1
+    station.start()
+    plc = Plc(station.plc.port, timeout=1.0)
+    try:
+        plc.set_bits(R.TRIGGER_ENABLE)
+        plc.wait_bits(on=R.READY, timeout=20)
+        for seq in range(1, 5):
+            plc.board(seq, f"SN-{seq}")
+        free["mb"] = 1.0  # something else filled the volume
+        st = plc.wait_bits(off=R.READY, timeout=5)
+        assert plc.reg(st, R.ERROR_CODE) == 40
+        assert wait_for(lambda: station.health.get("disk").reason.startswith("1 MB free < 500 MB floor"), 5)
+        time.sleep(1.0)  # several retention passes below the floor
+        free["mb"] = 10_000.0
+        assert wait_for(lambda: station.health.get("disk").ok, 5), station.health.summary()
+        plc.set_bits(R.CLEAR_ERROR)  # the fault was latched: the PLC clears it, as after any station fault
+        plc.wait_bits(on=R.READY, off=R.ERROR, timeout=5)
+        plc.clear_bits(R.CLEAR_ERROR)
+        assert plc.board(5, "SN-5")["echo"] == 5
+    finally:
+        plc.close()
+        station.stop()
+    db = open_database(f"sqlite:///{tmp_path / 'records.db'}")
+    try:
+        assert count(db) == 5, "retention deleted none of the records the PLC saw"
+    finally:
+        db.close()
