@@ -1,4 +1,5 @@
-"""A full disk, then a SIGKILL: the record of the board the PLC saw must survive.
+"""A full disk, then a SIGKILL: the record of the board the PLC saw must survive. And low disk
+(below storage.min_free_mb) drops READY with ERROR_CODE 40 without deleting what the PLC saw.
 
 A real station (build_station: replay camera, classical detector, recorder on SQLite, PLC link in
 server mode) runs in a subprocess with its data on a real 16 MB tmpfs. The test fills that volume
