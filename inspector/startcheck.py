@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -206,7 +207,10 @@ def _keyed(recipe: Recipe, message: str) -> str:
     if message.startswith(recipe_key(recipe)):
         return message
     if message.startswith(prefix):
-        parts = [p for p in message[len(prefix) :].split("; ") if p]
+        # Several problems are joined by "; " before the next key (a message may contain "; " itself).
+        parts = [
+            p for p in re.split(r"; (?=(?:roi|roi_mask|reference|min_roi_fraction): )", message[len(prefix) :]) if p
+        ]
         return "; ".join(f"{recipe_key(recipe)}.{p}" for p in parts)
     if "reference image" in message:
         return f"{recipe_key(recipe)}.reference: {message}"

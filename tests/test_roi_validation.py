@@ -68,7 +68,11 @@ def check(capsys, path: Path) -> tuple[int, str]:
         ("roi = [[900, 900], [1200, 900], [1200, 1200]]\n", "recipes.demo.roi: corner (900, 900) lies outside"),
         ("roi = [[0, 0], [40, 0], [40, 40], [0, 40]]\n", "recipes.demo.roi: inspects 0.4% of the 640x640 board"),
         ('roi_mask = "black.png"\n', "recipes.demo.roi_mask: all black (640x640): it inspects nothing"),
-        ('roi_mask = "small.png"\n', "recipes.demo.roi_mask: is 320x320 but the board is 640x640"),
+        (
+            'roi_mask = "small.png"\n',
+            "recipes.demo.roi_mask: is 320x320 but the board is 640x640; give a mask of the board's size, or set "
+            "roi_mask_scale = true to scale it",
+        ),
         ('roi_mask = "tall.png"\nroi_mask_scale = true\n', "recipes.demo.roi_mask: is 320x640, another shape"),
         ('roi_mask = "speck.png"\n', "recipes.demo.roi_mask: inspects 0.0% of the 640x640 board"),
         ('roi_mask = "missing.png"\n', "recipes.demo.roi_mask: ROI mask"),
