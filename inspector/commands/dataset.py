@@ -55,13 +55,14 @@ def export(args: argparse.Namespace) -> int:
     except ExportError as exc:
         raise CommandError(str(exc)) from None
     print(
-        f"exported {rep.boards} boards with {rep.annotations} labels to {rep.out_dir} "
-        f"({rep.false_calls_dropped} false calls dropped, {rep.skipped_no_image} boards without archived images)"
+        f"exported {rep.boards} boards with {rep.annotations} labels to {rep.out_dir}, {rep.held_out} held out "
+        f"(heldout.txt) ({rep.false_calls_dropped} false calls dropped, {rep.skipped_no_image} boards without "
+        "archived images)"
     )
     if rep.boards:
         print(
-            f"groups by recipe: {rep.groups}. Retrain or fine-tune with: python -m inspector.training.train "
-            f"--data {rep.out_dir} --out runs/customer --val-groups <a group held out for validation> "
-            "--init-weights models/pcb-defect-det.weights.h5"
+            f"groups by recipe: {rep.groups}. Fine-tune (validates on heldout.txt) with: python -m "
+            f"inspector.training.train --data {rep.out_dir} --out runs/site "
+            "--init-weights models/pcb-defect-det.weights.h5 (the whole loop: docs/model.md)"
         )
     return 0

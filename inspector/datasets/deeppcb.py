@@ -123,3 +123,47 @@ def split_by_group(
     train = [p for p in pairs if p.group not in val_groups]
     val = [p for p in pairs if p.group in val_groups]
     return train, val
+
+
+HELD_OUT_LIST = "heldout.txt"
+"""List file (DeepPCB format) of a dataset's held-out boards, written by `pcb-inspector dataset export`."""
+
+
+def split_by_board(pairs: list[BoardPair], fraction: float = 0.2) -> tuple[list[BoardPair], list[BoardPair]]:
+    """Hold out about `fraction` of the boards, chosen by a hash of group/id: the same board always
+    lands on the same side, whatever else is in the export, so a re-export does not leak validation
+    boards into training. At least one board on each side when there are two or more."""
+    import hashlib
+
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"held-out fraction {fraction}: expected between 0 and 1")
+    ranked = sorted(pairs, key=lambda p: hashlib.sha256(f"{p.group}/{p.id}".encode()).hexdigest())
+    n_val = min(len(pairs) - 1, max(1, round(len(pairs) * fraction))) if len(pairs) >= 2 else 0
+    held = {id(p) for p in ranked[:n_val]}
+    return [p for p in pairs if id(p) not in held], [p for p in pairs if id(p) in held]
+
+
+def held_out_split(
+    root: Path, pairs: list[BoardPair], val_groups: frozenset[str] | None = None
+) -> tuple[list[BoardPair], list[BoardPair], str]:
+    """(train, held-out, how) for a dataset root, the same for the trainer, the INT8 check and the docs:
+
+    - `val_groups` given: those board groups (DeepPCB's own split when they are 44000,92000);
+    - else `root/heldout.txt` when the dataset has one (a station export): exactly those boards;
+    - else DeepPCB's validation groups when present;
+    - else (one group per recipe, e.g. a single-recipe station) a split by board, `split_by_board`.
+    """
+    if val_groups is not None:
+        train, val = split_by_group(pairs, val_groups)
+        return train, val, f"board groups {','.join(sorted(val_groups))}"
+    listed = Path(root) / HELD_OUT_LIST
+    if listed.is_file():
+        ids = {(p.group, p.id) for p in load_list(root, listed)}
+        train = [p for p in pairs if (p.group, p.id) not in ids]
+        val = [p for p in pairs if (p.group, p.id) in ids]
+        return train, val, f"the boards in {listed}"
+    train, val = split_by_group(pairs, VAL_GROUPS)
+    if val:
+        return train, val, f"board groups {','.join(sorted(VAL_GROUPS))}"
+    train, val = split_by_board(pairs)
+    return train, val, "20% of the boards, by board (no held-out list or validation groups in the data)"

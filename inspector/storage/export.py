@@ -5,7 +5,8 @@ annotations; false calls are dropped, so the board teaches the model what *not* 
 reviewed boards whose full image and reference were archived can be exported.
 Layout (what `inspector.datasets.deeppcb.load_list` reads):
   groupG/G/<id>_test.jpg, groupG/G/<id>_temp.jpg, groupG/G_not/<id>.txt ("x1 y1 x2 y2 class"),
-  trainval.txt ("groupG/G/<id>.jpg groupG/G_not/<id>.txt"), and export.json (uids, recipes, counts).
+  trainval.txt ("groupG/G/<id>.jpg groupG/G_not/<id>.txt"), heldout.txt (the ~20% of boards held out,
+  chosen by board, same format) and export.json (uids, recipes, counts).
 One group per recipe, numbered from 90000 so it never collides with DeepPCB's own groups.
 """
 
@@ -38,6 +39,8 @@ class ExportReport:
     false_calls_dropped: int = 0
     groups: dict[str, str] = field(default_factory=dict)
     """recipe name -> DeepPCB group number."""
+    held_out: int = 0
+    """Boards listed in heldout.txt (never trained on; validation, INT8 check, model comparison)."""
 
 
 def export_dataset(
@@ -110,11 +113,22 @@ def export_dataset(
             rep.boards += 1
             rep.annotations += len(ann)
     (out_dir / "trainval.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+    # The held-out boards, chosen by board (a single-recipe station has one group, so a split by
+    # group is impossible): the trainer validates on them, the INT8 export checks quantisation on
+    # them and `pcb-inspector evaluate --list heldout.txt` compares models on them.
+    from ..datasets.deeppcb import HELD_OUT_LIST, load_list, split_by_board
+
+    _, held = split_by_board(load_list(out_dir)) if rep.boards >= 2 else ([], [])
+    held_ids = {p.id for p in held}
+    held_lines = [ln for ln in lines if Path(ln.split()[0]).stem in held_ids]
+    (out_dir / HELD_OUT_LIST).write_text("\n".join(held_lines) + ("\n" if held_lines else ""))
+    rep.held_out = len(held_lines)
     (out_dir / "export.json").write_text(
         json.dumps(
             {
                 "classes": list(CLASS_NAMES),
                 "groups": rep.groups,
+                "held_out": sorted(held_ids),
                 "boards": boards,
                 "false_calls_dropped": rep.false_calls_dropped,
                 "skipped_no_image": rep.skipped_no_image,

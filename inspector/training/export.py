@@ -49,7 +49,7 @@ DEEPPCB_LICENCE = (
 def board_pairs(data: Path, count: int, seed: int = 0, split: str = "train") -> list[tuple[np.ndarray, np.ndarray]]:
     """(board, reference) uint8 gray pairs from a DeepPCB root, a synthetic folder (truth.json) or 'synth'.
 
-    DeepPCB is split by group exactly as training does; `split='train'` feeds calibration and
+    A dataset root is split exactly as training splits it (`held_out_split`); `split='train'` feeds calibration and
     `split='val'` the agreement check, so the check never sees calibration boards.
     """
     if str(data) == "synth":
@@ -69,9 +69,10 @@ def board_pairs(data: Path, count: int, seed: int = 0, split: str = "train") -> 
             (cv2.imread(str(data / f"{n}_test.png"), 0), cv2.imread(str(data / f"{n}_temp.png"), 0))
             for n in names[:count]
         ]
-    from inspector.datasets.deeppcb import load_list, read_gray, split_by_group
+    from inspector.datasets.deeppcb import held_out_split, load_list, read_gray
 
-    train, val = split_by_group(load_list(data))
+    # The trainer's split (a station export's heldout.txt, DeepPCB's validation groups, else by board).
+    train, val, _ = held_out_split(data, load_list(data))
     pairs = train if split == "train" else val
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(pairs), size=min(count, len(pairs)), replace=False)
@@ -434,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
             break
     training = {
         "data": str(args.data),
-        "split": "by board group (inspector.datasets.deeppcb.split_by_group); validation groups never trained on",
+        "split": "held out as the trainer does (inspector.datasets.deeppcb.held_out_split): a station export's "
+        "heldout.txt, DeepPCB's validation groups, else 20% of the boards by board; never trained on",
         "recipe": {k: v for k, v in cfg.items() if k not in {"data", "out"}},
         "weights": str(args.weights),
         "architecture": {
@@ -447,12 +449,21 @@ def main(argv: list[str] | None = None) -> int:
         "batchnorm_recalibrated_on": args.recalibrate_bn,
     }
     metrics = {"float_val": {k: best[k] for k in ("step", "map50", "map50_95", "per_class") if k in best}}
+    check_pairs = board_pairs(args.data, args.check, split="val")
+    calib_pairs = board_pairs(args.data, args.calib, split="train")
+    if not check_pairs or not calib_pairs:
+        # A quantisation check on no board proves nothing: refuse instead of writing an unchecked model.
+        raise SystemExit(
+            f"--data {args.data}: {len(calib_pairs)} calibration and {len(check_pairs)} held-out boards; the INT8 "
+            "check needs held-out boards (a station export lists them in heldout.txt; DeepPCB uses groups "
+            "44000,92000) and calibration needs training boards"
+        )
     agree = export_model(
         model,
         args.out,
         size=args.size,
-        calib_pairs=board_pairs(args.data, args.calib, split="train"),
-        check_pairs=board_pairs(args.data, args.check, split="val"),
+        calib_pairs=calib_pairs,
+        check_pairs=check_pairs,
         name=args.name,
         version=args.version,
         threshold=args.threshold,

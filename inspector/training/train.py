@@ -26,7 +26,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from inspector.datasets.deeppcb import CLASS_NAMES, VAL_GROUPS, load_list, read_gray, split_by_group  # noqa: E402
+from inspector.datasets.deeppcb import CLASS_NAMES, held_out_split, load_list, read_gray  # noqa: E402
 from inspector.detect.centernet import decode  # noqa: E402
 from inspector.evaluation.coco import coco_map  # noqa: E402
 from inspector.training.model import NUM_CLASSES, build_detector  # noqa: E402
@@ -59,8 +59,12 @@ class Sampler:
             if scale_max > 1.0 or scale_min < 1.0
             else []
         )
+        # Boards smaller than the crop (a station's ROI, a small product) are padded with black, board
+        # and reference alike; only then, so runs on larger boards draw the same random numbers as before.
+        small = any(min(b.shape[:2]) < crop for b in self.boards)
+        pad = [A.PadIfNeeded(crop, crop, position="top_left", border_mode=cv2.BORDER_CONSTANT, fill=0)] if small else []
         self.geo = A.Compose(
-            [*scale, A.D4(p=1.0), A.RandomCrop(crop, crop, p=1.0)],
+            [*scale, *pad, A.D4(p=1.0), A.RandomCrop(crop, crop, p=1.0)],
             bbox_params=A.BboxParams(format="pascal_voc", label_fields=["classes"], min_visibility=0.3),
             additional_targets={"template": "image"},
             seed=seed,
@@ -119,12 +123,30 @@ def focal_loss(logits, gt):
     return -(tf.reduce_sum(pos_l) + tf.reduce_sum(neg_l)) / npos
 
 
+def fit_board(img: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+    """`img` scaled down (never up) to fit `size` x `size` and padded bottom/right with black; the scale.
+
+    The validation model has a fixed square input; a station's boards can have any size (ROI,
+    product). 640x640 boards pass unchanged."""
+    h, w = img.shape[:2]
+    s = min(1.0, size / max(h, w))
+    if s < 1.0:
+        img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    out = np.zeros((size, size), np.uint8)
+    out[: img.shape[0], : img.shape[1]] = img
+    return out, s
+
+
 def evaluate_float(model640, val_pairs) -> dict:
     gts, dets = [], []
+    size = int(model640.input_shape[1])
     for p in val_pairs:
-        x = stack_input(read_gray(p.test_path), read_gray(p.template_path))[None].astype(np.float32) / 255.0
+        board, s = fit_board(read_gray(p.test_path), size)
+        temp, _ = fit_board(read_gray(p.template_path), size)
+        x = stack_input(board, temp)[None].astype(np.float32) / 255.0
         hm, rg = model640(x, training=False)
         boxes, scores, classes = decode(tf.sigmoid(hm)[0].numpy(), rg[0].numpy(), STRIDE, floor=0.05)
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4) / s
         gts.append((p.boxes, p.classes))
         dets.append((boxes, scores, classes))
     m = coco_map(gts, dets, CLASS_NAMES)
@@ -191,8 +213,9 @@ def main(argv=None) -> int:
     )
     ap.add_argument(
         "--val-groups",
-        default=",".join(sorted(VAL_GROUPS)),
-        help="board groups held out for validation (a customer export: its own group numbers)",
+        default=None,
+        help="board groups held out for validation (default: the data's heldout.txt (a station export), "
+        "else DeepPCB's 44000,92000, else 20%% of the boards chosen by board)",
     )
     ap.add_argument(
         "--init-weights",
@@ -217,13 +240,14 @@ def main(argv=None) -> int:
 
     tf.keras.utils.set_random_seed(args.seed)
     pairs = load_list(args.data)
-    train_pairs, val_pairs = split_by_group(pairs, frozenset(g.strip() for g in args.val_groups.split(",")))
+    groups = frozenset(g.strip() for g in args.val_groups.split(",")) if args.val_groups else None
+    train_pairs, val_pairs, how = held_out_split(args.data, pairs, groups)
     if not train_pairs or not val_pairs:
         raise SystemExit(
-            f"--val-groups {args.val_groups}: {len(train_pairs)} training and {len(val_pairs)} validation boards; "
+            f"held out {how}: {len(train_pairs)} training and {len(val_pairs)} validation boards; "
             f"groups present: {sorted({p.group for p in pairs})}"
         )
-    print(f"train {len(train_pairs)} pairs, val {len(val_pairs)} pairs (groups held out by design)", flush=True)
+    print(f"train {len(train_pairs)} pairs, val {len(val_pairs)} pairs (held out: {how})", flush=True)
 
     model = build_detector(args.crop, None, args.backbone, args.alpha, args.neck, detail=args.detail)
     model640 = build_detector(640, 1, args.backbone, args.alpha, args.neck, detail=args.detail)
