@@ -18,7 +18,7 @@ from inspector.storage.models import Base
 def test_head_matches_models(db_url):
     """The migrations produce exactly the schema the ORM models describe (no drift)."""
     db = open_database(db_url)
-    assert current_revision(db.engine) == head_revision() == "0002"
+    assert current_revision(db.engine) == head_revision() == "0003"
     with db.engine.connect() as c:
         diff = compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}), Base.metadata)
     db.close()
