@@ -143,6 +143,7 @@ class RegisterServer:
         self._master: _PlcConnection | None = None
         self._master_at = 0.0
         self._last_master_host = ""
+        self._last_reconnect_at = -float("inf")
         self._conflicts: deque[str] = deque(maxlen=32)
         self._conflict_logged: tuple[str, float] = ("", 0.0)
         self._conflicts_unlogged = 0
@@ -236,6 +237,10 @@ class RegisterServer:
         `master_window_s` after that write. Another connection's write meanwhile is refused with
         SERVER DEVICE BUSY and reported (the link raises the second-master alarm). A master that
         disconnected or went silent is replaced by the next writer.
+
+        A new connection from the master's own host is that PLC reconnecting while its old connection
+        still looks open here (cable pulled, no FIN): it takes over and the old one is closed. Two
+        such takeovers within `master_window_s` are two programs on that host taking turns: refused.
         """
         now = self._clock()
         m = self._master
@@ -243,7 +248,7 @@ class RegisterServer:
             self._master_at = now
             return None
         if m is None or m.closed or now - self._master_at > self.master_window_s:
-            host = conn.peer.rpartition(":")[0]
+            host = _host(conn.peer)
             if m is not None and not m.closed:
                 log.warning(
                     "PLC master is now %s: the previous master %s has not written the control block for %.1f s",
@@ -255,9 +260,24 @@ class RegisterServer:
                 log.info("PLC master is now %s (the connection writing the control block)", conn.peer)
             self._master, self._master_at, self._last_master_host = conn, now, host
             return None
+        same_host = _host(conn.peer) == _host(m.peer)
+        if same_host and now - self._last_reconnect_at >= self.master_window_s:
+            log.warning(
+                "PLC master is now %s, a new connection from the master's host: the old connection %s "
+                "(last write %.1f s ago) is closed (the PLC reconnected)",
+                conn.peer,
+                m.peer,
+                now - self._master_at,
+            )
+            self._master, self._master_at, self._last_reconnect_at = conn, now, now
+            m.closed = True
+            m.close()
+            return None
         self.master_conflicts += 1
         self.refused += 1
         text = f"{conn.peer} wrote the control block while {m.peer} is the PLC master"
+        if same_host:
+            text += f" (the second new connection from that host within {self.master_window_s:.1f} s)"
         self._conflicts.append(text)
         asyncio.get_running_loop().call_soon(self._on_control)
         last_text, last_at = self._conflict_logged
@@ -364,6 +384,11 @@ class RegisterServer:
         self._pending.append(image)
         asyncio.get_running_loop().call_soon(self._on_control)
         return None
+
+
+def _host(peer: str) -> str:
+    """'10.0.0.5:49152' -> '10.0.0.5' (IPv6 peers keep their colons)."""
+    return peer.rpartition(":")[0]
 
 
 def _expected_exception(pdu: bytes) -> int | None:

@@ -25,8 +25,9 @@ from plc import registers as R
 from plc.station import PlcLink
 
 
-def _pymodbus_client(port: int) -> ModbusTcpClient:
-    c = ModbusTcpClient("127.0.0.1", port=port, timeout=2, retries=0)
+def _pymodbus_client(port: int, source: str | None = None) -> ModbusTcpClient:
+    """`source`: the local address to connect from (127.0.0.2 is another host on the loopback net)."""
+    c = ModbusTcpClient("127.0.0.1", port=port, timeout=2, retries=0, source_address=(source, 0) if source else None)
     assert c.connect(), f"cannot connect to 127.0.0.1:{port}"
     return c
 
@@ -38,7 +39,7 @@ def test_second_master_is_refused_and_raises_its_own_alarm(station, plc_factory,
     a.set_bits(R.TRIGGER_ENABLE)
     a.wait_bits(on=R.READY, off=R.ERROR)
     a.write_part(1111, "FROM-A")
-    b = _pymodbus_client(station.port)  # B: another connection (the demo's simulator, a second PLC)
+    b = _pymodbus_client(station.port, "127.0.0.2")  # B: another host (a second PLC, an HMI writing)
     try:
         for i in range(50):
             rsp = b.write_registers(R.PART_SEQ, R.encode_u32(2222) + R.encode_ascii(f"B-{i}", 4), device_id=1)
@@ -54,7 +55,7 @@ def test_second_master_is_refused_and_raises_its_own_alarm(station, plc_factory,
         s = a.wait_bits(on=R.ERROR, off=R.READY, timeout=5)
         assert a.reg(s, R.ERROR_CODE) == ERROR_CODES["plc_master"] == 51
         reason = station.health.get("plc").reason
-        b_peer = f"127.0.0.1:{b.socket.getsockname()[1]}"
+        b_peer = f"127.0.0.2:{b.socket.getsockname()[1]}"
         assert reason.startswith("second PLC master") and b_peer in reason, reason
         assert station.link.server.master_conflicts == 51
         assert station.link.hs.counters.second_master_writes == 51
@@ -85,6 +86,45 @@ def test_master_that_disconnected_is_replaced_without_an_alarm(station, plc_fact
     r = b.board(4444, "AFTER-RESTART")
     assert r["echo"] == 4444 and not r["status"][0] & R.ERROR
     assert station.link.server.master_conflicts == 0
+
+
+def test_master_reconnecting_from_its_host_takes_over_once_and_ping_pong_is_refused(station, caplog):
+    """A PLC whose old connection still looks open (cable pulled, no FIN) reconnects: its new connection
+    takes over and the old one is closed. Two programs on one host taking turns are two masters."""
+    caplog.set_level(logging.INFO)
+    hb = 0
+
+    def beat(c: ModbusTcpClient):
+        nonlocal hb
+        hb ^= R.PLC_HEARTBEAT
+        return c.write_register(R.CONTROL, R.TRIGGER_ENABLE | hb, device_id=1)
+
+    old = _pymodbus_client(station.port)
+    new = _pymodbus_client(station.port)
+    third = _pymodbus_client(station.port)
+    try:
+        assert not beat(old).isError()
+        old_peer = f"127.0.0.1:{old.socket.getsockname()[1]}"
+        assert station.link.server.master == old_peer
+        rsp = beat(new)  # the reconnect, while `old` is still open and active
+        assert not rsp.isError(), rsp
+        new_peer = f"127.0.0.1:{new.socket.getsockname()[1]}"
+        assert station.link.server.master == new_peer
+        assert wait_for(
+            lambda: old_peer not in [c.peer for c in station.link.server._server.active_connections.values()]
+        )
+        assert any("the old connection" in r.getMessage() and old_peer in r.getMessage() for r in caplog.records)
+        time.sleep(0.3)
+        assert station.health.get("plc").ok and station.link.server.master_conflicts == 0
+        # another new connection from the same host right after: two programs taking turns
+        rsp = beat(third)
+        assert rsp.isError() and rsp.exception_code == 6
+        assert station.link.server.master == new_peer
+        assert wait_for(lambda: "second PLC master" in station.health.get("plc").reason, 5)
+        assert "second new connection from that host" in station.health.get("plc").reason
+    finally:
+        for c in (old, new, third):
+            c.close()
 
 
 # ---------------------------------------------------------------------------------- wrong unit id
