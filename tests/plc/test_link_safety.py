@@ -7,8 +7,10 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import shutil
 import socket
 import struct
+import subprocess
 import time
 
 import pytest
@@ -151,6 +153,20 @@ def test_wrong_unit_id_gets_0b_and_one_log_line_per_unit(station, caplog):
     assert not [r for r in caplog.records if r.exc_info or "KeyError" in r.getMessage()]
     assert station.link.server.wrong_unit == 221
     assert station.link.hs.ctrl[0] == 0  # the wrong-unit write did not reach the control block
+
+
+@pytest.mark.skipif(shutil.which("mbpoll") is None, reason="mbpoll not installed (packaging/apt-test.txt)")
+def test_mbpoll_with_a_wrong_unit_id_is_told_the_target_failed(station, caplog):
+    caplog.set_level(logging.WARNING)
+    for _ in range(3):
+        out = subprocess.run(
+            ["mbpoll", "-m", "tcp", "-p", str(station.port), "-a", "7", "-t", "4", "-1", "-r", "101", "127.0.0.1"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        assert out.returncode != 0 and "Target device failed to respond" in out.stdout + out.stderr, out.stdout
+    assert len([r for r in caplog.records if "addressed unit id 7," in r.getMessage()]) == 1
 
 
 def test_wrong_unit_id_log_is_rate_limited_not_silenced(station, caplog):
