@@ -342,9 +342,26 @@ class Recipe(_Model):
     )
     reference: Path | None = Field(None, description="Golden reference image of a defect-free board.")
     max_defects_pass: int = Field(0, ge=0, description="Boards with more defects than this are rejected (normally 0).")
+    severity: list[str] = Field(
+        default_factory=lambda: list(CLASS_NAMES),
+        description="Defect classes, most severe first: a rejected board's RESULT_CODE and headline class is the "
+        "most severe class found (ties: the higher score). Every class exactly once.",
+    )
     code: BoardCode | None = Field(
         None, description="Read the board serial from a DataMatrix, QR or Code 128 on the board; None: not read."
     )
+
+    @field_validator("severity")
+    @classmethod
+    def _severity_is_a_permutation(cls, v: list[str]) -> list[str]:
+        unknown = [n for n in v if n not in CLASS_NAMES]
+        if unknown:
+            raise ValueError(f"unknown class(es) {unknown}; classes are {list(CLASS_NAMES)}")
+        if sorted(v) != sorted(CLASS_NAMES):
+            missing = [n for n in CLASS_NAMES if n not in v]
+            dup = sorted({n for n in v if v.count(n) > 1})
+            raise ValueError(f"must name every class exactly once (missing {missing}, repeated {dup})")
+        return v
 
     @field_validator("thresholds")
     @classmethod

@@ -66,6 +66,7 @@ class RecipeRules:
         self.name = recipe.name
         self.thresholds: dict[int, float] = {CLASS_NAMES.index(k) + 1: v for k, v in recipe.thresholds.items()}
         self.min_px = recipe.min_defect_px
+        self.severity: tuple[int, ...] = tuple(CLASS_NAMES.index(n) + 1 for n in recipe.severity)
         if recipe.min_defect_mm is not None:
             if not mm_per_px:
                 raise RecipeError(

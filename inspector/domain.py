@@ -20,6 +20,11 @@ import numpy as np
 CLASS_NAMES: tuple[str, ...] = ("open", "short", "mousebite", "spur", "copper", "pin-hole")
 
 
+#: Default severity order, most severe first: opens and shorts break the circuit; mousebites and
+#: spurs narrow a gap or a track; spurious copper and pin-holes are cosmetic until they grow.
+DEFAULT_SEVERITY: tuple[int, ...] = tuple(range(1, len(CLASS_NAMES) + 1))
+
+
 def class_name(class_id: int) -> str:
     """Name of a 1-based class id; raises ValueError naming the bad id."""
     if not 1 <= class_id <= len(CLASS_NAMES):
@@ -63,6 +68,8 @@ class Detection:
     box: tuple[float, float, float, float]
     class_id: int
     score: float
+    runner_up: tuple[int, float] | None = None
+    """Class id and score of a box of another class on the same defect that lost to this one."""
 
     @property
     def label(self) -> str:
@@ -82,6 +89,11 @@ class Detection:
             "class": self.label,
             "class_id": self.class_id,
             "score": round(float(self.score), 4),
+            **(
+                {"runner_up": {"class": class_name(self.runner_up[0]), "score": round(float(self.runner_up[1]), 4)}}
+                if self.runner_up is not None
+                else {}
+            ),
         }
 
 
@@ -119,6 +131,8 @@ class InspectionResult:
     image: np.ndarray | None = None
     reference: np.ndarray | None = None
     frame_meta: dict[str, Any] = field(default_factory=dict)
+    severity: tuple[int, ...] = DEFAULT_SEVERITY
+    """Class ids, most severe first (the recipe's `severity`): orders `worst`."""
 
     @property
     def passed(self) -> bool:
@@ -130,8 +144,15 @@ class InspectionResult:
 
     @property
     def worst(self) -> Detection | None:
-        """The highest-scoring defect (the PLC's RESULT_CODE)."""
-        return max(self.detections, key=lambda d: d.score, default=None)
+        """The most severe defect by the recipe's severity order, the higher score among equals
+        (its class is the PLC's RESULT_CODE and the operator's headline)."""
+        rank = {c: i for i, c in enumerate(self.severity)}
+        return min(self.detections, key=lambda d: (rank.get(d.class_id, len(rank)), -d.score), default=None)
+
+    @property
+    def max_score(self) -> float:
+        """The highest score of any defect (the PLC's MAX_SCORE), whatever its class."""
+        return max((d.score for d in self.detections), default=0.0)
 
     def class_counts(self) -> list[int]:
         counts = [0] * len(CLASS_NAMES)

@@ -313,7 +313,7 @@ def record_audit_db(
             from .station_key import load_or_create
 
             key = load_or_create(station_key)
-        db = open_database(url, station_id=station_id or "station-1", migrate=False, station_key=key)
+        db = open_database(url, station_id=station_id or "station-1", station_key=key)
         try:
             append(db, event["who"], event["action"], event["target"], event["before"], event["after"], source="cli")
         finally:

@@ -603,6 +603,7 @@ class Pipeline:
         return InspectionResult(
             frame_id=frame.id,
             recipe=rules.name,
+            severity=rules.severity,
             verdict=board.verdict,
             detections=board.detections,
             timings_ms=timings,

@@ -57,7 +57,7 @@ class PlcResult:
             passed=passed,
             result_code=code,
             defect_count=R.clamp_u16(len(result.detections)),
-            max_score=R.clamp_u16(worst.score * 1000) if worst is not None else 0,
+            max_score=R.clamp_u16(result.max_score * 1000),
             cycle_ms=R.clamp_u16(result.cycle_ms),
             part_seq=part_seq & 0xFFFF_FFFF,
             class_counts=counts,

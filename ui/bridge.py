@@ -28,7 +28,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
 from inspector.board_serial import CODE_UNREADABLE, SERIAL_MISMATCH
-from inspector.domain import Detection, InspectionResult, Verdict
+from inspector.domain import DEFAULT_SEVERITY, Detection, InspectionResult, Verdict
 from inspector.health import ComponentState, Health
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,8 @@ class ResultSummary:
     model_id: str
     image_size: tuple[int, int] | None
     """(width, height) of the original frame, when there was one."""
+    severity: tuple[int, ...] = DEFAULT_SEVERITY
+    """Class ids, most severe first (the recipe's order): the headline names the most severe first."""
 
     @classmethod
     def of(cls, r: InspectionResult) -> ResultSummary:
@@ -104,6 +106,7 @@ class ResultSummary:
             r.timestamp,
             r.model_id,
             size,
+            tuple(r.severity),
         )
 
     @property

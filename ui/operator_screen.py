@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector.domain import CLASS_NAMES
 from inspector.health import ComponentState
 
 from . import theme
@@ -144,7 +145,10 @@ class VerdictBanner(QFrame):
             if r.reason:
                 self.line2.setText(reason_label(r.reason))
             elif r.detections:
-                names = sorted({class_label(d.label) for d in r.detections})
+                # Most severe class first (the recipe's order, as the PLC's RESULT_CODE), each once.
+                rank = {c: i for i, c in enumerate(r.severity)}
+                classes = sorted({d.class_id for d in r.detections}, key=lambda c: rank.get(c, len(rank)))
+                names = [class_label(CLASS_NAMES[c - 1]) for c in classes]
                 self.line2.setText(self.tr("%n defect(s): ", "", len(r.detections)) + ", ".join(names))
             else:
                 self.line2.setText(self.tr("No defects"))

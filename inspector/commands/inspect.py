@@ -105,6 +105,7 @@ def inspect(args: argparse.Namespace) -> int:
         result = InspectionResult(
             frame_id=0,
             recipe=rules.name,
+            severity=rules.severity,
             verdict=board.verdict,
             detections=board.detections,
             timings_ms=timings,

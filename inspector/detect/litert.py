@@ -26,6 +26,7 @@ from ..config import ExternalDelegate
 from ..domain import CLASS_NAMES, Detection
 from .base import Detector, DetectorInfo, ModelError
 from .centernet import decode
+from .cross_class import suppress_cross_class
 from .delegates import Backend, candidates, cpu_label, delegate_label, fallback_note, runtime, try_load
 from .fragments import join_touching
 from .package import ModelMeta, load_package
@@ -578,14 +579,25 @@ class LiteRTDetector(Detector):
         if nms and len(scores) > 1:
             keep = nms_classwise(boxes, scores, ids, self._info.nms_iou)
             boxes, scores, ids = boxes[keep], scores[keep], ids[keep]
+        runner_cls = runner_score = None
+        cross = self.meta.cross_class if self.meta is not None else None
+        if cross is not None and len(scores) > 1:  # one class per defect (`cross_class`)
+            boxes, scores, ids, runner_cls, runner_score = suppress_cross_class(
+                boxes, scores, ids, cross.iou, cross.min_score
+            )
         join = self.meta.join_fragments if self.meta is not None else None
         if join is not None and len(scores) > 1:  # unions of touching pieces, after the pieces (`fragments`)
             boxes, scores, ids = join_touching(
                 boxes, scores, ids, min_score=join.min_score, max_gap_px=join.max_gap_px, max_part_iou=join.max_part_iou
             )
+        runners: list[tuple[int, float] | None] = [None] * len(scores)
+        if runner_cls is not None:  # unions come after the pieces and have no runner-up
+            for i, (rc, rs) in enumerate(zip(runner_cls.tolist(), runner_score.tolist())):
+                if rc >= 0:
+                    runners[i] = (int(rc), float(rs))
         return [
-            Detection((float(b[0]), float(b[1]), float(b[2]), float(b[3])), int(c), float(s))
-            for b, s, c in zip(boxes.tolist(), scores.tolist(), ids.tolist())
+            Detection((float(b[0]), float(b[1]), float(b[2]), float(b[3])), int(c), float(s), r)
+            for b, s, c, r in zip(boxes.tolist(), scores.tolist(), ids.tolist(), runners)
         ]
 
     def close(self) -> None:

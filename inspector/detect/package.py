@@ -112,6 +112,24 @@ class JoinFragments(_Strict):
     )
 
 
+class CrossClass(_Strict):
+    """Suppression of boxes of another class on the same defect (`inspector.detect.cross_class`).
+
+    Why: class-wise NMS leaves two boxes of different classes on one unsure defect; both would count.
+    """
+
+    iou: float = Field(
+        ..., gt=0, le=1, description="A box overlapping a better-scoring box of another class by this IoU is dropped."
+    )
+    min_score: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Only boxes scoring at least this are dropped (set it to the lowest class threshold a recipe "
+        "uses: weaker boxes are never reported, and kept they rank as the defect's second guess in evaluation).",
+    )
+
+
 class ModelMeta(_Strict):
     format_version: int = Field(..., description="Sidecar format; this runtime reads version 1.")
     name: str = Field(..., min_length=1, max_length=64, description="Model name.")
@@ -141,6 +159,11 @@ class ModelMeta(_Strict):
     )
     join_fragments: JoinFragments | None = Field(
         None, description="Also offer the union of touching same-class boxes (None: boxes as decoded)."
+    )
+    cross_class: CrossClass | None = Field(
+        None,
+        description="Keep one class per defect: drop a box covered by a better-scoring box of another class, and "
+        "report its class as the keeper's runner-up (None: boxes of different classes never suppress each other).",
     )
     max_defect_px: int = Field(
         180, ge=0, description="Largest defect side expected, px; sets the tile overlap for large frames."

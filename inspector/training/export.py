@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
 from inspector.detect.centernet import decode  # noqa: E402
-from inspector.detect.package import JoinFragments, MultiScale, write_sidecar  # noqa: E402
+from inspector.detect.package import CrossClass, JoinFragments, MultiScale, write_sidecar  # noqa: E402
 from inspector.detect.tiling import box_iou  # noqa: E402
 from inspector.domain import CLASS_NAMES  # noqa: E402
 
@@ -244,6 +244,7 @@ def default_meta(
     tta: str = "none",
     multiscale: dict | None = None,
     join_fragments: dict | None = None,
+    cross_class: dict | None = None,
 ) -> dict:
     meta = {
         "name": name,
@@ -267,6 +268,8 @@ def default_meta(
         meta["multiscale"] = multiscale
     if join_fragments:
         meta["join_fragments"] = join_fragments
+    if cross_class:
+        meta["cross_class"] = cross_class
     return meta
 
 
@@ -303,6 +306,7 @@ def export_model(
     tta: str = "none",
     multiscale: dict | None = None,
     join_fragments: dict | None = None,
+    cross_class: dict | None = None,
     float_out: Path | None = None,
     training: dict | None = None,
     metrics: dict | None = None,
@@ -322,7 +326,9 @@ def export_model(
         "detections float {detections_float} / int8 {detections_int8}, detection agreement "
         "{detection_agreement:.3f}, verdict agreement {verdict_agreement:.3f} at score {threshold}".format(**agree)
     )
-    meta = default_meta(name, version, size, "uint8", threshold, max_defect_px, tta, multiscale, join_fragments)
+    meta = default_meta(
+        name, version, size, "uint8", threshold, max_defect_px, tta, multiscale, join_fragments, cross_class
+    )
     meta["training"] = training or {}
     meta["metrics"] = {**(metrics or {}), "int8_vs_float": agree}
     meta["licence"] = licence
@@ -331,7 +337,16 @@ def export_model(
     if float_out is not None:
         fblob = convert(graph, size, None)
         fmeta = default_meta(
-            name + "-float", version, size, "float32", threshold, max_defect_px, tta, multiscale, join_fragments
+            name + "-float",
+            version,
+            size,
+            "float32",
+            threshold,
+            max_defect_px,
+            tta,
+            multiscale,
+            join_fragments,
+            cross_class,
         )
         fmeta.update(training=training or {}, metrics=metrics or {}, licence=licence)
         fside = write_package(Path(float_out), fblob, fmeta)
@@ -386,6 +401,14 @@ def main(argv: list[str] | None = None) -> int:
         help="also offer the union of touching same-class boxes that both score at least SCORE "
         "(sidecar 'join_fragments'; 0 = off)",
     )
+    ap.add_argument(
+        "--cross-class",
+        type=float,
+        default=0.0,
+        metavar="IOU",
+        help="keep one class per defect: drop a box covered by a better-scoring box of another class by this IoU "
+        "(sidecar 'cross_class'; 0 = off); only boxes at or above --threshold are dropped",
+    )
     ap.add_argument("--backbone", default=None, help="default: from the run's config.json, else 'small'")
     ap.add_argument("--alpha", type=float, default=None)
     ap.add_argument("--neck", type=int, default=None)
@@ -419,6 +442,13 @@ def main(argv: list[str] | None = None) -> int:
             JoinFragments.model_validate(join_fragments)
         except ValidationError as exc:
             raise SystemExit(f"--join-fragments: {exc.errors()[0]['msg']}") from None
+    cross_class = None
+    if args.cross_class:
+        cross_class = {"iou": args.cross_class, "min_score": args.threshold}
+        try:
+            CrossClass.model_validate(cross_class)
+        except ValidationError as exc:
+            raise SystemExit(f"--cross-class: {exc.errors()[0]['msg']}") from None
     cfg = run_config(args.weights)
     backbone = args.backbone or cfg.get("backbone", "small")
     alpha = args.alpha if args.alpha is not None else float(cfg.get("alpha", 1.0))
@@ -471,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         tta=args.tta,
         multiscale=multiscale,
         join_fragments=join_fragments,
+        cross_class=cross_class,
         float_out=args.float_out,
         training=training,
         metrics=metrics,

@@ -161,6 +161,23 @@ archive_dir = "{tmp_path}/archive"
     actions = [a["action"] for a in audit]
     assert actions.count("model.install") == 2 and "model.rollback" in actions and actions.count("model.swap") == 2
     assert audit[-1]["action"] in {"model.swap", "model.rollback"}
+    # The CLI's installs and the rollback are in the records database's signed audit chain too.
+    from inspector import station_key
+    from inspector.storage import audit as chain
+    from inspector.storage.db import open_database
+
+    db = open_database(f"sqlite:///{tmp_path}/db.sqlite", migrate=False)
+    try:
+        events = list(reversed(chain.list_events(db, chain.AuditFilter(action="model"), limit=None)))
+        assert [(e.action, e.source) for e in events] == [
+            ("model.install", "cli"),
+            ("model.install", "cli"),
+            ("model.rollback", "cli"),
+        ]
+        assert events[0].after["folder"].startswith("pcb-defect-det-1.0.0")
+        assert chain.verify(db, station_key.load(tmp_path / "station.key").verifier()).ok
+    finally:
+        db.close()
 
 
 def test_keygen_and_sign_commands(tmp_path, capsys):
