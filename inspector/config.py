@@ -271,7 +271,6 @@ class DetectorSection(_Model):
         return Path(fn()) if fn is not None else None
 
 
-
 # ---------------------------------------------------------------- recipe
 Symbology = Literal["datamatrix", "qr", "code128"]
 
