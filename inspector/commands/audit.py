@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     from ..storage import StorageError, current_revision, head_revision, open_database
 
     cfg = load_config(args.config)
+    if args.db:
+        cfg.storage.database_url = args.db  # the default key path follows the database (station.key beside it)
     key_path = cfg.storage.station_key_path()
     if args.audit_command in ("key", "rotate-key"):
         return _key(args, cfg, key_path)

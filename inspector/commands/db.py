@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     url = args.db or cfg.storage.database_url
+    cfg.storage.database_url = url  # the default station key path follows the database (station.key beside it)
     archive = Path(args.archive) if args.archive else Path(cfg.storage.archive_dir)
     try:
         db = open_database(url, station_id=cfg.station.id, migrate=args.db_command == "upgrade")

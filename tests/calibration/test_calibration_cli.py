@@ -45,6 +45,13 @@ def test_intrinsics_json_and_history(station, views_dir, capsys, cam):
     rows = json.loads(out)
     assert [(r["kind"], r["created_by"], r["active"]) for r in rows] == [("intrinsics", "eng.lee", True)]
     assert rows[0]["id"] == obj["calibration_id"]
+    # The calibration is in the signed audit chain, from the CLI, by the operator named.
+    rc, out, err = run(capsys, "audit", "list", "--json", "--action", "calibration", *db)
+    assert rc == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [(e["action"], e["who"], e["source"]) for e in events] == [("calibration.save", "eng.lee", "cli")]
+    rc, out, err = run(capsys, "audit", "verify", *db)
+    assert rc == 0 and "chain intact" in out, out + err
 
 
 def test_intrinsics_errors_are_one_clear_line(station, views_dir, tmp_path, capsys):
