@@ -286,3 +286,45 @@ def test_rotation_keeps_old_events_and_records_valid(make_recorder, tmp_path):
         assert not audit.verify(db, only_new).ok
     finally:
         db.close()
+
+
+def test_config_change_seen_at_start_is_audited(make_recorder, tmp_path):
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    first = {"station": {"id": "station-1"}, "storage": {"retention_days": 30.0, "archive": "all"}}
+    rec = make_recorder(url, config=first)
+    rec.start()
+    rec.stop()
+    rec = make_recorder(url, config=first)  # same configuration: no change event
+    rec.start()
+    rec.stop()
+    second = {"station": {"id": "station-1"}, "storage": {"retention_days": 7.0, "archive": "all"}}
+    rec = make_recorder(url, config=second)
+    rec.start()
+    rec.stop()
+    db = open_database(url)
+    try:
+        events = list(reversed(audit.list_events(db, limit=None)))
+        assert [e.action for e in events] == ["station.start", "station.stop"] * 2 + [
+            "station.start",
+            "config.change",
+            "station.stop",
+        ]
+        change = events[5]
+        assert change.source == "station"
+        assert change.before["storage.retention_days"] == 30.0 and change.after["storage.retention_days"] == 7.0
+        assert set(change.after) == {"config_sha256", "storage.retention_days"}
+        assert change.after["config_sha256"] == events[4].after["config_sha256"] != events[0].after["config_sha256"]
+        assert audit.verify(db, rec.key.verifier()).ok
+    finally:
+        db.close()
+
+
+def test_retention_run_from_the_cli_is_audited(headless_run, tmp_path):
+    d, cfg = _copy(headless_run, tmp_path)
+    cfg.write_text(cfg.read_text() + "retention_days = 0.000001\nmin_free_mb = 0\nretention_min_days = 0\n")
+    r = cli("db", "retention", "--config", str(cfg))
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = cli("audit", "list", "--config", str(cfg), "--action", "retention", "--json")
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(events) == 1 and events[0]["source"] == "cli" and events[0]["after"]["deleted"] >= 4
+    assert cli("audit", "verify", "--config", str(cfg)).returncode == 0
