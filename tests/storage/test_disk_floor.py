@@ -196,3 +196,27 @@ def test_low_disk_stops_the_line_and_keeps_acknowledged_records(sqlite_url, make
     rec2.start()
     assert wait_for(lambda: health2.get("disk") is not None and health2.get("disk").ok, 5), health2.summary()
     rec2.stop()
+
+
+def test_db_retention_command_says_when_the_volume_stays_below_the_floor(
+    sqlite_url, make_recorder, tmp_path, volume, capsys
+):
+    from inspector.cli import main
+
+    now = datetime.now(UTC)
+    rs = [make_result(i, when=now - timedelta(days=20, minutes=i)) for i in range(3)]
+    rs += [make_result(10 + i, when=now - timedelta(hours=i)) for i in range(3)]
+    _records(sqlite_url, make_recorder, rs).close()
+    conf = tmp_path / "station.toml"
+    conf.write_text(
+        f'[storage]\ndatabase_url = "{sqlite_url}"\narchive_dir = "{tmp_path / "archive"}"\n'
+        f'spool_dir = "{tmp_path / "spool"}"\nmin_free_mb = 100\nretention_days = 365\n'
+    )
+    volume.fill_to(1.0)
+    assert main(["db", "retention", "--config", str(conf)]) == 1
+    out = capsys.readouterr()
+    assert "deleted 3 inspections" in out.out and "still below the disk floor" in out.err
+    assert "younger than 7 days are kept" in out.err
+    db = open_database(sqlite_url)
+    assert {r.uid for r in history(db, limit=100).rows} == {r.uid for r in rs[3:]}
+    db.close()
