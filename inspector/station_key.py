@@ -96,14 +96,14 @@ class StationKey:
 
     path: Path
     private: Ed25519PrivateKey
+    public: Ed25519PublicKey = field(init=False, repr=False)
+    key_id: str = field(init=False)
+    """First 16 hex digits of SHA-256 of the raw public key; computed once (deriving the public key
+    costs a scalar multiplication, more than the signature itself)."""
 
-    @property
-    def public(self) -> Ed25519PublicKey:
-        return self.private.public_key()
-
-    @property
-    def key_id(self) -> str:
-        return key_id_of(self.public)
+    def __post_init__(self) -> None:
+        self.public = self.private.public_key()
+        self.key_id = key_id_of(self.public)
 
     def sign(self, data: bytes) -> str:
         """Base64 Ed25519 signature of `data` (88 characters)."""
