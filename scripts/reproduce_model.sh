@@ -2,25 +2,36 @@
 # Reproduces the shipped detector from scratch on a 2-core CPU (about 2 h 10 min with the cores free):
 # stage 1 (5,000 steps from random weights), stage 2 (4,000 steps fine-tune at a lower peak LR),
 # stage 3 (5,000 steps at a lower peak LR again, with zoom-in augmentation),
-# INT8 export (trained BN statistics; mirror test-time augmentation and a 0.8x reduced pass for large
-# defects in the sidecar), evaluation on the
-# held-out groups, and the latency benchmark.
+# INT8 export (trained BN statistics; mirror test-time augmentation, a 0.8x reduced pass for large
+# defects, fragment unions and one class per defect in the sidecar), evaluation on the held-out
+# groups (figures into the sidecar and, rendered, into the run's model card), the error breakdown
+# and the latency benchmark. Writes to $RUN (default runs/repro), never over models/.
 # Each training stage resumes from its last checkpoint when run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/datasets/deeppcb}
+# Everything goes under the run folder; models/ is only changed by scripts/install_model.sh.
+RUN=${RUN:-runs/repro}
+VERSION=${VERSION:-1.7.0}
 source scripts/setup-env.sh packaging/apt-test.txt "train,test"
-python -m inspector.training.train --data "$DATA" --out runs/det-v1 --steps 5000 --eval-every 500
-python -m inspector.training.train --data "$DATA" --out runs/det-v1-ft --steps 4000 --lr 1e-3 --warmup 100 \
-  --seed 1 --init-weights runs/det-v1/last.weights.h5
-python -m inspector.training.train --data "$DATA" --out runs/det-v1-sc --steps 5000 --lr 5e-4 --warmup 100 \
-  --seed 3 --eval-every 2500 --scale-max 1.6 --init-weights runs/det-v1-ft/last.weights.h5
-mkdir -p runs/export
-python -m inspector.training.export --weights runs/det-v1-sc/last.weights.h5 --data "$DATA" \
-  --out models/pcb-defect-det.tflite --float-out runs/export/pcb-defect-det-float.tflite \
-  --check 16 --version 1.6.0 --tta hflip --multiscale 0.8 --multiscale-min-box 50 --label-margin 9 \
-  --join-fragments 0.1
-cp runs/det-v1-sc/last.weights.h5 models/pcb-defect-det.weights.h5
-pcb-inspector evaluate --root "$DATA" --groups 44000,92000 --out runs/eval-int8 \
-  --model models/pcb-defect-det.tflite --compare-model runs/export/pcb-defect-det-float.tflite --write-sidecar
-pcb-inspector bench --model models/pcb-defect-det.tflite --frames 500
+python -m inspector.training.train --data "$DATA" --out "$RUN/det-v1" --steps 5000 --eval-every 500
+python -m inspector.training.train --data "$DATA" --out "$RUN/det-v1-ft" --steps 4000 --lr 1e-3 --warmup 100 \
+  --seed 1 --init-weights "$RUN/det-v1/last.weights.h5"
+python -m inspector.training.train --data "$DATA" --out "$RUN/det-v1-sc" --steps 5000 --lr 5e-4 --warmup 100 \
+  --seed 3 --eval-every 2500 --scale-max 1.6 --init-weights "$RUN/det-v1-ft/last.weights.h5"
+PKG=$RUN/package
+mkdir -p "$PKG" "$RUN/export"
+python -m inspector.training.export --weights "$RUN/det-v1-sc/last.weights.h5" --data "$DATA" \
+  --out "$PKG/pcb-defect-det.tflite" --float-out "$RUN/export/pcb-defect-det-float.tflite" \
+  --check 16 --version "$VERSION" --tta hflip --multiscale 0.8 --multiscale-min-box 50 --label-margin 9 \
+  --join-fragments 0.1 --cross-class 0.5
+cp "$RUN/det-v1-sc/last.weights.h5" "$PKG/pcb-defect-det.weights.h5"
+# Figures: written into the package's sidecar by evaluate, rendered into the card by a script (no hand copies).
+pcb-inspector evaluate --root "$DATA" --groups 44000,92000 --out "$RUN/eval-int8" \
+  --model "$PKG/pcb-defect-det.tflite" --compare-model "$RUN/export/pcb-defect-det-float.tflite" --write-sidecar
+python scripts/error_breakdown.py --root "$DATA" --results "$RUN/eval-int8" --groups 44000,92000 \
+  | tee "$RUN/eval-int8/breakdown.txt"
+pcb-inspector bench --model "$PKG/pcb-defect-det.tflite" --frames 500 --json | tee "$RUN/bench.json"
+cp models/MODEL_CARD.md "$PKG/MODEL_CARD.md"
+python scripts/model_card_metrics.py "$PKG/pcb-defect-det.json" --card "$PKG/MODEL_CARD.md"
+echo "Package in $PKG. Install it into models/ (a separate, explicit step): scripts/install_model.sh $PKG"
