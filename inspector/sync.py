@@ -11,6 +11,9 @@ Guarantees, and how:
 - resumable: high-water marks (last local inspection id and review id pushed) are kept in a small
   state file beside the database, written atomically *after* the plant committed. A crash between
   the two re-pushes one batch, which the upserts absorb.
+- audit trail: hash-chained, signed audit events are pushed too (matched on station and `seq`), with
+  the plant's chain head moved to the last event pushed. The plant then holds a copy the station
+  cannot rewrite, and can check it with `pcb-inspector audit verify --db PLANT --key STATION.pub`.
 - never deletes: nothing is removed locally; `synced_through()` tells retention how far the plant
   has confirmed, so it can refuse to delete unsynced rows.
 - queues while down: a failed batch is rolled back, the connection pool dropped, and the batch
@@ -35,12 +38,13 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from .storage.db import create_db_engine, current_revision, head_revision, sqlite_path, upgrade
-from .storage.models import Defect, Inspection, ModelVersion, Recipe, Review, Station
+from .storage.models import AuditEvent, AuditHead, Defect, Inspection, ModelVersion, Recipe, Review, Station
 
 log = logging.getLogger(__name__)
 
 T_ST, T_RC, T_MV = Station.__table__, Recipe.__table__, ModelVersion.__table__
 T_IN, T_DF, T_RV = Inspection.__table__, Defect.__table__, Review.__table__
+T_AU, T_AH = AuditEvent.__table__, AuditHead.__table__
 
 
 class SyncError(Exception):
@@ -83,12 +87,19 @@ class _SyncState:
     plant: str = ""
     inspections: int = 0
     reviews: int = 0
+    audit: int = 0
 
     @classmethod
     def load(cls, path: Path) -> _SyncState:
         try:
             d = json.loads(Path(path).read_text())
-            return cls(Path(path), d.get("plant", ""), int(d.get("inspections", 0)), int(d.get("reviews", 0)))
+            return cls(
+                Path(path),
+                d.get("plant", ""),
+                int(d.get("inspections", 0)),
+                int(d.get("reviews", 0)),
+                int(d.get("audit", 0)),
+            )
         except FileNotFoundError:
             return cls(Path(path))
         except (OSError, ValueError) as exc:
@@ -98,7 +109,13 @@ class _SyncState:
 
     def save(self) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
-        data = {"plant": self.plant, "inspections": self.inspections, "reviews": self.reviews, "saved": time.time()}
+        data = {
+            "plant": self.plant,
+            "inspections": self.inspections,
+            "reviews": self.reviews,
+            "audit": self.audit,
+            "saved": time.time(),
+        }
         with open(tmp, "w") as f:
             json.dump(data, f)
             f.flush()
@@ -111,6 +128,7 @@ class SyncReport:
     inspections: int = 0
     defects: int = 0
     reviews: int = 0
+    audit_events: int = 0
     batches: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -235,13 +253,15 @@ class PlantSync:
             # "moved" = rows the marks advanced over (already-present rows included); the report counts inserts.
             moved_i, n_ins, n_def = self._push_inspections()
             moved_r, n_rev = self._push_reviews()
+            moved_a, n_aud = self._push_audit()
             report.inspections += n_ins
             report.defects += n_def
             report.reviews += n_rev
-            if moved_i or moved_r:
+            report.audit_events += n_aud
+            if moved_i or moved_r or moved_a:
                 report.batches += 1
                 moved_any = True
-            if not (moved_i or moved_r) or self._stop.is_set():
+            if not (moved_i or moved_r or moved_a) or self._stop.is_set():
                 break
         if not moved_any:
             # Nothing to push: still touch the plant, so pcb_sync_link_up tells the truth while idle.
@@ -260,9 +280,10 @@ class PlantSync:
         with self._local.connect() as c:
             top_i = c.execute(select(func.max(T_IN.c.id))).scalar() or 0
             top_r = c.execute(select(func.max(T_RV.c.id))).scalar() or 0
-        if top_i < self.state.inspections or top_r < self.state.reviews:
+            top_a = c.execute(select(func.max(T_AU.c.id))).scalar() or 0
+        if top_i < self.state.inspections or top_r < self.state.reviews or top_a < self.state.audit:
             log.warning("local ids went back (database replaced or emptied): pushing from the beginning")
-            self.state.inspections = self.state.reviews = 0
+            self.state.inspections = self.state.reviews = self.state.audit = 0
             self.state.save()
 
     def _push_inspections(self) -> tuple[int, int, int]:
@@ -388,6 +409,46 @@ class PlantSync:
         self.state.reviews = ready[-1]["id"]
         self.state.save()
         return len(ready), added
+
+    def _push_audit(self) -> tuple[int, int]:
+        """Chained audit events in local id order; the plant's head follows the last one pushed."""
+        with self._local.connect() as lc:
+            rows = [
+                dict(r._mapping)
+                for r in lc.execute(
+                    select(T_AU)
+                    .where(T_AU.c.id > self.state.audit, T_AU.c.seq.is_not(None))
+                    .order_by(T_AU.c.id)
+                    .limit(self.batch)
+                )
+            ]
+        if not rows:
+            return 0, 0
+        heads: dict[str, dict] = {}
+        for r in rows:
+            h = heads.get(r["station_id"])
+            if h is None or r["seq"] > h["seq"]:
+                heads[r["station_id"]] = {"station_id": r["station_id"], "seq": r["seq"], "hash": r["hash"]}
+        with self._plant_engine().begin() as pc:
+            values = [{k: v for k, v in r.items() if k != "id"} for r in rows]
+            added = pc.execute(
+                _insert(pc, T_AU)
+                .values(values)
+                .on_conflict_do_nothing(index_elements=["station_id", "seq"])
+                .returning(T_AU.c.id)
+            ).all()
+            for h in heads.values():
+                stmt = _insert(pc, T_AH).values(h)
+                pc.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["station_id"],
+                        set_={"seq": stmt.excluded.seq, "hash": stmt.excluded.hash},
+                        where=T_AH.c.seq < stmt.excluded.seq,
+                    )
+                )
+        self.state.audit = rows[-1]["id"]
+        self.state.save()
+        return len(rows), len(added)
 
     # ------------------------------------------------------------------ worker
     def start(self) -> None:

@@ -262,7 +262,8 @@ def test_signed_records_reach_the_plant_and_verify_there_with_the_public_key(tmp
     rec.stop()
     host, port = postgres_server
     plant = f"postgresql+psycopg://postgres@{host}:{port}/{plant_db}"
-    assert PlantSync(url, plant).run_once().inspections == 12
+    pushed = PlantSync(url, plant).run_once()
+    assert pushed.inspections == 12 and pushed.audit_events == 2  # station.start, station.stop
     pub = tmp_path / "station.key.pub"  # what the plant keeps; the private key stays on the station
     assert pub.exists()
     code = "import sys; from inspector.cli import main; sys.exit(main())"
@@ -280,3 +281,16 @@ def test_signed_records_reach_the_plant_and_verify_there_with_the_public_key(tmp
     r = subprocess.run(verify, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 1
     assert f"(uid {uid}," in r.stdout and "changed after it was recorded" in r.stdout
+    # The audit chain travelled too: the plant verifies it, and sees an event deleted there.
+    chain = [sys.executable, "-c", code, "audit", "verify", "--db", plant, "--key", str(pub), "--station", "station-7"]
+    r = subprocess.run(chain, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 0 and "2 events, chain intact, 2 signatures valid" in r.stdout, r.stdout + r.stderr
+    assert PlantSync(url, plant).run_once().audit_events == 0  # idempotent
+    eng = create_engine(plant)
+    try:
+        with eng.begin() as c:
+            c.execute(text("DELETE FROM audit_events WHERE station_id = 'station-7' AND seq = 2"))
+    finally:
+        eng.dispose()
+    r = subprocess.run(chain, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 1 and "audit events seq 2..2 missing (deleted from the end" in r.stdout, r.stdout
