@@ -25,6 +25,7 @@ from inspector.detect.litert import LiteRTDetector
 from inspector.detect.package import write_sidecar
 from inspector.model_crypt import ModelKeys, decrypt, device_binding, encrypt, is_encrypted, new_plant_key
 from inspector.signing import generate_keypair
+from inspector.station import build_station
 from inspector.synth import make_board
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "models"
@@ -172,6 +173,17 @@ def test_encrypted_package_installs_and_runs_on_its_station_only(plant, tmp_path
         assert np.isclose([d.score for d in got], [d.score for d in want]).all()
         det.close()
         ref.close()
+        # The whole station runs on it (its own detector built from station.toml, boards through the pipeline).
+        station = build_station(cfg, with_storage=False)
+        station.start()
+        try:
+            deadline = time.monotonic() + 60
+            while station.pipeline.results_published < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert station.pipeline.results_published >= 3
+            assert station.health.get("model").ok and station.pipeline.detector_info.model_id == info.model_id
+        finally:
+            station.stop()
     finally:
         tempfile.tempdir = old_tempdir
     # The decrypted weights never touched the disk: not in the store, the station folder, the scratch
