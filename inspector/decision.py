@@ -85,6 +85,14 @@ class RecipeRules:
         """The ROI check: coverage of the board (for `config show` and the recipe screen)."""
         if not self.roi.ok:
             raise RecipeError(f"recipe {recipe.name!r}: " + "; ".join(self.roi.messages()))
+        code = recipe.code
+        if code is not None and code.region is not None and board is not None:
+            x, y, _w, _h = code.region
+            if x >= board[0] or y >= board[1]:
+                raise RecipeError(
+                    f"recipe {recipe.name!r}: code.region {list(code.region)} starts outside the "
+                    f"{board[0]}x{board[1]} board (x, y, width, height in board pixels)"
+                )
         self.mask = self.roi.mask
 
     def thresholds_for(self, defaults: dict[int, float]) -> dict[int, float]:

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from inspector.board_serial import CODE_UNREADABLE, SERIAL_MISMATCH, CodeReader, paste_code
-from inspector.config import BoardCode, ConfigError, parse_config
+from inspector.config import BoardCode, ConfigError, Recipe, parse_config
+from inspector.decision import RecipeError, RecipeRules
 from inspector.domain import Detection, Verdict
 
 CORNER = (560, 8)  # top-right corner of a 640x640 board; a 3 px-module DataMatrix with quiet zone is ~48 px
@@ -102,6 +103,10 @@ def test_recipe_code_section_is_validated():
         parse_config({"recipes": [{"name": "demo", "code": {"region": [0, 0, 0, 10]}}]})
     with pytest.raises(ConfigError, match="require_cod"):
         parse_config({"recipes": [{"name": "demo", "code": {"require_cod": True}}]})
+    # a region off the board is refused where every recipe is compiled (start, recipe switch: ERROR_CODE 60)
+    with pytest.raises(RecipeError, match=r"code.region \[700, 0, 40, 40\] starts outside the 640x640 board"):
+        RecipeRules(Recipe(code=BoardCode(region=(700, 0, 40, 40))), board_size=(640, 640))
+    assert RecipeRules(Recipe(code=BoardCode(region=(600, 0, 40, 40))), board_size=(640, 640)).recipe.code
 
 
 def _station(path: Path, code: str | None, detector: str = 'engine = "litert"\ndelegate = "cpu"\nthreads = 1') -> Path:
