@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import shutil
 import sqlite3
@@ -24,6 +26,7 @@ import pytest
 from sqlalchemy import text
 
 from inspector import station_key
+from inspector.cli import main
 from inspector.storage import audit
 from inspector.storage.db import open_database
 from inspector.storage.records import create_user, set_role
@@ -31,9 +34,18 @@ from inspector.storage.records import create_user, set_role
 from .conftest import make_result, wait_for
 
 
-def cli(*args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+def cli_subprocess(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """The console script as a user runs it (a fresh process)."""
     code = "import sys; from inspector.cli import main; sys.exit(main())"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """The same entry point in this process (the read-only commands; saves an interpreter start each)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(list(args))
+    return subprocess.CompletedProcess(list(args), rc, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +57,9 @@ def headless_run(tmp_path_factory, demo_boards) -> Path:
         '[detector]\nengine = "classical"\n[plc]\nmode = "off"\n[storage]\n'
         f'database_url = "sqlite:///{d}/records.db"\narchive_dir = "{d}/archive"\nspool_dir = "{d}/spool"\n'
     )
-    r = cli("run", "--headless", "--config", str(cfg), "--camera", f"replay:{demo_boards}@50fps", "--boards", "4")
+    r = cli_subprocess(
+        "run", "--headless", "--config", str(cfg), "--camera", f"replay:{demo_boards}@50fps", "--boards", "4"
+    )
     assert r.returncode == 0, r.stderr
     return d
 
@@ -249,7 +263,9 @@ def test_station_key_errors_name_the_file(tmp_path, demo_boards):
         '[detector]\nengine = "classical"\n[plc]\nmode = "off"\n[storage]\n'
         f'database_url = "sqlite:///{tmp_path}/r.db"\nstation_key = "{bad}"\n'
     )
-    r = cli("run", "--headless", "--config", str(cfg), "--camera", f"replay:{demo_boards}@50fps", "--boards", "1")
+    r = cli_subprocess(
+        "run", "--headless", "--config", str(cfg), "--camera", f"replay:{demo_boards}@50fps", "--boards", "1"
+    )
     assert r.returncode == 2
     assert f"error: station key {bad}: not a PEM private key" in r.stderr and "Traceback" not in r.stderr
 
