@@ -208,7 +208,7 @@ def _key(args: argparse.Namespace, cfg, key_path: Path) -> int:
         try:
             append(
                 db,
-                os.environ.get("USER", "cli"),
+                _who(),
                 "key.rotate",
                 str(key_path),
                 {"key_id": old.key_id},
@@ -221,3 +221,12 @@ def _key(args: argparse.Namespace, cfg, key_path: Path) -> int:
         print(f"warning: rotation not recorded in the audit trail: {exc}", file=sys.stderr)
     print("give the plant the new public key: pcb-inspector audit key")
     return 0
+
+
+def _who() -> str:
+    import getpass
+
+    try:
+        return os.environ.get("SUDO_USER") or getpass.getuser()
+    except Exception:
+        return "unknown"
