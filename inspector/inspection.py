@@ -169,7 +169,14 @@ def inspect_board(
             if not why.startswith(UNREGISTERED):
                 why = f"{UNREGISTERED}: {why}"
             timings["register"] = (time.perf_counter() - t) * 1000
-            return BoardInspection(Verdict.REJECT, [], reason=why, timings_ms=timings, image=image, reference=reference)
+            serial = None
+            if code_reader is not None:  # still traceable: the code is read where it lies in the frame
+                read = code_reader.read(image)
+                timings["serial"] = read.ms
+                serial = code_reader.check(read, [], plc_serial)
+            return BoardInspection(
+                Verdict.REJECT, [], reason=why, timings_ms=timings, image=image, reference=reference, serial=serial
+            )
         timings["register"] = (time.perf_counter() - t) * 1000
 
     t = time.perf_counter()

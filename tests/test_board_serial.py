@@ -165,3 +165,34 @@ def test_headless_run_records_the_serial_from_the_image(tmp_path, demo_boards, d
         assert serial == expected[json.loads(meta)["name"]], (serial, meta)
         assert reason is None or not reason.startswith(CODE_UNREADABLE), reason
     assert {row[0] for row in rows} == set(serials)
+
+
+def test_board_not_registered_still_gets_the_serial_printed_on_it():
+    """A board the registrar refuses (here: another board than the reference) is a REJECT for that
+    reason, but its record still carries the serial read from its code (else the PLC's)."""
+    from inspector.detect.classical import DifferenceDetector
+    from inspector.inspection import inspect_board
+    from inspector.registration import UNREGISTERED, BoardRegistrar
+    from inspector.synth import make_board
+
+    board, other = make_board(1), make_board(2)
+    img, _ = paste_code(board.image, "SN-77", CORNER)
+    det = DifferenceDetector()
+    det.load()
+    reader = CodeReader(BoardCode(region=(*CORNER, 48, 48), require_code=True))
+    got = inspect_board(
+        img, other.reference, RecipeRules(Recipe()), det, BoardRegistrar(), code_reader=reader, plc_serial="PLC-1"
+    )
+    assert got.verdict is Verdict.REJECT and got.reason.startswith(UNREGISTERED)  # the registration reason stays
+    assert got.serial.serial == "SN-77"
+    bare = inspect_board(
+        other.image,
+        board.reference,
+        RecipeRules(Recipe()),
+        det,
+        BoardRegistrar(),
+        code_reader=reader,
+        plc_serial="PLC-1",
+    )
+    assert bare.reason.startswith(UNREGISTERED) and bare.serial.serial == "PLC-1"
+    reader.close()
