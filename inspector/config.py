@@ -13,11 +13,22 @@ import re
 import tomllib
 from datetime import time as dtime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .domain import CLASS_NAMES
+from .plc_settings import default_plc_settings, with_protocol
+from .plc_settings import protocols as plc_protocols
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO_ROOT / "models" / "pcb-defect-det.tflite"
@@ -386,36 +397,16 @@ class Recipe(_Model):
 
 
 # ---------------------------------------------------------------- plc
-class PlcSection(_Model):
-    mode: Literal["server", "client", "off"] = Field(
-        "server", description="server: PLC polls the station; client: station writes to the PLC; off: free-run."
-    )
-    host: str = Field("127.0.0.1", description="server: address to bind; client: the PLC's address.")
-    port: int = Field(1502, ge=1, le=65535, description="Modbus TCP port (502 needs privileges).")
-    device_id: int = Field(1, ge=0, le=247, description="Modbus device (unit) id.")
-    control_base: int = Field(0, ge=0, le=65000, description="Client mode: PLC register of the control block.")
-    status_base: int = Field(100, ge=0, le=65000, description="Client mode: PLC register of the status block.")
-    timeout_s: float = Field(0.25, gt=0, le=10, description="Per-request timeout (pymodbus default 3 s is too slow).")
-    retries: int = Field(1, ge=0, le=5, description="Retries per request before the link counts as down.")
-    poll_ms: int = Field(5, ge=1, le=1000, description="Client mode: control block poll period.")
-    heartbeat_timeout_s: float = Field(3.0, gt=0, le=60, description="PLC heartbeat silence that drops READY.")
-    trigger_hold_timeout_s: float = Field(1.0, gt=0, le=60, description="TRIGGER held this long is flagged.")
-    result_timeout_s: float = Field(5.0, gt=0, le=120, description="No result this long after trigger: REJECT.")
-    queue_depth: int = Field(8, ge=1, le=64, description="Unacknowledged results kept before RESULTS_OVERRUN.")
-    simulator: bool = Field(
-        True,
-        description=(
-            "Run the built-in line PLC simulator as the PLC master against the server. On only in the demo "
-            "(no config file) or when a config file or --plc server:HOST:PORT+sim asks for it by name; never "
-            "with a real PLC."
-        ),
-    )
-    simulator_rate: float = Field(2.0, gt=0, le=100, description="Simulator boards per second.")
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, v: str) -> str:
-        return check_host(v, "the address")
+# Each protocol plug-in owns its settings class (inspector/plc_settings.py); [plc] is their union,
+# chosen by `protocol` (default modbus), built once from the registry when this module loads.
+_PLC_CLASSES = tuple(plc_protocols().values())
+PlcConfig = Annotated[
+    Annotated[
+        Union[_PLC_CLASSES],  # noqa: UP007 (a runtime tuple of classes)
+        Field(discriminator="protocol"),
+    ],
+    BeforeValidator(with_protocol),
+]
 
 
 # ---------------------------------------------------------------- storage
@@ -587,7 +578,10 @@ class StationConfig(_Model):
     detector: DetectorSection = Field(default_factory=DetectorSection, description="Detector model and runtime.")
     recipes: list[Recipe] = Field(default_factory=lambda: [Recipe()], min_length=1, description="Product recipes.")
     active_recipe: str = Field("demo", description="Name of the recipe loaded at start.")
-    plc: PlcSection = Field(default_factory=PlcSection, description="PLC link over Modbus TCP.")
+    plc: PlcConfig = Field(
+        default_factory=default_plc_settings,
+        description="PLC link, chosen by `protocol` (modbus, opcua, off); each protocol owns its keys.",
+    )
     storage: StorageSection = Field(default_factory=StorageSection, description="Records and image archive.")
     ui: UiSection = Field(default_factory=UiSection, description="Touchscreen UI.")
     metrics: MetricsSection = Field(default_factory=MetricsSection, description="Prometheus metrics and health.")
@@ -652,6 +646,9 @@ def _describe(err: dict[str, Any]) -> str:
     if kind == "literal_error":
         return f"{loc}: {shown} is not one of {ctx.get('expected')}"
     if kind == "union_tag_invalid":
+        key = str(ctx.get("discriminator", "'type'")).strip("'")
+        if key != "type":
+            return f"{loc}.{key}: {ctx.get('tag')!r} is not one of {ctx.get('expected_tags')}"
         return f"{loc}: type {ctx.get('tag')!r} is not one of {ctx.get('expected_tags')}"
     msg = err["msg"].removeprefix("Value error, ")
     return f"{loc}: {msg} (got {shown})" if loc else msg
@@ -662,6 +659,8 @@ def _strip_union_noise(loc: tuple) -> tuple:
     out = []
     for i, part in enumerate(loc):
         if i > 0 and loc[i - 1] == "camera" and part in {"replay", "aravis", "genicam", "opencv"}:
+            continue
+        if i > 0 and loc[i - 1] == "plc" and part in plc_protocols():  # plc.modbus.port -> plc.port
             continue
         out.append(part)
     return tuple(out)
@@ -702,9 +701,11 @@ def load_config(path: Path | str | None) -> StationConfig:
         raise ConfigError([f"TOML syntax error: {exc}"], str(path)) from None
     plc = data.setdefault("plc", {})
     if isinstance(plc, dict):
-        # A station file runs the built-in PLC simulator only when it says so: the default (True) is the
-        # demo's, and a simulator left running beside a real PLC makes two masters.
-        plc.setdefault("simulator", False)
+        # A station file gets the protocol's file defaults (Modbus: the built-in PLC simulator only when the
+        # file says so; the default (True) is the demo's, and a simulator beside a real PLC makes two masters).
+        cls = plc_protocols().get(with_protocol(plc).get("protocol"))
+        if cls is not None:
+            cls.file_defaults(plc)
     cfg = parse_config(data, str(path))
     return resolve_paths(cfg, path.parent)
 

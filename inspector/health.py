@@ -15,19 +15,28 @@ from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
-#: Error codes published in the PLC's ERROR_CODE register (docs/plc.md lists them).
+#: Fault code of each core component: what `Health.error_code()` reports and the PLC's ERROR_CODE
+#: register shows (docs/plc.md lists them). Parts outside the core add theirs with
+#: `register_error_codes` (the PLC link's own codes live in plc/errors.py).
 ERROR_CODES: dict[str, int] = {
     "camera": 10,
     "model": 20,
     "database": 30,
     "disk": 40,
-    "plc": 50,
-    "plc_master": 51,  # a second connection wrote the PLC control block (not a component: plc/handshake.py)
     "recipe": 60,
     "registration": 70,
     "calibration": 75,
     "pipeline": 80,
 }
+
+
+def register_error_codes(codes: dict[str, int]) -> None:
+    """Add the fault codes of a part the core does not know (the PLC link); a code may mean one thing only."""
+    for name, code in codes.items():
+        owner = next((n for n, c in ERROR_CODES.items() if c == code and n != name), None)
+        if owner is not None:
+            raise ValueError(f"error code {code} for {name!r} is already {owner!r}'s")
+        ERROR_CODES[name] = code
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .simulator import LinePlcSimulator
+    from .modbus.simulator import LinePlcSimulator
 
     host, port = args.station
     sim = LinePlcSimulator(

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from inspector.board_serial import CODE_UNREADABLE, SERIAL_MISMATCH
-from inspector.health import ERROR_CODES
 
 from . import registers as R
+from .errors import ERROR_CODES
 
 
 @dataclass(frozen=True, slots=True)

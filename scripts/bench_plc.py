@@ -30,13 +30,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inspector.capture.replay import ReplayCameraSource  # noqa: E402
-from inspector.config import PlcSection, ReplayCamera, StationConfig  # noqa: E402
+from inspector.config import ReplayCamera, StationConfig  # noqa: E402
 from inspector.decision import RecipeRules  # noqa: E402
 from inspector.detect.classical import DifferenceDetector  # noqa: E402
 from inspector.health import Health  # noqa: E402
 from inspector.pipeline import Pipeline  # noqa: E402
 from inspector.storage.writer import Recorder, RecorderSettings  # noqa: E402
-from plc.simulator import LinePlcSimulator, SimStats  # noqa: E402
+from plc.modbus import ModbusSettings  # noqa: E402
+from plc.modbus.simulator import LinePlcSimulator, SimStats  # noqa: E402
 from plc.station import attach  # noqa: E402
 
 
@@ -47,7 +48,7 @@ def pct(xs: list[float], q: float) -> float:
 
 PLC_PROGRAM = """
 import json, sys
-from plc.simulator import LinePlcSimulator
+from plc.modbus.simulator import LinePlcSimulator
 sim = LinePlcSimulator("127.0.0.1", int(sys.argv[1]), rate=float(sys.argv[2]), boards=int(sys.argv[3]), poll_s=0.0)
 st = sim.run()
 print(json.dumps({"per_board": st.per_board, "violations": st.violations, "passed": st.passed,
@@ -72,7 +73,9 @@ def run_plc_process(port: int, rate: float, boards: int):
 
 
 def run_once(args, durable: bool, tmp: Path) -> tuple[dict[str, list[float]], object]:
-    cfg = StationConfig(camera=ReplayCamera(trigger="software", path=None, fps=None), plc=PlcSection(simulator=False))
+    cfg = StationConfig(
+        camera=ReplayCamera(trigger="software", path=None, fps=None), plc=ModbusSettings(simulator=False)
+    )
     health = Health()
     health.ok("disk", "bench: not used")
     recorder = None

@@ -36,7 +36,7 @@ def demo_config(cfg: StationConfig | None = None, workdir: Path | None = None) -
     cfg.storage.archive_dir = workdir / "archive"
     cfg.storage.spool_dir = workdir / "spool"
     cfg.storage.min_free_mb = min(cfg.storage.min_free_mb, 50)
-    if cfg.plc.mode == "server" and cfg.plc.simulator:
+    if cfg.plc.mode == "server" and getattr(cfg.plc, "simulator", False):  # only Modbus has one
         # The simulator talks to our own server: any free local port will do, and a second demo
         # (or a test) holding 1502 must not stop this one from starting.
         cfg.plc.port = free_local_port()

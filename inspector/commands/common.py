@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..config import StationConfig, load_config, parse_config
+from ..plc_settings import parse_plc_spec as _parse_plc_spec
 
 
 def add_station_args(p: argparse.ArgumentParser) -> None:
@@ -15,37 +16,19 @@ def add_station_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--plc",
         metavar="SPEC",
-        help="server:HOST:PORT, client:HOST:PORT or off; server:HOST:PORT+sim also runs the built-in PLC simulator",
+        help="server:HOST:PORT, client:HOST:PORT (Modbus), opcua:HOST:PORT (OPC UA server) or off; "
+        "server:HOST:PORT+sim also runs the built-in PLC simulator",
     )
     p.add_argument("--db", metavar="URL", help="database URL, e.g. sqlite:///data/inspections.db")
     p.add_argument("--recipe", help="recipe name to start with")
 
 
 def parse_plc_spec(spec: str) -> dict:
-    """`off`, `server:HOST:PORT`, `client:HOST:PORT` (PORT optional: 1502 / 502), `server:HOST:PORT+sim`.
+    """`off`, `server:HOST:PORT`, `client:HOST:PORT`, `server:HOST:PORT+sim` (Modbus), `opcua:HOST:PORT`, ...
 
-    Why `server` turns the simulator off: naming a server address means a real PLC will connect,
-    and the demo's built-in simulator beside it would be a second master. `+sim` asks for it by name.
+    Each protocol plug-in parses its own spec (inspector/plc_settings.py); see its settings class.
     """
-    if spec == "off":
-        return {"mode": "off"}
-    body, plus, suffix = spec.partition("+")
-    if plus and suffix != "sim":
-        raise ValueError(f"--plc {spec!r}: unknown suffix '+{suffix}' (only server:HOST:PORT+sim)")
-    mode, _, rest = body.partition(":")
-    if mode not in {"server", "client"} or not rest:
-        raise ValueError(f"--plc {spec!r}: expected off, server:HOST:PORT[+sim] or client:HOST:PORT")
-    if plus and mode != "server":
-        raise ValueError(f"--plc {spec!r}: '+sim' needs server mode (the simulator is a PLC polling our server)")
-    host, _, port = rest.rpartition(":")
-    if not host:
-        host, port = rest, ("1502" if mode == "server" else "502")
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"--plc {spec!r}: port {port!r} is not a number 1..65535")
-    out: dict = {"mode": mode, "host": host, "port": int(port)}
-    if mode == "server":
-        out["simulator"] = bool(plus)
-    return out
+    return _parse_plc_spec(spec)
 
 
 def station_config(args: argparse.Namespace) -> StationConfig:
@@ -60,7 +43,11 @@ def station_config(args: argparse.Namespace) -> StationConfig:
 
             data["camera"] = parse_camera_spec(args.camera).model_dump()
         if getattr(args, "plc", None):
-            data["plc"].update(parse_plc_spec(args.plc))
+            spec = parse_plc_spec(args.plc)
+            if spec.get("protocol", data["plc"]["protocol"]) != data["plc"]["protocol"]:
+                data["plc"] = spec  # another protocol: its own keys, not the file's
+            else:
+                data["plc"].update(spec)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     if getattr(args, "model", None):

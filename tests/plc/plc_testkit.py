@@ -19,12 +19,13 @@ from pathlib import Path
 from pyModbusTCP.client import ModbusClient
 
 from inspector.capture.replay import ReplayCameraSource
-from inspector.config import PlcSection, Recipe, ReplayCamera, StationConfig
+from inspector.config import Recipe, ReplayCamera, StationConfig
 from inspector.decision import RecipeRules
 from inspector.detect.classical import DifferenceDetector
 from inspector.health import Health
 from inspector.pipeline import Pipeline
 from plc import registers as R
+from plc.modbus import ModbusSettings
 from plc.station import PlcLink, attach
 
 
@@ -101,7 +102,7 @@ def build_station(
     **plc_kw,
 ) -> TestStation:
     plc_kw.setdefault("heartbeat_timeout_s", 2.0)
-    plc = PlcSection(mode=mode, simulator=False, **plc_kw)
+    plc = ModbusSettings(mode=mode, simulator=False, **plc_kw)
     cfg = StationConfig(
         camera=ReplayCamera(path=boards_dir, trigger="software", fps=None, loop=True),
         plc=plc,

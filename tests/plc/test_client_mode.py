@@ -9,7 +9,7 @@ from plc_testkit import wait_for
 from pyModbusTCP.server import DataBank, ModbusServer
 
 from plc import registers as R
-from plc.client import LinkDown, PlcClient
+from plc.modbus.client import LinkDown, PlcClient
 
 CTRL, STAT = 200, 300  # non-default bases: the PLC decides where the blocks live
 

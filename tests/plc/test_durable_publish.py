@@ -27,7 +27,7 @@ from plc_testkit import ListSink, Plc, wait_for
 from sqlalchemy import select
 
 from inspector.capture.replay import ReplayCameraSource
-from inspector.config import PlcSection, Recipe, ReplayCamera, StationConfig
+from inspector.config import Recipe, ReplayCamera, StationConfig
 from inspector.decision import RecipeRules
 from inspector.detect.classical import DifferenceDetector
 from inspector.domain import Verdict
@@ -37,6 +37,7 @@ from inspector.storage import integrity_check, open_database
 from inspector.storage.models import Inspection
 from inspector.storage.writer import Recorder, RecorderSettings
 from plc import registers as R
+from plc.modbus import ModbusSettings
 from plc.station import attach
 
 WORKER = Path(__file__).with_name("durable_station_worker.py")
@@ -59,7 +60,9 @@ class DurableRig:
     def __init__(self, boards: Path, tmp: Path, *, start_recorder: bool = True, result_timeout_s: float = 5.0):
         cfg = StationConfig(
             camera=ReplayCamera(path=boards, trigger="software", fps=None, loop=True),
-            plc=PlcSection(mode="server", simulator=False, heartbeat_timeout_s=2.0, result_timeout_s=result_timeout_s),
+            plc=ModbusSettings(
+                mode="server", simulator=False, heartbeat_timeout_s=2.0, result_timeout_s=result_timeout_s
+            ),
             recipes=[Recipe()],
         )
         self.health = Health()
@@ -200,7 +203,7 @@ def test_not_durable_in_time_is_reject_with_database_error_never_pass(demo_board
 def test_link_without_recorder_publishes_at_once_and_says_so(demo_boards, caplog, plcs):
     cfg = StationConfig(
         camera=ReplayCamera(path=demo_boards, trigger="software", fps=None, loop=True),
-        plc=PlcSection(mode="server", simulator=False, heartbeat_timeout_s=2.0),
+        plc=ModbusSettings(mode="server", simulator=False, heartbeat_timeout_s=2.0),
     )
     health = Health()
     health.ok("database", "test: not used")

@@ -64,7 +64,7 @@ def test_second_master_is_refused_and_raises_its_own_alarm(station, plc_factory,
         assert station.sink.results == []  # B's TRIGGER started nothing
     finally:
         b.close()
-    refused = [r for r in caplog.records if r.name == "plc.server" and "second PLC master" in r.getMessage()]
+    refused = [r for r in caplog.records if r.name == "plc.modbus.server" and "second PLC master" in r.getMessage()]
     assert len(refused) == 1, [r.getMessage() for r in refused]  # 51 refused writes, one log line
     # B gone: the alarm ends heartbeat_timeout_s (2 s) after its last write; CLEAR_ERROR then works
     assert wait_for(lambda: station.health.get("plc").ok, 10), station.health.get("plc")

@@ -10,11 +10,12 @@ from __future__ import annotations
 import socket
 
 from inspector import station_key
-from inspector.config import DetectorSection, PlcSection, Recipe, ReplayCamera, StationConfig, StorageSection
+from inspector.config import DetectorSection, Recipe, ReplayCamera, StationConfig, StorageSection
 from inspector.station import build_station
 from inspector.storage import audit
 from inspector.storage.db import open_database
 from plc import registers as R
+from plc.modbus import ModbusSettings
 
 
 def free_port() -> int:
@@ -40,7 +41,7 @@ def test_plc_recipe_switch_is_audited_with_source_plc(tmp_path, demo_boards, plc
     cfg = StationConfig(
         camera=ReplayCamera(path=demo_boards, trigger="software", fps=None),
         detector=DetectorSection(engine="classical"),
-        plc=PlcSection(mode="server", port=free_port(), simulator=False, heartbeat_timeout_s=2.0),
+        plc=ModbusSettings(mode="server", port=free_port(), simulator=False, heartbeat_timeout_s=2.0),
         storage=StorageSection(
             database_url=url, archive_dir=tmp_path / "archive", spool_dir=tmp_path / "spool", min_free_mb=0
         ),

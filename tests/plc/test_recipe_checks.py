@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from plc_testkit import wait_for
 
-from inspector.config import DetectorSection, PlcSection, Recipe, ReplayCamera, StationConfig
+from inspector.config import DetectorSection, Recipe, ReplayCamera, StationConfig
 from inspector.station import build_station
 from plc import registers as R
+from plc.modbus import ModbusSettings
 
 
 def free_port() -> int:
@@ -44,7 +45,7 @@ def make_station(bare_boards, demo_boards):
         cfg = StationConfig(
             camera=ReplayCamera(path=bare_boards, trigger="software", fps=None),
             detector=DetectorSection(engine="classical"),
-            plc=PlcSection(mode="server", port=free_port(), simulator=False, heartbeat_timeout_s=2.0),
+            plc=ModbusSettings(mode="server", port=free_port(), simulator=False, heartbeat_timeout_s=2.0),
             recipes=[
                 Recipe(id=1, name="golden", reference=golden),
                 Recipe(id=2, name="bare"),

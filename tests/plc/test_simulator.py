@@ -10,7 +10,7 @@ from pyModbusTCP.server import ModbusServer
 
 from plc import registers as R
 from plc.cli import parse_rate
-from plc.simulator import LinePlcSimulator
+from plc.modbus.simulator import LinePlcSimulator
 
 
 def run_sim(port: int, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -38,7 +38,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from . import registers as R
+from .. import registers as R
 
 log = logging.getLogger(__name__)
 

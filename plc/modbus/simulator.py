@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from . import registers as R
+from .. import registers as R
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,66 @@
+"""OPC UA protocol plug-in: the station as an OPC UA server (most new PLCs and SCADA talk OPC UA).
+
+The same handshake and result signals as the Modbus map, as variables under one object
+`PcbInspector` in the station's namespace (node table: plc/opcua/server.py, docs/plc.md).
+This module holds only the settings (it is loaded while `inspector.config` loads); asyncua is
+imported when the link starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from inspector.plc_settings import PlcLinkSettings
+
+
+class OpcUaSettings(PlcLinkSettings):
+    """[plc] with protocol = "opcua": an OPC UA server the PLC (client) reads and writes."""
+
+    protocol: Literal["opcua"] = Field("opcua", description="OPC UA server (docs/plc.md, OPC UA node table).")
+    mode: Literal["server", "off"] = Field("server", description="server: the PLC connects as OPC UA client.")
+    port: int = Field(4840, ge=1, le=65535, description="OPC UA TCP port (4840 is the registered one).")
+    namespace: str = Field(
+        "urn:pcb-inspector:station", min_length=1, description="Namespace URI of the station's nodes (PcbInspector)."
+    )
+    security: Literal["Basic256Sha256", "None"] = Field(
+        "Basic256Sha256",
+        description="Security policy (sign and encrypt). None: plain text, anyone on the network can trigger; only "
+        "when this key says so.",
+    )
+    certificate: Path = Field(
+        Path("data/opcua/server-cert.der"),
+        description="Server certificate (DER); a self-signed one is created here on first start if missing.",
+    )
+    private_key: Path = Field(
+        Path("data/opcua/server-key.pem"),
+        description="Server private key (PEM, mode 0600); created with the certificate if missing.",
+    )
+
+    @classmethod
+    def parse_spec(cls, spec: str) -> dict[str, Any]:
+        """`opcua:HOST:PORT` (PORT optional: 4840). The security policy comes from the config file only."""
+        rest = spec.removeprefix("opcua:") if spec.startswith("opcua:") else ""
+        if not rest or "+" in rest:
+            raise ValueError(f"--plc {spec!r}: expected opcua:HOST:PORT, e.g. opcua:127.0.0.1:4840")
+        host, _, port = rest.rpartition(":")
+        if not host:
+            host, port = rest, "4840"
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"--plc {spec!r}: port {port!r} is not a number 1..65535")
+        return {"protocol": "opcua", "mode": "server", "host": host, "port": int(port)}
+
+    def endpoint(self, port: int | None = None) -> str:
+        return f"opc.tcp://{self.host}:{self.port if port is None else port}/pcb-inspector/"
+
+    def describe(self) -> str:
+        return f"opcua server {self.host}:{self.port} ({self.security})"
+
+    def create_transport(self, port: int):
+        from .server import OpcUaServerTransport
+
+        if self.mode != "server":
+            raise ValueError("plc.mode is 'off': there is no PLC link to attach")
+        return OpcUaServerTransport(self, port)
