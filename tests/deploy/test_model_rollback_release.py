@@ -1,0 +1,71 @@
+"""The previous release stays installable: 1.6.0 (the same INT8 file, its own sidecar) can be put
+back with `pcb-inspector model rollback` after 1.7.0 is installed, and it runs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from inspector.cli import main
+from inspector.detect.package import read_meta
+from inspector.model_store import ModelStore
+from inspector.signing import generate_keypair, sign_model
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = ROOT / "models"
+FILE = "pcb-defect-det.tflite"
+
+
+def _package(dest: Path, sidecar: Path, key: Path) -> Path:
+    """A release as the plant ships it: the file, its sidecar and card, signed with the release key."""
+    dest.mkdir(parents=True)
+    shutil.copy(MODELS / FILE, dest / FILE)
+    shutil.copy(sidecar, dest / "pcb-defect-det.json")
+    shutil.copy(MODELS / "MODEL_CARD.md", dest / "pcb-defect-det.md")
+    sign_model(dest / FILE, key)
+    return dest / FILE
+
+
+def test_shipped_release_rolls_back_to_1_6_0_and_runs(tmp_path, capsys):
+    generate_keypair(tmp_path / "plant.key", tmp_path / "plant.pub")
+    old = _package(tmp_path / "v160", MODELS / "releases" / "pcb-defect-det-1.6.0.json", tmp_path / "plant.key")
+    new = _package(tmp_path / "v170", MODELS / "pcb-defect-det.json", tmp_path / "plant.key")
+    assert read_meta(old).version == "1.6.0" and read_meta(new).version == "1.7.0"
+    assert read_meta(old).cross_class is None and read_meta(new).cross_class is not None
+    store = tmp_path / "store"
+    conf = tmp_path / "station.toml"
+    conf.write_text(
+        f"""
+[detector]
+model = "{store}/active/{FILE}"
+delegate = "cpu"
+trusted_keys = ["{tmp_path / "plant.pub"}"]
+[plc]
+mode = "off"
+[storage]
+database_url = "sqlite:///{tmp_path}/db.sqlite"
+archive_dir = "{tmp_path}/archive"
+"""
+    )
+    assert main(["model", "install", str(old), "--config", str(conf), "--wait", "0"]) == 0
+    assert main(["model", "install", str(new), "--config", str(conf), "--wait", "0"]) == 0
+    s = ModelStore(store)
+    assert read_meta(s.active_dir() / FILE).version == "1.7.0"
+    assert main(["model", "rollback", "--config", str(conf), "--wait", "0"]) == 0
+    active = s.active_dir() / FILE
+    assert read_meta(active).version == "1.6.0"
+    assert read_meta(s.previous_dir() / FILE).version == "1.7.0"
+    capsys.readouterr()
+    # The rolled-back package runs: `inspect` on a synthetic board with its reference.
+    import cv2
+
+    from inspector.synth import make_board
+
+    board = make_board(3, defect_rate=1.0)
+    cv2.imwrite(str(tmp_path / "b.png"), board.image)
+    cv2.imwrite(str(tmp_path / "r.png"), board.reference)
+    rc = main(
+        ["inspect", str(tmp_path / "b.png"), "--reference", str(tmp_path / "r.png"), "--model", str(active), "--json"]
+    )
+    out = capsys.readouterr().out
+    assert rc in (0, 1) and "pcb-defect-det@1.6.0" in out
