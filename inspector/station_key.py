@@ -155,17 +155,23 @@ def create(path: Path) -> StationKey:
     path = Path(path)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    # Written whole to a private temporary name, then hard-linked into place: a second process
+    # starting at the same moment sees either no key or a complete one, never a half-written file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)
     except FileExistsError:
         raise StationKeyError(f"station key {path} exists; refusing to overwrite it") from None
     except OSError as exc:
         raise StationKeyError(f"cannot create the station key {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-        f.flush()
-        os.fsync(f.fileno())
+    finally:
+        tmp.unlink(missing_ok=True)
     path.with_name(path.name + ".pub").write_bytes(public_pem(key.public_key()))
     return StationKey(path, key)
 
