@@ -31,6 +31,10 @@ from typing import Any
 PART_LINE = re.compile(r"^part (\d+): (PASS|REJECT)")
 
 
+class SoakError(RuntimeError):
+    """The soak could not run (the station never got going); the message says why."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("soak", help="run the whole station for N boards: throughput, memory, fds, lost records")
     p.add_argument("--config", help="station.toml (default: the demo station: replay camera, shipped model)")
@@ -53,6 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="storage.archive for the soak (default rejects; 'all' writes every image)",
     )
     p.add_argument("--sample-s", type=float, default=1.0, help="seconds between RSS/fd/thread samples")
+    p.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=180.0,
+        help="give up when no board is done this many seconds after the start (model missing, PLC absent)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=soak)
 
@@ -181,6 +191,10 @@ def run_soak(args: argparse.Namespace, data_dir: Path, log: Any = None) -> SoakR
         next_log = time.monotonic() + 30
         while True:
             s = sample()
+            if s.boards == 0 and time.monotonic() - t0 > args.ready_timeout:
+                raise SoakError(
+                    f"no board inspected {args.ready_timeout:.0f} s after the start; station: {station.health.summary()}"
+                )
             if sim is not None and sim.poll() is not None:
                 break
             if sim is None and s.boards >= args.boards:
@@ -208,6 +222,8 @@ def run_soak(args: argparse.Namespace, data_dir: Path, log: Any = None) -> SoakR
     rep.rss_start_mb, rep.rss_end_mb = first.rss / 1e6, last.rss / 1e6
     rep.rss_peak_mb = max(s.rss for s in samples) / 1e6
     half = [s for s in samples if s.boards >= last.boards / 2]
+    if len(half) < 10:
+        rep.notes.append(f"only {len(half)} samples in the second half: the RSS slope is warm-up noise, not a trend")
     rep.rss_slope_second_half_kb_per_1000_boards = slope([s.boards for s in half], [s.rss for s in half])
     rep.rss_slope_second_half_kb_per_1000_boards *= 1000 / 1024
     rep.rss_slope_second_half_mb_per_hour = slope([s.t for s in half], [s.rss for s in half]) * 3600 / 1e6
@@ -260,7 +276,7 @@ def soak(args: argparse.Namespace) -> int:
         else:
             with tempfile.TemporaryDirectory(prefix="pcb-soak-") as d:
                 rep = run_soak(args, Path(d), say)
-    except ValueError as exc:
+    except (ValueError, SoakError) as exc:
         raise CommandError(str(exc)) from None
     if args.json:
         print(json.dumps(asdict(rep)))

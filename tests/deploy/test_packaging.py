@@ -61,6 +61,21 @@ def test_dockerfile_is_multistage_nonroot_headless_runtime_only():
     assert names <= set(reqs), f"runtime requirements miss {names - set(reqs)}"
 
 
+def test_image_carries_every_package_the_station_loads_by_entry_point():
+    """`build_station` loads the plc and calibration hooks through entry points that pyproject declares
+    for the installed distribution: a hook whose package is not in the image breaks every start
+    (found by running the built image: "No module named 'calibration'")."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    station_hooks = {group: eps for group, eps in project["entry-points"].items() if group != "pcb_inspector.commands"}
+    packages = {ep.split(":")[0].split(".")[0] for eps in station_hooks.values() for ep in eps.values()}
+    assert {"plc", "calibration"} <= packages
+    build = (PKG / "Dockerfile").read_text().split("AS runtime", 1)[0]
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    for pkg in packages:
+        assert re.search(rf"^COPY {pkg} \./{pkg}$", build, re.M), f"the image does not install {pkg}/"
+        assert f"!{pkg}/" in ignore, f".dockerignore keeps {pkg}/ out of the build context"
+
+
 def test_dockerignore_keeps_the_context_small():
     lines = (ROOT / ".dockerignore").read_text().splitlines()
     assert "**" in lines and "!inspector/" in lines and "!models/" in lines

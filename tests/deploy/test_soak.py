@@ -39,3 +39,13 @@ def test_short_soak_loses_no_record_and_leaks_no_descriptor(tmp_path, capsys):
 def test_soak_refuses_bad_arguments(capsys):
     assert main(["soak", "--boards", "0"]) == 2
     assert "--boards must be at least 1" in capsys.readouterr().err
+
+
+def test_soak_gives_up_with_the_reason_when_the_station_never_gets_going(tmp_path, capsys):
+    """A station whose model is missing rejects every board fail-safe and the PLC never gets a board
+    through: the soak stops after --ready-timeout and names the reason instead of hanging."""
+    conf = tmp_path / "station.toml"
+    conf.write_text(f'[detector]\nmodel = "{tmp_path / "missing.tflite"}"\n')
+    code = main(["soak", "--config", str(conf), "--boards", "5", "--data", str(tmp_path / "d"), "--ready-timeout", "8"])
+    err = capsys.readouterr().err
+    assert code == 2 and "no board inspected 8 s after the start" in err and "model" in err

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Builds packaging/Dockerfile without a Docker engine or registry access: buildah with vfs storage and
+# chroot isolation (works as root in an unprivileged sandbox), on a Debian 12 base made here with
+# debootstrap (python3 3.11 from Debian in place of python:3.11-slim-bookworm). Then measures the image
+# (total and per layer) and runs the station from it headless for 20 boards (`pcb-inspector soak`).
+#
+#   sudo scripts/build_image.sh [WORKDIR]        (needs: apt-get install buildah debootstrap)
+#
+# Figures go to WORKDIR/image-report.txt; docs/deployment.md quotes them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WORK=${1:-/tmp/pcb-image}
+B=(buildah --storage-driver vfs)
+BASE=localhost/debian-bookworm-python:12
+TAG=localhost/pcb-inspector:dev
+mkdir -p "$WORK"
+REPORT=$WORK/image-report.txt
+: >"$REPORT"
+
+if ! "${B[@]}" inspect --type image "$BASE" >/dev/null 2>&1; then
+  if [ ! -x "$WORK/rootfs/usr/bin/python3" ]; then
+    # minbase + the interpreter; python-is-python3 because the Dockerfile calls `python`.
+    debootstrap --variant=minbase --include=python3,python3-venv,python-is-python3,libgomp1,ca-certificates \
+      bookworm "$WORK/rootfs" http://deb.debian.org/debian
+  fi
+  rm -rf "$WORK/rootfs/var/cache/apt/archives/"*.deb "$WORK/rootfs/var/lib/apt/lists/"* "$WORK/rootfs/var/cache/apt/"*.bin
+  # As Debian's slim images do: no manuals, docs or translations, now or from later apt installs.
+  rm -rf "$WORK/rootfs/usr/share/"{doc,man,info,locale}/*
+  printf 'path-exclude /usr/share/doc/*\npath-exclude /usr/share/man/*\npath-exclude /usr/share/info/*\npath-exclude /usr/share/locale/*\n' \
+    >"$WORK/rootfs/etc/dpkg/dpkg.cfg.d/excludes"
+  ctr=$("${B[@]}" from scratch)
+  mnt=$("${B[@]}" mount "$ctr")
+  cp -a "$WORK/rootfs/." "$mnt/"
+  "${B[@]}" umount "$ctr"
+  "${B[@]}" config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --cmd /bin/bash "$ctr"
+  "${B[@]}" commit --format docker "$ctr" "$BASE"
+  "${B[@]}" rm "$ctr"
+fi
+
+# pip in the build stage trusts the host's CA bundle (a TLS-inspecting proxy's CA is in it, not in
+# certifi's); mounted for the RUN steps only, nothing of it stays in the image.
+printf '[global]\ncert = /etc/ssl/certs/host-ca.crt\n' >"$WORK/pip.conf"
+start=$(date +%s)
+"${B[@]}" bud --isolation chroot --format docker --layers=false \
+  -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/host-ca.crt:ro -v "$WORK/pip.conf:/etc/pip.conf:ro" \
+  --build-arg PYTHON_IMAGE="$BASE" -f packaging/Dockerfile -t "$TAG" .
+echo "build: $(($(date +%s) - start)) s" | tee -a "$REPORT"
+
+{
+  echo "== images (uncompressed, as buildah stores them)"
+  "${B[@]}" images --format '{{.Name}}:{{.Tag}} {{.Size}}' | grep -E 'pcb-inspector|debian-bookworm-python'
+  echo "== what each part of the image weighs (du -sm inside the image)"
+} | tee -a "$REPORT"
+ctr=$("${B[@]}" from "$TAG")
+mnt=$("${B[@]}" mount "$ctr")
+{
+  du -sm "$mnt" | sed "s#$mnt#/ (whole image)#"
+  du -sm "$mnt/usr" "$mnt/opt/venv" "$mnt/opt/pcb-inspector/models" "$mnt/var" 2>/dev/null | sed "s#$mnt##"
+  echo "-- largest packages in /opt/venv"
+  du -sm "$mnt"/opt/venv/lib/python3.11/site-packages/* | sort -rn | head -12 | sed "s#$mnt/opt/venv/lib/python3.11/site-packages/##"
+  echo "-- base system: largest in /usr"
+  du -sm "$mnt"/usr/lib/* "$mnt"/usr/share/* 2>/dev/null | sort -rn | head -8 | sed "s#$mnt##"
+} | tee -a "$REPORT"
+"${B[@]}" umount "$ctr"
+
+echo "== headless run from the image: pcb-inspector soak --boards 20" | tee -a "$REPORT"
+# The baked model, as the K3s ConfigMap points at it; the soak adds its own PLC simulator and storage.
+printf '[detector]\nmodel = "/opt/pcb-inspector/models/pcb-defect-det.tflite"\n' >"$WORK/station.toml"
+"${B[@]}" copy --chown 10001:10001 "$ctr" "$WORK/station.toml" /tmp/station.toml
+# --user: the image's USER (10001); the soak writes its records under /tmp inside the container.
+"${B[@]}" run --isolation chroot --user 10001:10001 "$ctr" -- \
+  pcb-inspector soak --config /tmp/station.toml --boards 20 --data /tmp/soak 2>&1 | grep -v ' WARNING ' | tee -a "$REPORT"
+"${B[@]}" rm "$ctr" >/dev/null
+echo "report: $REPORT"
