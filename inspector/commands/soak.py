@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -177,6 +178,9 @@ def run_soak(args: argparse.Namespace, data_dir: Path, log: Any = None) -> SoakR
         samples.append(s)
         return s
 
+    # Ctrl-C or SIGTERM ends the run early and still reports it (the figures so far are worth having).
+    stopped: list[str] = []
+    old_term = signal.signal(signal.SIGTERM, lambda *_: stopped.append("SIGTERM"))
     station.start()
     t0 = time.monotonic()
     try:
@@ -199,15 +203,22 @@ def run_soak(args: argparse.Namespace, data_dir: Path, log: Any = None) -> SoakR
                 break
             if sim is None and s.boards >= args.boards:
                 break
+            if stopped:
+                rep.notes.append(f"stopped early by {stopped[0]} after {s.boards} of {args.boards} boards")
+                break
             if log and time.monotonic() >= next_log:
                 log(f"soak: {s.boards} boards, RSS {s.rss / 1e6:.1f} MB, fds {s.fds}, threads {s.threads}")
                 next_log += 30
-            time.sleep(args.sample_s)
+            try:
+                time.sleep(args.sample_s)
+            except KeyboardInterrupt:
+                stopped.append("Ctrl-C")
         rep.seconds = time.monotonic() - t0
         sample()
         info = station.pipeline.detector_info
         rep.detector = f"{info.model_id} on {info.backend}" if info else "no model loaded"
     finally:
+        signal.signal(signal.SIGTERM, old_term)
         if sim is not None and sim.poll() is None:
             sim.terminate()
             sim.wait(10)
