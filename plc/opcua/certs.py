@@ -1,0 +1,101 @@
+"""The OPC UA server's application instance certificate: self-signed, made once, kept on disk.
+
+Why self-signed on first start: Basic256Sha256 needs a certificate before the first PLC connects,
+and a plant's PKI is rarely there on day one. The PLC's engineer trusts this certificate once in the
+PLC (or replaces both files with one the plant's CA signed: the paths are in the config). The key
+is written 0600; an existing pair is never overwritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import logging
+import os
+import socket
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+log = logging.getLogger(__name__)
+
+VALID_DAYS = 5 * 365
+
+
+def ensure_certificate(cert_path: Path, key_path: Path, app_uri: str, host: str) -> tuple[Path, Path]:
+    """Both files, created if either is missing (a lone certificate without its key is useless)."""
+    cert_path, key_path = Path(cert_path), Path(key_path)
+    if cert_path.is_file() and key_path.is_file():
+        return cert_path, key_path
+    if cert_path.exists() != key_path.exists():
+        missing = key_path if cert_path.exists() else cert_path
+        raise FileNotFoundError(
+            f"OPC UA certificate pair incomplete: {missing} is missing (plc.certificate / plc.private_key); "
+            "restore it or remove the other file to have a new self-signed pair made"
+        )
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = _self_signed(key, app_uri, host)
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
+    log.warning(
+        "OPC UA: created a self-signed server certificate %s (key %s, valid %d days, SHA-1 thumbprint %s); "
+        "trust it in the PLC once",
+        cert_path,
+        key_path,
+        VALID_DAYS,
+        cert.fingerprint(hashes.SHA1()).hex(),  # noqa: S303 (what OPC UA tools show as the thumbprint)
+    )
+    return cert_path, key_path
+
+
+def _self_signed(key: rsa.RSAPrivateKey, app_uri: str, host: str) -> x509.Certificate:
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "PCB Inspector OPC UA server"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "pcb-inspector"),
+        ]
+    )
+    alt: list[x509.GeneralName] = [x509.UniformResourceIdentifier(app_uri), x509.DNSName(socket.gethostname())]
+    try:
+        alt.append(x509.IPAddress(ipaddress.ip_address(host)))
+    except ValueError:
+        alt.append(x509.DNSName(host))
+    now = dt.datetime.now(dt.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=VALID_DAYS))
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=True,
+                key_encipherment=True,
+                data_encipherment=True,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )

@@ -1,0 +1,277 @@
+"""OPC UA server transport: the PLC map of docs/plc.md as variables under the object `PcbInspector`.
+
+Why a node per signal and not the register words: an OPC UA client (PLC, SCADA) browses typed,
+named variables (`ResultsValid` is a Boolean, `PartSeq` a UInt32, `SerialIn` a String), so each bit
+and field of the control and status blocks is one variable named after its register (CamelCase).
+The handshake still works on the register images: this transport folds PLC writes into a control
+image and unfolds the status image into variables, so OPC UA and Modbus follow the same rules.
+
+Why writes are captured in the server's PostWrite callback: each Write request the PLC sends is one
+control image, in order, so a Trigger set and cleared between two link turns is still two edges
+(as the Modbus server's action hook does). A write that changes nothing still wakes the link.
+
+Why the status variables are written data first, status bits last: a PLC that sees ResultsValid
+must read the Pass/Reject, InspId and PartSeqEcho of the same board. All writes of one publish
+happen in one turn of this loop, with no client request served in between.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from asyncua import Server, ua
+from asyncua.common.callback import CallbackType, ServerItemCallback
+from asyncua.crypto.permission_rules import PermissionRuleset
+from asyncua.crypto.security_policies import SecurityPolicyFactory, SecurityPolicyNone
+
+from .. import registers as R
+from ..transport import Inbound, Transport
+from . import OpcUaSettings
+from .certs import ensure_certificate
+
+log = logging.getLogger(__name__)
+
+OBJECT_NAME = "PcbInspector"
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One variable: its browse name, where it lives in the register image and how it is typed."""
+
+    name: str
+    address: int
+    """Register address (control block 0.., status block 100..)."""
+    kind: str
+    """'bit' (mask in `mask`), 'u16', 'u32', 'ascii' (`count` registers), 'u16[]' (`count` registers)."""
+    mask: int = 0
+    count: int = 1
+    doc: str = ""
+
+    @property
+    def variant(self) -> ua.VariantType:
+        return {
+            "bit": ua.VariantType.Boolean,
+            "u16": ua.VariantType.UInt16,
+            "u32": ua.VariantType.UInt32,
+            "ascii": ua.VariantType.String,
+            "u16[]": ua.VariantType.UInt16,
+        }[self.kind]
+
+    def initial(self) -> Any:
+        return {"bit": False, "u16": 0, "u32": 0, "ascii": "", "u16[]": [0] * self.count}[self.kind]
+
+    def read(self, image: list[int], base: int) -> Any:
+        """This signal's value out of a register image starting at `base`."""
+        i = self.address - base
+        if self.kind == "bit":
+            return bool(image[i] & self.mask)
+        if self.kind == "u16":
+            return image[i]
+        if self.kind == "u32":
+            return R.decode_u32(image[i : i + 2])
+        if self.kind == "ascii":
+            return R.decode_ascii(image[i : i + self.count])
+        return list(image[i : i + self.count])
+
+    def write(self, image: list[int], base: int, value: Any) -> None:
+        """Put `value` (as an OPC UA client wrote it) into a register image; ValueError if it cannot fit."""
+        i = self.address - base
+        if self.kind == "bit":
+            image[i] = (image[i] | self.mask) if value else (image[i] & ~self.mask)
+        elif self.kind == "u16":
+            image[i] = R.check_u16(int(value), self.name)
+        elif self.kind == "u32":
+            image[i : i + 2] = R.encode_u32(int(value), self.name)
+        elif self.kind == "ascii":
+            image[i : i + self.count] = R.encode_ascii(str(value or ""), self.count, self.name)
+        else:
+            raise ValueError(f"{self.name} is not writable")
+
+
+def camel(register_name: str) -> str:
+    """RESULTS_VALID -> ResultsValid: browse names follow the register names of docs/plc.md."""
+    return "".join(part.capitalize() for part in register_name.split("_"))
+
+
+def _bits(names: dict[str, int], address: int) -> list[Signal]:
+    return [Signal(camel(n), address, "bit", mask=m) for n, m in names.items()]
+
+
+#: PLC -> station (writable by clients).
+CONTROL_SIGNALS: tuple[Signal, ...] = (
+    *_bits(R.CONTROL_BITS, R.CONTROL),
+    Signal("CommandRecipe", R.COMMAND_RECIPE, "u16"),
+    Signal("PartSeq", R.PART_SEQ, "u32"),
+    Signal("SerialIn", R.SERIAL, "ascii", count=R.SERIAL_REGS),
+)
+
+#: Station -> PLC (read-only for clients). Data first, bits last: the publish order (module docstring).
+STATUS_SIGNALS: tuple[Signal, ...] = (
+    Signal("CurrentRecipe", R.CURRENT_RECIPE, "u16"),
+    Signal("ErrorCode", R.ERROR_CODE, "u16"),
+    Signal("AcqId", R.ACQ_ID, "u16"),
+    Signal("InspId", R.INSP_ID, "u16"),
+    Signal("ResultCode", R.RESULT_CODE, "u16"),
+    Signal("DefectCount", R.DEFECT_COUNT, "u16"),
+    Signal("MaxScore", R.MAX_SCORE, "u16"),
+    Signal("CycleMs", R.CYCLE_MS, "u16"),
+    Signal("PartSeqEcho", R.PART_SEQ_ECHO, "u32"),
+    Signal("HeartbeatCount", R.HEARTBEAT_COUNT, "u16"),
+    Signal("ClassCounts", R.CLASS_COUNTS, "u16[]", count=R.CLASS_COUNT_REGS),
+    Signal("ResultQueue", R.RESULT_QUEUE, "u16"),
+    Signal("MissedTriggerCount", R.MISSED_TRIGGER_COUNT, "u16"),
+    Signal("OverrunCount", R.OVERRUN_COUNT, "u16"),
+    Signal("MapVersion", R.MAP_VERSION_REG, "u16"),
+    Signal("Serial", R.SERIAL_ECHO, "ascii", count=R.SERIAL_REGS),
+    *_bits(R.STATUS_BITS, R.STATUS),
+)
+
+
+class _NothingWithoutSecurity(PermissionRuleset):
+    def check_validity(self, user: object, action_type: object, body: object) -> bool:
+        return False
+
+
+def _discovery_only_without_security(server: Server) -> None:
+    """A channel without security may discover the endpoints, nothing else.
+
+    Why: clients open an unsecured channel to call GetEndpoints, and asyncua (2.1) then lets that same
+    channel create and activate a session and read and write every variable, although no None endpoint
+    is offered (a test forces it). Channels that match no configured policy fall back to None with no
+    rules; a None policy added after start (so it is not advertised) carries a ruleset that refuses
+    every session request (BadUserAccessDenied), while GetEndpoints/FindServers need no session.
+    """
+    server._policies.append(  # the list the binary server hands to every new connection
+        SecurityPolicyFactory(
+            SecurityPolicyNone, ua.MessageSecurityMode.None_, permission_ruleset=_NothingWithoutSecurity()
+        )
+    )
+
+
+class OpcUaServerTransport(Transport):
+    """asyncua server in the link's loop; one namespace, one object, one variable per signal."""
+
+    def __init__(self, cfg: OpcUaSettings, port: int):
+        self.cfg = cfg
+        self.port = port
+        self.server: Server | None = None
+        self.namespace_index = 0
+        self._nodes: dict[str, ua.NodeId] = {}
+        self._by_node: dict[ua.NodeId, Signal] = {}
+        self._control = [0] * R.CONTROL_SIZE
+        self._writes: deque[list[int]] = deque(maxlen=256)
+        self._shown: dict[str, Any] = {}
+        self._wake: Callable[[], None] = lambda: None
+        self.writes = 0
+        """Control writes taken (each Write request touching our variables)."""
+        self.refused = 0
+        """Values that did not fit their register (e.g. a SerialIn of 41 characters); logged, not taken."""
+
+    @property
+    def app_uri(self) -> str:
+        return f"{self.cfg.namespace}:server"
+
+    async def open(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+        cfg = self.cfg
+        if self.port == 0:  # tests, benchmark: the endpoint URL must name the real port, so pick it first
+            with socket.socket() as s:
+                s.bind((cfg.host, 0))
+                self.port = s.getsockname()[1]
+        server = Server()
+        await server.init()
+        server.set_endpoint(cfg.endpoint(self.port))
+        server.set_server_name("PCB Inspector")
+        await server.set_application_uri(self.app_uri)
+        if cfg.security == "Basic256Sha256":
+            cert, key = ensure_certificate(cfg.certificate, cfg.private_key, self.app_uri, cfg.host)
+            await server.load_certificate(str(cert))
+            await server.load_private_key(str(key))
+            server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
+        else:
+            log.warning(
+                "OPC UA server WITHOUT security (plc.security = 'None'): anyone reaching %s can trigger boards "
+                "and read results",
+                cfg.endpoint(self.port),
+            )
+            server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        idx = await server.register_namespace(cfg.namespace)
+        self.namespace_index = idx
+        obj = await server.nodes.objects.add_object(ua.NodeId(OBJECT_NAME, idx), ua.QualifiedName(OBJECT_NAME, idx))
+        for sig, writable in [(s, True) for s in CONTROL_SIGNALS] + [(s, False) for s in STATUS_SIGNALS]:
+            node_id = ua.NodeId(f"{OBJECT_NAME}.{sig.name}", idx)
+            var = await obj.add_variable(
+                node_id, ua.QualifiedName(sig.name, idx), ua.Variant(sig.initial(), sig.variant), sig.variant
+            )
+            if sig.kind == "u16[]":
+                await var.write_value_rank(1)
+                await var.write_array_dimensions([sig.count])
+            if writable:
+                await var.set_writable()
+                self._by_node[node_id] = sig
+            self._nodes[sig.name] = node_id
+        server.subscribe_server_callback(CallbackType.PostWrite, self._on_write)
+        await server.start()
+        if cfg.security != "None":
+            _discovery_only_without_security(server)
+        self.port = server.bserver.port if server.bserver is not None else self.port
+        self.server = server
+        log.info(
+            "OPC UA server on %s (%s, namespace %r, object %s)",
+            cfg.endpoint(self.port),
+            cfg.security,
+            cfg.namespace,
+            OBJECT_NAME,
+        )
+
+    async def close(self) -> None:
+        if self.server is not None:
+            server, self.server = self.server, None
+            await server.stop()
+
+    def _on_write(self, event: ServerItemCallback, _dispatcher: object) -> None:
+        """PostWrite (in this loop): fold the PLC's accepted writes into one control image."""
+        if not event.is_external:
+            return
+        changed = False
+        results = event.response_params or []
+        for i, wv in enumerate(event.request_params.NodesToWrite):
+            sig = self._by_node.get(wv.NodeId)
+            if sig is None or wv.AttributeId != ua.AttributeIds.Value:
+                continue
+            if i < len(results) and not results[i].is_good():
+                continue
+            try:
+                sig.write(self._control, R.CONTROL_BASE, wv.Value.Value.Value)
+            except (ValueError, TypeError) as exc:
+                self.refused += 1
+                log.warning("OPC UA write to %s refused: %s", sig.name, exc)
+                continue
+            changed = True
+        if changed:
+            self.writes += 1
+            self._writes.append(list(self._control))
+            self._wake()
+
+    async def receive(self) -> Inbound:
+        out = list(self._writes)
+        self._writes.clear()
+        return Inbound(out)
+
+    async def publish(self, status: list[int]) -> None:
+        server = self.server
+        assert server is not None
+        for sig in STATUS_SIGNALS:
+            value = sig.read(status, R.STATUS_BASE)
+            if self._shown.get(sig.name) == value:
+                continue
+            self._shown[sig.name] = value
+            await server.write_attribute_value(self._nodes[sig.name], ua.DataValue(ua.Variant(value, sig.variant)))
+
+    def describe(self) -> str:
+        return f"opcua server {self.cfg.endpoint(self.port)} ({self.cfg.security})"
