@@ -11,7 +11,11 @@ For each board:
 Target: added p99 <= 5 ms (without durability gating: the link's own cost).
 --durable both (default) runs the same boards twice, without then with a real recorder (SQLite in a
 temp folder, synchronous FULL, archive as --archive) gating RESULTS_VALID, and prints the ratios.
+--protocol opcua runs the same over the OPC UA server transport, the PLC being an asyncua client in
+its own process (writes Trigger, polls TriggerAck and ResultsValid as fast as it can, acknowledges),
+with --security Basic256Sha256 (sign and encrypt, default) or None.
 Usage: .venv/bin/python scripts/bench_plc.py [--boards 300] [--rate 20] [--durable off|on|both]
+       [--protocol modbus|opcua] [--security Basic256Sha256|None]
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from inspector.pipeline import Pipeline  # noqa: E402
 from inspector.storage.writer import Recorder, RecorderSettings  # noqa: E402
 from plc.modbus import ModbusSettings  # noqa: E402
 from plc.modbus.simulator import LinePlcSimulator, SimStats  # noqa: E402
+from plc.opcua import OpcUaSettings  # noqa: E402
 from plc.station import attach  # noqa: E402
 
 
@@ -72,10 +77,96 @@ def run_plc_process(port: int, rate: float, boards: int):
     return stats
 
 
-def run_once(args, durable: bool, tmp: Path) -> tuple[dict[str, list[float]], object]:
-    cfg = StationConfig(
-        camera=ReplayCamera(trigger="software", path=None, fps=None), plc=ModbusSettings(simulator=False)
+OPCUA_PLC_PROGRAM = """
+import asyncio, json, sys, time
+from pathlib import Path
+from asyncua import Client, ua
+from asyncua.crypto.cert_gen import setup_self_signed_certificate
+from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+url, namespace, rate, boards, security, pki = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), sys.argv[5], Path(sys.argv[6])
+B, U16, U32, S = ua.VariantType.Boolean, ua.VariantType.UInt16, ua.VariantType.UInt32, ua.VariantType.String
+
+async def main():
+    client = Client(url, timeout=5)
+    client.application_uri = "urn:bench:plc"
+    if security != "None":
+        cert, key = pki / "plc-cert.der", pki / "plc-key.pem"
+        await setup_self_signed_certificate(key, cert, "urn:bench:plc", "localhost", [ExtendedKeyUsageOID.CLIENT_AUTH], {"commonName": "bench PLC"})
+        await client.set_security(SecurityPolicyBasic256Sha256, str(cert), str(key), mode=ua.MessageSecurityMode.SignAndEncrypt)
+    async with client:
+        idx = await client.get_namespace_index(namespace)
+        obj = await client.nodes.objects.get_child(f"{idx}:PcbInspector")
+        n = {(await c.read_browse_name()).Name: c for c in await obj.get_children()}
+        w = lambda name, v, t=B: n[name].write_value(ua.DataValue(ua.Variant(v, t)))
+        async def wait(name, value, timeout=30.0):
+            end = time.monotonic() + timeout
+            while (await n[name].read_value()) != value:
+                if time.monotonic() > end:
+                    raise TimeoutError(name)
+        async def heartbeat():
+            beat = False
+            while True:
+                beat = not beat
+                await w("PlcHeartbeat", beat)
+                await asyncio.sleep(0.25)
+        hb = asyncio.create_task(heartbeat())
+        await w("TriggerEnable", True)
+        await wait("Ready", True, 120)
+        per_board, violations, passed, rejected = [], [], 0, 0
+        period, nxt = 1.0 / rate, time.monotonic()
+        for seq in range(1, boards + 1):
+            await asyncio.sleep(max(0.0, nxt - time.monotonic()))
+            nxt += period
+            await wait("Ready", True)
+            await w("PartSeq", seq, U32)
+            t0 = time.monotonic()
+            await w("Trigger", True)
+            await wait("TriggerAck", True)
+            await w("Trigger", False)
+            await wait("ResultsValid", True)
+            t1 = time.monotonic()
+            ok, echo = await n["Pass"].read_value(), await n["PartSeqEcho"].read_value()
+            if echo != seq:
+                violations.append(f"board {seq}: PartSeqEcho {echo}")
+            passed += bool(ok)
+            rejected += not ok
+            per_board.append((seq, t0, t1))
+            await w("ResultsAck", True)
+            await wait("ResultsValid", False)
+            await w("ResultsAck", False)
+        hb.cancel()
+    print(json.dumps({"per_board": per_board, "violations": violations, "passed": passed, "rejected": rejected}))
+
+asyncio.run(main())
+"""
+
+
+def run_opcua_plc_process(link, cfg: OpcUaSettings, rate: float, boards: int, pki: Path):
+    """The OPC UA PLC (an asyncua client) in its own process."""
+    root = Path(__file__).resolve().parent.parent
+    url = cfg.endpoint(link.port)
+    argv = [url, cfg.namespace, str(rate), str(boards), cfg.security, str(pki)]
+    out = subprocess.run(
+        [sys.executable, "-c", OPCUA_PLC_PROGRAM, *argv], capture_output=True, text=True, cwd=root, check=False
     )
+    if out.returncode:
+        raise RuntimeError(f"OPC UA PLC process failed:\n{out.stderr[-2000:]}")
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    stats = SimStats(passed=data["passed"], rejected=data["rejected"], violations=data["violations"])
+    stats.per_board = [tuple(x) for x in data["per_board"]]
+    return stats
+
+
+def run_once(args, durable: bool, tmp: Path) -> tuple[dict[str, list[float]], object]:
+    if args.protocol == "opcua":
+        plc_cfg = OpcUaSettings(
+            security=args.security, certificate=tmp / "pki" / "server.der", private_key=tmp / "pki" / "server.pem"
+        )
+    else:
+        plc_cfg = ModbusSettings(simulator=False)
+    cfg = StationConfig(camera=ReplayCamera(trigger="software", path=None, fps=None), plc=plc_cfg)
     health = Health()
     health.ok("disk", "bench: not used")
     recorder = None
@@ -135,7 +226,9 @@ def run_once(args, durable: bool, tmp: Path) -> tuple[dict[str, list[float]], ob
     link.start()
     pipeline.start()
     try:
-        if args.in_process:
+        if args.protocol == "opcua":
+            stats = run_opcua_plc_process(link, cfg.plc, args.rate, args.boards + args.warmup, tmp)
+        elif args.in_process:
             sim = LinePlcSimulator(
                 "127.0.0.1", link.port, rate=args.rate, boards=args.boards + args.warmup, poll_s=0.0, first_part_seq=1
             )
@@ -164,7 +257,8 @@ def run_once(args, durable: bool, tmp: Path) -> tuple[dict[str, list[float]], ob
             (durable_seq[s] - published[s]) * 1000 for s, _, _ in rows if s in durable_seq
         ]
     mode = f"durable gating ON (SQLite synchronous FULL, archive={args.archive})" if durable else "durable gating OFF"
-    print(f"--- {mode}")
+    proto = "Modbus TCP" if args.protocol == "modbus" else f"OPC UA, security {args.security}"
+    print(f"--- {proto}, {mode}")
     print(f"boards measured: {len(rows)} (after {args.warmup} warm-up), rate {args.rate}/s, loopback 127.0.0.1")
     print(
         f"violations: {len(stats.violations)}; PASS {stats.passed}, REJECT {stats.rejected}; "
@@ -190,6 +284,10 @@ def main() -> int:
         "--durable", choices=("off", "on", "both"), default="both", help="gate RESULTS_VALID on a durable record"
     )
     ap.add_argument("--archive", choices=("all", "rejects", "none"), default="all", help="recorder archive mode (on)")
+    ap.add_argument("--protocol", choices=("modbus", "opcua"), default="modbus", help="PLC link transport")
+    ap.add_argument(
+        "--security", choices=("Basic256Sha256", "None"), default="Basic256Sha256", help="OPC UA security policy"
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     modes = {"off": [False], "on": [True], "both": [False, True]}[args.durable]
