@@ -35,7 +35,7 @@ def register_error_codes(codes: dict[str, int]) -> None:
     for name, code in codes.items():
         owner = next((n for n, c in ERROR_CODES.items() if c == code and n != name), None)
         if owner is not None:
-            raise ValueError(f"error code {code} for {name!r} is already {owner!r}'s")
+            raise ValueError(f"error code {code} for {name!r} is already used by {owner!r}")
         ERROR_CODES[name] = code
 
 

@@ -119,17 +119,23 @@ class MemoryTransport(Transport):
         """Write control-block registers (0-based within the block), as one PLC write."""
         if address < 0 or address + len(values) > R.CONTROL_SIZE:
             raise ValueError(f"control write {address}..{address + len(values) - 1} outside 0..{R.CONTROL_SIZE - 1}")
+        checked = [R.check_u16(v, "control value") for v in values]
+        self._write(lambda image: image.__setitem__(slice(address, address + len(checked)), checked))
+
+    def set_bits(self, mask: int) -> None:
+        """Set CONTROL bits in one write (read-modify-write under the lock: a heartbeat thread and the
+        test thread never overwrite each other's bits)."""
+        self._write(lambda image: image.__setitem__(R.CONTROL, image[R.CONTROL] | mask))
+
+    def clear_bits(self, mask: int) -> None:
+        self._write(lambda image: image.__setitem__(R.CONTROL, image[R.CONTROL] & ~mask))
+
+    def _write(self, change: Callable[[list[int]], None]) -> None:
         with self._lock:
-            self._control[address : address + len(values)] = [R.check_u16(v, "control value") for v in values]
+            change(self._control)
             self._writes.append(list(self._control))
         if self._wake is not None:
             self._wake()
-
-    def set_bits(self, mask: int) -> None:
-        self.write_control(R.CONTROL, [self.control_word() | mask])
-
-    def clear_bits(self, mask: int) -> None:
-        self.write_control(R.CONTROL, [self.control_word() & ~mask])
 
     def control_word(self) -> int:
         with self._lock:
