@@ -130,6 +130,68 @@ class CrossClass(_Strict):
     )
 
 
+class InputDomain(_Strict):
+    """The image domain the network was trained on, and how the station brings a camera frame there.
+
+    Why in the package: a network only answers reliably on the kind of image it learnt (the shipped
+    one: DeepPCB's binarised copper masks). The station applies this to the board AND the golden
+    image before tiling (`inspector.detect.prepare`); an input that is already binary passes untouched.
+    """
+
+    kind: Literal["binary_copper"] = Field(
+        ..., description="'binary_copper': the network takes binarised copper masks (two levels, 0 and 255)."
+    )
+    method: Literal["otsu", "adaptive"] = Field(
+        "otsu", description="Threshold after illumination flattening: one global Otsu level, or local (adaptive)."
+    )
+    copper_level: Literal[0, 255] = Field(
+        0, description="Value of copper in the network's input (DeepPCB: copper 0, laminate 255)."
+    )
+    camera_copper: Literal["bright", "dark"] = Field(
+        "bright", description="Whether copper is brighter ('bright') or darker than laminate in the camera frame."
+    )
+    flatten_px: float = Field(
+        96.0,
+        ge=4,
+        le=1024,
+        description="Gaussian sigma (px) over which the light is followed (edges, then both materials).",
+    )
+    smooth_px: int = Field(3, ge=0, le=15, description="Median aperture (odd px) against sensor noise; 0/1 = none.")
+    clean_px: int = Field(3, ge=0, le=15, description="Open/close element (px) that removes specks; 0/1 = none.")
+    speck_px: int = Field(
+        0, ge=0, le=400, description="Islands of either level smaller than this area (px) are removed; 0 = none."
+    )
+    adaptive_block_px: int = Field(
+        51, ge=3, le=1025, description="Neighbourhood (odd px) of the adaptive threshold (method 'adaptive')."
+    )
+    adaptive_c: float = Field(0.0, ge=-64, le=64, description="Offset subtracted from the adaptive threshold.")
+    light_degree: int = Field(
+        3,
+        ge=0,
+        le=6,
+        description="Degree of the polynomial light field fitted over the frame; 0 = a local average over flatten_px.",
+    )
+    refine: int = Field(
+        2, ge=0, le=5, description="Rounds that re-estimate the light from both materials after the edge-based split."
+    )
+    binary_margin: int = Field(
+        40, ge=0, le=127, description="A pixel within this of 0 or 255 counts as binary (JPEG ringing)."
+    )
+    binary_fraction: float = Field(
+        0.98,
+        gt=0.5,
+        le=1.0,
+        description="An 8-bit input with at least this fraction of binary pixels is already binary: passed untouched.",
+    )
+
+    @field_validator("smooth_px", "adaptive_block_px")
+    @classmethod
+    def _odd(cls, v: int, info) -> int:
+        if v > 1 and v % 2 == 0:
+            raise ValueError(f"{info.field_name} must be odd (an aperture), got {v}")
+        return v
+
+
 class ModelMeta(_Strict):
     format_version: int = Field(..., description="Sidecar format; this runtime reads version 1.")
     name: str = Field(..., min_length=1, max_length=64, description="Model name.")
@@ -164,6 +226,10 @@ class ModelMeta(_Strict):
         None,
         description="Keep one class per defect: drop a box covered by a better-scoring box of another class, and "
         "report its class as the keeper's runner-up (None: boxes of different classes never suppress each other).",
+    )
+    input_domain: InputDomain | None = Field(
+        None,
+        description="Image domain the network expects and how a camera frame gets there (None: frames as given).",
     )
     max_defect_px: int = Field(
         180, ge=0, description="Largest defect side expected, px; sets the tile overlap for large frames."

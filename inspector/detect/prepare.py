@@ -95,6 +95,29 @@ def _threshold_surface(s: np.ndarray, sigma_px: float) -> np.ndarray:
     return cv2.resize(t, (w, h), interpolation=cv2.INTER_LINEAR) if k > 1 else t
 
 
+def _fit_light(light: np.ndarray, weight: np.ndarray, size: tuple[int, int], degree: int) -> np.ndarray:
+    """A smooth polynomial light field of `degree` in x and y, fitted (weighted, in log) to `light`.
+
+    Why a polynomial: a lamp's gradient and a lens's vignetting are smooth over the whole field, and a
+    global fit is not fooled where one material covers a wide area or a corner holds few pixels of
+    the other, which any local average is.
+    """
+    h, w = light.shape
+    sw, sh = size
+    lg = np.log(np.maximum(cv2.resize(light, size, interpolation=cv2.INTER_AREA), 1e-3)).ravel()
+    wt = np.sqrt(cv2.resize(weight, size, interpolation=cv2.INTER_AREA).ravel())
+    terms = _poly_terms(np.linspace(-1, 1, sw, dtype=np.float32), np.linspace(-1, 1, sh, dtype=np.float32), degree)
+    coef, *_ = np.linalg.lstsq(terms.reshape(len(terms), -1).T * wt[:, None], lg * wt, rcond=None)
+    full = _poly_terms(np.linspace(-1, 1, w, dtype=np.float32), np.linspace(-1, 1, h, dtype=np.float32), degree)
+    return np.exp(np.tensordot(coef.astype(np.float32), full, axes=1)).astype(np.float32)
+
+
+def _poly_terms(xs: np.ndarray, ys: np.ndarray, degree: int) -> np.ndarray:
+    """Monomials x^i y^j (i + j <= degree) on the grid, as (terms, H, W)."""
+    x, y = np.meshgrid(xs, ys)
+    return np.stack([x**i * y**j for i in range(degree + 1) for j in range(degree + 1 - i)])
+
+
 def binarise(gray: np.ndarray, spec) -> np.ndarray:
     """Copper mask in the network's levels (copper `spec.copper_level`, laminate the other), uint8 0/255.
 
@@ -121,7 +144,8 @@ def binarise(gray: np.ndarray, spec) -> np.ndarray:
         )
     else:
         sf = s.astype(np.float32) + 1.0
-        bright = sf > _threshold_surface(s, spec.flatten_px) + 1.0
+        mid = _threshold_surface(s, spec.flatten_px) + 1.0
+        bright = sf > mid
         k = 8 if min(h, w) >= 128 else 1
         size = (max(1, w // k), max(1, h // k))
         sigma = max(spec.flatten_px / k, 0.5)
@@ -129,15 +153,24 @@ def binarise(gray: np.ndarray, spec) -> np.ndarray:
             if bright.all() or not bright.any():  # one material only: the split stands
                 break
             # Every pixel over its material's level is the light there, and the light is smooth: this
-            # reaches the middle of wide pours and bare areas, where no edge is near.
+            # reaches the middle of wide pours and bare areas, where no edge is near. Pixels close to
+            # the current threshold are unsure of their material and count less.
             hi, lo = float(sf[bright].mean()), float(sf[~bright].mean())
+            conf = np.minimum(np.abs(sf - mid) * np.float32(2.0 / max(hi - lo, 1e-3)), 1.0)
             light = sf / np.where(bright, np.float32(hi), np.float32(lo))
-            small = cv2.resize(light, size, interpolation=cv2.INTER_AREA)
-            small = cv2.GaussianBlur(small, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
-            light = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR) if k > 1 else small
-            flat = sf / np.maximum(light, 1e-3)
-            hi, lo = float(flat[bright].mean()), float(flat[~bright].mean())
-            bright = flat > np.sqrt(hi * lo)  # geometric midpoint: light and tarnish act multiplicatively
+            if spec.light_degree > 0:
+                light = _fit_light(light, conf, size, spec.light_degree)
+            else:
+                num = cv2.resize(light * conf, size, interpolation=cv2.INTER_AREA)
+                den = cv2.resize(conf, size, interpolation=cv2.INTER_AREA)
+                num = cv2.GaussianBlur(num, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+                den = cv2.GaussianBlur(den, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+                small = num / np.maximum(den, 1e-6)
+                light = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR) if k > 1 else small
+            # Threshold midway between the two material levels under this light (a blurred edge crosses
+            # the arithmetic midpoint at its true place).
+            mid = light * np.float32((hi + lo) * 0.5)
+            bright = sf > mid
         out = bright.astype(np.uint8) * 255
         if bright_to == 0:
             out = 255 - out
@@ -145,6 +178,26 @@ def binarise(gray: np.ndarray, spec) -> np.ndarray:
         kern = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (spec.clean_px, spec.clean_px))
         out = cv2.morphologyEx(out, cv2.MORPH_OPEN, kern)
         out = cv2.morphologyEx(out, cv2.MORPH_CLOSE, kern)
+    if spec.speck_px > 0:
+        out = remove_specks(out, spec.speck_px)
+    return out
+
+
+def remove_specks(mask: np.ndarray, max_area: int) -> np.ndarray:
+    """Flip islands of either level smaller than `max_area` pixels to their surroundings.
+
+    Why by area and not by opening: texture and noise leave specks of a few pixels that the network
+    takes for spurious copper or pin-holes, while a real break in a trace or a thin spur is narrow
+    but long, and an opening would erase it.
+    """
+    out = mask.copy()
+    for level in (255, 0):
+        n, labels, stats, _ = cv2.connectedComponentsWithStats((out == level).view(np.uint8), connectivity=8)
+        small = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] < max_area) + 1
+        if len(small):
+            lut = np.zeros(n, bool)
+            lut[small] = True
+            out[lut[labels]] = 255 - level
     return out
 
 
@@ -163,4 +216,4 @@ def prepare(image: np.ndarray, spec, what: str = "image") -> np.ndarray:
     return binarise(g, spec)
 
 
-__all__ = ["ImageDomainError", "binarise", "is_binary", "prepare", "to_gray", "to_gray8"]
+__all__ = ["ImageDomainError", "binarise", "is_binary", "prepare", "remove_specks", "to_gray", "to_gray8"]
