@@ -157,9 +157,9 @@ class InputDomain(_Strict):
         description="Gaussian sigma (px) over which the light is followed (edges, then both materials).",
     )
     smooth_px: int = Field(3, ge=0, le=15, description="Median aperture (odd px) against sensor noise; 0/1 = none.")
-    clean_px: int = Field(3, ge=0, le=15, description="Open/close element (px) that removes specks; 0/1 = none.")
+    clean_px: int = Field(0, ge=0, le=15, description="Open/close element (px) that removes specks; 0/1 = none.")
     speck_px: int = Field(
-        0, ge=0, le=400, description="Islands of either level smaller than this area (px) are removed; 0 = none."
+        16, ge=0, le=400, description="Islands of either level smaller than this area (px) are removed; 0 = none."
     )
     adaptive_block_px: int = Field(
         51, ge=3, le=1025, description="Neighbourhood (odd px) of the adaptive threshold (method 'adaptive')."

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
 from inspector.detect.centernet import decode  # noqa: E402
-from inspector.detect.package import CrossClass, JoinFragments, MultiScale, write_sidecar  # noqa: E402
+from inspector.detect.package import CrossClass, InputDomain, JoinFragments, MultiScale, write_sidecar  # noqa: E402
 from inspector.detect.tiling import box_iou  # noqa: E402
 from inspector.domain import CLASS_NAMES  # noqa: E402
 
@@ -245,6 +245,7 @@ def default_meta(
     multiscale: dict | None = None,
     join_fragments: dict | None = None,
     cross_class: dict | None = None,
+    input_domain: dict | None = None,
 ) -> dict:
     meta = {
         "name": name,
@@ -270,6 +271,8 @@ def default_meta(
         meta["join_fragments"] = join_fragments
     if cross_class:
         meta["cross_class"] = cross_class
+    if input_domain:
+        meta["input_domain"] = input_domain
     return meta
 
 
@@ -292,6 +295,23 @@ def write_package(out: Path, blob: bytes, meta: dict) -> Path:
     return write_sidecar(out, meta)
 
 
+def parse_input_domain(value: str) -> dict | None:
+    """The sidecar's `input_domain` from `--input-domain` ('none', a kind, or a JSON object), every field written out.
+
+    Writing all fields, defaults included, keeps the package's behaviour fixed when a later runtime
+    changes a default.
+    """
+    if value in ("", "none"):
+        return None
+    try:
+        data = json.loads(value) if value.lstrip().startswith("{") else {"kind": value}
+        return InputDomain.model_validate(data).model_dump()
+    except (ValueError, ValidationError) as exc:
+        detail = exc.errors()[0] if isinstance(exc, ValidationError) else None
+        msg = f"{'.'.join(map(str, detail['loc']))}: {detail['msg']}" if detail else str(exc)
+        raise SystemExit(f"--input-domain {value!r}: {msg}") from None
+
+
 def export_model(
     model,
     out: Path,
@@ -307,6 +327,7 @@ def export_model(
     multiscale: dict | None = None,
     join_fragments: dict | None = None,
     cross_class: dict | None = None,
+    input_domain: dict | None = None,
     float_out: Path | None = None,
     training: dict | None = None,
     metrics: dict | None = None,
@@ -327,7 +348,17 @@ def export_model(
         "{detection_agreement:.3f}, verdict agreement {verdict_agreement:.3f} at score {threshold}".format(**agree)
     )
     meta = default_meta(
-        name, version, size, "uint8", threshold, max_defect_px, tta, multiscale, join_fragments, cross_class
+        name,
+        version,
+        size,
+        "uint8",
+        threshold,
+        max_defect_px,
+        tta,
+        multiscale,
+        join_fragments,
+        cross_class,
+        input_domain,
     )
     meta["training"] = training or {}
     meta["metrics"] = {**(metrics or {}), "int8_vs_float": agree}
@@ -347,6 +378,7 @@ def export_model(
             multiscale,
             join_fragments,
             cross_class,
+            input_domain,
         )
         fmeta.update(training=training or {}, metrics=metrics or {}, licence=licence)
         fside = write_package(Path(float_out), fblob, fmeta)
@@ -409,6 +441,14 @@ def main(argv: list[str] | None = None) -> int:
         help="keep one class per defect: drop a box covered by a better-scoring box of another class by this IoU "
         "(sidecar 'cross_class'; 0 = off); only boxes at or above --threshold are dropped",
     )
+    ap.add_argument(
+        "--input-domain",
+        default="none",
+        metavar="KIND|JSON",
+        help="image domain the network takes and how the station gets there from a camera frame (sidecar "
+        "'input_domain'): 'binary_copper' (DeepPCB-style copper masks, the station's preparation with its "
+        "defaults), a JSON object of InputDomain fields, or 'none' (frames as given)",
+    )
     ap.add_argument("--backbone", default=None, help="default: from the run's config.json, else 'small'")
     ap.add_argument("--alpha", type=float, default=None)
     ap.add_argument("--neck", type=int, default=None)
@@ -449,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
             CrossClass.model_validate(cross_class)
         except ValidationError as exc:
             raise SystemExit(f"--cross-class: {exc.errors()[0]['msg']}") from None
+    input_domain = parse_input_domain(args.input_domain)
     cfg = run_config(args.weights)
     backbone = args.backbone or cfg.get("backbone", "small")
     alpha = args.alpha if args.alpha is not None else float(cfg.get("alpha", 1.0))
@@ -502,6 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         multiscale=multiscale,
         join_fragments=join_fragments,
         cross_class=cross_class,
+        input_domain=input_domain,
         float_out=args.float_out,
         training=training,
         metrics=metrics,
