@@ -10,6 +10,12 @@ Why writes are captured in the server's PostWrite callback: each Write request t
 control image, in order, so a Trigger set and cleared between two link turns is still two edges
 (as the Modbus server's action hook does). A write that changes nothing still wakes the link.
 
+Why one master at a time: two PLCs (or a PLC and a SCADA writing what it should only read) writing
+Trigger, PartSeq and SerialIn interleave their boards. The first session that writes a PLC-writable
+variable is the master; another session's write is refused (BadUserAccessDenied, nothing of it taken)
+and raises alarm 51 while the master wrote within plc.heartbeat_timeout_s (its heartbeat keeps it);
+a master silent that long (a PLC that reconnected) hands over to the next writer.
+
 Why the status variables are written data first, status bits last: a PLC that sees ResultsValid
 must read the Pass/Reject, InspId and PartSeqEcho of the same board. All writes of one publish
 happen in one turn of this loop, with no client request served in between.
@@ -19,6 +25,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -171,6 +179,14 @@ class OpcUaServerTransport(Transport):
         """Control writes taken (each Write request touching our variables)."""
         self.refused = 0
         """Values that did not fit their register (e.g. a SerialIn of 41 characters); logged, not taken."""
+        self.master_conflicts = 0
+        """Writes refused because another session is the active master."""
+        self._master: weakref.ref | None = None
+        self._master_at = -float("inf")
+        self._conflicts: deque[str] = deque(maxlen=32)
+        self._conflict_logged = -float("inf")
+        self._conflicts_unlogged = 0
+        self.log_interval_s = 10.0
 
     @property
     def app_uri(self) -> str:
@@ -215,6 +231,7 @@ class OpcUaServerTransport(Transport):
                 await var.set_writable()
                 self._by_node[node_id] = sig
             self._nodes[sig.name] = node_id
+        server.subscribe_server_callback(CallbackType.PreWrite, self._claim_master)
         server.subscribe_server_callback(CallbackType.PostWrite, self._on_write)
         await server.start()
         if cfg.security != "None":
@@ -233,6 +250,42 @@ class OpcUaServerTransport(Transport):
         if self.server is not None:
             server, self.server = self.server, None
             await server.stop()
+
+    @property
+    def master(self) -> object | None:
+        """The active master session's user object (asyncua keeps one per session), or None."""
+        m = self._master() if self._master is not None else None
+        if m is None or time.monotonic() - self._master_at > self.cfg.heartbeat_timeout_s:
+            return None
+        return m
+
+    def _claim_master(self, event: ServerItemCallback, _dispatcher: object) -> None:
+        """PreWrite: the writing session becomes or stays the master, or its whole write is refused."""
+        if not event.is_external:
+            return
+        names = [
+            self._by_node[wv.NodeId].name for wv in event.request_params.NodesToWrite if wv.NodeId in self._by_node
+        ]
+        if not names:
+            return
+        user, master, now = event.user, self.master, time.monotonic()
+        if master is None or master is user:
+            previous = self._master() if self._master is not None else None
+            if previous is not None and previous is not user:
+                log.info("OPC UA: a new session is the PLC master (the previous one was silent)")
+            self._master, self._master_at = weakref.ref(user), now
+            return
+        self.master_conflicts += 1
+        text = f"a second OPC UA session wrote {', '.join(names)}"
+        self._conflicts.append(text)
+        if now - self._conflict_logged >= self.log_interval_s:
+            more = f" ({self._conflicts_unlogged} more since the last report)" if self._conflicts_unlogged else ""
+            log.warning("second PLC master refused: %s%s; logged at most every %.0f s", text, more, self.log_interval_s)
+            self._conflict_logged, self._conflicts_unlogged = now, 0
+        else:
+            self._conflicts_unlogged += 1
+        self._wake()
+        raise ua.uaerrors.BadUserAccessDenied
 
     def _on_write(self, event: ServerItemCallback, _dispatcher: object) -> None:
         """PostWrite (in this loop): fold the PLC's accepted writes into one control image."""
@@ -259,9 +312,10 @@ class OpcUaServerTransport(Transport):
             self._wake()
 
     async def receive(self) -> Inbound:
-        out = list(self._writes)
+        out, conflicts = list(self._writes), list(self._conflicts)
         self._writes.clear()
-        return Inbound(out)
+        self._conflicts.clear()
+        return Inbound(out, True, conflicts)
 
     async def publish(self, status: list[int]) -> None:
         server = self.server

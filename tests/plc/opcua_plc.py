@@ -88,6 +88,7 @@ class OpcUaPlc:
         self.nodes: dict[str, object] = {}
         self._hb_task: asyncio.Task | None = None
         self.poll_s = 0.001
+        self.refused_beats = 0
 
     async def __aenter__(self) -> OpcUaPlc:
         if self.certs is not None:
@@ -120,7 +121,10 @@ class OpcUaPlc:
         beat = False
         while True:
             beat = not beat
-            await self.write("PlcHeartbeat", beat)
+            try:
+                await self.write("PlcHeartbeat", beat)
+            except ua.uaerrors.BadUserAccessDenied:
+                self.refused_beats += 1  # another session is the master: keep trying, as a PLC would
             await asyncio.sleep(0.3)
 
     async def write(self, name: str, value) -> None:

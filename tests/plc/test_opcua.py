@@ -181,3 +181,34 @@ def test_station_writes_are_refused_and_status_is_read_only(opcua_station):
     assert asyncio.run(main()) is True
     assert station.plc.transport.refused == 1
     assert station.plc.hs.counters.violations == 0
+
+
+def test_one_master_at_a_time_over_opcua(opcua_station):
+    """A second session writing PLC-writable variables while the master's heartbeat runs is refused
+    (BadUserAccessDenied, nothing taken) and raises ERROR 51; once the master is gone and silent for
+    heartbeat_timeout_s, the next session takes over and can clear the error."""
+    station, _sink, port = opcua_station("None")
+    url = f"opc.tcp://127.0.0.1:{port}/pcb-inspector/"
+
+    async def main():
+        async with OpcUaPlc(url, NAMESPACE) as plc:
+            await plc.write("TriggerEnable", True)
+            await plc.wait("Ready", True, timeout=60)
+            async with OpcUaPlc(url, NAMESPACE) as other:  # its heartbeat task is refused too
+                with pytest.raises(ua.uaerrors.BadUserAccessDenied):
+                    await other.write("Trigger", True)
+                await plc.wait("ErrorCode", 51, timeout=5)
+                assert await plc.read("Error") is True and await plc.read("Ready") is False
+                assert await plc.read("InspId") == 0  # the refused trigger started nothing
+        async with OpcUaPlc(url, NAMESPACE) as plc:  # the PLC reconnects: a new session
+            await asyncio.sleep(2.5)  # the old master's silence passes heartbeat_timeout_s (2 s)
+            await plc.write("ClearError", True)
+            await plc.write("ClearError", False)
+            await plc.write("TriggerEnable", True)
+            await plc.wait("Ready", True, timeout=10)
+            return await plc.board(7, "SN-7")
+
+    result = asyncio.run(main())
+    assert result.part_seq_echo == 7 and result.insp_id == 1
+    transport = station.plc.transport
+    assert transport.master_conflicts >= 1 and station.plc.hs.counters.second_master_writes >= 1
