@@ -344,3 +344,25 @@ def test_retention_run_from_the_cli_is_audited(headless_run, tmp_path):
     events = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(events) == 1 and events[0]["source"] == "cli" and events[0]["after"]["deleted"] >= 4
     assert cli("audit", "verify", "--config", str(cfg)).returncode == 0
+
+
+def test_station_retention_pass_is_audited(make_recorder, tmp_path):
+    from .conftest import hours_ago
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    rec = make_recorder(url, retention_days=1.0, retention_min_days=0.0, retention_interval_s=0.1)
+    rec.start()
+    for i in range(5):
+        rec.submit(make_result(i, when=hours_ago(48 + i)))  # two days old: past retention_days
+    rec.submit(make_result(9))
+    assert rec.flush()
+    assert wait_for(lambda: rec.stats.retention_deleted == 5, 10)
+    rec.stop()
+    db = open_database(url)
+    try:
+        events = audit.list_events(db, audit.AuditFilter(action="retention"), limit=None)
+        assert sum(e.after["deleted"] for e in events) == 5
+        assert {(e.who, e.source, e.target) for e in events} == {("station", "station", "records")}
+        assert audit.verify(db, rec.key.verifier()).ok
+    finally:
+        db.close()
