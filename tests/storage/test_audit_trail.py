@@ -366,3 +366,27 @@ def test_station_retention_pass_is_audited(make_recorder, tmp_path):
         assert audit.verify(db, rec.key.verifier()).ok
     finally:
         db.close()
+
+
+def test_spooled_records_keep_their_signature_through_the_replay(make_recorder, tmp_path):
+    from inspector.storage.signed import sign_record, verify_records
+    from inspector.storage.spool import Spool
+    from inspector.storage.writer import result_record
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    key = station_key.load_or_create(tmp_path / "station.key")  # the default path beside r.db
+    records = [result_record(make_result(i, classes=(1, 3)), "station-1") for i in range(3)]
+    for r in records:
+        sign_record(r, key)
+    Spool(tmp_path / "spool").write(records)  # as when the database was down
+    rec = make_recorder(url)
+    rec.start()
+    assert wait_for(lambda: rec.stats.replayed == 3, 10)
+    rec.stop()
+    db = open_database(url)
+    try:
+        with db.engine.connect() as c:
+            rep = verify_records(c, key.verifier())
+        assert rep.ok and rep.signed_ok == 3, rep.problems
+    finally:
+        db.close()
