@@ -9,16 +9,16 @@ bundled model, local SQLite under `data/`, the built-in PLC simulator.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 import tomllib
+import warnings
 from datetime import time as dtime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -26,6 +26,13 @@ from pydantic import (
     model_validator,
 )
 
+from .capture.aravis import AravisCamera, Roi  # noqa: F401 (re-exported)
+from .capture.genicam import GenicamCamera  # noqa: F401 (re-exported)
+from .capture.opencv import OpenCVCamera  # noqa: F401 (re-exported)
+from .capture.registry import camera_configs
+from .capture.replay import ReplayCamera
+from .config_base import Section, TriggerMode  # noqa: F401 (re-exported)
+from .detect.registry import detector_types
 from .domain import CLASS_NAMES
 from .plc_settings import default_plc_settings, with_protocol
 from .plc_settings import protocols as plc_protocols
@@ -106,8 +113,7 @@ class ConfigError(Exception):
         super().__init__(f"{source}: " + "; ".join(problems))
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+_Model = Section
 
 
 # ---------------------------------------------------------------- station
@@ -120,103 +126,14 @@ class StationSection(_Model):
 
 
 # ---------------------------------------------------------------- camera
-TriggerMode = Literal["free_run", "software", "line"]
-
-
-class ReplayCamera(_Model):
-    type: Literal["replay"] = Field("replay", description="Replay images from a folder or video file (demo, tests).")
-    path: Path | None = Field(
-        None, description="Folder of images or a video file. None: generated synthetic demo boards."
-    )
-    fps: float | None = Field(4.0, gt=0, le=1000, description="Free-run rate in frames/s; None = as fast as possible.")
-    loop: bool = Field(True, description="Start again at the first image after the last one.")
-    trigger: TriggerMode = Field(
-        "free_run", description="free_run: frames at `fps`; software: one frame per trigger (PLC mode)."
-    )
-    demo_boards: int = Field(24, ge=1, le=10000, description="How many synthetic boards to generate when path is None.")
-    seed: int = Field(7, description="Seed of the synthetic board generator.")
-
-
-class Roi(_Model):
-    x: int = Field(0, ge=0, description="Left edge of the sensor region, px.")
-    y: int = Field(0, ge=0, description="Top edge of the sensor region, px.")
-    width: int | None = Field(None, ge=1, description="Region width, px; None = full sensor.")
-    height: int | None = Field(None, ge=1, description="Region height, px; None = full sensor.")
-
-
-class AravisCamera(_Model):
-    type: Literal["aravis"] = Field("aravis", description="GigE Vision / USB3 Vision camera through Aravis 0.8.")
-    address: str | None = Field(None, description="Camera IP address (GigE), opened directly without discovery.")
-    device_id: str | None = Field(
-        None, description="Aravis device id (USB3 Vision or 'Fake_1' for the in-process fake)."
-    )
-    pixel_format: Literal["Mono8", "Mono16", "RGB8", "BayerRG8", "BayerGR8", "BayerBG8", "BayerGB8"] = Field(
-        "Mono8", description="Pixel format set on the camera; converted to Mono8/BGR8 for inspection."
-    )
-    exposure_us: float = Field(5000.0, ge=1, le=10_000_000, description="Exposure time in microseconds.")
-    gain_db: float = Field(0.0, ge=0, le=48, description="Analog gain in dB.")
-    fps: float = Field(10.0, gt=0, le=1000, description="Acquisition frame rate in free-run.")
-    roi: Roi = Field(default_factory=Roi, description="Sensor region of interest.")
-    trigger: TriggerMode = Field("free_run", description="free_run, software (PLC trigger) or line (hardware input).")
-    trigger_line: str = Field("Line0", description="Hardware trigger input used when trigger = 'line'.")
-    buffers: int = Field(8, ge=2, le=64, description="Stream buffer pool size.")
-    timeout_s: float = Field(2.0, gt=0, le=60, description="Frame timeout before the watchdog counts a stall.")
-    packet_size: int | None = Field(None, ge=576, le=9000, description="GigE packet size; None = negotiate.")
-    packet_socket: bool = Field(
-        False,
-        description="Use Aravis's raw packet socket for GigE streams (less CPU on a real NIC, needs CAP_NET_RAW); "
-        "off by default because no frames arrive through it over loopback.",
-    )
-    socket_buffer_bytes: int | None = Field(
-        None,
-        ge=65536,
-        le=1 << 30,
-        description="GigE stream socket receive buffer in bytes; None = the buffer pool (buffers x payload) capped at "
-        "net.core.rmem_max, or Aravis's automatic sizing when that cap holds fewer than two frames.",
-    )
-
-    @field_validator("address")
-    @classmethod
-    def _ip_address(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        try:
-            return str(ipaddress.IPv4Address(v.strip()))
-        except ValueError:
-            raise ValueError("not an IPv4 address (GigE Vision cameras are opened by IPv4 address)") from None
-
-    @model_validator(mode="after")
-    def _address_or_id(self) -> AravisCamera:
-        if not self.address and not self.device_id:
-            raise ValueError("give camera.address (GigE IP) or camera.device_id; discovery is never broadcast")
-        return self
-
-
-class GenicamCamera(_Model):
-    type: Literal["genicam"] = Field("genicam", description="Any GenTL producer (.cti) through harvesters.")
-    cti: Path = Field(..., description="Path to the vendor's GenTL producer (.cti file).")
-    serial: str | None = Field(None, description="Serial number of the camera to open; None = the first one.")
-    pixel_format: str = Field("Mono8", description="GenICam PixelFormat to set.")
-    exposure_us: float | None = Field(None, ge=1, description="ExposureTime in microseconds; None = leave as is.")
-    gain_db: float | None = Field(None, ge=0, description="Gain in dB; None = leave as is.")
-    fps: float | None = Field(None, gt=0, description="AcquisitionFrameRate; None = leave as is.")
-    trigger: TriggerMode = Field("free_run", description="free_run, software or line.")
-    trigger_line: str = Field("Line0", description="Hardware trigger input (TriggerSource) when trigger = 'line'.")
-    buffers: int = Field(8, ge=2, le=64, description="Buffers announced to the GenTL producer.")
-    timeout_s: float = Field(2.0, gt=0, le=60, description="Frame timeout before the watchdog counts a stall.")
-
-
-class OpenCVCamera(_Model):
-    type: Literal["opencv"] = Field("opencv", description="USB camera index, RTSP/HTTP URL or GStreamer pipeline.")
-    source: int | str = Field(0, description="Device index, URL, or GStreamer pipeline string.")
-    width: int | None = Field(None, ge=1, description="Requested frame width; None = device default.")
-    height: int | None = Field(None, ge=1, description="Requested frame height; None = device default.")
-    fps: float | None = Field(None, gt=0, description="Requested frame rate; None = device default.")
-    trigger: TriggerMode = Field("free_run", description="free_run, or software (next frame per trigger).")
-    timeout_s: float = Field(2.0, gt=0, le=60, description="Frame timeout before the watchdog counts a stall.")
-
-
-CameraSection = Annotated[ReplayCamera | AravisCamera | GenicamCamera | OpenCVCamera, Field(discriminator="type")]
+# Each camera module owns its settings class (`type: Literal[...]`); [camera] is their union, built
+# from the registry (inspector/capture/registry.py) when this module loads. The names below are
+# re-exported for the code and station scripts that import them from here.
+_CAMERA_CLASSES = tuple(camera_configs().values())
+CameraSection = Annotated[
+    Union[_CAMERA_CLASSES],  # noqa: UP007 (a runtime tuple of classes)
+    Field(discriminator="type"),
+]
 
 
 class SupervisorSection(_Model):
@@ -241,10 +158,14 @@ DEFAULT_AUTO_DELEGATES = [
 ]
 
 
+_DETECTOR_TYPES = detector_types()
+
+
 class DetectorSection(_Model):
-    engine: Literal["litert", "classical"] = Field(
-        "litert",
-        description="litert: the INT8 .tflite model; classical: golden-board difference baseline (bring-up, no classes).",
+    type: Literal[_DETECTOR_TYPES] = Field(  # type: ignore[valid-type]  (the registry's names)
+        _DETECTOR_TYPES[0],
+        description="Detector backend (inspector/detect/registry.py): litert: the INT8 .tflite model; "
+        "classical: golden-board difference baseline (bring-up, no classes).",
     )
     model: Path = Field(DEFAULT_MODEL, description="Path to the .tflite model; its sidecar .json sits beside it.")
     delegate: Literal["auto", "cpu"] | ExternalDelegate = Field(
@@ -274,6 +195,21 @@ class DetectorSection(_Model):
     )
     #: The storage section whose station key binds encrypted packages to this device (set by StationConfig).
     _storage: Any = PrivateAttr(None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _engine_is_type(cls, data: Any) -> Any:
+        """`engine` was this key's name before detectors had a registry; old station files still load."""
+        if isinstance(data, dict) and "engine" in data:
+            data = dict(data)
+            engine = data.pop("engine")
+            if "type" in data and data["type"] != engine:
+                raise ValueError(f"give detector.type only (engine = {engine!r} is its old name)")
+            data["type"] = engine
+            msg = f"detector.engine is deprecated: write `type = {engine!r}` in [detector]"
+            warnings.warn(msg, DeprecationWarning, stacklevel=2)
+            logging.getLogger(__name__).warning("%s", msg)
+        return data
 
     def station_key_file(self) -> Path | None:
         """The station key used for the device binding (storage.station_key), when known."""
@@ -658,7 +594,7 @@ def _strip_union_noise(loc: tuple) -> tuple:
     # Discriminated unions put the tag in the path (camera.aravis.exposure_us); the user wrote camera.exposure_us.
     out = []
     for i, part in enumerate(loc):
-        if i > 0 and loc[i - 1] == "camera" and part in {"replay", "aravis", "genicam", "opencv"}:
+        if i > 0 and loc[i - 1] == "camera" and part in camera_configs():
             continue
         if i > 0 and loc[i - 1] == "plc" and part in plc_protocols():  # plc.modbus.port -> plc.port
             continue
@@ -724,10 +660,10 @@ def resolve_paths(cfg: StationConfig, base: Path) -> StationConfig:
 
     if cfg.detector.model != DEFAULT_MODEL and not cfg.detector.model.is_absolute():
         cfg.detector.model = base / cfg.detector.model
-    if isinstance(cfg.camera, ReplayCamera) and cfg.camera.path is not None:
-        cfg.camera.path = fix(cfg.camera.path)
-    if isinstance(cfg.camera, GenicamCamera):
-        cfg.camera.cti = fix(cfg.camera.cti)
+    for key in type(cfg.camera).model_fields:  # every path a camera backend reads (folder, producer) is an input
+        value = getattr(cfg.camera, key)
+        if isinstance(value, Path):
+            setattr(cfg.camera, key, fix(value))
     cfg.detector.trusted_keys = [fix(k) for k in cfg.detector.trusted_keys]
     cfg.detector.model_key = fix(cfg.detector.model_key)
     for r in cfg.recipes:

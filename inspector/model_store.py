@@ -434,7 +434,7 @@ def attach_model_watcher(station: Any) -> ModelWatcher | None:
     from .signing import guard_detector
 
     cfg = station.cfg
-    if cfg.detector.engine != "litert":
+    if cfg.detector.type != "litert":
         return None
 
     def make(real: Path) -> Detector:

@@ -232,7 +232,7 @@ class VerifiedDetector(Detector):
 def guard_detector(detector_cfg: Any, detector: Detector) -> Detector:
     """The detector to run: signature-checked when the plant configured trusted keys."""
     keys = list(getattr(detector_cfg, "trusted_keys", []) or [])
-    if detector_cfg.engine != "litert":
+    if detector_cfg.type != "litert":
         return detector  # the classical baseline loads no model file
     if not keys:
         log.warning("model signatures are not checked: detector.trusted_keys is empty (development set-up)")

@@ -85,7 +85,7 @@ def _replay_size(path: Path) -> tuple[int, int] | None:
 def detector_needs_reference(cfg: StationConfig) -> bool | None:
     """Whether the configured model takes the golden reference; None when its package cannot be read
     (the model check reports that)."""
-    if cfg.detector.engine == "classical":
+    if cfg.detector.type == "classical":
         return True
     from .detect.package import read_meta
 
@@ -130,7 +130,7 @@ def reference_problem(cfg: StationConfig, recipe: Recipe, needs_reference: bool 
     gap = camera_reference_gap(cfg)
     if gap is None:
         return None
-    model = "the classical engine" if cfg.detector.engine == "classical" else f"model {cfg.detector.model.name}"
+    model = "the classical engine" if cfg.detector.type == "classical" else f"model {cfg.detector.model.name}"
     return (
         f"{recipe_key(recipe)}.reference: not set, but {model} compares every board with a golden reference "
         f'and {gap}; set reference = "golden.png"'
@@ -223,7 +223,7 @@ def _keyed(recipe: Recipe, message: str) -> str:
 def check_model(cfg: StationConfig, report: CheckReport) -> None:
     """The model package: sidecar, hash, labels, signature, and that LiteRT accepts it on the CPU."""
     det = cfg.detector
-    if det.engine != "litert":
+    if det.type != "litert":
         return
     from .signing import verify_model
 

@@ -134,3 +134,22 @@ def test_absolute_input_paths_are_kept(tmp_path):
     assert load_config(f).camera.cti == Path("/opt/vendor/producer.cti")
     f.write_text('[camera]\ntype = "genicam"\ncti = "vendor/producer.cti"\n')
     assert load_config(f).camera.cti == tmp_path / "vendor/producer.cti"
+
+
+def test_detector_engine_is_the_old_name_of_detector_type(tmp_path, caplog):
+    """Station files written before the detector registry say `engine`: they load, with a deprecation message."""
+    old = tmp_path / "old.toml"
+    old.write_text('[detector]\nengine = "classical"\n[plc]\nmode = "off"\n')
+    with pytest.warns(DeprecationWarning, match=r"detector.engine is deprecated: write `type = 'classical'`"):
+        cfg = load_config(old)
+    assert cfg.detector.type == "classical"
+    assert "detector.engine is deprecated" in caplog.text
+    new = tmp_path / "new.toml"
+    new.write_text('[detector]\ntype = "classical"\n')
+    assert load_config(new).detector.type == "classical"
+    both = tmp_path / "both.toml"
+    both.write_text('[detector]\ntype = "litert"\nengine = "classical"\n')
+    with pytest.raises(ConfigError, match="give detector.type only"):
+        load_config(both)
+    with pytest.raises(ConfigError, match=r"detector.type: 'onnx-x' is not one of 'litert'"):
+        parse_config({"detector": {"type": "onnx-x"}})

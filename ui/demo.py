@@ -53,11 +53,11 @@ def free_local_port() -> int:
 
 def assemble(cfg: StationConfig, *, demo: bool = False, sinks=None) -> Assembly:
     notes: list[str] = []
-    if cfg.detector.engine == "litert" and not Path(cfg.detector.model).is_file():
+    if cfg.detector.type == "litert" and not Path(cfg.detector.model).is_file():
         if not demo:
             raise StationError(f"detector.model {cfg.detector.model} does not exist")
         notes.append(f"bundled model {cfg.detector.model} not found: demo runs the classical difference detector")
-        cfg.detector.engine = "classical"
+        cfg.detector.type = "classical"
     try:
         station = build_station(cfg, sinks=sinks)
     except StationError as exc:

@@ -196,7 +196,7 @@ class ModelPanel(QWidget):
         target = str(model)
         old = {"model_id": before.model_id, "backend": before.backend} if before else None
         try:
-            cfg = self.controller.cfg.detector.model_copy(update={"engine": "litert", "model": model})
+            cfg = self.controller.cfg.detector.model_copy(update={"type": "litert", "model": model})
             detector = guard_detector(cfg, create_detector(cfg))
             info = hot_swap(self.controller.pipeline, detector)
             if isinstance(detector, VerifiedDetector) and detector.signature is not None:

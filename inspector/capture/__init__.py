@@ -1,35 +1,25 @@
-"""Camera backends, one module per variant, chosen by `camera.type`."""
+"""Camera backends, one module per variant, chosen by `camera.type` (see `registry.py`)."""
 
 from __future__ import annotations
 
-from ..config import StationConfig
+from typing import Any
+
 from .base import Camera, CameraError
 
 
-def create_camera(cfg: StationConfig) -> Camera:
-    """Build (but do not open) the camera the configuration names.
+def create_camera(cfg: Any) -> Camera:
+    """Build (but do not open) the camera the configuration (`StationConfig`) names.
 
     Backends import their driver lazily so that a station without Aravis or harvesters installed
     still runs the others.
     """
+    from .registry import camera_backends
+
     cam = cfg.camera
-    if cam.type == "replay":
-        from .replay import ReplayCameraSource
-
-        return ReplayCameraSource(cam)
-    if cam.type == "opencv":
-        from .opencv import OpenCVCameraSource
-
-        return OpenCVCameraSource(cam)
-    if cam.type == "aravis":
-        from .aravis import AravisCameraSource
-
-        return AravisCameraSource(cam)
-    if cam.type == "genicam":
-        from .genicam import GenicamCameraSource
-
-        return GenicamCameraSource(cam)
-    raise CameraError(f"camera.type {cam.type!r} is not supported")
+    backend = camera_backends().get(cam.type)
+    if backend is None:
+        raise CameraError(f"camera.type {cam.type!r} is not supported")
+    return backend.create(cam)
 
 
 __all__ = ["Camera", "CameraError", "create_camera"]

@@ -16,13 +16,17 @@ Why these choices:
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import re
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 
-from ..config import AravisCamera
+from pydantic import Field, field_validator, model_validator
+
+from ..config_base import Section, TriggerMode
 from .base import Camera, CameraError, CameraInfo, FrameTimeout, Grab, IncompleteFrame
 from .convert import PixelFormatError, format_name, to_inspection_image
 
@@ -31,6 +35,61 @@ log = logging.getLogger(__name__)
 GVCP_PORT = 3956
 #: How long open() waits for the previous session's release (a live camera answers in milliseconds).
 RELEASE_WAIT_S = 1.0
+
+
+class Roi(Section):
+    x: int = Field(0, ge=0, description="Left edge of the sensor region, px.")
+    y: int = Field(0, ge=0, description="Top edge of the sensor region, px.")
+    width: int | None = Field(None, ge=1, description="Region width, px; None = full sensor.")
+    height: int | None = Field(None, ge=1, description="Region height, px; None = full sensor.")
+
+
+class AravisCamera(Section):
+    type: Literal["aravis"] = Field("aravis", description="GigE Vision / USB3 Vision camera through Aravis 0.8.")
+    address: str | None = Field(None, description="Camera IP address (GigE), opened directly without discovery.")
+    device_id: str | None = Field(
+        None, description="Aravis device id (USB3 Vision or 'Fake_1' for the in-process fake)."
+    )
+    pixel_format: Literal["Mono8", "Mono16", "RGB8", "BayerRG8", "BayerGR8", "BayerBG8", "BayerGB8"] = Field(
+        "Mono8", description="Pixel format set on the camera; converted to Mono8/BGR8 for inspection."
+    )
+    exposure_us: float = Field(5000.0, ge=1, le=10_000_000, description="Exposure time in microseconds.")
+    gain_db: float = Field(0.0, ge=0, le=48, description="Analog gain in dB.")
+    fps: float = Field(10.0, gt=0, le=1000, description="Acquisition frame rate in free-run.")
+    roi: Roi = Field(default_factory=Roi, description="Sensor region of interest.")
+    trigger: TriggerMode = Field("free_run", description="free_run, software (PLC trigger) or line (hardware input).")
+    trigger_line: str = Field("Line0", description="Hardware trigger input used when trigger = 'line'.")
+    buffers: int = Field(8, ge=2, le=64, description="Stream buffer pool size.")
+    timeout_s: float = Field(2.0, gt=0, le=60, description="Frame timeout before the watchdog counts a stall.")
+    packet_size: int | None = Field(None, ge=576, le=9000, description="GigE packet size; None = negotiate.")
+    packet_socket: bool = Field(
+        False,
+        description="Use Aravis's raw packet socket for GigE streams (less CPU on a real NIC, needs CAP_NET_RAW); "
+        "off by default because no frames arrive through it over loopback.",
+    )
+    socket_buffer_bytes: int | None = Field(
+        None,
+        ge=65536,
+        le=1 << 30,
+        description="GigE stream socket receive buffer in bytes; None = the buffer pool (buffers x payload) capped at "
+        "net.core.rmem_max, or Aravis's automatic sizing when that cap holds fewer than two frames.",
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _ip_address(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            return str(ipaddress.IPv4Address(v.strip()))
+        except ValueError:
+            raise ValueError("not an IPv4 address (GigE Vision cameras are opened by IPv4 address)") from None
+
+    @model_validator(mode="after")
+    def _address_or_id(self) -> AravisCamera:
+        if not self.address and not self.device_id:
+            raise ValueError("give camera.address (GigE IP) or camera.device_id; discovery is never broadcast")
+        return self
 
 
 def load_aravis() -> Any:
@@ -427,3 +486,40 @@ class AravisCameraSource(Camera):
             except Exception:
                 continue
         return out
+
+
+def create(cfg: AravisCamera) -> Camera:
+    return AravisCameraSource(cfg)
+
+
+_DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")
+
+
+def parse_spec(spec: str, rest: str) -> AravisCamera:
+    """`aravis:192.168.10.20 | aravis:Fake_1 (device id) | aravis:...@Mono16`."""
+    from .spec import bad_spec, build_spec, split_suffix
+
+    target, opt = split_suffix(rest)
+    if not target:
+        raise bad_spec(
+            spec, "aravis needs a camera IP address or a device id, e.g. aravis:192.168.10.20 or aravis:Fake_1"
+        )
+    data: dict = {"type": "aravis"}
+    try:
+        ip = ipaddress.ip_address(target)
+    except ValueError:
+        if target.replace(".", "").isdigit():
+            raise bad_spec(spec, f"{target!r} is not a valid IPv4 address") from None
+        if not _DEVICE_ID.match(target):
+            raise bad_spec(spec, f"{target!r} is neither an IP address nor an Aravis device id") from None
+        data["device_id"] = target
+    else:
+        if ip.version != 4:
+            raise bad_spec(spec, "GigE Vision cameras have IPv4 addresses")
+        data["address"] = str(ip)
+    if opt is not None:
+        data["pixel_format"] = opt
+    return build_spec(spec, AravisCamera, data)
+
+
+CONFIG = AravisCamera

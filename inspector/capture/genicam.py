@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from ..config import GenicamCamera
+from ..config_base import Section, TriggerMode
 from .base import Camera, CameraError, CameraInfo, FrameTimeout, Grab, IncompleteFrame
 from .convert import PixelFormatError, format_name, to_inspection_image
 
@@ -30,6 +32,20 @@ log = logging.getLogger(__name__)
 
 #: try_fetch slice: how often the incomplete-buffer count and the deadline are looked at.
 _SLICE_S = 0.05
+
+
+class GenicamCamera(Section):
+    type: Literal["genicam"] = Field("genicam", description="Any GenTL producer (.cti) through harvesters.")
+    cti: Path = Field(..., description="Path to the vendor's GenTL producer (.cti file).")
+    serial: str | None = Field(None, description="Serial number of the camera to open; None = the first one.")
+    pixel_format: str = Field("Mono8", description="GenICam PixelFormat to set.")
+    exposure_us: float | None = Field(None, ge=1, description="ExposureTime in microseconds; None = leave as is.")
+    gain_db: float | None = Field(None, ge=0, description="Gain in dB; None = leave as is.")
+    fps: float | None = Field(None, gt=0, description="AcquisitionFrameRate; None = leave as is.")
+    trigger: TriggerMode = Field("free_run", description="free_run, software or line.")
+    trigger_line: str = Field("Line0", description="Hardware trigger input (TriggerSource) when trigger = 'line'.")
+    buffers: int = Field(8, ge=2, le=64, description="Buffers announced to the GenTL producer.")
+    timeout_s: float = Field(2.0, gt=0, le=60, description="Frame timeout before the watchdog counts a stall.")
 
 
 def _load_harvesters() -> Any:
@@ -273,3 +289,27 @@ class GenicamCameraSource(Camera):
                 "dropped_before": gap,
             },
         )
+
+
+def create(cfg: GenicamCamera) -> Camera:
+    return GenicamCameraSource(cfg)
+
+
+def parse_spec(spec: str, rest: str) -> GenicamCamera:
+    """`genicam:/opt/vendor/producer.cti | genicam:/path/x.cti@SERIAL`."""
+    from .spec import bad_spec, build_spec
+
+    path, serial = rest, None
+    if "@" in rest:
+        path, _, serial = rest.rpartition("@")
+    if not path:
+        raise bad_spec(spec, "genicam needs the GenTL producer, e.g. genicam:/opt/vendor/lib/producer.cti")
+    if not path.lower().endswith(".cti"):
+        raise bad_spec(spec, f"{path!r} is not a GenTL producer (.cti file)")
+    data: dict = {"type": "genicam", "cti": Path(path)}
+    if serial:
+        data["serial"] = serial
+    return build_spec(spec, GenicamCamera, data)
+
+
+CONFIG = GenicamCamera

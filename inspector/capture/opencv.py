@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Literal
 
 import cv2
 import numpy as np
+from pydantic import Field
 
-from ..config import OpenCVCamera
+from ..config_base import Section, TriggerMode
 from .base import Camera, CameraError, CameraInfo, FrameTimeout, Grab
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,16 @@ log = logging.getLogger(__name__)
 #: A read that returns faster than this after a trigger came from the driver's queue, not the sensor.
 _QUEUED_S = 0.004
 _MAX_FLUSH = 8
+
+
+class OpenCVCamera(Section):
+    type: Literal["opencv"] = Field("opencv", description="USB camera index, RTSP/HTTP URL or GStreamer pipeline.")
+    source: int | str = Field(0, description="Device index, URL, or GStreamer pipeline string.")
+    width: int | None = Field(None, ge=1, description="Requested frame width; None = device default.")
+    height: int | None = Field(None, ge=1, description="Requested frame height; None = device default.")
+    fps: float | None = Field(None, gt=0, description="Requested frame rate; None = device default.")
+    trigger: TriggerMode = Field("free_run", description="free_run, or software (next frame per trigger).")
+    timeout_s: float = Field(2.0, gt=0, le=60, description="Frame timeout before the watchdog counts a stall.")
 
 
 def _has_gstreamer() -> bool:
@@ -155,3 +167,24 @@ class OpenCVCameraSource(Camera):
         # VideoCapture returns a fresh array per read unless asked to reuse one: it is already owned.
         image = np.ascontiguousarray(img)
         return Grab(image, {"source": self.description, "timestamp": arrived, "pixel_format": fmt})
+
+
+def create(cfg: OpenCVCamera) -> Camera:
+    return OpenCVCameraSource(cfg)
+
+
+def parse_spec(spec: str, rest: str) -> OpenCVCamera:
+    """`opencv:0 | opencv:rtsp://host/stream | opencv:http://... | opencv:v4l2src ! ... ! appsink`."""
+    import re
+
+    from .spec import bad_spec, build_spec
+
+    if not rest:
+        raise bad_spec(spec, "opencv needs a device index, a URL or a GStreamer pipeline, e.g. opencv:0")
+    source: int | str = int(rest) if rest.isdigit() else rest
+    if isinstance(source, str) and re.match(r"^-\d+$", source):
+        raise bad_spec(spec, f"device index {source} is negative")
+    return build_spec(spec, OpenCVCamera, {"type": "opencv", "source": source})
+
+
+CONFIG = OpenCVCamera

@@ -12,11 +12,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
+from pydantic import Field
 
-from ..config import ReplayCamera
+from ..config_base import Section, TriggerMode
 from ..synth import write_boards
 from .base import Camera, CameraError, CameraInfo, FrameTimeout, Grab
 
@@ -24,6 +26,20 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov"}
+
+
+class ReplayCamera(Section):
+    type: Literal["replay"] = Field("replay", description="Replay images from a folder or video file (demo, tests).")
+    path: Path | None = Field(
+        None, description="Folder of images or a video file. None: generated synthetic demo boards."
+    )
+    fps: float | None = Field(4.0, gt=0, le=1000, description="Free-run rate in frames/s; None = as fast as possible.")
+    loop: bool = Field(True, description="Start again at the first image after the last one.")
+    trigger: TriggerMode = Field(
+        "free_run", description="free_run: frames at `fps`; software: one frame per trigger (PLC mode)."
+    )
+    demo_boards: int = Field(24, ge=1, le=10000, description="How many synthetic boards to generate when path is None.")
+    seed: int = Field(7, description="Seed of the synthetic board generator.")
 
 
 def demo_boards_dir(count: int, seed: int) -> Path:
@@ -167,3 +183,33 @@ class ReplayCameraSource(Camera):
         grab.meta["timestamp"] = time.monotonic()
         grab.meta.setdefault("pixel_format", "Mono8" if grab.image.ndim == 2 else "BGR8")
         return grab
+
+
+def create(cfg: ReplayCamera) -> Camera:
+    return ReplayCameraSource(cfg)
+
+
+def parse_spec(spec: str, rest: str) -> ReplayCamera:
+    """`replay:DIR | replay:DIR@10fps | replay:FILE.mp4@max | replay:DIR@trigger | replay:demo`."""
+    from .spec import RATE, bad_spec, build_spec, split_suffix
+
+    path, opt = split_suffix(rest)
+    data: dict = {"type": "replay"}
+    if not path:
+        raise bad_spec(spec, "replay needs a folder or video file, e.g. replay:boards/ or replay:demo")
+    if path != "demo":
+        data["path"] = Path(path)
+    if opt is not None:
+        low = opt.lower()
+        if low == "trigger":
+            data["trigger"] = "software"
+        elif low in {"max", "fast"}:
+            data["fps"] = None
+        elif m := RATE.match(opt):
+            data["fps"] = float(m.group(1))
+        else:
+            raise bad_spec(spec, f"rate {opt!r} is not NUMBERfps, max or trigger (e.g. replay:DIR@10fps)")
+    return build_spec(spec, ReplayCamera, data)
+
+
+CONFIG = ReplayCamera

@@ -10,6 +10,7 @@ Method: absdiff(board, reference) -> threshold -> open 5x5 -> close 13x13 -> con
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import cv2
 import numpy as np
@@ -80,3 +81,8 @@ class DifferenceDetector(Detector):
             out.append(Detection(box, self.defect_class, score))
         self.last_timings = {"invoke": (time.perf_counter() - t0) * 1000}
         return out
+
+
+def create(detector_cfg: Any) -> Detector:
+    """`[detector] type = "classical"`: no model file; the settings of the section are not used."""
+    return DifferenceDetector()

@@ -19,11 +19,17 @@ log = logging.getLogger(__name__)
 
 
 def create_detector(detector_cfg: DetectorSection) -> Detector:
-    """The detector `[detector]` describes, not yet loaded (the inference thread loads it)."""
-    if detector_cfg.engine == "classical":
-        from .classical import DifferenceDetector
+    """The detector `[detector]` describes, not yet loaded (the inference thread loads it).
 
-        return DifferenceDetector()
+    The backend is the one `detector.type` names in the registry (inspector/detect/registry.py).
+    """
+    from .registry import detector_factory
+
+    return detector_factory(detector_cfg.type)(detector_cfg)
+
+
+def create_litert(detector_cfg: DetectorSection) -> Detector:
+    """`[detector] type = "litert"`: the packaged .tflite model on LiteRT."""
     from .litert import LiteRTDetector
 
     return LiteRTDetector(
