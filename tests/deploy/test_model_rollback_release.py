@@ -14,6 +14,7 @@ from inspector.signing import generate_keypair, sign_model
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"
 FILE = "pcb-defect-det.tflite"
+SHIPPED = read_meta(MODELS / FILE).version  # the release in models/ (1.7.0 when this test was written)
 
 
 def _package(dest: Path, sidecar: Path, key: Path) -> Path:
@@ -30,7 +31,7 @@ def test_shipped_release_rolls_back_to_1_6_0_and_runs(tmp_path, capsys):
     generate_keypair(tmp_path / "plant.key", tmp_path / "plant.pub")
     old = _package(tmp_path / "v160", MODELS / "releases" / "pcb-defect-det-1.6.0.json", tmp_path / "plant.key")
     new = _package(tmp_path / "v170", MODELS / "pcb-defect-det.json", tmp_path / "plant.key")
-    assert read_meta(old).version == "1.6.0" and read_meta(new).version == "1.7.0"
+    assert read_meta(old).version == "1.6.0" and read_meta(new).version == SHIPPED != "1.6.0"
     assert read_meta(old).cross_class is None and read_meta(new).cross_class is not None
     store = tmp_path / "store"
     conf = tmp_path / "station.toml"
@@ -50,11 +51,11 @@ archive_dir = "{tmp_path}/archive"
     assert main(["model", "install", str(old), "--config", str(conf), "--wait", "0"]) == 0
     assert main(["model", "install", str(new), "--config", str(conf), "--wait", "0"]) == 0
     s = ModelStore(store)
-    assert read_meta(s.active_dir() / FILE).version == "1.7.0"
+    assert read_meta(s.active_dir() / FILE).version == SHIPPED
     assert main(["model", "rollback", "--config", str(conf), "--wait", "0"]) == 0
     active = s.active_dir() / FILE
     assert read_meta(active).version == "1.6.0"
-    assert read_meta(s.previous_dir() / FILE).version == "1.7.0"
+    assert read_meta(s.previous_dir() / FILE).version == SHIPPED
     capsys.readouterr()
     # The rolled-back package runs: `inspect` on a synthetic board with its reference.
     import cv2
