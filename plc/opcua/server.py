@@ -325,7 +325,11 @@ class OpcUaServerTransport(Transport):
             if self._shown.get(sig.name) == value:
                 continue
             self._shown[sig.name] = value
-            await server.write_attribute_value(self._nodes[sig.name], ua.DataValue(ua.Variant(value, sig.variant)))
+            written = await server.iserver.aspace.write_attribute_value(
+                self._nodes[sig.name], ua.AttributeIds.Value, ua.DataValue(ua.Variant(value, sig.variant))
+            )
+            if not written.is_good():  # a bug in the node table, not a runtime condition: say which variable
+                raise RuntimeError(f"OPC UA variable {sig.name} refused {value!r}: {written.name}")
 
     def describe(self) -> str:
         return f"opcua server {self.cfg.endpoint(self.port)} ({self.cfg.security})"
