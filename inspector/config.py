@@ -174,7 +174,18 @@ class DetectorSection(_Model):
     auto_delegates: list[ExternalDelegate] = Field(
         default_factory=lambda: list(DEFAULT_AUTO_DELEGATES), description="Delegates tried in order by 'auto'."
     )
-    threads: int = Field(2, ge=1, le=64, description="CPU threads for XNNPACK.")
+    threads: int = Field(2, ge=1, le=64, description="CPU threads for XNNPACK (LiteRT) or ONNX Runtime.")
+    require_accelerator: bool = Field(
+        False,
+        description="NOT READY (model lamp red, with the reason) unless an accelerator delegate or execution "
+        "provider really took part of the graph, instead of running on the CPU (which shows amber).",
+    )
+    providers: list[str] = Field(
+        default_factory=list,
+        description="ONNX Runtime execution providers by name, in order of preference (e.g. "
+        "['OpenVINOExecutionProvider', 'CPUExecutionProvider']); ones this build lacks are warned about and "
+        "skipped; the CPU provider is always last. Only for packages whose sidecar names runtime 'onnxruntime'.",
+    )
     tile_overlap: int | None = Field(
         None, ge=0, description="Tile overlap in px for frames larger than the model input; None = from the model."
     )

@@ -47,6 +47,9 @@ class ComponentState:
     detail: str = ""
     """Extra line for the UI lamp (fps, backend, ...), shown also when ok."""
     since: float = 0.0
+    warning: str = ""
+    """Healthy but not as configured (e.g. the model runs on the CPU though an accelerator was
+    configured): the lamp is amber and READY is unaffected."""
 
 
 Listener = Callable[[ComponentState], None]
@@ -62,14 +65,14 @@ class Health:
         with self._lock:
             self._listeners.append(fn)
 
-    def set(self, name: str, ok: bool, reason: str = "", detail: str | None = None) -> None:
+    def set(self, name: str, ok: bool, reason: str = "", detail: str | None = None, warning: str = "") -> None:
         with self._lock:
             old = self._states.get(name)
             if detail is None:
                 detail = old.detail if old else ""
-            if old and old.ok == ok and old.reason == reason and old.detail == detail:
+            if old and old.ok == ok and old.reason == reason and old.detail == detail and old.warning == warning:
                 return
-            state = ComponentState(name, ok, reason, detail, time.monotonic())
+            state = ComponentState(name, ok, reason, detail, time.monotonic(), warning)
             self._states[name] = state
             listeners = list(self._listeners)
         if not old or old.ok != ok or old.reason != reason:
@@ -83,8 +86,13 @@ class Health:
             except Exception:  # a broken listener must not stop state changes reaching the others
                 log.exception("health listener failed")
 
-    def ok(self, name: str, detail: str | None = None) -> None:
-        self.set(name, True, "", detail)
+    def ok(self, name: str, detail: str | None = None, warning: str = "") -> None:
+        """Healthy; with `warning`, healthy but degraded (amber lamp, logged once)."""
+        if warning:
+            old = self.get(name)
+            if old is None or old.warning != warning:
+                log.warning("%s degraded: %s", name, warning)
+        self.set(name, True, "", detail, warning)
 
     def fail(self, name: str, reason: str, detail: str | None = None) -> None:
         self.set(name, False, reason, detail)

@@ -401,8 +401,15 @@ class _Collector:
                 out.append(
                     gauge(
                         "pcb_accelerator_present",
-                        "1 when the model runs on an accelerator delegate (not the CPU).",
-                        0.0 if info.backend.upper().startswith("CPU") else 1.0,
+                        "1 when an accelerator took part of the model graph (counted nodes; not XNNPACK on the CPU).",
+                        1.0 if info.accelerated else 0.0,
+                    )
+                )
+                out.append(
+                    gauge(
+                        "pcb_model_cpu_fallback",
+                        "1 when an accelerator was configured but the model runs on the CPU (amber model lamp).",
+                        1.0 if info.warning.startswith("CPU fallback") else 0.0,
                     )
                 )
             c = p.counters
@@ -539,8 +546,7 @@ def attach_metrics(station: Any, listen: str | None = None) -> StationMetrics | 
         temperature=cfg.metrics.accelerator_temperature,
         parts=station.parts,
     )
-    station.pipeline.add_sink(metrics)
-    station.parts.append(metrics)
+    station.add_part(metrics)  # started with the station; its sink gets every result
     station.metrics = metrics
     return metrics
 

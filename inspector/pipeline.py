@@ -517,7 +517,7 @@ class Pipeline:
         try:
             info = detector.load()
             detector.warm_up()
-            self.health.ok("model", info.backend)
+            self.health.ok("model", info.backend, warning=info.warning)
             return info
         except ModelError as exc:
             self.health.fail("model", str(exc))
@@ -537,7 +537,7 @@ class Pipeline:
                     old, self._detector = self._detector, self._next_detector
                     self._next_detector = None
                     self.detector_info = self._detector.info
-                    self.health.ok("model", self.detector_info.backend)
+                    self.health.ok("model", self.detector_info.backend, warning=self.detector_info.warning)
                     try:
                         old.close()
                     except Exception:

@@ -107,7 +107,9 @@ def signature_path(model: Path) -> Path:
 def package_files(model: Path) -> list[Path]:
     """The package's files beside `model`: the model, its sidecar, its card (when present)."""
     model = Path(model)
-    return [p for s in PACKAGE_SUFFIXES if (p := model.with_suffix(s)).is_file()]
+    found = [p for s in PACKAGE_SUFFIXES if (p := model.with_suffix(s)).is_file()]
+    # The model file is whatever the sidecar names (.tflite, .onnx, ...): always part of its package.
+    return found if model in found or not model.is_file() else [model, *found]
 
 
 def _canonical(doc: dict[str, Any]) -> bytes:
@@ -232,6 +234,8 @@ class VerifiedDetector(Detector):
 def guard_detector(detector_cfg: Any, detector: Detector) -> Detector:
     """The detector to run: signature-checked when the plant configured trusted keys."""
     keys = list(getattr(detector_cfg, "trusted_keys", []) or [])
+    if isinstance(detector, VerifiedDetector):
+        return detector  # `create_detector` already guards; callers that guard again get the same detector
     if detector_cfg.type != "litert":
         return detector  # the classical baseline loads no model file
     if not keys:

@@ -211,6 +211,8 @@ class Lamp(QWidget):
         d = theme.px(30, self.scale)
         if s is None:
             colour, text = theme.OFF, self.tr("no report")
+        elif s.ok and s.warning:  # runs, but not as configured (e.g. CPU fallback): amber, not green
+            colour, text = theme.WARN, lamp_label(s.detail) or self.tr("OK")
         elif s.ok:
             colour, text = theme.PASS, lamp_label(s.detail) or self.tr("OK")
         else:

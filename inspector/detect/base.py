@@ -31,6 +31,10 @@ class DetectorInfo:
     default_thresholds: dict[int, float]
     """Per class id (1-based)."""
     nms_iou: float = 0.5
+    accelerated: bool = False
+    """An accelerator took part of the graph (counted nodes; XNNPACK's CPU kernels do not count)."""
+    warning: str = ""
+    """Runs, but not as configured (e.g. `CPU fallback: ...`): the model lamp is amber, not green."""
 
 
 class Detector(ABC):

@@ -51,7 +51,7 @@ class DelegateAttempt:
 
 @dataclass(slots=True)
 class Backend:
-    """What the interpreter was built with."""
+    """What the interpreter was built with, and what really runs the graph."""
 
     label: str
     """Shown to people: `NPU (vx)` or `CPU XNNPACK x2 (fallback: ...)`."""
@@ -59,10 +59,32 @@ class Backend:
     delegate_cfg: ExternalDelegate | None = None
     threads: int = 1
     attempts: list[DelegateAttempt] = field(default_factory=list)
+    runtime: str = "litert"
+    accelerator_nodes: int = 0
+    """Graph nodes an accelerator took (counted, not assumed); XNNPACK's CPU kernels never count."""
+    graph_nodes: int = 0
+    """Nodes in the model graph (0 when the runtime cannot tell)."""
+    cpu_delegate_nodes: int = 0
+    """Nodes the CPU's own delegate (XNNPACK) took: fast CPU kernels, not an accelerator."""
+    accelerator_requested: bool = False
+    """The configuration asked for an accelerator (a delegate or an execution provider besides the CPU)."""
+
+    @property
+    def accelerated(self) -> bool:
+        return self.accelerator_nodes > 0
 
     @property
     def is_cpu(self) -> bool:
-        return self.delegate is None
+        return not self.accelerated
+
+    @property
+    def cpu_fallback(self) -> bool:
+        """An accelerator was asked for and the CPU runs the graph: an amber lamp, not a green one."""
+        return self.accelerator_requested and not self.accelerated
+
+    def fallback_reason(self) -> str:
+        failed = [f"{a.library} {a.reason}" for a in self.attempts if not a.ok]
+        return "; ".join(failed) or "no accelerator took the graph"
 
 
 def cpu_label(threads: int) -> str:
@@ -141,3 +163,36 @@ def fallback_note(attempts: Sequence[DelegateAttempt]) -> str:
 
 def describe(backend: Backend) -> str:
     return backend.label
+
+
+def delegated_nodes(it) -> tuple[int, int]:
+    """(graph nodes inside DELEGATE kernels, graph nodes) of an allocated LiteRT interpreter.
+
+    Why a walk: LiteRT lists the original nodes and, after them, one DELEGATE node per partition a
+    delegate took, but not which nodes each partition holds. A partition's nodes are the producers
+    found walking back from its outputs until its inputs. (0, 0) when the runtime cannot tell.
+    """
+    try:
+        ops = it._get_ops_details()  # private API; absent on some runtimes
+    except Exception:
+        return 0, 0
+    graph = [o for o in ops if o.get("op_name", "").upper() != "DELEGATE"]
+    producer = {int(t): int(o["index"]) for o in graph for t in o["outputs"]}
+    by_index = {int(o["index"]): o for o in graph}
+    taken: set[int] = set()
+    for d in ops:
+        if d.get("op_name", "").upper() != "DELEGATE":
+            continue
+        bounds = {int(t) for t in d["inputs"]}
+        stack = [int(t) for t in d["outputs"]]
+        seen: set[int] = set()
+        while stack:
+            t = stack.pop()
+            if t in seen or t in bounds or t not in producer:
+                continue
+            seen.add(t)
+            node = producer[t]
+            if node not in taken:
+                taken.add(node)
+                stack.extend(int(x) for x in by_index[node]["inputs"] if int(x) >= 0)
+    return len(taken), len(graph)

@@ -22,23 +22,28 @@ def create_detector(detector_cfg: DetectorSection) -> Detector:
     """The detector `[detector]` describes, not yet loaded (the inference thread loads it).
 
     The backend is the one `detector.type` names in the registry (inspector/detect/registry.py).
+    The package's signature is checked when the detector loads, whoever built it (station, hot swap,
+    model watcher, UI, `bench`, `evaluate`), when the plant configured `detector.trusted_keys`.
     """
+    from ..signing import guard_detector
     from .registry import detector_factory
 
-    return detector_factory(detector_cfg.type)(detector_cfg)
+    return guard_detector(detector_cfg, detector_factory(detector_cfg.type)(detector_cfg))
 
 
 def create_litert(detector_cfg: DetectorSection) -> Detector:
-    """`[detector] type = "litert"`: the packaged .tflite model on LiteRT."""
-    from .litert import LiteRTDetector
+    """`[detector] type = "litert"`: the packaged model; its sidecar names the runtime (LiteRT, ONNX Runtime)."""
+    from .packaged import PackagedDetector
 
-    return LiteRTDetector(
+    return PackagedDetector(
         detector_cfg.model,
         delegate=detector_cfg.delegate,
         auto_delegates=detector_cfg.auto_delegates,
         threads=detector_cfg.threads,
         tile_overlap=detector_cfg.tile_overlap,
         model_keys=_model_keys(detector_cfg) if detector_cfg.model_key is not None else None,
+        providers=detector_cfg.providers,
+        require_accelerator=detector_cfg.require_accelerator,
     )
 
 

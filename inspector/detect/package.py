@@ -196,8 +196,14 @@ class ModelMeta(_Strict):
     format_version: int = Field(..., description="Sidecar format; this runtime reads version 1.")
     name: str = Field(..., min_length=1, max_length=64, description="Model name.")
     version: str = Field(..., pattern=SEMVER, description="Semantic version of the model.")
-    file: str = Field(..., min_length=1, description="The .tflite file name, beside the sidecar.")
-    sha256: str = Field(..., pattern=r"^[0-9a-f]{64}$", description="sha256 of the .tflite file.")
+    runtime: str = Field(
+        "litert",
+        min_length=1,
+        description="What runs the graph in `file`: a name in `inspector.detect.runtimes.RUNTIMES` ('litert' for a "
+        ".tflite, 'onnxruntime' for an .onnx). Older sidecars have none: LiteRT.",
+    )
+    file: str = Field(..., min_length=1, description="The model file name (.tflite, .onnx), beside the sidecar.")
+    sha256: str = Field(..., pattern=r"^[0-9a-f]{64}$", description="sha256 of the model file.")
     identity: str | None = Field(
         None,
         pattern=r"^[0-9a-f]{64}$",
@@ -283,6 +289,10 @@ def read_meta(model: Path) -> ModelMeta:
         raise ModelError(f"{side}: invalid model sidecar: {probs}") from None
     if meta.format_version != FORMAT_VERSION:
         raise ModelError(f"{side}: format_version {meta.format_version} is not supported (expected {FORMAT_VERSION})")
+    from .runtimes import RUNTIMES
+
+    if meta.runtime not in RUNTIMES:
+        raise ModelError(f"{side}: runtime {meta.runtime!r} is not one of {sorted(RUNTIMES)} (sidecar key 'runtime')")
     unknown = sorted(set(meta.thresholds) - set(meta.labels))
     if unknown:
         raise ModelError(f"{side}: thresholds name unknown labels {unknown}")

@@ -194,9 +194,14 @@ def _run_tflite(blob: bytes, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def agreement(int8: bytes, reference_fn, inputs: list[np.ndarray], threshold: float = 0.3) -> dict:
     """Compare INT8 against float on the same inputs: heatmap error, matched detections, verdicts."""
+    return agreement_with(lambda x: _run_tflite(int8, x), reference_fn, inputs, threshold)
+
+
+def agreement_with(int8_fn, reference_fn, inputs: list[np.ndarray], threshold: float = 0.3) -> dict:
+    """`agreement` for any INT8 runner (x -> scores, regression); the ONNX export uses it too."""
     errs, maxerr, matched, n_f, n_q, verdict_same = [], 0.0, 0, 0, 0, 0
     for x in inputs:
-        hq, rq = _run_tflite(int8, x.astype(np.float32))
+        hq, rq = int8_fn(x.astype(np.float32))
         hf, rf = reference_fn(x.astype(np.float32))
         errs.append(float(np.mean(np.abs(hq - hf))))
         maxerr = max(maxerr, float(np.max(np.abs(hq - hf))))

@@ -1,0 +1,159 @@
+"""LiteRT (TensorFlow Lite) runtime: an interpreter on the first accelerator delegate that takes the graph, else XNNPACK.
+
+Why it is built this way:
+- The interpreter is created in the thread that loads the detector (the pipeline's inference
+  thread, or a hot swap's loader) and only one thread invokes it at a time: LiteRT interpreters are
+  not thread-safe.
+- An external delegate is applied without LiteRT's default XNNPACK delegate, so every DELEGATE
+  kernel in the graph is the accelerator's and the count of nodes it took is exact
+  (`delegates.delegated_nodes`). A delegate that loads but takes no node is not used: the CPU with
+  XNNPACK is faster than the builtin kernels it would leave behind, and the backend string says why.
+- The input is written in place (`input_view`): the stacked board goes straight into the tensor.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..base import ModelError
+from ..delegates import (
+    Backend,
+    candidates,
+    cpu_label,
+    delegate_label,
+    delegated_nodes,
+    fallback_note,
+    runtime,
+    try_load,
+)
+from .base import Runtime, RuntimeOptions, TensorSpec
+
+log = logging.getLogger(__name__)
+
+
+def _spec(d: dict) -> TensorSpec:
+    dtype = np.dtype(d["dtype"])
+    scale, zp = d["quantization"]
+    q = None if dtype == np.float32 else (float(scale), int(zp))
+    return TensorSpec(int(d["index"]), str(d.get("name", "")), tuple(int(v) for v in d["shape"]), dtype, q)
+
+
+class LiteRTRuntime(Runtime):
+    name = "litert"
+
+    def __init__(self, blob: bytes, where: str, options: RuntimeOptions):
+        self.where = where
+        self.options = options
+        self._blob = blob
+        self._it, self.backend = self._build(blob)
+        self.inputs = [_spec(d) for d in self._it.get_input_details()]
+        self.outputs = [_spec(d) for d in self._it.get_output_details()]
+
+    # ------------------------------------------------------------------ build
+    def _interpreter(self, blob: bytes, delegate=None):
+        rt = runtime()
+        kwargs = {"model_content": blob, "num_threads": self.options.threads}
+        if delegate is not None:
+            kwargs["experimental_delegates"] = [delegate]
+            kwargs["experimental_op_resolver_type"] = rt.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        it = rt.Interpreter(**kwargs)
+        it.allocate_tensors()
+        return it
+
+    def _build(self, blob: bytes):
+        """Interpreter on the first delegate that loads and takes part of the graph, else on XNNPACK."""
+        opts = self.options
+        cands = candidates(opts.delegate, opts.auto_delegates)
+        attempts = []
+        for cfg in cands:
+            d, attempt = try_load(cfg, opts.delegate_loader)
+            attempts.append(attempt)
+            if d is None:
+                continue
+            try:
+                it = self._interpreter(blob, d)
+            except (ValueError, RuntimeError, AttributeError, TypeError) as exc:
+                attempt.ok, attempt.reason = False, "refused the graph"
+                log.warning("delegate %s loaded but could not run %s: %s", cfg.library, self.where, exc)
+                continue
+            taken, total = delegated_nodes(it)
+            label = delegate_label(cfg)
+            if total and taken == 0:
+                attempt.ok, attempt.reason = False, f"took none of the {total} nodes"
+                log.warning(
+                    "delegate %s (%s) loaded but took none of the %d graph nodes of %s: not used, the CPU runs it",
+                    label,
+                    cfg.library,
+                    total,
+                    self.where,
+                )
+                del it
+                continue
+            if taken < total:
+                log.warning(
+                    "delegate %s took %d of %d graph nodes; the other %d run on the CPU's builtin kernels",
+                    label,
+                    taken,
+                    total,
+                    total - taken,
+                )
+            else:
+                log.info("delegate %s took all %d graph nodes", label, total)
+            # Counting needs the private op listing; when absent the delegate is trusted, as before.
+            backend = Backend(
+                label,
+                d,
+                cfg,
+                opts.threads,
+                attempts,
+                runtime=self.name,
+                accelerator_nodes=taken if total else 1,
+                graph_nodes=total,
+                accelerator_requested=True,
+            )
+            return it, backend
+        try:
+            it = self._interpreter(blob)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{self.where}: LiteRT cannot load the model: {exc}") from None
+        xnn, total = delegated_nodes(it)
+        label = cpu_label(opts.threads) + fallback_note(attempts)
+        return it, Backend(
+            label,
+            threads=opts.threads,
+            attempts=attempts,
+            runtime=self.name,
+            graph_nodes=total,
+            cpu_delegate_nodes=xnn,
+            accelerator_requested=bool(cands),
+        )
+
+    # ------------------------------------------------------------------ run
+    def input_view(self) -> np.ndarray:
+        return self._it.tensor(self.inputs[0].index)()[0]
+
+    def set_input(self, x: np.ndarray) -> None:
+        self._it.set_tensor(self.inputs[0].index, x)
+
+    def invoke(self) -> None:
+        self._it.invoke()
+
+    def output(self, index: int) -> np.ndarray:
+        return self._it.get_tensor(index)  # a copy: stays valid after the next invoke
+
+    def cpu_twin(self) -> Runtime | None:
+        if not self.backend.accelerated:
+            return None
+        twin = LiteRTRuntime.__new__(LiteRTRuntime)
+        twin.where, twin.options, twin._blob = self.where, self.options, self._blob
+        twin._it = self._interpreter(self._blob)
+        twin.backend = Backend(cpu_label(self.options.threads), threads=self.options.threads)
+        twin.inputs, twin.outputs = self.inputs, self.outputs
+        return twin
+
+    def close(self) -> None:
+        self._it = None
+        self._blob = b""
+        self.backend.delegate = None
