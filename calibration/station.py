@@ -1,13 +1,13 @@
 """The station's calibration hook: entry point `pcb_inspector.calibration` (`station = "calibration.station:attach"`).
 
 Why an entry point: `inspector` must never import `calibration`, yet the running station needs its
-pieces. `inspector.station.build_station` calls `attach(cfg, station)` after the pipeline and the
-storage exist and before anything starts. Per `[calibration]` and per what is stored in the records
-database (`calibration.store`), it
+pieces. `inspector.station.build_station` calls `attach(builder)` before the recipe is compiled and
+the pipeline built (the entry point `[station] plugins.calibration` names). Per `[calibration]` and
+per what is stored in the records database (`calibration.store`), it
 - wraps the camera in `UndistortingCamera` (active intrinsics, `undistort = true`);
-- exposes the pipeline's registrar (registration is the inspection core's and always on);
-- compiles the recipe with the stored mm per pixel, so `min_defect_mm` works;
-- adds an optics monitor as a result sink, per recipe with a stored reference baseline
+- exposes the station's registrar (registration is the inspection core's and always on);
+- makes every recipe compile with the stored mm per pixel, so `min_defect_mm` works;
+- adds an optics monitor as a part with a result sink, per recipe with a stored reference baseline
   (`optics_monitor = true`), reporting into health component `calibration`.
 With nothing stored the station is exactly as without this package.
 """
@@ -173,17 +173,18 @@ def _read_stored(cfg: StationConfig) -> _Stored | None:
     return out
 
 
-def attach(cfg: StationConfig, station: Any) -> StationCalibration:
-    """Put the stored calibrations into `station` (not yet started); returns what is active.
+def attach(builder: Any) -> StationCalibration:
+    """Put the stored calibrations into the station being built (`inspector.station.StationBuilder`,
+    before its pipeline exists); returns what is active.
 
     Raises RecipeError (as `RecipeRules` would without this package) when the active recipe sets
     `min_defect_mm` and no scale calibration is stored. Calibrations that cannot be read (database
     down, malformed rows) leave health `calibration` NOT OK with the reason: measurements the station
     cannot trust must not pass boards.
     """
+    cfg: StationConfig = builder.cfg
     c = cfg.calibration
-    health: Health = station.health
-    pipeline = station.pipeline
+    health: Health = builder.health
     result = StationCalibration()
     try:
         stored = _read_stored(cfg)
@@ -202,7 +203,8 @@ def attach(cfg: StationConfig, station: Any) -> StationCalibration:
     stored = stored or _Stored()
 
     if stored.undistorter is not None:
-        pipeline.camera = UndistortingCamera(pipeline.camera, stored.undistorter)
+        undistorter = stored.undistorter
+        builder.wrap_camera(lambda camera: UndistortingCamera(camera, undistorter))
         result.undistorter = stored.undistorter
         result.active.append(stored.intrinsics_note)
     elif stored.intrinsics_note:
@@ -211,14 +213,14 @@ def attach(cfg: StationConfig, station: Any) -> StationCalibration:
     result.mm_per_px = stored.mm_per_px
     if stored.mm_per_px is not None:
         result.active.append(stored.scale_note)
-    refused = getattr(pipeline.rules, "refused", False)  # the start check keeps that recipe out (NOT READY)
-    if (stored.mm_per_px is not None or cfg.recipe().min_defect_mm is not None) and not refused:
-        # build_station compiled the recipe without a scale; raises RecipeError when min_defect_mm has none
-        pipeline.rules = result.rules_for(cfg.recipe())
+    if stored.mm_per_px is None and cfg.recipe().min_defect_mm is not None:
+        result.rules_for(cfg.recipe())  # raises RecipeError with the "calibrate scale" hint
+    # Every recipe, at start and at each switch, is compiled with the stored scale.
+    builder.compile_rules_with(result.rules_for)
 
     # Registration is the inspection core's (build_station gives every pipeline a registrar); kept
     # here so the calibration tools and the UI see the pose it found.
-    result.registrar = pipeline.registrar if isinstance(pipeline.registrar, BoardRegistrar) else None
+    result.registrar = builder.registrar if isinstance(builder.registrar, BoardRegistrar) else None
 
     if stored.baselines:
         baselines = {}
@@ -227,8 +229,7 @@ def attach(cfg: StationConfig, station: Any) -> StationCalibration:
                 limits = limits.model_copy(update={"drop_ready": c.drop_ready_on_drift})
             baselines[recipe] = (base, limits)
         result.optics = OpticsRouter(baselines, health, period_s=c.check_period_s)
-        pipeline.add_sink(result.optics)
-        station.parts.append(result.optics)
+        builder.add_part(result.optics)
         drop = sorted(r for r, (_, lim) in baselines.items() if lim.drop_ready)
         result.active.append(
             f"optics monitor (recipes {', '.join(sorted(baselines))}"

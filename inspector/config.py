@@ -123,6 +123,11 @@ class StationSection(_Model):
     )
     name: str = Field("PCB AOI demo", description="Human-readable station name shown in the UI.")
     line: str = Field("line-1", description="Production line the station belongs to.")
+    plugins: dict[str, str] = Field(
+        default_factory=lambda: {"calibration": "station", "plc": "station"},
+        description="Which entry point builds each plug-in part: part -> entry-point name in the group "
+        "`pcb_inspector.<part>` (calibration, plc). A part left out is not loaded.",
+    )
 
 
 # ---------------------------------------------------------------- camera

@@ -446,5 +446,5 @@ def attach_model_watcher(station: Any) -> ModelWatcher | None:
     if store is not None and getattr(station, "recorder", None) is not None:
         store.audit_sink = station.recorder.audit  # swaps land in the signed audit trail too
     watcher = ModelWatcher(cfg.detector.model, make, lambda det: hot_swap(station.pipeline, det), store=store)
-    station.parts.append(watcher)
+    station.add_part(watcher)
     return watcher

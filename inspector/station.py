@@ -2,8 +2,9 @@
 
 Why one place: the headless runner, the UI, the benchmark and the tests must all build the same
 station from the same `station.toml`, or a fault found in one would not reproduce in another.
-Parts outside `inspector` (the PLC link in `plc`) are found through entry points, so the core never
-imports them.
+Parts outside `inspector` (the calibration in `calibration`, the PLC link in `plc`) are found through
+entry points named in `[station] plugins`, so the core never imports them. `StationBuilder` is the one
+contract every part meets (see its docstring).
 """
 
 from __future__ import annotations
@@ -11,21 +12,22 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from .capture import create_camera
+from .capture import Camera, create_camera
 from .config import Recipe, ReplayCamera, StationConfig
 from .decision import RecipeRules
+from .detect.base import Detector
 from .health import Health
 from .pipeline import Pipeline, ResultSink
 from .registration import BoardRegistrar, settings_from_config
 from .startcheck import (
     camera_frame_size,
     checked_rules,
-    compile_recipe,
     detector_needs_reference,
     running_needs_reference,
     start_recipe,
@@ -51,14 +53,26 @@ class Station:
     """What the calibration package attached (calibration.station.StationCalibration); None without it."""
     _disk_stop: threading.Event = field(default_factory=threading.Event)
 
+    _compile: Callable[[Recipe], RecipeRules] | None = None
+    """How recipes are compiled (the builder's, e.g. with the stored mm-per-pixel scale)."""
+
+    def add_part(self, part: Any) -> None:
+        """Add a part made from the built pipeline (PLC link, metrics, watchers); its sink gets results.
+
+        Before start only: a sink added to a running pipeline would miss boards already inspected."""
+        self.parts.append(part)
+        sink = sink_of(part)
+        if sink is not None:
+            self.pipeline.add_sink(sink)
+
     def rules_for(self, recipe: Recipe) -> RecipeRules:
         """Compile `recipe` as this station runs it: with the stored mm-per-pixel scale when one is active.
 
         Every recipe switch (PLC, UI, editor) goes through here, so a recipe with `min_defect_mm`
         keeps working after a switch; without a scale it raises RecipeError, as at start.
         """
-        if self.calibration is not None:
-            rules = self.calibration.rules_for(recipe)
+        if self._compile is not None:
+            rules = self._compile(recipe)
         else:
             rules = RecipeRules(recipe, board_size=camera_frame_size(self.cfg))
         # The ROI against the frame and the golden reference the running model needs: a recipe that
@@ -112,6 +126,71 @@ class Station:
             self._disk_stop.wait(5.0)
 
 
+class StationBuilder:
+    """What the parts of a station may change, offered once, before the pipeline is built.
+
+    Why: a part that rewrote a built pipeline (its camera, its rules) raced with whatever had already
+    read them, and the recipe was compiled twice. A plug-in's prepare hook (calibration) gets this
+    builder and may wrap the camera, set the registrar, set how recipes are compiled and add parts;
+    then the pipeline is built from what it holds, and the builder is sealed.
+
+    A part has a `name`, `start()`, `stop()` and, optionally, a result sink: its `sink` attribute, or
+    the part itself when it has `submit(result)`. The station starts parts in the order added, before
+    the pipeline, and stops them in reverse after it.
+    """
+
+    def __init__(self, cfg: StationConfig, health: Health, camera: Camera, registrar: Any):
+        self.cfg = cfg
+        self.health = health
+        self.camera = camera
+        self.registrar = registrar
+        self.parts: list[Any] = []
+        self.sinks: list[ResultSink] = []
+        self._compile: Callable[[Recipe], RecipeRules] = lambda r: RecipeRules(r, board_size=camera_frame_size(cfg))
+        self._sealed = False
+
+    def _open(self, what: str) -> None:
+        if self._sealed:
+            raise StationError(f"{what}: the pipeline is already built (parts change the station before it)")
+
+    def wrap_camera(self, wrap: Callable[[Camera], Camera]) -> None:
+        """Replace the camera by `wrap(camera)` (e.g. undistortion around the real camera)."""
+        self._open("wrap_camera")
+        self.camera = wrap(self.camera)
+
+    def set_registrar(self, registrar: Any) -> None:
+        self._open("set_registrar")
+        self.registrar = registrar
+
+    def compile_rules_with(self, compile_rules: Callable[[Recipe], RecipeRules]) -> None:
+        """How a recipe becomes rules at start and at every switch (e.g. with the stored mm per pixel);
+        the station's checks (ROI against the frame, the reference the model needs) run after it."""
+        self._open("compile_rules_with")
+        self._compile = compile_rules
+
+    def add_sink(self, sink: ResultSink) -> None:
+        self._open("add_sink")
+        self.sinks.append(sink)
+
+    def add_part(self, part: Any) -> None:
+        self._open("add_part")
+        self.parts.append(part)
+        sink = sink_of(part)
+        if sink is not None:
+            self.sinks.append(sink)
+
+    def compile_rules(self, recipe: Recipe) -> RecipeRules:
+        return self._compile(recipe)
+
+
+def sink_of(part: Any) -> ResultSink | None:
+    """A part's result sink: its `sink` attribute, or the part itself when it takes results."""
+    sink = getattr(part, "sink", None)
+    if sink is not None:
+        return sink
+    return part if callable(getattr(part, "submit", None)) else None
+
+
 def build_station(
     cfg: StationConfig,
     *,
@@ -119,66 +198,68 @@ def build_station(
     with_storage: bool = True,
     with_plc: bool = True,
     health: Health | None = None,
+    detector: Detector | None = None,
 ) -> Station:
+    """The one place a station is assembled: the runner, the UI, the benchmarks and the tests use it.
+
+    `detector` replaces the configured one (tests that need a particular detector); it is still
+    guarded by the signature check like the configured one.
+    """
     from .detect.factory import create_detector
     from .signing import guard_detector
 
     health = health or Health()
-    # --- issue 9 (calibration): min_defect_mm needs the stored scale, which the calibration hook below
-    # supplies by compiling the recipe again; without the calibration package it fails here as before.
-    calibration_hook = _calibration_entry_point()
-    recipe = cfg.recipe()
-    if calibration_hook is not None and recipe.min_defect_mm is not None:
-        recipe = recipe.model_copy(update={"min_defect_mm": None})
-    # A recipe that cannot run (bad ROI, unreadable reference, no reference for a model that needs
-    # one) leaves the station NOT READY with the reason; its boards are rejected, never passed.
-    needs_reference = detector_needs_reference(cfg)
-    rules = start_recipe(cfg, recipe, health, lambda r: compile_recipe(cfg, r, needs_reference=needs_reference))
-    # --- end issue 9
-    camera = create_camera(cfg)
-    detector = create_detector(cfg.detector)
-    detector = guard_detector(cfg.detector, detector)  # issue 10: refuse unsigned/tampered model packages
     plc_on = with_plc and cfg.plc.mode != "off"
-    triggered = plc_on or getattr(cfg.camera, "trigger", "free_run") != "free_run"
     if plc_on and isinstance(cfg.camera, ReplayCamera) and cfg.camera.trigger == "free_run":
         # With a PLC, a replay source serves one frame per TRIGGER.
         cfg.camera.trigger = "software"
-        camera = create_camera(cfg)
-    timeout = getattr(cfg.camera, "timeout_s", 2.0)
-    pipeline = Pipeline(
-        camera,
-        detector,
-        rules,
-        health,
-        list(sinks or []),
-        triggered=triggered,
-        frame_timeout_s=timeout,
-        stall_timeouts=cfg.supervisor.stall_timeouts,
-        backoff_initial_s=cfg.supervisor.backoff_initial_s,
-        backoff_max_s=cfg.supervisor.backoff_max_s,
-        registrar=BoardRegistrar(settings_from_config(cfg.calibration)),
-    )
+    triggered = plc_on or getattr(cfg.camera, "trigger", "free_run") != "free_run"
+    builder = StationBuilder(cfg, health, create_camera(cfg), BoardRegistrar(settings_from_config(cfg.calibration)))
+    builder.sinks.extend(sinks or [])
+    recorder = _open_storage(cfg, health) if with_storage else None
+    if recorder is not None:
+        builder.add_part(recorder)
+    # Plug-ins that shape the station (calibration: undistortion, the mm-per-pixel scale, the optics
+    # monitor) run before the recipe is compiled and the pipeline built.
+    prepare = _entry_point(cfg, "calibration", required=False)
+    calibration = prepare.load()(builder) if prepare is not None else None
     if not cfg.calibration.registration:
         log.warning(
             "calibration.registration = false is ignored: boards are always registered to their reference "
             "(remove the line from the station file)"
         )
-    station = Station(cfg, health, pipeline)
-    if with_storage:
-        station.recorder = _attach_storage(cfg, health, pipeline)
-        if station.recorder is not None:
-            station.parts.append(station.recorder)
-    # --- issue 9 (calibration) hook: undistortion, registration, mm per pixel, optics monitor.
-    if calibration_hook is not None:
-        station.calibration = calibration_hook.load()(cfg, station)
-    # --- end issue 9 hook
+    # A recipe that cannot run (bad ROI, unreadable reference, no reference for a model that needs
+    # one) leaves the station NOT READY with the reason; its boards are rejected, never passed.
+    needs_reference = detector_needs_reference(cfg)
+    rules = start_recipe(
+        cfg, cfg.recipe(), health, lambda r: checked_rules(cfg, r, builder.compile_rules(r), needs_reference)
+    )
+    detector = guard_detector(cfg.detector, detector if detector is not None else create_detector(cfg.detector))
+    pipeline = Pipeline(
+        builder.camera,
+        detector,
+        rules,
+        health,
+        list(builder.sinks),
+        triggered=triggered,
+        frame_timeout_s=getattr(cfg.camera, "timeout_s", 2.0),
+        stall_timeouts=cfg.supervisor.stall_timeouts,
+        backoff_initial_s=cfg.supervisor.backoff_initial_s,
+        backoff_max_s=cfg.supervisor.backoff_max_s,
+        registrar=builder.registrar,
+    )
+    builder._sealed = True
+    station = Station(cfg, health, pipeline, parts=list(builder.parts), recorder=recorder, calibration=calibration)
+    station._compile = builder.compile_rules
+    # Parts that drive the built pipeline (trigger it, swap its model, watch it) are made from it; they
+    # join through add_part, which is the only place their sinks meet the pipeline.
     if plc_on:
-        # --- durable publish (issue 5/6): the link sets RESULTS_VALID only once the recorder made the record durable.
-        station.plc = _attach_plc(cfg, pipeline, health, recorder=station.recorder, rules_for=station.rules_for)
-        station.parts.append(station.plc)
+        attach = _entry_point(cfg, "plc", required=True).load()
+        # The link sets RESULTS_VALID only once the recorder made the record durable (None: at once).
+        station.plc = attach(cfg, pipeline, health, recorder=recorder, rules_for=station.rules_for)
+        station.add_part(station.plc)
     else:
         health.ok("plc", "off (free-run)")
-    # --- issue 10 (deployment) hooks: /metrics + /health server, systemd watchdog, model hot-swap watcher.
     from .metrics import attach_metrics
     from .model_store import attach_model_watcher
     from .watchdog import attach_watchdog
@@ -186,11 +267,10 @@ def build_station(
     attach_metrics(station)
     attach_watchdog(station)
     attach_model_watcher(station)
-    # --- end issue 10 hooks
     return station
 
 
-def _attach_storage(cfg: StationConfig, health: Health, pipeline: Pipeline) -> Any:
+def _open_storage(cfg: StationConfig, health: Health) -> Any:
     try:
         from . import storage
     except ModuleNotFoundError as exc:
@@ -199,24 +279,26 @@ def _attach_storage(cfg: StationConfig, health: Health, pipeline: Pipeline) -> A
             health.fail("database", "storage package not installed")
             return None
         raise
-    recorder = storage.open_recorder(cfg, health)
-    pipeline.add_sink(recorder)
-    return recorder
+    return storage.open_recorder(cfg, health)
 
 
-def _calibration_entry_point() -> Any:
-    """The calibration package's `attach(cfg, station)` entry point, or None when it is not installed."""
-    eps = list(entry_points(group="pcb_inspector.calibration"))
-    return eps[0] if eps else None
+def _entry_point(cfg: StationConfig, part: str, *, required: bool) -> Any:
+    """The entry point `[station] plugins` names for `part` in group `pcb_inspector.<part>`.
 
-
-def _attach_plc(
-    cfg: StationConfig, pipeline: Pipeline, health: Health, recorder: Any = None, rules_for: Any = None
-) -> Any:
-    eps = list(entry_points(group="pcb_inspector.plc"))
-    if not eps:
-        raise StationError("plc.mode is set but the plc package is not installed (pip install -e .)")
-    attach = eps[0].load()
-    link = attach(cfg, pipeline, health, recorder=recorder, rules_for=rules_for)  # recorder None: published at once
-    pipeline.add_sink(link)
-    return link
+    None when the part is left out of `plugins`, or (not required) when its package is not installed;
+    a name that is not installed while others are is an error naming both, never "the first one".
+    """
+    group = f"pcb_inspector.{part}"
+    name = cfg.station.plugins.get(part)
+    if name is None:
+        if required:
+            raise StationError(f"station.plugins has no {part!r} entry, but the station needs one ({group})")
+        return None
+    eps = {ep.name: ep for ep in entry_points(group=group)}
+    if name in eps:
+        return eps[name]
+    if not eps and not required:
+        log.info("%s: no plug-in installed (%s); the station runs without it", part, group)
+        return None
+    installed = ", ".join(sorted(eps)) or "none (pip install -e .)"
+    raise StationError(f"station.plugins.{part} = {name!r}: no such entry point in {group}; installed: {installed}")

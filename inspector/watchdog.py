@@ -136,5 +136,5 @@ def attach_watchdog(station: Any) -> SystemdWatchdog | None:
     if not os.environ.get("NOTIFY_SOCKET"):
         return None
     wd = SystemdWatchdog(station.pipeline, station.health)
-    station.parts.append(wd)
+    station.add_part(wd)
     return wd
