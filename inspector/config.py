@@ -13,7 +13,6 @@ import logging
 import re
 import tomllib
 import warnings
-from datetime import time as dtime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -88,19 +87,9 @@ def check_timezone(tz: str) -> str:
 
 def check_shift_starts(starts: list[str]) -> list[str]:
     """Shift starts: HH:MM on the hour (yield per shift is built from hourly buckets), no duplicates."""
-    seen: set[dtime] = set()
-    for s in starts:
-        if not re.fullmatch(r"\d{2}:\d{2}", s):
-            raise ValueError(f"shift start {s!r} is not HH:MM")
-        try:
-            t = dtime.fromisoformat(s)
-        except ValueError:
-            raise ValueError(f"shift start {s!r} is not a time of day (HH:MM, 00:00..23:00)") from None
-        if t.minute:
-            raise ValueError(f"shift start {s!r}: shifts must start on the hour")
-        if t in seen:
-            raise ValueError(f"shift start {s!r} is listed twice")
-        seen.add(t)
+    from .shifts import ShiftPlan
+
+    ShiftPlan.parse(starts).require_whole_hours()
     return starts
 
 

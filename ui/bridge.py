@@ -18,9 +18,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from datetime import time as dtime
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 import cv2
 import numpy as np
@@ -30,28 +28,19 @@ from PySide6.QtGui import QImage
 from inspector.board_serial import CODE_UNREADABLE, SERIAL_MISMATCH
 from inspector.domain import DEFAULT_SEVERITY, Detection, InspectionResult, Verdict
 from inspector.health import ComponentState, Health
+from inspector.shifts import DEFAULT_PLAN, ShiftPlan
 
 log = logging.getLogger(__name__)
 
-#: The plant's shift plan: start times and zone (`storage.shift_starts`, `storage.timezone`, set by
-#: `configure_shifts` at UI start). Counters reset when a new shift starts.
-_SHIFTS: tuple[tuple[dtime, ...], ZoneInfo | None] = ((dtime(6), dtime(14), dtime(22)), None)
+#: The plant's shift plan (`storage.shift_starts`, `storage.timezone`, set by `configure_shifts` at UI
+#: start; parsed by inspector.shifts). Counters reset when a new shift starts.
+_PLAN: ShiftPlan = DEFAULT_PLAN
 
 
 def configure_shifts(starts: list[str], tz: str | None = None) -> None:
     """Use the plant's shift starts ("HH:MM", local to `tz`; None: the system's zone)."""
-    global _SHIFTS
-    try:
-        parsed = tuple(sorted(dtime.fromisoformat(s) for s in starts))
-    except ValueError as exc:
-        raise ValueError(f"shift starts {starts!r}: {exc} (expected HH:MM)") from None
-    if not parsed:
-        raise ValueError("shift starts: at least one is needed")
-    try:
-        zone = ZoneInfo(tz) if tz else None
-    except Exception:
-        raise ValueError(f"unknown time zone {tz!r}") from None
-    _SHIFTS = (parsed, zone)
+    global _PLAN
+    _PLAN = ShiftPlan.parse(starts, tz)
 
 
 def shift_start(now: datetime | None = None) -> datetime:
@@ -59,17 +48,7 @@ def shift_start(now: datetime | None = None) -> datetime:
 
     Returned in the plant's zone when one is configured, else as naive local time like `now`.
     """
-    starts, zone = _SHIFTS
-    if now is None:
-        now = datetime.now(zone) if zone is not None else datetime.now()
-    elif zone is not None:
-        now = now.astimezone(zone)  # a naive `now` is taken as the system's local time
-    clock = now.time().replace(tzinfo=None)
-    past = [t for t in starts if t <= clock]
-    t = past[-1] if past else starts[-1]
-    day = now.date() if past else now.date() - timedelta(days=1)
-    start = datetime.combine(day, t)
-    return start.replace(tzinfo=zone) if zone is not None else start
+    return _PLAN.start_of(now)
 
 
 @dataclass(frozen=True, slots=True)

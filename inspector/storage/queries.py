@@ -13,13 +13,14 @@ import base64
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, and_, case, exists, func, or_, select
 
 from ..domain import CLASS_NAMES
+from ..shifts import ShiftPlan
 from .db import Database
 from .models import Defect, Inspection, Review
 
@@ -364,27 +365,14 @@ def yield_per_shift(
     Built from the hourly buckets, so shift starts must be whole hours in `tz`.
     """
     try:
-        zone = ZoneInfo(tz)
-    except Exception:
-        raise QueryError(f"unknown time zone {tz!r}") from None
-    starts: list[time] = []
-    for s in shift_starts:
-        try:
-            t = time.fromisoformat(s)
-        except ValueError:
-            raise QueryError(f"shift start {s!r} is not HH:MM") from None
-        if t.minute or t.second:
-            raise QueryError(f"shift start {s!r}: shifts must start on the hour")
-        starts.append(t)
-    starts.sort()
-    names = [chr(ord("A") + i) for i in range(len(starts))]
+        plan = ShiftPlan.parse(list(shift_starts), tz).require_whole_hours()
+    except ValueError as exc:
+        raise QueryError(str(exc)) from None
+    zone = plan.zone or ZoneInfo("UTC")
+    starts, names = plan.starts, plan.names
     out: dict[tuple[date, int], ShiftYield] = {}
     for b in yield_per_hour(db, f):
-        local = b.start.astimezone(zone)
-        k = max((i for i, t in enumerate(starts) if local.time() >= t), default=None)
-        day = local.date()
-        if k is None:  # before the first start: the previous day's last shift
-            k, day = len(starts) - 1, day - timedelta(days=1)
+        k, day = plan.shift_of(b.start.astimezone(zone))
         key = (day, k)
         if key not in out:
             begin = datetime.combine(day, starts[k], zone).astimezone(UTC)
