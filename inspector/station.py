@@ -234,7 +234,8 @@ def build_station(
     rules = start_recipe(
         cfg, cfg.recipe(), health, lambda r: checked_rules(cfg, r, builder.compile_rules(r), needs_reference)
     )
-    detector = guard_detector(cfg.detector, detector if detector is not None else create_detector(cfg.detector))
+    # create_detector checks the package's signature; a detector handed in gets the same check.
+    detector = create_detector(cfg.detector) if detector is None else guard_detector(cfg.detector, detector)
     pipeline = Pipeline(
         builder.camera,
         detector,
