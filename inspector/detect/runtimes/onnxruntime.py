@@ -45,7 +45,14 @@ def _ort():
         raise ModelError(
             "this model package names runtime 'onnxruntime', which is not installed (pip install onnxruntime)"
         ) from None
+    global _QUIET
+    if not _QUIET:  # graph-load notes (e.g. deprecated Resize attributes from the converter) are not for operators
+        ort.set_default_logger_severity(3)
+        _QUIET = True
     return ort
+
+
+_QUIET = False
 
 
 def short(provider: str) -> str:
@@ -128,6 +135,8 @@ class OnnxRuntime(Runtime):
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.options.threads
         so.inter_op_num_threads = 1
+        # Threads that spin between operators steal the cores the camera and PLC threads need.
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.log_severity_level = 3  # deprecation notes from the converter's Resize attributes are not for operators
         if profile:
             self._profile_dir = tempfile.mkdtemp(prefix="ort-profile-")
