@@ -31,7 +31,13 @@ import numpy as np
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmark the detector and the pipeline (latency, throughput, RSS)")
     p.add_argument("--config", help="station.toml whose [detector] section is used (default: demo station)")
-    p.add_argument("--model", metavar="PATH", help=".tflite model (default: the configured model)")
+    p.add_argument(
+        "--model",
+        metavar="PATH",
+        action="append",
+        help="model package (.tflite, .onnx; its sidecar names the runtime; default: the configured model); "
+        "give it twice (e.g. the LiteRT and the ONNX package) to print both side by side",
+    )
     p.add_argument("--frames", type=int, default=200, help="boards timed in the latency phase (and throughput)")
     p.add_argument("--size", type=int, default=640, help="synthetic board size, px (square)")
     p.add_argument("--boards", type=int, default=24, help="distinct synthetic boards replayed in a loop")
@@ -262,9 +268,12 @@ def bench(args: argparse.Namespace) -> int:
 
     if args.frames < 1:
         raise CommandError(f"--frames {args.frames}: must be at least 1")
+    models = [Path(m) for m in args.model or []]
+    if len(models) > 1:
+        return _bench_side_by_side(models, args)
     try:
         res = run_bench(
-            Path(args.model) if args.model else None,
+            models[0] if models else None,
             args.frames,
             args.size,
             boards=args.boards,
@@ -300,4 +309,50 @@ def bench(args: argparse.Namespace) -> int:
     print(f"peak RSS                               {res['rss_mb']:.0f} MB")
     if res["failed"]:
         print(f"WARNING: {res['failed']} boards failed")
+    return 0
+
+
+def _bench_side_by_side(models: list[Path], args: argparse.Namespace) -> int:
+    """The same boards through the same pipeline for each model, one column each (e.g. LiteRT vs ONNX Runtime)."""
+    from ..cli import CommandError
+
+    results = []
+    for m in models:
+        try:
+            results.append(
+                run_bench(
+                    m,
+                    args.frames,
+                    args.size,
+                    boards=args.boards,
+                    threads=args.threads,
+                    delegate=args.delegate,
+                    warmup=args.warmup,
+                    config=args.config,
+                    shift=args.shift,
+                    rotate=args.rotate,
+                    code=args.code,
+                )
+            )
+        except RuntimeError as exc:
+            raise CommandError(f"{m}: {exc}") from None
+    if args.json:
+        print(json.dumps([{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in results]))
+        return 0
+    width = max(24, *(len(r["backend"]) + 2 for r in results))
+    print(f"boards   {results[0]['frames']} x {args.size}x{args.size} px, same boards and pipeline for each model")
+    print(f"{'':26}" + "".join(f"{r['model_id']:>{width}}" for r in results))
+    print(f"{'backend':26}" + "".join(f"{r['backend']:>{width}}" for r in results))
+    print(f"{'inputs per board':26}" + "".join(f"{r['tiles_per_board']:>{width}.0f}" for r in results))
+    for key, name in (*STEP_ROWS, ("e2e", "end-to-end")):
+        for q in ("p50", "p99"):
+            k = f"{key}_{q}_ms"
+            if any(k in r for r in results):
+                cells = "".join(f"{r[k]:>{width}.2f}" if k in r else f"{'-':>{width}}" for r in results)
+                print(f"{name + ' ' + q + ' ms':26}{cells}")
+    print(f"{'throughput boards/s':26}" + "".join(f"{r['boards_per_s']:>{width}.1f}" for r in results))
+    print(f"{'peak RSS MB (process)':26}" + "".join(f"{r['rss_mb']:>{width}.0f}" for r in results))
+    for r in results:
+        if r["failed"]:
+            print(f"WARNING: {r['model_id']}: {r['failed']} boards failed")
     return 0

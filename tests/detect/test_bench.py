@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from inspector.cli import main
 
 from .conftest import M640
@@ -46,3 +48,20 @@ def test_bench_reports_a_bad_model_as_one_line(tmp_path, capsys):
     rc = main(["bench", "--model", str(bad), "--frames", "2", "--boards", "2", "--warmup", "0", "--json"])
     err = capsys.readouterr().err
     assert rc == 2 and "m.json: model sidecar not found" in err
+
+
+@pytest.mark.slow
+def test_bench_prints_the_litert_and_the_onnx_package_side_by_side(capsys):
+    pytest.importorskip("onnxruntime")
+    from inspector.config import REPO_ROOT
+
+    lite, onnx = REPO_ROOT / "models" / "pcb-defect-det.tflite", REPO_ROOT / "models" / "pcb-defect-det-onnx.onnx"
+    args = ["bench", "--model", str(lite), "--model", str(onnx), "--frames", "2", "--boards", "2", "--warmup", "1"]
+    rc = main([*args, "--delegate", "cpu", "--code", "none"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    rows = {line.split("  ")[0]: line for line in out.splitlines()}
+    assert "CPU XNNPACK x2" in rows["backend"] and "CPU (ONNX Runtime x2)" in rows["backend"]
+    assert "pcb-defect-det@" in out and "pcb-defect-det-onnx@" in out
+    cells = rows["invoke p50 ms"].split()[3:]
+    assert len(cells) == 2 and all(float(c) > 0 for c in cells)
