@@ -31,6 +31,7 @@ from .detect.base import Detector, DetectorInfo, ModelError
 from .domain import Frame, InspectionResult, TriggerRequest
 from .health import Health
 from .inspection import Registrar, inspect_board
+from .latest import Latest
 from .registration import UNREGISTERED, BoardRegistrar
 
 log = logging.getLogger(__name__)
@@ -43,58 +44,51 @@ class ResultSink(Protocol):
         """Take the result and return at once (queue it); never block the inference thread."""
 
 
-class LatestFrameSlot:
-    """One-slot handoff: in free-run the newest frame wins and the replaced one is counted.
+class LatestFrameSlot(Latest[Frame]):
+    """Capture -> inference handoff: in free-run the newest frame wins and the replaced one is counted
+    (`inspector.latest.Latest`, the handoff the UI bridge and the calibration feed use too).
 
     Triggered frames go to a bounded FIFO instead, because every triggered board must get a result.
     """
 
     def __init__(self, triggered_capacity: int = 8):
-        self._cond = threading.Condition()
-        self._latest: Frame | None = None
+        super().__init__()
         self._triggered: deque[Frame] = deque()
         self._capacity = triggered_capacity
-        self.dropped = 0
-        self.delivered = 0
 
     def put(self, frame: Frame) -> Frame | None:
         """Offer a frame; returns a triggered frame that could not be queued (caller rejects it)."""
+        if frame.trigger_id is None:
+            super().put(frame)
+            return None
         with self._cond:
-            overflow = None
-            if frame.trigger_id is not None:
-                if len(self._triggered) >= self._capacity:
-                    overflow = frame
-                else:
-                    self._triggered.append(frame)
-            else:
-                if self._latest is not None:
-                    self.dropped += 1
-                self._latest = frame
-            self._cond.notify()
-            return overflow
+            if len(self._triggered) >= self._capacity:
+                return frame
+            self._triggered.append(frame)
+            self._cond.notify_all()
+            return None
 
-    def take(self, timeout: float) -> Frame | None:
-        with self._cond:
-            if not self._triggered and self._latest is None:
-                self._cond.wait(timeout)
+    def _ready(self) -> bool:
+        return bool(self._triggered) or super()._ready()
+
+    def take(self, timeout: float = 0.0) -> Frame | None:
+        with self._cond:  # a re-entrant lock: the free-run take below runs under it too
+            if timeout > 0:
+                self._cond.wait_for(lambda: self._closed or self._ready(), timeout)
             if self._triggered:
                 self.delivered += 1
                 return self._triggered.popleft()
-            frame, self._latest = self._latest, None
-            if frame is not None:
-                self.delivered += 1
-            return frame
+            return super().take()
 
     def clear(self) -> int:
         with self._cond:
-            n = len(self._triggered) + (self._latest is not None)
+            n = len(self._triggered)
             self._triggered.clear()
-            self._latest = None
-            return n
+            return n + super().clear()
 
     def __len__(self) -> int:
         with self._cond:
-            return len(self._triggered) + (self._latest is not None)
+            return len(self._triggered) + super().__len__()
 
 
 @dataclass(slots=True)

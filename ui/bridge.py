@@ -28,6 +28,7 @@ from PySide6.QtGui import QImage
 from inspector.board_serial import CODE_UNREADABLE, SERIAL_MISMATCH
 from inspector.domain import DEFAULT_SEVERITY, Detection, InspectionResult, Verdict
 from inspector.health import ComponentState, Health
+from inspector.latest import Latest
 from inspector.shifts import DEFAULT_PLAN, ShiftPlan
 
 log = logging.getLogger(__name__)
@@ -199,9 +200,9 @@ class UiBridge(QObject):
         self.max_side = max_side
         self._clock = clock
         self._cond = threading.Condition()
-        self._latest: InspectionResult | None = None
-        self._pending = False
-        self._acked = True
+        """Guards the counters and the recent list; the newest result waits in `_slot`."""
+        self._slot: Latest[InspectionResult | None] = Latest(gated=True)
+        """The newest result for the picture (None: only the counters changed); the GUI acks each update."""
         self._stop = False
         self._recent: deque[ResultSummary] = deque(maxlen=recent)
         self._times: deque[float] = deque(maxlen=20000)
@@ -236,13 +237,13 @@ class UiBridge(QObject):
     def start(self) -> None:
         if self._thread is None:
             self._stop = False
+            self._slot.open()
             self._thread = threading.Thread(target=self._run, name="ui-bridge", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
-        with self._cond:
-            self._stop = True
-            self._cond.notify_all()
+        self._stop = True
+        self._slot.close()  # wakes the bridge thread
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
@@ -267,20 +268,17 @@ class UiBridge(QObject):
                     self._code_unreadable += 1
             self._times.append(now)
             self._recent.append(summary)
-            if self._pending and self._latest is not None and self._latest.image is not None:
-                self.frames_dropped += 1
-            self._latest = result
             self._latest_summary = summary
-            self._pending = True
-            self._cond.notify()
+            replaced = self._slot.put(result)
+            if replaced is not None and replaced.image is not None:
+                self.frames_dropped += 1
 
     def reset_counters(self) -> None:
         with self._cond:
             self._inspected = self._passed = self._rejected = self._serial_mismatch = self._code_unreadable = 0
             self._times.clear()
             self._shift = shift_start(datetime.now())
-            self._pending = True
-            self._cond.notify()
+        self._slot.poke(None)  # send the reset counters, without dropping a picture that is waiting
 
     def _roll_shift(self) -> None:
         start = shift_start(datetime.now())
@@ -308,28 +306,23 @@ class UiBridge(QObject):
 
     def ack(self) -> None:
         """GUI thread: the last update is drawn; the next one may be sent."""
-        with self._cond:
-            self._acked = True
-            self._cond.notify()
+        self._slot.ack()
 
     def _run(self) -> None:
         last = 0.0
         while True:
-            with self._cond:
-                while not self._stop and not (self._pending and self._acked):
-                    self._cond.wait(0.5)
+            if not self._slot.wait(0.5):
                 if self._stop:
                     return
-                wait = last + self.period - self._clock()
+                continue
+            wait = last + self.period - self._clock()
             if wait > 0:
-                time.sleep(wait)  # throttle outside the lock: submit never waits for this
+                time.sleep(wait)  # throttle outside any lock: submit never waits for this
+            if self._stop:
+                return
+            result = self._slot.take()  # the newest, also when one arrived during the throttle
             with self._cond:
-                if self._stop:
-                    return
-                result, self._latest = self._latest, None
                 summary = self._latest_summary
-                self._pending = False
-                self._acked = False
                 now = self._clock()
                 counts = self._counts(now)
                 recent = tuple(self._recent)

@@ -39,6 +39,7 @@ from calibration.errors import CalibrationError
 from calibration.intrinsics import IntrinsicsResult, calibrate_intrinsics
 from calibration.pattern import CoverageMap, Pattern, ViewFeedback, view_feedback
 from calibration.store import INTRINSICS, SCALE, CalibrationStore
+from inspector.latest import Latest
 
 from . import theme
 from .auth import Permission, Session
@@ -78,15 +79,14 @@ class CalibrationFeed(QObject):
         self.pattern = pattern
         self.max_side = max_side
         self._cond = threading.Condition()
-        self._frame: tuple[int, np.ndarray] | None = None
-        self._acked = True
+        """Guards the pattern and the active flag; the newest frame waits in `_slot`."""
+        self._slot: Latest[tuple[int, np.ndarray]] = Latest(gated=True)
+        """The newest frame to measure; the GUI acks each feedback (one in flight)."""
         self._active = False
         self._stop = False
         self._thread: threading.Thread | None = None
         self._seq = 0
         self.submitted = 0
-        self.dropped = 0
-        """Frames replaced by a newer one before they were measured (expected: the camera is faster)."""
         self.analysed_count = 0
 
     # ------------------------------------------------------------ producer side (any thread)
@@ -98,14 +98,15 @@ class CalibrationFeed(QObject):
         self.submit_frame(image, int(getattr(result, "frame_id", 0)))
 
     def submit_frame(self, image: np.ndarray, frame_id: int = 0) -> None:
-        with self._cond:
-            if not self._active:
-                return
-            self.submitted += 1
-            if self._frame is not None:
-                self.dropped += 1
-            self._frame = (frame_id, image)
-            self._cond.notify()
+        if not self._active:
+            return
+        self.submitted += 1
+        self._slot.put((frame_id, image))
+
+    @property
+    def dropped(self) -> int:
+        """Frames replaced by a newer one before they were measured (expected: the camera is faster)."""
+        return self._slot.dropped
 
     # ------------------------------------------------------------ control (GUI thread)
     def set_pattern(self, pattern: Pattern) -> None:
@@ -115,8 +116,9 @@ class CalibrationFeed(QObject):
     def activate(self) -> None:
         with self._cond:
             self._active = True
-            self._acked = True
             self._stop = False
+        self._slot.clear()  # a frame that slipped in while closed is stale
+        self._slot.open()
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="ui-calibration-feed", daemon=True)
             self._thread.start()
@@ -125,8 +127,8 @@ class CalibrationFeed(QObject):
         with self._cond:
             self._active = False
             self._stop = True
-            self._frame = None
-            self._cond.notify_all()
+        self._slot.close()  # wakes the feed thread
+        self._slot.clear()
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
@@ -136,20 +138,18 @@ class CalibrationFeed(QObject):
         return self._active
 
     def ack(self) -> None:
-        with self._cond:
-            self._acked = True
-            self._cond.notify()
+        self._slot.ack()
 
     # ------------------------------------------------------------ feed thread
     def _run(self) -> None:
         while True:
+            item = self._slot.take(0.5)
+            if self._stop:
+                return
+            if item is None:
+                continue
+            frame_id, image = item
             with self._cond:
-                while not self._stop and not (self._frame is not None and self._acked):
-                    self._cond.wait(0.5)
-                if self._stop:
-                    return
-                (frame_id, image), self._frame = self._frame, None
-                self._acked = False
                 pattern = self.pattern
                 self._seq += 1
                 seq = self._seq
