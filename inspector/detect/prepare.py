@@ -145,8 +145,7 @@ def binarise(gray: np.ndarray, spec) -> np.ndarray:
     levels. Two rounds settle it. 'adaptive' thresholds against the local mean instead.
     """
     if gray.dtype != np.uint8:  # 16-bit: stretch its own range onto 8 bit (a 12-bit sensor keeps its precision)
-        top = float(gray.max())
-        gray = cv2.convertScaleAbs(gray, alpha=255.0 / max(top, 1.0))
+        gray = cv2.convertScaleAbs(gray, alpha=255.0 / max(float(gray.max()), 1.0))
     h, w = gray.shape
     s = cv2.medianBlur(gray, spec.smooth_px) if spec.smooth_px > 1 else gray
     copper_bright = spec.camera_copper == "bright"
@@ -223,7 +222,9 @@ def prepare(image: np.ndarray, spec, what: str = "image") -> np.ndarray:
     if spec is None:
         return to_gray8(image, what)
     g = to_gray(image, what)
-    if g.dtype == np.uint8 and is_binary(g, spec.binary_margin, spec.binary_fraction):
+    if g.dtype == np.uint16:  # its own range onto 8 bit: a 12-bit sensor keeps its precision
+        g = cv2.convertScaleAbs(g, alpha=255.0 / max(float(g.max()), 1.0))
+    if is_binary(g, spec.binary_margin, spec.binary_fraction):
         return g
     if spec.kind != "binary_copper":  # the sidecar parser admits only known kinds; keep the station safe anyway
         raise ModelError(f"input_domain.kind {spec.kind!r} is not supported by this runtime")

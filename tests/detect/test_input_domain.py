@@ -1,0 +1,174 @@
+"""The model's image domain (sidecar `input_domain`): camera frames and the golden image are brought into
+the binarised copper domain the shipped network learnt; binary input passes untouched; other frames are
+converted or refused. Runs the real shipped model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from inspector.config import DetectorSection, Recipe
+from inspector.decision import RecipeRules
+from inspector.detect.base import ModelError
+from inspector.detect.factory import create_detector
+from inspector.detect.package import read_meta
+from inspector.detect.prepare import ImageDomainError, prepare, to_gray8
+from inspector.domain import Verdict
+from inspector.evaluation.camera_domain import capture_pair
+
+from .conftest import package_with
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "models" / "pcb-defect-det.tflite"
+PAIR = ROOT / "tests" / "fixtures" / "deeppcb"
+
+
+def _pair():
+    """A DeepPCB validation pair (binarised test board, its template) and its annotated boxes."""
+    test_path = sorted(PAIR.glob("*_test.jpg"))[0]
+    test = cv2.imread(str(test_path), cv2.IMREAD_GRAYSCALE)
+    temp = cv2.imread(str(test_path).replace("_test", "_temp"), cv2.IMREAD_GRAYSCALE)
+    rows = [
+        line.replace(",", " ").split()
+        for line in test_path.with_name(test_path.stem[:8] + ".txt").read_text().splitlines()
+    ]
+    boxes = np.array([[float(v) for v in r[:4]] for r in rows if r], np.float32)
+    return test, temp, boxes
+
+
+def _detector(model: Path = SHIPPED):
+    det = create_detector(DetectorSection(model=model, delegate="cpu", threads=2))
+    det.load()
+    return det
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    det = _detector()
+    yield det
+    det.close()
+
+
+def _iou(a, b) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_shipped_sidecar_declares_binary_copper():
+    dom = read_meta(SHIPPED).input_domain
+    assert dom is not None and dom.kind == "binary_copper" and dom.copper_level == 0
+
+
+@pytest.mark.parametrize(
+    "bad, key",
+    [
+        ({"kind": "normalised_gray"}, "input_domain.kind"),
+        ({"kind": "binary_copper", "method": "sauvola"}, "input_domain.method"),
+        ({"kind": "binary_copper", "smooth_px": 4}, "input_domain.smooth_px"),
+        ({"kind": "binary_copper", "copper_level": 128}, "input_domain.copper_level"),
+        ({"kind": "binary_copper", "treshold": 3}, "input_domain.treshold"),
+    ],
+)
+def test_bad_input_domain_is_refused_naming_the_key(tmp_path, bad, key):
+    pkg = package_with(SHIPPED, tmp_path, input_domain=bad)
+    with pytest.raises(ModelError, match=key.replace(".", r"\.")):
+        read_meta(pkg)
+
+
+def test_binary_input_passes_untouched_and_detections_are_identical(tmp_path, shipped):
+    test, temp, _ = _pair()
+    dom = read_meta(SHIPPED).input_domain
+    assert prepare(test, dom) is test and prepare(temp, dom) is temp
+    plain = _detector(package_with(SHIPPED, tmp_path, input_domain=None))
+    assert plain.meta.input_domain is None
+    a, b = shipped.detect(test, temp), plain.detect(test, temp)
+    assert a and a == b  # same boxes, classes and scores to the last bit
+    plain.close()
+
+
+def test_camera_board_defects_found_and_known_good_second_capture_passes(shipped):
+    """The real model on camera renderings (no residual misregistration: registration is not this test's part)."""
+    test, temp, boxes = _pair()
+    rules = RecipeRules(Recipe())
+    f = capture_pair(test, temp, 21)
+    golden = f["golden"][0]
+    found = shipped.detect(f["board"][0], golden)
+    assert rules.decide(found, shipped.info.default_thresholds).verdict is Verdict.REJECT
+    hit = sum(any(_iou(t, d.box) > 0.3 for d in found) for t in boxes)
+    assert hit >= len(boxes) - 1, (hit, len(boxes))  # at most one of the board's defects missed
+    good = shipped.detect(f["good"][0], golden)
+    assert rules.decide(good, shipped.info.default_thresholds).verdict is Verdict.PASS, good
+
+
+def test_colour_and_16_bit_frames_are_converted(shipped):
+    test, temp, _ = _pair()
+    f = capture_pair(test, temp, 3, mode="colour")
+    colour, golden = f["board"][0], f["golden"][0]
+    gray = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
+    assert shipped.detect(colour, golden) == shipped.detect(gray, cv2.cvtColor(golden, cv2.COLOR_BGR2GRAY))
+    # 16 bit: full-scale 16-bit gives the same 8-bit frame, so the same answer; against an 8-bit reference too
+    wide = test.astype(np.uint16) * 257
+    assert np.array_equal(to_gray8(wide), test)
+    assert shipped.detect(wide, temp) == shipped.detect(test, temp)
+    bgra = cv2.cvtColor(cv2.cvtColor(test, cv2.COLOR_GRAY2BGR), cv2.COLOR_BGR2BGRA)
+    assert shipped.detect(bgra, temp) == shipped.detect(test, temp)
+
+
+def test_16_bit_camera_frame_is_binarised_at_its_own_range():
+    """A 12-bit sensor in a 16-bit container (values up to 4095) keeps its precision."""
+    test, temp, _ = _pair()
+    frame = capture_pair(test, temp, 8)["golden"][0]
+    dom = read_meta(SHIPPED).input_domain
+    twelve = frame.astype(np.uint16) * 16
+    a, b = prepare(twelve, dom) < 128, prepare(frame, dom) < 128
+    assert (a & b).sum() / (a | b).sum() > 0.99
+
+
+@pytest.mark.parametrize(
+    "frame, words",
+    [
+        (np.zeros((64, 64), np.float32), "float32"),
+        (np.zeros((64, 64, 2), np.uint8), "2-channel"),
+        (np.zeros((64, 64), np.int16), "int16"),
+        (np.zeros((4, 64, 64, 3), np.uint8), "shape"),
+    ],
+)
+def test_frames_of_another_domain_are_refused(shipped, frame, words):
+    with pytest.raises(ImageDomainError, match=words):
+        shipped.detect(frame, frame)
+
+
+def test_reference_of_the_wrong_kind_is_refused_naming_it(shipped):
+    test, _, _ = _pair()
+    with pytest.raises(ImageDomainError, match="reference image"):
+        shipped.detect(test, np.zeros(test.shape, np.float64))
+
+
+def test_timings_carry_a_prepare_row(shipped):
+    test, temp, _ = _pair()
+    f = capture_pair(test, temp, 2)
+    shipped.detect(f["board"][0], f["golden"][0])
+    t = shipped.last_timings
+    assert "prepare" in t and 0 < t["prepare"] <= t["pre"]
+
+
+def test_export_writes_the_input_domain():
+    from inspector.training.export import default_meta, parse_input_domain
+
+    dom = parse_input_domain("binary_copper")
+    assert dom["kind"] == "binary_copper" and "speck_px" in dom  # every field written out
+    meta = default_meta("m", "1.0.0", 640, "uint8", 0.3, 180, input_domain=dom)
+    assert meta["input_domain"] == dom
+    assert parse_input_domain("none") is None
+    assert (
+        json.loads(json.dumps(parse_input_domain('{"kind": "binary_copper", "method": "adaptive"}')))["method"]
+        == "adaptive"
+    )
+    with pytest.raises(SystemExit, match="input_domain|method"):
+        parse_input_domain('{"kind": "binary_copper", "method": "x"}')

@@ -1,0 +1,114 @@
+"""The camera renderer behind `evaluate --camera`: deterministic, textured, misregistered within its bounds."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from inspector.detect.package import InputDomain
+from inspector.detect.prepare import is_binary, prepare
+from inspector.evaluation.camera_domain import capture_pair, map_boxes, render
+
+PAIR = Path(__file__).resolve().parent / "fixtures" / "deeppcb"
+
+
+def _pair() -> tuple[np.ndarray, np.ndarray]:
+    stem = sorted(PAIR.glob("*_test.jpg"))[0]
+    test = cv2.imread(str(stem), cv2.IMREAD_GRAYSCALE)
+    temp = cv2.imread(str(stem).replace("_test", "_temp"), cv2.IMREAD_GRAYSCALE)
+    return test, temp
+
+
+def test_render_is_deterministic_per_seed_and_differs_between_seeds():
+    test, _ = _pair()
+    a, ca = render(test, 5, max_shift=3, max_rot_deg=0.5)
+    b, cb = render(test, 5, max_shift=3, max_rot_deg=0.5)
+    c, _ = render(test, 6, max_shift=3, max_rot_deg=0.5)
+    assert np.array_equal(a, b) and np.array_equal(ca.matrix, cb.matrix)
+    assert not np.array_equal(a, c)
+
+
+def test_rendering_is_gray_textured_and_not_binary():
+    test, _ = _pair()
+    frame, cap = render(test, 1)
+    assert frame.dtype == np.uint8 and frame.shape == test.shape
+    assert not is_binary(frame, 40, 0.98)
+    assert len(np.unique(frame)) > 60
+    copper = test < 128
+    # two materials, each textured, copper brighter (the light and texture spread each level)
+    assert frame[copper].mean() > frame[~copper].mean() + 40
+    assert frame[copper].std() > 4 and frame[~copper].std() > 4
+    assert 50 <= cap.laminate <= 90 and 145 <= cap.copper <= 195
+
+
+def test_colour_rendering_has_three_distinct_channels():
+    test, _ = _pair()
+    frame, _ = render(test, 2, mode="colour")
+    assert frame.shape == (*test.shape, 3)
+    b, g, r = cv2.split(frame)
+    copper = test < 128
+    assert r[copper].mean() > b[copper].mean() + 30  # copper is orange, not gray
+    with pytest.raises(ValueError, match="gray' or 'colour"):
+        render(test, 2, mode="ir")
+
+
+def test_misregistration_stays_within_3_px_and_half_a_degree():
+    test, temp = _pair()
+    h, w = test.shape
+    for seed in range(20):
+        f = capture_pair(test, temp, seed, max_shift=3, max_rot_deg=0.5)
+        assert np.allclose(f["golden"][1].matrix, [[1, 0, 0], [0, 1, 0]])  # the reference is square to the camera
+        for key in ("board", "good"):
+            m = f[key][1].matrix
+            angle = math.degrees(math.atan2(m[1, 0], m[0, 0]))
+            assert abs(angle) <= 0.5 + 1e-9
+            centre = m @ np.array([(w - 1) / 2, (h - 1) / 2, 1.0])
+            assert np.all(np.abs(centre - [(w - 1) / 2, (h - 1) / 2]) <= 3 + 1e-9)
+
+
+def test_second_capture_of_the_golden_board_has_the_same_surface_and_other_noise():
+    _, temp = _pair()
+    f = capture_pair(temp, temp, 9)
+    golden, good = f["golden"][0].astype(np.int16), f["good"][0].astype(np.int16)
+    assert not np.array_equal(golden, good)
+    # the same physical board: its texture correlates between captures far more than with another board
+    other = render(temp, 9 * 3 + 2, board_seed=12345)[0].astype(np.int16)
+    lam = cv2.erode((temp > 128).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+
+    def corr(a, b):
+        a, b = (
+            a - cv2.GaussianBlur(a.astype(np.float32), (0, 0), 8),
+            b - cv2.GaussianBlur(b.astype(np.float32), (0, 0), 8),
+        )
+        return float(np.corrcoef(a[lam], b[lam])[0, 1])
+
+    assert corr(golden, good) > corr(golden, other) + 0.2
+
+
+def test_map_boxes_follows_the_capture_transform():
+    m = cv2.getRotationMatrix2D((100.0, 100.0), 0.0, 1.0)
+    m[:, 2] += (2.5, -1.0)
+    out = map_boxes(np.array([[10, 20, 30, 40]], np.float32), m)
+    assert np.allclose(out, [[12.5, 19, 32.5, 39]])
+    assert map_boxes(np.zeros((0, 4)), m).shape == (0, 4)
+
+
+@pytest.mark.parametrize("mode", ["gray", "colour"])
+def test_preparation_recovers_the_binary_board_from_a_camera_rendering(mode):
+    test, temp = _pair()
+    spec = InputDomain(kind="binary_copper")
+    f = capture_pair(test, temp, 4, mode=mode, max_shift=3, max_rot_deg=0.5)
+    for key, src in (("golden", temp), ("board", test), ("good", temp)):
+        frame, cap = f[key]
+        truth = cv2.warpAffine(
+            src, cap.matrix, src.shape[::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        got = prepare(frame, spec)
+        assert set(np.unique(got)) <= {0, 255}
+        a, b = truth < 128, got < 128
+        iou = (a & b).sum() / (a | b).sum()
+        assert iou > 0.95, (key, iou)
