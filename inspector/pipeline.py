@@ -1,10 +1,15 @@
 """The station's data path: capture thread -> latest-frame handoff -> inference thread -> sinks.
 
 Ownership (one thread per resource):
-- the capture thread owns the camera: it opens, grabs, triggers, reconnects;
+- the capture thread owns the camera: it opens, grabs, triggers, reconnects
+  (`inspector.capture.supervisor.CameraSupervisor`);
 - the inference thread owns the detector (the LiteRT interpreter is not thread-safe);
 - sinks own their resources (the database writer thread, the PLC link thread, the UI thread).
   `submit` on a sink must return at once: nothing downstream may block inference.
+
+Results leave by one route (`_publish`): the triggering caller's ticket is completed, then every
+sink gets the result in the order added; `on_result` functions are sinks whose failures are only
+logged.
 
 Fail-safe: a trigger whose frame never arrives, a frame the detector cannot process, or a model
 that is not loaded each yields a REJECT result with a reason, published like any other result.
@@ -35,6 +40,20 @@ from .latest import Latest
 from .registration import UNREGISTERED, BoardRegistrar
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Listener:
+    """A plain function in the fan-out (`Pipeline.on_result`)."""
+
+    fn: Callable[[InspectionResult], None]
+
+    @property
+    def name(self) -> str:
+        return getattr(self.fn, "__qualname__", repr(self.fn))
+
+    def submit(self, result: InspectionResult) -> None:
+        self.fn(result)
 
 
 class ResultSink(Protocol):
@@ -158,7 +177,6 @@ class Pipeline:
         self._tickets_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._swap_lock = threading.Lock()
-        self._result_listeners: list[Callable[[InspectionResult], None]] = []
         self._board_faults: dict[str, int] = {}
         self._serial = SerialStep()
 
@@ -234,8 +252,9 @@ class Pipeline:
             self._next_detector = detector
 
     def on_result(self, fn: Callable[[InspectionResult], None]) -> None:
-        """Listener called in the inference thread; like a sink it must not block."""
-        self._result_listeners.append(fn)
+        """Add a plain function as a sink (UI views, tests): called in the inference thread, must not
+        block; unlike a station sink, its failure is logged and is not a station fault."""
+        self.sinks.append(_Listener(fn))
 
     @property
     def camera(self) -> Camera:
@@ -387,6 +406,8 @@ class Pipeline:
         self._publish(result, ticket)
 
     def _publish(self, result: InspectionResult, ticket: TriggerTicket | None) -> None:
+        """The one way a result leaves: the trigger's ticket (if any) is completed with it first, then
+        it fans out to every sink in the order added (records, calibration, PLC link, metrics, UI)."""
         if ticket is not None:
             with self._tickets_lock:
                 self._tickets.pop(ticket.trigger_id, None)
@@ -398,14 +419,12 @@ class Pipeline:
             ticket.result = result
             ticket.done.set()
         self.results_published += 1
-        for sink in self.sinks:
+        for sink in list(self.sinks):
             try:
                 sink.submit(result)
-            except Exception as exc:  # a failing sink is a station fault, not a lost board
-                log.exception("sink %s failed", getattr(sink, "name", sink))
-                self.health.fail(getattr(sink, "name", "sink"), f"submit failed: {exc}")
-        for fn in self._result_listeners:
-            try:
-                fn(result)
-            except Exception:
-                log.exception("result listener failed")
+            except Exception as exc:
+                if isinstance(sink, _Listener):
+                    log.exception("result listener %s failed", sink.name)
+                else:  # a failing station sink (records, PLC, metrics) is a station fault, not a lost board
+                    log.exception("sink %s failed", getattr(sink, "name", sink))
+                    self.health.fail(getattr(sink, "name", "sink"), f"submit failed: {exc}")

@@ -185,3 +185,41 @@ def test_three_failed_boards_in_a_row_drop_ready_until_cleared(demo_boards, tmp_
         assert health.get("pipeline").ok
     finally:
         p.stop()
+
+
+def test_one_route_out_ticket_first_then_sinks_and_listeners_in_order(demo_boards):
+    """Every result leaves through one fan-out: the ticket is complete before any sink sees the result;
+    sinks and on_result functions get it in the order added; a failing station sink is a station
+    fault (named), a failing listener is only logged."""
+    order: list[str] = []
+    tickets = []
+
+    class Probe:
+        def __init__(self, name, fail=False):
+            self.name, self.fail = name, fail
+
+        def submit(self, r):
+            assert tickets and tickets[0].done.is_set(), "sink saw the result before the ticket was completed"
+            order.append(self.name)
+            if self.fail:
+                raise RuntimeError("disk gone")
+
+    def listener(r):
+        order.append("listener")
+        raise ValueError("view closed")
+
+    cam = ReplayCameraSource(ReplayCamera(path=demo_boards, fps=None, loop=True, trigger="software"))
+    health = Health()
+    p = Pipeline(cam, DifferenceDetector(), RecipeRules(Recipe()), health, [Probe("records")], triggered=True)
+    p.on_result(listener)
+    p.add_sink(Probe("plc-link", fail=True))
+    p.start()
+    try:
+        tickets.append(p.trigger(TriggerRequest(part_seq=1, serial="x")))
+        assert tickets[0].done.wait(20) and wait_for(lambda: len(order) == 3)
+    finally:
+        p.stop()
+    assert order == ["records", "listener", "plc-link"]
+    assert health.get("plc-link") is not None and not health.get("plc-link").ok
+    assert "disk gone" in health.get("plc-link").reason
+    assert all("listener" not in name for name in health.snapshot())
