@@ -1,4 +1,4 @@
-"""Export reviewed history as a training set in the DeepPCB layout (for retraining, issue 4).
+"""Export reviewed history as a training set in the DeepPCB layout (for retraining).
 
 Labels come from the reviews: confirmed detections and missed defects drawn by reviewers are
 annotations; false calls are dropped, so the board teaches the model what *not* to flag. Only
