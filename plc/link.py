@@ -146,7 +146,11 @@ class PlcLink:
             )
         self._thread = threading.Thread(target=self._run, name="plc-link", daemon=True)
         self._thread.start()
-        self._started.wait(10.0)
+        # An OPC UA server builds its standard address space first (seconds on a loaded machine).
+        if not self._started.wait(60.0):
+            self._stop.set()
+            self._wake()
+            raise RuntimeError(f"PLC link ({self.transport.describe()}) did not start within 60 s")
         if self._start_error is not None:
             self._thread.join(2.0)
             self._thread = None
