@@ -40,7 +40,9 @@ class StoreError(ModelError):
     """The model store cannot do what was asked; the message names the folder or package."""
 
 
-_PACKAGE_SUFFIXES = (".tflite", ".json", ".md", SIG_SUFFIX)
+_PACKAGE_SUFFIXES = (".tflite", ".onnx", ".json", ".md", SIG_SUFFIX)
+#: Model files a package may carry; which one is the model is what its sidecar's `file` says.
+_MODEL_SUFFIXES = (".tflite", ".onnx")
 
 
 def _tar_has_data_filter() -> bool:
@@ -114,7 +116,7 @@ def _extract_plain(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) ->
 class InstalledModel:
     model_id: str
     path: Path
-    """The .tflite inside versions/."""
+    """The model file (the one its sidecar names) inside versions/."""
 
 
 def _who() -> str:
@@ -168,10 +170,21 @@ class ModelStore:
 
     @staticmethod
     def model_in(folder: Path) -> Path:
-        found = sorted(folder.glob("*.tflite"))
-        if len(found) != 1:
-            raise StoreError(f"{folder}: expected exactly one .tflite, found {[p.name for p in found]}")
-        return found[0]
+        """The model file of the package in `folder`: the one its sidecar names (`file`: .tflite, .onnx)."""
+        sides = sorted(folder.glob("*.json"))
+        if len(sides) != 1:
+            found = sorted(p.name for s in _MODEL_SUFFIXES for p in folder.glob(f"*{s}"))
+            raise StoreError(
+                f"{folder}: expected exactly one model sidecar (.json), found {[p.name for p in sides]} beside {found}"
+            )
+        try:
+            name = json.loads(sides[0].read_text())["file"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"{sides[0]}: no readable 'file' key in the sidecar ({exc})") from None
+        model = folder / str(name)
+        if Path(str(name)).name != name or not model.is_file():
+            raise StoreError(f"{sides[0]}: its 'file' {name!r} is not a file in the package")
+        return model
 
     def _set_link(self, name: str, target: Path | None) -> None:
         link = self.root / name
@@ -192,7 +205,7 @@ class ModelStore:
         package = Path(package)
         if not package.exists():
             raise StoreError(f"{package}: package not found")
-        if package.suffix == ".tflite":
+        if package.suffix in _MODEL_SUFFIXES:
             for p in [*package_files(package), signature_path(package)]:
                 if p.is_file():
                     shutil.copy2(p, into / p.name)
@@ -208,7 +221,9 @@ class ModelStore:
                     for m in members:
                         _extract_plain(tar, m, into / _flat_name(m.name))
         else:
-            raise StoreError(f"{package}: not a .tflite or a tar archive of a model package")
+            raise StoreError(
+                f"{package}: not a model file ({', '.join(_MODEL_SUFFIXES)}) or a tar archive of a package"
+            )
         return self.model_in(into)
 
     def install(

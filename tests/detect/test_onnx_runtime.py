@@ -160,3 +160,23 @@ def test_signature_is_checked_in_detector_creation_for_the_onnx_package(tmp_path
     Path(model).write_bytes(bytes(data))
     with pytest.raises(SignatureError, match="tampered"):
         create_detector(section).load()
+
+
+def test_model_store_installs_the_signed_onnx_package_by_its_sidecar(tmp_path):
+    """The store finds the model file through the sidecar's `file`, verifies and installs it, and the
+    detector the station builds from `active/` runs it on ONNX Runtime."""
+    from inspector.model_store import ModelStore
+
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    for suffix in (".onnx", ".json"):
+        shutil.copy(ONNX.with_suffix(suffix), pkg / ONNX.with_suffix(suffix).name)
+    generate_keypair(tmp_path / "plant.key", tmp_path / "plant.pub")
+    sign_model(pkg / ONNX.name, tmp_path / "plant.key")
+    store = ModelStore(tmp_path / "store")
+    installed = store.install(pkg / ONNX.name, trusted_keys=[tmp_path / "plant.pub"])
+    active = store.model_in(store.active_dir())
+    assert active.name == ONNX.name and installed.model_id.startswith("pcb-defect-det-onnx@")
+    det = create_detector(DetectorSection(model=active, trusted_keys=[tmp_path / "plant.pub"], threads=1))
+    assert det.load().backend.startswith("CPU (ONNX Runtime")
+    det.close()
