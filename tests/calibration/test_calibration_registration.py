@@ -116,3 +116,46 @@ def test_blank_capture_and_fixture_faults_are_named(board):
 def test_settings_are_strict():
     with pytest.raises(ValueError, match="extra"):
         RegistrationSettings(min_qualty=0.5)
+
+
+def test_result_does_not_depend_on_the_previous_board(board):
+    """The station starts each board from the last one's pose; the boxes must not depend on that pose."""
+    img, T = capture(board.image, 4.0, -3.0, 0.4, 1.0, seed=7)
+    got = [BoardRegistrar().register(img, board.reference).matrix]
+    for prev in ((12.0, 8.0, 1.5), (-9.0, 5.0, -1.2)):
+        r = BoardRegistrar()
+        r.register(capture(board.image, *prev, 1.0, seed=8)[0], board.reference)
+        got.append(r.register(img, board.reference).matrix)
+    corners = np.float64([[0, 0], [639, 0], [0, 639], [639, 639]]).reshape(-1, 1, 2)
+    at = [cv2.perspectiveTransform(corners, m) for m in got]
+    assert max(float(np.abs(a - at[0]).max()) for a in at[1:]) < 0.02
+    assert max_error_px(got[0], T, board.reference.shape[0]) < 0.5
+
+
+def test_inverse_compositional_solver_reaches_the_ecc_optimum(board):
+    img, T = capture(board.image, -5.5, 3.25, -0.5, 1.01, seed=3)
+    ic = BoardRegistrar().register(img, board.reference)
+    ecc = BoardRegistrar(RegistrationSettings(solver="ecc")).register(img, board.reference)
+    assert max_error_px(ic.matrix, T, board.reference.shape[0]) < 0.5
+    assert max_error_px(ecc.matrix, T, board.reference.shape[0]) < 0.5
+    corners = np.float64([[0, 0], [639, 0], [0, 639], [639, 639]]).reshape(-1, 1, 2)
+    apart = cv2.perspectiveTransform(corners, ic.matrix) - cv2.perspectiveTransform(corners, ecc.matrix)
+    assert float(np.abs(apart).max()) < 0.1
+    assert ic.quality == pytest.approx(ecc.quality, abs=0.01)
+
+
+def test_cached_reference_follows_its_content_not_the_object():
+    """The reference pyramid is cached; a reference edited in place must not be aligned to its old pixels."""
+    ref = make_board(11, defect_rate=0.0).reference.copy()
+    img, _ = capture(ref, 3.0, 2.0, 0.0, 1.0, seed=4)
+    r = BoardRegistrar()
+    r.prepare(ref)
+    first = r.register(img, ref).reference_to_image()[:2, 2]
+    ref[:] = np.roll(ref, (0, 10), axis=(0, 1))  # the same array, its board now 10 px further right
+    second = BoardRegistrar().register(img, ref).reference_to_image()[:2, 2]
+    assert np.allclose(first, (3.0, 2.0), atol=0.3) and np.allclose(second, (-7.0, 2.0), atol=0.3)
+
+
+def test_a_reference_without_texture_is_refused_by_name():
+    with pytest.raises(RegistrationError, match="no texture"):
+        BoardRegistrar().prepare(np.full((640, 640), 90, np.uint8))
