@@ -199,11 +199,14 @@ def build_station(
     with_plc: bool = True,
     health: Health | None = None,
     detector: Detector | None = None,
+    plc_options: dict[str, Any] | None = None,
 ) -> Station:
     """The one place a station is assembled: the runner, the UI, the benchmarks and the tests use it.
 
     `detector` replaces the configured one (tests that need a particular detector); it is still
-    guarded by the signature check like the configured one.
+    guarded by the signature check like the configured one. `plc_options` are extra keyword
+    arguments for the PLC plug-in's attach (tests and benchmarks: an ephemeral port, a longer
+    start-up grace).
     """
     from .detect.factory import create_detector
     from .signing import guard_detector
@@ -257,7 +260,9 @@ def build_station(
     if plc_on:
         attach = _entry_point(cfg, "plc", required=True).load()
         # The link sets RESULTS_VALID only once the recorder made the record durable (None: at once).
-        station.plc = attach(cfg, pipeline, health, recorder=recorder, rules_for=station.rules_for)
+        station.plc = attach(
+            cfg, pipeline, health, recorder=recorder, rules_for=station.rules_for, **(plc_options or {})
+        )
         station.add_part(station.plc)
     else:
         health.ok("plc", "off (free-run)")

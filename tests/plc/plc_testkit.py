@@ -18,15 +18,14 @@ from pathlib import Path
 
 from pyModbusTCP.client import ModbusClient
 
-from inspector.capture.replay import ReplayCameraSource
-from inspector.config import Recipe, ReplayCamera, StationConfig
-from inspector.decision import RecipeRules
+from inspector.config import DetectorSection, Recipe, ReplayCamera, StationConfig, StationSection
 from inspector.detect.classical import DifferenceDetector
 from inspector.health import Health
 from inspector.pipeline import Pipeline
+from inspector.station import build_station as build_real_station
 from plc import registers as R
 from plc.modbus import ModbusSettings
-from plc.station import PlcLink, attach
+from plc.station import PlcLink
 
 
 class GatedDetector(DifferenceDetector):
@@ -104,7 +103,10 @@ def build_station(
     plc_kw.setdefault("heartbeat_timeout_s", 2.0)
     plc = ModbusSettings(mode=mode, simulator=False, **plc_kw)
     cfg = StationConfig(
+        # No calibration plug-in: it would look for calibrations in the working directory's database.
+        station=StationSection(plugins={"plc": "station"}),
         camera=ReplayCamera(path=boards_dir, trigger="software", fps=None, loop=True),
+        detector=DetectorSection(type="classical"),
         plc=plc,
         recipes=recipes or [Recipe()],
     )
@@ -113,11 +115,16 @@ def build_station(
     health.ok("disk", "test: not used")
     detector = detector or DifferenceDetector()
     sink = ListSink()
-    pipeline = Pipeline(
-        ReplayCameraSource(cfg.camera), detector, RecipeRules(cfg.recipe()), health, [sink], triggered=True
+    # The station's own composition root, so these tests run the station the line runs.
+    station = build_real_station(
+        cfg,
+        sinks=[sink],
+        with_storage=False,
+        health=health,
+        detector=detector,
+        plc_options={"port": port, "startup_grace_s": 60.0},
     )
-    link = attach(cfg, pipeline, health, port=port, startup_grace_s=60.0)
-    pipeline.add_sink(link)
+    pipeline, link = station.pipeline, station.plc
     truth = json.loads((boards_dir / "truth.json").read_text())
     st = TestStation(cfg, health, pipeline, link, sink, detector, truth, sorted(truth))
     link.start()
