@@ -2,8 +2,8 @@
 
 Why pure: the handshake is where a line loses boards or passes bad ones, so every rule (fail-safe
 REJECT, missed triggers, the result queue, heartbeats, error latching) is decided here and tested
-with plain calls and a fake clock. The transports (server.py, client.py) only move register images
-in and out; station.py turns the returned actions into pipeline calls.
+with plain calls and a fake clock. The transports (plc/modbus, plc/opcua) only move register images
+in and out; link.py turns the returned actions into pipeline calls.
 
 Inputs: `control(regs, now)` for each new control-block image, `captured(...)`, `result(...)`,
 `command_finished(...)`, `tick(now, ...)`. Output: `status_block()` (the status registers) and
