@@ -38,6 +38,12 @@ class OpcUaSettings(PlcLinkSettings):
         Path("data/opcua/server-key.pem"),
         description="Server private key (PEM, mode 0600); created with the certificate if missing.",
     )
+    trusted_clients: Path | None = Field(
+        None,
+        description="Folder of the client (PLC, SCADA) certificates allowed a secure channel, one DER or PEM file "
+        "each; a refused one is saved to a 'rejected' folder beside it, to be moved in once checked. None: any "
+        "client certificate is accepted (the channel is still signed and encrypted).",
+    )
 
     @classmethod
     def parse_spec(cls, spec: str) -> dict[str, Any]:

@@ -30,12 +30,15 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from asyncua import Server, ua
 from asyncua.common.callback import CallbackType, ServerItemCallback
 from asyncua.crypto.permission_rules import PermissionRuleset
 from asyncua.crypto.security_policies import SecurityPolicyFactory, SecurityPolicyNone
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from .. import registers as R
 from ..transport import Inbound, Transport
@@ -161,6 +164,71 @@ def _discovery_only_without_security(server: Server) -> None:
     )
 
 
+class ClientTrust:
+    """The client certificates allowed a secure channel: the files in one folder, read at each new channel
+    (a certificate moved in takes effect at the PLC's next connect, no restart)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.rejected_folder = folder.parent / "rejected"
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def trusted(self) -> set[bytes]:
+        out: set[bytes] = set()
+        for f in sorted(self.folder.iterdir()):
+            if not f.is_file():
+                continue
+            raw = f.read_bytes()
+            try:
+                cert = (
+                    x509.load_pem_x509_certificate(raw) if b"-----BEGIN" in raw else x509.load_der_x509_certificate(raw)
+                )
+            except ValueError:
+                log.warning("OPC UA: %s in plc.trusted_clients is not a certificate (DER or PEM); ignored", f)
+                continue
+            out.add(cert.fingerprint(hashes.SHA256()))
+        return out
+
+    def check(self, der: bytes | None) -> None:
+        """Raise BadCertificateUntrusted (and keep the certificate under rejected/) unless it is trusted."""
+        if not der:
+            raise ua.uaerrors.BadCertificateInvalid
+        cert = x509.load_der_x509_certificate(der)
+        thumb = cert.fingerprint(hashes.SHA256())
+        if thumb in self.trusted():
+            return
+        self.rejected_folder.mkdir(parents=True, exist_ok=True)
+        kept = self.rejected_folder / f"{thumb.hex()[:16]}.der"
+        if not kept.exists():
+            kept.write_bytes(der)
+            log.warning(
+                "OPC UA: client certificate %s refused (not in %s); saved as %s: move it into the trusted folder "
+                "to allow this client",
+                cert.subject.rfc4514_string(),
+                self.folder,
+                kept,
+            )
+        raise ua.uaerrors.BadCertificateUntrusted
+
+
+class _TrustedPeersOnly(SecurityPolicyFactory):
+    """A secured policy that opens a channel only for a trusted client certificate.
+
+    Why at the channel and not asyncua's certificate_validator: that hook checks the certificate a
+    client names in CreateSession, and a client that names none is not checked at all.
+    """
+
+    def __init__(self, base: SecurityPolicyFactory, trust: ClientTrust):
+        super().__init__(
+            base.cls, base.mode, base.certificate, base.private_key, base.permission_ruleset, base.certificate_chain
+        )
+        self.trust = trust
+
+    def create(self, peer_certificate):
+        self.trust.check(peer_certificate)
+        return super().create(peer_certificate)
+
+
 class OpcUaServerTransport(Transport):
     """asyncua server in the link's loop; one namespace, one object, one variable per signal."""
 
@@ -236,6 +304,13 @@ class OpcUaServerTransport(Transport):
         await server.start()
         if cfg.security != "None":
             _discovery_only_without_security(server)
+            if cfg.trusted_clients is not None:
+                trust = ClientTrust(Path(cfg.trusted_clients))
+                server._policies[:] = [
+                    _TrustedPeersOnly(f, trust) if f.cls is not SecurityPolicyNone else f for f in server._policies
+                ]
+            else:
+                log.warning("OPC UA: any client certificate is accepted (plc.trusted_clients not set)")
         self.port = server.bserver.port if server.bserver is not None else self.port
         self.server = server
         log.info(

@@ -30,7 +30,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_station_file(tmp: Path, boards: Path, security: str) -> Path:
+def write_station_file(tmp: Path, boards: Path, security: str, extra: str = "") -> Path:
     f = tmp / "station.toml"
     f.write_text(
         f"""
@@ -51,6 +51,7 @@ security = "{security}"
 certificate = "{tmp / "pki" / "server-cert.der"}"
 private_key = "{tmp / "pki" / "server-key.pem"}"
 heartbeat_timeout_s = 2.0
+{extra}
 """
     )
     return f
@@ -60,9 +61,9 @@ heartbeat_timeout_s = 2.0
 def opcua_station(tmp_path, demo_boards):
     made = []
 
-    def make(security: str):
+    def make(security: str, extra: str = ""):
         port = free_port()
-        f = write_station_file(tmp_path, demo_boards, security)
+        f = write_station_file(tmp_path, demo_boards, security, extra)
         args = argparse.Namespace(config=str(f), plc=f"opcua:127.0.0.1:{port}", camera=None, model=None, db=None)
         cfg = station_config(args)
         assert cfg.plc.protocol == "opcua" and cfg.plc.port == port and cfg.plc.security == security
@@ -212,3 +213,27 @@ def test_one_master_at_a_time_over_opcua(opcua_station):
     assert result.part_seq_echo == 7 and result.insp_id == 1
     transport = station.plc.transport
     assert transport.master_conflicts >= 1 and station.plc.hs.counters.second_master_writes >= 1
+
+
+def test_trusted_clients_only_a_certificate_moved_into_the_trust_folder_gets_a_channel(opcua_station, tmp_path):
+    trusted = tmp_path / "pki" / "trusted"
+    station, _sink, port = opcua_station("Basic256Sha256", f'trusted_clients = "{trusted}"')
+    url = f"opc.tcp://127.0.0.1:{port}/pcb-inspector/"
+    server_cert = tmp_path / "pki" / "server-cert.der"
+    (tmp_path / "plc").mkdir()
+    certs = asyncio.run(client_certificate(tmp_path / "plc"))
+
+    async def one_board():
+        async with OpcUaPlc(url, NAMESPACE, certs=certs, server_cert=server_cert) as plc:
+            await plc.write("TriggerEnable", True)
+            await plc.wait("Ready", True, timeout=60)
+            return await plc.board(42, "SN-42")
+
+    with pytest.raises(Exception):  # noqa: B017 (asyncua reports the refused channel in several ways)
+        asyncio.run(one_board())
+    rejected = list((tmp_path / "pki" / "rejected").iterdir())
+    assert len(rejected) == 1 and rejected[0].read_bytes() == (tmp_path / "plc" / "plc-cert.der").read_bytes()
+    assert station.plc.transport.writes == 0
+    rejected[0].rename(trusted / rejected[0].name)  # the engineer checked it: trusted from the next connect
+    result = asyncio.run(one_board())
+    assert result.part_seq_echo == 42 and result.serial == "SN-42" and result.insp_id == 1
