@@ -39,7 +39,7 @@ VARIANTS: dict[str, RegistrationSettings] = {
     "ecc, fine level capped at 5": RegistrationSettings(solver="ecc", fine_iterations=5),
     "ic (new default)": RegistrationSettings(),
     "ic, step 0.001 px": RegistrationSettings(step_px=0.001),
-    "ic, step 0.02 px": RegistrationSettings(step_px=0.02),
+    "ic, step 0.005 px": RegistrationSettings(step_px=0.005),
     "ic, fine level capped at 2": RegistrationSettings(fine_iterations=2),
     "ic, full resolution": RegistrationSettings(full_resolution=True),
 }
