@@ -150,6 +150,11 @@ class InputDomain(_Strict):
     camera_copper: Literal["bright", "dark"] = Field(
         "bright", description="Whether copper is brighter ('bright') or darker than laminate in the camera frame."
     )
+    colour: Literal["luma", "red"] = Field(
+        "red",
+        description="How a colour frame becomes gray: 'luma' (ITU-R 601 weights) or 'red' (the red plane: bare "
+        "copper reflects red far more than laminate, so it has the most copper/laminate contrast).",
+    )
     flatten_px: float = Field(
         96.0,
         ge=4,

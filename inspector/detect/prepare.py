@@ -24,7 +24,7 @@ class ImageDomainError(ValueError):
     """A frame the station cannot bring into the model's image domain (2-channel, float, 3-D ...)."""
 
 
-def to_gray(image: np.ndarray, what: str = "image") -> np.ndarray:
+def to_gray(image: np.ndarray, what: str = "image", colour: str = "luma") -> np.ndarray:
     """Single-channel uint8 or uint16 view/copy of `image`; colour (BGR/BGRA) is converted to gray.
 
     Anything else (float, signed, 2-channel, 5-D ...) is refused: passing it on would give the
@@ -38,6 +38,9 @@ def to_gray(image: np.ndarray, what: str = "image") -> np.ndarray:
         image = image[:, :, 0]
     if image.ndim == 2:
         return image
+    if image.ndim == 3 and image.shape[2] in (3, 4) and colour == "red":
+        # Bare copper reflects red far more than laminate does: the red plane has the most contrast.
+        return np.ascontiguousarray(image[:, :, 2])
     if image.ndim == 3 and image.shape[2] == 3:
         return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     if image.ndim == 3 and image.shape[2] == 4:
@@ -221,7 +224,7 @@ def prepare(image: np.ndarray, spec, what: str = "image") -> np.ndarray:
     """
     if spec is None:
         return to_gray8(image, what)
-    g = to_gray(image, what)
+    g = to_gray(image, what, spec.colour)
     if g.dtype == np.uint16:  # its own range onto 8 bit: a 12-bit sensor keeps its precision
         g = cv2.convertScaleAbs(g, alpha=255.0 / max(float(g.max()), 1.0))
     if is_binary(g, spec.binary_margin, spec.binary_fraction):
