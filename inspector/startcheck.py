@@ -9,15 +9,12 @@ Hardware (camera, PLC, database server) is left to the station, which reports it
 
 from __future__ import annotations
 
-import inspect
 import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-
-from .config import AravisCamera, GenicamCamera, OpenCVCamera, Recipe, ReplayCamera, StationConfig
+from .config import Recipe, ReplayCamera, StationConfig
 from .decision import RecipeError, RecipeRules
 from .detect.base import ModelError
 from .health import Health
@@ -48,37 +45,13 @@ def recipe_key(recipe: Recipe) -> str:
 
 # ------------------------------------------------------------------ board size without a reference
 def camera_frame_size(cfg: StationConfig) -> tuple[int, int] | None:
-    """(width, height) of the frames the configured camera delivers, where that is known without it."""
-    cam = cfg.camera
-    if isinstance(cam, ReplayCamera):
-        if cam.path is None:
-            from .synth import write_boards
+    """(width, height) of the frames the configured camera delivers, where that is known without it.
 
-            size = inspect.signature(write_boards).parameters["size"].default
-            return (int(size), int(size))
-        return _replay_size(Path(cam.path))
-    if isinstance(cam, AravisCamera) and cam.roi.width and cam.roi.height:
-        return (cam.roi.width, cam.roi.height)
-    if isinstance(cam, OpenCVCamera) and cam.width and cam.height:
-        return (cam.width, cam.height)
-    return None
-
-
-def _replay_size(path: Path) -> tuple[int, int] | None:
-    from .capture.replay import VIDEO_EXTS, list_board_images
-
-    if path.is_dir():
-        files = list_board_images(path)
-        img = cv2.imread(str(files[0]), cv2.IMREAD_UNCHANGED) if files else None
-        return (img.shape[1], img.shape[0]) if img is not None else None
-    if path.suffix.lower() in VIDEO_EXTS and path.is_file():
-        cap = cv2.VideoCapture(str(path))
-        try:
-            w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        finally:
-            cap.release()
-        return (w, h) if w and h else None
-    return None
+    Each camera's settings class answers for itself (`frame_size()`, optional): a new camera type
+    needs nothing here.
+    """
+    frame_size = getattr(cfg.camera, "frame_size", None)
+    return frame_size() if callable(frame_size) else None
 
 
 # ------------------------------------------------------------------ golden references
@@ -246,16 +219,9 @@ def check_model(cfg: StationConfig, report: CheckReport) -> None:
 
 
 def check_files(cfg: StationConfig, report: CheckReport) -> None:
-    cam = cfg.camera
-    if isinstance(cam, ReplayCamera) and cam.path is not None:
-        if not Path(cam.path).exists():
-            report.problems.append(f"camera.path: {cam.path} does not exist")
-        elif _replay_size(Path(cam.path)) is None:
-            report.problems.append(
-                f"camera.path: {cam.path} holds no readable board image (a folder of images or a video file)"
-            )
-    if isinstance(cam, GenicamCamera) and not Path(cam.cti).is_file():
-        report.problems.append(f"camera.cti: GenTL producer {cam.cti} does not exist")
+    input_problems = getattr(cfg.camera, "input_problems", None)  # the camera's own file checks, optional
+    if callable(input_problems):
+        report.problems.extend(input_problems())
     for i, key in enumerate(cfg.detector.trusted_keys):
         from .signing import SignatureError, load_public_key
 

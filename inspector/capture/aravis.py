@@ -85,6 +85,9 @@ class AravisCamera(Section):
         except ValueError:
             raise ValueError("not an IPv4 address (GigE Vision cameras are opened by IPv4 address)") from None
 
+    def frame_size(self) -> tuple[int, int] | None:
+        return (self.roi.width, self.roi.height) if self.roi.width and self.roi.height else None
+
     @model_validator(mode="after")
     def _address_or_id(self) -> AravisCamera:
         if not self.address and not self.device_id:

@@ -47,6 +47,11 @@ class GenicamCamera(Section):
     buffers: int = Field(8, ge=2, le=64, description="Buffers announced to the GenTL producer.")
     timeout_s: float = Field(2.0, gt=0, le=60, description="Frame timeout before the watchdog counts a stall.")
 
+    def input_problems(self) -> list[str]:
+        if not Path(self.cti).is_file():
+            return [f"camera.cti: GenTL producer {self.cti} does not exist"]
+        return []
+
 
 def _load_harvesters() -> Any:
     try:

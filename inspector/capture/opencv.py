@@ -42,6 +42,9 @@ class OpenCVCamera(Section):
     trigger: TriggerMode = Field("free_run", description="free_run, or software (next frame per trigger).")
     timeout_s: float = Field(2.0, gt=0, le=60, description="Frame timeout before the watchdog counts a stall.")
 
+    def frame_size(self) -> tuple[int, int] | None:
+        return (self.width, self.height) if self.width and self.height else None
+
 
 def _has_gstreamer() -> bool:
     for line in cv2.getBuildInformation().splitlines():

@@ -41,6 +41,40 @@ class ReplayCamera(Section):
     demo_boards: int = Field(24, ge=1, le=10000, description="How many synthetic boards to generate when path is None.")
     seed: int = Field(7, description="Seed of the synthetic board generator.")
 
+    def frame_size(self) -> tuple[int, int] | None:
+        """(width, height) of the boards it serves, read from the first file (None: unreadable)."""
+        if self.path is None:
+            import inspect
+
+            size = inspect.signature(write_boards).parameters["size"].default
+            return (int(size), int(size))
+        return replay_frame_size(Path(self.path))
+
+    def input_problems(self) -> list[str]:
+        if self.path is None:
+            return []
+        if not Path(self.path).exists():
+            return [f"camera.path: {self.path} does not exist"]
+        if replay_frame_size(Path(self.path)) is None:
+            return [f"camera.path: {self.path} holds no readable board image (a folder of images or a video file)"]
+        return []
+
+
+def replay_frame_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) of the first board image in a folder, or of a video file; None when unreadable."""
+    if path.is_dir():
+        files = list_board_images(path)
+        img = cv2.imread(str(files[0]), cv2.IMREAD_UNCHANGED) if files else None
+        return (img.shape[1], img.shape[0]) if img is not None else None
+    if path.suffix.lower() in VIDEO_EXTS and path.is_file():
+        cap = cv2.VideoCapture(str(path))
+        try:
+            w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        finally:
+            cap.release()
+        return (w, h) if w and h else None
+    return None
+
 
 def demo_boards_dir(count: int, seed: int) -> Path:
     """Generated demo boards, cached per (count, seed) so a second start is instant."""
