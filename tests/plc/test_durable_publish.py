@@ -26,63 +26,57 @@ import pytest
 from plc_testkit import ListSink, Plc, wait_for
 from sqlalchemy import select
 
-from inspector.capture.replay import ReplayCameraSource
-from inspector.config import Recipe, ReplayCamera, StationConfig
-from inspector.decision import RecipeRules
-from inspector.detect.classical import DifferenceDetector
+from inspector.config import DetectorSection, Recipe, ReplayCamera, StationConfig, StationSection, StorageSection
 from inspector.domain import Verdict
 from inspector.health import ERROR_CODES, Health
-from inspector.pipeline import Pipeline
+from inspector.station import build_station
 from inspector.storage import integrity_check, open_database
 from inspector.storage.models import Inspection
 from inspector.storage.writer import Recorder, RecorderSettings
 from plc import registers as R
 from plc.modbus import ModbusSettings
-from plc.station import attach
 
 WORKER = Path(__file__).with_name("durable_station_worker.py")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _settings(tmp: Path) -> RecorderSettings:
-    return RecorderSettings(
-        f"sqlite:///{tmp / 'records.db'}",
-        archive_dir=tmp / "archive",
-        spool_dir=tmp / "spool",
-        min_free_mb=0,
-        retention_days=None,
+def _config(boards: Path, *, result_timeout_s: float = 5.0, **sections) -> StationConfig:
+    return StationConfig(
+        # No calibration plug-in: it would read calibrations from the working directory's database.
+        station=StationSection(plugins={"plc": "station"}),
+        camera=ReplayCamera(path=boards, trigger="software", fps=None, loop=True),
+        detector=DetectorSection(type="classical"),
+        plc=ModbusSettings(mode="server", simulator=False, heartbeat_timeout_s=2.0, result_timeout_s=result_timeout_s),
+        recipes=[Recipe()],
+        **sections,
     )
 
 
 class DurableRig:
-    """Pipeline -> [recorder, list sink, PLC link] as build_station wires them, on an ephemeral port."""
+    """A station from build_station: recorder on SQLite, list sink and PLC link on an ephemeral port."""
 
     def __init__(self, boards: Path, tmp: Path, *, start_recorder: bool = True, result_timeout_s: float = 5.0):
-        cfg = StationConfig(
-            camera=ReplayCamera(path=boards, trigger="software", fps=None, loop=True),
-            plc=ModbusSettings(
-                mode="server", simulator=False, heartbeat_timeout_s=2.0, result_timeout_s=result_timeout_s
+        cfg = _config(
+            boards,
+            result_timeout_s=result_timeout_s,
+            storage=StorageSection(
+                database_url=f"sqlite:///{tmp / 'records.db'}",
+                archive_dir=tmp / "archive",
+                spool_dir=tmp / "spool",
+                min_free_mb=0,
             ),
-            recipes=[Recipe()],
         )
         self.health = Health()
         self.health.ok("disk", "test: not used")
-        self.recorder = Recorder(_settings(tmp), self.health)
+        self.sink = ListSink()
+        station = build_station(
+            cfg, sinks=[self.sink], health=self.health, plc_options={"port": 0, "startup_grace_s": 60.0}
+        )
+        self.recorder, self.pipeline, self.link = station.recorder, station.pipeline, station.plc
         if start_recorder:
             self.recorder.start()
         else:
             self.health.ok("database", "test: writer stalled on purpose")
-        self.sink = ListSink()
-        self.pipeline = Pipeline(
-            ReplayCameraSource(cfg.camera),
-            DifferenceDetector(),
-            RecipeRules(cfg.recipe()),
-            self.health,
-            [self.recorder, self.sink],
-            triggered=True,
-        )
-        self.link = attach(cfg, self.pipeline, self.health, port=0, startup_grace_s=60.0, recorder=self.recorder)
-        self.pipeline.add_sink(self.link)
         self.link.start()
         self.pipeline.start()
 
@@ -201,18 +195,16 @@ def test_not_durable_in_time_is_reject_with_database_error_never_pass(demo_board
 
 
 def test_link_without_recorder_publishes_at_once_and_says_so(demo_boards, caplog, plcs):
-    cfg = StationConfig(
-        camera=ReplayCamera(path=demo_boards, trigger="software", fps=None, loop=True),
-        plc=ModbusSettings(mode="server", simulator=False, heartbeat_timeout_s=2.0),
-    )
     health = Health()
     health.ok("database", "test: not used")
     health.ok("disk", "test: not used")
-    pipeline = Pipeline(
-        ReplayCameraSource(cfg.camera), DifferenceDetector(), RecipeRules(cfg.recipe()), health, triggered=True
+    station = build_station(
+        _config(demo_boards),
+        with_storage=False,
+        health=health,
+        plc_options={"port": 0, "startup_grace_s": 60.0},
     )
-    link = attach(cfg, pipeline, health, port=0, startup_grace_s=60.0)
-    pipeline.add_sink(link)
+    pipeline, link = station.pipeline, station.plc
     with caplog.at_level("WARNING", logger="plc.station"):
         link.start()
     pipeline.start()
