@@ -137,8 +137,15 @@ def test_missing_delegate_without_requirement_runs_on_the_cpu_behind_an_amber_la
     p.start()
     try:
         s = _model_state(health)
+        from prometheus_client import generate_latest
+
+        from inspector.metrics import StationMetrics
+
+        scrape = generate_latest(StationMetrics("st-1", health, p).registry).decode()
     finally:
         p.stop()
     assert s.ok  # the line keeps running ...
     assert s.warning == "CPU fallback: libvx_delegate.so not found"  # ... and says it is not as configured
     assert s.detail == "CPU XNNPACK x2 (fallback: libvx_delegate.so not found)"
+    assert 'pcb_model_cpu_fallback{station="st-1"} 1.0' in scrape
+    assert 'pcb_accelerator_present{station="st-1"} 0.0' in scrape
