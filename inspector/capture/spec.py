@@ -27,6 +27,11 @@ def kinds() -> tuple[str, ...]:
     return tuple(name for name, b in camera_backends().items() if b.parse_spec is not None)
 
 
+def spec_help() -> str:
+    """`--camera` help text: the kinds the registry knows, with examples."""
+    return f"KIND:TARGET[@OPTION], KIND one of {', '.join(kinds())}; e.g. replay:DIR@10fps, aravis:127.0.0.1, opencv:0"
+
+
 def bad_spec(spec: str, why: str) -> ValueError:
     return ValueError(f"--camera {spec!r}: {why}")
 

@@ -28,9 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "probe",
         help="open a camera, grab N frames, print resolution, pixel format, fps, dropped/incomplete, latency",
     )
-    pr.add_argument(
-        "--camera", metavar="SPEC", help="replay:DIR[@10fps], aravis:IP|DEVICE_ID, opencv:0|URL, genicam:X.cti"
-    )
+    from ..capture.spec import spec_help
+
+    pr.add_argument("--camera", metavar="SPEC", help=spec_help())
     pr.add_argument("--config", help="station.toml whose [camera] to probe (--camera overrides it)")
     pr.add_argument("--frames", type=int, default=100, help="frames to receive (default 100)")
     pr.add_argument("--roi", metavar="WxH[+X+Y]", help="sensor region, e.g. 640x640 (aravis)")

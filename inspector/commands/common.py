@@ -11,7 +11,9 @@ from ..plc_settings import parse_plc_spec as _parse_plc_spec
 
 def add_station_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="station.toml (default: the demo station)")
-    p.add_argument("--camera", metavar="SPEC", help="replay:DIR, replay:DIR@10fps, aravis:127.0.0.1, opencv:0, ...")
+    from ..capture.spec import spec_help
+
+    p.add_argument("--camera", metavar="SPEC", help=spec_help())
     p.add_argument("--model", metavar="PATH", help=".tflite model (its .json sidecar beside it)")
     p.add_argument(
         "--plc",
