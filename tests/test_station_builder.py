@@ -116,3 +116,22 @@ def test_a_station_part_added_after_build_gets_results(tmp_path):
     finally:
         station.stop()
     assert not part.started
+
+
+def test_the_recipe_is_compiled_once_at_build(tmp_path, monkeypatch):
+    """The calibration part sets how recipes compile before the pipeline exists, so the start recipe
+    is compiled (and checked) exactly once, with the compiler the part set."""
+    import inspector.station as station_mod
+
+    calls: list[str] = []
+    real = station_mod.checked_rules
+
+    def counting(cfg, recipe, rules, needs_reference):
+        calls.append(recipe.name)
+        return real(cfg, recipe, rules, needs_reference)
+
+    monkeypatch.setattr(station_mod, "checked_rules", counting)
+    station = build_station(_cfg(tmp_path), with_storage=False)  # the calibration part is loaded (default)
+    assert station.calibration is not None
+    assert calls == ["demo"]
+    assert station.pipeline.rules.recipe.name == "demo"

@@ -259,3 +259,24 @@ def test_recipe_switches_keep_the_stored_scale(tmp_path, line):
     ui = StationController(cfg, station.pipeline, station.health, station)
     ui.select_recipe("strict")
     assert station.pipeline._next_rules.min_px == pytest.approx(0.5 / MM_PER_PX)
+
+
+def test_the_start_recipe_is_compiled_once_with_the_stored_scale(tmp_path, line, monkeypatch):
+    """The calibration part sets the compiler before the pipeline exists: the start recipe is compiled
+    once, with the stored scale (it used to be compiled without it, then again by the hook)."""
+    import inspector.decision as decision
+
+    boards, _design, baseline = line
+    cfg = _config(tmp_path, boards)
+    _store_calibrations(cfg, baseline)
+    compiled: list[tuple[str, float | None]] = []
+    real_init = decision.RecipeRules.__init__
+
+    def counting_init(self, recipe, *args, **kwargs):
+        compiled.append((recipe.name, kwargs.get("mm_per_px")))
+        real_init(self, recipe, *args, **kwargs)
+
+    monkeypatch.setattr(decision.RecipeRules, "__init__", counting_init)
+    station = build_station(cfg)
+    assert compiled == [("strict", MM_PER_PX)]
+    assert station.pipeline.rules.min_px == pytest.approx(0.5 / MM_PER_PX)
