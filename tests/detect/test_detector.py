@@ -36,7 +36,9 @@ def test_finds_synthetic_defects_in_frame_coordinates(det320):
     iou = box_iou(truth, np.array([d.box for d in dets], np.float32))
     assert (iou.max(axis=1) >= 0.3).mean() >= 0.75, f"truth {b.defects} vs {[d.to_json() for d in dets]}"
     assert all(0 <= d.box[0] < d.box[2] <= 640 and 0 <= d.box[1] < d.box[3] <= 640 for d in dets)
-    assert set(det320.last_timings) == {"prepare", "pre", "invoke", "post", "tiles"} and det320.last_timings["tiles"] == 9
+    assert (
+        set(det320.last_timings) == {"prepare", "pre", "invoke", "post", "tiles"} and det320.last_timings["tiles"] == 9
+    )
 
 
 def test_clean_board_gives_nothing(det320):
