@@ -72,7 +72,7 @@ def test_reference_is_required_and_checked(det320):
         det320.detect(b.image)
     with pytest.raises(ValueError, match="differ in size"):
         det320.detect(b.image, b.reference[:100])
-    with pytest.raises(ValueError, match="uint8 grayscale"):
+    with pytest.raises(ValueError, match="pixel type float32 is not supported"):
         det320.detect(b.image.astype(np.float32), b.reference)
 
 
