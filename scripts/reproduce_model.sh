@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/datasets/deeppcb}
 # Everything goes under the run folder; models/ is only changed by scripts/install_model.sh.
 RUN=${RUN:-runs/repro}
-VERSION=${VERSION:-1.7.0}
+VERSION=${VERSION:-1.8.0}
 source scripts/setup-env.sh packaging/apt-test.txt "train,test"
 python -m inspector.training.train --data "$DATA" --out "$RUN/det-v1" --steps 5000 --eval-every 500
 python -m inspector.training.train --data "$DATA" --out "$RUN/det-v1-ft" --steps 4000 --lr 1e-3 --warmup 100 \
@@ -24,7 +24,7 @@ mkdir -p "$PKG" "$RUN/export"
 python -m inspector.training.export --weights "$RUN/det-v1-sc/last.weights.h5" --data "$DATA" \
   --out "$PKG/pcb-defect-det.tflite" --float-out "$RUN/export/pcb-defect-det-float.tflite" \
   --check 16 --version "$VERSION" --tta hflip --multiscale 0.8 --multiscale-min-box 50 --label-margin 9 \
-  --join-fragments 0.1 --cross-class 0.5
+  --join-fragments 0.1 --cross-class 0.5 --input-domain binary_copper
 cp "$RUN/det-v1-sc/last.weights.h5" "$PKG/pcb-defect-det.weights.h5"
 # Figures: written into the package's sidecar by evaluate, rendered into the card by a script (no hand copies).
 pcb-inspector evaluate --root "$DATA" --groups 44000,92000 --out "$RUN/eval-int8" \
