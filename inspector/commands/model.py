@@ -263,8 +263,17 @@ def encrypt(args) -> int:
     if station and (args.machine_id is None or args.station_key is None):
         raise CommandError("--machine-id and --station-key go together (the station's device binding)")
     src = args.package
-    if not src.is_file() or src.suffix != ".tflite":
-        raise CommandError(f"{src}: not a .tflite model file")
+    if not src.is_file() or not src.with_suffix(".json").is_file():
+        raise CommandError(f"{src}: not a model file with its sidecar .json beside it")
+    from ..detect.base import ModelError
+    from ..detect.package import read_meta
+
+    try:
+        named = read_meta(src).file  # the model file is the one the sidecar names (.tflite, .onnx)
+    except ModelError as exc:
+        raise CommandError(str(exc)) from None
+    if named != src.name:
+        raise CommandError(f"{src}: its sidecar describes {named!r}; encrypt that file")
     plain = src.read_bytes()
     if is_encrypted(plain):
         raise CommandError(f"{src}: already encrypted")

@@ -180,3 +180,27 @@ def test_model_store_installs_the_signed_onnx_package_by_its_sidecar(tmp_path):
     det = create_detector(DetectorSection(model=active, trusted_keys=[tmp_path / "plant.pub"], threads=1))
     assert det.load().backend.startswith("CPU (ONNX Runtime")
     det.close()
+
+
+def test_encrypted_onnx_package_runs_from_memory(tmp_path):
+    """`model encrypt` takes the model file its sidecar names; ONNX Runtime gets the decrypted bytes."""
+    from inspector.cli import main
+    from inspector.model_crypt import ModelKeys, is_encrypted, new_plant_key, read_plant_key
+
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    for suffix in (".onnx", ".json"):
+        shutil.copy(ONNX.with_suffix(suffix), pkg / ONNX.with_suffix(suffix).name)
+    new_plant_key(tmp_path / "plant.key")
+    out = tmp_path / "fleet"
+    args = ["model", "encrypt", str(pkg / ONNX.name), "--key-file", str(tmp_path / "plant.key"), "--fleet"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert is_encrypted((out / ONNX.name).read_bytes())
+    with pytest.raises(ModelError):
+        PackagedDetector(out / ONNX.name, threads=1).load()  # no key: refused, not run
+    keys = ModelKeys(read_plant_key(tmp_path / "plant.key"), None)
+    det = PackagedDetector(out / ONNX.name, threads=1, model_keys=lambda: keys)
+    assert det.load().backend.startswith("CPU (ONNX Runtime")
+    b = make_board(11, defect_rate=1.0)
+    assert det.detect(b.image, b.reference)
+    det.close()
