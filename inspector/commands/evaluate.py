@@ -24,8 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--root", type=Path, required=True, help="dataset root (paths in the list are relative to it)")
     p.add_argument("--list", type=Path, default=None, help="list file (default: ROOT/trainval.txt)")
     p.add_argument("--out", type=Path, required=True, help="folder for <id>.txt result files and metrics.json")
-    p.add_argument("--model", type=Path, default=None, help=".tflite model (default: the shipped one)")
-    p.add_argument("--compare-model", type=Path, default=None, help="second model, e.g. the float export")
+    p.add_argument("--model", type=Path, default=None, help="model package (.tflite, .onnx; default: the shipped one)")
+    p.add_argument(
+        "--compare-model", type=Path, default=None, help="second model, e.g. the float export or the ONNX package"
+    )
     p.add_argument("--groups", default=None, help="only these board groups, e.g. 44000,92000 (the validation split)")
     p.add_argument("--floor", type=float, default=0.05, help="lowest score written to result files")
     p.add_argument("--threads", type=int, default=2)
