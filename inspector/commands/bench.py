@@ -339,7 +339,7 @@ def _bench_side_by_side(models: list[Path], args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in results]))
         return 0
-    width = max(24, *(len(r["backend"]) + 2 for r in results))
+    width = max(24, *(max(len(r["backend"]), len(r["model_id"])) + 2 for r in results))
     print(f"boards   {results[0]['frames']} x {args.size}x{args.size} px, same boards and pipeline for each model")
     print(f"{'':26}" + "".join(f"{r['model_id']:>{width}}" for r in results))
     print(f"{'backend':26}" + "".join(f"{r['backend']:>{width}}" for r in results))
@@ -351,7 +351,8 @@ def _bench_side_by_side(models: list[Path], args: argparse.Namespace) -> int:
                 cells = "".join(f"{r[k]:>{width}.2f}" if k in r else f"{'-':>{width}}" for r in results)
                 print(f"{name + ' ' + q + ' ms':26}{cells}")
     print(f"{'throughput boards/s':26}" + "".join(f"{r['boards_per_s']:>{width}.1f}" for r in results))
-    print(f"{'peak RSS MB (process)':26}" + "".join(f"{r['rss_mb']:>{width}.0f}" for r in results))
+    # One process runs the models in turn: a later column's peak includes the earlier ones.
+    print(f"{'peak RSS MB (so far)':26}" + "".join(f"{r['rss_mb']:>{width}.0f}" for r in results))
     for r in results:
         if r["failed"]:
             print(f"WARNING: {r['model_id']}: {r['failed']} boards failed")
