@@ -183,7 +183,7 @@ class InputDomain(_Strict):
         40, ge=0, le=127, description="A pixel within this of 0 or 255 counts as binary (JPEG ringing)."
     )
     binary_fraction: float = Field(
-        0.98,
+        0.9,
         gt=0.5,
         le=1.0,
         description="An 8-bit input with at least this fraction of binary pixels is already binary: passed untouched.",

@@ -173,3 +173,13 @@ def test_export_writes_the_input_domain():
     )
     with pytest.raises(SystemExit, match="input_domain|method"):
         parse_input_domain('{"kind": "binary_copper", "method": "x"}')
+
+
+def test_a_registered_binary_board_is_still_taken_as_binary():
+    """Registration warps the board with interpolation: its edges get in-between values, and it must
+    still pass untouched (binarising it as a camera frame would invert copper and laminate)."""
+    test, _, _ = _pair()
+    m = cv2.getRotationMatrix2D((320, 320), 0.4, 1.0)
+    m[:, 2] += (1.5, -2.3)
+    warped = cv2.warpAffine(test, m, (640, 640), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    assert prepare(warped, read_meta(SHIPPED).input_domain) is warped
