@@ -157,9 +157,30 @@ def sidecar_from(like: Path | None, size: int) -> dict:
     return base
 
 
+def sync_sidecar(model: Path, like: Path) -> Path:
+    """Rewrite the ONNX package's sidecar with `like`'s behaviour keys (same file, new figures kept).
+
+    Why: a change to the LiteRT package's thresholds, passes or image domain must reach the second
+    package too, without re-exporting the same weights.
+    """
+    from inspector.detect.package import write_sidecar
+
+    meta = json.loads(Path(model).with_suffix(".json").read_text())
+    src = json.loads(Path(like).read_text())
+    for key in SHARED_KEYS:
+        if key in ("training", "licence"):
+            continue
+        if key in src:
+            meta[key] = src[key]
+        else:
+            meta.pop(key, None)
+    meta["version"] = src.get("version", meta["version"])
+    return write_sidecar(Path(model), meta)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", type=Path, required=True, help=".weights.h5 file, checkpoint prefix or ckpt/ folder")
+    ap.add_argument("--weights", type=Path, default=None, help=".weights.h5 file, checkpoint prefix or ckpt/ folder")
     ap.add_argument("--out", type=Path, required=True, help="output .onnx (sidecar .json written beside it)")
     ap.add_argument("--data", default="synth", help="DeepPCB root, synthetic folder (truth.json) or 'synth'")
     ap.add_argument(
@@ -175,7 +196,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--neck", type=int, default=None)
     ap.add_argument("--detail", type=int, default=None)
     ap.add_argument("--min-agreement", type=float, default=0.0, help="exit 1 if verdict agreement is below this")
+    ap.add_argument(
+        "--sync-only",
+        action="store_true",
+        help="do not export: rewrite --out's sidecar with --like's labels, thresholds, passes and image domain",
+    )
     args = ap.parse_args(argv)
+    if args.sync_only:
+        if args.like is None:
+            raise SystemExit("--sync-only needs --like (the LiteRT package's sidecar)")
+        print(f"wrote {sync_sidecar(args.out, args.like)}")
+        return 0
+    if args.weights is None:
+        raise SystemExit("--weights is required (the trained weights to export)")
 
     from inspector.detect.package import write_sidecar
 
