@@ -453,6 +453,10 @@ class BoardRegistrar:
                 m, q = self._ic_pyramid(img, self._reference_levels(ref), m0)
             else:
                 m, q = self._ecc_pyramid(img, ref, m0)
+        except np.linalg.LinAlgError:
+            # A degenerate start (e.g. features all on one line give a singular transform).
+            failures.append(f"{name}: degenerate start transform (singular)")
+            return None
         except (cv2.error, _NoConvergence) as exc:
             why = exc.err.strip() if isinstance(exc, cv2.error) else str(exc)
             failures.append(f"{name}: ECC did not converge ({why or 'cv2.error'})")
