@@ -272,19 +272,7 @@ def bench(args: argparse.Namespace) -> int:
     if len(models) > 1:
         return _bench_side_by_side(models, args)
     try:
-        res = run_bench(
-            models[0] if models else None,
-            args.frames,
-            args.size,
-            boards=args.boards,
-            threads=args.threads,
-            delegate=args.delegate,
-            warmup=args.warmup,
-            config=args.config,
-            shift=args.shift,
-            rotate=args.rotate,
-            code=args.code,
-        )
+        res = _run_args(models[0] if models else None, args)
     except RuntimeError as exc:
         raise CommandError(str(exc)) from None
     if args.json:
@@ -312,6 +300,23 @@ def bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_args(model: Path | None, args: argparse.Namespace) -> dict:
+    """`run_bench` with the command line's settings (one model)."""
+    return run_bench(
+        model,
+        args.frames,
+        args.size,
+        boards=args.boards,
+        threads=args.threads,
+        delegate=args.delegate,
+        warmup=args.warmup,
+        config=args.config,
+        shift=args.shift,
+        rotate=args.rotate,
+        code=args.code,
+    )
+
+
 def _bench_side_by_side(models: list[Path], args: argparse.Namespace) -> int:
     """The same boards through the same pipeline for each model, one column each (e.g. LiteRT vs ONNX Runtime)."""
     from ..cli import CommandError
@@ -319,21 +324,7 @@ def _bench_side_by_side(models: list[Path], args: argparse.Namespace) -> int:
     results = []
     for m in models:
         try:
-            results.append(
-                run_bench(
-                    m,
-                    args.frames,
-                    args.size,
-                    boards=args.boards,
-                    threads=args.threads,
-                    delegate=args.delegate,
-                    warmup=args.warmup,
-                    config=args.config,
-                    shift=args.shift,
-                    rotate=args.rotate,
-                    code=args.code,
-                )
-            )
+            results.append(_run_args(m, args))
         except RuntimeError as exc:
             raise CommandError(f"{m}: {exc}") from None
     if args.json:
