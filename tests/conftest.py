@@ -82,3 +82,27 @@ def postgres_server():
     finally:
         subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"]), capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def mount_tmpfs():
+    """Mounts real small filesystems (tmpfs) to fill up: `mount_tmpfs(path, "16m")`; unmounted at teardown.
+
+    Skips the test where mounting is not allowed (it needs root).
+    """
+    mounted: list[Path] = []
+
+    def mount(mnt: Path, size: str) -> Path:
+        mnt.mkdir()
+        try:
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], check=True, capture_output=True
+            )
+        except (OSError, subprocess.CalledProcessError) as exc:
+            pytest.skip(f"cannot mount a small tmpfs here (needs root): {exc}")
+        mounted.append(mnt)
+        return mnt
+
+    yield mount
+    for mnt in mounted:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)

@@ -32,17 +32,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def small_volume(tmp_path):
-    mnt = tmp_path / "data"
-    mnt.mkdir()
-    try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], check=True, capture_output=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {exc}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+def small_volume(tmp_path, mount_tmpfs):
+    return mount_tmpfs(tmp_path / "data", "16m")
 
 
 def _fill(folder: Path) -> Path:

@@ -7,7 +7,6 @@ needs no mount: the bytes a crash could leave are written into a real journal fi
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
@@ -15,17 +14,8 @@ from inspector.storage.spool import RESERVE, Spool
 
 
 @pytest.fixture
-def full_volume(tmp_path):
-    mnt = tmp_path / "vol"
-    mnt.mkdir()
-    try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True, capture_output=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {exc}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+def full_volume(tmp_path, mount_tmpfs):
+    return mount_tmpfs(tmp_path / "vol", "1m")
 
 
 def _fill(folder):
