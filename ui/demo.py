@@ -36,7 +36,7 @@ def demo_config(cfg: StationConfig | None = None, workdir: Path | None = None) -
     cfg.storage.archive_dir = workdir / "archive"
     cfg.storage.spool_dir = workdir / "spool"
     cfg.storage.min_free_mb = min(cfg.storage.min_free_mb, 50)
-    if cfg.plc.mode == "server" and getattr(cfg.plc, "simulator", False):  # only Modbus has one
+    if cfg.plc.mode == "server" and getattr(cfg.plc, "simulator", False):  # Modbus or OPC UA
         # The simulator talks to our own server: any free local port will do, and a second demo
         # (or a test) holding 1502 must not stop this one from starting.
         cfg.plc.port = free_local_port()
@@ -53,11 +53,12 @@ def free_local_port() -> int:
 
 def assemble(cfg: StationConfig, *, demo: bool = False, sinks=None) -> Assembly:
     notes: list[str] = []
-    if cfg.detector.type == "litert" and not Path(cfg.detector.model).is_file():
+    model = getattr(cfg.detector, "model", None)  # packaged-model types have one; the classical detector not
+    if model is not None and not Path(model).is_file():
         if not demo:
-            raise StationError(f"detector.model {cfg.detector.model} does not exist")
-        notes.append(f"bundled model {cfg.detector.model} not found: demo runs the classical difference detector")
-        cfg.detector.type = "classical"
+            raise StationError(f"detector.model {model} does not exist")
+        notes.append(f"bundled model {model} not found: demo runs the classical difference detector")
+        cfg.detector = {"type": "classical"}
     try:
         station = build_station(cfg, sinks=sinks)
     except StationError as exc:

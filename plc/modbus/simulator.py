@@ -1,340 +1,67 @@
-"""A line PLC in software: drives the station's handshake and flags every protocol violation.
+"""The line PLC simulator over Modbus TCP: the PLC program of plc/simulator.py, polling the station's server.
 
-Why it exists: a PLC integrator needs to see the station behave before wiring a real PLC, the
-demo needs a line, and the tests and the benchmark need a PLC that checks every rule of docs/plc.md
-board after board. It is deliberately strict: anything a real PLC program would trip over (PASS
-without RESULTS_VALID, a wrong PART_SEQ_ECHO, an INSP_ID gap, a missing TRIGGER_ACK, the station
-heartbeat stopping for 3 periods) is recorded as a violation, and `pcb-inspector plc-sim` exits
-non-zero if there was one.
+Why a thin subclass: the rules a PLC checks are the same over every protocol (plc/simulator.py);
+here the control and status blocks are the registers themselves, written with function 16 and read
+with function 3, through pymodbus' sync client (another stack than the station's server side).
 """
 
 from __future__ import annotations
 
-import logging
-import statistics
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import Any
 
 from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from .. import registers as R
-
-log = logging.getLogger(__name__)
-
-STATION_HEARTBEAT_PERIOD_S = 1.0
-MISSED_HEARTBEATS_DOWN = 3
+from ..simulator import LinkLost, Refused, SimulatedLinePlc
 
 
-class StationDown(Exception):
-    pass
+class LinePlcSimulator(SimulatedLinePlc):
+    """A Modbus TCP client that drives the station's handshake (`pcb-inspector plc-sim`, the demo)."""
 
-
-@dataclass
-class SimStats:
-    boards: int = 0
-    passed: int = 0
-    rejected: int = 0
-    missed: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
-    violations: list[str] = field(default_factory=list)
-    station_down: bool = False
-    error_resets: int = 0
-    """CLEAR_ERROR pulses sent because the station latched ERROR (the simulated operator's resets)."""
-    per_board: list[tuple[int, float, float]] = field(default_factory=list)
-    """(part_seq, trigger sent, RESULTS_VALID seen) in time.monotonic() seconds."""
-
-    def percentile(self, q: float) -> float:
-        if not self.latencies_ms:
-            return float("nan")
-        xs = sorted(self.latencies_ms)
-        return xs[min(len(xs) - 1, max(0, int(round(q / 100 * (len(xs) - 1)))))]
-
-    def summary(self) -> str:
-        lat = (
-            f"trigger->RESULTS_VALID p50 {self.percentile(50):.2f} ms, p99 {self.percentile(99):.2f} ms, "
-            f"mean {statistics.fmean(self.latencies_ms):.2f} ms"
-            if self.latencies_ms
-            else "no latency measured"
-        )
-        return (
-            f"boards {self.boards}: PASS {self.passed}, REJECT {self.rejected}, missed {self.missed}; {lat}; "
-            f"violations {len(self.violations)}{'; STATION DOWN' if self.station_down else ''}"
-        )
-
-
-class LinePlcSimulator:
     def __init__(
         self,
         host: str,
         port: int,
         *,
         device_id: int = 1,
-        rate: float = 2.0,
-        boards: int = 0,
-        poll_s: float = 0.001,
-        ack_timeout_s: float = 2.0,
-        result_timeout_s: float = 10.0,
-        ready_timeout_s: float = 30.0,
-        first_part_seq: int = 1,
-        serial_prefix: str = "SIM",
         request_timeout_s: float = 0.5,
-        stop_on_violation: bool = False,
-        on_board: Callable[[int, dict], None] | None = None,
+        **kw: Any,
     ):
+        """`kw`: the PLC program's settings (rate, boards, poll_s, timeouts, ...; see SimulatedLinePlc)."""
+        super().__init__(**kw)
         self.host, self.port, self.device_id = host, port, device_id
-        self.rate = rate
-        self.boards = boards
-        self.poll_s = poll_s
-        self.ack_timeout_s = ack_timeout_s
-        self.result_timeout_s = result_timeout_s
-        self.ready_timeout_s = ready_timeout_s
-        self.part_seq = first_part_seq
-        self.serial_prefix = serial_prefix
         self.request_timeout_s = request_timeout_s
-        self.stop_on_violation = stop_on_violation
-        self.on_board = on_board
-        self.stats = SimStats()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._client: ModbusTcpClient | None = None
-        self._control = R.TRIGGER_ENABLE
-        self._hb_next = 0.0
-        self._station_hb: int | None = None
-        self._station_hb_at = 0.0
-        self._last_insp: int | None = None
-        self._last_acq: int | None = None
-        self._overrun_seen = 0
 
-    # ------------------------------------------------------------------ running
-    def start_thread(self) -> None:
-        self._thread = threading.Thread(target=self.run, name="plc-sim", daemon=True)
-        self._thread.start()
+    def describe(self) -> str:
+        return f"{self.host}:{self.port}"
 
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+    def _open(self) -> None:
+        if self._client is None:
+            self._client = ModbusTcpClient(self.host, port=self.port, timeout=self.request_timeout_s, retries=0)
+        if not self._client.connect():
+            raise LinkLost("connection refused or timed out")
 
-    def run(self) -> SimStats:
-        self._client = ModbusTcpClient(self.host, port=self.port, timeout=self.request_timeout_s, retries=0)
-        try:
-            if not self._client.connect():
-                self._violation(f"cannot connect to the station at {self.host}:{self.port}")
-                return self.stats
-            self._write_control()
-            period = 1.0 / self.rate if self.rate > 0 else 0.0
-            next_board = time.monotonic()
-            while not self._stop.is_set() and (self.boards <= 0 or self.stats.boards < self.boards):
-                wait = next_board - time.monotonic()
-                if wait > 0 and self._idle(wait):
-                    break
-                next_board = max(next_board + period, time.monotonic())
-                self._board()
-                if self.stop_on_violation and self.stats.violations:
-                    break
-        except StationDown:
-            pass
-        finally:
-            # Leave the station with TRIGGER_ENABLE off, as a PLC does at line stop.
-            try:
-                self._control = 0
-                self._write_control()
-            except Exception:
-                pass
+    def _close(self) -> None:
+        if self._client is not None:
             self._client.close()
-        return self.stats
 
-    # ------------------------------------------------------------------ one board
-    def _board(self) -> None:
-        deadline = time.monotonic() + self.ready_timeout_s
-        while True:
-            st = self._wait(lambda s: s[0] & (R.READY | R.ERROR), max(0.0, deadline - time.monotonic()), "READY")
-            if st is None:
-                return
-            if st[0] & R.READY:
-                break
-            # ERROR latched: a line PLC raises the alarm and the operator presses reset once the cause
-            # is fixed. The simulator plays that operator: one CLEAR_ERROR a second, each one counted.
-            code = st[R.ERROR_CODE - R.STATUS_BASE]
-            self.stats.error_resets += 1
-            log.warning("station ERROR (code %d): simulated operator reset (CLEAR_ERROR)", code)
-            self._pulse(R.CLEAR_ERROR)
-            if self._idle(1.0):
-                return
-        if st[0] & R.ERROR:
-            self._violation("READY = 1 while ERROR = 1")
-        acq_before = st[R.ACQ_ID - R.STATUS_BASE]
-        seq = self.part_seq
-        self.part_seq = (self.part_seq + 1) & 0xFFFF_FFFF
-        serial = f"{self.serial_prefix}{seq:08d}"
-        self._control |= R.TRIGGER
-        self._control &= ~R.RESULTS_ACK
-        block = [0] * R.CONTROL_SIZE
-        self._heartbeat_bit()
-        block[0] = self._control
-        block[R.PART_SEQ : R.PART_SEQ + 2] = R.encode_u32(seq)
-        block[R.SERIAL : R.SERIAL + R.SERIAL_REGS] = R.encode_ascii(serial, R.SERIAL_REGS)
-        t0 = time.monotonic()
-        self._write(R.CONTROL_BASE, block)
-        st = self._wait(lambda s: s[0] & (R.TRIGGER_ACK | R.MISSED_TRIGGER | R.RESULTS_VALID), self.ack_timeout_s, None)
-        if st is None or (st[0] & R.MISSED_TRIGGER and not st[0] & R.TRIGGER_ACK):
-            # No acknowledge: this board has no result and is rejected by the PLC program.
-            self.stats.boards += 1
-            self.stats.missed += 1
-            self.stats.rejected += 1
-            if st is None:
-                self._violation(f"part {seq}: no TRIGGER_ACK within {self.ack_timeout_s} s")
-            self._control &= ~R.TRIGGER
-            self._pulse(R.CLEAR_ERROR)
-            return
-        if st[0] & R.TRIGGER_ACK:
-            if st[0] & R.READY:
-                self._violation(f"part {seq}: READY = 1 together with TRIGGER_ACK")
-            acq = st[R.ACQ_ID - R.STATUS_BASE]
-            if acq != (acq_before + 1) & 0xFFFF and acq != acq_before:
-                self._violation(f"part {seq}: ACQ_ID went {acq_before} -> {acq}, expected +1")
-        self._control &= ~R.TRIGGER
-        self._write_control()
-        valid_at: list[float] = []
-        st = self._wait(lambda s: s[0] & R.RESULTS_VALID, self.result_timeout_s, "RESULTS_VALID", valid_at)
-        self.stats.boards += 1
-        if st is None:
-            self.stats.rejected += 1
-            return
-        t1 = valid_at[0]
-        self.stats.latencies_ms.append((t1 - t0) * 1000)
-        self.stats.per_board.append((seq, t0, t1))
-        self._check_result(seq, st, acq_before)
-        self._control |= R.RESULTS_ACK
-        self._write_control()
-        self._wait(lambda s: not s[0] & R.RESULTS_VALID, self.ack_timeout_s, "RESULTS_VALID cleared after RESULTS_ACK")
-        self._control &= ~R.RESULTS_ACK
-        self._write_control()
-
-    def _check_result(self, seq: int, st: list[int], acq_before: int) -> None:
-        word = st[0]
-        passed, rejected = bool(word & R.PASS), bool(word & R.REJECT)
-        code = st[R.RESULT_CODE - R.STATUS_BASE]
-        echo = R.decode_u32(st[R.PART_SEQ_ECHO - R.STATUS_BASE : R.PART_SEQ_ECHO - R.STATUS_BASE + 2])
-        insp = st[R.INSP_ID - R.STATUS_BASE]
-        if passed == rejected:
-            self._violation(f"part {seq}: PASS = {passed:d} and REJECT = {rejected:d} with RESULTS_VALID")
-        if echo != seq:
-            self._violation(f"part {seq}: PART_SEQ_ECHO is {echo}")
-        overruns = st[R.OVERRUN_COUNT - R.STATUS_BASE]
-        if self._last_insp is not None and insp != (self._last_insp + 1) & 0xFFFF and overruns == self._overrun_seen:
-            self._violation(f"part {seq}: INSP_ID went {self._last_insp} -> {insp}, expected +1")
-        self._overrun_seen = overruns
-        self._last_insp = insp
-        if passed and code != 0 or rejected and code == 0:
-            self._violation(f"part {seq}: RESULT_CODE {code} with {'PASS' if passed else 'REJECT'}")
-        if passed:
-            self.stats.passed += 1
-        else:
-            self.stats.rejected += 1
-        if self.on_board is not None:
-            self.on_board(seq, {"passed": passed, "result_code": code, "insp_id": insp, "status": list(st)})
-
-    # ------------------------------------------------------------------ Modbus helpers
-    def _heartbeat_bit(self) -> int:
-        now = time.monotonic()
-        if now >= self._hb_next:
-            self._hb_next = now + 0.5
-            self._control ^= R.PLC_HEARTBEAT
-        return 0  # the bit lives in self._control
-
-    def _write_control(self) -> None:
-        self._heartbeat_bit()
-        self._write(R.CONTROL, [self._control])
-
-    def _pulse(self, bit: int) -> None:
-        self._control |= bit
-        self._write_control()
-        self._control &= ~bit
-        self._write_control()
-
-    def _write(self, address: int, values: list[int]) -> None:
+    def _send(self, address: int, values: list[int]) -> None:
+        assert self._client is not None
         try:
             rsp = self._client.write_registers(address, values, device_id=self.device_id)
         except (ModbusException, OSError) as exc:
-            self._link_error(f"write at {address}: {exc}")
-            return
+            raise LinkLost(str(exc)) from exc
         if rsp.isError():
-            self._violation(f"station refused a write of {len(values)} registers at {address}: {rsp}")
+            raise Refused(str(rsp))
 
-    def _read_status(self) -> list[int] | None:
+    def _fetch_status(self) -> list[int]:
+        assert self._client is not None
         try:
             rsp = self._client.read_holding_registers(R.STATUS_BASE, count=R.STATUS_SIZE, device_id=self.device_id)
         except (ModbusException, OSError) as exc:
-            self._link_error(f"read status: {exc}")
-            return None
+            raise LinkLost(str(exc)) from exc
         if rsp.isError():
-            self._violation(f"station refused the status read: {rsp}")
-            return None
-        st = list(rsp.registers)
-        now = time.monotonic()
-        hb = st[0] & R.STATION_HEARTBEAT
-        if self._station_hb is None or hb != self._station_hb:
-            self._station_hb, self._station_hb_at = hb, now
-        elif now - self._station_hb_at > MISSED_HEARTBEATS_DOWN * STATION_HEARTBEAT_PERIOD_S:
-            self._station_down(f"no STATION_HEARTBEAT toggle for {now - self._station_hb_at:.1f} s")
-        if st[0] & R.PASS and not st[0] & R.RESULTS_VALID:
-            self._violation("PASS = 1 while RESULTS_VALID = 0")
-        if st[0] & R.READY and st[0] & R.BUSY:
-            self._violation("READY = 1 while BUSY = 1")
-        return st
-
-    def _link_error(self, what: str) -> None:
-        now = time.monotonic()
-        if self._station_hb_at and now - self._station_hb_at > MISSED_HEARTBEATS_DOWN * STATION_HEARTBEAT_PERIOD_S:
-            self._station_down(f"link lost: {what}")
-        self._client.close()
-        self._stop.wait(0.05)
-        self._client.connect()
-
-    def _station_down(self, why: str) -> None:
-        self.stats.station_down = True
-        self._violation(f"station down: {why}")
-        log.error("station down: %s", why)
-        raise StationDown(why)
-
-    def _wait(self, cond, timeout: float, what: str | None, when: list[float] | None = None) -> list[int] | None:
-        end = time.monotonic() + timeout
-        while not self._stop.is_set():
-            st = self._read_status()
-            if st is not None and cond(st):
-                if when is not None:
-                    when.append(time.monotonic())
-                return st
-            if time.monotonic() > end:
-                if what is not None:
-                    self._violation(f"timed out after {timeout} s waiting for {what}")
-                return None
-            if self._hb_due():
-                self._write_control()
-            if self.poll_s:
-                time.sleep(self.poll_s)
-        return None
-
-    def _hb_due(self) -> bool:
-        return time.monotonic() >= self._hb_next
-
-    def _idle(self, seconds: float) -> bool:
-        """Keep the heartbeat going and watch the station while waiting; True if stopped."""
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            if self._stop.is_set():
-                return True
-            self._read_status()
-            if self._hb_due():
-                self._write_control()
-            self._stop.wait(min(0.05, max(0.0, end - time.monotonic())))
-        return self._stop.is_set()
-
-    def _violation(self, text: str) -> None:
-        self.stats.violations.append(text)
-        log.error("protocol violation: %s", text)
+            raise Refused(str(rsp))
+        return list(rsp.registers)

@@ -4,6 +4,9 @@ Why self-signed on first start: Basic256Sha256 needs a certificate before the fi
 and a plant's PKI is rarely there on day one. The PLC's engineer trusts this certificate once in the
 PLC (or replaces both files with one the plant's CA signed: the paths are in the config). The key
 is written 0600; an existing pair is never overwritten.
+
+The built-in line PLC simulator gets a pair too, made in memory for one run and never written: the
+station trusts it for that run only (plc/opcua/server.py), so no file in `trusted_clients` outlives it.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def ensure_certificate(cert_path: Path, key_path: Path, app_uri: str, host: str)
             "restore it or remove the other file to have a new self-signed pair made"
         )
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    cert = _self_signed(key, app_uri, host)
+    cert = _self_signed(key, app_uri, host, "PCB Inspector OPC UA server")
     key_path.parent.mkdir(parents=True, exist_ok=True)
     cert_path.parent.mkdir(parents=True, exist_ok=True)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
@@ -56,10 +59,19 @@ def ensure_certificate(cert_path: Path, key_path: Path, app_uri: str, host: str)
     return cert_path, key_path
 
 
-def _self_signed(key: rsa.RSAPrivateKey, app_uri: str, host: str) -> x509.Certificate:
+def memory_pair(app_uri: str, host: str, common_name: str) -> tuple[bytes, bytes]:
+    """A self-signed certificate (DER) and its key (PEM), in memory only: an application that lives for
+    one run (the built-in simulator) and must leave nothing behind that a client could reuse."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = _self_signed(key, app_uri, host, common_name)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return cert.public_bytes(serialization.Encoding.DER), pem
+
+
+def _self_signed(key: rsa.RSAPrivateKey, app_uri: str, host: str, common_name: str) -> x509.Certificate:
     name = x509.Name(
         [
-            x509.NameAttribute(NameOID.COMMON_NAME, "PCB Inspector OPC UA server"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "pcb-inspector"),
         ]
     )

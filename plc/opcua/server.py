@@ -90,7 +90,8 @@ class Signal:
         return list(image[i : i + self.count])
 
     def write(self, image: list[int], base: int, value: Any) -> None:
-        """Put `value` (as an OPC UA client wrote it) into a register image; ValueError if it cannot fit."""
+        """Put `value` (as an OPC UA client wrote it, or the simulator read it) into a register image;
+        ValueError if it cannot fit."""
         i = self.address - base
         if self.kind == "bit":
             image[i] = (image[i] | self.mask) if value else (image[i] & ~self.mask)
@@ -101,7 +102,10 @@ class Signal:
         elif self.kind == "ascii":
             image[i : i + self.count] = R.encode_ascii(str(value or ""), self.count, self.name)
         else:
-            raise ValueError(f"{self.name} is not writable")
+            values = list(value or [])
+            if len(values) != self.count:
+                raise ValueError(f"{self.name}: {len(values)} values, expected {self.count}")
+            image[i : i + self.count] = [R.check_u16(int(v), self.name) for v in values]
 
 
 def camel(register_name: str) -> str:
@@ -172,6 +176,14 @@ class ClientTrust:
         self.folder = folder
         self.rejected_folder = folder.parent / "rejected"
         folder.mkdir(parents=True, exist_ok=True)
+        self._for_this_run: set[bytes] = set()
+
+    def allow_for_this_run(self, der: bytes, who: str) -> None:
+        """Trust one certificate until the station stops, without a file in the folder (the built-in
+        simulator's: a file would keep trusting its key after the simulator is turned off)."""
+        cert = x509.load_der_x509_certificate(der)
+        self._for_this_run.add(cert.fingerprint(hashes.SHA256()))
+        log.info("OPC UA: %s's certificate is trusted for this run only (not written to %s)", who, self.folder)
 
     def trusted(self) -> set[bytes]:
         out: set[bytes] = set()
@@ -195,7 +207,7 @@ class ClientTrust:
             raise ua.uaerrors.BadCertificateInvalid
         cert = x509.load_der_x509_certificate(der)
         thumb = cert.fingerprint(hashes.SHA256())
-        if thumb in self.trusted():
+        if thumb in self._for_this_run or thumb in self.trusted():
             return
         self.rejected_folder.mkdir(parents=True, exist_ok=True)
         kept = self.rejected_folder / f"{thumb.hex()[:16]}.der"
@@ -255,6 +267,8 @@ class OpcUaServerTransport(Transport):
         self._conflict_logged = -float("inf")
         self._conflicts_unlogged = 0
         self.log_interval_s = 10.0
+        self.trust: ClientTrust | None = None
+        """The client certificates allowed a channel (plc.trusted_clients); None: any certificate."""
 
     @property
     def app_uri(self) -> str:
@@ -305,7 +319,7 @@ class OpcUaServerTransport(Transport):
         if cfg.security != "None":
             _discovery_only_without_security(server)
             if cfg.trusted_clients is not None:
-                trust = ClientTrust(Path(cfg.trusted_clients))
+                trust = self.trust = ClientTrust(Path(cfg.trusted_clients))
                 server._policies[:] = [
                     _TrustedPeersOnly(f, trust) if f.cls is not SecurityPolicyNone else f for f in server._policies
                 ]
@@ -408,3 +422,42 @@ class OpcUaServerTransport(Transport):
 
     def describe(self) -> str:
         return f"opcua server {self.cfg.endpoint(self.port)} ({self.cfg.security})"
+
+    def start_demo_master(self) -> object | None:
+        """The built-in line PLC simulator as this server's OPC UA client, when plc.simulator asks for it.
+
+        Why it gets a certificate made for this run and trusted in memory: it must open the same signed
+        and encrypted channel a PLC does (the configured policy), and nothing it leaves behind may let
+        another client in once the simulator is off.
+        """
+        cfg = self.cfg
+        if not cfg.simulator:
+            log.info("line PLC simulator off: waiting for a PLC (OPC UA client) on %s", cfg.endpoint(self.port))
+            return None
+        from .certs import memory_pair
+        from .simulator import SIMULATOR_URI, OpcUaLinePlcSimulator
+
+        pair = None
+        if cfg.security != "None":
+            pair = memory_pair(SIMULATOR_URI, "127.0.0.1", "PCB Inspector line PLC simulator")
+            if self.trust is not None:
+                self.trust.allow_for_this_run(pair[0], "the built-in line PLC simulator")
+        log.warning(
+            "built-in line PLC simulator RUNNING (plc.simulator = true: asked for by name): it is this station's "
+            "OPC UA PLC master (security %s) at %.1f boards/s; a real PLC writing the control variables is refused "
+            "and raises the second-master alarm",
+            cfg.security,
+            cfg.simulator_rate,
+        )
+        sim = OpcUaLinePlcSimulator(
+            cfg.local_endpoint(self.port),
+            cfg.namespace,
+            security=cfg.security,
+            certificate=pair,
+            server_certificate=Path(cfg.certificate) if pair is not None else None,
+            rate=cfg.simulator_rate,
+            boards=0,
+            poll_s=0.005,
+        )
+        sim.start_thread()
+        return sim

@@ -196,14 +196,22 @@ def test_plc_specs_are_parsed_by_their_protocol():
         "mode": "server",
         "host": "127.0.0.1",
         "port": 4840,
+        "simulator": False,
     }
     assert parse_plc_spec("opcua:10.1.1.1")["port"] == 4840
+    assert parse_plc_spec("opcua:127.0.0.1:4841+sim") == {
+        "protocol": "opcua",
+        "mode": "server",
+        "host": "127.0.0.1",
+        "port": 4841,
+        "simulator": True,
+    }
     assert parse_plc_spec("server:127.0.0.1:1502+sim")["simulator"] is True
     assert parse_plc_spec("modbus:client:10.0.0.7")["port"] == 502
     for bad, why in [
         ("opcua:", "expected opcua:HOST:PORT"),
         ("opcua:127.0.0.1:99999", "port '99999' is not a number"),
-        ("opcua:127.0.0.1:4840+sim", "expected opcua:HOST:PORT"),
+        ("opcua:127.0.0.1:4840+simulator", "unknown suffix"),
         ("s7:10.0.0.1", "unknown protocol 's7'"),
     ]:
         with pytest.raises(ValueError, match=why):
