@@ -1,8 +1,10 @@
 #!/usr/bin/env python
 """Trigger -> RESULTS_VALID latency over loopback, and what the PLC link adds to the pipeline's own time.
 
-A real station (replay camera in triggered mode over synthetic boards, the classical detector, the
-PLC link in server mode on 127.0.0.1) and the line PLC simulator polling as fast as it can.
+A real station, built by the composition root (`inspector.station.build_station`) from a
+StationConfig as the line builds it: replay camera in triggered mode over synthetic boards, the
+classical detector, board registration, the PLC link in server mode on 127.0.0.1; and the line PLC
+simulator polling as fast as it can.
 For each board:
   PLC latency  = trigger write sent -> first status read showing RESULTS_VALID (measured by the PLC)
   pipeline     = pipeline.trigger() called -> result published (capture + inference + decision)
@@ -33,17 +35,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inspector.capture.replay import ReplayCameraSource  # noqa: E402
-from inspector.config import ReplayCamera, StationConfig  # noqa: E402
-from inspector.decision import RecipeRules  # noqa: E402
-from inspector.detect.classical import DifferenceDetector  # noqa: E402
+from inspector.config import StationConfig, parse_config  # noqa: E402
 from inspector.health import Health  # noqa: E402
-from inspector.pipeline import Pipeline  # noqa: E402
-from inspector.storage.writer import Recorder, RecorderSettings  # noqa: E402
-from plc.modbus import ModbusSettings  # noqa: E402
-from plc.modbus.simulator import LinePlcSimulator, SimStats  # noqa: E402
+from inspector.station import build_station  # noqa: E402
+from plc.modbus.simulator import LinePlcSimulator  # noqa: E402
 from plc.opcua import OpcUaSettings  # noqa: E402
-from plc.station import attach  # noqa: E402
+from plc.simulator import SimStats  # noqa: E402
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -159,40 +156,44 @@ def run_opcua_plc_process(link, cfg: OpcUaSettings, rate: float, boards: int, pk
     return stats
 
 
-def run_once(args, durable: bool, tmp: Path) -> tuple[dict[str, list[float]], object]:
+def station_config(args, durable: bool, tmp: Path) -> StationConfig:
+    """The benchmark station as a station file would describe it (no simulator beside the PLC process)."""
     if args.protocol == "opcua":
-        plc_cfg = OpcUaSettings(
-            security=args.security, certificate=tmp / "pki" / "server.der", private_key=tmp / "pki" / "server.pem"
-        )
+        plc = {
+            "protocol": "opcua",
+            "security": args.security,
+            "certificate": str(tmp / "pki" / "server.der"),
+            "private_key": str(tmp / "pki" / "server.pem"),
+            "simulator": False,
+        }
     else:
-        plc_cfg = ModbusSettings(simulator=False)
-    cfg = StationConfig(camera=ReplayCamera(trigger="software", path=None, fps=None), plc=plc_cfg)
+        plc = {"protocol": "modbus", "mode": "server", "simulator": False}
+    data = {
+        # No calibration plug-in: it would read the calibrations stored in the working directory's database.
+        "station": {"plugins": {"plc": "station"}},
+        "camera": {"type": "replay", "path": None, "trigger": "software", "fps": None},
+        "detector": {"type": "classical"},
+        "plc": plc,
+        # Used with --durable on (SQLite synchronous FULL, the default, gating RESULTS_VALID); the free-space
+        # floor is off, the benchmark's temp folder is not the station's disk.
+        "storage": {
+            "database_url": f"sqlite:///{tmp / 'records.db'}",
+            "archive_dir": str(tmp / "archive"),
+            "spool_dir": str(tmp / "spool"),
+            "archive": args.archive,
+            "min_free_mb": 0,
+        },
+    }
+    return parse_config(data, "bench_plc")
+
+
+def run_once(args, durable: bool, tmp: Path) -> tuple[dict[str, list[float]], object]:
+    cfg = station_config(args, durable, tmp)
     health = Health()
-    health.ok("disk", "bench: not used")
-    recorder = None
-    if durable:
-        recorder = Recorder(
-            RecorderSettings(
-                f"sqlite:///{tmp / 'records.db'}",
-                archive_dir=tmp / "archive",
-                spool_dir=tmp / "spool",
-                archive=args.archive,
-                min_free_mb=0,
-                retention_days=None,
-            ),
-            health,
-        )
-        recorder.start()
-    else:
-        health.ok("database", "bench: not used")
-    pipeline = Pipeline(
-        ReplayCameraSource(cfg.camera),
-        DifferenceDetector(),
-        RecipeRules(cfg.recipe()),
-        health,
-        [recorder] if recorder is not None else [],
-        triggered=True,
-    )
+    if not durable:
+        health.ok("database", "bench: no recorder")
+    station = build_station(cfg, with_storage=durable, health=health, plc_options={"port": 0})
+    pipeline, link, recorder = station.pipeline, station.plc, station.recorder
     issued: dict[int, float] = {}
     published: dict[int, float] = {}
     inspect_ms: dict[int, float] = {}
@@ -221,10 +222,7 @@ def run_once(args, durable: bool, tmp: Path) -> tuple[dict[str, list[float]], ob
     pipeline.on_result(on_result)
     if recorder is not None:
         recorder.add_durable_listener(on_durable)
-    link = attach(cfg, pipeline, health, port=0, recorder=recorder)
-    pipeline.add_sink(link)
-    link.start()
-    pipeline.start()
+    station.start()
     try:
         if args.protocol == "opcua":
             stats = run_opcua_plc_process(link, cfg.plc, args.rate, args.boards + args.warmup, tmp)
@@ -236,10 +234,7 @@ def run_once(args, durable: bool, tmp: Path) -> tuple[dict[str, list[float]], ob
         else:
             stats = run_plc_process(link.port, args.rate, args.boards + args.warmup)
     finally:
-        pipeline.stop()
-        link.stop()
-        if recorder is not None:
-            recorder.stop()
+        station.stop()
     durable_seq = {seq_of[u]: t for u, t in durable_at.items() if u in seq_of}
     rows = [(seq, t0, t1) for seq, t0, t1 in stats.per_board if seq > args.warmup and seq in published]
     plc_ms = [(t1 - t0) * 1000 for _, t0, t1 in rows]
