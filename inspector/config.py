@@ -9,17 +9,15 @@ bundled model, local SQLite under `data/`, the built-in PLC simulator.
 from __future__ import annotations
 
 import ipaddress
-import logging
 import re
 import tomllib
-import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     BeforeValidator,
     Field,
-    PrivateAttr,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -31,14 +29,12 @@ from .capture.opencv import OpenCVCamera  # noqa: F401 (re-exported)
 from .capture.registry import camera_configs
 from .capture.replay import ReplayCamera
 from .config_base import Section, TriggerMode  # noqa: F401 (re-exported)
-from .detect.registry import detector_types
+from .detect.delegates import DEFAULT_AUTO_DELEGATES, ExternalDelegate  # noqa: F401 (re-exported)
+from .detect.registry import default_detector, detector_configs, with_type
+from .detect.settings import DEFAULT_MODEL, REPO_ROOT, PackagedModelSettings  # noqa: F401 (REPO_ROOT re-exported)
 from .domain import CLASS_NAMES
 from .plc_settings import default_plc_settings, with_protocol
 from .plc_settings import protocols as plc_protocols
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = REPO_ROOT / "models" / "pcb-defect-det.tflite"
-
 
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
@@ -137,90 +133,30 @@ class SupervisorSection(_Model):
 
 
 # ---------------------------------------------------------------- detector
-class ExternalDelegate(_Model):
-    library: str = Field(..., min_length=1, description="Delegate shared library, e.g. libvx_delegate.so.")
-    options: dict[str, str | int | float | bool] = Field(
-        default_factory=dict, description="Options passed to the delegate, e.g. {backends = 'GpuAcc,CpuAcc'}."
-    )
-    label: str | None = Field(None, description="Name shown in the UI, e.g. 'NPU (vx)'.")
-
-
-DEFAULT_AUTO_DELEGATES = [
-    ExternalDelegate(library="libvx_delegate.so", label="NPU (vx)"),
-    ExternalDelegate(library="libedgetpu.so.1", label="Edge TPU"),
-    ExternalDelegate(library="libarmnnDelegate.so", options={"backends": "GpuAcc,CpuAcc"}, label="GPU (Arm NN)"),
+# Each detector plug-in owns its settings class (`type: Literal[...]`); [detector] is their union, built
+# from the registry (inspector/detect/registry.py) when this module loads. The keys every model package
+# has live in `PackagedModelSettings` (inspector/detect/settings.py); a runtime's own keys (LiteRT's
+# `delegate`, ONNX Runtime's `providers`) in its module. `with_type` turns old spellings (`engine`, no
+# `type`, another runtime's keys) into today's, with a deprecation message.
+_DETECTOR_CLASSES = tuple(detector_configs().values())
+DetectorConfig = Annotated[
+    Annotated[
+        Union[_DETECTOR_CLASSES],  # noqa: UP007 (a runtime tuple of classes)
+        Field(discriminator="type"),
+    ],
+    BeforeValidator(with_type),
 ]
+_DETECTOR_ADAPTER: TypeAdapter[Any] = TypeAdapter(DetectorConfig)
 
 
-_DETECTOR_TYPES = detector_types()
+def DetectorSection(**keys: Any) -> Any:  # noqa: N802 (was the one [detector] class; code still calls it so)
+    """The `[detector]` settings the keys describe, validated: an instance of the class their `type` names.
 
-
-class DetectorSection(_Model):
-    type: Literal[_DETECTOR_TYPES] = Field(  # type: ignore[valid-type]  (the registry's names)
-        _DETECTOR_TYPES[0],
-        description="Detector backend (inspector/detect/registry.py): litert: the INT8 .tflite model; "
-        "classical: golden-board difference baseline (bring-up, no classes).",
-    )
-    model: Path = Field(DEFAULT_MODEL, description="Path to the .tflite model; its sidecar .json sits beside it.")
-    delegate: Literal["auto", "cpu"] | ExternalDelegate = Field(
-        "auto", description="auto: try `auto_delegates` then CPU; cpu: XNNPACK; or one external delegate."
-    )
-    auto_delegates: list[ExternalDelegate] = Field(
-        default_factory=lambda: list(DEFAULT_AUTO_DELEGATES), description="Delegates tried in order by 'auto'."
-    )
-    threads: int = Field(2, ge=1, le=64, description="CPU threads for XNNPACK (LiteRT) or ONNX Runtime.")
-    require_accelerator: bool = Field(
-        False,
-        description="NOT READY (model lamp red, with the reason) unless an accelerator delegate or execution "
-        "provider really took part of the graph, instead of running on the CPU (which shows amber).",
-    )
-    providers: list[str] = Field(
-        default_factory=list,
-        description="ONNX Runtime execution providers by name, in order of preference (e.g. "
-        "['OpenVINOExecutionProvider', 'CPUExecutionProvider']); ones this build lacks are warned about and "
-        "skipped; the CPU provider is always last. Only for packages whose sidecar names runtime 'onnxruntime'.",
-    )
-    tile_overlap: int | None = Field(
-        None, ge=0, description="Tile overlap in px for frames larger than the model input; None = from the model."
-    )
-    trusted_keys: list[Path] = Field(
-        default_factory=list,
-        description="Ed25519 public keys (PEM) of this plant's model releases; when set, the station runs only "
-        "model packages whose .sig verifies with one of them. Empty = signatures not checked (development).",
-    )
-    model_key: Path | None = Field(
-        None,
-        description="Plant model key file from the plant's key service: needed to run encrypted model packages "
-        "(`pcb-inspector model encrypt`). None: only plain packages run.",
-    )
-    machine_id_file: Path = Field(
-        Path("/etc/machine-id"),
-        description="This device's machine id; with storage.station_key it binds station-encrypted packages "
-        "to this device.",
-    )
-    #: The storage section whose station key binds encrypted packages to this device (set by StationConfig).
-    _storage: Any = PrivateAttr(None)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _engine_is_type(cls, data: Any) -> Any:
-        """`engine` was this key's name before detectors had a registry; old station files still load."""
-        if isinstance(data, dict) and "engine" in data:
-            data = dict(data)
-            engine = data.pop("engine")
-            if "type" in data and data["type"] != engine:
-                raise ValueError(f"give detector.type only (engine = {engine!r} is its old name)")
-            data["type"] = engine
-            msg = f"detector.engine is deprecated: write `type = {engine!r}` in [detector]"
-            warnings.warn(msg, DeprecationWarning, stacklevel=2)
-            logging.getLogger(__name__).warning("%s", msg)
-        return data
-
-    def station_key_file(self) -> Path | None:
-        """The station key used for the device binding (storage.station_key), when known."""
-        storage = self._storage
-        fn = getattr(storage, "station_key_path", None)
-        return Path(fn()) if fn is not None else None
+    Why a function: `[detector]` used to be one class holding every backend's keys; it is now one class
+    per plug-in, and `DetectorSection(model=..., delegate="cpu")` or `DetectorSection(type="classical")`
+    still build the right one (without `type`, the model file's ending picks the runtime).
+    """
+    return _DETECTOR_ADAPTER.validate_python(keys)
 
 
 # ---------------------------------------------------------------- recipe
@@ -516,7 +452,10 @@ class StationConfig(_Model):
     station: StationSection = Field(default_factory=StationSection, description="Station identity.")
     camera: CameraSection = Field(default_factory=ReplayCamera, description="Camera backend, chosen by `type`.")
     supervisor: SupervisorSection = Field(default_factory=SupervisorSection, description="Camera watchdog.")
-    detector: DetectorSection = Field(default_factory=DetectorSection, description="Detector model and runtime.")
+    detector: DetectorConfig = Field(
+        default_factory=default_detector,
+        description="Detector, chosen by `type` (litert, onnxruntime, classical); each type owns its keys.",
+    )
     recipes: list[Recipe] = Field(default_factory=lambda: [Recipe()], min_length=1, description="Product recipes.")
     active_recipe: str = Field("demo", description="Name of the recipe loaded at start.")
     plc: PlcConfig = Field(
@@ -533,7 +472,8 @@ class StationConfig(_Model):
     @model_validator(mode="after")
     def _detector_knows_the_station_key(self) -> StationConfig:
         # Encrypted model packages are bound to the station key; the detector is built from its section alone.
-        self.detector._storage = self.storage
+        if isinstance(self.detector, PackagedModelSettings):
+            self.detector._storage = self.storage
         return self
 
     @model_validator(mode="after")
@@ -588,7 +528,7 @@ def _describe(err: dict[str, Any]) -> str:
         return f"{loc}: {shown} is not one of {ctx.get('expected')}"
     if kind == "union_tag_invalid":
         key = str(ctx.get("discriminator", "'type'")).strip("'")
-        if key != "type":
+        if key != "type" or loc == "detector":
             return f"{loc}.{key}: {ctx.get('tag')!r} is not one of {ctx.get('expected_tags')}"
         return f"{loc}: type {ctx.get('tag')!r} is not one of {ctx.get('expected_tags')}"
     msg = err["msg"].removeprefix("Value error, ")
@@ -602,6 +542,8 @@ def _strip_union_noise(loc: tuple) -> tuple:
         if i > 0 and loc[i - 1] == "camera" and part in camera_configs():
             continue
         if i > 0 and loc[i - 1] == "plc" and part in plc_protocols():  # plc.modbus.port -> plc.port
+            continue
+        if i > 0 and loc[i - 1] == "detector" and part in detector_configs():  # detector.litert.threads
             continue
         out.append(part)
     return tuple(out)
@@ -663,14 +605,16 @@ def resolve_paths(cfg: StationConfig, base: Path) -> StationConfig:
     def fix(p: Path | None) -> Path | None:
         return p if p is None or p.is_absolute() else base / p
 
-    if cfg.detector.model != DEFAULT_MODEL and not cfg.detector.model.is_absolute():
-        cfg.detector.model = base / cfg.detector.model
+    det = cfg.detector
+    if isinstance(det, PackagedModelSettings):  # the model and the keys of any packaged-model type
+        if det.model != DEFAULT_MODEL and not det.model.is_absolute():
+            det.model = base / det.model
+        det.trusted_keys = [fix(k) for k in det.trusted_keys]
+        det.model_key = fix(det.model_key)
     for key in type(cfg.camera).model_fields:  # every path a camera backend reads (folder, producer) is an input
         value = getattr(cfg.camera, key)
         if isinstance(value, Path):
             setattr(cfg.camera, key, fix(value))
-    cfg.detector.trusted_keys = [fix(k) for k in cfg.detector.trusted_keys]
-    cfg.detector.model_key = fix(cfg.detector.model_key)
     for r in cfg.recipes:
         if r.reference is not None:
             r.reference = fix(r.reference)

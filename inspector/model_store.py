@@ -446,10 +446,11 @@ class ModelWatcher:
 def attach_model_watcher(station: Any) -> ModelWatcher | None:
     """Station hook: watch `detector.model` and hot-swap verified packages into the running pipeline."""
     from .detect.factory import create_detector, hot_swap
+    from .detect.settings import PackagedModelSettings
     from .signing import guard_detector
 
     cfg = station.cfg
-    if cfg.detector.type != "litert":
+    if not isinstance(cfg.detector, PackagedModelSettings):
         return None
 
     def make(real: Path) -> Detector:

@@ -236,8 +236,10 @@ def guard_detector(detector_cfg: Any, detector: Detector) -> Detector:
     keys = list(getattr(detector_cfg, "trusted_keys", []) or [])
     if isinstance(detector, VerifiedDetector):
         return detector  # `create_detector` already guards; callers that guard again get the same detector
-    if detector_cfg.type != "litert":
-        return detector  # the classical baseline loads no model file
+    from .detect.settings import PackagedModelSettings
+
+    if not isinstance(detector_cfg, PackagedModelSettings):
+        return detector  # not a model package (the classical baseline loads no model file)
     if not keys:
         log.warning("model signatures are not checked: detector.trusted_keys is empty (development set-up)")
         return detector

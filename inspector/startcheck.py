@@ -17,6 +17,7 @@ from pathlib import Path
 from .config import Recipe, ReplayCamera, StationConfig
 from .decision import RecipeError, RecipeRules
 from .detect.base import ModelError
+from .detect.settings import PackagedModelSettings
 from .health import Health
 from .roi import check_roi
 
@@ -58,8 +59,8 @@ def camera_frame_size(cfg: StationConfig) -> tuple[int, int] | None:
 def detector_needs_reference(cfg: StationConfig) -> bool | None:
     """Whether the configured model takes the golden reference; None when its package cannot be read
     (the model check reports that)."""
-    if cfg.detector.type == "classical":
-        return True
+    if not isinstance(cfg.detector, PackagedModelSettings):
+        return True  # the classical baseline: a difference to the golden board
     from .detect.package import read_meta
 
     try:
@@ -103,7 +104,8 @@ def reference_problem(cfg: StationConfig, recipe: Recipe, needs_reference: bool 
     gap = camera_reference_gap(cfg)
     if gap is None:
         return None
-    model = "the classical engine" if cfg.detector.type == "classical" else f"model {cfg.detector.model.name}"
+    det = cfg.detector
+    model = f"model {det.model.name}" if isinstance(det, PackagedModelSettings) else f"the {det.type} detector"
     return (
         f"{recipe_key(recipe)}.reference: not set, but {model} compares every board with a golden reference "
         f'and {gap}; set reference = "golden.png"'
@@ -194,18 +196,25 @@ def _keyed(recipe: Recipe, message: str) -> str:
 
 # ------------------------------------------------------------------ the whole file
 def check_model(cfg: StationConfig, report: CheckReport) -> None:
-    """The model package: sidecar, hash, labels, signature, and that LiteRT accepts it on the CPU."""
+    """The model package: sidecar, runtime, hash, labels, signature, and that its runtime accepts it on the CPU."""
     det = cfg.detector
-    if det.type != "litert":
+    if not isinstance(det, PackagedModelSettings):
         return
+    from .detect.package import read_meta
+    from .detect.packaged import PackagedDetector
     from .signing import verify_model
 
     try:
+        runtime = read_meta(det.model).runtime
+        if runtime != det.type:
+            report.problems.append(
+                f"detector.type: {det.type!r}, but the sidecar of {det.model.name} names runtime {runtime!r}: "
+                f"set type = {runtime!r} (with that runtime's settings) or configure a {det.type} package"
+            )
+            return
         if det.trusted_keys:
             verify_model(det.model, det.trusted_keys)
-        from .detect.litert import LiteRTDetector
-
-        probe = LiteRTDetector(det.model, delegate="cpu", threads=1)
+        probe = PackagedDetector(det.model, det.cpu_only())
         try:
             probe.load()
         finally:
@@ -215,14 +224,14 @@ def check_model(cfg: StationConfig, report: CheckReport) -> None:
     except ModelError as exc:
         report.problems.append(f"detector.model: {exc}")
     except Exception as exc:  # the runtime refusing the graph is a model problem too, not a crash
-        report.problems.append(f"detector.model: {det.model}: LiteRT cannot load it ({type(exc).__name__}: {exc})")
+        report.problems.append(f"detector.model: {det.model}: {det.type} cannot load it ({type(exc).__name__}: {exc})")
 
 
 def check_files(cfg: StationConfig, report: CheckReport) -> None:
     input_problems = getattr(cfg.camera, "input_problems", None)  # the camera's own file checks, optional
     if callable(input_problems):
         report.problems.extend(input_problems())
-    for i, key in enumerate(cfg.detector.trusted_keys):
+    for i, key in enumerate(getattr(cfg.detector, "trusted_keys", ())):
         from .signing import SignatureError, load_public_key
 
         try:

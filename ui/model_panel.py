@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from inspector.detect.base import DetectorInfo, ModelError
 from inspector.detect.factory import create_detector, hot_swap
+from inspector.detect.registry import settings_for_model
 from inspector.signing import VerifiedDetector, guard_detector
 
 from . import theme
@@ -196,7 +197,7 @@ class ModelPanel(QWidget):
         target = str(model)
         old = {"model_id": before.model_id, "backend": before.backend} if before else None
         try:
-            cfg = self.controller.cfg.detector.model_copy(update={"type": "litert", "model": model})
+            cfg = settings_for_model(self.controller.cfg.detector, model)  # the runtime its sidecar names
             detector = guard_detector(cfg, create_detector(cfg))
             info = hot_swap(self.controller.pipeline, detector)
             if isinstance(detector, VerifiedDetector) and detector.signature is not None:

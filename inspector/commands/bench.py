@@ -42,7 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=640, help="synthetic board size, px (square)")
     p.add_argument("--boards", type=int, default=24, help="distinct synthetic boards replayed in a loop")
     p.add_argument("--threads", type=int, default=None, help="override detector.threads")
-    p.add_argument("--delegate", choices=["auto", "cpu"], default=None, help="override detector.delegate")
+    p.add_argument(
+        "--delegate", choices=["auto", "cpu"], default=None, help="override detector.delegate (LiteRT packages)"
+    )
     p.add_argument("--warmup", type=int, default=10, help="boards run before timing starts")
     p.add_argument("--shift", type=float, default=3.0, help="largest board offset from its reference, px")
     p.add_argument("--rotate", type=float, default=0.3, help="largest board rotation against its reference, deg")
@@ -149,6 +151,7 @@ def run_bench(
     from ..decision import RecipeRules
     from ..detect.factory import create_detector
     from ..detect.package import read_meta
+    from ..detect.registry import settings_for_model
     from ..domain import TriggerRequest
     from ..health import Health
     from ..pipeline import Pipeline
@@ -156,12 +159,11 @@ def run_bench(
     from ..synth import write_boards
 
     cfg = load_config(config)
-    det_cfg = cfg.detector.model_copy()
-    if model is not None:
-        det_cfg.model = Path(model)
+    # --model: that package on the runtime its sidecar names (so A and B may be LiteRT and ONNX Runtime).
+    det_cfg = settings_for_model(cfg.detector, Path(model)) if model is not None else cfg.detector.model_copy()
     if threads is not None:
         det_cfg.threads = threads
-    if delegate is not None:
+    if delegate is not None and "delegate" in type(det_cfg).model_fields:  # LiteRT's key; other runtimes lack it
         det_cfg.delegate = delegate
     with tempfile.TemporaryDirectory(prefix="pcb-bench-") as tmp:
         folder = write_boards(Path(tmp), boards, seed=11, size=size)

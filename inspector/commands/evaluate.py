@@ -54,19 +54,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _evaluate_model(
     model: Path | None, pairs, out: Path | None, floor: float, threads: int, camera: dict | None = None
 ) -> dict:
-    from ..config import CalibrationSection, DetectorSection, Recipe
+    from ..config import CalibrationSection, Recipe
     from ..datasets.deeppcb import read_gray
     from ..decision import RecipeRules
     from ..detect.factory import create_detector
+    from ..detect.registry import default_detector, settings_for_model
     from ..domain import Verdict
     from ..evaluation.coco import coco_map
     from ..evaluation.deeppcb_protocol import deeppcb_metrics
     from ..inspection import inspect_board
     from ..registration import BoardRegistrar, settings_from_config
 
-    cfg = DetectorSection(threads=threads, delegate="cpu")
-    if model is not None:
-        cfg.model = model
+    # The package on its sidecar's runtime, on the CPU (an accuracy figure must not depend on an accelerator).
+    base = default_detector()
+    cfg = settings_for_model(base, model if model is not None else base.model).cpu_only()
+    cfg.threads = threads
     det = create_detector(cfg)
     info = det.load()
     det.warm_up(2)

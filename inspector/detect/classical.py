@@ -10,11 +10,13 @@ Method: absdiff(board, reference) -> threshold -> open 5x5 -> close 13x13 -> con
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Literal
 
 import cv2
 import numpy as np
+from pydantic import Field
 
+from ..config_base import Section
 from ..domain import CLASS_NAMES, Detection
 from .base import Detector, DetectorInfo, ModelError
 
@@ -83,6 +85,17 @@ class DifferenceDetector(Detector):
         return out
 
 
-def create(detector_cfg: Any) -> Detector:
-    """`[detector] type = "classical"`: no model file; the settings of the section are not used."""
+class ClassicalSettings(Section):
+    """`[detector] type = "classical"`: no model file, nothing to set."""
+
+    type: Literal["classical"] = Field(
+        "classical", description="Golden-board difference baseline (bring-up, no classes, no model file)."
+    )
+
+
+def create(cfg: ClassicalSettings) -> Detector:
+    """The difference detector (a detector plug-in: `inspector.detect.registry`)."""
     return DifferenceDetector()
+
+
+CONFIG = ClassicalSettings

@@ -16,9 +16,28 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import ExternalDelegate
+from pydantic import Field
+
+from ..config_base import Section
 
 log = logging.getLogger(__name__)
+
+
+class ExternalDelegate(Section):
+    """One LiteRT external delegate (`[detector] delegate = {...}` or an `auto_delegates` entry)."""
+
+    library: str = Field(..., min_length=1, description="Delegate shared library, e.g. libvx_delegate.so.")
+    options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Options passed to the delegate, e.g. {backends = 'GpuAcc,CpuAcc'}."
+    )
+    label: str | None = Field(None, description="Name shown in the UI, e.g. 'NPU (vx)'.")
+
+
+DEFAULT_AUTO_DELEGATES = [
+    ExternalDelegate(library="libvx_delegate.so", label="NPU (vx)"),
+    ExternalDelegate(library="libedgetpu.so.1", label="Edge TPU"),
+    ExternalDelegate(library="libarmnnDelegate.so", options={"backends": "GpuAcc,CpuAcc"}, label="GPU (Arm NN)"),
+]
 
 
 def _import_runtime():

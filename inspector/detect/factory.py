@@ -7,9 +7,8 @@ same way from `[detector]`, so a benchmark figure or an mAP is for exactly what 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..config import DetectorSection
 from .base import Detector, DetectorInfo
 
 if TYPE_CHECKING:
@@ -18,10 +17,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def create_detector(detector_cfg: DetectorSection) -> Detector:
+def create_detector(detector_cfg: Any) -> Detector:
     """The detector `[detector]` describes, not yet loaded (the inference thread loads it).
 
-    The backend is the one `detector.type` names in the registry (inspector/detect/registry.py).
+    `detector_cfg` is one of the plug-ins' settings classes (`inspector.config.DetectorConfig`); the
+    backend is the one its `type` names in the registry (inspector/detect/registry.py).
     The package's signature is checked when the detector loads, whoever built it (station, hot swap,
     model watcher, UI, `bench`, `evaluate`), when the plant configured `detector.trusted_keys`.
     """
@@ -29,35 +29,6 @@ def create_detector(detector_cfg: DetectorSection) -> Detector:
     from .registry import detector_factory
 
     return guard_detector(detector_cfg, detector_factory(detector_cfg.type)(detector_cfg))
-
-
-def create_litert(detector_cfg: DetectorSection) -> Detector:
-    """`[detector] type = "litert"`: the packaged model; its sidecar names the runtime (LiteRT, ONNX Runtime)."""
-    from .packaged import PackagedDetector
-
-    return PackagedDetector(
-        detector_cfg.model,
-        delegate=detector_cfg.delegate,
-        auto_delegates=detector_cfg.auto_delegates,
-        threads=detector_cfg.threads,
-        tile_overlap=detector_cfg.tile_overlap,
-        model_keys=_model_keys(detector_cfg) if detector_cfg.model_key is not None else None,
-        providers=detector_cfg.providers,
-        require_accelerator=detector_cfg.require_accelerator,
-    )
-
-
-def _model_keys(detector_cfg: DetectorSection):
-    """Reads the plant key, machine id and station key when an encrypted package is loaded, not before."""
-
-    def keys():
-        from ..model_crypt import ModelKeys
-
-        return ModelKeys.for_station(
-            detector_cfg.model_key, detector_cfg.machine_id_file, detector_cfg.station_key_file()
-        )
-
-    return keys
 
 
 def hot_swap(pipeline: Pipeline, detector: Detector, warm_up_runs: int = 3) -> DetectorInfo:

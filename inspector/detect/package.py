@@ -204,8 +204,9 @@ class ModelMeta(_Strict):
     runtime: str = Field(
         "litert",
         min_length=1,
-        description="What runs the graph in `file`: a name in `inspector.detect.runtimes.RUNTIMES` ('litert' for a "
-        ".tflite, 'onnxruntime' for an .onnx). Older sidecars have none: LiteRT.",
+        description="What runs the graph in `file`: a detector type whose plug-in has a runtime "
+        "(inspector/detect/registry.py; 'litert' for a .tflite, 'onnxruntime' for an .onnx). Older sidecars "
+        "have none: LiteRT.",
     )
     file: str = Field(..., min_length=1, description="The model file name (.tflite, .onnx), beside the sidecar.")
     sha256: str = Field(..., pattern=r"^[0-9a-f]{64}$", description="sha256 of the model file.")
@@ -294,10 +295,10 @@ def read_meta(model: Path) -> ModelMeta:
         raise ModelError(f"{side}: invalid model sidecar: {probs}") from None
     if meta.format_version != FORMAT_VERSION:
         raise ModelError(f"{side}: format_version {meta.format_version} is not supported (expected {FORMAT_VERSION})")
-    from .runtimes import RUNTIMES
+    from .runtimes import runtimes
 
-    if meta.runtime not in RUNTIMES:
-        raise ModelError(f"{side}: runtime {meta.runtime!r} is not one of {sorted(RUNTIMES)} (sidecar key 'runtime')")
+    if meta.runtime not in runtimes():
+        raise ModelError(f"{side}: runtime {meta.runtime!r} is not one of {sorted(runtimes())} (sidecar key 'runtime')")
     unknown = sorted(set(meta.thresholds) - set(meta.labels))
     if unknown:
         raise ModelError(f"{side}: thresholds name unknown labels {unknown}")

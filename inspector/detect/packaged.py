@@ -2,7 +2,8 @@
 
 Detector = runtime x model format: this module is the model format (the sidecar's channels, image
 domain, tiles, letterbox, mirror pass, reduced passes, decoding and merging); the runtime
-(`inspector.detect.runtimes`: LiteRT, ONNX Runtime) only loads the graph and invokes it.
+(a detector plug-in's `RUNTIME`: LiteRT, ONNX Runtime) only loads the graph and invokes it, with the
+plug-in's own `[detector]` settings handed to it as they are. Nothing here knows one runtime's keys.
 
 Why it is built this way:
 - The runtime is created in `load`, which the pipeline calls from its inference thread, and
@@ -21,13 +22,14 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
+from pydantic import ValidationError
 
-from ..config import ExternalDelegate
 from ..domain import CLASS_NAMES, Detection
 from .base import Detector, DetectorInfo, ModelError
 from .centernet import decode
@@ -36,7 +38,8 @@ from .delegates import Backend
 from .fragments import join_touching
 from .package import ModelMeta, load_package
 from .prepare import prepare
-from .runtimes import Runtime, RuntimeOptions, TensorSpec, runtime_class
+from .runtimes import Runtime, TensorSpec, runtime_class
+from .settings import PackagedModelSettings
 from .tiling import Tile, cut, keep_owned, nms_classwise, plan_tiles
 
 log = logging.getLogger(__name__)
@@ -46,31 +49,34 @@ SCORE_FLOOR = 0.05
 
 
 class PackagedDetector(Detector):
+    """A model package on the runtime its sidecar names.
+
+    `settings` is the `[detector]` section of a runtime plug-in (`PackagedModelSettings` subclass): the
+    sidecar's runtime must be its `type`, or `load` refuses the package naming both. Without `settings`
+    (tools and tests that open a package by its file), the sidecar picks the runtime and `keys` are
+    that runtime's `[detector]` keys (`threads=1`, `delegate="cpu"`, `providers=[...]`, ...), checked
+    against its settings class when the package loads. `runtime_hooks` go to the runtime unchanged
+    (test seams such as LiteRT's `delegate_loader`).
+    """
+
     def __init__(
         self,
         model: Path | str,
+        settings: PackagedModelSettings | None = None,
         *,
-        delegate: str | ExternalDelegate = "cpu",
-        auto_delegates: Sequence[ExternalDelegate] = (),
-        threads: int = 2,
-        tile_overlap: int | None = None,
-        delegate_loader: Callable | None = None,
         top_k: int = 100,
         model_keys: Callable[[], object] | None = None,
-        providers: Sequence[str] = (),
-        require_accelerator: bool = False,
+        runtime_hooks: dict[str, Any] | None = None,
+        **keys: Any,
     ):
+        if settings is not None and keys:
+            raise TypeError(f"give the settings or keys {sorted(keys)}, not both")
         self.model_path = Path(model)
-        self.delegate = delegate
-        self.auto_delegates = list(auto_delegates)
-        self.threads = threads
-        self.tile_overlap = tile_overlap
+        self.settings = settings
+        self._keys = keys
         self.top_k = top_k
-        self._loader = delegate_loader
-        self.providers = list(providers)
-        self.require_accelerator = require_accelerator
-        """Refuse to run (ModelError: the model lamp says why) when no accelerator took the graph."""
-        self.model_keys = model_keys
+        self._hooks = dict(runtime_hooks or {})
+        self.model_keys = model_keys if model_keys is not None or settings is None else settings.keys_loader()
         """Returns the station's ModelKeys for an encrypted package (called in `load`, so errors reach the lamp)."""
         self._info: DetectorInfo | None = None
         self._tile_cache: dict = {}
@@ -90,19 +96,52 @@ class PackagedDetector(Detector):
             raise ModelError(f"{self.model_path}: model not loaded")
         return self._info
 
+    @property
+    def tile_overlap(self) -> int | None:
+        return self._setting("tile_overlap", None)
+
+    @property
+    def threads(self) -> int:
+        return self._setting("threads", 2)
+
+    @property
+    def require_accelerator(self) -> bool:
+        """Refuse to run (ModelError: the model lamp says why) when no accelerator took the graph."""
+        return self._setting("require_accelerator", False)
+
+    def _setting(self, key: str, default: Any) -> Any:
+        if self.settings is not None:
+            return getattr(self.settings, key)
+        return self._keys.get(key, default)
+
+    def _settings_for(self, runtime: str) -> PackagedModelSettings:
+        """The settings the package's runtime gets; a package of another runtime is refused, naming both."""
+        if self.settings is not None:
+            configured = getattr(self.settings, "type", None)
+            if configured != runtime:
+                raise ModelError(
+                    f"{self.model_path}: the package's sidecar names runtime {runtime!r} but detector.type is "
+                    f"{configured!r}: set `type = {runtime!r}` in [detector] (with that runtime's settings), or "
+                    f"use a package made for {configured!r}"
+                )
+            return self.settings
+        from .registry import detector_configs
+
+        cls = detector_configs()[runtime]  # read_meta accepted the name: it is registered
+        try:
+            return cls(**{**self._keys, "model": self.model_path})
+        except ValidationError as exc:
+            bad = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ModelError(f"{self.model_path}: settings for runtime {runtime!r}: {bad}") from None
+
     def load(self) -> DetectorInfo:
         meta, blob = load_package(self.model_path, self.model_keys)
-        options = RuntimeOptions(
-            threads=self.threads,
-            delegate=self.delegate,
-            auto_delegates=self.auto_delegates,
-            delegate_loader=self._loader,
-            providers=self.providers,
-        )
+        settings = self._settings_for(meta.runtime)
         rt = runtime_class(meta.runtime, f"{self.model_path}: sidecar key 'runtime'")(
-            blob, str(self.model_path), options
+            blob, str(self.model_path), settings, **self._hooks
         )
         del blob
+        self.settings = settings
         backend = rt.backend
         if self.require_accelerator and not backend.accelerated:
             rt.close()

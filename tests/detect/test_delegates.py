@@ -141,7 +141,10 @@ def test_delegate_from_toml_config_reaches_the_loader():
 def test_delegate_that_loads_but_rejects_the_graph_falls_back(board):
     """A loader returning something the interpreter cannot use: caught, CPU runs, reason shown."""
     det = LiteRTDetector(
-        M320, delegate=ExternalDelegate(library="libfake.so"), threads=1, delegate_loader=lambda lib, opts: object()
+        M320,
+        delegate=ExternalDelegate(library="libfake.so"),
+        threads=1,
+        runtime_hooks={"delegate_loader": lambda lib, opts: object()},
     )
     assert det.load().backend == "CPU XNNPACK x1 (fallback: libfake.so refused the graph)"
     assert np.isfinite(det.warm_up(1))

@@ -1,30 +1,31 @@
-"""The runtimes a model package can name in its sidecar (`runtime`), each a module in this package.
+"""The runtimes a model package can name in its sidecar (`runtime`), each a detector plug-in module.
 
-Why a registry of import paths: a station without ONNX Runtime installed still runs LiteRT
-packages, and a package naming a runtime that is not listed is refused with the key named.
+Why no table of its own: a runtime is a detector type (`[detector] type = "<runtime>"`) whose
+plug-in module also exports `RUNTIME`, so the one line in `inspector.detect.registry.DETECTOR_MODULES`
+names it for the station file, `create_detector` and the sidecar check alike. A station without
+ONNX Runtime installed still runs LiteRT packages (the library is imported when a graph loads), and a
+package naming a runtime that is not registered is refused with the key named.
 """
 
 from __future__ import annotations
 
-import importlib
-
 from ..base import ModelError
-from .base import Runtime, RuntimeOptions, TensorSpec
+from .base import Runtime, TensorSpec
 
-#: sidecar `runtime` value -> "module:class". Adding a runtime adds one line here.
-RUNTIMES: dict[str, str] = {
-    "litert": "inspector.detect.runtimes.litert:LiteRTRuntime",
-    "onnxruntime": "inspector.detect.runtimes.onnxruntime:OnnxRuntime",
-}
+
+def runtimes() -> dict[str, type[Runtime]]:
+    """Sidecar `runtime` value -> its Runtime class, in registry order."""
+    from ..registry import detector_backends
+
+    return {name: b.runtime for name, b in detector_backends().items() if b.runtime is not None}
 
 
 def runtime_class(name: str, where: str = "") -> type[Runtime]:
     """The Runtime class for a sidecar's `runtime`; ModelError naming the key for an unknown one."""
-    target = RUNTIMES.get(name)
-    if target is None:
-        raise ModelError(f"{where}: runtime {name!r} is not one of {sorted(RUNTIMES)}")
-    module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls)
+    cls = runtimes().get(name)
+    if cls is None:
+        raise ModelError(f"{where}: runtime {name!r} is not one of {sorted(runtimes())}")
+    return cls
 
 
-__all__ = ["RUNTIMES", "Runtime", "RuntimeOptions", "TensorSpec", "runtime_class"]
+__all__ = ["Runtime", "TensorSpec", "runtime_class", "runtimes"]

@@ -3,20 +3,21 @@
 Why so small: everything a model package means (channels, tiles, passes, decoding, merging) is the
 same whatever executes the graph, and lives in `inspector.detect.packaged`. A runtime only turns
 bytes into something that can be invoked and reports, truthfully, which hardware took the graph.
-Adding one is a module here with a `Runtime` subclass plus one line in `runtimes.RUNTIMES`.
+Adding one is a plug-in module with a `Runtime` subclass (`RUNTIME`), its settings class (`CONFIG`,
+a `PackagedModelSettings` with `type: Literal["<name>"]`) and `create`, plus one line in
+`inspector.detect.registry.DETECTOR_MODULES`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ...config import ExternalDelegate
 from ..delegates import Backend
+from ..settings import PackagedModelSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,21 +32,6 @@ class TensorSpec:
     """(scale, zero point) of an integer tensor; None for float tensors."""
 
 
-@dataclass(slots=True)
-class RuntimeOptions:
-    """The `[detector]` settings a runtime may use; each runtime reads the ones that apply to it."""
-
-    threads: int = 2
-    delegate: str | ExternalDelegate = "cpu"
-    """LiteRT: 'auto', 'cpu' or one external delegate."""
-    auto_delegates: Sequence[ExternalDelegate] = ()
-    delegate_loader: Callable | None = None
-    """LiteRT: replaces `load_delegate` (tests)."""
-    providers: Sequence[str] = ()
-    """ONNX Runtime: execution providers by name, in order of preference; CPU is always last."""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 class Runtime(ABC):
     """A loaded graph. Built in the thread that will invoke it; used by that thread only."""
 
@@ -57,8 +43,13 @@ class Runtime(ABC):
     outputs: list[TensorSpec]
 
     @abstractmethod
-    def __init__(self, blob: bytes, where: str, options: RuntimeOptions):
-        """Load `blob` (the verified model bytes); ModelError naming `where` when it cannot run."""
+    def __init__(self, blob: bytes, where: str, settings: PackagedModelSettings, **hooks: Any):
+        """Load `blob` (the verified model bytes); ModelError naming `where` when it cannot run.
+
+        `settings` is the `[detector]` section of this runtime's own type (its `CONFIG`): the shared keys
+        (`threads`, ...) and the runtime's own. `hooks` are test seams a runtime may accept (e.g. LiteRT's
+        `delegate_loader`); a runtime ignores the ones it does not know.
+        """
 
     @abstractmethod
     def input_view(self) -> np.ndarray:

@@ -1,4 +1,8 @@
-"""LiteRT (TensorFlow Lite) runtime: an interpreter on the first accelerator delegate that takes the graph, else XNNPACK.
+"""LiteRT (TensorFlow Lite): `[detector] type = "litert"`, packages whose sidecar names runtime "litert".
+
+A detector plug-in (`inspector.detect.registry`): `CONFIG` (the shared package keys plus LiteRT's own,
+`delegate` and `auto_delegates`), `create` and `RUNTIME`, an interpreter on the first accelerator
+delegate that takes the graph, else XNNPACK.
 
 Why it is built this way:
 - The interpreter is created in the thread that loads the detector (the pipeline's inference
@@ -14,12 +18,16 @@ Why it is built this way:
 from __future__ import annotations
 
 import logging
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from ..base import ModelError
+from ..base import Detector, ModelError
 from ..delegates import (
+    DEFAULT_AUTO_DELEGATES,
     Backend,
+    ExternalDelegate,
     candidates,
     cpu_label,
     delegate_label,
@@ -28,9 +36,29 @@ from ..delegates import (
     runtime,
     try_load,
 )
-from .base import Runtime, RuntimeOptions, TensorSpec
+from ..settings import PackagedModelSettings
+from .base import Runtime, TensorSpec
 
 log = logging.getLogger(__name__)
+
+
+class LiteRTSettings(PackagedModelSettings):
+    """`[detector]` for a LiteRT package: the shared package keys plus the delegates to try."""
+
+    model_suffixes = (".tflite",)
+
+    type: Literal["litert"] = Field(
+        "litert", description="A packaged model on LiteRT (.tflite; its sidecar names runtime 'litert')."
+    )
+    delegate: Literal["auto", "cpu"] | ExternalDelegate = Field(
+        "auto", description="auto: try `auto_delegates` then CPU; cpu: XNNPACK; or one external delegate."
+    )
+    auto_delegates: list[ExternalDelegate] = Field(
+        default_factory=lambda: list(DEFAULT_AUTO_DELEGATES), description="Delegates tried in order by 'auto'."
+    )
+
+    def cpu_only(self) -> LiteRTSettings:
+        return super().cpu_only().model_copy(update={"delegate": "cpu"})
 
 
 def _spec(d: dict) -> TensorSpec:
@@ -43,9 +71,11 @@ def _spec(d: dict) -> TensorSpec:
 class LiteRTRuntime(Runtime):
     name = "litert"
 
-    def __init__(self, blob: bytes, where: str, options: RuntimeOptions):
+    def __init__(self, blob: bytes, where: str, settings: LiteRTSettings, **hooks: Any):
         self.where = where
-        self.options = options
+        self.settings = settings
+        self._loader = hooks.get("delegate_loader")
+        """Replaces LiteRT's `load_delegate` (tests)."""
         self._blob = blob
         self._it, self.backend = self._build(blob)
         self.inputs = [_spec(d) for d in self._it.get_input_details()]
@@ -54,7 +84,7 @@ class LiteRTRuntime(Runtime):
     # ------------------------------------------------------------------ build
     def _interpreter(self, blob: bytes, delegate=None):
         rt = runtime()
-        kwargs = {"model_content": blob, "num_threads": self.options.threads}
+        kwargs = {"model_content": blob, "num_threads": self.settings.threads}
         if delegate is not None:
             kwargs["experimental_delegates"] = [delegate]
             kwargs["experimental_op_resolver_type"] = rt.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
@@ -64,11 +94,11 @@ class LiteRTRuntime(Runtime):
 
     def _build(self, blob: bytes):
         """Interpreter on the first delegate that loads and takes part of the graph, else on XNNPACK."""
-        opts = self.options
+        opts = self.settings
         cands = candidates(opts.delegate, opts.auto_delegates)
         attempts = []
         for cfg in cands:
-            d, attempt = try_load(cfg, opts.delegate_loader)
+            d, attempt = try_load(cfg, self._loader)
             attempts.append(attempt)
             if d is None:
                 continue
@@ -147,9 +177,9 @@ class LiteRTRuntime(Runtime):
         if not self.backend.accelerated:
             return None
         twin = LiteRTRuntime.__new__(LiteRTRuntime)
-        twin.where, twin.options, twin._blob = self.where, self.options, self._blob
+        twin.where, twin.settings, twin._blob = self.where, self.settings, self._blob
         twin._it = self._interpreter(self._blob)
-        twin.backend = Backend(cpu_label(self.options.threads), threads=self.options.threads)
+        twin.backend = Backend(cpu_label(self.settings.threads), threads=self.settings.threads)
         twin.inputs, twin.outputs = self.inputs, self.outputs
         return twin
 
@@ -157,3 +187,14 @@ class LiteRTRuntime(Runtime):
         self._it = None
         self._blob = b""
         self.backend.delegate = None
+
+
+def create(cfg: LiteRTSettings) -> Detector:
+    """The package `cfg.model` on LiteRT, built but not loaded."""
+    from ..packaged import PackagedDetector
+
+    return PackagedDetector(cfg.model, cfg)
+
+
+CONFIG = LiteRTSettings
+RUNTIME = LiteRTRuntime

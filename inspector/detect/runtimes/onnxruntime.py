@@ -1,4 +1,8 @@
-"""ONNX Runtime: the packaged graph on the execution providers the configuration names, the CPU last.
+"""ONNX Runtime: `[detector] type = "onnxruntime"`, packages whose sidecar names runtime "onnxruntime".
+
+A detector plug-in (`inspector.detect.registry`): `CONFIG` (the shared package keys plus ONNX
+Runtime's own, `providers`), `create` and `RUNTIME`, the packaged graph on the execution providers the
+configuration names, the CPU last.
 
 Why it is built this way:
 - Execution providers are chosen by name (`detector.providers`, e.g. OpenVINO, CUDA, QNN, CANN), in
@@ -19,16 +23,40 @@ import os
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from ..base import ModelError
+from ..base import Detector, ModelError
 from ..delegates import Backend, DelegateAttempt
-from .base import Runtime, RuntimeOptions, TensorSpec
+from ..settings import PackagedModelSettings
+from .base import Runtime, TensorSpec
 
 log = logging.getLogger(__name__)
 
 CPU = "CPUExecutionProvider"
+
+
+class OnnxRuntimeSettings(PackagedModelSettings):
+    """`[detector]` for an ONNX Runtime package: the shared package keys plus the execution providers."""
+
+    model_suffixes = (".onnx",)
+
+    type: Literal["onnxruntime"] = Field(
+        "onnxruntime", description="A packaged model on ONNX Runtime (.onnx; its sidecar names runtime 'onnxruntime')."
+    )
+    providers: list[str] = Field(
+        default_factory=list,
+        description="Execution providers by name, in order of preference (e.g. ['OpenVINOExecutionProvider', "
+        "'CPUExecutionProvider']); ones this build lacks are warned about and skipped; the CPU provider is "
+        "always last.",
+    )
+
+    def cpu_only(self) -> OnnxRuntimeSettings:
+        return super().cpu_only().model_copy(update={"providers": []})
+
+
 _DTYPES = {
     "tensor(uint8)": np.uint8,
     "tensor(int8)": np.int8,
@@ -84,12 +112,12 @@ def select_providers(
 class OnnxRuntime(Runtime):
     name = "onnxruntime"
 
-    def __init__(self, blob: bytes, where: str, options: RuntimeOptions):
+    def __init__(self, blob: bytes, where: str, settings: OnnxRuntimeSettings, **hooks: Any):
         ort = _ort()
         self.where = where
-        self.options = options
+        self.settings = settings
         self._blob = blob
-        wanted, attempts = select_providers(list(options.providers), ort.get_available_providers())
+        wanted, attempts = select_providers(list(settings.providers), ort.get_available_providers())
         accel = [p for p in wanted if p != CPU]
         self._sess = self._session(blob, wanted, profile=bool(accel))
         ins, outs = self._sess.get_inputs(), self._sess.get_outputs()
@@ -114,7 +142,7 @@ class OnnxRuntime(Runtime):
                     log.warning("execution provider %s took none of the %d graph nodes of %s", p, total, where)
                     attempts.append(DelegateAttempt(p, False, f"took none of the {total} nodes"))
         runs_on = [p for p in active if p == CPU or by_provider.get(p, 0) > 0]
-        label = " + ".join(short(p) for p in runs_on) + f" (ONNX Runtime x{options.threads})"
+        label = " + ".join(short(p) for p in runs_on) + f" (ONNX Runtime x{settings.threads})"
         failed = [a for a in attempts if not a.ok]
         if failed:
             label += " (fallback: " + "; ".join(f"{a.library} {a.reason}" for a in failed) + ")"
@@ -122,18 +150,18 @@ class OnnxRuntime(Runtime):
             log.warning("accelerator providers took %d of %d graph nodes; the rest run on the CPU", taken, total)
         self.backend = Backend(
             label,
-            threads=options.threads,
+            threads=settings.threads,
             attempts=attempts,
             runtime=self.name,
             accelerator_nodes=taken,
             graph_nodes=total,
-            accelerator_requested=bool(options.providers and any(p != CPU for p in options.providers)),
+            accelerator_requested=bool(settings.providers and any(p != CPU for p in settings.providers)),
         )
 
     def _session(self, blob: bytes, providers: list[str], profile: bool = False):
         ort = _ort()
         so = ort.SessionOptions()
-        so.intra_op_num_threads = self.options.threads
+        so.intra_op_num_threads = self.settings.threads
         so.inter_op_num_threads = 1
         # Threads that spin between operators steal the cores the camera and PLC threads need.
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -193,14 +221,25 @@ class OnnxRuntime(Runtime):
         if not self.backend.accelerated:
             return None
         twin = OnnxRuntime.__new__(OnnxRuntime)
-        twin.where, twin.options, twin._blob = self.where, self.options, self._blob
+        twin.where, twin.settings, twin._blob = self.where, self.settings, self._blob
         twin._sess = twin._session(self._blob, [CPU])
         twin.inputs, twin.outputs = self.inputs, self.outputs
         twin._in_name, twin._out_names = self._in_name, self._out_names
         twin._x, twin._outs = np.zeros_like(self._x), []
-        twin.backend = Backend(f"CPU (ONNX Runtime x{self.options.threads})", runtime=self.name)
+        twin.backend = Backend(f"CPU (ONNX Runtime x{self.settings.threads})", runtime=self.name)
         return twin
 
     def close(self) -> None:
         self._sess = None
         self._outs = []
+
+
+def create(cfg: OnnxRuntimeSettings) -> Detector:
+    """The package `cfg.model` on ONNX Runtime, built but not loaded."""
+    from ..packaged import PackagedDetector
+
+    return PackagedDetector(cfg.model, cfg)
+
+
+CONFIG = OnnxRuntimeSettings
+RUNTIME = OnnxRuntime

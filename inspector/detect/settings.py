@@ -1,0 +1,88 @@
+"""The `[detector]` keys every packaged model has, whatever runtime runs it.
+
+Why one base class: a model package is the same thing on LiteRT, ONNX Runtime or a runtime added
+later (a file with its sidecar, a signature, maybe encrypted, cut into tiles), so its file, threads,
+keys and tile overlap are named and checked once. A runtime's plug-in module subclasses this with
+`type: Literal["<runtime>"]` and only the settings of its own (LiteRT's delegates, ONNX Runtime's
+execution providers); the `[detector]` union in `inspector.config` is built from those classes.
+
+This module imports only pydantic and `inspector.config_base`: the plug-in modules import it while
+`inspector.config` loads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field, PrivateAttr
+
+from ..config_base import Section
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+DEFAULT_MODEL = REPO_ROOT / "models" / "pcb-defect-det.tflite"
+
+
+class PackagedModelSettings(Section):
+    """A packaged model (model file + sidecar) on the runtime the subclass's `type` names.
+
+    The sidecar's `runtime` must be that same name: the detector refuses, naming both, to run a
+    package on another runtime's settings.
+    """
+
+    #: Model file endings that pick this type in a `[detector]` without `type` (files written before
+    #: detectors were plug-ins let the sidecar choose; the file's ending says the same).
+    model_suffixes: ClassVar[tuple[str, ...]] = ()
+
+    type: str = Field(..., description="The runtime (a subclass narrows it to its own name).")
+    model: Path = Field(DEFAULT_MODEL, description="Path to the model package file; its sidecar .json sits beside it.")
+    threads: int = Field(2, ge=1, le=64, description="CPU threads the runtime may use.")
+    require_accelerator: bool = Field(
+        False,
+        description="NOT READY (model lamp red, with the reason) unless an accelerator really took part of the "
+        "graph, instead of running on the CPU (which shows amber).",
+    )
+    tile_overlap: int | None = Field(
+        None, ge=0, description="Tile overlap in px for frames larger than the model input; None = from the model."
+    )
+    trusted_keys: list[Path] = Field(
+        default_factory=list,
+        description="Ed25519 public keys (PEM) of this plant's model releases; when set, the station runs only "
+        "model packages whose .sig verifies with one of them. Empty = signatures not checked (development).",
+    )
+    model_key: Path | None = Field(
+        None,
+        description="Plant model key file from the plant's key service: needed to run encrypted model packages "
+        "(`pcb-inspector model encrypt`). None: only plain packages run.",
+    )
+    machine_id_file: Path = Field(
+        Path("/etc/machine-id"),
+        description="This device's machine id; with storage.station_key it binds station-encrypted packages "
+        "to this device.",
+    )
+    #: The storage section whose station key binds encrypted packages to this device (set by StationConfig).
+    _storage: Any = PrivateAttr(None)
+
+    def cpu_only(self) -> PackagedModelSettings:
+        """These settings on the CPU alone, one thread: how the start check loads the package (it checks the
+        package, not the accelerator). A runtime with accelerator keys of its own overrides this."""
+        return self.model_copy(update={"threads": 1, "require_accelerator": False})
+
+    def station_key_file(self) -> Path | None:
+        """The station key used for the device binding (storage.station_key), when known."""
+        fn = getattr(self._storage, "station_key_path", None)
+        return Path(fn()) if fn is not None else None
+
+    def keys_loader(self) -> Callable[[], Any] | None:
+        """Reads the plant key, machine id and station key when an encrypted package loads, not before
+        (so a missing key file reaches the model lamp); None without `model_key`."""
+        if self.model_key is None:
+            return None
+
+        def keys():
+            from ..model_crypt import ModelKeys
+
+            return ModelKeys.for_station(self.model_key, self.machine_id_file, self.station_key_file())
+
+        return keys
