@@ -225,6 +225,8 @@ class SimulatedLinePlc(ABC):
         t0 = time.monotonic()
         self._write(R.CONTROL_BASE, block)
         st = self._wait(lambda s: s[0] & (R.TRIGGER_ACK | R.MISSED_TRIGGER | R.RESULTS_VALID), self.ack_timeout_s, None)
+        if st is None and self._stop.is_set():
+            return  # line stop with a board in flight: neither a result nor a fault of the station
         if st is None or (st[0] & R.MISSED_TRIGGER and not st[0] & R.TRIGGER_ACK):
             # No acknowledge: this board has no result and is rejected by the PLC program.
             self.stats.boards += 1
@@ -245,6 +247,8 @@ class SimulatedLinePlc(ABC):
         self._write_control()
         valid_at: list[float] = []
         st = self._wait(lambda s: s[0] & R.RESULTS_VALID, self.result_timeout_s, "RESULTS_VALID", valid_at)
+        if st is None and self._stop.is_set():
+            return
         self.stats.boards += 1
         if st is None:
             self.stats.rejected += 1

@@ -28,19 +28,31 @@ log = logging.getLogger(__name__)
 VALID_DAYS = 5 * 365
 
 
-def ensure_certificate(cert_path: Path, key_path: Path, app_uri: str, host: str) -> tuple[Path, Path]:
-    """Both files, created if either is missing (a lone certificate without its key is useless)."""
+def ensure_certificate(
+    cert_path: Path,
+    key_path: Path,
+    app_uri: str,
+    host: str,
+    *,
+    role: str = "server",
+    named_by: str = "plc.certificate / plc.private_key",
+    trust_in: str = "the PLC",
+) -> tuple[Path, Path]:
+    """Both files, created if both are missing (a lone certificate without its key is useless).
+
+    `role` ('server', or 'line PLC simulator' for `pcb-inspector plc-sim`), `named_by` (the keys or options
+    that name the files) and `trust_in` (who must trust it) only shape the messages."""
     cert_path, key_path = Path(cert_path), Path(key_path)
     if cert_path.is_file() and key_path.is_file():
         return cert_path, key_path
     if cert_path.exists() != key_path.exists():
         missing = key_path if cert_path.exists() else cert_path
         raise FileNotFoundError(
-            f"OPC UA certificate pair incomplete: {missing} is missing (plc.certificate / plc.private_key); "
+            f"OPC UA certificate pair incomplete: {missing} is missing ({named_by}); "
             "restore it or remove the other file to have a new self-signed pair made"
         )
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    cert = _self_signed(key, app_uri, host, "PCB Inspector OPC UA server")
+    cert = _self_signed(key, app_uri, host, f"PCB Inspector OPC UA {role}")
     key_path.parent.mkdir(parents=True, exist_ok=True)
     cert_path.parent.mkdir(parents=True, exist_ok=True)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
@@ -49,12 +61,14 @@ def ensure_certificate(cert_path: Path, key_path: Path, app_uri: str, host: str)
         f.write(pem)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
     log.warning(
-        "OPC UA: created a self-signed server certificate %s (key %s, valid %d days, SHA-1 thumbprint %s); "
-        "trust it in the PLC once",
+        "OPC UA: created a self-signed %s certificate %s (key %s, valid %d days, SHA-1 thumbprint %s); "
+        "trust it in %s once",
+        role,
         cert_path,
         key_path,
         VALID_DAYS,
         cert.fingerprint(hashes.SHA1()).hex(),  # noqa: S303 (what OPC UA tools show as the thumbprint)
+        trust_in,
     )
     return cert_path, key_path
 

@@ -434,30 +434,25 @@ class OpcUaServerTransport(Transport):
         if not cfg.simulator:
             log.info("line PLC simulator off: waiting for a PLC (OPC UA client) on %s", cfg.endpoint(self.port))
             return None
-        from .certs import memory_pair
-        from .simulator import SIMULATOR_URI, OpcUaLinePlcSimulator
+        from .simulator import OpcUaLinePlcSimulator
 
-        pair = None
-        if cfg.security != "None":
-            pair = memory_pair(SIMULATOR_URI, "127.0.0.1", "PCB Inspector line PLC simulator")
-            if self.trust is not None:
-                self.trust.allow_for_this_run(pair[0], "the built-in line PLC simulator")
+        sim = OpcUaLinePlcSimulator(
+            cfg.local_endpoint(self.port),
+            cfg.namespace,
+            security=cfg.security,
+            server_certificate=Path(cfg.certificate) if cfg.security != "None" else None,
+            rate=cfg.simulator_rate,
+            boards=0,
+            poll_s=0.005,
+        )
+        if sim.certificate is not None and self.trust is not None:
+            self.trust.allow_for_this_run(sim.certificate[0], "the built-in line PLC simulator")
         log.warning(
             "built-in line PLC simulator RUNNING (plc.simulator = true: asked for by name): it is this station's "
             "OPC UA PLC master (security %s) at %.1f boards/s; a real PLC writing the control variables is refused "
             "and raises the second-master alarm",
             cfg.security,
             cfg.simulator_rate,
-        )
-        sim = OpcUaLinePlcSimulator(
-            cfg.local_endpoint(self.port),
-            cfg.namespace,
-            security=cfg.security,
-            certificate=pair,
-            server_certificate=Path(cfg.certificate) if pair is not None else None,
-            rate=cfg.simulator_rate,
-            boards=0,
-            poll_s=0.005,
         )
         sim.start_thread()
         return sim

@@ -108,7 +108,8 @@ class OpcUaLinePlcSimulator(SimulatedLinePlc):
         """`url`: the station's endpoint; `namespace`: plc.namespace; `security`: plc.security.
 
         `certificate`: this client's certificate (DER) and key (PEM); None with Basic256Sha256 makes one
-        in memory (a station with plc.trusted_clients then refuses it until it is trusted).
+        in memory for this run (`.certificate` holds it: a station with plc.trusted_clients refuses it
+        unless told to trust it).
         `server_certificate`: the station's certificate to pin (None: the one its endpoint offers).
         `kw`: the PLC program's settings (rate, boards, poll_s, timeouts, ...; see SimulatedLinePlc).
         """
@@ -159,6 +160,7 @@ class OpcUaLinePlcSimulator(SimulatedLinePlc):
         client = Client(self.url, timeout=self.request_timeout_s)
         client.application_uri = SIMULATOR_URI
         client.name = "PCB Inspector line PLC simulator"
+        client.session_timeout = 60_000  # ms; the station's server grants at most 10 min (asyncua asks 1 h)
         if self.security != "None":
             assert self.certificate is not None
             cert, key = self.certificate

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import logging
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -158,3 +160,26 @@ def test_a_plain_opcua_address_runs_no_simulator_and_says_so(tmp_path, caplog):
         assert not any("simulator RUNNING" in r.getMessage() for r in caplog.records)
     finally:
         link.stop()
+
+
+def test_plc_sim_command_brings_up_an_opcua_station_with_its_own_certificate(sim_station, tmp_path):
+    """`pcb-inspector plc-sim --station opc.tcp://...` (a bring-up without a PLC): a certificate pair made on
+    first use at --certificate/--private-key, refused by the station until moved into trusted_clients."""
+    trusted = tmp_path / "pki" / "trusted"
+    station, sink = sim_station("Basic256Sha256", spec_suffix="", extra=f'trusted_clients = "{trusted}"')
+    url = f"opc.tcp://127.0.0.1:{station.plc.port}/pcb-inspector/"
+    cert, key = tmp_path / "plc" / "sim-cert.der", tmp_path / "plc" / "sim-key.pem"
+    argv = [sys.executable, "-m", "inspector.cli", "plc-sim", "--station", url, "--namespace", NAMESPACE]
+    argv += ["--certificate", str(cert), "--private-key", str(key), "--rate", "20/s", "--boards", "5"]
+    refused = subprocess.run([*argv, "--boards", "1"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and "cannot connect to the station" in refused.stderr, refused.stderr
+    assert cert.is_file() and key.stat().st_mode & 0o777 == 0o600
+    (kept,) = (tmp_path / "pki" / "rejected").iterdir()
+    assert kept.read_bytes() == cert.read_bytes()
+    kept.rename(trusted / kept.name)  # the engineer checked it
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "boards 5:" in out.stdout and "violations 0" in out.stdout
+    parts = wait_for(lambda: len(sink.by_part()) >= 5 and sink.by_part(), 10)
+    assert sorted(parts) == [1, 2, 3, 4, 5]
+    assert [f"insp_id={i}" in out.stdout for i in range(1, 6)] == [True] * 5

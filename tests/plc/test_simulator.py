@@ -67,3 +67,19 @@ def test_protocol_violation_exits_non_zero():
 
 def test_rate_parsing():
     assert parse_rate("2/s") == 2 and parse_rate("120/min") == 2 and parse_rate("0.5") == 0.5
+
+
+def test_stopping_with_a_board_in_flight_is_no_violation():
+    """Line stop while waiting for TRIGGER_ACK: the board is abandoned, not counted, not a station fault."""
+    srv = ModbusServer("127.0.0.1", 0, no_block=True)  # READY, but it never acknowledges a trigger
+    srv.start()
+    try:
+        srv.data_bank.set_holding_registers(R.STATUS_BASE, [R.READY | R.ONLINE])
+        sim = LinePlcSimulator("127.0.0.1", srv._service.server_address[1], rate=10, boards=1, ack_timeout_s=5.0)
+        sim.start_thread()
+        time.sleep(0.5)  # the trigger is written and the simulator waits for TRIGGER_ACK
+        assert srv.data_bank.get_holding_registers(R.CONTROL)[0] & R.TRIGGER
+        sim.stop()
+        assert sim.stats.violations == [] and sim.stats.boards == 0
+    finally:
+        srv.stop()
