@@ -19,7 +19,7 @@ def add_station_args(p: argparse.ArgumentParser) -> None:
         "--plc",
         metavar="SPEC",
         help="server:HOST:PORT, client:HOST:PORT (Modbus), opcua:HOST:PORT (OPC UA server) or off; "
-        "server:HOST:PORT+sim also runs the built-in PLC simulator",
+        "server:HOST:PORT+sim or opcua:HOST:PORT+sim also runs the built-in PLC simulator",
     )
     p.add_argument("--db", metavar="URL", help="database URL, e.g. sqlite:///data/inspections.db")
     p.add_argument("--recipe", help="recipe name to start with")
