@@ -86,9 +86,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _cfg(args):
+    """The station file; its [detector] must run a model package (these commands manage packages)."""
+    from ..cli import CommandError
+    from ..detect.settings import PackagedModelSettings
     from .common import station_config
 
-    return station_config(argparse.Namespace(config=args.config))
+    cfg = station_config(argparse.Namespace(config=args.config))
+    if not isinstance(cfg.detector, PackagedModelSettings):
+        raise CommandError(
+            f"detector.type = {cfg.detector.type!r} runs no model package; the model commands need a "
+            "packaged-model type (litert, onnxruntime, ...)"
+        )
+    return cfg
 
 
 def _store(args, cfg):

@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(
-        f"station {cfg.station.id}: camera {station.pipeline.camera.description}, model {cfg.detector.model}",
+        f"station {cfg.station.id}: camera {station.pipeline.camera.description}, "
+        f"model {getattr(cfg.detector, 'model', cfg.detector.type)}",
         file=sys.stderr,
         flush=True,
     )
