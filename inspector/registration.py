@@ -130,6 +130,34 @@ class RegistrationSettings(BaseModel):
         description="Also refine at full resolution: a little more accurate, about 3x slower; "
         "off stops at half resolution (0.15 px worst case in scripts/bench_calibration.py).",
     )
+    search_px: float = Field(
+        32.0,
+        ge=0,
+        le=256,
+        description="After the solve, the correlation over all shifts up to this far (px) is checked at a quarter of "
+        "the resolution: a better match elsewhere restarts the solve there, an equal one separated by a dip "
+        "(a repeated pattern) is a board that cannot be registered; 0: no check. Why: the solver follows the "
+        "slope from its start, and where long parallel traces barely fix the position along them it can stop "
+        "20 px off with a good quality score.",
+    )
+    ambiguity: float = Field(
+        0.03,
+        ge=0,
+        le=1,
+        description="A second match, separated from the best by a dip, within this much correlation of it makes "
+        "the position ambiguous (REJECT, not registered).",
+    )
+    highpass_px: float = Field(
+        16.0,
+        ge=0,
+        le=256,
+        description="Both images are aligned with their smooth part (a Gaussian of this sigma, px) subtracted, the "
+        "quality is scored on them too; 0: raw images. Why: a camera frame carries the lamp's gradient, vignetting "
+        "and exposure, different on every capture, and a textured laminate; on the raw images the correlation "
+        "is dominated by that light, and the solver slid or collapsed on 8 of 50 camera-rendered pairs (none with "
+        "it). Two binary images (DeepPCB's, a line that binarises upstream) have no light to take out and are aligned "
+        "as they are.",
+    )
 
 
 @dataclass(slots=True)
@@ -225,8 +253,67 @@ _IC_FINE_ITERATIONS = 10
 """ic's cap at the finest level unless `fine_iterations` says otherwise: 2-3 steps are typical."""
 _CACHE_SIZE = 4
 """References kept (recipes in use by one station); one 640x640 reference costs about 7 MB."""
+_SURFACE_SCALE = 0.25
+"""Resolution of the correlation surface `_settle` checks (a quarter: 2 ms for +-32 px on a 640x640 board)."""
+_SURFACE_GAIN = 0.005
+"""A match elsewhere must beat the solution's own correlation by this to restart the solve there (below it, the
+two are the same within the noise of two captures: a flat ridge)."""
+_SURFACE_DIP = 0.02
+"""How far the surface must dip between two matches for them to be two (a ridge of parallel traces does not)."""
 _CACHE_LOCK = threading.Lock()
 _LEVEL_CACHE: OrderedDict[tuple, list[_Level]] = OrderedDict()
+_FILTER_CACHE: OrderedDict[tuple, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
+_EDGE_FRACTION = 0.3
+"""`_edge_mask`: edges are where the reference's gradient exceeds this share of its 99.5th percentile."""
+
+
+def _is_binary(gray: np.ndarray) -> bool:
+    """At least 90 % of the pixels within 40 of black or white: the test the model's input preparation makes
+    (`inspector.detect.prepare.is_binary` with the shipped sidecar's margins)."""
+    hist = cv2.calcHist([gray], [0], None, [256], [0, 256]).ravel()
+    return float(hist[:41].sum() + hist[215:].sum()) >= 0.9 * gray.size
+
+
+def _ecc(img: np.ndarray, warped: np.ndarray, mask: np.ndarray | None) -> float:
+    """The correlation coefficient of the two images (on `mask` when given and not nearly empty)."""
+    if mask is not None and cv2.countNonZero(mask) >= 0.005 * mask.size:
+        return float(cv2.computeECC(img, warped, mask))
+    return float(cv2.computeECC(img, warped))
+
+
+def _edge_mask(filtered: np.ndarray) -> np.ndarray | None:
+    """Where the (filtered) reference has the board's structure: its edges, 3 px wide; None if it has hardly any.
+
+    Why the quality is scored there only: a plain area carries nothing but the surface (laminate weave,
+    copper grain), which differs from one physical board to the next; on a sparse board it outweighs the
+    few edges, and a defective board of the right type scored 0.59 where a wrong board scores 0.1. On the
+    edges, the same board scores >= 0.94 and the wrong one <= 0.14 (camera renderings, group 44000).
+    """
+    g = cv2.GaussianBlur(filtered.astype(np.float32), (0, 0), 1.5)
+    mag = cv2.magnitude(cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3))
+    top = float(np.percentile(mag[::2, ::2], 99.5))
+    if top <= 0:
+        return None
+    mask = cv2.dilate((mag > _EDGE_FRACTION * top).view(np.uint8), np.ones((3, 3), np.uint8))
+    return mask if float(mask.mean()) >= 0.01 else None
+
+
+def _highpass(image: np.ndarray, sigma_px: float) -> np.ndarray:
+    """`image` less its smooth part (a Gaussian of `sigma_px`), float32; `image` itself when `sigma_px` is 0.
+
+    Why: what registration must match is the board's edges; the light across the field, the exposure
+    and a coarse surface tint differ between two captures of the same board and would otherwise be
+    matched too. The blur runs on a 4x-reduced image (a 16 px Gaussian in 1 ms instead of 30).
+    """
+    if sigma_px <= 0:
+        return image
+    f = image.astype(np.float32)
+    h, w = f.shape
+    k = max(1, min(4, int(sigma_px // 2), min(h, w) // 16))
+    small = f if k == 1 else cv2.resize(f, (max(1, w // k), max(1, h // k)), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigma_px / k, borderType=cv2.BORDER_REFLECT)
+    low = small if k == 1 else cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return f - low
 
 
 def _translate(x: float, y: float) -> np.ndarray:
@@ -363,6 +450,11 @@ class BoardRegistrar:
         self.settings = settings or RegistrationSettings()
         self.last: Registration | None = None
         self._orb = None
+        # set by `estimate` for the board at hand: the reference's pixel CRC, whether both images are aligned
+        # filtered, and then the reference's `_edge_mask`
+        self._ref_crc = 0
+        self._filtered = False
+        self._edges: np.ndarray | None = None
 
     # ------------------------------------------------------------------ protocol
     def register(self, image: np.ndarray, reference: np.ndarray) -> Registration:
@@ -379,8 +471,11 @@ class BoardRegistrar:
         Raises RegistrationError for a reference that cannot be registered to (pixel type, no texture).
         """
         if self.settings.solver == "ic" and self.settings.motion != "homography":
-            try:
-                self._reference_levels(gray8(reference))
+            ref = gray8(reference)
+            crc = zlib.crc32(ref)
+            filtered, _, binary = self._filtered_reference(ref, crc)
+            try:  # a binary reference is most likely met by binary captures, which are aligned unfiltered
+                self._reference_levels(ref if binary else filtered, crc, not binary)
             except _NoConvergence as exc:
                 raise RegistrationError(f"reference {reference.shape}: {exc}") from None
 
@@ -393,6 +488,15 @@ class BoardRegistrar:
         if float(cv2.meanStdDev(img)[1][0, 0]) < 2.0:
             raise RegistrationError("the capture is blank (no contrast): no board in view, or no light")
         s = self.settings
+        raw_img, raw_ref = img, ref  # features work on the images as they are
+        self._ref_crc = zlib.crc32(ref)
+        filtered, edges, binary = self._filtered_reference(ref, self._ref_crc)
+        # Two binary images (DeepPCB, a line that binarises upstream) have no light field to take out:
+        # they are aligned as they are, as before the filter existed.
+        self._filtered = s.highpass_px > 0 and not (binary and _is_binary(img))
+        self._edges = None
+        if self._filtered:
+            img, ref, self._edges = _highpass(img, s.highpass_px), filtered, edges
         # Starts are computed only when needed: the last pose usually suffices, and the phase
         # correlation (two resizes and an FFT) would be wasted on every such board.
         starts: list[tuple[str, Callable[[], np.ndarray]]] = []
@@ -410,7 +514,7 @@ class BoardRegistrar:
             if best and best.quality >= s.min_quality:
                 break
         if (best is None or best.quality < s.min_quality) and s.method in ("auto", "features"):
-            m0 = self._feature_start(img, ref, failures)
+            m0 = self._feature_start(raw_img, raw_ref, failures)
             if m0 is not None:
                 reg = self._try("ecc+features", img, ref, m0, failures)
                 if reg and (best is None or reg.quality > best.quality):
@@ -423,6 +527,8 @@ class BoardRegistrar:
                 "(wrong board or recipe, board missing, or heavy damage)",
                 best.quality,
             )
+        if s.search_px > 0:
+            best = self._settle(img, ref, best, failures)
         self._check_limits(best)
         best.elapsed_ms = (time.perf_counter() - t0) * 1000
         self.last = best
@@ -450,7 +556,7 @@ class BoardRegistrar:
     def _try(self, name: str, img: np.ndarray, ref: np.ndarray, m0: np.ndarray, failures: list[str]):
         try:
             if self.settings.solver == "ic" and self.settings.motion != "homography":
-                m, q = self._ic_pyramid(img, self._reference_levels(ref), m0)
+                m, q = self._ic_pyramid(img, self._reference_levels(ref, self._ref_crc, self._filtered), m0)
             else:
                 m, q = self._ecc_pyramid(img, ref, m0)
         except np.linalg.LinAlgError:
@@ -467,6 +573,63 @@ class BoardRegistrar:
         if self.settings.solver == "ic" and self.settings.motion != "homography":
             q = self._quality_sampled(img, ref, m)
         return Registration(m, float(q), name, 0.0)
+
+    def _settle(self, img: np.ndarray, ref: np.ndarray, reg: Registration, failures: list[str]) -> Registration:
+        """`reg`, or a better solve where the correlation surface around it shows one; raises on a repeated pattern.
+
+        Why: the solver finds the optimum nearest its start. The surface of the correlation over every shift
+        within `search_px` (the capture warped by `reg`, against the reference) shows what the start hid: a
+        higher match elsewhere (the solver stopped on a shallow slope, e.g. along long parallel traces: the
+        solve is restarted there) or a second, separate match as good as the best (a repeated pattern: the
+        image does not say which, so the board is not registered). A flat ridge along parallel traces that no
+        feature ends is no such case: every position on it compares the same pixels, and it is accepted.
+        """
+        s = self.settings
+        for _ in range(2):
+            surf, sc = self._surface(img, ref, reg.matrix)
+            r = (surf.shape[0] - 1) // 2
+            iy, ix = np.unravel_index(int(np.argmax(surf)), surf.shape)
+            best, centre = float(surf[iy, ix]), float(surf[r, r])
+            if max(abs(ix - r), abs(iy - r)) < 1 or best - centre <= _SURFACE_GAIN:
+                break
+            # the capture's content at reference position p matches the reference at p + d
+            m0 = _translate((ix - r) / sc, (iy - r) / sc) @ reg.matrix
+            moved = self._try(f"{reg.method}+search", img, ref, m0, failures)
+            if moved is None or moved.quality <= reg.quality:
+                break
+            reg = moved
+        else:
+            surf, sc = self._surface(img, ref, reg.matrix)
+        other = _second_match(surf)
+        if other is not None and other[0] >= float(surf.max()) - s.ambiguity:
+            dx, dy = other[1][0] / sc, other[1][1] / sc
+            raise RegistrationError(
+                f"{UNREGISTERED}: position ambiguous: the board matches its reference as well ({other[0]:.2f}) "
+                f"{math.hypot(dx, dy):.0f} px away (a repeated pattern: the reference needs a unique feature in view)",
+                reg.quality,
+            )
+        return reg
+
+    def _surface(self, img: np.ndarray, ref: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, float]:
+        """Normalised correlation of the capture warped by `m` with the reference over shifts up to `search_px`.
+
+        At a quarter of the resolution (2 ms): what is looked for is a match some px away, not its fraction.
+        Returns the (2r + 1)^2 surface (centre: no shift) and the scale it was computed at.
+        """
+        h, w = ref.shape
+        sc = min(1.0, max(_SURFACE_SCALE, 64.0 / min(h, w)))
+        r = max(1, math.ceil(self.settings.search_px * sc))
+        a = cv2.resize(img, None, fx=sc, fy=sc, interpolation=cv2.INTER_AREA) if sc < 1 else img
+        b = cv2.resize(ref, None, fx=sc, fy=sc, interpolation=cv2.INTER_AREA) if sc < 1 else ref
+        bh, bw = b.shape
+        r = min(r, (min(bh, bw) - 8) // 4)
+        ms = _centre_scale(m, sc)
+        flags = cv2.INTER_LINEAR
+        if self.settings.motion == "homography" or not np.allclose(ms[2], (0.0, 0.0, 1.0)):
+            wa = cv2.warpPerspective(a.astype(np.float32), ms, (bw, bh), flags=flags)
+        else:
+            wa = cv2.warpAffine(a.astype(np.float32), ms[:2], (bw, bh), flags=flags)
+        return cv2.matchTemplate(b.astype(np.float32), wa[r : bh - r, r : bw - r], cv2.TM_CCOEFF_NORMED), sc
 
     def _scales(self, long_side: int) -> list[float]:
         """Pyramid scales, coarsest first: halvings down to about `coarse_size`, full size only when asked."""
@@ -508,17 +671,44 @@ class BoardRegistrar:
             q = self._quality(img, ref, m)
         return m, q
 
+    def _filtered_reference(self, ref: np.ndarray, crc: int) -> tuple[np.ndarray, np.ndarray | None, bool]:
+        """The reference as the solver sees it (`_highpass`), where the quality is scored (`_edge_mask`), and
+        whether the reference is binary. Computed once per reference (`crc`: of its pixels), like its pyramid.
+        """
+        s = self.settings
+        key = ("highpass", crc, ref.shape, s.highpass_px)
+        with _CACHE_LOCK:
+            out = _FILTER_CACHE.get(key)
+            if out is not None:
+                _FILTER_CACHE.move_to_end(key)
+                return out
+        if s.highpass_px > 0:
+            filtered = _highpass(ref, s.highpass_px)
+            mask = _edge_mask(filtered)
+        else:
+            filtered, mask = ref, None
+        for a in (filtered, mask):
+            if a is not None:
+                a.flags.writeable = False  # shared between boards: nobody may edit it in place
+        out = (filtered, mask, _is_binary(ref))
+        with _CACHE_LOCK:
+            _FILTER_CACHE[key] = out
+            while len(_FILTER_CACHE) > _CACHE_SIZE:
+                _FILTER_CACHE.popitem(last=False)
+        return out
+
     # ------------------------------------------------------------------ inverse-compositional ECC
-    def _reference_levels(self, ref: np.ndarray) -> list[_Level]:
+    def _reference_levels(self, ref: np.ndarray, crc: int, filtered: bool) -> list[_Level]:
         """The reference's pyramid with its gradients and normal matrices, built once per reference.
 
         Why a cache: the golden board is the same for every board of a recipe, and in the inverse-
         compositional form everything derived from it (blur, gradients, the 6x6 Hessian) is fixed, so a
         board costs only the resampling of its own capture. Keyed by content (CRC of the pixels, 0.1 ms),
-        not by object: a reference re-read from its file hits, one edited in place misses.
+        not by object: a reference re-read from its file hits, one edited in place misses. `crc` is of the
+        reference's own pixels; `ref` is them or, `filtered`, their `_highpass`.
         """
         s = self.settings
-        key = (zlib.crc32(ref), ref.shape, s.motion, s.coarse_size, s.full_resolution)
+        key = (crc, ref.shape, s.highpass_px if filtered else 0.0, s.motion, s.coarse_size, s.full_resolution)
         with _CACHE_LOCK:
             levels = _LEVEL_CACHE.get(key)
             if levels is not None:
@@ -564,7 +754,16 @@ class BoardRegistrar:
             warped = cv2.warpPerspective(ref, m, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
         else:
             warped = cv2.warpAffine(ref, m[:2], (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-        return float(cv2.computeECC(img, warped))
+        return _ecc(img, warped, self._warped_edges(m, (w, h)))
+
+    def _warped_edges(self, m: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
+        """The reference's edge mask in capture pixels of `size` (`m`: capture -> reference); None without one."""
+        if self._edges is None:
+            return None
+        flags = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+        if self.settings.motion == "homography":
+            return cv2.warpPerspective(self._edges, m, size, flags=flags)
+        return cv2.warpAffine(self._edges, m[:2], size, flags=flags)
 
     def _quality_sampled(self, img: np.ndarray, ref: np.ndarray, m: np.ndarray) -> float:
         """`_quality` on every second pixel of every second row (full-resolution samples, a quarter of them).
@@ -578,7 +777,7 @@ class BoardRegistrar:
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         warped = cv2.warpAffine(ref, (m @ pick)[:2], (sub.shape[1], sub.shape[0]), flags=flags,
                                 borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
-        return float(cv2.computeECC(sub, warped))
+        return _ecc(sub, warped, self._warped_edges(m @ pick, (sub.shape[1], sub.shape[0])))
 
     def _phase_start(self, img: np.ndarray, ref: np.ndarray) -> np.ndarray:
         """Translation from phase correlation at low resolution (handles shifts, not large rotations)."""
@@ -620,6 +819,32 @@ class BoardRegistrar:
             failures.append(f"features: no consistent transform ({n} inliers of {len(good)} matches)")
             return None
         return h
+
+
+def _second_match(surf: np.ndarray) -> tuple[float, tuple[int, int]] | None:
+    """The best local maximum of `surf` that is a match of its own: (its value, its offset from the best).
+
+    Its own: at least 2 cells from the best, and the surface dips on the straight way between the two by
+    at least `_SURFACE_DIP` below it; a ridge (parallel traces) rises or stays level all the way and is one
+    match, not two. None when there is no other.
+    """
+    iy, ix = np.unravel_index(int(np.argmax(surf)), surf.shape)
+    peaks = surf >= cv2.dilate(surf, np.ones((3, 3), np.uint8))
+    peaks[max(0, iy - 1) : iy + 2, max(0, ix - 1) : ix + 2] = False
+    ys, xs = np.nonzero(peaks)
+    order = np.argsort(-surf[ys, xs])
+    for y, x in zip(ys[order].tolist(), xs[order].tolist(), strict=True):
+        dist = math.hypot(y - iy, x - ix)
+        if dist < 2:
+            continue
+        n = int(math.ceil(dist)) * 2 + 1
+        line = cv2.remap(
+            surf, np.linspace(ix, x, n, dtype=np.float32)[None], np.linspace(iy, y, n, dtype=np.float32)[None],
+            cv2.INTER_LINEAR,
+        )  # fmt: skip
+        if float(surf[y, x]) - float(line.min()) >= _SURFACE_DIP:
+            return float(surf[y, x]), (x - ix, y - iy)
+    return None
 
 
 def _centre_scale(m: np.ndarray, s: float) -> np.ndarray:
