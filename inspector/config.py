@@ -454,7 +454,7 @@ class StationConfig(_Model):
     supervisor: SupervisorSection = Field(default_factory=SupervisorSection, description="Camera watchdog.")
     detector: DetectorConfig = Field(
         default_factory=default_detector,
-        description="Detector, chosen by `type` (litert, onnxruntime, classical); each type owns its keys.",
+        description="Detector, chosen by `type` (inspector/detect/registry.py); each type owns its keys.",
     )
     recipes: list[Recipe] = Field(default_factory=lambda: [Recipe()], min_length=1, description="Product recipes.")
     active_recipe: str = Field("demo", description="Name of the recipe loaded at start.")

@@ -73,3 +73,19 @@ def test_evaluate_writes_deeppcb_results_metrics_and_sidecar(tmp_path, capsys):
     assert rc != 0
     assert "signed" in capsys.readouterr().err
     assert model.with_suffix(".json").read_text() == before
+
+
+@pytest.mark.skipif(not MODEL.is_file(), reason="the shipped model is not in models/")
+def test_evaluate_runs_the_onnx_package_on_the_runtime_its_sidecar_names(tmp_path, capsys):
+    """`--model X.onnx --compare-model Y.tflite`: each package on its own runtime, in one run."""
+    pytest.importorskip("onnxruntime")
+    _deeppcb_layout(tmp_path / "data", 2)
+    onnx = REPO / "models" / "pcb-defect-det-onnx.onnx"
+    rc = main(
+        ["evaluate", "--root", str(tmp_path / "data"), "--list", str(tmp_path / "data" / "test.txt"),
+         "--out", str(tmp_path / "out"), "--model", str(onnx), "--compare-model", str(MODEL), "--threads", "1"]
+    )  # fmt: skip
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "== model: pcb-defect-det-onnx@" in printed and "on CPU (ONNX Runtime x1), 2 boards" in printed
+    assert "== compared model: pcb-defect-det@" in printed and "on CPU XNNPACK x1, 2 boards" in printed

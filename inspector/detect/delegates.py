@@ -1,4 +1,4 @@
-"""Delegate loading: try the configured accelerators, fall back to the CPU, and say what runs.
+"""LiteRT delegate loading: try the configured accelerators, fall back to the CPU, and say what runs.
 
 Why so careful: a station that silently fell back from its NPU to the CPU would miss its cycle
 time with nobody knowing why. Every failure is caught, logged with its cause and folded into the
@@ -7,6 +7,10 @@ backend string the health panel and the UI show, e.g.
 
 LiteRT's `load_delegate` raises OSError for a missing library, AttributeError for a library that
 is not a delegate (no `tflite_plugin_create_delegate`), and ValueError when the plugin returns null.
+
+Also here: `ExternalDelegate`, the settings of one delegate (the LiteRT plug-in's `delegate` and
+`auto_delegates` keys; a light class, since plug-in settings load with `inspector.config`), and
+`Backend`, what every runtime reports about the hardware that took the graph.
 """
 
 from __future__ import annotations
