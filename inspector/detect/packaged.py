@@ -53,9 +53,9 @@ class PackagedDetector(Detector):
 
     `settings` is the `[detector]` section of a runtime plug-in (`PackagedModelSettings` subclass): the
     sidecar's runtime must be its `type`, or `load` refuses the package naming both. Without `settings`
-    (tools and tests that open a package by its file), the sidecar picks the runtime and `keys` are
-    that runtime's `[detector]` keys (`threads=1`, `delegate="cpu"`, `providers=[...]`, ...), checked
-    against its settings class when the package loads. `runtime_hooks` go to the runtime unchanged
+    (tools and tests that open a package by its file), the sidecar picks the runtime, which runs on
+    the CPU unless `keys` say otherwise: that runtime's `[detector]` keys (`threads=1`,
+    `delegate="auto"`, `providers=[...]`, ...), checked against its settings class when the package loads. `runtime_hooks` go to the runtime unchanged
     (test seams such as LiteRT's `delegate_loader`).
     """
 
@@ -129,7 +129,9 @@ class PackagedDetector(Detector):
 
         cls = detector_configs()[runtime]  # read_meta accepted the name: it is registered
         try:
-            return cls(**{**self._keys, "model": self.model_path})
+            # Opened by its file: on the CPU (the runtime's `cpu_only`) unless the keys say otherwise.
+            cpu = cls(model=self.model_path).cpu_only().model_dump(exclude={"threads"})
+            return cls(**{**cpu, **self._keys, "model": self.model_path})
         except ValidationError as exc:
             bad = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise ModelError(f"{self.model_path}: settings for runtime {runtime!r}: {bad}") from None
@@ -497,13 +499,16 @@ class PackagedDetector(Detector):
         t0 = time.perf_counter()
         info = self._info
         domain = self.meta.input_domain if self.meta is not None else None
-        image = prepare(image, domain, "board image")
         if info.needs_reference:
             if reference is None:
                 raise ModelError(f"{self.model_path}: this model needs the golden reference image")
-            reference = self._prepared_reference(reference, domain)
+            raw_reference, reference = reference, self._prepared_reference(reference, domain)
+            # the board is binarised with the golden image's materials (it is registered to it)
+            image = prepare(image, domain, "board image", reference=(raw_reference, reference))
             if reference.shape != image.shape:
                 raise ValueError(f"reference {reference.shape} and image {image.shape} differ in size")
+        else:
+            image = prepare(image, domain, "board image")
         t_prep = (time.perf_counter() - t0) * 1000
         thr = dict(info.default_thresholds)
         thr.update(thresholds or {})
