@@ -14,6 +14,8 @@ through untouched, so the validation figures on DeepPCB stay byte-identical.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -217,21 +219,129 @@ def remove_specks(mask: np.ndarray, max_area: int) -> np.ndarray:
     return out
 
 
-def prepare(image: np.ndarray, spec, what: str = "image") -> np.ndarray:
-    """The network's input for one frame: uint8 gray, binarised when `spec` asks for it and it is not yet.
+_EDGE_GUARD_PX = 2
+"""Pixels this close to a copper/laminate edge of the golden image do not inform a board's material levels
+(blur, the last fraction of a pixel of misregistration)."""
+_LEVEL_STEP = 4
+"""Every 4th pixel of every 4th row is a sample of the level fit (a 640x640 board: 25,600)."""
 
-    `spec` None (a model that declares no input domain) only converts colour and 16-bit frames.
+
+def binarise_like(gray: np.ndarray, spec, ref_gray: np.ndarray, ref_mask: np.ndarray) -> np.ndarray:
+    """A registered board binarised under its own light, its two material levels read where the golden image
+    (`ref_gray`, prepared to `ref_mask`) has each material.
+
+    Why: two binarisations of the same board that each guess from their own frame which pixel is copper
+    disagree at edges and, on a wide bare area without edges, can split the laminate's weave into copper
+    and laminate (a known-good second capture then showed dozens of "spurious copper"). The board is
+    registered to its golden image, so the golden image already says, everywhere but at defects, which
+    material each pixel is. One fit then gives this capture's light (a smooth polynomial of degree
+    `light_degree`, in log) and its copper/laminate level ratio, from both materials wherever they are;
+    pixels far from the fit (defects, dirt) are left out of a second round. Each pixel is then thresholded
+    midway between the two levels under that light, the rule the golden image was binarised with, so the two
+    masks put an edge in the same place. The thresholding itself does not look at the golden image: a
+    defect is as far from the midpoint as the material it is made of. Pixels identical to the golden
+    image's (areas the camera did not see, which `inspect_board` fills with the reference) take its mask.
     """
-    if spec is None:
-        return to_gray8(image, what)
+    if gray.dtype != np.uint8:
+        gray = cv2.convertScaleAbs(gray, alpha=255.0 / max(float(gray.max()), 1.0))
+    h, w = gray.shape
+    s = cv2.medianBlur(gray, spec.smooth_px) if spec.smooth_px > 1 else gray
+    same = cv2.erode((gray == ref_gray).view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+    copper = ref_mask == spec.copper_level
+    guard = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * _EDGE_GUARD_PX + 1,) * 2)
+    inner_cu = cv2.erode(copper.view(np.uint8), guard).view(bool)
+    inner_lam = cv2.erode((~copper).view(np.uint8), guard).view(bool)
+    k = _LEVEL_STEP
+    use = (inner_cu | inner_lam)[::k, ::k] & ~same[::k, ::k]
+    ys, xs = np.nonzero(use)
+    if len(ys) < 64 or not inner_cu[::k, ::k][use].any() or not inner_lam[::k, ::k][use].any():
+        return binarise(gray, spec)  # one material in view (or nothing seen): the board's own split stands
+    val = np.log(s[::k, ::k][ys, xs].astype(np.float64) + 1.0)
+    cu = inner_cu[::k, ::k][ys, xs].astype(np.float64)
+    deg = max(spec.light_degree, 0)
+    pairs = [(i, j) for i in range(deg + 1) for j in range(deg + 1 - i)]  # x^i y^j
+    tx = (xs * k) * (2.0 / max(w - 1, 1)) - 1.0
+    ty = (ys * k) * (2.0 / max(h - 1, 1)) - 1.0
+    design = np.stack([tx**i * ty**j for i, j in pairs] + [cu], axis=1)
+    keep = np.ones(len(val), bool)
+    coef = np.zeros(design.shape[1])
+    for _ in range(2):  # the second round without the pixels the first could not explain (defects, dirt)
+        a = design[keep]
+        coef = np.linalg.solve(
+            np.einsum("ki,kj->ij", a, a) + 1e-9 * np.eye(a.shape[1]), np.einsum("ki,k->i", a, val[keep])
+        )
+        res = val - design @ coef
+        mad = float(np.median(np.abs(res[keep]))) + 1e-6
+        keep = np.abs(res) < 4.0 * 1.4826 * mad
+    ratio = math.exp(coef[-1])  # copper level / laminate level under the same light
+    c = np.zeros((deg + 1, deg + 1), np.float64)
+    for (i, j), v in zip(pairs, coef[:-1], strict=True):
+        c[j, i] = v
+    rows = (c @ _powers(w, deg).T).astype(np.float32)
+    ypow = _powers(h, deg).astype(np.float32)
+    field = np.zeros((h, w), np.float32)
+    for j in range(deg + 1):
+        field += ypow[:, j : j + 1] * rows[j]
+    mid = cv2.exp(field) * np.float32((1.0 + ratio) * 0.5)
+    bright = (s.astype(np.float32) + 1.0) > mid
+    copper_bright = spec.camera_copper == "bright"
+    if (ratio > 1.0) != copper_bright:  # the levels say the opposite of the sidecar: trust neither, split alone
+        return binarise(gray, spec)
+    bright_to = 255 if copper_bright == (spec.copper_level == 255) else 0
+    out = bright.view(np.uint8) * np.uint8(255)
+    if bright_to == 0:
+        out = 255 - out
+    if spec.clean_px > 1:
+        kern = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (spec.clean_px, spec.clean_px))
+        out = cv2.morphologyEx(out, cv2.MORPH_OPEN, kern)
+        out = cv2.morphologyEx(out, cv2.MORPH_CLOSE, kern)
+    if spec.speck_px > 0:
+        out = remove_specks(out, spec.speck_px)
+    out[same] = ref_mask[same]
+    return out
+
+
+def _gray8_in_domain(image: np.ndarray, spec, what: str) -> np.ndarray:
     g = to_gray(image, what, spec.colour)
     if g.dtype == np.uint16:  # its own range onto 8 bit: a 12-bit sensor keeps its precision
         g = cv2.convertScaleAbs(g, alpha=255.0 / max(float(g.max()), 1.0))
+    return g
+
+
+def prepare(
+    image: np.ndarray,
+    spec,
+    what: str = "image",
+    reference: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """The network's input for one frame: uint8 gray, binarised when `spec` asks for it and it is not yet.
+
+    `spec` None (a model that declares no input domain) only converts colour and 16-bit frames.
+    `reference`: the golden image the frame is registered to, as given and as prepared; a camera frame is
+    then binarised with the golden image's materials (`binarise_like`), otherwise on its own (`binarise`).
+    """
+    if spec is None:
+        return to_gray8(image, what)
+    g = _gray8_in_domain(image, spec, what)
     if is_binary(g, spec.binary_margin, spec.binary_fraction):
         return g
     if spec.kind != "binary_copper":  # the sidecar parser admits only known kinds; keep the station safe anyway
         raise ModelError(f"input_domain.kind {spec.kind!r} is not supported by this runtime")
+    if reference is not None:
+        ref_raw, ref_mask = reference
+        ref_gray = _gray8_in_domain(ref_raw, spec, "reference image")
+        if ref_gray.shape == g.shape and ref_mask.shape == g.shape and not np.array_equal(ref_gray, ref_mask):
+            return binarise_like(g, spec, ref_gray, ref_mask)
     return binarise(g, spec)
 
 
-__all__ = ["ImageDomainError", "binarise", "is_binary", "prepare", "remove_specks", "to_gray", "to_gray8"]
+__all__ = [
+    "ImageDomainError",
+    "binarise",
+    "binarise_like",
+    "is_binary",
+    "prepare",
+    "remove_specks",
+    "to_gray",
+    "to_gray8",
+]
