@@ -198,6 +198,12 @@ def binarise(gray: np.ndarray, spec) -> np.ndarray:
         out = cv2.morphologyEx(out, cv2.MORPH_CLOSE, kern)
     if spec.speck_px > 0:
         out = remove_specks(out, spec.speck_px)
+    if spec.method != "adaptive" and spec.refine > 0 and spec.light_degree > 0:
+        # Last round: the same rule a registered board is binarised with (`binarise_like`), on this frame's
+        # own materials, so a golden image and the boards compared with it put their edges alike.
+        again = _split_with_materials(gray, spec, out, None)
+        if again is not None:
+            out = again
     return out
 
 
@@ -222,6 +228,8 @@ def remove_specks(mask: np.ndarray, max_area: int) -> np.ndarray:
 _EDGE_GUARD_PX = 2
 """Pixels this close to a copper/laminate edge of the golden image do not inform a board's material levels
 (blur, the last fraction of a pixel of misregistration)."""
+_BORDER_PX = 3
+"""`binarise_like`: a board's outermost 3 px take the golden mask (not judged; see there)."""
 _LEVEL_STEP = 4
 """Every 4th pixel of every 4th row is a sample of the level fit (a 640x640 board: 25,600)."""
 
@@ -244,10 +252,37 @@ def binarise_like(gray: np.ndarray, spec, ref_gray: np.ndarray, ref_mask: np.nda
     """
     if gray.dtype != np.uint8:
         gray = cv2.convertScaleAbs(gray, alpha=255.0 / max(float(gray.max()), 1.0))
+    out = _split_with_materials(gray, spec, ref_mask, ref_gray)
+    if out is None:  # one material in view, or nothing seen: its own split
+        return binarise(gray, spec)
+    # The outermost rows and columns of two frames are where the median, the light fit and the resampling
+    # run out of neighbours (and JPEG blocks end): 1-px lines along the border were most of the false calls
+    # left on known-good boards. They are taken as not seen, like the area the camera did not show.
+    b = _BORDER_PX
+    for sl in (
+        (slice(0, b), slice(None)),
+        (slice(-b, None), slice(None)),
+        (slice(None), slice(0, b)),
+        (slice(None), slice(-b, None)),
+    ):
+        out[sl] = ref_mask[sl]
+    return out
+
+
+def _split_with_materials(
+    gray: np.ndarray, spec, materials: np.ndarray, ref_gray: np.ndarray | None
+) -> np.ndarray | None:
+    """`gray` (uint8) thresholded midway between its two material levels under its light, both fitted where
+    `materials` (a mask in the network's levels) has each material; None where it shows only one.
+    Pixels equal to `ref_gray`'s (when given) take `materials`' value and do not inform the fit.
+    """
     h, w = gray.shape
     s = cv2.medianBlur(gray, spec.smooth_px) if spec.smooth_px > 1 else gray
-    same = cv2.erode((gray == ref_gray).view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
-    copper = ref_mask == spec.copper_level
+    if ref_gray is None:
+        same = np.zeros((h, w), bool)
+    else:
+        same = cv2.erode((gray == ref_gray).view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+    copper = materials == spec.copper_level
     guard = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * _EDGE_GUARD_PX + 1,) * 2)
     inner_cu = cv2.erode(copper.view(np.uint8), guard).view(bool)
     inner_lam = cv2.erode((~copper).view(np.uint8), guard).view(bool)
@@ -255,7 +290,7 @@ def binarise_like(gray: np.ndarray, spec, ref_gray: np.ndarray, ref_mask: np.nda
     use = (inner_cu | inner_lam)[::k, ::k] & ~same[::k, ::k]
     ys, xs = np.nonzero(use)
     if len(ys) < 64 or not inner_cu[::k, ::k][use].any() or not inner_lam[::k, ::k][use].any():
-        return binarise(gray, spec)  # one material in view (or nothing seen): the board's own split stands
+        return None
     val = np.log(s[::k, ::k][ys, xs].astype(np.float64) + 1.0)
     cu = inner_cu[::k, ::k][ys, xs].astype(np.float64)
     deg = max(spec.light_degree, 0)
@@ -285,8 +320,8 @@ def binarise_like(gray: np.ndarray, spec, ref_gray: np.ndarray, ref_mask: np.nda
     mid = cv2.exp(field) * np.float32((1.0 + ratio) * 0.5)
     bright = (s.astype(np.float32) + 1.0) > mid
     copper_bright = spec.camera_copper == "bright"
-    if (ratio > 1.0) != copper_bright:  # the levels say the opposite of the sidecar: trust neither, split alone
-        return binarise(gray, spec)
+    if (ratio > 1.0) != copper_bright:  # the levels say the opposite of the sidecar: trust neither
+        return None
     bright_to = 255 if copper_bright == (spec.copper_level == 255) else 0
     out = bright.view(np.uint8) * np.uint8(255)
     if bright_to == 0:
@@ -297,7 +332,7 @@ def binarise_like(gray: np.ndarray, spec, ref_gray: np.ndarray, ref_mask: np.nda
         out = cv2.morphologyEx(out, cv2.MORPH_CLOSE, kern)
     if spec.speck_px > 0:
         out = remove_specks(out, spec.speck_px)
-    out[same] = ref_mask[same]
+    out[same] = materials[same]
     return out
 
 
