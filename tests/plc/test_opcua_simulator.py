@@ -59,7 +59,6 @@ namespace = "{NAMESPACE}"
 security = "{security}"
 certificate = "{tmp / "pki" / "server-cert.der"}"
 private_key = "{tmp / "pki" / "server-key.pem"}"
-heartbeat_timeout_s = 2.0
 simulator_rate = 20.0
 {extra}
 """
@@ -96,7 +95,8 @@ def run_and_check(station, sink: ListSink, tmp_path: Path) -> OpcUaLinePlcSimula
     assert wait_for(lambda: sim.stats.acknowledged >= BOARDS or sim.stats.station_down, 90, 0.05)
     sim.stop()  # before the station stops its pipeline under a board in flight
     stats = sim.stats
-    assert stats.violations == [] and not stats.station_down, stats.violations
+    why = f"{stats.summary()}; operator resets {stats.error_resets}; {stats.violations}"
+    assert stats.violations == [] and not stats.station_down and stats.error_resets == 0, why
     seen = list(stats.recent)
     assert len(seen) == stats.acknowledged >= BOARDS
     # One board after the other, one InspId each, no gap, from the first board on.
