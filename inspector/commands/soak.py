@@ -10,7 +10,12 @@ RSS, open file descriptors and threads as it goes, then compares the records in 
 the boards the PLC saw acknowledged.
 
 Memory is judged on the second half only (the first half includes warm-up, allocator pools and
-SQLite's page cache filling), as a least-squares slope in bytes per 1000 boards.
+SQLite's page cache filling), as a least-squares slope in bytes per 1000 boards: through every
+sample, and through the median of each tenth (`slice_medians`, the resting footprint; a sample
+taken mid-board swings by a few MB, which a short run's line follows). The samples live in
+a buffer allocated before the first board (`SampleLog`): the soak measures its own process, so a
+series that grew by one object per sample would add its own slope to the one it reports. With
+`--data` the series is kept in `soak-samples.csv` there.
 """
 
 from __future__ import annotations
@@ -77,6 +82,65 @@ class Sample:
     threads: int
 
 
+class SampleLog:
+    """The soak's RSS/fd/thread series in a fixed buffer, evenly spread over a run of any length.
+
+    Why: the soak samples the process it runs in. A list that grows by one `Sample` per second
+    (~200 bytes each) added ~40 KiB per 1,000 boards at 5 boards/s to the very slope it reported.
+    Here the buffer is allocated once, before the first board; when it is full, every other stored
+    sample is dropped and only every second one is stored from then on, so between `capacity / 2`
+    and `capacity` samples cover the whole run at even spacing. Peaks are kept over every sample,
+    stored or not, and the first sample with a board done is kept aside (the start of the figures).
+    """
+
+    COLUMNS = ("t", "boards", "rss", "fds", "threads")
+
+    def __init__(self, capacity: int = 4096) -> None:
+        import numpy as np
+
+        if capacity < 4 or capacity % 2:
+            raise ValueError("capacity must be even and at least 4")
+        self._rows = np.zeros((capacity, len(self.COLUMNS)), np.float64)
+        self.n = 0
+        self.stride = 1
+        self.seen = 0
+        self.first_warm: Sample | None = None
+        self.last: Sample | None = None
+        self.rss_max = 0
+        self.fds_max = 0
+        self.threads_max = 0
+
+    def add(self, s: Sample, *, keep: bool = False) -> None:
+        """Take one sample; it is stored if it falls on the current spacing (or `keep`: the last one)."""
+        self.last = s
+        self.rss_max = max(self.rss_max, s.rss)
+        self.fds_max = max(self.fds_max, s.fds)
+        self.threads_max = max(self.threads_max, s.threads)
+        if self.first_warm is None and s.boards > 0:
+            self.first_warm = s
+        on_spacing = self.seen % self.stride == 0
+        self.seen += 1
+        if not (on_spacing or keep):
+            return
+        if self.n == len(self._rows):
+            half = self._rows[::2].copy()  # rows 0, 2, 4, ...: the spacing doubles
+            self._rows[: len(half)] = half
+            self.n = len(half)
+            self.stride *= 2
+        self._rows[self.n] = (s.t, s.boards, s.rss, s.fds, s.threads)
+        self.n += 1
+
+    def rows(self) -> Any:
+        """The stored samples, oldest first (n x 5 array, columns as in COLUMNS)."""
+        return self._rows[: self.n]
+
+    def write_csv(self, path: Path) -> None:
+        with open(path, "w") as f:
+            f.write(",".join(self.COLUMNS) + "\n")
+            for t, b, rss, fds, th in self.rows():
+                f.write(f"{t:.3f},{b:.0f},{rss:.0f},{fds:.0f},{th:.0f}\n")
+
+
 @dataclass
 class SoakReport:
     boards: int = 0
@@ -89,6 +153,11 @@ class SoakReport:
     rss_peak_mb: float = 0.0
     rss_slope_second_half_kb_per_1000_boards: float = 0.0
     rss_slope_second_half_mb_per_hour: float = 0.0
+    rss_slope_second_half_medians_kb_per_1000_boards: float = 0.0
+    """The same slope through the median RSS of each tenth of the second half (by boards): the
+    resting footprint, without the few-MB swings of a sample taken mid-board."""
+    rss_second_half_rise_mb: float = 0.0
+    """Median RSS of the second half's last tenth minus that of its first tenth."""
     fds_start: int = 0
     fds_end: int = 0
     fds_max: int = 0
@@ -119,6 +188,30 @@ def slope(xs: list[float], ys: list[float]) -> float:
     if sxx == 0:
         return 0.0
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+
+
+def slice_medians(boards: Any, rss: Any, slices: int = 10) -> tuple[list[float], list[float]]:
+    """Median boards and median RSS of each of `slices` equal board ranges (empty ones left out).
+
+    Why: RSS read at a random moment of a board's cycle swings by a few MB (the frame, the
+    detector's tensors, the writer's batch in flight); over a few thousand boards a least-squares
+    line through every sample follows those swings as much as any trend. The medians of slices are
+    the resting footprint, and a line through them is what "grows per 1000 boards" means.
+    """
+    import numpy as np
+
+    boards, rss = np.asarray(boards, np.float64), np.asarray(rss, np.float64)
+    if len(boards) == 0:
+        return [], []
+    edges = np.linspace(boards.min(), boards.max(), slices + 1)
+    xs: list[float] = []
+    ys: list[float] = []
+    for i, (lo, hi) in enumerate(zip(edges, edges[1:])):
+        sel = (boards >= lo) & ((boards < hi) if i < slices - 1 else (boards <= hi))
+        if sel.any():
+            xs.append(float(np.median(boards[sel])))
+            ys.append(float(np.median(rss[sel])))
+    return xs, ys
 
 
 def _free_port() -> int:
@@ -170,12 +263,12 @@ def run_soak(args: argparse.Namespace, data_dir: Path, log: Any = None) -> SoakR
     station = build_station(cfg)
     sim: subprocess.Popen | None = None
     sim_out = data_dir / "plc-sim.log"
-    samples: list[Sample] = []
+    samples = SampleLog()
 
-    def sample() -> Sample:
+    def sample(keep: bool = False) -> Sample:
         s = Sample(time.monotonic(), station.pipeline.results_published, proc.memory_info().rss, proc.num_fds(), 0)
         s.threads = proc.num_threads()
-        samples.append(s)
+        samples.add(s, keep=keep)
         return s
 
     # Ctrl-C or SIGTERM ends the run early and still reports it (the figures so far are worth having).
@@ -214,7 +307,7 @@ def run_soak(args: argparse.Namespace, data_dir: Path, log: Any = None) -> SoakR
             except KeyboardInterrupt:
                 stopped.append("Ctrl-C")
         rep.seconds = time.monotonic() - t0
-        sample()
+        sample(keep=True)
         info = station.pipeline.detector_info
         rep.detector = f"{info.model_id} on {info.backend}" if info else "no model loaded"
     finally:
@@ -225,23 +318,29 @@ def run_soak(args: argparse.Namespace, data_dir: Path, log: Any = None) -> SoakR
         station.stop()  # flushes the recorder: every published result is in the database after this
 
     # ------------------------------------------------------------------ figures
-    warm = [s for s in samples if s.boards > 0]
-    first = warm[0] if warm else samples[0]
-    last = samples[-1]
+    last = samples.last
+    assert last is not None  # sampled at least once before the loop could end
+    first = samples.first_warm or last
+    rows = samples.rows()
+    if args.data:
+        samples.write_csv(data_dir / "soak-samples.csv")
     rep.boards = last.boards
     rep.boards_per_s = (last.boards - first.boards) / max(1e-9, last.t - first.t)
     rep.rss_start_mb, rep.rss_end_mb = first.rss / 1e6, last.rss / 1e6
-    rep.rss_peak_mb = max(s.rss for s in samples) / 1e6
-    half = [s for s in samples if s.boards >= last.boards / 2]
+    rep.rss_peak_mb = samples.rss_max / 1e6
+    half = rows[rows[:, 1] >= last.boards / 2]
     if len(half) < 10:
         rep.notes.append(f"only {len(half)} samples in the second half: the RSS slope is warm-up noise, not a trend")
-    rep.rss_slope_second_half_kb_per_1000_boards = slope([s.boards for s in half], [s.rss for s in half])
-    rep.rss_slope_second_half_kb_per_1000_boards *= 1000 / 1024
-    rep.rss_slope_second_half_mb_per_hour = slope([s.t for s in half], [s.rss for s in half]) * 3600 / 1e6
-    rep.fds_start, rep.fds_end, rep.fds_max = first.fds, last.fds, max(s.fds for s in samples)
+    t, boards, rss = half[:, 0].tolist(), half[:, 1].tolist(), half[:, 2].tolist()
+    rep.rss_slope_second_half_kb_per_1000_boards = slope(boards, rss) * 1000 / 1024
+    rep.rss_slope_second_half_mb_per_hour = slope(t, rss) * 3600 / 1e6
+    mx, my = slice_medians(boards, rss)
+    rep.rss_slope_second_half_medians_kb_per_1000_boards = slope(mx, my) * 1000 / 1024
+    rep.rss_second_half_rise_mb = (my[-1] - my[0]) / 1e6 if my else 0.0
+    rep.fds_start, rep.fds_end, rep.fds_max = first.fds, last.fds, samples.fds_max
     rep.threads_start, rep.threads_end = first.threads, last.threads
-    rep.threads_max = max(s.threads for s in samples)
-    rep.samples = len(samples)
+    rep.threads_max = samples.threads_max
+    rep.samples = len(rows)
 
     db = _db_part_seqs(cfg.storage.database_url)
     rep.database_records = len(db)
@@ -296,7 +395,9 @@ def soak(args: argparse.Namespace) -> int:
             f"boards {rep.boards} in {rep.seconds:.0f} s ({rep.boards_per_s:.1f} boards/s); {rep.detector}; {rep.plc}\n"
             f"RSS start {rep.rss_start_mb:.1f} MB, end {rep.rss_end_mb:.1f} MB, peak {rep.rss_peak_mb:.1f} MB; "
             f"second-half slope {rep.rss_slope_second_half_kb_per_1000_boards:+.1f} KiB/1000 boards "
-            f"({rep.rss_slope_second_half_mb_per_hour:+.2f} MB/h)\n"
+            f"({rep.rss_slope_second_half_mb_per_hour:+.2f} MB/h); through the medians of its tenths "
+            f"{rep.rss_slope_second_half_medians_kb_per_1000_boards:+.1f} KiB/1000 boards "
+            f"(rise {rep.rss_second_half_rise_mb:+.2f} MB)\n"
             f"open fds {rep.fds_start} -> {rep.fds_end} (max {rep.fds_max}); "
             f"threads {rep.threads_start} -> {rep.threads_end} (max {rep.threads_max})\n"
             f"records: database {rep.database_records}, PLC-acknowledged {rep.plc_acknowledged}, "

@@ -189,6 +189,13 @@ class Recorder:
         self._lock = threading.Lock()
         self._pending: dict[str, threading.Event] = {}
         self._acked: OrderedDict[str, str] = OrderedDict()
+        # Durable uids are remembered only for callers that ask after the fact (`wait_durable`,
+        # `is_durable`: the PLC link asks about the board it just got). Such a caller asks about a
+        # result it submitted itself; before it asks, at most every result in flight with it (a full
+        # queue and the batch being written) can have turned durable, so the window covers that. A
+        # larger one only holds ~190 bytes per board for nothing (20,000 boards: 3.8 MB of memory that
+        # grows for hours after the start and reads as a leak in a soak).
+        self._acked_keep = settings.queue_size + settings.batch_max
         self._listeners: list[DurableListener] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -299,7 +306,8 @@ class Recorder:
         self._listeners.append(fn)
 
     def wait_durable(self, uid: str, timeout: float | None = None) -> bool:
-        """True once the result `uid` is durable (database or spool); False on timeout or if never submitted."""
+        """True once the result `uid` is durable (database or spool); False on timeout, if never submitted,
+        or if it turned durable more than `queue_size + batch_max` results ago (no longer remembered)."""
         with self._lock:
             if uid in self._acked:
                 return True
@@ -309,6 +317,7 @@ class Recorder:
         return ev.wait(timeout)
 
     def is_durable(self, uid: str) -> bool:
+        """Whether `uid` is durable; like `wait_durable`, only the last `queue_size + batch_max` are remembered."""
         with self._lock:
             return uid in self._acked
 
@@ -334,7 +343,7 @@ class Recorder:
                 self._acked[uid] = where
                 if ev is not None:
                     ev.set()
-            while len(self._acked) > 20000:
+            while len(self._acked) > self._acked_keep:
                 self._acked.popitem(last=False)
         for fn in self._listeners:
             for uid in uids:

@@ -9,12 +9,38 @@ import json
 import pytest
 
 from inspector.cli import main
-from inspector.commands.soak import slope
+from inspector.commands.soak import Sample, SampleLog, slice_medians, slope
 
 
 def test_slope_is_least_squares():
     assert slope([0, 1, 2, 3], [5, 7, 9, 11]) == pytest.approx(2.0)
     assert slope([1, 1], [3, 9]) == 0.0 and slope([1], [1]) == 0.0
+
+
+def test_slope_through_slice_medians_ignores_mid_board_swings():
+    """One sample in 7 taken mid-board (+5 MB) bends a line through every sample; the medians of the
+    tenths keep the real 100 bytes per board."""
+    boards = list(range(1000))
+    rss = [1e6 + 100 * b + (5e6 if b % 7 == 0 else 0) for b in boards]
+    xs, ys = slice_medians(boards, rss)
+    assert len(xs) == 10 and slope(xs, ys) == pytest.approx(100, rel=0.01)
+    assert abs(slope(boards, rss) - 100) > 10
+    assert slice_medians([], []) == ([], [])
+
+
+def test_sample_log_stays_bounded_and_evenly_spaced_over_any_run():
+    """The soak measures its own process: its series must not grow with the run (one object per
+    sample would show up in the very RSS slope it reports)."""
+    log = SampleLog(capacity=8)
+    for i in range(100):
+        log.add(Sample(t=float(i), boards=i, rss=1000 + (50 if i == 37 else 0), fds=10, threads=3))
+    log.add(Sample(t=100.0, boards=100, rss=1000, fds=10, threads=3), keep=True)
+    rows = log.rows()
+    assert 4 <= len(rows) <= 8 and log._rows.shape == (8, 5), "the buffer never grows"
+    assert log.stride == 16 and rows[:-1, 1].tolist() == [0, 16, 32, 48, 64, 80, 96]
+    assert rows[-1, 1] == 100, "the last sample is always stored"
+    assert log.rss_max == 1050, "a peak between stored samples still counts"
+    assert log.first_warm is not None and log.first_warm.boards == 1
 
 
 @pytest.mark.slow

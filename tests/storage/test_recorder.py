@@ -62,6 +62,22 @@ def test_every_result_becomes_rows_and_files(db_url, make_recorder, tmp_path):
     db.close()
 
 
+def test_durable_uids_are_remembered_for_a_bounded_window(sqlite_url, make_recorder):
+    """A station runs for weeks: the uids it remembers for `wait_durable` stay bounded (a full queue and
+    one batch), not one entry per board ever recorded."""
+    rec = make_recorder(sqlite_url, queue_size=10, batch_max=4, archive="none")
+    rec.start()
+    results = [make_result(i) for i in range(40)]
+    for r in results:
+        rec.submit(r)
+        assert rec.wait_durable(r.uid, 10), "a result is durable right after it is written"
+    assert rec.flush(10)
+    assert len(rec._acked) == 10 + 4
+    assert all(rec.is_durable(r.uid) for r in results[-14:])
+    assert not any(rec.is_durable(r.uid) for r in results[:-14]), "older uids are forgotten"
+    rec.stop()
+
+
 def test_archive_policy_rejects_with_pass_sample(sqlite_url, make_recorder, tmp_path):
     rec = make_recorder(sqlite_url, archive="rejects", archive_pass_every=4)
     rec.start()
