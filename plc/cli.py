@@ -135,4 +135,4 @@ def run(args: argparse.Namespace) -> int:
     for v in stats.violations:
         print(f"VIOLATION: {v}", file=sys.stderr)
     print(stats.summary(), flush=True)
-    return 1 if stats.violations or stats.station_down else 0
+    return 1 if stats.violation_count or stats.station_down else 0

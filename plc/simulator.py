@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 STATION_HEARTBEAT_PERIOD_S = 1.0
 MISSED_HEARTBEATS_DOWN = 3
 RECENT_BOARDS = 1000
+#: Boards whose latency and timing the statistics keep (the newest): a demo left running for days must
+#: not grow, and a bench or a bring-up run is far shorter than this.
+TIMED_BOARDS = 20_000
+#: Violation texts kept (the newest); `violation_count` counts them all.
+KEPT_VIOLATIONS = 1000
 """Acknowledged boards kept in SimStats.recent (the built-in simulator runs as long as the station)."""
 
 
@@ -64,13 +69,16 @@ class SimStats:
     missed: int = 0
     acknowledged: int = 0
     """Results read with RESULTS_VALID and acknowledged (RESULTS_VALID fell after RESULTS_ACK)."""
-    latencies_ms: list[float] = field(default_factory=list)
-    violations: list[str] = field(default_factory=list)
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=TIMED_BOARDS))
+    """Trigger -> RESULTS_VALID of the newest TIMED_BOARDS boards, in ms."""
+    violations: deque[str] = field(default_factory=lambda: deque(maxlen=KEPT_VIOLATIONS))
+    """The newest KEPT_VIOLATIONS violation texts."""
+    violation_count: int = 0
     station_down: bool = False
     error_resets: int = 0
     """CLEAR_ERROR pulses sent because the station latched ERROR (the simulated operator's resets)."""
-    per_board: list[tuple[int, float, float]] = field(default_factory=list)
-    """(part_seq, trigger sent, RESULTS_VALID seen) in time.monotonic() seconds."""
+    per_board: deque[tuple[int, float, float]] = field(default_factory=lambda: deque(maxlen=TIMED_BOARDS))
+    """(part_seq, trigger sent, RESULTS_VALID seen) in time.monotonic() seconds, newest TIMED_BOARDS."""
     recent: deque[BoardSeen] = field(default_factory=lambda: deque(maxlen=RECENT_BOARDS))
     """The last acknowledged boards, oldest first."""
 
@@ -89,7 +97,7 @@ class SimStats:
         )
         return (
             f"boards {self.boards}: PASS {self.passed}, REJECT {self.rejected}, missed {self.missed}; {lat}; "
-            f"violations {len(self.violations)}{'; STATION DOWN' if self.station_down else ''}"
+            f"violations {self.violation_count}{'; STATION DOWN' if self.station_down else ''}"
         )
 
 
@@ -391,4 +399,5 @@ class SimulatedLinePlc(ABC):
 
     def _violation(self, text: str) -> None:
         self.stats.violations.append(text)
+        self.stats.violation_count += 1
         log.error("protocol violation: %s", text)

@@ -53,7 +53,7 @@ import json, sys
 from plc.modbus.simulator import LinePlcSimulator
 sim = LinePlcSimulator("127.0.0.1", int(sys.argv[1]), rate=float(sys.argv[2]), boards=int(sys.argv[3]), poll_s=0.0)
 st = sim.run()
-print(json.dumps({"per_board": st.per_board, "violations": st.violations, "passed": st.passed,
+print(json.dumps({"per_board": list(st.per_board), "violations": list(st.violations), "passed": st.passed,
                   "rejected": st.rejected}))
 """
 
@@ -69,7 +69,12 @@ def run_plc_process(port: int, rate: float, boards: int):
         check=True,
     )
     data = json.loads(out.stdout.strip().splitlines()[-1])
-    stats = SimStats(passed=data["passed"], rejected=data["rejected"], violations=data["violations"])
+    stats = SimStats(
+        passed=data["passed"],
+        rejected=data["rejected"],
+        violations=data["violations"],
+        violation_count=len(data["violations"]),
+    )
     stats.per_board = [tuple(x) for x in data["per_board"]]
     return stats
 
@@ -151,7 +156,12 @@ def run_opcua_plc_process(link, cfg: OpcUaSettings, rate: float, boards: int, pk
     if out.returncode:
         raise RuntimeError(f"OPC UA PLC process failed:\n{out.stderr[-2000:]}")
     data = json.loads(out.stdout.strip().splitlines()[-1])
-    stats = SimStats(passed=data["passed"], rejected=data["rejected"], violations=data["violations"])
+    stats = SimStats(
+        passed=data["passed"],
+        rejected=data["rejected"],
+        violations=data["violations"],
+        violation_count=len(data["violations"]),
+    )
     stats.per_board = [tuple(x) for x in data["per_board"]]
     return stats
 
@@ -256,7 +266,7 @@ def run_once(args, durable: bool, tmp: Path) -> tuple[dict[str, list[float]], ob
     print(f"--- {proto}, {mode}")
     print(f"boards measured: {len(rows)} (after {args.warmup} warm-up), rate {args.rate}/s, loopback 127.0.0.1")
     print(
-        f"violations: {len(stats.violations)}; PASS {stats.passed}, REJECT {stats.rejected}; "
+        f"violations: {stats.violation_count}; PASS {stats.passed}, REJECT {stats.rejected}; "
         f"durable timeouts {link.durable_timeouts}"
     )
     for name, xs in series.items():
@@ -294,7 +304,7 @@ def main() -> int:
             sub.mkdir()
             series, stats = run_once(args, durable, sub)
             results[durable] = series
-            violations += len(stats.violations)
+            violations += stats.violation_count
     if len(modes) == 2:
         off = results[False]["trigger -> RESULTS_VALID (PLC side)"]
         on = results[True]["trigger -> RESULTS_VALID (PLC side)"]

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from plc_testkit import Plc, TestStation, build_station
+from plc_testkit import Plc, TestStation, start_station
 
 
 @pytest.fixture
@@ -12,7 +12,7 @@ def station_factory(demo_boards):
     made: list[TestStation] = []
 
     def make(**kw) -> TestStation:
-        st = build_station(demo_boards, **kw)
+        st = start_station(demo_boards, **kw)
         made.append(st)
         return st
 

@@ -22,7 +22,7 @@ from inspector.config import DetectorSection, Recipe, ReplayCamera, StationConfi
 from inspector.detect.classical import DifferenceDetector
 from inspector.health import Health
 from inspector.pipeline import Pipeline
-from inspector.station import build_station as build_real_station
+from inspector.station import build_station
 from plc import registers as R
 from plc.modbus import ModbusSettings
 from plc.station import PlcLink
@@ -91,7 +91,7 @@ class TestStation:
             self.link.stop()
 
 
-def build_station(
+def start_station(
     boards_dir: Path,
     *,
     mode: str = "server",
@@ -116,7 +116,7 @@ def build_station(
     detector = detector or DifferenceDetector()
     sink = ListSink()
     # The station's own composition root, so these tests run the station the line runs.
-    station = build_real_station(
+    station = build_station(
         cfg,
         sinks=[sink],
         with_storage=False,

@@ -33,9 +33,9 @@ def test_plc_sees_the_board_serial_and_serial_rejects(tmp_path, demo_boards, dem
         (boards / f"{name}_temp.png").write_bytes((demo_boards / f"{name}_temp.png").read_bytes())
     (boards / "truth.json").write_text(json.dumps({n: [] for n in clean}))
     recipe = Recipe(code=BoardCode(region=(560, 8, 72, 72), require_code=True))
-    from plc_testkit import build_station
+    from plc_testkit import start_station
 
-    st = build_station(boards, recipes=[recipe])
+    st = start_station(boards, recipes=[recipe])
     try:
         plc = Plc(st.port)
         try:

@@ -96,7 +96,7 @@ def run_and_check(station, sink: ListSink, tmp_path: Path) -> OpcUaLinePlcSimula
     sim.stop()  # before the station stops its pipeline under a board in flight
     stats = sim.stats
     why = f"{stats.summary()}; operator resets {stats.error_resets}; {stats.violations}"
-    assert stats.violations == [] and not stats.station_down and stats.error_resets == 0, why
+    assert not stats.violations and not stats.station_down and stats.error_resets == 0, why
     seen = list(stats.recent)
     assert len(seen) == stats.acknowledged >= BOARDS
     # One board after the other, one InspId each, no gap, from the first board on.

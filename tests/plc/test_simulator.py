@@ -32,7 +32,7 @@ def test_plc_sim_command_runs_clean_against_the_station(station):
 def test_simulator_counts_and_measures(station):
     sim = LinePlcSimulator("127.0.0.1", station.port, rate=50, boards=10, poll_s=0.001)
     stats = sim.run()
-    assert stats.violations == [] and stats.boards == 10 and stats.passed + stats.rejected == 10
+    assert not stats.violations and stats.boards == 10 and stats.passed + stats.rejected == 10
     assert len(stats.latencies_ms) == 10 and all(x > 0 for x in stats.latencies_ms)
     published = {r.part_seq: r.passed for r in station.sink.results}
     assert stats.passed == sum(published.values())
@@ -80,6 +80,23 @@ def test_stopping_with_a_board_in_flight_is_no_violation():
         time.sleep(0.5)  # the trigger is written and the simulator waits for TRIGGER_ACK
         assert srv.data_bank.get_holding_registers(R.CONTROL)[0] & R.TRIGGER
         sim.stop()
-        assert sim.stats.violations == [] and sim.stats.boards == 0
+        assert not sim.stats.violations and sim.stats.boards == 0
     finally:
         srv.stop()
+
+
+def test_statistics_stay_bounded_however_long_the_simulator_runs():
+    """A demo left running for days keeps the newest timings and violation texts, and counts them all."""
+    from plc.simulator import KEPT_VIOLATIONS, TIMED_BOARDS, SimStats
+
+    stats = SimStats()
+    for i in range(TIMED_BOARDS + 500):
+        stats.latencies_ms.append(float(i))
+        stats.per_board.append((i, 0.0, 1.0))
+    for i in range(KEPT_VIOLATIONS + 7):
+        stats.violations.append(f"v{i}")
+        stats.violation_count += 1
+    assert len(stats.latencies_ms) == len(stats.per_board) == TIMED_BOARDS
+    assert stats.per_board[0][0] == 500 and stats.latencies_ms[-1] == TIMED_BOARDS + 499
+    assert len(stats.violations) == KEPT_VIOLATIONS and stats.violations[-1] == f"v{KEPT_VIOLATIONS + 6}"
+    assert f"violations {KEPT_VIOLATIONS + 7}" in stats.summary()
