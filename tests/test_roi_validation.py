@@ -32,7 +32,7 @@ def write_station(tmp: Path, boards: Path, recipe: str, *, trigger: str = "free_
         f'trigger = "{trigger}"\n'
         "fps = 50.0\n"
         "[detector]\n"
-        'engine = "classical"\n'
+        'type = "classical"\n'
         "[plc]\n"
         'mode = "off"\n'
         "[[recipes]]\n"

@@ -38,7 +38,7 @@ def running_station(tmp_path_factory):
     cfg = StationConfig.model_validate(
         {
             "camera": {"type": "replay", "fps": 20.0, "demo_boards": 6},
-            "detector": {"engine": "classical"},
+            "detector": {"type": "classical"},
             "plc": {"mode": "off"},
             "storage": {"archive_dir": str(tmp / "archive"), "database_url": f"sqlite:///{tmp / 'db.sqlite'}"},
             "metrics": {"listen": f"127.0.0.1:{port}", "latency_budget_ms": 48.0},
@@ -145,7 +145,7 @@ def litert_station(tmp_path_factory):
         {
             "camera": {"type": "replay", "fps": 20.0, "demo_boards": 4},
             "detector": {
-                "engine": "litert",
+                "type": "litert",
                 "model": str(tmp / "models" / "active" / "pcb-defect-det.tflite"),
                 "delegate": "cpu",
                 "trusted_keys": [str(tmp / "plant.pub")],
@@ -316,7 +316,7 @@ def test_fail_safe_rejects_are_counted_by_cause_from_a_real_pipeline():
     cfg = StationConfig.model_validate(
         {
             "camera": {"type": "replay", "fps": 20.0, "demo_boards": 4},
-            "detector": {"engine": "classical"},
+            "detector": {"type": "classical"},
             "plc": {"mode": "off"},
         }
     )

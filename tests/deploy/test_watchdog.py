@@ -61,7 +61,7 @@ def test_watchdog_fed_while_pipeline_alive_and_withheld_when_a_thread_dies(notif
     cfg = StationConfig.model_validate(
         {
             "camera": {"type": "replay", "fps": 20.0, "demo_boards": 4},
-            "detector": {"engine": "classical"},
+            "detector": {"type": "classical"},
             "plc": {"mode": "off"},
             "storage": {"archive_dir": str(tmp_path / "a")},
         }
@@ -91,7 +91,7 @@ def test_watchdog_fed_while_pipeline_alive_and_withheld_when_a_thread_dies(notif
 def test_stopped_on_purpose_pipeline_keeps_the_watchdog_fed(notify_socket, tmp_path):
     path, got = notify_socket
     cfg = StationConfig.model_validate(
-        {"detector": {"engine": "classical"}, "plc": {"mode": "off"}, "storage": {"archive_dir": str(tmp_path)}}
+        {"detector": {"type": "classical"}, "plc": {"mode": "off"}, "storage": {"archive_dir": str(tmp_path)}}
     )
     station = build_station(cfg, with_storage=False)  # never started: the operator has not pressed Start
     wd = SystemdWatchdog(station.pipeline, station.health, interval_s=0.05, socket_path=path)

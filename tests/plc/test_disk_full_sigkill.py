@@ -126,7 +126,7 @@ def test_without_room_even_in_the_reserve_the_log_says_what_the_plc_saw(demo_boa
     cfg = StationConfig.model_validate(
         {
             "camera": {"type": "replay", "path": str(demo_boards), "trigger": "software", "fps": None, "loop": True},
-            "detector": {"engine": "classical"},
+            "detector": {"type": "classical"},
             "plc": {"mode": "server", "host": "127.0.0.1", "port": _free_port(), "simulator": False},
             "storage": {
                 "database_url": f"sqlite:///{small_volume / 'records.db'}",
@@ -186,7 +186,7 @@ def test_low_disk_drops_ready_with_error_code_40_and_keeps_the_records(demo_boar
     cfg = StationConfig.model_validate(
         {
             "camera": {"type": "replay", "path": str(demo_boards), "trigger": "software", "fps": None, "loop": True},
-            "detector": {"engine": "classical"},
+            "detector": {"type": "classical"},
             "plc": {"mode": "server", "host": "127.0.0.1", "port": _free_port(), "simulator": False},
             "storage": {
                 "database_url": f"sqlite:///{tmp_path / 'records.db'}",
