@@ -80,6 +80,40 @@ class Sample:
     rss: int
     fds: int
     threads: int
+    heap: int = 0
+    """Bytes the C allocator has handed out and not had back (`HeapInUse`)."""
+    py_blocks: int = 0
+    """Python's small-object blocks in use (`sys.getallocatedblocks`)."""
+
+
+class HeapInUse:
+    """glibc's `mallinfo2`: bytes in use in every arena plus the mmapped chunks; 0 where unavailable.
+
+    Why next to RSS: glibc keeps freed memory or gives it back as it sees fit (trimming the heap's
+    top, mmapping large blocks past a threshold that moves), so RSS steps by MB between steady
+    states with no leak at all. Bytes in use are what a native leak would raise; Python's objects
+    live in its own arenas and are counted by `sys.getallocatedblocks` instead.
+    """
+
+    FIELDS = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")
+
+    def __init__(self) -> None:
+        import ctypes
+
+        class MallInfo2(ctypes.Structure):
+            _fields_ = [(n, ctypes.c_size_t) for n in self.FIELDS]
+
+        try:
+            self._fn: Any = ctypes.CDLL(None).mallinfo2
+            self._fn.restype = MallInfo2
+        except (OSError, AttributeError):  # not glibc, or glibc before 2.33
+            self._fn = None
+
+    def __call__(self) -> int:
+        if self._fn is None:
+            return 0
+        mi = self._fn()
+        return int(mi.uordblks + mi.hblkhd)
 
 
 class SampleLog:
@@ -93,7 +127,7 @@ class SampleLog:
     stored or not, and the first sample with a board done is kept aside (the start of the figures).
     """
 
-    COLUMNS = ("t", "boards", "rss", "fds", "threads")
+    COLUMNS = ("t", "boards", "rss", "fds", "threads", "heap", "py_blocks")
 
     def __init__(self, capacity: int = 4096) -> None:
         import numpy as np
@@ -127,18 +161,18 @@ class SampleLog:
             self._rows[: len(half)] = half
             self.n = len(half)
             self.stride *= 2
-        self._rows[self.n] = (s.t, s.boards, s.rss, s.fds, s.threads)
+        self._rows[self.n] = (s.t, s.boards, s.rss, s.fds, s.threads, s.heap, s.py_blocks)
         self.n += 1
 
     def rows(self) -> Any:
-        """The stored samples, oldest first (n x 5 array, columns as in COLUMNS)."""
+        """The stored samples, oldest first (one row each, columns as in COLUMNS)."""
         return self._rows[: self.n]
 
     def write_csv(self, path: Path) -> None:
         with open(path, "w") as f:
             f.write(",".join(self.COLUMNS) + "\n")
-            for t, b, rss, fds, th in self.rows():
-                f.write(f"{t:.3f},{b:.0f},{rss:.0f},{fds:.0f},{th:.0f}\n")
+            for t, *rest in self.rows():
+                f.write(f"{t:.3f}," + ",".join(f"{v:.0f}" for v in rest) + "\n")
 
 
 @dataclass
@@ -158,6 +192,10 @@ class SoakReport:
     resting footprint, without the few-MB swings of a sample taken mid-board."""
     rss_second_half_rise_mb: float = 0.0
     """Median RSS of the second half's last tenth minus that of its first tenth."""
+    heap_slope_second_half_kb_per_1000_boards: float = 0.0
+    """Through the medians of the tenths, for the C allocator's bytes in use (`HeapInUse`)."""
+    py_blocks_slope_second_half_per_1000_boards: float = 0.0
+    """Through the medians of the tenths, for Python's blocks in use (a per-board object leak)."""
     fds_start: int = 0
     fds_end: int = 0
     fds_max: int = 0
@@ -264,10 +302,12 @@ def run_soak(args: argparse.Namespace, data_dir: Path, log: Any = None) -> SoakR
     sim: subprocess.Popen | None = None
     sim_out = data_dir / "plc-sim.log"
     samples = SampleLog()
+    heap_in_use = HeapInUse()
 
     def sample(keep: bool = False) -> Sample:
         s = Sample(time.monotonic(), station.pipeline.results_published, proc.memory_info().rss, proc.num_fds(), 0)
         s.threads = proc.num_threads()
+        s.heap, s.py_blocks = heap_in_use(), sys.getallocatedblocks()
         samples.add(s, keep=keep)
         return s
 
@@ -337,6 +377,8 @@ def run_soak(args: argparse.Namespace, data_dir: Path, log: Any = None) -> SoakR
     mx, my = slice_medians(boards, rss)
     rep.rss_slope_second_half_medians_kb_per_1000_boards = slope(mx, my) * 1000 / 1024
     rep.rss_second_half_rise_mb = (my[-1] - my[0]) / 1e6 if my else 0.0
+    rep.heap_slope_second_half_kb_per_1000_boards = slope(*slice_medians(boards, half[:, 5])) * 1000 / 1024
+    rep.py_blocks_slope_second_half_per_1000_boards = slope(*slice_medians(boards, half[:, 6])) * 1000
     rep.fds_start, rep.fds_end, rep.fds_max = first.fds, last.fds, samples.fds_max
     rep.threads_start, rep.threads_end = first.threads, last.threads
     rep.threads_max = samples.threads_max
@@ -397,7 +439,9 @@ def soak(args: argparse.Namespace) -> int:
             f"second-half slope {rep.rss_slope_second_half_kb_per_1000_boards:+.1f} KiB/1000 boards "
             f"({rep.rss_slope_second_half_mb_per_hour:+.2f} MB/h); through the medians of its tenths "
             f"{rep.rss_slope_second_half_medians_kb_per_1000_boards:+.1f} KiB/1000 boards "
-            f"(rise {rep.rss_second_half_rise_mb:+.2f} MB)\n"
+            f"(rise {rep.rss_second_half_rise_mb:+.2f} MB); C heap in use "
+            f"{rep.heap_slope_second_half_kb_per_1000_boards:+.1f} KiB/1000 boards, Python blocks "
+            f"{rep.py_blocks_slope_second_half_per_1000_boards:+.0f}/1000 boards\n"
             f"open fds {rep.fds_start} -> {rep.fds_end} (max {rep.fds_max}); "
             f"threads {rep.threads_start} -> {rep.threads_end} (max {rep.threads_max})\n"
             f"records: database {rep.database_records}, PLC-acknowledged {rep.plc_acknowledged}, "

@@ -36,7 +36,7 @@ def test_sample_log_stays_bounded_and_evenly_spaced_over_any_run():
         log.add(Sample(t=float(i), boards=i, rss=1000 + (50 if i == 37 else 0), fds=10, threads=3))
     log.add(Sample(t=100.0, boards=100, rss=1000, fds=10, threads=3), keep=True)
     rows = log.rows()
-    assert 4 <= len(rows) <= 8 and log._rows.shape == (8, 5), "the buffer never grows"
+    assert 4 <= len(rows) <= 8 and log._rows.shape == (8, 7), "the buffer never grows"
     assert log.stride == 16 and rows[:-1, 1].tolist() == [0, 16, 32, 48, 64, 80, 96]
     assert rows[-1, 1] == 100, "the last sample is always stored"
     assert log.rss_max == 1050, "a peak between stored samples still counts"
