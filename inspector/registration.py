@@ -43,7 +43,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from .config import CalibrationSection
-from .decision import to_gray8
+from .detect.prepare import to_gray
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +63,22 @@ class RegistrationError(Exception):
         self.quality = quality
 
 
-def gray8(image: np.ndarray) -> np.ndarray:
-    """uint8 grayscale for ECC; a pixel type ECC cannot use is a RegistrationError naming it."""
+def gray8(image: np.ndarray, colour: Literal["luma", "red"] = "red") -> np.ndarray:
+    """uint8 grayscale for ECC; a pixel type ECC cannot use is a RegistrationError naming it.
+
+    A colour frame becomes gray by the preparation's own rule (`inspector.detect.prepare.to_gray`, `colour`
+    as the model's `input_domain.colour`): registration and the model then look at the same copper/laminate
+    contrast. Luma mixes in the green and blue planes, where bare copper and laminate differ far less; on
+    colour renderings of group 44000 that halved the edge contrast and one defective board was not
+    registered (quality 0.63, red plane 0.90). 16-bit keeps its top 8 bits.
+    """
     try:
-        return to_gray8(image, "registration input")
+        g = to_gray(image, "registration input", colour)
     except ValueError as exc:
         raise RegistrationError(str(exc)) from None
+    if g.dtype == np.uint16:
+        g = (g >> 8).astype(np.uint8)
+    return np.ascontiguousarray(g)
 
 
 _MOTION = {
@@ -157,6 +167,12 @@ class RegistrationSettings(BaseModel):
         "is dominated by that light, and the solver slid or collapsed on 8 of 50 camera-rendered pairs (none with "
         "it). Two binary images (DeepPCB's, a line that binarises upstream) have no light to take out and are aligned "
         "as they are.",
+    )
+    colour: Literal["luma", "red"] = Field(
+        "red",
+        description="How a colour frame becomes gray for alignment, by the preparation's rule "
+        "(`inspector.detect.prepare.to_gray`): keep it equal to the model's `input_domain.colour` (the shipped "
+        "model: 'red', the plane where bare copper and laminate differ most). Gray frames are unaffected.",
     )
 
 
@@ -471,7 +487,7 @@ class BoardRegistrar:
         Raises RegistrationError for a reference that cannot be registered to (pixel type, no texture).
         """
         if self.settings.solver == "ic" and self.settings.motion != "homography":
-            ref = gray8(reference)
+            ref = gray8(reference, self.settings.colour)
             crc = zlib.crc32(ref)
             filtered, _, binary = self._filtered_reference(ref, crc)
             try:  # a binary reference is most likely met by binary captures, which are aligned unfiltered
@@ -482,7 +498,7 @@ class BoardRegistrar:
     # ------------------------------------------------------------------ estimate
     def estimate(self, image: np.ndarray, reference: np.ndarray) -> Registration:
         t0 = time.perf_counter()
-        img, ref = gray8(image), gray8(reference)
+        img, ref = gray8(image, self.settings.colour), gray8(reference, self.settings.colour)
         if min(img.shape) < 32 or min(ref.shape) < 32:
             raise RegistrationError(f"image {img.shape[1]}x{img.shape[0]} is too small to register")
         if float(cv2.meanStdDev(img)[1][0, 0]) < 2.0:
