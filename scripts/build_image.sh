@@ -2,7 +2,11 @@
 # Builds packaging/Dockerfile without a Docker engine or registry access: buildah with vfs storage and
 # chroot isolation (works as root in an unprivileged sandbox), on a Debian 12 base made here with
 # debootstrap (python3 3.11 from Debian in place of python:3.11-slim-bookworm). Then measures the image
-# (total and per layer) and runs the station from it headless for 20 boards (`pcb-inspector soak`).
+# (total, layers, what each part weighs), checks its OpenCV against the calls the station makes
+# (packaging/cv2_check.py) and runs the station from it headless for 20 boards (`pcb-inspector soak`).
+# The first build compiles two wheels from their sdists (Dockerfile, opencv and numpy stages: an hour and
+# a quarter of an hour on two busy cores); buildah keeps them in /var/tmp/buildah-cache/pcb-opencv-slim and
+# pcb-numpy-noblas and later builds take them from there (a few minutes in all).
 #
 #   sudo scripts/build_image.sh [WORKDIR]        (needs: apt-get install buildah debootstrap)
 #
@@ -49,6 +53,10 @@ echo "build: $(($(date +%s) - start)) s" | tee -a "$REPORT"
 {
   echo "== images (uncompressed, as buildah stores them)"
   "${B[@]}" images --format '{{.Name}}:{{.Tag}} {{.Size}}' | grep -E 'pcb-inspector|debian-bookworm-python'
+  # The runtime stage starts from scratch: one layer, the base's files included (not shared with it).
+  echo "layers: $("${B[@]}" inspect --type image --format '{{len .OCIv1.RootFS.DiffIDs}}' "$TAG")"
+  echo "runtimes: $("${B[@]}" inspect --type image --format '{{index .OCIv1.Config.Labels "io.pcb-inspector.runtimes"}}' "$TAG")"
+  echo "wheels built from sdists (cached): $(du -sh /var/tmp/buildah-cache/pcb-{opencv-slim,numpy-noblas}/*/*.whl 2>/dev/null | sed 's#/var/tmp/buildah-cache/##' | tr '\n' ' ')"
   echo "== what each part of the image weighs (du -sm inside the image)"
 } | tee -a "$REPORT"
 ctr=$("${B[@]}" from "$TAG")
@@ -57,11 +65,16 @@ mnt=$("${B[@]}" mount "$ctr")
   du -sm "$mnt" | sed "s#$mnt#/ (whole image)#"
   du -sm "$mnt/usr" "$mnt/opt/venv" "$mnt/opt/pcb-inspector/models" "$mnt/var" 2>/dev/null | sed "s#$mnt##"
   echo "-- largest packages in /opt/venv"
-  du -sm "$mnt"/opt/venv/lib/python3.11/site-packages/* | sort -rn | head -12 | sed "s#$mnt/opt/venv/lib/python3.11/site-packages/##"
+  du -sm "$mnt"/opt/venv/lib/python3.11/site-packages/* | sort -rn | head -15 | sed "s#$mnt/opt/venv/lib/python3.11/site-packages/##"
   echo "-- base system: largest in /usr"
-  du -sm "$mnt"/usr/lib/* "$mnt"/usr/share/* 2>/dev/null | sort -rn | head -8 | sed "s#$mnt##"
+  du -sm "$mnt"/usr/lib/* "$mnt"/usr/bin "$mnt"/usr/sbin "$mnt"/usr/share/* 2>/dev/null | sort -rn | head -10 | sed "s#$mnt##"
+  echo "-- Debian packages left: $(dpkg-query --admindir="$mnt/var/lib/dpkg" -W -f '${Package}\n' | wc -l)"
 } | tee -a "$REPORT"
 "${B[@]}" umount "$ctr"
+
+echo "== OpenCV in the image against the calls the station makes (packaging/cv2_check.py)" | tee -a "$REPORT"
+"${B[@]}" copy --chown 10001:10001 "$ctr" packaging/cv2_check.py /tmp/cv2_check.py
+"${B[@]}" run --isolation chroot --user 10001:10001 "$ctr" -- python /tmp/cv2_check.py 2>&1 | tee -a "$REPORT"
 
 echo "== headless run from the image: pcb-inspector soak --boards 20" | tee -a "$REPORT"
 # The baked model, as the K3s ConfigMap points at it; the soak adds its own PLC simulator and storage.

@@ -42,8 +42,11 @@ def test_dockerfile_passes_hadolint():
 def test_dockerfile_is_multistage_nonroot_headless_runtime_only():
     text = (PKG / "Dockerfile").read_text()
     stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\w+)", text, re.M)
-    assert stages == ["build", "runtime"]
+    assert stages == ["opencv", "numpy", "build", "rootfs", "runtime"]
     runtime = text.split("AS runtime", 1)[1]
+    # The runtime is one layer from scratch: the trimmed root of the rootfs stage, venv and model inside.
+    assert re.search(r"^FROM scratch AS runtime$", text, re.M)
+    assert re.findall(r"^COPY .*", runtime, re.M) == ["COPY --from=rootfs / /"]
     user = re.findall(r"^USER\s+(\S+)", runtime, re.M)
     assert user and not user[-1].startswith(("root", "0")), "runtime stage must end as a non-root user"
     entry = re.search(r"^ENTRYPOINT\s+(\[.*\])", runtime, re.M).group(1)
@@ -55,6 +58,7 @@ def test_dockerfile_is_multistage_nonroot_headless_runtime_only():
     ]
     assert "ai-edge-litert" in reqs
     assert not {"tensorflow", "tensorflow-cpu", "pyside6", "pyside6-essentials", "pycocotools"} & set(reqs)
+    assert not {"torch", "onnxruntime", "onnx", "tf2onnx", "opencv-python", "opencv-contrib-python"} & set(reqs)
     # Everything the core declares at run time is in the image, except the evaluation-only pycocotools.
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     names = {re.split(r"[<>=\[ ;]", d, maxsplit=1)[0].lower() for d in deps} - {"pycocotools"}
@@ -80,6 +84,14 @@ def test_dockerignore_keeps_the_context_small():
     lines = (ROOT / ".dockerignore").read_text().splitlines()
     assert "**" in lines and "!inspector/" in lines and "!models/" in lines
     assert not any(ln.startswith("!tests") or ln.startswith("!ui") for ln in lines)
+
+
+def test_cv2_check_passes_on_the_development_opencv():
+    """scripts/build_image.sh runs packaging/cv2_check.py in the image, against its slim OpenCV; here it runs
+    against the full wheel, so a failure in the image points at the slim build, not at the check."""
+    r = subprocess.run([sys.executable, str(PKG / "cv2_check.py")], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 missing" in r.stdout and "cv2 check: ok" in r.stdout
 
 
 # ---------------------------------------------------------------- kubernetes
