@@ -32,9 +32,17 @@ def read_image_gray(path: Path, what: str) -> np.ndarray:
     return to_gray8(img, f"{what} {path}")
 
 
-def to_gray8(img: np.ndarray, what: str = "image") -> np.ndarray:
-    """uint8 single-channel view of an image; 16-bit is scaled, colour converted."""
-    if img.ndim == 3 and img.shape[2] == 4:
+def to_gray8(img: np.ndarray, what: str = "image", colour: str = "red") -> np.ndarray:
+    """uint8 single-channel view of an image; 16-bit is scaled, colour converted.
+
+    Colour becomes gray by `colour`, the rule of the model's `input_domain.colour` and of
+    `[calibration.registration] colour` (red for the shipped model: bare copper and laminate differ most
+    there). The station converts a camera frame once, here, so it must use the rule `evaluate --camera
+    colour` measures through registration and preparation, or the line would judge other pixels.
+    """
+    if img.ndim == 3 and img.shape[2] in (3, 4) and colour == "red":
+        img = img[:, :, 2]
+    elif img.ndim == 3 and img.shape[2] == 4:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY)
     elif img.ndim == 3 and img.shape[2] == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)

@@ -81,6 +81,16 @@ def gray8(image: np.ndarray, colour: Literal["luma", "red"] = "red") -> np.ndarr
     return np.ascontiguousarray(g)
 
 
+def colour_rule(registrar: object) -> Literal["luma", "red"]:
+    """How the station turns a colour frame gray before inspecting it: the registrar's rule (red by default).
+
+    One rule for the frame the station converts, for registration and for the model's preparation, so the line
+    judges what `evaluate --camera colour` scored. A registrar without settings (a plug-in's) gets the default.
+    """
+    settings = getattr(registrar, "settings", None)
+    return getattr(settings, "colour", "red")
+
+
 _MOTION = {
     "translation": cv2.MOTION_TRANSLATION,
     "euclidean": cv2.MOTION_EUCLIDEAN,

@@ -163,3 +163,35 @@ def test_a_colour_defective_board_registers_with_more_contrast_on_the_red_plane_
     }
     assert quality["red"] > quality["luma"] + 0.02, quality
     assert BoardRegistrar().register(frame, golden).quality == pytest.approx(quality["red"])
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="needs the shipped model")
+def test_the_station_converts_a_colour_frame_as_evaluate_scores_it():
+    """The line converts a colour frame to gray once (pipeline, `inspect`), by the registrar's rule; what it
+    then finds must be what `evaluate --camera colour` scored on the colour frame itself (registration and
+    preparation each converting). With luma instead of the red plane the line judged other pixels."""
+    from inspector.decision import to_gray8
+    from inspector.registration import colour_rule
+
+    test, temp = _pair()
+    f = capture_pair(test, temp, 7, mode="colour", max_shift=3.0, max_rot_deg=0.5)
+    frame, golden = f["board"][0], f["golden"][0]
+    assert frame.ndim == 3 and golden.ndim == 3
+    det = create_detector(DetectorSection(model=SHIPPED, delegate="cpu", threads=2))
+    det.load()
+    try:
+        scored = inspect_board(frame, golden, RecipeRules(Recipe()), det, BoardRegistrar())
+        registrar = BoardRegistrar()
+        rule = colour_rule(registrar)
+        line = inspect_board(
+            to_gray8(frame, "frame", rule), to_gray8(golden, "reference", rule), RecipeRules(Recipe()), det, registrar
+        )
+    finally:
+        det.close()
+    assert rule == "red" and scored.inspected and line.inspected, (scored.reason, line.reason)
+    assert scored.detections, "the defective board's defects are found"
+    assert line.verdict == scored.verdict
+    assert [(d.class_id, round(d.score, 4)) for d in line.detections] == [
+        (d.class_id, round(d.score, 4)) for d in scored.detections
+    ]
+    np.testing.assert_allclose([d.box for d in line.detections], [d.box for d in scored.detections], atol=0.01)

@@ -40,8 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=inspect)
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Grayscale uint8 image, or ImageError saying what is wrong with the file."""
+def read_image(path: Path, colour: str = "red") -> np.ndarray:
+    """Grayscale uint8 image (colour by the station's rule), or ImageError saying what is wrong with the file."""
     if not path.exists():
         raise ImageError("file not found")
     if path.is_dir():
@@ -57,7 +57,7 @@ def read_image(path: Path) -> np.ndarray:
     if img.dtype not in (np.uint8, np.uint16):
         raise ImageError(f"unsupported bit depth ({img.dtype}); expected 8 or 16 bit")
     try:
-        return to_gray8(img, str(path))
+        return to_gray8(img, str(path), colour)
     except ValueError as exc:
         raise ImageError(str(exc)) from None
 
@@ -76,19 +76,20 @@ def inspect(args: argparse.Namespace) -> int:
     detector.warm_up(1)
     if not args.json:
         print(f"model: {info.model_id} on {info.backend}", file=sys.stderr)
-    fixed_ref = read_image(Path(args.reference)) if args.reference else None
     # the station's own registrar settings: a file is judged exactly as the line would judge it
     registrar = BoardRegistrar(settings_from_config(cfg.calibration))
+    colour = registrar.settings.colour
+    fixed_ref = read_image(Path(args.reference), colour) if args.reference else None
     code_reader = reader_for(rules.recipe.code)
     failures = 0
     for name in args.images:
         path = Path(name)
         t0 = time.monotonic()
         try:
-            image = read_image(path)
+            image = read_image(path, colour)
             ref = fixed_ref
             if ref is None and (rp := reference_for(path)) is not None:
-                ref = read_image(rp)
+                ref = read_image(rp, colour)
             if ref is None:
                 ref = rules.reference
             if info.needs_reference and ref is None:
