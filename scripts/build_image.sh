@@ -3,12 +3,14 @@
 # chroot isolation (works as root in an unprivileged sandbox), on a Debian 12 base made here with
 # debootstrap (python3 3.11 from Debian in place of python:3.11-slim-bookworm). Then measures the image
 # (total, layers, what each part weighs), checks its OpenCV against the calls the station makes
-# (packaging/cv2_check.py) and runs the station from it headless for 20 boards (`pcb-inspector soak`).
-# The first build compiles two wheels from their sdists (Dockerfile, opencv and numpy stages: an hour and
-# a quarter of an hour on two busy cores); buildah keeps them in /var/tmp/buildah-cache/pcb-opencv-slim and
-# pcb-numpy-noblas and later builds take them from there (a few minutes in all).
+# (packaging/cv2_check.py) and runs the station from it headless for 20 boards (`pcb-inspector soak`),
+# then against Aravis's fake GigE camera on 127.0.0.1 (the ConfigMap's camera type, `aravis`).
+# The first build compiles three wheels from their sdists (Dockerfile, opencv, numpy and pygobject stages:
+# an hour, a quarter of an hour and about a minute on two busy cores); buildah keeps them in
+# /var/tmp/buildah-cache/pcb-opencv-slim, pcb-numpy-noblas and pcb-pygobject and later builds take them from
+# there (a few minutes in all).
 #
-#   sudo scripts/build_image.sh [WORKDIR]        (needs: apt-get install buildah debootstrap)
+#   sudo scripts/build_image.sh [WORKDIR]        (needs: apt-get install buildah debootstrap aravis-tools)
 #
 # Figures go to WORKDIR/image-report.txt; docs/deployment.md quotes them.
 set -euo pipefail
@@ -56,7 +58,7 @@ echo "build: $(($(date +%s) - start)) s" | tee -a "$REPORT"
   # The runtime stage starts from scratch: one layer, the base's files included (not shared with it).
   echo "layers: $("${B[@]}" inspect --type image --format '{{len .OCIv1.RootFS.DiffIDs}}' "$TAG")"
   echo "runtimes: $("${B[@]}" inspect --type image --format '{{index .OCIv1.Config.Labels "io.pcb-inspector.runtimes"}}' "$TAG")"
-  echo "wheels built from sdists (cached): $(du -sh /var/tmp/buildah-cache/pcb-{opencv-slim,numpy-noblas}/*/*.whl 2>/dev/null | sed 's#/var/tmp/buildah-cache/##' | tr '\n' ' ')"
+  echo "wheels built from sdists (cached): $(du -sh /var/tmp/buildah-cache/pcb-{opencv-slim,numpy-noblas,pygobject}/*/*.whl 2>/dev/null | sed 's#/var/tmp/buildah-cache/##' | tr '\n' ' ')"
   echo "== what each part of the image weighs (du -sm inside the image)"
 } | tee -a "$REPORT"
 ctr=$("${B[@]}" from "$TAG")
@@ -65,9 +67,10 @@ mnt=$("${B[@]}" mount "$ctr")
   du -sm "$mnt" | sed "s#$mnt#/ (whole image)#"
   du -sm "$mnt/usr" "$mnt/opt/venv" "$mnt/opt/pcb-inspector/models" "$mnt/var" 2>/dev/null | sed "s#$mnt##"
   echo "-- largest packages in /opt/venv"
-  du -sm "$mnt"/opt/venv/lib/python3.11/site-packages/* | sort -rn | head -15 | sed "s#$mnt/opt/venv/lib/python3.11/site-packages/##"
+  # sed -n, not head: head exits early, sort gets SIGPIPE and pipefail ended the script (seen once, rc 141).
+  du -sm "$mnt"/opt/venv/lib/python3.11/site-packages/* | sort -rn | sed -n 1,15p | sed "s#$mnt/opt/venv/lib/python3.11/site-packages/##"
   echo "-- base system: largest in /usr"
-  du -sm "$mnt"/usr/lib/* "$mnt"/usr/bin "$mnt"/usr/sbin "$mnt"/usr/share/* 2>/dev/null | sort -rn | head -10 | sed "s#$mnt##"
+  du -sm "$mnt"/usr/lib/* "$mnt"/usr/bin "$mnt"/usr/sbin "$mnt"/usr/share/* 2>/dev/null | sort -rn | sed -n 1,10p | sed "s#$mnt##"
   echo "-- Debian packages left: $(dpkg-query --admindir="$mnt/var/lib/dpkg" -W -f '${Package}\n' | wc -l)"
 } | tee -a "$REPORT"
 "${B[@]}" umount "$ctr"
@@ -83,5 +86,45 @@ printf '[detector]\nmodel = "/opt/pcb-inspector/models/pcb-defect-det.tflite"\n'
 # --user: the image's USER (10001); the soak writes its records under /tmp inside the container.
 "${B[@]}" run --isolation chroot --user 10001:10001 "$ctr" -- \
   pcb-inspector soak --config /tmp/station.toml --boards 20 --data /tmp/soak 2>&1 | grep -v ' WARNING ' | tee -a "$REPORT"
+
+echo "== the aravis camera from the image: Aravis's fake GigE camera on the host's 127.0.0.1" | tee -a "$REPORT"
+# The ConfigMap's camera is `aravis`; this runs the image's Aravis + PyGObject against a real GVCP/GVSP peer:
+# arv-fake-gv-camera-0.8 (Debian aravis-tools) bound to 127.0.0.1 only, opened by address (the station never
+# runs discovery, which broadcasts). chroot isolation shares the host's network, so the container reaches it.
+# The lock is the one tests/capture takes: the fake camera's UDP 3956 on 127.0.0.1 is one per machine.
+# The fake camera's test pattern is not a board: every board is "not registered" to the reference (a plain
+# gray image written in the container, as the model compares each board with one), which the station
+# records as such; what this shows is frames arriving through Aravis, inspected, stored and acknowledged.
+cat >"$WORK/station-aravis.toml" <<'TOML'
+[camera]
+type = "aravis"
+address = "127.0.0.1"
+trigger = "software"
+pixel_format = "Mono8"
+roi = { width = 640, height = 640 }
+
+[detector]
+model = "/opt/pcb-inspector/models/pcb-defect-det.tflite"
+
+[[recipes]]
+name = "demo"
+reference = "/tmp/golden.png"
+TOML
+"${B[@]}" copy --chown 10001:10001 "$ctr" "$WORK/station-aravis.toml" /tmp/station-aravis.toml
+exec 9>/tmp/pcb-inspector-fake-gv.lock
+flock 9
+arv-fake-gv-camera-0.8 -i 127.0.0.1 >"$WORK/fake-gv.log" 2>&1 &
+fake=$!
+trap 'kill "$fake" 2>/dev/null || true' EXIT
+for _ in $(seq 50); do grep -q ' 0100007F:0F74 ' /proc/net/udp && break; sleep 0.1; done
+"${B[@]}" run --isolation chroot --user 10001:10001 "$ctr" -- sh -c '
+  pcb-inspector camera probe --camera aravis:127.0.0.1 --roi 640x640 --pixel-format Mono8 --trigger software --frames 20 \
+  && python -c "import numpy, cv2; cv2.imwrite(\"/tmp/golden.png\", numpy.full((640, 640), 128, numpy.uint8))" \
+  && pcb-inspector soak --config /tmp/station-aravis.toml --boards 20 --data /tmp/soak-aravis' 2>&1 \
+  | grep -v -e ' WARNING ' -e '^INFO: Created TensorFlow' | tee -a "$REPORT"
+kill "$fake"
+wait "$fake" 2>/dev/null || true
+trap - EXIT
+flock -u 9
 "${B[@]}" rm "$ctr" >/dev/null
 echo "report: $REPORT"

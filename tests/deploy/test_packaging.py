@@ -42,7 +42,7 @@ def test_dockerfile_passes_hadolint():
 def test_dockerfile_is_multistage_nonroot_headless_runtime_only():
     text = (PKG / "Dockerfile").read_text()
     stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\w+)", text, re.M)
-    assert stages == ["opencv", "numpy", "build", "rootfs", "runtime"]
+    assert stages == ["opencv", "numpy", "pygobject", "build", "rootfs", "runtime"]
     runtime = text.split("AS runtime", 1)[1]
     # The runtime is one layer from scratch: the trimmed root of the rootfs stage, venv and model inside.
     assert re.search(r"^FROM scratch AS runtime$", text, re.M)
@@ -136,6 +136,62 @@ def test_configmap_station_config_is_valid(tmp_path):
     assert cfg.station.id == "node-a"
     assert cfg.metrics.listen == "0.0.0.0:9108"
     assert cfg.detector.trusted_keys and cfg.detector.model.parent.name == "active"
+
+
+# What the image must hold for each camera type a ConfigMap may name: Debian packages installed in the rootfs
+# stage and wheels installed in the build stage. Types that need nothing past the runtime set are empty;
+# a type missing here fails the test below, so a ConfigMap naming a new backend makes someone check it.
+CAMERA_IMAGE_NEEDS: dict[str, dict[str, list[str]]] = {
+    "aravis": {
+        "apt": ["libaravis-0.8-0", "gir1.2-aravis-0.8", "libgirepository-1.0-1", "gir1.2-glib-2.0"],
+        "wheels": ["PyGObject"],
+    },
+    "replay": {"apt": [], "wheels": []},
+    "opencv": {"apt": [], "wheels": []},
+}
+
+
+def _configmap_camera_types() -> set[str]:
+    types = set()
+    for path in sorted((PKG / "k8s").rglob("*.yaml")):
+        for doc in _docs(path):
+            if doc.get("kind") == "ConfigMap" and "station.toml" in doc.get("data", {}):
+                types.add(tomllib.loads(doc["data"]["station.toml"])["camera"]["type"])
+    return types
+
+
+def test_image_provides_the_camera_backend_the_configmap_names():
+    """The ConfigMap configures an `aravis` camera; an image without Aravis and PyGObject cannot open it
+    (it never had them until 2026-12-05). The Dockerfile must install each named backend's Debian packages
+    before the purge, build and install its wheels, and import it in the rootfs stage's check;
+    scripts/build_image.sh then runs the image against Aravis's fake GigE camera."""
+    from packaging.specifiers import SpecifierSet
+
+    types = _configmap_camera_types()
+    assert "aravis" in types
+    text = (PKG / "Dockerfile").read_text()
+    rootfs = text.split("AS rootfs", 1)[1].split("AS runtime", 1)[0]
+    build = text.split("AS build", 1)[1].split("AS rootfs", 1)[0]
+    install = re.search(r"apt-get install -y --no-install-recommends ([^\\&]+)", rootfs)
+    assert install, "the rootfs stage installs no Debian package"
+    installed = set(install.group(1).split())
+    purge = rootfs.index("dpkg --purge")
+    assert rootfs.index("apt-get install") < purge, "packages must go in while apt is still there"
+    for cam in types:
+        assert cam in CAMERA_IMAGE_NEEDS, f"camera type {cam!r}: say what the image needs for it (CAMERA_IMAGE_NEEDS)"
+        need = CAMERA_IMAGE_NEEDS[cam]
+        assert set(need["apt"]) <= installed, f"{cam}: the image lacks {set(need['apt']) - installed}"
+        for wheel in need["wheels"]:
+            assert wheel == "PyGObject"  # the one backend wheel so far: built in its own stage
+            extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+            spec = next(d for d in extra[cam] if d.lower().startswith("pygobject"))
+            version = re.search(r"^ARG PYGOBJECT_VERSION=(\S+)$", text, re.M).group(1)
+            assert version in SpecifierSet(spec.split("PyGObject", 1)[1]), f"{version} is outside {spec}"
+            assert re.search(r'pip wheel .*"PyGObject==\$PYGOBJECT_VERSION"', text)
+            assert "COPY --from=pygobject /wheels/gi /wheels/gi" in build
+            assert "pip install --no-compile --no-deps /wheels/gi/*.whl" in build
+    if "aravis" in types:
+        assert "load_aravis()" in rootfs.split("dpkg --purge", 1)[1], "the rootfs check must load Aravis"
 
 
 # ---------------------------------------------------------------- systemd
