@@ -61,6 +61,17 @@ def to_gray8(image: np.ndarray, what: str = "image") -> np.ndarray:
     return g
 
 
+def _clean(mask: np.ndarray, spec) -> np.ndarray:
+    """The same clean-up for every two-level split (camera board or golden): open/close, then specks."""
+    if spec.clean_px > 1:
+        kern = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (spec.clean_px, spec.clean_px))
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kern)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kern)
+    if spec.speck_px > 0:
+        mask = remove_specks(mask, spec.speck_px)
+    return mask
+
+
 def is_binary(gray8: np.ndarray, margin: int, fraction: float) -> bool:
     """At least `fraction` of the pixels lie within `margin` of black or white (JPEG ringing allowed)."""
     hist = cv2.calcHist([gray8], [0], None, [256], [0, 256]).ravel()
@@ -192,12 +203,7 @@ def binarise(gray: np.ndarray, spec) -> np.ndarray:
         out = bright.astype(np.uint8) * 255
         if bright_to == 0:
             out = 255 - out
-    if spec.clean_px > 1:
-        kern = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (spec.clean_px, spec.clean_px))
-        out = cv2.morphologyEx(out, cv2.MORPH_OPEN, kern)
-        out = cv2.morphologyEx(out, cv2.MORPH_CLOSE, kern)
-    if spec.speck_px > 0:
-        out = remove_specks(out, spec.speck_px)
+    out = _clean(out, spec)
     if spec.method != "adaptive" and spec.refine > 0 and spec.light_degree > 0:
         # Last round: the same rule a registered board is binarised with (`binarise_like`), on this frame's
         # own materials, so a golden image and the boards compared with it put their edges alike.
@@ -326,12 +332,7 @@ def _split_with_materials(
     out = bright.view(np.uint8) * np.uint8(255)
     if bright_to == 0:
         out = 255 - out
-    if spec.clean_px > 1:
-        kern = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (spec.clean_px, spec.clean_px))
-        out = cv2.morphologyEx(out, cv2.MORPH_OPEN, kern)
-        out = cv2.morphologyEx(out, cv2.MORPH_CLOSE, kern)
-    if spec.speck_px > 0:
-        out = remove_specks(out, spec.speck_px)
+    out = _clean(out, spec)
     out[same] = materials[same]
     return out
 
