@@ -105,13 +105,23 @@ class RegistrationSettings(BaseModel):
     method: Literal["auto", "ecc", "features"] = Field(
         "auto", description="auto: ECC from the last pose or phase correlation, features if that fails."
     )
-    motion: Literal["translation", "euclidean", "affine", "homography"] = Field(
-        "affine", description="Transform model; affine covers shift, rotation, scale and slight shear."
+    motion: Literal["translation", "euclidean", "similarity", "affine", "homography"] = Field(
+        "affine",
+        description="Transform model; affine covers shift, rotation, scale and slight shear; similarity is shift, "
+        "rotation and one scale (always solved by ic).",
     )
     min_quality: float = Field(0.7, ge=0, le=1, description="Below this ECC correlation the board is not registered.")
     max_shift_px: float = Field(200.0, gt=0, description="Larger board displacement is a fixture fault.")
     max_rotation_deg: float = Field(15.0, gt=0, le=180, description="Larger board rotation is a fixture fault.")
     max_scale_change: float = Field(0.1, gt=0, lt=1, description="Larger relative scale change is a set-up fault.")
+    max_stretch: float | None = Field(
+        0.03,
+        ge=0,
+        description="An affine solve that stretches (or shears) the board by more than this, one axis against the "
+        "other, is solved again as a similarity (shift, rotation, one scale), which is what a fixed camera does to a "
+        "board. Why: on long parallel traces through the view the image does not fix the scale along them, and the "
+        "affine solve stretched a camera capture 1.2x along them at a good correlation. None: never.",
+    )
     coarse_size: int = Field(160, ge=64, le=2048, description="Long side of the coarsest pyramid level, px.")
     solver: Literal["ic", "ecc"] = Field(
         "ic",
@@ -378,6 +388,8 @@ class _Level:
             cols = [gx, gy]
         elif motion == "euclidean":
             cols = [gy * x - gx * y, gx, gy]
+        elif motion == "similarity":
+            cols = [gx * x + gy * y, gy * x - gx * y, gx, gy]
         else:
             cols = [gx * x, gx * y, gx, gy * x, gy * y, gy]
         rows64 = np.stack([c.ravel() for c in cols] + [r.ravel()]).astype(np.float64)
@@ -451,11 +463,36 @@ class _Level:
         if self.motion == "euclidean":
             c, s_ = math.cos(dp[0]), math.sin(dp[0])
             lin, t = ((c, -s_), (s_, c)), (dp[1], dp[2])
+        elif self.motion == "similarity":
+            lin, t = ((1 + dp[0], -dp[1]), (dp[1], 1 + dp[0])), (dp[2], dp[3])
         else:
             lin, t = ((1 + dp[0], dp[1]), (dp[3], 1 + dp[4])), (dp[2], dp[5])
         cx, cy = (self.size[0] - 1) / 2, (self.size[1] - 1) / 2
         (a, b), (c_, d) = lin
         return np.array([[a, b, cx + t[0] - a * cx - b * cy], [c_, d, cy + t[1] - c_ * cx - d * cy], [0.0, 0.0, 1.0]])
+
+
+def stretch(m: np.ndarray) -> float:
+    """How far a transform's linear part is from a similarity: largest over smallest singular value, minus 1.
+
+    A rotation with one scale gives 0; 0.18 is a board stretched 1.18x along one axis relative to the other
+    (or sheared by as much). The mean scale (`Registration.scale`) does not see it.
+    """
+    sv = np.linalg.svd(np.asarray(m, np.float64)[:2, :2], compute_uv=False)
+    return float(sv[0] / sv[1] - 1.0) if sv[1] > 0 else math.inf
+
+
+def _nearest_similarity(m: np.ndarray, centre: tuple[float, float]) -> np.ndarray:
+    """The similarity (rotation, one scale) nearest `m`'s linear part that maps `centre` where `m` does."""
+    u, sv, vt = np.linalg.svd(m[:2, :2])
+    if np.linalg.det(u @ vt) < 0:  # a reflection is no camera pose: keep the rotation
+        u[:, -1] *= -1
+    lin = (u @ vt) * float(sv.mean())
+    c = np.asarray(centre, np.float64)
+    out = np.eye(3)
+    out[:2, :2] = lin
+    out[:2, 2] = m[:2, :2] @ c + m[:2, 2] - lin @ c
+    return out
 
 
 def _inv_affine(m: np.ndarray) -> np.ndarray:
@@ -496,7 +533,7 @@ class BoardRegistrar:
 
         Raises RegistrationError for a reference that cannot be registered to (pixel type, no texture).
         """
-        if self.settings.solver == "ic" and self.settings.motion != "homography":
+        if self._ic():
             ref = gray8(reference, self.settings.colour)
             crc = zlib.crc32(ref)
             filtered, _, binary = self._filtered_reference(ref, crc)
@@ -579,9 +616,14 @@ class BoardRegistrar:
                 f"board shifted {centre_shift:.0f} px (> {s.max_shift_px:g}): check the fixture", reg.quality
             )
 
+    def _ic(self) -> bool:
+        """Whether boards are solved inverse-compositionally (OpenCV's ECC has no similarity motion)."""
+        s = self.settings
+        return s.motion != "homography" and (s.solver == "ic" or s.motion == "similarity")
+
     def _try(self, name: str, img: np.ndarray, ref: np.ndarray, m0: np.ndarray, failures: list[str]):
         try:
-            if self.settings.solver == "ic" and self.settings.motion != "homography":
+            if self._ic():
                 m, q = self._ic_pyramid(img, self._reference_levels(ref, self._ref_crc, self._filtered), m0)
             else:
                 m, q = self._ecc_pyramid(img, ref, m0)
@@ -596,9 +638,35 @@ class BoardRegistrar:
         if not np.all(np.isfinite(m)):
             failures.append(f"{name}: ECC diverged")
             return None
-        if self.settings.solver == "ic" and self.settings.motion != "homography":
+        if self._ic():
             q = self._quality_sampled(img, ref, m)
+        limit = self.settings.max_stretch
+        if self.settings.motion == "affine" and limit is not None and stretch(m) > limit:
+            return self._unstretched(name, img, ref, m, failures)
         return Registration(m, float(q), name, 0.0)
+
+    def _unstretched(
+        self, name: str, img: np.ndarray, ref: np.ndarray, m: np.ndarray, failures: list[str]
+    ) -> Registration | None:
+        """The board solved again as a similarity (shift, rotation, one scale), from the nearest one to `m`.
+
+        Why: where the image barely fixes one direction (long parallel traces through the view), the affine
+        solve is free to stretch the board along them at an unchanged correlation, and does (1.2x along the
+        traces on a DeepPCB board's camera capture). A fixed camera does not stretch one axis of a board; the
+        similarity keeps everything a camera does and drops the freedom the image cannot pin down.
+        """
+        factor = stretch(m)
+        try:
+            levels = self._reference_levels(ref, self._ref_crc, self._filtered, motion="similarity")
+            start = _nearest_similarity(m, ((img.shape[1] - 1) / 2, (img.shape[0] - 1) / 2))
+            m1, _ = self._ic_pyramid(img, levels, start)
+        except (np.linalg.LinAlgError, _NoConvergence) as exc:
+            failures.append(f"{name}: stretched {1 + factor:.2f}x along one axis, similarity re-solve failed ({exc})")
+            return None
+        if not np.all(np.isfinite(m1)):
+            failures.append(f"{name}: stretched {1 + factor:.2f}x along one axis, similarity re-solve diverged")
+            return None
+        return Registration(m1, float(self._quality_sampled(img, ref, m1)), f"{name}+similarity", 0.0)
 
     def _settle(self, img: np.ndarray, ref: np.ndarray, reg: Registration, failures: list[str]) -> Registration:
         """`reg`, or a better solve where the correlation surface around it shows one; raises on a repeated pattern.
@@ -724,24 +792,26 @@ class BoardRegistrar:
         return out
 
     # ------------------------------------------------------------------ inverse-compositional ECC
-    def _reference_levels(self, ref: np.ndarray, crc: int, filtered: bool) -> list[_Level]:
+    def _reference_levels(self, ref: np.ndarray, crc: int, filtered: bool, motion: str | None = None) -> list[_Level]:
         """The reference's pyramid with its gradients and normal matrices, built once per reference.
 
         Why a cache: the golden board is the same for every board of a recipe, and in the inverse-
         compositional form everything derived from it (blur, gradients, the 6x6 Hessian) is fixed, so a
         board costs only the resampling of its own capture. Keyed by content (CRC of the pixels, 0.1 ms),
         not by object: a reference re-read from its file hits, one edited in place misses. `crc` is of the
-        reference's own pixels; `ref` is them or, `filtered`, their `_highpass`.
+        reference's own pixels; `ref` is them or, `filtered`, their `_highpass`. `motion`: the settings' unless
+        given (the similarity re-solve of a stretched board).
         """
         s = self.settings
-        key = (crc, ref.shape, s.highpass_px if filtered else 0.0, s.motion, s.coarse_size, s.full_resolution)
+        motion = motion or s.motion
+        key = (crc, ref.shape, s.highpass_px if filtered else 0.0, motion, s.coarse_size, s.full_resolution)
         with _CACHE_LOCK:
             levels = _LEVEL_CACHE.get(key)
             if levels is not None:
                 _LEVEL_CACHE.move_to_end(key)
                 return levels
         scales = self._scales(max(ref.shape))
-        levels = [_Level.build(ref, sc, 3 if k == len(scales) - 1 else 5, s.motion) for k, sc in enumerate(scales)]
+        levels = [_Level.build(ref, sc, 3 if k == len(scales) - 1 else 5, motion) for k, sc in enumerate(scales)]
         with _CACHE_LOCK:
             _LEVEL_CACHE[key] = levels
             while len(_LEVEL_CACHE) > _CACHE_SIZE:

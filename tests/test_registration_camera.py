@@ -30,6 +30,7 @@ from inspector.registration import (
     RegistrationError,
     RegistrationSettings,
     gray8,
+    stretch,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,6 +81,24 @@ def test_known_good_second_capture_3px_half_a_degree_off_registers_and_passes(mo
     # chroma): 0.50 px here where luma gave 0.35.
     assert _corner_error(board.registration, m) < (0.5 if mode == "gray" else 0.6)
     assert board.verdict is Verdict.PASS, board.detections
+
+
+def test_a_capture_along_long_traces_is_not_stretched_along_them():
+    """The fixture board has only long vertical traces: the image barely fixes the scale along them, and the
+    affine solve settled on a capture of the defective board stretched 1.24x that way, at a correlation of 0.86
+    (the mean scale, 1.11, passed the 10 % limit). Re-solved as a similarity it is not stretched, correlates
+    better, and its corners land 20x closer to where the board is."""
+    test, temp = _pair()
+    f = capture_pair(test, temp, 11, mode="colour", max_shift=3.0, max_rot_deg=0.5)
+    (frame, capture), golden = f["board"], f["golden"][0]
+    affine = BoardRegistrar(RegistrationSettings(max_stretch=None)).register(frame, golden)
+    guarded = BoardRegistrar().register(frame, golden)
+    assert stretch(affine.matrix) > 0.2  # what the check is for
+    assert guarded.method.endswith("+similarity")
+    assert stretch(guarded.matrix) < 1e-9
+    assert guarded.quality >= affine.quality
+    assert _corner_error(affine, capture.matrix) > 50
+    assert _corner_error(guarded, capture.matrix) < _corner_error(affine, capture.matrix) / 10
 
 
 def _pads(unique: bool) -> np.ndarray:

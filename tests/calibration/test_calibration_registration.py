@@ -9,6 +9,7 @@ import pytest
 from calibration.errors import RegistrationError
 from calibration.registration import BoardRegistrar, RegistrationSettings
 from inspector.pipeline import Registrar
+from inspector.registration import stretch
 from inspector.synth import make_board
 
 
@@ -50,6 +51,42 @@ def test_recovers_known_shift_rotation_and_scale_within_half_a_pixel(board, dx, 
     assert reg.quality > 0.9
     assert reg.rotation_deg == pytest.approx(-rot, abs=0.05)
     assert reg.scale == pytest.approx(scale, abs=0.002)
+
+
+@pytest.mark.parametrize("solver", ["ic", "ecc"])
+@pytest.mark.parametrize(
+    "dx, dy, rot, scale", [(3.0, 2.0, 2.5, 1.0), (30.0, -20.0, 10.0, 1.05), (-4.0, 6.0, 0.0, 0.97)]
+)
+def test_similarity_motion_recovers_shift_rotation_and_one_scale(board, solver, dx, dy, rot, scale):
+    """The similarity motion (the re-solve of a stretched affine board) recovers a camera's pose on its own; it is
+    solved inverse-compositionally whatever `solver` says (OpenCV's ECC has no similarity)."""
+    img, T = capture(board.image, dx, dy, rot, scale)
+    reg = BoardRegistrar(RegistrationSettings(motion="similarity", solver=solver)).estimate(img, board.reference)
+    assert max_error_px(reg.matrix, T, board.reference.shape[0]) < 0.5
+    assert reg.scale == pytest.approx(scale, abs=0.002)
+    assert stretch(reg.matrix) < 1e-9  # one scale for both axes, no shear
+
+
+def test_stretch_measures_one_axis_against_the_other():
+    rot = cv2.getRotationMatrix2D((0, 0), 7.0, 1.04)
+    assert stretch(rot) == pytest.approx(0.0, abs=1e-12)  # rotation and one scale: no stretch
+    assert stretch(np.diag([1.18, 1.0])) == pytest.approx(0.18)
+    assert stretch(np.array([[1.0, 0.05], [0.0, 1.0]])) == pytest.approx(0.0513, abs=1e-3)  # a shear is one too
+
+
+def test_a_truly_stretched_board_is_solved_as_the_nearest_similarity_unless_allowed(board):
+    """A fixed camera does not stretch a board along one axis, so an affine solve that does is re-solved as a
+    similarity; a set-up that really is anisotropic (a tilted line-scan camera) turns the check off."""
+    h, w = board.reference.shape
+    A = np.array([[1.06, 0.0, 2.0], [0.0, 1.0, -3.0]])
+    img = cv2.warpAffine(board.image, A, (w, h), borderValue=128)
+    T = np.vstack([A, [0, 0, 1]])
+    guarded = BoardRegistrar().estimate(img, board.reference)
+    assert guarded.method.endswith("+similarity") and stretch(guarded.matrix) < 1e-9
+    free = BoardRegistrar(RegistrationSettings(max_stretch=None)).estimate(img, board.reference)
+    assert "similarity" not in free.method
+    assert max_error_px(free.matrix, T, h) < 0.5
+    assert free.quality > guarded.quality
 
 
 def test_large_rotation_falls_back_to_features(board):
