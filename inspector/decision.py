@@ -22,23 +22,30 @@ class RecipeError(Exception):
     """A recipe that cannot be applied (unreadable reference or mask); names the recipe and file."""
 
 
-def read_image_gray(path: Path, what: str) -> np.ndarray:
-    """Read an image as uint8 grayscale, or raise RecipeError naming `what` and the file."""
+def read_image(path: Path, what: str) -> np.ndarray:
+    """Read an image as stored (colour stays colour), or raise RecipeError naming `what` and the file."""
     if not path.is_file():
         raise RecipeError(f"{what} {path} does not exist")
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
         raise RecipeError(f"{what} {path} is not a readable image")
-    return to_gray8(img, f"{what} {path}")
+    return img
+
+
+def read_image_gray(path: Path, what: str, colour: str = "red") -> np.ndarray:
+    """Read an image as uint8 grayscale (colour by `colour`), or raise RecipeError naming `what` and the file."""
+    try:
+        return to_gray8(read_image(path, what), f"{what} {path}", colour)
+    except ValueError as exc:
+        raise RecipeError(str(exc)) from None
 
 
 def to_gray8(img: np.ndarray, what: str = "image", colour: str = "red") -> np.ndarray:
     """uint8 single-channel view of an image; 16-bit is scaled, colour converted.
 
-    Colour becomes gray by `colour`, the rule of the model's `input_domain.colour` and of
-    `[calibration.registration] colour` (red for the shipped model: bare copper and laminate differ most
-    there). The station converts a camera frame once, here, so it must use the rule `evaluate --camera
-    colour` measures through registration and preparation, or the line would judge other pixels.
+    Colour becomes gray by `colour`, the model's `input_domain.colour` (`DetectorInfo.colour`; red for the
+    shipped model: bare copper and laminate differ most there). The station converts a camera frame and a
+    colour reference once, by that rule, so the line judges the pixels `evaluate --camera colour` scored.
     """
     if img.ndim == 3 and img.shape[2] in (3, 4) and colour == "red":
         img = img[:, :, 2]
@@ -82,7 +89,14 @@ class RecipeRules:
                     "(run `pcb-inspector calibrate scale`)"
                 )
             self.min_px = max(self.min_px, recipe.min_defect_mm / mm_per_px)
-        self.reference = read_image_gray(recipe.reference, "reference image") if recipe.reference else None
+        stored = read_image(recipe.reference, "reference image") if recipe.reference else None
+        self._reference_file = stored if stored is not None and stored.ndim == 3 else None
+        self._reference_by_colour: dict[str, np.ndarray] = {}
+        try:
+            self.reference = to_gray8(stored, f"reference image {recipe.reference}") if stored is not None else None
+        except ValueError as exc:
+            raise RecipeError(str(exc)) from None
+        """The golden image in gray by the red plane (size and ROI checks); `reference_for` gives the model's gray."""
         self.mask = read_image_gray(recipe.roi_mask, "ROI mask") if recipe.roi_mask else None
         self.polygon = np.array(recipe.roi, np.float32) if recipe.roi else None
         # A bad ROI inspects nothing and passes every board: refuse it here, where every recipe is compiled.
@@ -102,6 +116,17 @@ class RecipeRules:
                     f"{board[0]}x{board[1]} board (x, y, width, height in board pixels)"
                 )
         self.mask = self.roi.mask
+
+    def reference_for(self, colour: str) -> np.ndarray | None:
+        """The golden image as the running model sees it: a colour file turned gray by `colour` (the model's
+        `input_domain.colour`), converted once per rule; a gray file is the same for every rule."""
+        if self._reference_file is None or colour == "red":
+            return self.reference
+        out = self._reference_by_colour.get(colour)
+        if out is None:
+            out = to_gray8(self._reference_file, f"reference image {self.recipe.reference}", colour)
+            self._reference_by_colour[colour] = out
+        return out
 
     def thresholds_for(self, defaults: dict[int, float]) -> dict[int, float]:
         out = dict(defaults)

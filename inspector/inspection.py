@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 import cv2
 import numpy as np
 
-from .decision import RecipeRules
+from .decision import RecipeRules, to_gray8
 from .detect.base import Detector
 from .domain import Detection, Verdict
 from .registration import UNREGISTERED, Registration, RegistrationError
@@ -131,7 +131,9 @@ def inspect_board(
 ) -> BoardInspection:
     """Inspect one board: the station's verdict on `frame_image` against `reference` under `rules`.
 
-    `reference` None falls back to the recipe's reference; a model that needs one and gets none is a
+    Colour (frame or reference) becomes gray here by the model's rule (`DetectorInfo.colour`), once, for
+    registration and the detector alike. `reference` None falls back to the recipe's reference; a model that
+    needs one and gets none is a
     REJECT with the reason, as is a board that cannot be registered. Other failures (a broken model,
     a bad image) raise: the caller decides whether that is a REJECT (the station) or an error line
     (the command line). `detector` must be loaded.
@@ -142,11 +144,16 @@ def inspect_board(
     """
     timings = dict.fromkeys(STEPS, 0.0)
     info = detector.info
+    colour = getattr(info, "colour", "red")
     t = time.perf_counter()
     image = undistort(frame_image) if undistort is not None else frame_image
     timings["undistort"] = (time.perf_counter() - t) * 1000
+    if image.ndim == 3:
+        image = to_gray8(image, "board image", colour)
     if reference is None:
-        reference = rules.reference
+        reference = rules.reference_for(colour)
+    elif reference.ndim == 3:
+        reference = to_gray8(reference, "reference image", colour)
     if info.needs_reference and reference is None:
         return BoardInspection(
             Verdict.REJECT, [], reason="no reference image for this recipe", timings_ms=timings, image=image

@@ -37,7 +37,7 @@ from .domain import Frame, InspectionResult, TriggerRequest
 from .health import Health
 from .inspection import Registrar, inspect_board
 from .latest import Latest
-from .registration import UNREGISTERED, BoardRegistrar, colour_rule
+from .registration import UNREGISTERED, BoardRegistrar
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +320,7 @@ class Pipeline:
             return InspectionResult.failed("model not loaded", model_id="", **common)
         timings: dict[str, float] = {"queue": (t0 - frame.timestamp) * 1000}
         try:
-            image = to_gray8(frame.image, f"frame {frame.id}", colour_rule(self.registrar))
+            image = to_gray8(frame.image, f"frame {frame.id}", getattr(info, "colour", "red"))
             reference = frame.meta.get("reference")
             reader = self._serial.reader(rules.recipe.code)
             board = inspect_board(

@@ -81,16 +81,6 @@ def gray8(image: np.ndarray, colour: Literal["luma", "red"] = "red") -> np.ndarr
     return np.ascontiguousarray(g)
 
 
-def colour_rule(registrar: object) -> Literal["luma", "red"]:
-    """How the station turns a colour frame gray before inspecting it: the registrar's rule (red by default).
-
-    One rule for the frame the station converts, for registration and for the model's preparation, so the line
-    judges what `evaluate --camera colour` scored. A registrar without settings (a plug-in's) gets the default.
-    """
-    settings = getattr(registrar, "settings", None)
-    return getattr(settings, "colour", "red")
-
-
 _MOTION = {
     "translation": cv2.MOTION_TRANSLATION,
     "euclidean": cv2.MOTION_EUCLIDEAN,
@@ -190,9 +180,9 @@ class RegistrationSettings(BaseModel):
     )
     colour: Literal["luma", "red"] = Field(
         "red",
-        description="How a colour frame becomes gray for alignment, by the preparation's rule "
-        "(`inspector.detect.prepare.to_gray`): keep it equal to the model's `input_domain.colour` (the shipped "
-        "model: 'red', the plane where bare copper and laminate differ most). Gray frames are unaffected.",
+        description="How a colour image handed to the registrar itself becomes gray, by the preparation's rule "
+        "(`inspector.detect.prepare.to_gray`). The station never does that: `inspect_board` converts frame and "
+        "reference first, by the model's `input_domain.colour` (`DetectorInfo.colour`).",
     )
 
 

@@ -186,25 +186,25 @@ def test_a_colour_defective_board_registers_with_more_contrast_on_the_red_plane_
 
 @pytest.mark.skipif(not SHIPPED.is_file(), reason="needs the shipped model")
 def test_the_station_converts_a_colour_frame_as_evaluate_scores_it():
-    """The line converts a colour frame to gray once (pipeline, `inspect`), by the registrar's rule; what it
-    then finds must be what `evaluate --camera colour` scored on the colour frame itself (registration and
-    preparation each converting). With luma instead of the red plane the line judged other pixels."""
+    """The line converts a colour frame to gray once (pipeline, `inspect`), by the model's rule
+    (`DetectorInfo.colour`, the sidecar's `input_domain.colour`); what it then finds must be what `evaluate
+    --camera colour` scored on the colour frame itself. With luma instead of the red plane the line judged
+    other pixels."""
     from inspector.decision import to_gray8
-    from inspector.registration import colour_rule
 
     test, temp = _pair()
     f = capture_pair(test, temp, 7, mode="colour", max_shift=3.0, max_rot_deg=0.5)
     frame, golden = f["board"][0], f["golden"][0]
     assert frame.ndim == 3 and golden.ndim == 3
     det = create_detector(DetectorSection(model=SHIPPED, delegate="cpu", threads=2))
-    det.load()
+    info = det.load()
     try:
         scored = inspect_board(frame, golden, RecipeRules(Recipe()), det, BoardRegistrar())
-        registrar = BoardRegistrar()
-        rule = colour_rule(registrar)
+        rule = info.colour
         line = inspect_board(
-            to_gray8(frame, "frame", rule), to_gray8(golden, "reference", rule), RecipeRules(Recipe()), det, registrar
-        )
+            to_gray8(frame, "frame", rule), to_gray8(golden, "reference", rule), RecipeRules(Recipe()), det,
+            BoardRegistrar(),
+        )  # fmt: skip
     finally:
         det.close()
     assert rule == "red" and scored.inspected and line.inspected, (scored.reason, line.reason)
@@ -214,3 +214,40 @@ def test_the_station_converts_a_colour_frame_as_evaluate_scores_it():
         (d.class_id, round(d.score, 4)) for d in scored.detections
     ]
     np.testing.assert_allclose([d.box for d in line.detections], [d.box for d in scored.detections], atol=0.01)
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="needs the shipped model")
+def test_a_model_that_takes_luma_gets_luma_frames_and_a_luma_reference_file(tmp_path):
+    """The colour rule belongs to the model: a package whose sidecar says `colour = "luma"` gets the frame and
+    the recipe's colour reference file both turned gray by luma (the file used to be read by the red plane
+    whatever the model said)."""
+    from inspector.decision import to_gray8
+
+    model = tmp_path / SHIPPED.name  # the sidecar names its file
+    model.write_bytes(SHIPPED.read_bytes())
+    meta = json.loads(SHIPPED.with_suffix(".json").read_text())
+    meta["input_domain"]["colour"] = "luma"
+    model.with_suffix(".json").write_text(json.dumps(meta))
+    test, temp = _pair()
+    f = capture_pair(test, temp, 7, mode="colour", max_shift=3.0, max_rot_deg=0.5)
+    frame, golden = f["board"][0], f["golden"][0]
+    cv2.imwrite(str(tmp_path / "golden.png"), golden)
+    rules = RecipeRules(Recipe(reference=tmp_path / "golden.png"))
+    luma = cv2.cvtColor(golden, cv2.COLOR_BGR2GRAY)
+    assert np.array_equal(rules.reference_for("luma"), luma)
+    assert np.array_equal(rules.reference_for("red"), golden[:, :, 2])
+    assert not np.array_equal(luma, golden[:, :, 2])  # the two rules give different pixels here
+    det = create_detector(DetectorSection(model=model, delegate="cpu", threads=2))
+    info = det.load()
+    try:
+        assert info.colour == "luma"
+        line = inspect_board(frame, None, rules, det, BoardRegistrar())
+        by_hand = inspect_board(to_gray8(frame, "frame", "luma"), luma, RecipeRules(Recipe()), det, BoardRegistrar())
+    finally:
+        det.close()
+    assert line.inspected and by_hand.inspected, (line.reason, by_hand.reason)
+    assert np.array_equal(line.reference, luma)
+    assert np.array_equal(line.image, by_hand.image)
+    assert [(d.class_id, round(d.score, 4)) for d in line.detections] == [
+        (d.class_id, round(d.score, 4)) for d in by_hand.detections
+    ]

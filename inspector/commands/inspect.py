@@ -78,7 +78,7 @@ def inspect(args: argparse.Namespace) -> int:
         print(f"model: {info.model_id} on {info.backend}", file=sys.stderr)
     # the station's own registrar settings: a file is judged exactly as the line would judge it
     registrar = BoardRegistrar(settings_from_config(cfg.calibration))
-    colour = registrar.settings.colour
+    colour = info.colour  # the model's rule: as the line converts a colour frame and reference
     fixed_ref = read_image(Path(args.reference), colour) if args.reference else None
     code_reader = reader_for(rules.recipe.code)
     failures = 0
@@ -91,7 +91,7 @@ def inspect(args: argparse.Namespace) -> int:
             if ref is None and (rp := reference_for(path)) is not None:
                 ref = read_image(rp, colour)
             if ref is None:
-                ref = rules.reference
+                ref = rules.reference_for(colour)
             if info.needs_reference and ref is None:
                 raise ImageError("this model needs a golden reference: pass --reference or set the recipe's reference")
             board = inspect_board(image, ref, rules, detector, registrar, code_reader=code_reader)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -35,6 +36,11 @@ class DetectorInfo:
     """An accelerator took part of the graph (counted nodes; XNNPACK's CPU kernels do not count)."""
     warning: str = ""
     """Runs, but not as configured (e.g. `CPU fallback: ...`): the model lamp is amber, not green."""
+    colour: Literal["luma", "red"] = "red"
+    """How a colour frame or golden image becomes gray for this model (its sidecar's `input_domain.colour`).
+
+    The station converts the frame, the recipe's reference and registration's input by this one rule, so
+    that registration, preparation and the verdict look at the pixels `evaluate --camera colour` scored."""
 
 
 class Detector(ABC):

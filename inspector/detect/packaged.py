@@ -167,6 +167,7 @@ class PackagedDetector(Detector):
             nms_iou=meta.nms_iou,
             accelerated=backend.accelerated,
             warning=f"CPU fallback: {backend.fallback_reason()}" if backend.cpu_fallback else "",
+            colour=meta.input_domain.colour if meta.input_domain is not None else "red",
         )
         log.info(
             "model %s on %s via %s (%s); accelerator nodes %d of %d",
