@@ -552,11 +552,17 @@ class BoardRegistrar:
             img, ref, self._edges = _highpass(img, s.highpass_px), filtered, edges
         # Starts are computed only when needed: the last pose usually suffices, and the phase
         # correlation (two resizes and an FFT) would be wasted on every such board.
+        # The fixture's nominal pose (no move) comes before phase correlation: where the image barely fixes one
+        # direction (long parallel traces through the view), every position along it correlates alike, and the
+        # start decides where the solve stops; the nominal pose is where a fixtured board is, phase
+        # correlation's peak on such a ridge is anywhere (a capture 3 px off settled 114 px along the traces).
         starts: list[tuple[str, Callable[[], np.ndarray]]] = []
         if s.method in ("auto", "ecc"):
             if self.last is not None:
                 last = self.last.matrix
                 starts.append(("ecc+last", lambda: last))
+            if self.last is None or not np.allclose(self.last.matrix, np.eye(3)):
+                starts.append(("ecc+nominal", lambda: np.eye(3)))
             starts.append(("ecc+phase", lambda: self._phase_start(img, ref)))
         best: Registration | None = None
         failures: list[str] = []

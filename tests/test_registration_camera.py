@@ -101,6 +101,21 @@ def test_a_capture_along_long_traces_is_not_stretched_along_them():
     assert _corner_error(guarded, capture.matrix) < _corner_error(affine, capture.matrix) / 10
 
 
+def test_a_first_board_on_long_traces_stays_near_the_fixture_position():
+    """Along the fixture's vertical traces every position correlates alike, so the start decides where the solve
+    stops. A fresh registrar (the first board, or `inspect`) used to start from phase correlation, whose peak on
+    such a ridge is anywhere: this capture, 3 px off, settled 114 px along the traces, and a band that wide of the
+    board would not have been inspected. The fixture's nominal pose is now tried first."""
+    test, temp = _pair()
+    f = capture_pair(test, temp, 36, mode="gray", max_shift=3.0, max_rot_deg=0.5)
+    (frame, capture), golden = f["board"], f["golden"][0]
+    reg = BoardRegistrar().register(frame, golden)
+    m = reg.matrix @ np.vstack([capture.matrix, [0.0, 0.0, 1.0]])  # board (DeepPCB test image) -> reference
+    offset = (cv2.perspectiveTransform(CORNERS, m) - CORNERS).reshape(-1, 2).mean(axis=0)
+    assert reg.method.startswith("ecc+nominal")
+    assert abs(offset[1]) < 20, offset  # was 114 px from the phase-correlation start
+
+
 def _pads(unique: bool) -> np.ndarray:
     """A board of identical pads every 24 px; `unique` adds features that occur once (a pour, a via)."""
     img = np.full((480, 480), 60, np.uint8)
