@@ -44,8 +44,21 @@ def stack_input(board: np.ndarray, reference: np.ndarray) -> np.ndarray:
 class Sampler:
     """Random crops with D4 flips/rotations, photometric noise on the board only, and known-good negatives."""
 
-    def __init__(self, pairs, crop: int, seed: int, scale_max: float = 1.0, scale_min: float = 1.0):
+    def __init__(
+        self,
+        pairs,
+        crop: int,
+        seed: int,
+        scale_max: float = 1.0,
+        scale_min: float = 1.0,
+        camera: list[dict] | None = None,
+        camera_mix: float = 0.0,
+    ):
         self.boards = [read_gray(p.test_path) for p in pairs]
+        # Camera-prepared boards (inspector.training.camera_cache): a `camera_mix` share of the crops comes
+        # from them, so the network learns the station's binarisation of camera frames as well as DeepPCB's.
+        self.camera = camera or []
+        self.camera_mix = camera_mix if self.camera else 0.0
         self.temps = [read_gray(p.template_path) for p in pairs]
         self.pairs = pairs
         self.crop = crop
@@ -78,13 +91,19 @@ class Sampler:
             seed=seed + 1,
         )
 
-    def sample(self):
+    def _pick(self):
+        """(board, template, known-good board, boxes, classes) of one training pair, DeepPCB's or a camera's."""
+        if self.camera_mix and self.rng.random() < self.camera_mix:
+            e = self.camera[int(self.rng.integers(len(self.camera)))]
+            return e["board"], e["template"], e["good"], e["boxes"], e["classes"]
         i = int(self.rng.integers(len(self.pairs)))
         p = self.pairs[i]
-        board, temp = self.boards[i], self.temps[i]
-        boxes, classes = p.boxes, p.classes
-        if self.rng.random() < 0.08:  # a known-good board: template against itself
-            board, boxes, classes = temp, np.zeros((0, 4), np.float32), np.zeros((0,), np.int64)
+        return self.boards[i], self.temps[i], self.temps[i], p.boxes, p.classes
+
+    def sample(self):
+        board, temp, good, boxes, classes = self._pick()
+        if self.rng.random() < 0.08:  # a known-good board: the template, or a second camera capture of it
+            board, boxes, classes = good, np.zeros((0, 4), np.float32), np.zeros((0,), np.int64)
         h, w = board.shape
         boxes = np.clip(boxes, 0, [w - 1, h - 1, w, h])
         out = self.geo(image=board, template=temp, bboxes=boxes, classes=classes)
@@ -205,6 +224,18 @@ def main(argv=None) -> int:
         "the crop must still fit)",
     )
     ap.add_argument(
+        "--camera-cache",
+        type=Path,
+        default=None,
+        help="folder of camera-prepared training boards (python -m inspector.training.camera_cache)",
+    )
+    ap.add_argument(
+        "--camera-mix",
+        type=float,
+        default=0.5,
+        help="with --camera-cache: the share of crops taken from the camera-prepared boards",
+    )
+    ap.add_argument(
         "--ema",
         type=float,
         default=0.0,
@@ -286,7 +317,23 @@ def main(argv=None) -> int:
         opt.apply_gradients(zip(grads, model.trainable_variables))
         return loss, lf, lwh, loff
 
-    sampler = Sampler(train_pairs, args.crop, args.seed + int(step_var.numpy()), args.scale_max, args.scale_min)
+    camera = None
+    if args.camera_cache is not None:
+        if not 0.0 < args.camera_mix <= 1.0:
+            raise SystemExit(f"--camera-mix {args.camera_mix}: must be in (0, 1]")
+        from inspector.training.camera_cache import load_cache
+
+        camera = load_cache(args.camera_cache)
+        print(f"camera-prepared boards: {len(camera)} from {args.camera_cache}, mix {args.camera_mix}", flush=True)
+    sampler = Sampler(
+        train_pairs,
+        args.crop,
+        args.seed + int(step_var.numpy()),
+        args.scale_max,
+        args.scale_min,
+        camera=camera,
+        camera_mix=args.camera_mix,
+    )
     q: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
     th = threading.Thread(target=batches, args=(sampler, args.batch, q, stop), daemon=True)

@@ -1,0 +1,108 @@
+"""Camera-prepared training boards (`inspector.training.camera_cache`) and how the trainer mixes them in.
+
+The cache must hold what the station feeds the network for a camera board (rendered, registered,
+binarised by the package's `input_domain`), in DeepPCB's coordinates so the DeepPCB boxes still fit;
+and the trainer must draw from it only when asked, so the earlier stages of the shipped recipe draw
+exactly the same crops as before.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from inspector.datasets.deeppcb import load_list
+from inspector.detect.package import InputDomain
+from inspector.detect.prepare import is_binary
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "deeppcb"
+SIDECAR = ROOT / "models" / "pcb-defect-det.json"
+
+
+def _dataset(tmp_path: Path) -> Path:
+    """The fixture pair in DeepPCB's layout (group 92000)."""
+    root = tmp_path / "data"
+    img = root / "group92000" / "92000"
+    ann = root / "group92000" / "92000_not"
+    img.mkdir(parents=True)
+    ann.mkdir(parents=True)
+    for suffix in ("_test.jpg", "_temp.jpg"):
+        shutil.copy(FIXTURE / f"92000010{suffix}", img / f"92000010{suffix}")
+    shutil.copy(FIXTURE / "92000010.txt", ann / "92000010.txt")
+    (root / "trainval.txt").write_text("group92000/92000/92000010.jpg group92000/92000_not/92000010.txt\n")
+    return root
+
+
+def _spec() -> InputDomain:
+    return InputDomain(**json.loads(SIDECAR.read_text())["input_domain"])
+
+
+@pytest.mark.parametrize("k", [0, 1], ids=["gray", "colour"])
+def test_entry_is_the_station_view_of_the_deeppcb_board(tmp_path, k):
+    from inspector.training.camera_cache import render_entry
+
+    (pair,) = load_list(_dataset(tmp_path))
+    e = render_entry(pair, k, _spec(), shift=3.0, rotate=0.5)
+    assert e is not None, "the fixture board registers in both camera modes"
+    test = cv2.imread(str(pair.test_path), cv2.IMREAD_GRAYSCALE)
+    temp = cv2.imread(str(pair.template_path), cv2.IMREAD_GRAYSCALE)
+    for name in ("board", "template", "good"):
+        assert e[name].shape == test.shape and e[name].dtype == np.uint8
+        assert is_binary(e[name], 40, 0.99), name
+    # Registered back into DeepPCB's pixels: away from the copper's outlines the masks agree with DeepPCB's
+    # own, so its boxes mark the same defects; the outlines themselves are the camera's (that is the point).
+    outline = cv2.morphologyEx((test < 128).astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((5, 5), np.uint8)) > 0
+    off = ((test < 128) != (e["board"] < 128)) & ~outline
+    assert off.mean() < 0.003, off.mean()
+    assert ((test < 128) != (e["board"] < 128)).mean() > 0, "a camera board is not DeepPCB's mask pixel for pixel"
+    assert ((temp < 128) != (e["good"] < 128)).mean() < 0.02
+    assert np.array_equal(e["boxes"], pair.boxes) and np.array_equal(e["classes"], pair.classes)
+
+
+def test_sampler_draws_camera_boards_only_when_asked(tmp_path):
+    from inspector.training.camera_cache import render_entry
+    from inspector.training.train import Sampler
+
+    pairs = load_list(_dataset(tmp_path))
+    entry = render_entry(pairs[0], 0, _spec(), shift=3.0, rotate=0.5)
+    plain = Sampler(pairs, 320, seed=4)
+    off = Sampler(pairs, 320, seed=4, camera=[entry], camera_mix=0.0)
+    for _ in range(6):  # mix 0: the very same crops as a sampler without a cache (earlier stages reproduce)
+        for a, b in zip(plain.sample(), off.sample(), strict=True):
+            assert np.array_equal(a, b)
+    always = Sampler(pairs, 320, seed=4, camera=[entry], camera_mix=1.0)
+    board, temp, good, boxes, _ = always._pick()
+    assert board is entry["board"] and temp is entry["template"] and good is entry["good"] and boxes is entry["boxes"]
+    never = Sampler(pairs, 320, seed=4, camera=[entry], camera_mix=0.0)
+    board, temp, good, _, _ = never._pick()
+    assert board is never.boards[0] and temp is never.temps[0] and good is never.temps[0]
+
+
+@pytest.mark.slow
+def test_cache_command_writes_entries_that_load_back(tmp_path):
+    from inspector.training.camera_cache import load_cache
+
+    data = _dataset(tmp_path)
+    out = tmp_path / "cache"
+    cmd = [
+        sys.executable, "-m", "inspector.training.camera_cache", "--data", str(data), "--out", str(out),
+        "--renders", "2", "--workers", "1", "--val-groups", "none", "--sidecar", str(SIDECAR),
+    ]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert sorted(p.name for p in out.glob("*.npz")) == ["92000_92000010_0.npz", "92000_92000010_1.npz"]
+    entries = load_cache(out)
+    assert len(entries) == 2 and not np.array_equal(entries[0]["board"], entries[1]["board"])
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.npz")}
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)  # resumes: nothing redone
+    assert r.returncode == 0 and {p.name: p.stat().st_mtime_ns for p in out.glob("*.npz")} == before
+    with pytest.raises(SystemExit, match="no camera cache entries"):
+        load_cache(tmp_path)
