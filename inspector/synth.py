@@ -181,10 +181,17 @@ def _fit_box(changed: np.ndarray, size: int, pad: int = 8, min_side: int = 24) -
     return _box(cx, cy, hw, hh, size)
 
 
-def make_board(seed: int, size: int = 640, defect_rate: float = 0.6, max_defects: int = 4) -> SynthBoard:
-    """One board and its reference; with probability `defect_rate` it carries 1..max_defects defects."""
+def make_board(
+    seed: int, size: int = 640, defect_rate: float = 0.6, max_defects: int = 4, design: int | None = None
+) -> SynthBoard:
+    """One board and its reference; with probability `defect_rate` it carries 1..max_defects defects.
+
+    `design` (a seed) draws the board's layout on its own, so boards of one design share one reference
+    (one product, one recipe, as on a line) and differ only by their defects; None: the layout comes
+    from `seed` too (every board its own product).
+    """
     rng = np.random.default_rng(seed)
-    ref, traces = draw_reference(rng, size)
+    ref, traces = draw_reference(np.random.default_rng(design) if design is not None else rng, size)
     img = ref.copy()
     defects: list[tuple[int, int, int, int, int]] = []
     if rng.random() < defect_rate:
@@ -208,17 +215,21 @@ def make_board(seed: int, size: int = 640, defect_rate: float = 0.6, max_defects
     return SynthBoard(image=img, reference=ref, defects=defects)
 
 
-def write_boards(out: Path, count: int, seed: int = 7, size: int = 640) -> Path:
+def write_boards(out: Path, count: int, seed: int = 7, size: int = 640, designs: int | None = None) -> Path:
     """Write boards as DeepPCB-style pairs plus `truth.json`; returns the folder.
 
     Layout: `<id>_test.png` (board), `<id>_temp.png` (reference), `truth.json`
     ({id: [[x1, y1, x2, y2, class_id], ...]}). The replay camera reads the `_test` images and
-    looks up each board's reference beside it.
+    looks up each board's reference beside it. `designs`: the boards cycle through that many products
+    (each its own reference); None: every board is its own product.
     """
+    if designs is not None and designs < 1:
+        raise ValueError(f"designs {designs}: need at least one board design")
     out.mkdir(parents=True, exist_ok=True)
     truth = {}
     for i in range(count):
-        b = make_board(seed * 100_003 + i, size)
+        design = None if designs is None else seed * 100_003 + 50_000 + i % designs
+        b = make_board(seed * 100_003 + i, size, design=design)
         name = f"board{i:04d}"
         cv2.imwrite(str(out / f"{name}_test.png"), b.image)
         cv2.imwrite(str(out / f"{name}_temp.png"), b.reference)

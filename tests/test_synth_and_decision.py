@@ -29,6 +29,22 @@ def test_same_seed_same_board():
     assert np.array_equal(a.image, b.image) and a.defects == b.defects
 
 
+def test_boards_of_one_design_share_the_reference_and_differ_by_their_defects(tmp_path):
+    import cv2
+
+    from inspector.synth import write_boards
+
+    a, b = make_board(1, design=99), make_board(2, design=99)
+    assert np.array_equal(a.reference, b.reference) and a.defects != b.defects
+    assert not np.array_equal(make_board(1).reference, make_board(2).reference)  # no design: one product each
+    folder = write_boards(tmp_path, 6, seed=3, designs=2)
+    refs = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted(folder.glob("*_temp.png"))]
+    assert all(np.array_equal(refs[i], refs[i % 2]) for i in range(6))
+    assert not np.array_equal(refs[0], refs[1])
+    with pytest.raises(ValueError, match="at least one board design"):
+        write_boards(tmp_path / "x", 2, designs=0)
+
+
 def _det(x, y, cls=1, score=0.9, size=20):
     return Detection((x, y, x + size, y + size), cls, score)
 

@@ -41,6 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=200, help="boards timed in the latency phase (and throughput)")
     p.add_argument("--size", type=int, default=640, help="synthetic board size, px (square)")
     p.add_argument("--boards", type=int, default=24, help="distinct synthetic boards replayed in a loop")
+    p.add_argument(
+        "--designs",
+        type=int,
+        default=1,
+        help="board designs (products, each with its own reference) the boards cycle through; a line runs one "
+        "recipe for a batch, so 1 (default) times what it does; --designs equal to --boards switches recipe "
+        "on every board (each new reference is then prepared afresh)",
+    )
     p.add_argument("--threads", type=int, default=None, help="override detector.threads")
     p.add_argument(
         "--delegate", choices=["auto", "cpu"], default=None, help="override detector.delegate (LiteRT packages)"
@@ -145,6 +153,7 @@ def run_bench(
     shift: float = 3.0,
     rotate: float = 0.3,
     code: str = "region",
+    designs: int = 1,
 ) -> dict:
     from ..capture.replay import ReplayCameraSource
     from ..config import ReplayCamera, load_config
@@ -166,7 +175,7 @@ def run_bench(
     if delegate is not None and "delegate" in type(det_cfg).model_fields:  # LiteRT's key; other runtimes lack it
         det_cfg.delegate = delegate
     with tempfile.TemporaryDirectory(prefix="pcb-bench-") as tmp:
-        folder = write_boards(Path(tmp), boards, seed=11, size=size)
+        folder = write_boards(Path(tmp), boards, seed=11, size=size, designs=designs)
         recipe = _with_code(folder, cfg.recipe(), code, size)
         if shift > 0 or rotate > 0:
             _misplace(folder, shift, rotate)
@@ -254,6 +263,7 @@ def run_bench(
         "scales": [1.0, *(meta.multiscale.scales if meta.multiscale else ())],
         "board_shift_px": shift,
         "board_rotate_deg": rotate,
+        "designs": designs,
         "steps": [key for key, _ in STEP_ROWS if steps[key]],
         **rows,
         "e2e_p50_ms": _pct(e2e, 50),
@@ -270,6 +280,8 @@ def bench(args: argparse.Namespace) -> int:
 
     if args.frames < 1:
         raise CommandError(f"--frames {args.frames}: must be at least 1")
+    if not 1 <= args.designs <= args.boards:
+        raise CommandError(f"--designs {args.designs}: must be between 1 and --boards ({args.boards})")
     models = [Path(m) for m in args.model or []]
     if len(models) > 1:
         return _bench_side_by_side(models, args)
@@ -288,6 +300,8 @@ def bench(args: argparse.Namespace) -> int:
         f"(tiles over all scales){' x2 mirror TTA' if res.get('tta') == 'hflip' else ''}"
     )
     print(f"placed   up to {res['board_shift_px']:g} px / {res['board_rotate_deg']:g} deg off the reference")
+    n = res["designs"]
+    print(f"designs  {n} ({'one recipe, one reference' if n == 1 else f'{n} references in turn'})")
     print(f"{'':12}{'p50 ms':>10}{'p99 ms':>10}")
     for key, name in (*STEP_ROWS, ("e2e", "end-to-end")):
         if key + "_p50_ms" in res:
@@ -316,6 +330,7 @@ def _run_args(model: Path | None, args: argparse.Namespace) -> dict:
         shift=args.shift,
         rotate=args.rotate,
         code=args.code,
+        designs=args.designs,
     )
 
 

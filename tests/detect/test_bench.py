@@ -40,6 +40,12 @@ def test_bench_json_has_every_figure(capsys):
     for k in KEYS - {"backend"}:
         assert math.isfinite(out[k]) and out[k] > 0, k
     assert out["e2e_p50_ms"] >= out["invoke_p50_ms"]  # end-to-end contains the invoke
+    assert out["designs"] == 1  # a line runs one recipe: the boards share one reference
+
+
+def test_bench_refuses_more_designs_than_boards(capsys):
+    rc = main(["bench", "--model", str(M640), "--frames", "2", "--boards", "2", "--designs", "3", "--json"])
+    assert rc == 2 and "--designs 3: must be between 1 and --boards (2)" in capsys.readouterr().err
 
 
 def test_bench_reports_a_bad_model_as_one_line(tmp_path, capsys):
