@@ -70,3 +70,17 @@ def test_recipe_errors_name_the_file(tmp_path):
         RecipeRules(Recipe(reference=tmp_path / "junk.png"))
     with pytest.raises(RecipeError, match="no scale calibration"):
         RecipeRules(Recipe(min_defect_mm=0.2))
+
+
+def test_a_reference_of_an_unsupported_pixel_type_is_refused_naming_the_file(tmp_path):
+    import cv2
+
+    f32 = tmp_path / "golden-float.tiff"
+    assert cv2.imwrite(str(f32), np.full((64, 64), 0.5, np.float32))  # a 32-bit float TIFF, as some tools export
+    with pytest.raises(RecipeError, match=r"reference image .*golden-float.tiff: unsupported pixel type float32"):
+        RecipeRules(Recipe(reference=f32))
+    colour16 = tmp_path / "golden-16bit.png"
+    assert cv2.imwrite(str(colour16), np.full((64, 64, 3), 40000, np.uint16))
+    rules = RecipeRules(Recipe(reference=colour16))  # 16-bit colour is converted, by the model's colour rule
+    assert rules.reference.dtype == np.uint8 and rules.reference_for("luma").dtype == np.uint8
+    assert int(rules.reference[0, 0]) == 40000 >> 8
