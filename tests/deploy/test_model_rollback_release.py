@@ -1,5 +1,6 @@
-"""The previous release stays installable: 1.6.0 (the same INT8 file, its own sidecar) can be put
-back with `pcb-inspector model rollback` after 1.7.0 is installed, and it runs."""
+"""Earlier releases stay installable: 1.8.0 (its own INT8 file, kept in models/releases) and 1.6.0 (the
+same file, its own sidecar) can be put back with `pcb-inspector model rollback` after the shipped release
+is installed, and they run."""
 
 from __future__ import annotations
 
@@ -15,21 +16,33 @@ ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"
 FILE = "pcb-defect-det.tflite"
 SHIPPED = read_meta(MODELS / FILE).version  # the release in models/ (1.7.0 when this test was written)
+RELEASES = MODELS / "releases"
+OLD_FILE = RELEASES / "pcb-defect-det-1.8.0.tflite"  # the file of releases 1.4.0 to 1.8.0
 
 
-def _package(dest: Path, sidecar: Path, key: Path) -> Path:
+def _package(dest: Path, sidecar: Path, key: Path, model: Path = MODELS / FILE) -> Path:
     """A release as the plant ships it: the file, its sidecar and card, signed with the release key."""
     dest.mkdir(parents=True)
-    shutil.copy(MODELS / FILE, dest / FILE)
+    shutil.copy(model, dest / FILE)
     shutil.copy(sidecar, dest / "pcb-defect-det.json")
     shutil.copy(MODELS / "MODEL_CARD.md", dest / "pcb-defect-det.md")
     sign_model(dest / FILE, key)
     return dest / FILE
 
 
+def test_kept_releases_match_their_file():
+    """Every sidecar kept in models/releases names the file kept beside it (its sha256), so each one installs."""
+    from inspector.detect.package import sha256_file
+
+    digest = sha256_file(OLD_FILE)
+    for version in ("1.6.0", "1.7.0", "1.8.0"):
+        meta = read_meta(RELEASES / f"pcb-defect-det-{version}.json")
+        assert meta.version == version and meta.sha256 == digest, version
+
+
 def test_shipped_release_rolls_back_to_1_6_0_and_runs(tmp_path, capsys):
     generate_keypair(tmp_path / "plant.key", tmp_path / "plant.pub")
-    old = _package(tmp_path / "v160", MODELS / "releases" / "pcb-defect-det-1.6.0.json", tmp_path / "plant.key")
+    old = _package(tmp_path / "v160", RELEASES / "pcb-defect-det-1.6.0.json", tmp_path / "plant.key", OLD_FILE)
     new = _package(tmp_path / "v170", MODELS / "pcb-defect-det.json", tmp_path / "plant.key")
     assert read_meta(old).version == "1.6.0" and read_meta(new).version == SHIPPED != "1.6.0"
     assert read_meta(old).cross_class is None and read_meta(new).cross_class is not None
