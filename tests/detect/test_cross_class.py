@@ -124,7 +124,11 @@ def _cross_pairs(dets):
 def test_real_boards_with_two_classes_on_one_defect_come_back_as_one_box(tmp_path):
     """Held-out DeepPCB boards where the network answers two classes on one defect: the shipped
     package (cross_class on) gives one box there, with the loser as runner-up, and no labelled
-    defect loses its box of the right class where it had the better score."""
+    defect loses its box of the right class where it had the better score.
+
+    The boards are every 6th held-out board, not a list found with one model: which boards carry such
+    pairs changes with every retraining (four of the six boards 1.6.0 had carry none with 1.9.0),
+    the behaviour must not."""
     from inspector.config import DetectorSection
     from inspector.datasets.deeppcb import load_list, read_gray
     from inspector.detect.factory import create_detector
@@ -140,24 +144,24 @@ def test_real_boards_with_two_classes_on_one_defect_come_back_as_one_box(tmp_pat
         return det
 
     before, after = loaded(plain), loaded(SHIPPED)
-    boards = [p for p in load_list(DEEPPCB) if p.id in BOARDS_WITH_CROSS_CLASS_PAIRS]
-    assert boards, "the boards this test is about are not in the dataset"
-    runner_ups = 0
-    for p in boards:
+    held_out = [p for p in load_list(DEEPPCB) if p.group in ("44000", "92000")][::6]
+    assert len(held_out) >= 25, "the held-out groups are not in the dataset"
+    runner_ups, boards = 0, []
+    for p in held_out:
         img, ref = read_gray(p.test_path), read_gray(p.template_path)
         a, b = before.detect(img, ref), after.detect(img, ref)
-        assert _cross_pairs(a) > 0, f"{p.id}: no cross-class pair without suppression any more"
+        if _cross_pairs(a) == 0:
+            assert _cross_pairs(b) == 0 and len(b) == len(a), f"{p.id}: suppression touched a board without pairs"
+            continue
+        boards.append(p.id)
         assert _cross_pairs(b) == 0, f"{p.id}: two classes still on one defect"
         assert len(b) < len(a)
         runner_ups += sum(1 for d in b if d.runner_up is not None)
         # Never a PASS from suppression: the best box of each spot is kept.
         assert max(d.score for d in b) == pytest.approx(max(d.score for d in a))
+    # 1.9.0 answers two classes on one defect on 36 of the 161 held-out boards without suppression
+    assert len(boards) >= 3, f"only {boards} of the sampled boards carry a cross-class pair: nothing was tested"
     assert runner_ups >= len(boards)
-
-
-#: Held-out DeepPCB boards (group 44000/92000) on which 1.6.0 without suppression answers two
-#: classes on one defect at the shipped thresholds; found with tests' `_cross_pairs` over the groups.
-BOARDS_WITH_CROSS_CLASS_PAIRS = {"92000001", "92000002", "92000007", "44000065", "44000066", "44000067"}
 
 
 def test_a_weak_box_never_removes_a_strong_one():
