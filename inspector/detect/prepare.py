@@ -208,9 +208,53 @@ def binarise(gray: np.ndarray, spec) -> np.ndarray:
         # Last round: the same rule a registered board is binarised with (`binarise_like`), on this frame's
         # own materials, so a golden image and the boards compared with it put their edges alike.
         again = _split_with_materials(gray, spec, out, None)
-        if again is not None:
+        if again is _LOW_CONTRAST:
+            # The split was not copper against laminate but one material's texture against itself (a view of
+            # open laminate with a pad corner: the weave's edges outnumber the copper's).
+            out = _one_material(gray, spec)
+        elif again is not None:
             out = again
     return out
+
+
+_MIN_CONTRAST = 1.5
+"""Two levels closer than this (brighter / darker, under the same light) are one material's texture, not copper
+and laminate. The preparation assumes at least 1.6:1 (docs/model.md); camera renderings of DeepPCB boards
+split into their materials at 2.2-3.0, while views of open laminate split their weave at 1.19-1.34."""
+_LOW_CONTRAST = object()
+"""`_split_with_materials`' answer when the two levels it fitted are closer than `_MIN_CONTRAST`."""
+
+
+def _one_material(gray: np.ndarray, spec) -> np.ndarray:
+    """The mask of a view that is mostly one material: its light fitted over all of it, and only pixels at least
+    midway to the other material's assumed level (1.6:1) taken as that material.
+
+    Why: split in two, such a view's texture becomes a speckle of 'copper' over the whole laminate (47 % of a
+    camera view of DeepPCB board 20085060, which has 0.8 % copper), and every board compared with it is a
+    field of false calls. Which material dominates follows from which side the outliers lie on: pads and
+    traces are brighter than laminate (for `camera_copper: bright`); laminate seen through copper is darker.
+    """
+    h, w = gray.shape
+    s = (cv2.medianBlur(gray, spec.smooth_px) if spec.smooth_px > 1 else gray).astype(np.float32) + 1.0
+    k = 8 if min(h, w) >= 128 else 1
+    size = (max(1, w // k), max(1, h // k))
+    step = np.float32((1.0 + 1.6) / 2.0)
+    weight = np.ones((h, w), np.float32)
+    field = np.full((h, w), float(np.median(s)), np.float32)
+    for _ in range(2):  # the second fit without the other material's pixels
+        field = _fit_light(s / float(np.median(s)), weight, size, max(spec.light_degree, 0)) * np.float32(np.median(s))
+        weight = ((s < field * step) & (s > field / step)).astype(np.float32)
+    # Which side the other material is on: counted at the full assumed contrast, where the texture's tails
+    # (a few gray levels) do not reach and a real pad or hole does; with neither, the view is the darker one.
+    other = np.float32(1.6)
+    if int((s > field * other).sum()) >= int((s < field / other).sum()):  # the darker material, some brighter
+        bright = s > field * step
+    else:  # the brighter material, with some of the darker
+        bright = ~(s < field / step)
+    copper_bright = spec.camera_copper == "bright"
+    copper = bright if copper_bright else ~bright
+    out = np.where(copper, np.uint8(spec.copper_level), np.uint8(255 - spec.copper_level))
+    return _clean(out, spec)
 
 
 def remove_specks(mask: np.ndarray, max_area: int) -> np.ndarray:
@@ -259,7 +303,7 @@ def binarise_like(gray: np.ndarray, spec, ref_gray: np.ndarray, ref_mask: np.nda
     if gray.dtype != np.uint8:
         gray = cv2.convertScaleAbs(gray, alpha=255.0 / max(float(gray.max()), 1.0))
     out = _split_with_materials(gray, spec, ref_mask, ref_gray)
-    if out is None:  # one material in view, or nothing seen: its own split
+    if out is None or out is _LOW_CONTRAST:  # one material in view, or nothing seen: its own split
         return binarise(gray, spec)
     # The outermost rows and columns of two frames are where the median, the light fit and the resampling
     # run out of neighbours (and JPEG blocks end): 1-px lines along the border were most of the false calls
@@ -275,11 +319,10 @@ def binarise_like(gray: np.ndarray, spec, ref_gray: np.ndarray, ref_mask: np.nda
     return out
 
 
-def _split_with_materials(
-    gray: np.ndarray, spec, materials: np.ndarray, ref_gray: np.ndarray | None
-) -> np.ndarray | None:
+def _split_with_materials(gray: np.ndarray, spec, materials: np.ndarray, ref_gray: np.ndarray | None):
     """`gray` (uint8) thresholded midway between its two material levels under its light, both fitted where
-    `materials` (a mask in the network's levels) has each material; None where it shows only one.
+    `materials` (a mask in the network's levels) has each material; None where it shows only one, or the
+    levels contradict `camera_copper`; `_LOW_CONTRAST` where the two levels are too close to be two materials.
     Pixels equal to `ref_gray`'s (when given) take `materials`' value and do not inform the fit.
     """
     h, w = gray.shape
@@ -328,6 +371,8 @@ def _split_with_materials(
     copper_bright = spec.camera_copper == "bright"
     if (ratio > 1.0) != copper_bright:  # the levels say the opposite of the sidecar: trust neither
         return None
+    if max(ratio, 1.0 / ratio) < _MIN_CONTRAST:
+        return _LOW_CONTRAST
     bright_to = 255 if copper_bright == (spec.copper_level == 255) else 0
     out = bright.view(np.uint8) * np.uint8(255)
     if bright_to == 0:

@@ -183,3 +183,27 @@ def test_a_registered_binary_board_is_still_taken_as_binary():
     m[:, 2] += (1.5, -2.3)
     warped = cv2.warpAffine(test, m, (640, 640), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     assert prepare(warped, read_meta(SHIPPED).input_domain) is warped
+
+
+@pytest.mark.parametrize("mode", ["gray", "colour"])
+def test_a_view_of_open_laminate_is_not_split_into_its_weave(shipped, mode):
+    """A view that is almost all laminate (a pad corner and one trace, 1 % copper, as DeepPCB crops of group
+    20085 are) used to be split into laminate and 'copper' along the weave (47 % copper on 20085060), and a
+    second capture of the same board was then a field of false calls. Its two levels are now too close to be
+    two materials (`_MIN_CONTRAST`): the view is one material with the other where it really is."""
+    from inspector.decision import to_gray8 as by_colour_rule  # colour -> gray by the model's rule, as the station
+
+    binary = np.full((640, 640), 255, np.uint8)
+    cv2.circle(binary, (600, 610), 26, 0, -1)  # a pad in the corner
+    cv2.line(binary, (600, 610), (470, 640), 0, 9)  # and its trace leaving the view
+    copper = binary == 0
+    f = capture_pair(binary, binary, 21, mode=mode)
+    spec = read_meta(SHIPPED).input_domain
+    golden = by_colour_rule(f["golden"][0], "golden", spec.colour)
+    golden_in = prepare(golden, spec, "golden")
+    assert abs(float((golden_in == 0).mean()) - float(copper.mean())) < 0.005
+    assert ((golden_in == 0) != copper).mean() < 0.003  # the pad and trace where they are, no speckle
+    good = by_colour_rule(f["good"][0], "good", spec.colour)  # the same board again, square: no warp needed
+    assert ((prepare(good, spec, "good", reference=(golden, golden_in)) == 0) != copper).mean() < 0.003
+    verdict = RecipeRules(Recipe()).decide(shipped.detect(good, golden), shipped.info.default_thresholds).verdict
+    assert verdict is Verdict.PASS
