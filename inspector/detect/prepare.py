@@ -239,10 +239,10 @@ def _one_material(gray: np.ndarray, spec) -> np.ndarray:
     k = 8 if min(h, w) >= 128 else 1
     size = (max(1, w // k), max(1, h // k))
     step = np.float32((1.0 + 1.6) / 2.0)
+    level = float(np.median(s))
     weight = np.ones((h, w), np.float32)
-    field = np.full((h, w), float(np.median(s)), np.float32)
     for _ in range(2):  # the second fit without the other material's pixels
-        field = _fit_light(s / float(np.median(s)), weight, size, max(spec.light_degree, 0)) * np.float32(np.median(s))
+        field = _fit_light(s / level, weight, size, max(spec.light_degree, 0)) * np.float32(level)
         weight = ((s < field * step) & (s > field / step)).astype(np.float32)
     # Which side the other material is on: counted at the full assumed contrast, where the texture's tails
     # (a few gray levels) do not reach and a real pad or hole does; with neither, the view is the darker one.

@@ -54,14 +54,12 @@ def render_entry(pair, k: int, spec, shift: float, rotate: float) -> dict[str, n
     f = capture_pair(
         read_gray(pair.test_path), read_gray(pair.template_path), seed, mode=mode, max_shift=shift, max_rot_deg=rotate
     )
-    golden = f["golden"][0]
-    golden = to_gray8(golden, "golden", spec.colour) if golden.ndim == 3 else golden
+    golden = to_gray8(f["golden"][0], "golden", spec.colour)  # gray passes as it is
     golden_in = prepare(golden, spec, "golden")
     out: dict[str, np.ndarray] = {"template": golden_in}
     registrar = BoardRegistrar(settings_from_config(CalibrationSection()))
     for name in ("board", "good"):
-        frame = f[name][0]
-        frame = to_gray8(frame, name, spec.colour) if frame.ndim == 3 else frame
+        frame = to_gray8(f[name][0], name, spec.colour)
         try:
             reg = registrar.register(frame, golden)
         except RegistrationError:
