@@ -166,6 +166,14 @@ class InputDomain(_Strict):
     speck_px: int = Field(
         16, ge=0, le=400, description="Islands of either level smaller than this area (px) are removed; 0 = none."
     )
+    same_band: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="A registered board's pixel this close to the midpoint of its two material levels (as a "
+        "fraction of the way to either level) takes the golden image's material: too weak to be a defect (tarnish, "
+        "noise, a blurred edge); 0 = none.",
+    )
     adaptive_block_px: int = Field(
         51, ge=3, le=1025, description="Neighbourhood (odd px) of the adaptive threshold (method 'adaptive')."
     )

@@ -208,9 +208,10 @@ def binarise(gray: np.ndarray, spec) -> np.ndarray:
         # Last round: the same rule a registered board is binarised with (`binarise_like`), on this frame's
         # own materials, so a golden image and the boards compared with it put their edges alike.
         again = _split_with_materials(gray, spec, out, None)
-        if again is _LOW_CONTRAST:
+        if again is _LOW_CONTRAST or (again is None and _minority(out, spec) <= _ONE_MATERIAL_FRACTION):
             # The split was not copper against laminate but one material's texture against itself (a view of
-            # open laminate with a pad corner: the weave's edges outnumber the copper's).
+            # open laminate with a pad corner: the weave's edges outnumber the copper's), or there was nothing
+            # to split (a bare board: the texture's specks would be its only "other material").
             out = _one_material(gray, spec)
         elif again is not None:
             out = again
@@ -246,15 +247,64 @@ def _one_material(gray: np.ndarray, spec) -> np.ndarray:
         weight = ((s < field * step) & (s > field / step)).astype(np.float32)
     # Which side the other material is on: counted at the full assumed contrast, where the texture's tails
     # (a few gray levels) do not reach and a real pad or hole does; with neither, the view is the darker one.
-    other = np.float32(1.6)
-    if int((s > field * other).sum()) >= int((s < field / other).sum()):  # the darker material, some brighter
-        bright = s > field * step
+    # A pixel is the other material at the full assumed contrast: midway (1.3:1), the weave's and the tarnish's
+    # smooth blobs still cross in a few places, differently in every capture, and show as pin-holes.
+    other = np.float32(_ONE_MATERIAL_CONTRAST)
+    # Only islands that the clean-up keeps and that lie inside the view count, and only as many as a small pad
+    # (`_ONE_MATERIAL_EVIDENCE`): the light fit runs out at the frame's edge, and a dark strip along it, or one
+    # deep spot of the weave, decided that a bare board was all copper.
+    darker = _inner_islands(s < field / other, spec)
+    if darker < _ONE_MATERIAL_EVIDENCE * h * w or _inner_islands(s > field * other, spec) >= darker:
+        bright = s > field * other
     else:  # the brighter material, with some of the darker
-        bright = ~(s < field / step)
+        bright = ~(s < field / other)
     copper_bright = spec.camera_copper == "bright"
     copper = bright if copper_bright else ~bright
     out = np.where(copper, np.uint8(spec.copper_level), np.uint8(255 - spec.copper_level))
     return _clean(out, spec)
+
+
+def _inner_islands(mask: np.ndarray, spec) -> int:
+    """Pixels of `mask` (bool) in islands the clean-up keeps (`speck_px`) that do not touch the frame's edge."""
+    if spec.speck_px > 0:
+        mask = remove_specks(mask.view(np.uint8) * np.uint8(255), spec.speck_px) == 255
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
+    h, w = mask.shape
+    x, y, bw, bh, area = (stats[1:, i] for i in range(5))
+    inner = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h)
+    return int(area[inner].sum())
+
+
+def _follow_golden(gray: np.ndarray, spec, ref_gray: np.ndarray, ref_mask: np.ndarray) -> np.ndarray:
+    """A registered board whose golden image shows one material: the golden mask, with the other material wherever
+    the board is brighter or darker than the golden image by the full assumed contrast (1.6:1) under the two
+    captures' light ratio.
+
+    Why against the golden image and not against the board's own level: it is the same physical board, so the
+    weave's and the tarnish's deep spots (1.7:1 on a rendered laminate) are in both and cancel, and a blob of the
+    other material shows whichever way it differs, even where the golden image's material was guessed wrong (a
+    view of one material does not say which one it is). Pixels equal to the golden image's (areas the camera did
+    not see) take its mask.
+    """
+    h, w = gray.shape
+    sb = (cv2.medianBlur(gray, spec.smooth_px) if spec.smooth_px > 1 else gray).astype(np.float32) + 1.0
+    sg = (cv2.medianBlur(ref_gray, spec.smooth_px) if spec.smooth_px > 1 else ref_gray).astype(np.float32) + 1.0
+    same = cv2.erode((gray == ref_gray).view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+    ratio = sb / sg
+    k = 8 if min(h, w) >= 128 else 1
+    size = (max(1, w // k), max(1, h // k))
+    step = np.float32((1.0 + _ONE_MATERIAL_CONTRAST) / 2.0)
+    weight = (~same).astype(np.float32)
+    for _ in range(2):  # the second fit without the pixels that differ (the defects)
+        light = _fit_light(ratio, weight, size, max(spec.light_degree, 0))
+        weight = ((ratio < light * step) & (ratio > light / step) & ~same).astype(np.float32)
+    other = np.float32(_ONE_MATERIAL_CONTRAST)
+    away = ((ratio > light * other) | (ratio < light / other)) & ~same
+    if spec.speck_px > 0:
+        away = remove_specks(away.view(np.uint8) * np.uint8(255), spec.speck_px) == 255
+    out = ref_mask.copy()
+    out[away] = 255 - ref_mask[away]
+    return out
 
 
 def remove_specks(mask: np.ndarray, max_area: int) -> np.ndarray:
@@ -273,6 +323,22 @@ def remove_specks(mask: np.ndarray, max_area: int) -> np.ndarray:
             lut[small] = True
             out[lut[labels]] = 255 - level
     return out
+
+
+_ONE_MATERIAL_FRACTION = 0.005
+"""A mask with at most 0.5 % of one material in view is a view of the other one."""
+_ONE_MATERIAL_EVIDENCE = 0.0005
+"""A view of one material is the brighter one only if at least this fraction of it is darker islands (about a
+16 px pad on a 640 px view); with less, the darker one (the bare laminate a sparse board mostly shows)."""
+_ONE_MATERIAL_CONTRAST = 1.6
+"""On a view of one material, a pixel this much brighter or darker than its surroundings is the other material:
+the least copper/laminate contrast the preparation assumes (docs/model.md)."""
+
+
+def _minority(mask: np.ndarray, spec) -> float:
+    """The fraction of `mask` (network levels) taken by its rarer material."""
+    copper = int(np.count_nonzero(mask == spec.copper_level))
+    return min(copper, mask.size - copper) / max(mask.size, 1)
 
 
 _EDGE_GUARD_PX = 2
@@ -303,8 +369,13 @@ def binarise_like(gray: np.ndarray, spec, ref_gray: np.ndarray, ref_mask: np.nda
     if gray.dtype != np.uint8:
         gray = cv2.convertScaleAbs(gray, alpha=255.0 / max(float(gray.max()), 1.0))
     out = _split_with_materials(gray, spec, ref_mask, ref_gray)
-    if out is None or out is _LOW_CONTRAST:  # one material in view, or nothing seen: its own split
-        return binarise(gray, spec)
+    if out is None or out is _LOW_CONTRAST:
+        if _minority(ref_mask, spec) > _ONE_MATERIAL_FRACTION:
+            return binarise(gray, spec)  # nothing seen, or levels against the sidecar: its own split
+        # The golden image shows one material here: so does the board, but where it clearly differs from the
+        # golden image. Its own split would take the weave or the tarnish for the other material (known-good
+        # captures of a bare board came back as fields of pin-holes).
+        out = _follow_golden(gray, spec, ref_gray, ref_mask)
     # The outermost rows and columns of two frames are where the median, the light fit and the resampling
     # run out of neighbours (and JPEG blocks end): 1-px lines along the border were most of the false calls
     # left on known-good boards. They are taken as not seen, like the area the camera did not show.
@@ -366,8 +437,10 @@ def _split_with_materials(gray: np.ndarray, spec, materials: np.ndarray, ref_gra
     field = np.zeros((h, w), np.float32)
     for j in range(deg + 1):
         field += ypow[:, j : j + 1] * rows[j]
-    mid = cv2.exp(field) * np.float32((1.0 + ratio) * 0.5)
-    bright = (s.astype(np.float32) + 1.0) > mid
+    lam = cv2.exp(field)
+    mid = lam * np.float32((1.0 + ratio) * 0.5)
+    sf = s.astype(np.float32) + 1.0
+    bright = sf > mid
     copper_bright = spec.camera_copper == "bright"
     if (ratio > 1.0) != copper_bright:  # the levels say the opposite of the sidecar: trust neither
         return None
@@ -377,9 +450,30 @@ def _split_with_materials(gray: np.ndarray, spec, materials: np.ndarray, ref_gra
     out = bright.view(np.uint8) * np.uint8(255)
     if bright_to == 0:
         out = 255 - out
+    if ref_gray is not None and spec.same_band > 0.0:
+        out = _hysteresis(out, materials, np.abs(sf - mid) < np.float32(spec.same_band) * np.abs(lam * (ratio - 1) / 2))
     out = _clean(out, spec)
     out[same] = materials[same]
     return out
+
+
+def _hysteresis(board: np.ndarray, golden: np.ndarray, unsure: np.ndarray) -> np.ndarray:
+    """`board` (a mask) where it differs from `golden` in a region that holds at least one sure pixel, else `golden`.
+
+    Why hysteresis: a board pixel near the midpoint of its two levels (`unsure`) is as likely tarnish, noise or
+    the blurred last fraction of an edge as a defect; alone, such pixels made pin-holes and spurs on known-good
+    captures. Joined to pixels that are clearly the other material they are a defect's rim, and kept, so a
+    defect keeps its full extent (dropping every unsure pixel shrank defects and cost box overlap).
+    """
+    diff = board != golden
+    if not diff.any():
+        return board
+    n, labels = cv2.connectedComponents(diff.view(np.uint8), connectivity=8)
+    sure = np.zeros(n, bool)
+    sure[np.unique(labels[diff & ~unsure])] = True
+    sure[0] = False
+    keep = sure[labels]
+    return np.where(keep, board, golden)
 
 
 def _gray8_in_domain(image: np.ndarray, spec, what: str) -> np.ndarray:

@@ -207,3 +207,71 @@ def test_a_view_of_open_laminate_is_not_split_into_its_weave(shipped, mode):
     assert ((prepare(good, spec, "good", reference=(golden, golden_in)) == 0) != copper).mean() < 0.003
     verdict = RecipeRules(Recipe()).decide(shipped.detect(good, golden), shipped.info.default_thresholds).verdict
     assert verdict is Verdict.PASS
+
+
+@pytest.mark.parametrize("mode", ["gray", "colour"])
+def test_a_bare_board_stays_one_material_and_shows_only_a_real_blob(shipped, mode):
+    """A view of bare laminate (DeepPCB group 20085 has whole boards of it) has nothing to split: its weave and
+    tarnish used to become the 'other material' in specks that differed between captures, and a known-good
+    second capture came back as a field of pin-holes. The board now keeps the golden image's material but where
+    it is the other one at the full assumed contrast: a real blob of copper is shown, the weave is not."""
+    from inspector.decision import to_gray8 as by_colour_rule
+
+    bare = np.full((640, 640), 255, np.uint8)
+    spec = read_meta(SHIPPED).input_domain
+    rules = RecipeRules(Recipe())
+    blob = np.zeros_like(bare, bool)
+    cv2.circle(blob.view(np.uint8), (300, 260), 9, 1, -1)
+    with_blob = bare.copy()
+    with_blob[blob] = 0  # spurious copper on the bare board
+    for seed in (3, 4, 5):
+        f = capture_pair(with_blob, bare, seed, mode=mode)
+        golden = by_colour_rule(f["golden"][0], "golden", spec.colour)
+        golden_in = prepare(golden, spec, "golden")
+        assert (golden_in == golden_in.flat[0]).all()  # one material, no specks
+        good = by_colour_rule(f["good"][0], "good", spec.colour)
+        assert np.array_equal(prepare(good, spec, "good", reference=(golden, golden_in)), golden_in)
+        decide = rules.decide(shipped.detect(good, golden), shipped.info.default_thresholds)
+        assert decide.verdict is Verdict.PASS
+        board = by_colour_rule(f["board"][0], "board", spec.colour)
+        shown = prepare(board, spec, "board", reference=(golden, golden_in)) != golden_in
+        assert shown[blob].mean() > 0.7 and shown[~blob].mean() < 0.0005
+        assert rules.decide(shipped.detect(board, golden), shipped.info.default_thresholds).verdict is Verdict.REJECT
+
+
+def test_a_weak_spot_keeps_the_golden_material_and_a_hole_keeps_its_full_extent():
+    """`same_band`: on a registered board, a spot that only just crosses the midpoint of the two levels (tarnish,
+    noise) keeps the golden image's material, while a hole at the laminate's level is shown with its rim (the
+    unsure pixels joined to it), as large as without the band."""
+    test, temp, _ = _pair()
+    spec = read_meta(SHIPPED).input_domain.model_copy(update={"same_band": 0.0})
+    banded = spec.model_copy(update={"same_band": 0.5})
+    f = capture_pair(temp, temp, 11, mode="gray")
+    golden = f["golden"][0]
+    golden_in = prepare(golden, spec, "golden")
+    copper = golden_in == 0
+    inner = cv2.erode(copper.view(np.uint8), np.ones((31, 31), np.uint8)).view(bool)  # deep inside copper
+    ys, xs = np.nonzero(inner)
+    assert len(ys) > 2, "the fixture board has no copper pour wide enough"
+    good = f["good"][0].copy()
+    spots = []
+    for i, level in (
+        (len(ys) // 4, 0.25),
+        (3 * len(ys) // 4, 1.0),
+    ):  # a weak spot a quarter of the way past the midpoint; a hole
+        y, x = int(ys[i]), int(xs[i])
+        win = (slice(max(0, y - 40), y + 40), slice(max(0, x - 40), x + 40))
+        cu = float(np.median(good[win][copper[win]]))
+        lam = float(np.median(good[win][~copper[win]])) if (~copper[win]).any() else float(np.median(good[~copper]))
+        disc = np.zeros_like(copper)
+        cv2.circle(disc.view(np.uint8), (x, y), 6, 1, -1)
+        good[disc] = np.uint8(round((cu + lam) / 2 - level * (cu - lam) / 2))
+        spots.append(disc)
+    weak, hole = spots
+    assert not cv2.dilate(weak.view(np.uint8), np.ones((9, 9), np.uint8)).view(bool)[hole].any()  # apart
+    plain = prepare(good, spec, "good", reference=(golden, golden_in)) != golden_in
+    band = prepare(good, banded, "good", reference=(golden, golden_in)) != golden_in
+    assert plain[weak].mean() > 0.8  # without the band the weak spot is a hole too
+    assert band[weak].mean() == 0.0
+    assert band[hole].mean() > 0.8 and band[hole].sum() >= plain[hole].sum()
+    assert band[~(weak | hole)].sum() <= plain[~(weak | hole)].sum()
