@@ -266,3 +266,29 @@ def test_a_model_that_takes_luma_gets_luma_frames_and_a_luma_reference_file(tmp_
     assert [(d.class_id, round(d.score, 4)) for d in line.detections] == [
         (d.class_id, round(d.score, 4)) for d in by_hand.detections
     ]
+
+
+def test_replay_hands_a_colour_golden_image_on_in_colour(tmp_path):
+    """A replay folder of colour captures: the board's `_temp` golden image reaches the station in colour, so it
+    is turned gray by the model's rule like the board (it was read as luma and compared with the board's red
+    plane); a gray one stays one 8-bit plane."""
+    from inspector.capture.replay import ReplayCameraSource
+    from inspector.config import ReplayCamera
+
+    test, temp = _pair()
+    f = capture_pair(test, temp, 7, mode="colour", max_shift=3.0, max_rot_deg=0.5)
+    g = capture_pair(test, temp, 7, mode="gray", max_shift=3.0, max_rot_deg=0.5)
+    for name, pair in (("c", f), ("g", g)):
+        cv2.imwrite(str(tmp_path / f"{name}_test.png"), pair["board"][0])
+        cv2.imwrite(str(tmp_path / f"{name}_temp.png"), pair["golden"][0])
+    cam = ReplayCameraSource(ReplayCamera(path=tmp_path, fps=None, loop=False, trigger="free_run"))
+    cam.open()
+    try:
+        refs = {}
+        for _ in range(2):
+            grab = cam.grab(1.0)
+            refs[grab.meta["name"]] = grab.meta["reference"]
+    finally:
+        cam.close()
+    assert refs["c"].shape == f["golden"][0].shape and np.array_equal(refs["c"], f["golden"][0])
+    assert refs["g"].ndim == 2 and refs["g"].dtype == np.uint8 and np.array_equal(refs["g"], g["golden"][0])

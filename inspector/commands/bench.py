@@ -63,6 +63,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a DataMatrix serial on every board, decoded beside the detector in the recipe's region (default), "
         "over the whole frame, or none (when the recipe has no [recipes.code] of its own)",
     )
+    p.add_argument(
+        "--camera",
+        choices=["none", "gray", "colour"],
+        default="none",
+        help="render every board and its reference as a gray or colour camera sees it (texture, light, blur, "
+        "noise, JPEG; --shift/--rotate off), so registration and the model's input preparation work as on a "
+        "line; none (default): the binary synthetic boards, which the preparation passes untouched",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=bench)
 
@@ -120,6 +128,35 @@ def _misplace(folder: Path, shift: float, rotate: float, seed: int = 5) -> None:
         cv2.imwrite(str(path), cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
 
 
+def _as_camera(folder: Path, mode: str, shift: float, rotate: float, seed: int = 9) -> None:
+    """Replace every board and reference by a camera's view of it (`inspector.evaluation.camera_domain`).
+
+    Why: the synthetic boards are binary, and a binary frame skips the preparation (a histogram check,
+    0.5 ms), while a camera frame is registered and binarised under its own light (docs/model.md, *Image
+    domain*). One golden capture per design is the recipe's reference; every board is its own capture,
+    `shift` px / `rotate` deg off, with its own surface, light, blur, noise and JPEG.
+    """
+    import zlib
+
+    import cv2
+
+    from ..evaluation.camera_domain import render
+
+    golden: dict[int, np.ndarray] = {}
+    for i, path in enumerate(sorted(folder.glob("*_test.png"))):
+        ref_path = path.with_name(path.name.replace("_test", "_temp"))
+        ref = cv2.imread(str(ref_path), cv2.IMREAD_GRAYSCALE)
+        key = zlib.crc32(ref.tobytes())
+        if key not in golden:
+            golden[key] = render(ref, seed * 7919 + len(golden), board_seed=key, mode=mode)[0]
+        cv2.imwrite(str(ref_path), golden[key])
+        board = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        frame, _ = render(
+            board, seed * 104_729 + i, board_seed=seed * 15_485_863 + i, mode=mode, max_shift=shift, max_rot_deg=rotate
+        )
+        cv2.imwrite(str(path), frame)
+
+
 def _with_code(folder: Path, recipe, code: str, size: int):
     """Print a DataMatrix serial in each board's top-right corner and read it as `code` says.
 
@@ -154,6 +191,7 @@ def run_bench(
     rotate: float = 0.3,
     code: str = "region",
     designs: int = 1,
+    camera: str = "none",
 ) -> dict:
     from ..capture.replay import ReplayCameraSource
     from ..config import ReplayCamera, load_config
@@ -177,7 +215,9 @@ def run_bench(
     with tempfile.TemporaryDirectory(prefix="pcb-bench-") as tmp:
         folder = write_boards(Path(tmp), boards, seed=11, size=size, designs=designs)
         recipe = _with_code(folder, cfg.recipe(), code, size)
-        if shift > 0 or rotate > 0:
+        if camera != "none":
+            _as_camera(folder, camera, shift, rotate)
+        elif shift > 0 or rotate > 0:
             _misplace(folder, shift, rotate)
         rules = RecipeRules(recipe)
 
@@ -264,6 +304,7 @@ def run_bench(
         "board_shift_px": shift,
         "board_rotate_deg": rotate,
         "designs": designs,
+        "camera": camera,
         "steps": [key for key, _ in STEP_ROWS if steps[key]],
         **rows,
         "e2e_p50_ms": _pct(e2e, 50),
@@ -302,6 +343,8 @@ def bench(args: argparse.Namespace) -> int:
     print(f"placed   up to {res['board_shift_px']:g} px / {res['board_rotate_deg']:g} deg off the reference")
     n = res["designs"]
     print(f"designs  {n} ({'one recipe, one reference' if n == 1 else f'{n} references in turn'})")
+    if res.get("camera", "none") != "none":
+        print(f"camera   {res['camera']} renderings of the boards and their references (prepared as a line's)")
     print(f"{'':12}{'p50 ms':>10}{'p99 ms':>10}")
     for key, name in (*STEP_ROWS, ("e2e", "end-to-end")):
         if key + "_p50_ms" in res:
@@ -331,6 +374,7 @@ def _run_args(model: Path | None, args: argparse.Namespace) -> dict:
         rotate=args.rotate,
         code=args.code,
         designs=args.designs,
+        camera=args.camera,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +72,16 @@ def test_bench_prints_the_litert_and_the_onnx_package_side_by_side(capsys):
     assert "pcb-defect-det@" in out and "pcb-defect-det-onnx@" in out
     cells = rows["invoke p50 ms"].split()[3:]
     assert len(cells) == 2 and all(float(c) > 0 for c in cells)
+
+
+def test_bench_times_camera_frames_through_registration_and_preparation(capsys):
+    """`--camera colour`: the boards and their reference are colour camera renderings, so every board is
+    registered and prepared as on a line (the binary synthetic boards skip the preparation); all are inspected."""
+    shipped = Path(__file__).resolve().parents[2] / "models" / "pcb-defect-det.tflite"
+    rc = main(
+        ["bench", "--model", str(shipped), "--frames", "4", "--boards", "3", "--warmup", "1", "--camera", "colour",
+         "--delegate", "cpu", "--json"]
+    )  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["camera"] == "colour" and out["frames"] == 4 and out["failed"] == 0
+    assert {"register_p50_ms", "prepare_p50_ms"} <= set(out)
