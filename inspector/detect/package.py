@@ -174,6 +174,15 @@ class InputDomain(_Strict):
         "fraction of the way to either level) takes the golden image's material: too weak to be a defect (tarnish, "
         "noise, a blurred edge); 0 = none.",
     )
+    same_contrast: float = Field(
+        0.0,
+        ge=0.0,
+        le=4.0,
+        description="A registered board's pixel whose ratio to the golden capture stays within this factor of the "
+        "ratio expected there (the two captures' light and material levels, fitted) is unsure: where the captures "
+        "agree, a differing mask is the binarisations disagreeing. Unsure differences follow the golden mask unless "
+        "their region holds a sure pixel; 0 or 1 = off.",
+    )
     adaptive_block_px: int = Field(
         51, ge=3, le=1025, description="Neighbourhood (odd px) of the adaptive threshold (method 'adaptive')."
     )

@@ -418,26 +418,9 @@ def _split_with_materials(gray: np.ndarray, spec, materials: np.ndarray, ref_gra
     tx = (xs * k) * (2.0 / max(w - 1, 1)) - 1.0
     ty = (ys * k) * (2.0 / max(h - 1, 1)) - 1.0
     design = np.stack([tx**i * ty**j for i, j in pairs] + [cu], axis=1)
-    keep = np.ones(len(val), bool)
-    coef = np.zeros(design.shape[1])
-    for _ in range(2):  # the second round without the pixels the first could not explain (defects, dirt)
-        a = design[keep]
-        coef = np.linalg.solve(
-            np.einsum("ki,kj->ij", a, a) + 1e-9 * np.eye(a.shape[1]), np.einsum("ki,k->i", a, val[keep])
-        )
-        res = val - design @ coef
-        mad = float(np.median(np.abs(res[keep]))) + 1e-6
-        keep = np.abs(res) < 4.0 * 1.4826 * mad
+    coef = _robust_fit(design, val)
     ratio = math.exp(coef[-1])  # copper level / laminate level under the same light
-    c = np.zeros((deg + 1, deg + 1), np.float64)
-    for (i, j), v in zip(pairs, coef[:-1], strict=True):
-        c[j, i] = v
-    rows = (c @ _powers(w, deg).T).astype(np.float32)
-    ypow = _powers(h, deg).astype(np.float32)
-    field = np.zeros((h, w), np.float32)
-    for j in range(deg + 1):
-        field += ypow[:, j : j + 1] * rows[j]
-    lam = cv2.exp(field)
+    lam = cv2.exp(_poly_field(pairs, coef[:-1], w, h, deg))
     mid = lam * np.float32((1.0 + ratio) * 0.5)
     sf = s.astype(np.float32) + 1.0
     bright = sf > mid
@@ -450,11 +433,53 @@ def _split_with_materials(gray: np.ndarray, spec, materials: np.ndarray, ref_gra
     out = bright.view(np.uint8) * np.uint8(255)
     if bright_to == 0:
         out = 255 - out
-    if ref_gray is not None and spec.same_band > 0.0:
-        out = _hysteresis(out, materials, np.abs(sf - mid) < np.float32(spec.same_band) * np.abs(lam * (ratio - 1) / 2))
+    if ref_gray is not None and (spec.same_band > 0.0 or spec.same_contrast > 1.0):
+        unsure = np.zeros((h, w), bool)
+        if spec.same_band > 0.0:
+            unsure |= np.abs(sf - mid) < np.float32(spec.same_band) * np.abs(lam * (ratio - 1) / 2)
+        if spec.same_contrast > 1.0:
+            # Where the two captures agree (under their light and level ratios), a differing mask is the two
+            # binarisations disagreeing, not the board: a faint trace the golden image's split lost, a dark dot
+            # both captures show, the last fraction of an edge.
+            sg = cv2.medianBlur(ref_gray, spec.smooth_px) if spec.smooth_px > 1 else ref_gray
+            lr = np.log(sf) - np.log(sg.astype(np.float32) + 1.0)
+            rc = _robust_fit(design, lr[::k, ::k][ys, xs].astype(np.float64))
+            expect = _poly_field(pairs, rc[:-1], w, h, deg) + np.float32(rc[-1]) * copper.view(np.uint8)
+            unsure |= np.abs(lr - expect) < np.float32(math.log(spec.same_contrast))
+        out = _hysteresis(out, materials, unsure)
     out = _clean(out, spec)
     out[same] = materials[same]
     return out
+
+
+def _robust_fit(design: np.ndarray, val: np.ndarray) -> np.ndarray:
+    """Least-squares coefficients of `design` for `val`, refitted once without the samples the first fit could not
+    explain (beyond 4 robust sigmas: defects, dirt)."""
+    keep = np.ones(len(val), bool)
+    coef = np.zeros(design.shape[1])
+    for _ in range(2):
+        a = design[keep]
+        # Normal equations, einsum: a multi-threaded BLAS call on matrices this small costs more than it saves.
+        coef = np.linalg.solve(
+            np.einsum("ki,kj->ij", a, a) + 1e-9 * np.eye(a.shape[1]), np.einsum("ki,k->i", a, val[keep])
+        )
+        res = val - design @ coef
+        mad = float(np.median(np.abs(res[keep]))) + 1e-6
+        keep = np.abs(res) < 4.0 * 1.4826 * mad
+    return coef
+
+
+def _poly_field(pairs: list[tuple[int, int]], coef: np.ndarray, w: int, h: int, deg: int) -> np.ndarray:
+    """(h, w) float32 values of the polynomial sum(coef * x^i y^j) over [-1, 1]^2, as Y @ C @ X.T."""
+    c = np.zeros((deg + 1, deg + 1), np.float64)
+    for (i, j), v in zip(pairs, coef, strict=True):
+        c[j, i] = v
+    rows = (c @ _powers(w, deg).T).astype(np.float32)
+    ypow = _powers(h, deg).astype(np.float32)
+    field = np.zeros((h, w), np.float32)
+    for j in range(deg + 1):
+        field += ypow[:, j : j + 1] * rows[j]
+    return field
 
 
 def _hysteresis(board: np.ndarray, golden: np.ndarray, unsure: np.ndarray) -> np.ndarray:

@@ -275,3 +275,37 @@ def test_a_weak_spot_keeps_the_golden_material_and_a_hole_keeps_its_full_extent(
     assert band[weak].mean() == 0.0
     assert band[hole].mean() > 0.8 and band[hole].sum() >= plain[hole].sum()
     assert band[~(weak | hole)].sum() <= plain[~(weak | hole)].sum()
+
+
+def test_where_the_two_captures_agree_a_differing_mask_follows_the_golden_one():
+    """`same_contrast`: a piece of copper the golden image's own split lost (a faint trace in a dark corner, as on
+    DeepPCB 20085027) is copper in both captures, so the board follows the golden mask there instead of showing
+    "extra copper"; a hole painted into the board's capture differs from the golden capture and is shown whole."""
+    test, temp, _ = _pair()
+    spec = read_meta(SHIPPED).input_domain.model_copy(update={"same_band": 0.0, "same_contrast": 0.0})
+    gated = spec.model_copy(update={"same_contrast": 1.4})
+    f = capture_pair(temp, temp, 11, mode="gray")
+    golden = f["golden"][0]
+    golden_in = prepare(golden, spec, "golden")
+    copper = golden_in == 0
+    inner = cv2.erode(copper.view(np.uint8), np.ones((31, 31), np.uint8)).view(bool)  # deep inside copper
+    ys, xs = np.nonzero(inner)
+    assert len(ys) > 2, "the fixture board has no copper pour wide enough"
+    (ly, lx), (y, x) = (
+        (int(ys[len(ys) // 4]), int(xs[len(ys) // 4])),
+        (int(ys[3 * len(ys) // 4]), int(xs[3 * len(ys) // 4])),
+    )
+    assert abs(ly - y) + abs(lx - x) > 40, "the two spots overlap"
+    lost = np.zeros_like(copper)
+    lost[ly - 10 : ly + 10, lx - 10 : lx + 10] = True  # the golden split "lost" this piece of copper
+    wrong_mask = golden_in.copy()
+    wrong_mask[lost] = 255
+    good = f["good"][0].copy()
+    hole = np.zeros_like(copper)
+    cv2.circle(hole.view(np.uint8), (x, y), 6, 1, -1)
+    good[hole] = np.uint8(np.median(good[~copper]))  # bare laminate where the golden board has copper
+    plain = prepare(good, spec, "good", reference=(golden, wrong_mask)) != wrong_mask
+    gate = prepare(good, gated, "good", reference=(golden, wrong_mask)) != wrong_mask
+    assert plain[lost].mean() > 0.8  # its own split finds the copper the golden mask lacks: a false difference
+    assert gate[lost].mean() == 0.0
+    assert gate[hole].mean() > 0.8 and gate[hole].sum() >= plain[hole].sum()
