@@ -24,7 +24,7 @@ python -m inspector.training.train --data "$DATA" --out "$RUN/det-v1-sc" --steps
   --seed 3 --eval-every 2500 --scale-max 1.6 --init-weights "$RUN/det-v1-ft/last.weights.h5"
 # Stage 4: the training boards as a camera gives them to the station (rendered gray and colour, registered,
 # binarised by the package's input_domain), half of the crops; resumes like the others. Rendered with 1.9.0's
-# preparation (no same_band), as the shipped weights were trained.
+# preparation (no same_contrast), as the shipped weights were trained.
 python -m inspector.training.camera_cache --data "$DATA" --out "$RUN/camera-cache" --renders 4 \
   --sidecar models/releases/pcb-defect-det-1.9.0.json
 python -m inspector.training.train --data "$DATA" --out "$RUN/det-v1-cam" --steps 3000 --lr 3e-4 --warmup 100 \
@@ -35,7 +35,7 @@ mkdir -p "$PKG" "$RUN/export"
 python -m inspector.training.export --weights "$RUN/det-v1-cam/last.weights.h5" --data "$DATA" \
   --out "$PKG/pcb-defect-det.tflite" --float-out "$RUN/export/pcb-defect-det-float.tflite" \
   --check 16 --version "$VERSION" --tta hflip --multiscale 0.8 --multiscale-min-box 50 --label-margin 9 \
-  --join-fragments 0.1 --cross-class 0.5 --input-domain '{"kind": "binary_copper", "same_band": 0.3}'
+  --join-fragments 0.1 --cross-class 0.5 --input-domain '{"kind": "binary_copper", "same_contrast": 1.4}'
 cp "$RUN/det-v1-cam/last.weights.h5" "$PKG/pcb-defect-det.weights.h5"
 # Figures: written into the package's sidecar by evaluate, rendered into the card by a script (no hand copies).
 pcb-inspector evaluate --root "$DATA" --groups 44000,92000 --out "$RUN/eval-int8" \
