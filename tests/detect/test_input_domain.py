@@ -239,27 +239,31 @@ def test_a_bare_board_stays_one_material_and_shows_only_a_real_blob(shipped, mod
         assert rules.decide(shipped.detect(board, golden), shipped.info.default_thresholds).verdict is Verdict.REJECT
 
 
+def _golden_with_two_copper_spots():
+    """The fixture's golden board captured square twice (gray): the shipped preparation with both
+    golden-following rules off, the golden capture and its mask, a copy of the second capture to paint
+    on, and two points deep inside copper pours, a quarter and three quarters of the way through them."""
+    _, temp, _ = _pair()
+    spec = read_meta(SHIPPED).input_domain.model_copy(update={"same_band": 0.0, "same_contrast": 0.0})
+    f = capture_pair(temp, temp, 11, mode="gray")
+    golden = f["golden"][0]
+    golden_in = prepare(golden, spec, "golden")
+    inner = cv2.erode((golden_in == 0).view(np.uint8), np.ones((31, 31), np.uint8)).view(bool)  # deep in copper
+    ys, xs = np.nonzero(inner)
+    assert len(ys) > 2, "the fixture board has no copper pour wide enough"
+    spots = [(int(ys[i]), int(xs[i])) for i in (len(ys) // 4, 3 * len(ys) // 4)]
+    return spec, golden, golden_in, f["good"][0].copy(), spots
+
+
 def test_a_weak_spot_keeps_the_golden_material_and_a_hole_keeps_its_full_extent():
     """`same_band`: on a registered board, a spot that only just crosses the midpoint of the two levels (tarnish,
     noise) keeps the golden image's material, while a hole at the laminate's level is shown with its rim (the
     unsure pixels joined to it), as large as without the band."""
-    test, temp, _ = _pair()
-    spec = read_meta(SHIPPED).input_domain.model_copy(update={"same_band": 0.0})
+    spec, golden, golden_in, good, spots_at = _golden_with_two_copper_spots()
     banded = spec.model_copy(update={"same_band": 0.5})
-    f = capture_pair(temp, temp, 11, mode="gray")
-    golden = f["golden"][0]
-    golden_in = prepare(golden, spec, "golden")
     copper = golden_in == 0
-    inner = cv2.erode(copper.view(np.uint8), np.ones((31, 31), np.uint8)).view(bool)  # deep inside copper
-    ys, xs = np.nonzero(inner)
-    assert len(ys) > 2, "the fixture board has no copper pour wide enough"
-    good = f["good"][0].copy()
     spots = []
-    for i, level in (
-        (len(ys) // 4, 0.25),
-        (3 * len(ys) // 4, 1.0),
-    ):  # a weak spot a quarter of the way past the midpoint; a hole
-        y, x = int(ys[i]), int(xs[i])
+    for (y, x), level in zip(spots_at, (0.25, 1.0)):  # a weak spot a quarter of the way past the midpoint; a hole
         win = (slice(max(0, y - 40), y + 40), slice(max(0, x - 40), x + 40))
         cu = float(np.median(good[win][copper[win]]))
         lam = float(np.median(good[win][~copper[win]])) if (~copper[win]).any() else float(np.median(good[~copper]))
@@ -281,26 +285,14 @@ def test_where_the_two_captures_agree_a_differing_mask_follows_the_golden_one():
     """`same_contrast`: a piece of copper the golden image's own split lost (a faint trace in a dark corner, as on
     DeepPCB 20085027) is copper in both captures, so the board follows the golden mask there instead of showing
     "extra copper"; a hole painted into the board's capture differs from the golden capture and is shown whole."""
-    test, temp, _ = _pair()
-    spec = read_meta(SHIPPED).input_domain.model_copy(update={"same_band": 0.0, "same_contrast": 0.0})
+    spec, golden, golden_in, good, ((ly, lx), (y, x)) = _golden_with_two_copper_spots()
     gated = spec.model_copy(update={"same_contrast": 1.4})
-    f = capture_pair(temp, temp, 11, mode="gray")
-    golden = f["golden"][0]
-    golden_in = prepare(golden, spec, "golden")
     copper = golden_in == 0
-    inner = cv2.erode(copper.view(np.uint8), np.ones((31, 31), np.uint8)).view(bool)  # deep inside copper
-    ys, xs = np.nonzero(inner)
-    assert len(ys) > 2, "the fixture board has no copper pour wide enough"
-    (ly, lx), (y, x) = (
-        (int(ys[len(ys) // 4]), int(xs[len(ys) // 4])),
-        (int(ys[3 * len(ys) // 4]), int(xs[3 * len(ys) // 4])),
-    )
     assert abs(ly - y) + abs(lx - x) > 40, "the two spots overlap"
     lost = np.zeros_like(copper)
     lost[ly - 10 : ly + 10, lx - 10 : lx + 10] = True  # the golden split "lost" this piece of copper
     wrong_mask = golden_in.copy()
     wrong_mask[lost] = 255
-    good = f["good"][0].copy()
     hole = np.zeros_like(copper)
     cv2.circle(hole.view(np.uint8), (x, y), 6, 1, -1)
     good[hole] = np.uint8(np.median(good[~copper]))  # bare laminate where the golden board has copper
