@@ -73,6 +73,8 @@ def test_shipped_sidecar_declares_binary_copper():
         ({"kind": "binary_copper", "smooth_px": 4}, "input_domain.smooth_px"),
         ({"kind": "binary_copper", "copper_level": 128}, "input_domain.copper_level"),
         ({"kind": "binary_copper", "treshold": 3}, "input_domain.treshold"),
+        ({"kind": "binary_copper", "same_band": 1.0}, "input_domain.same_band"),
+        ({"kind": "binary_copper", "same_contrast": -1.4}, "input_domain.same_contrast"),
     ],
 )
 def test_bad_input_domain_is_refused_naming_the_key(tmp_path, bad, key):
