@@ -303,3 +303,23 @@ def test_where_the_two_captures_agree_a_differing_mask_follows_the_golden_one():
     assert plain[lost].mean() > 0.8  # its own split finds the copper the golden mask lacks: a false difference
     assert gate[lost].mean() == 0.0
     assert gate[hole].mean() > 0.8 and gate[hole].sum() >= plain[hole].sum()
+
+
+def test_specks_of_either_level_are_flipped_and_larger_islands_kept():
+    """`remove_specks` by area, both levels, 8-connected: a 3x5 copper speck (15 px) and a 4x3 laminate hole
+    (12 px) go; a 4x4 pad (16 px), a diagonal 1-px line of 20 px (a thin spur, 8-connected) and the frame stay."""
+    from inspector.detect.prepare import remove_specks
+
+    mask = np.full((64, 64), 255, np.uint8)
+    mask[5:8, 5:10] = 0  # speck: 15 px
+    mask[20:24, 20:24] = 0  # pad: 16 px, kept
+    for i in range(20):  # diagonal line: one island under 8-connectivity, twenty under 4
+        mask[30 + i, 40 + i] = 0
+    mask[50:60, 50:60] = 0
+    mask[54:57, 54:58] = 255  # a 12 px hole in that pour
+    want = mask.copy()
+    want[5:8, 5:10] = 255
+    want[54:57, 54:58] = 0
+    out = remove_specks(mask, 16)
+    assert np.array_equal(out, want)
+    assert np.array_equal(mask[5:8, 5:10], np.zeros((3, 5), np.uint8))  # the input is not changed
