@@ -1,7 +1,8 @@
 """Choose the camera preparation (`input_domain`) on the TRAINING boards, never on the held-out ones.
 
     .venv/bin/python scripts/prepare_sweep.py --root ../shared/datasets/deeppcb \
-        --model models/pcb-defect-det.tflite [--seed 7] [--every 1] [--json] shipped same_band=0.3 speck_px=8
+        --model models/pcb-defect-det.tflite [--seed 7] [--profile line|harsh] [--every 1] [--json] \
+        shipped same_band=0.3 speck_px=8
 
 For each variant (`shipped`, or comma-separated `field=value` overrides of the sidecar's `input_domain`) the
 script writes a package beside the cache (the same model file, the changed sidecar), renders every training
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", type=Path, required=True, help="DeepPCB-layout dataset")
     ap.add_argument("--model", type=Path, default=Path("models/pcb-defect-det.tflite"))
     ap.add_argument("--seed", type=int, default=7, help="camera seed (evaluate --camera uses 0 and 1)")
+    ap.add_argument(
+        "--profile", choices=("line", "harsh"), default="line", help="camera set-up of the renderings (camera_domain)"
+    )
     ap.add_argument("--every", type=int, default=1, help="every Nth training pair (1 = all)")
     ap.add_argument("--cache", type=Path, default=Path("runs/prepare-sweep"))
     ap.add_argument("--json", action="store_true", help="one JSON object per variant and camera")
@@ -62,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     pairs = load_list(args.root)
     train, _, _ = held_out_split(args.root, pairs)
     train = train[:: args.every]
-    renders = args.cache / f"renders-seed{args.seed}"
+    renders = args.cache / (f"renders-seed{args.seed}" + ("" if args.profile == "line" else f"-{args.profile}"))
     renders.mkdir(parents=True, exist_ok=True)
     shipped = json.loads(args.model.with_suffix(".json").read_text())
 
@@ -71,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         if f.exists():
             z = np.load(f)
             return z["b"], z["r"], z["g"], z["t"]
-        cam = {"mode": mode, "shift": 3.0, "rotate": 0.5, "seed": args.seed}
+        cam = {"mode": mode, "shift": 3.0, "rotate": 0.5, "seed": args.seed, "profile": args.profile}
         b, r, g, t = _camera_frames(read_gray(pair.test_path), read_gray(pair.template_path), pair, cam)
         t = np.asarray(t, np.float32).reshape(-1, 4)
         np.savez(f.with_suffix(".tmp.npz"), b=b, r=r, g=g, t=t)
@@ -111,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             row = {
                 "variant": spec,
                 "camera": mode,
+                "profile": args.profile,
                 "boards": len(train),
                 "map50": round(m.map50, 4),
                 "escapes": escapes,
@@ -121,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(row), flush=True)
             else:
                 print(
-                    f"{spec:30s} {mode:6s} boards {len(train)}  mAP@0.5 {m.map50:.4f}  escapes {escapes}  "
+                    f"{spec:30s} {mode:6s} {args.profile:5s} boards {len(train)}  mAP@0.5 {m.map50:.4f}  escapes {escapes}  "
                     f"known-good rejected {len(rejected)} {' '.join(rejected)}",
                     flush=True,
                 )

@@ -56,6 +56,27 @@ def test_colour_rendering_has_three_distinct_channels():
         render(test, 2, mode="ir")
 
 
+def test_harsh_profile_is_the_same_capture_taken_by_a_worse_set_up():
+    """Same seed, same board and misregistration; lower contrast, more blur, noise and JPEG loss (over many seeds,
+    within the documented ranges); 'line' is the default and an unknown profile is refused."""
+    test, _ = _pair()
+    copper = test < 128
+    for seed in range(12):
+        line, cl = render(test, seed, max_shift=3, max_rot_deg=0.5)
+        assert np.array_equal(line, render(test, seed, max_shift=3, max_rot_deg=0.5, profile="line")[0])
+        harsh, ch = render(test, seed, max_shift=3, max_rot_deg=0.5, profile="harsh")
+        assert np.array_equal(cl.matrix, ch.matrix)
+        assert 1.5 <= ch.copper / ch.laminate < cl.copper / cl.laminate
+        assert 1.0 <= ch.blur_sigma <= 2.0 and ch.blur_sigma > cl.blur_sigma
+        assert 4.0 <= ch.noise_sigma <= 8.0 and ch.noise_sigma == 2 * cl.noise_sigma
+        assert 60 <= ch.jpeg_quality <= 80 and ch.jpeg_quality < cl.jpeg_quality
+        # what the camera shows: the copper/laminate step is smaller than on the line camera's frame
+        step = lambda f: float(np.median(f[copper])) - float(np.median(f[~copper]))  # noqa: E731
+        assert step(harsh) < step(line)
+    with pytest.raises(ValueError, match="'line' or 'harsh'"):
+        render(test, 1, profile="night")
+
+
 def test_misregistration_stays_within_3_px_and_half_a_degree():
     test, temp = _pair()
     h, w = test.shape

@@ -89,3 +89,27 @@ def test_evaluate_runs_the_onnx_package_on_the_runtime_its_sidecar_names(tmp_pat
     printed = capsys.readouterr().out
     assert "== model: pcb-defect-det-onnx@" in printed and "on CPU (ONNX Runtime x1), 2 boards" in printed
     assert "== compared model: pcb-defect-det@" in printed and "on CPU XNNPACK x1, 2 boards" in printed
+
+
+@pytest.mark.skipif(not MODEL.is_file(), reason="the shipped model is not in models/")
+def test_camera_figures_of_each_profile_go_beside_the_binarised_ones(tmp_path, capsys):
+    """`--camera gray` and `--camera gray --camera-profile harsh` write their own sidecar blocks, each with the
+    command that re-makes it, and never touch `val_int8`."""
+    _deeppcb_layout(tmp_path / "data", 2)
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    shutil.copy(MODEL, pkg)
+    shutil.copy(MODEL.with_suffix(".json"), pkg)
+    model = pkg / MODEL.name
+    before = json.loads(model.with_suffix(".json").read_text())["metrics"]["val_int8"]
+    common = ["evaluate", "--root", str(tmp_path / "data"), "--list", str(tmp_path / "data" / "test.txt"),
+              "--model", str(model), "--write-sidecar", "--camera", "gray", "--camera-shift", "3"]  # fmt: skip
+    assert main([*common, "--out", str(tmp_path / "line")]) == 0
+    assert main([*common, "--out", str(tmp_path / "harsh"), "--camera-profile", "harsh"]) == 0
+    capsys.readouterr()
+    metrics = json.loads(model.with_suffix(".json").read_text())["metrics"]
+    assert metrics["val_int8"] == before
+    line, harsh = metrics["val_int8_camera_gray"], metrics["val_int8_camera_gray_harsh"]
+    assert line["boards"] == harsh["boards"] == 2
+    assert "--camera-profile" not in line["command"] and line["command"].endswith("--camera-seed 0")
+    assert harsh["command"].endswith("--camera-seed 0 --camera-profile harsh")

@@ -44,6 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--camera-rotate", type=float, default=0.0, help="largest residual rotation of a capture, deg")
     p.add_argument("--camera-seed", type=int, default=0, help="seed of the camera renderings")
     p.add_argument(
+        "--camera-profile",
+        choices=("line", "harsh"),
+        default="line",
+        help="'line': a camera set up as docs/model.md asks; 'harsh': lower contrast, more blur, noise and JPEG, "
+        "steeper light (inspector.evaluation.camera_domain.Profile)",
+    )
+    p.add_argument(
         "--write-sidecar",
         action="store_true",
         help="store these figures in the model's sidecar (metrics.val_int8, and val_float_tflite with --compare-model)",
@@ -160,7 +167,15 @@ def _camera_frames(board: np.ndarray, ref: np.ndarray, pair, camera: dict):
     from ..evaluation.camera_domain import capture_pair, map_boxes
 
     seed = camera["seed"] * 1_000_003 + zlib.crc32(pair.id.encode())
-    f = capture_pair(board, ref, seed, mode=camera["mode"], max_shift=camera["shift"], max_rot_deg=camera["rotate"])
+    f = capture_pair(
+        board,
+        ref,
+        seed,
+        mode=camera["mode"],
+        max_shift=camera["shift"],
+        max_rot_deg=camera["rotate"],
+        profile=camera.get("profile", "line"),
+    )
     truth = map_boxes(pair.boxes, f["board"][1].matrix)
     return f["board"][0], f["golden"][0], f["good"][0], truth
 
@@ -209,6 +224,7 @@ def evaluate(args: argparse.Namespace) -> int:
             "shift": args.camera_shift,
             "rotate": args.camera_rotate,
             "seed": args.camera_seed,
+            "profile": args.camera_profile,
         }
     main = _evaluate_model(args.model, pairs, args.out, args.floor, args.threads, camera)
     result = {"main": main}
@@ -256,12 +272,14 @@ def _write_sidecar(args: argparse.Namespace, result: dict) -> None:
     keep = ("model", "backend", "escaped_boards", "unregistered_boards")
     metrics = doc.setdefault("metrics", {})
     if args.camera:  # camera-domain figures sit beside the binarised ones, never in their place
-        key = f"val_int8_camera_{args.camera}"
+        harsh = args.camera_profile == "harsh"
+        key = f"val_int8_camera_{args.camera}" + ("_harsh" if harsh else "")
         metrics[key] = {k: v for k, v in result["main"].items() if k not in keep}
         groups = f" --groups {args.groups}" if args.groups else ""
         metrics[key]["command"] = (
             f"pcb-inspector evaluate --root DEEPPCB{groups} --camera {args.camera} --camera-shift {args.camera_shift:g} "
             f"--camera-rotate {args.camera_rotate:g} --camera-seed {args.camera_seed}"
+            + (" --camera-profile harsh" if harsh else "")
         )
         side.write_text(json.dumps(doc, indent=2) + "\n")
         print(f"figures written to {side} ({key})", file=sys.stderr)
