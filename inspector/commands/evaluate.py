@@ -47,8 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--camera-profile",
         choices=("line", "harsh"),
         default="line",
-        help="'line': a camera set up as docs/model.md asks; 'harsh': lower contrast, more blur, noise and JPEG, "
-        "steeper light (inspector.evaluation.camera_domain.Profile)",
+        help="'line': a camera set up as docs/model.md asks; 'harsh': lower contrast, more blur, noise and JPEG "
+        "(inspector.evaluation.camera_domain.Profile)",
     )
     p.add_argument(
         "--write-sidecar",
