@@ -183,6 +183,12 @@ class InputDomain(_Strict):
         "agree, a differing mask is the binarisations disagreeing. Unsure differences follow the golden mask unless "
         "their region holds a sure pixel; 0 or 1 = off.",
     )
+    same_material: Literal["golden", "either"] = Field(
+        "golden",
+        description="same_contrast compares a pixel's ratio with the ratio of the material the golden mask gives it "
+        "('golden'), or with both materials' ratios ('either': unsure wherever the two captures show the same "
+        "material, even where the golden mask's label is wrong).",
+    )
     same_min_px: int = Field(
         0,
         ge=0,

@@ -76,6 +76,7 @@ def test_shipped_sidecar_declares_binary_copper():
         ({"kind": "binary_copper", "same_band": 1.0}, "input_domain.same_band"),
         ({"kind": "binary_copper", "same_contrast": -1.4}, "input_domain.same_contrast"),
         ({"kind": "binary_copper", "same_min_px": 100}, "input_domain.same_min_px"),
+        ({"kind": "binary_copper", "same_material": "board"}, "input_domain.same_material"),
     ],
 )
 def test_bad_input_domain_is_refused_naming_the_key(tmp_path, bad, key):
@@ -349,3 +350,30 @@ def test_a_few_noisy_pixels_do_not_keep_a_region_the_captures_agree_on():
     assert any_sure[lost].mean() > 0.8  # the noisy block kept the whole lost region
     assert clustered[lost].mean() == 0.0
     assert clustered[hole].mean() > 0.8 and clustered[hole].sum() == any_sure[hole].sum()
+
+
+def test_agreeing_captures_are_judged_by_either_material_not_by_the_golden_label():
+    """`same_material: either`: the golden split lost a piece of copper (as above), and the board's capture shows
+    copper 1.6x brighter against its laminate than the golden capture does (another exposure). Judged against the
+    golden label (laminate) that copper differs by the contrast ratio, so the lost piece came back as extra copper;
+    judged against either material it is copper in both captures and follows the golden mask. A hole still shows."""
+    spec, golden, golden_in, good, ((ly, lx), (y, x)) = _golden_with_two_copper_spots()
+    spec = spec.model_copy(update={"same_contrast": 1.4})
+    copper = golden_in == 0
+    lost = np.zeros_like(copper)
+    lost[ly - 10 : ly + 10, lx - 10 : lx + 10] = True
+    wrong_mask = golden_in.copy()
+    wrong_mask[lost] = 255
+    lam = float(np.median(good[~copper]))
+    bright = good.astype(np.float32)
+    bright[copper] = lam + (bright[copper] - lam) * 1.6  # the board capture's copper/laminate step 1.6x larger
+    good = np.clip(bright, 0, 255).astype(np.uint8)
+    hole = np.zeros_like(copper)
+    cv2.circle(hole.view(np.uint8), (x, y), 6, 1, -1)
+    good[hole] = np.uint8(lam)
+    by_label = prepare(good, spec, "good", reference=(golden, wrong_mask)) != wrong_mask
+    either = spec.model_copy(update={"same_material": "either"})
+    by_either = prepare(good, either, "good", reference=(golden, wrong_mask)) != wrong_mask
+    assert by_label[lost].mean() > 0.8
+    assert by_either[lost].mean() == 0.0
+    assert by_either[hole].mean() > 0.8 and by_either[hole].sum() == by_label[hole].sum()
