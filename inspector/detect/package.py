@@ -186,8 +186,8 @@ class InputDomain(_Strict):
     same_material: Literal["golden", "either"] = Field(
         "golden",
         description="same_contrast compares a pixel's ratio with the ratio of the material the golden mask gives it "
-        "('golden'), or with both materials' ratios ('either': unsure wherever the two captures show the same "
-        "material, even where the golden mask's label is wrong).",
+        "('golden'), or, where the golden capture lies between its two levels and its label may be wrong, with "
+        "either material's ratio ('either').",
     )
     same_min_px: int = Field(
         0,

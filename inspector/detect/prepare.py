@@ -451,14 +451,20 @@ def _split_with_materials(gray: np.ndarray, spec, materials: np.ndarray, ref_gra
             light = sum(rc[n] * px**i * py**j for n, (i, j) in enumerate(pairs))
             lr = np.log(sf[dy, dx].astype(np.float64)) - np.log(sg[dy, dx] + 1.0)
             near = math.log(spec.same_contrast)
+            agree = np.abs(lr - (light + rc[-1] * copper[dy, dx])) < near
             if spec.same_material == "either":
-                # The same material in both captures, whichever it is: the golden mask's own label is what may be
-                # wrong (a tarnished spot of a pour its split took for laminate), and judged against the label's
-                # ratio that spot differed by the two captures' contrast ratio and kept a false difference.
-                # A defect puts different materials in the two captures and fits neither ratio.
-                unsure[dy, dx] |= (np.abs(lr - light) < near) | (np.abs(lr - (light + rc[-1])) < near)
-            else:
-                unsure[dy, dx] |= np.abs(lr - (light + rc[-1] * copper[dy, dx])) < near
+                # Where the golden capture itself sits between its two levels, its mask's label may be wrong (a
+                # tarnished spot of a pour its split took for laminate); judged against that label's ratio the
+                # spot differed by the two captures' contrast ratio and kept a false difference. There, the same
+                # material in both captures, whichever it is, is unsure. Where the golden capture is clearly one
+                # material the label stands: the other material's ratio would also excuse a defect's blurred rim.
+                gold_lam = np.log(lam[dy, dx].astype(np.float64)) - light  # the golden capture's levels, in log
+                step = coef[-1] - rc[-1]  # its copper/laminate contrast
+                pos = (np.log(sg[dy, dx] + 1.0) - gold_lam) / (step if abs(step) > 1e-6 else 1e-6)
+                unclear = np.abs(pos - 0.5) < _UNCLEAR_BAND
+                other = np.abs(lr - (light + rc[-1] * ~copper[dy, dx])) < near
+                agree |= unclear & other
+            unsure[dy, dx] |= agree
         out = _hysteresis(out, materials, unsure, spec.same_min_px)
     out = _clean(out, spec)
     out[same] = materials[same]
@@ -477,6 +483,11 @@ def _sample_powers(h: int, w: int, k: int, deg: int) -> np.ndarray:
     table = np.stack([np.broadcast_to(tx**i * ty**j, (ty.shape[0], tx.shape[1])) for i, j in pairs], axis=2)
     table.flags.writeable = False
     return table
+
+
+_UNCLEAR_BAND = 0.3
+"""`same_material: either`: a golden pixel within 0.3 of the way from the midpoint to either of its two levels (in
+log) is unclear: its mask's label may be wrong."""
 
 
 def _robust_fit(design: np.ndarray, val: np.ndarray) -> np.ndarray:

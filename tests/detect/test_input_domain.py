@@ -5,6 +5,7 @@ converted or refused. Runs the real shipped model."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import cv2
@@ -352,28 +353,35 @@ def test_a_few_noisy_pixels_do_not_keep_a_region_the_captures_agree_on():
     assert clustered[hole].mean() > 0.8 and clustered[hole].sum() == any_sure[hole].sum()
 
 
-def test_agreeing_captures_are_judged_by_either_material_not_by_the_golden_label():
-    """`same_material: either`: the golden split lost a piece of copper (as above), and the board's capture shows
-    copper 1.6x brighter against its laminate than the golden capture does (another exposure). Judged against the
-    golden label (laminate) that copper differs by the contrast ratio, so the lost piece came back as extra copper;
-    judged against either material it is copper in both captures and follows the golden mask. A hole still shows."""
+def test_where_the_golden_capture_is_unclear_either_material_may_agree():
+    """`same_material: either`: a tarnished spot of a copper pour sits between the two levels in the golden capture,
+    and the golden split took its middle for laminate. The board's capture shows copper twice as far above its laminate
+    (another exposure), so there the spot stays copper. Judged against the golden label (laminate) the spot differs by the contrast ratio and came
+    back as extra copper; where the golden capture is unclear, either material may agree, and it follows the golden
+    mask. A hole punched through clear copper still shows whole."""
     spec, golden, golden_in, good, ((ly, lx), (y, x)) = _golden_with_two_copper_spots()
     spec = spec.model_copy(update={"same_contrast": 1.4})
     copper = golden_in == 0
-    lost = np.zeros_like(copper)
-    lost[ly - 10 : ly + 10, lx - 10 : lx + 10] = True
+    disc = np.zeros(copper.shape, np.float32)
+    cv2.circle(disc, (lx, ly), 10, 1.0, -1)
+    g_lam, g_cu = float(np.median(golden[~copper])), float(np.median(golden[disc > 0]))
+    tarnish = math.exp(math.log(g_lam) + 0.4 * (math.log(g_cu) - math.log(g_lam))) / g_cu  # 40 % of the way up, in log
+    disc = cv2.GaussianBlur(disc, (0, 0), 2.0)  # a smooth spot, as tarnish is
+    factor = 1.0 - (1.0 - tarnish) * disc
+    golden = np.clip(golden * factor, 0, 255).astype(np.uint8)
+    lost = (disc > 0.05) & (cv2.medianBlur(golden, 3) < (g_lam + g_cu) / 2)  # what a split at the midpoint loses
     wrong_mask = golden_in.copy()
     wrong_mask[lost] = 255
     lam = float(np.median(good[~copper]))
-    bright = good.astype(np.float32)
-    bright[copper] = lam + (bright[copper] - lam) * 1.6  # the board capture's copper/laminate step 1.6x larger
-    good = np.clip(bright, 0, 255).astype(np.uint8)
+    board = good.astype(np.float32)
+    board[copper] = lam + (board[copper] - lam) * 2.0  # the board capture's copper/laminate step twice as large
+    good = np.clip(board * factor, 0, 255).astype(np.uint8)  # the same spot on the same board
     hole = np.zeros_like(copper)
     cv2.circle(hole.view(np.uint8), (x, y), 6, 1, -1)
     good[hole] = np.uint8(lam)
     by_label = prepare(good, spec, "good", reference=(golden, wrong_mask)) != wrong_mask
     either = spec.model_copy(update={"same_material": "either"})
     by_either = prepare(good, either, "good", reference=(golden, wrong_mask)) != wrong_mask
-    assert by_label[lost].mean() > 0.8
+    assert by_label[lost].mean() > 0.2  # a false difference: the board capture sees copper there
     assert by_either[lost].mean() == 0.0
     assert by_either[hole].mean() > 0.8 and by_either[hole].sum() == by_label[hole].sum()
