@@ -189,14 +189,6 @@ class InputDomain(_Strict):
         "('golden'), or, where the golden capture lies between its two levels and its label may be wrong, with "
         "either material's ratio ('either').",
     )
-    same_min_px: int = Field(
-        0,
-        ge=0,
-        le=64,
-        description="With same_band or same_contrast: a region of differing pixels is kept only where its sure pixels "
-        "form a cluster of at least this many px (8-connected); single sure pixels are sensor noise and JPEG loss. "
-        "0 or 1 = any sure pixel.",
-    )
     adaptive_block_px: int = Field(
         51, ge=3, le=1025, description="Neighbourhood (odd px) of the adaptive threshold (method 'adaptive')."
     )

@@ -308,15 +308,15 @@ def _follow_golden(gray: np.ndarray, spec, ref_gray: np.ndarray, ref_mask: np.nd
     return out
 
 
-def remove_specks(mask: np.ndarray, max_area: int, levels: tuple[int, ...] = (255, 0)) -> np.ndarray:
-    """Flip islands of either level (of `levels`, in that order) smaller than `max_area` pixels to their surroundings.
+def remove_specks(mask: np.ndarray, max_area: int) -> np.ndarray:
+    """Flip islands of either level smaller than `max_area` pixels to their surroundings.
 
     Why by area and not by opening: texture and noise leave specks of a few pixels that the network
     takes for spurious copper or pin-holes, while a real break in a trace or a thin spur is narrow
     but long, and an opening would erase it.
     """
     out = mask.copy()
-    for level in levels:
+    for level in (255, 0):
         # Labels, then areas by counting: OpenCV's own statistics cost 2 ms a frame more than the labelling.
         n, labels = cv2.connectedComponents((out == level).view(np.uint8), connectivity=8)
         small = np.flatnonzero(np.bincount(labels.ravel(), minlength=n)[1:] < max_area) + 1
@@ -465,7 +465,7 @@ def _split_with_materials(gray: np.ndarray, spec, materials: np.ndarray, ref_gra
                 other = np.abs(lr - (light + rc[-1] * ~copper[dy, dx])) < near
                 agree |= unclear & other
             unsure[dy, dx] |= agree
-        out = _hysteresis(out, materials, unsure, spec.same_min_px)
+        out = _hysteresis(out, materials, unsure)
     out = _clean(out, spec)
     out[same] = materials[same]
     return out
@@ -518,9 +518,8 @@ def _poly_field(pairs: list[tuple[int, int]], coef: np.ndarray, w: int, h: int, 
     return field
 
 
-def _hysteresis(board: np.ndarray, golden: np.ndarray, unsure: np.ndarray, min_sure_px: int = 0) -> np.ndarray:
-    """`board` (a mask) where it differs from `golden` in a region that holds sure pixels, else `golden`; with
-    `min_sure_px` > 1, sure pixels count only in 8-connected clusters of at least that many.
+def _hysteresis(board: np.ndarray, golden: np.ndarray, unsure: np.ndarray) -> np.ndarray:
+    """`board` (a mask) where it differs from `golden` in a region that holds at least one sure pixel, else `golden`.
 
     Why hysteresis: a board pixel near the midpoint of its two levels (`unsure`) is as likely tarnish, noise or
     the blurred last fraction of an edge as a defect; alone, such pixels made pin-holes and spurs on known-good
@@ -531,13 +530,8 @@ def _hysteresis(board: np.ndarray, golden: np.ndarray, unsure: np.ndarray, min_s
     if not diff.any():
         return board
     n, labels = cv2.connectedComponents(diff.view(np.uint8), connectivity=8)
-    sure_px = diff & ~unsure
-    if min_sure_px > 1:
-        # A defect's core differs by the full material contrast over many pixels; under heavy noise and JPEG single
-        # pixels of a weak difference cross the `same_contrast` factor too, and one of them kept a whole region.
-        sure_px = remove_specks(sure_px.view(np.uint8) * np.uint8(255), min_sure_px, levels=(255,)) == 255
     sure = np.zeros(n, bool)
-    sure[np.unique(labels[sure_px])] = True
+    sure[np.unique(labels[diff & ~unsure])] = True
     sure[0] = False
     keep = sure[labels]
     return np.where(keep, board, golden)

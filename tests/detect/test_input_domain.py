@@ -76,7 +76,6 @@ def test_shipped_sidecar_declares_binary_copper():
         ({"kind": "binary_copper", "treshold": 3}, "input_domain.treshold"),
         ({"kind": "binary_copper", "same_band": 1.0}, "input_domain.same_band"),
         ({"kind": "binary_copper", "same_contrast": -1.4}, "input_domain.same_contrast"),
-        ({"kind": "binary_copper", "same_min_px": 100}, "input_domain.same_min_px"),
         ({"kind": "binary_copper", "same_material": "board"}, "input_domain.same_material"),
     ],
 )
@@ -326,31 +325,6 @@ def test_specks_of_either_level_are_flipped_and_larger_islands_kept():
     out = remove_specks(mask, 16)
     assert np.array_equal(out, want)
     assert np.array_equal(mask[5:8, 5:10], np.zeros((3, 5), np.uint8))  # the input is not changed
-
-
-def test_a_few_noisy_pixels_do_not_keep_a_region_the_captures_agree_on():
-    """`same_min_px`: the copper the golden image's split lost (as above) now also holds a 2x2 block of glint or
-    sensor noise that crosses the `same_contrast` factor. Any sure pixel kept the whole region as "extra copper"; with
-    sure pixels counted only in clusters of at least 5, it follows the golden mask, and the hole is still whole."""
-    spec, golden, golden_in, good, ((ly, lx), (y, x)) = _golden_with_two_copper_spots()
-    spec = spec.model_copy(update={"smooth_px": 1, "same_contrast": 1.4})  # no median: the block stays 4 px
-    copper = golden_in == 0
-    lost = np.zeros_like(copper)
-    lost[ly - 10 : ly + 10, lx - 10 : lx + 10] = True
-    wrong_mask = golden_in.copy()
-    wrong_mask[lost] = 255
-    glint = good[ly : ly + 2, lx : lx + 2]
-    glint[:] = np.clip(glint.astype(np.float32) * 1.8, 0, 255).astype(np.uint8)  # 4 px of glint on the copper
-    hole = np.zeros_like(copper)
-    cv2.circle(hole.view(np.uint8), (x, y), 6, 1, -1)
-    good[hole] = np.uint8(np.median(good[~copper]))
-    any_sure = prepare(good, spec, "good", reference=(golden, wrong_mask)) != wrong_mask
-    clustered = (
-        prepare(good, spec.model_copy(update={"same_min_px": 5}), "good", reference=(golden, wrong_mask)) != wrong_mask
-    )
-    assert any_sure[lost].mean() > 0.8  # the noisy block kept the whole lost region
-    assert clustered[lost].mean() == 0.0
-    assert clustered[hole].mean() > 0.8 and clustered[hole].sum() == any_sure[hole].sum()
 
 
 def test_where_the_golden_capture_is_unclear_either_material_may_agree():
