@@ -38,10 +38,14 @@ def test_kept_releases_match_their_file():
     for version in ("1.6.0", "1.7.0", "1.8.0"):
         meta = read_meta(RELEASES / f"pcb-defect-det-{version}.json")
         assert meta.version == version and meta.sha256 == digest, version
-    # 1.9.0 is the shipped file with its own sidecar (1.9.1 changed only the preparation: `same_contrast`)
-    meta = read_meta(RELEASES / "pcb-defect-det-1.9.0.json")
-    assert meta.version == "1.9.0" and meta.sha256 == sha256_file(MODELS / FILE)
-    assert meta.input_domain.same_contrast == 0.0 and read_meta(MODELS / FILE).input_domain.same_contrast > 1.0
+    # 1.9.0 and 1.9.1 are the shipped file with their own sidecars (1.9.1 and 1.9.2 changed only the preparation:
+    # `same_contrast`, then `same_material`)
+    shipped = read_meta(MODELS / FILE)
+    for version, contrast, material in (("1.9.0", 0.0, "golden"), ("1.9.1", 1.4, "golden")):
+        meta = read_meta(RELEASES / f"pcb-defect-det-{version}.json")
+        assert meta.version == version and meta.sha256 == sha256_file(MODELS / FILE), version
+        assert meta.input_domain.same_contrast == contrast and meta.input_domain.same_material == material, version
+    assert shipped.input_domain.same_contrast == 1.4 and shipped.input_domain.same_material == "either"
 
 
 def test_shipped_release_rolls_back_to_1_6_0_and_runs(tmp_path, capsys):
