@@ -486,8 +486,8 @@ def _sample_powers(h: int, w: int, k: int, deg: int) -> np.ndarray:
 
 
 _UNCLEAR_BAND = 0.3
-"""`same_material: either`: a golden pixel within 0.3 of the way from the midpoint to either of its two levels (in
-log) is unclear: its mask's label may be wrong."""
+"""`same_material: either`: a golden pixel between 20 % and 80 % of the way from its laminate level to its copper
+level (in log; within 0.3 of that span from the midpoint) is unclear: its mask's label may be wrong."""
 
 
 def _robust_fit(design: np.ndarray, val: np.ndarray) -> np.ndarray:
