@@ -334,7 +334,7 @@ def test_where_the_golden_capture_is_unclear_either_material_may_agree():
     back as extra copper; where the golden capture is unclear, either material may agree, and it follows the golden
     mask. A hole punched through clear copper still shows whole."""
     spec, golden, golden_in, good, ((ly, lx), (y, x)) = _golden_with_two_copper_spots()
-    spec = spec.model_copy(update={"same_contrast": 1.4})
+    spec = spec.model_copy(update={"same_contrast": 1.4, "same_material": "golden"})  # 1.9.1's rule
     copper = golden_in == 0
     disc = np.zeros(copper.shape, np.float32)
     cv2.circle(disc, (lx, ly), 10, 1.0, -1)
