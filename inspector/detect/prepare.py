@@ -125,7 +125,7 @@ def _fit_light(light: np.ndarray, weight: np.ndarray, size: tuple[int, int], deg
     sw, sh = size
     lg = np.log(np.maximum(cv2.resize(light, size, interpolation=cv2.INTER_AREA), 1e-3)).ravel()
     wt = np.sqrt(cv2.resize(weight, size, interpolation=cv2.INTER_AREA).ravel())
-    pairs = [(i, j) for i in range(degree + 1) for j in range(degree + 1 - i)]  # x^i y^j
+    pairs = _terms(degree)
     xs, ys = _powers(sw, degree), _powers(sh, degree)
     design = np.stack([np.outer(ys[:, j], xs[:, i]).ravel() for i, j in pairs], axis=1)
     a = design * wt[:, None]
@@ -141,6 +141,11 @@ def _fit_light(light: np.ndarray, weight: np.ndarray, size: tuple[int, int], deg
     for j in range(degree + 1):
         field += ypow[:, j : j + 1] * rows[j]
     return cv2.exp(field)
+
+
+def _terms(degree: int) -> list[tuple[int, int]]:
+    """The (i, j) of every term x^i y^j of a polynomial light field of `degree`, in the order its fits use."""
+    return [(i, j) for i in range(degree + 1) for j in range(degree + 1 - i)]
 
 
 def _powers(n: int, degree: int) -> np.ndarray:
@@ -416,7 +421,7 @@ def _split_with_materials(gray: np.ndarray, spec, materials: np.ndarray, ref_gra
     val = np.log(s[::k, ::k][ys, xs].astype(np.float64) + 1.0)
     cu = inner_cu[::k, ::k][ys, xs].astype(np.float64)
     deg = max(spec.light_degree, 0)
-    pairs = [(i, j) for i in range(deg + 1) for j in range(deg + 1 - i)]  # x^i y^j
+    pairs = _terms(deg)
     design = np.concatenate([_sample_powers(h, w, k, deg)[use], cu[:, None]], axis=1)
     coef = _robust_fit(design, val)
     ratio = math.exp(coef[-1])  # copper level / laminate level under the same light
@@ -473,13 +478,13 @@ def _split_with_materials(gray: np.ndarray, spec, materials: np.ndarray, ref_gra
 
 @functools.lru_cache(maxsize=8)
 def _sample_powers(h: int, w: int, k: int, deg: int) -> np.ndarray:
-    """(ceil(h/k), ceil(w/k), terms): x^i y^j (the `pairs` order of `_split_with_materials`) at every k-th pixel of
+    """(ceil(h/k), ceil(w/k), terms): x^i y^j (in `_terms` order) at every k-th pixel of
     every k-th row, x and y over [-1, 1]. Why cached: a station sees one frame size, and raising 25,600 samples to
     the third power on every board cost 3-4 ms; the samples of a board are rows of this table.
     """
     tx = (np.arange(0, w, k) * (2.0 / max(w - 1, 1)) - 1.0)[None, :]
     ty = (np.arange(0, h, k) * (2.0 / max(h - 1, 1)) - 1.0)[:, None]
-    pairs = [(i, j) for i in range(deg + 1) for j in range(deg + 1 - i)]
+    pairs = _terms(deg)
     table = np.stack([np.broadcast_to(tx**i * ty**j, (ty.shape[0], tx.shape[1])) for i, j in pairs], axis=2)
     table.flags.writeable = False
     return table
