@@ -327,6 +327,22 @@ def test_specks_of_either_level_are_flipped_and_larger_islands_kept():
     assert np.array_equal(mask[5:8, 5:10], np.zeros((3, 5), np.uint8))  # the input is not changed
 
 
+def test_a_frame_of_more_specks_than_16_bit_labels_hold_is_still_cleaned():
+    """Pure noise: 102,400 isolated copper pixels (more islands than 16-bit labels hold, where OpenCV refuses
+    rather than wraps). The speck removal labels it again in 32 bits and removes every one; a 5x5 pad among them,
+    which touches none of them diagonally, stays."""
+    from inspector.detect.prepare import remove_specks
+
+    mask = np.full((640, 640), 255, np.uint8)
+    mask[::2, ::2] = 0
+    mask[100:107, 100:107] = 255
+    mask[101:106, 101:106] = 0  # 25 px, kept
+    out = remove_specks(mask, 16)
+    want = np.full_like(mask, 255)
+    want[101:106, 101:106] = 0
+    assert np.array_equal(out, want)
+
+
 def test_where_the_golden_capture_is_unclear_either_material_may_agree():
     """`same_material: either`: a tarnished spot of a copper pour sits between the two levels in the golden capture,
     and the golden split took its middle for laminate. The board's capture shows copper twice as far above its laminate
