@@ -43,7 +43,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from .config import CalibrationSection
-from .detect.prepare import to_gray
+from .detect.prepare import is_binary, to_gray
 
 log = logging.getLogger(__name__)
 
@@ -296,8 +296,7 @@ _EDGE_FRACTION = 0.3
 def _is_binary(gray: np.ndarray) -> bool:
     """At least 90 % of the pixels within 40 of black or white: the test the model's input preparation makes
     (`inspector.detect.prepare.is_binary` with the shipped sidecar's margins)."""
-    hist = cv2.calcHist([gray], [0], None, [256], [0, 256]).ravel()
-    return float(hist[:41].sum() + hist[215:].sum()) >= 0.9 * gray.size
+    return is_binary(gray, 40, 0.9)
 
 
 def _ecc(img: np.ndarray, warped: np.ndarray, mask: np.ndarray | None) -> float:
@@ -508,7 +507,13 @@ class BoardRegistrar:
         self._ref_crc = 0
         self._filtered = False
         self._edges: np.ndarray | None = None
-        self._ref_half: tuple[np.ndarray, np.ndarray] | None = None  # (reference, it averaged to half size)
+        # Resized copies, each made once: of the reference (kept while its CRC and filtering stay the same) and of
+        # the capture at hand (only during `estimate`); the solver's pyramid, the surface check and the quality
+        # all ask for the same few sizes.
+        self._ref_key: tuple = ()
+        self._ref_small: dict[tuple, np.ndarray] = {}
+        self._ref_now: np.ndarray | None = None  # the reference array of the board at hand (its copies' key holds)
+        self._img_small: tuple[np.ndarray | None, dict[tuple, np.ndarray]] = (None, {})
 
     # ------------------------------------------------------------------ protocol
     def register(self, image: np.ndarray, reference: np.ndarray) -> Registration:
@@ -551,6 +556,19 @@ class BoardRegistrar:
         self._edges = None
         if self._filtered:
             img, ref, self._edges = _highpass(img, s.highpass_px), filtered, edges
+        key = (self._ref_crc, ref.shape, self._filtered and s.highpass_px)
+        if self._ref_key != key:
+            self._ref_key, self._ref_small = key, {}
+        self._img_small, self._ref_now = (img, {}), ref
+        try:
+            return self._estimate(img, ref, raw_img, raw_ref, t0)
+        finally:
+            self._img_small, self._ref_now = (None, {}), None  # the capture's copies are not kept past its board
+
+    def _estimate(
+        self, img: np.ndarray, ref: np.ndarray, raw_img: np.ndarray, raw_ref: np.ndarray, t0: float
+    ) -> Registration:
+        s = self.settings
         # Starts are computed only when needed: the last pose usually suffices, and the phase
         # correlation (two resizes and an FFT) would be wasted on every such board.
         # The fixture's nominal pose (no move) comes before phase correlation: where the image barely fixes one
@@ -710,8 +728,8 @@ class BoardRegistrar:
         h, w = ref.shape
         sc = min(1.0, max(_SURFACE_SCALE, 64.0 / min(h, w)))
         r = max(1, math.ceil(self.settings.search_px * sc))
-        a = cv2.resize(img, None, fx=sc, fy=sc, interpolation=cv2.INTER_AREA) if sc < 1 else img
-        b = cv2.resize(ref, None, fx=sc, fy=sc, interpolation=cv2.INTER_AREA) if sc < 1 else ref
+        a = self._shrunk(img, sc) if sc < 1 else img
+        b = self._shrunk(ref, sc) if sc < 1 else ref
         bh, bw = b.shape
         r = min(r, (min(bh, bw) - 8) // 4)
         ms = _centre_scale(m, sc)
@@ -828,11 +846,7 @@ class BoardRegistrar:
         for k, lv in enumerate(levels):
             last = k == len(levels) - 1
             cap = (s.fine_iterations or _IC_FINE_ITERATIONS) if last else s.iterations
-            a = (
-                img
-                if lv.scale == 1.0
-                else cv2.resize(img, None, fx=lv.scale, fy=lv.scale, interpolation=cv2.INTER_AREA)
-            )
+            a = img if lv.scale == 1.0 else self._shrunk(img, lv.scale)
             a = cv2.GaussianBlur(a.astype(np.float32), (lv.blur, lv.blur), 0)
             wl = _centre_scale(w, lv.scale)
             tol = s.step_px if last else s.step_px * _IC_COARSE_STEPS
@@ -891,17 +905,42 @@ class BoardRegistrar:
         """
         c = np.array([[2.0, 0.0, 0.5], [0.0, 2.0, 0.5], [0.0, 0.0, 1.0]])  # half-size pixel -> full-size pixel
         h, w = img.shape[0] // 2, img.shape[1] // 2
-        a = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-        if self._ref_half is None or self._ref_half[0] is not ref:
-            rh = cv2.resize(ref, (ref.shape[1] // 2, ref.shape[0] // 2), interpolation=cv2.INTER_AREA)
-            self._ref_half = (ref, rh)
+        a = self._shrunk(img, size=(w, h))
+        rh = self._shrunk(ref, size=(ref.shape[1] // 2, ref.shape[0] // 2))
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         mh = np.linalg.inv(c) @ m @ c
         if self.settings.motion == "homography":
-            warped = cv2.warpPerspective(self._ref_half[1], mh, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+            warped = cv2.warpPerspective(rh, mh, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
         else:
-            warped = cv2.warpAffine(self._ref_half[1], mh[:2], (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+            warped = cv2.warpAffine(rh, mh[:2], (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
         return _ecc(a, warped, self._warped_edges(m @ c, (w, h)))
+
+    def _shrunk(self, image: np.ndarray, sc: float = 0.0, size: tuple[int, int] | None = None) -> np.ndarray:
+        """`image` reduced by area averaging, by `sc` or to `size` (width, height), made once per board or reference.
+
+        `image` is the capture being registered (its copies live for this `estimate`) or the reference it is
+        registered to (its copies live while the reference does). Why: the pyramid, the correlation surface and
+        the quality asked for the same quarter- and half-size copies, and resizing a 640x640 board cost 0.2 ms
+        each time. Anything else is resized as asked and not kept.
+        """
+        if image is self._img_small[0]:
+            memo = self._img_small[1]
+        elif image is self._ref_now:
+            memo = self._ref_small
+        else:
+            memo = None
+        # `size` of an exact halving is the same as `sc` 0.5 to OpenCV; an odd side is not, so both keys stay apart
+        key = (sc, size)
+        out = memo.get(key) if memo is not None else None
+        if out is None:
+            if size is None:
+                out = cv2.resize(image, None, fx=sc, fy=sc, interpolation=cv2.INTER_AREA)
+            else:
+                out = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            if memo is not None:
+                out.flags.writeable = False
+                memo[key] = out
+        return out
 
     def _phase_start(self, img: np.ndarray, ref: np.ndarray) -> np.ndarray:
         """Translation from phase correlation at low resolution (handles shifts, not large rotations)."""

@@ -74,10 +74,13 @@ def _clean(mask: np.ndarray, spec) -> np.ndarray:
 
 
 def is_binary(gray8: np.ndarray, margin: int, fraction: float) -> bool:
-    """At least `fraction` of the pixels lie within `margin` of black or white (JPEG ringing allowed)."""
-    hist = cv2.calcHist([gray8], [0], None, [256], [0, 256]).ravel()
-    near = float(hist[: margin + 1].sum() + hist[255 - margin :].sum())
-    return near >= fraction * gray8.size
+    """At least `fraction` of the pixels lie within `margin` of black or white (JPEG ringing allowed).
+
+    Counted as the pixels between the two bands (one pass, one thread, exact in integers): a 256-bin histogram
+    gave the same count but cost 0.8 ms of a board's time on the station's worker thread, twenty times this.
+    """
+    between = cv2.countNonZero(cv2.inRange(gray8, margin + 1, 254 - margin)) if margin < 127 else 0
+    return gray8.size - between >= fraction * gray8.size
 
 
 def _threshold_surface(s: np.ndarray, sigma_px: float) -> np.ndarray:

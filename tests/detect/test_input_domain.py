@@ -17,7 +17,7 @@ from inspector.decision import RecipeRules
 from inspector.detect.base import ModelError
 from inspector.detect.factory import create_detector
 from inspector.detect.package import read_meta
-from inspector.detect.prepare import ImageDomainError, prepare, to_gray8
+from inspector.detect.prepare import ImageDomainError, is_binary, prepare, to_gray8
 from inspector.domain import Verdict
 from inspector.evaluation.camera_domain import capture_pair
 
@@ -375,3 +375,21 @@ def test_where_the_golden_capture_is_unclear_either_material_may_agree():
     assert by_label[lost].mean() > 0.2  # a false difference: the board capture sees copper there
     assert by_either[lost].mean() == 0.0
     assert by_either[hole].mean() > 0.8 and by_either[hole].sum() == by_label[hole].sum()
+
+
+@pytest.mark.parametrize("margin", [0, 1, 40, 126, 127])
+def test_the_binary_test_counts_the_bands_edges_exactly(margin):
+    """Levels `margin` and `255 - margin` are binary, one step inside is not, at exactly the fraction asked."""
+    inside = [margin, 255 - margin]
+    outside = [level for level in (margin + 1, 254 - margin) if margin + 1 <= level <= 254 - margin]
+    frame = np.full((10, 100), inside[0], np.uint8)
+    frame[:, 50:] = inside[1]
+    if outside:
+        frame[9, :10] = outside[0]  # 990 of 1,000 pixels binary: 0.99 holds, 0.991 does not
+        frame[9, 10] = outside[-1]  # ... and one more: 989
+        assert is_binary(frame, margin, 0.989)
+        assert not is_binary(frame, margin, 0.99)
+    else:  # every 8-bit level is within 127 of black or white
+        assert is_binary(frame, margin, 1.0)
+    frame[0, 0] = inside[1]
+    assert is_binary(frame[:1], margin, 1.0)  # a row of only the two bands' edge levels
