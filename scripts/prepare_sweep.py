@@ -83,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
         return b, r, g, t
 
     rules = RecipeRules(Recipe())
-    registrar = BoardRegistrar(settings_from_config(CalibrationSection()))
     floor = {c: 0.05 for c in range(1, len(CLASS_NAMES) + 1)}
     for spec in args.variants:
         pkg = args.cache / "packages" / spec.replace(",", "_").replace("=", "-")
@@ -95,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         det = create_detector(cfg)
         det.load()
         for mode in ("gray", "colour"):
+            # a fresh registrar per variant and camera: each starts from the first board's pose, so two variants
+            # see the same registrations (a shared one carried the last variant's final pose into the next)
+            registrar = BoardRegistrar(settings_from_config(CalibrationSection()))
             gts, dets, rejected, escapes = [], [], [], 0
             for p in train:
                 board, ref, good, truth = frames(p, mode)
