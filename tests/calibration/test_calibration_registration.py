@@ -196,3 +196,25 @@ def test_cached_reference_follows_its_content_not_the_object():
 def test_a_reference_without_texture_is_refused_by_name():
     with pytest.raises(RegistrationError, match="no texture"):
         BoardRegistrar().prepare(np.full((640, 640), 90, np.uint8))
+
+
+@pytest.mark.parametrize("camera", [False, True])
+def test_one_registrar_follows_a_reference_edited_in_place(camera):
+    """The registrar keeps reduced copies of its reference between boards; an edit in place must replace them.
+
+    A binary capture and a camera's (two gray levels, blur, noise: aligned and scored on high-passed images)
+    use different copies; both must follow the new pixels, as a fresh registrar does.
+    """
+    ref = make_board(11, defect_rate=0.0).reference.copy()
+    img, _ = capture(ref, 3.0, 2.0, 0.0, 1.0, seed=4)
+    if camera:  # copper and laminate as two gray levels, not black and white: not a binary capture
+        img = cv2.convertScaleAbs(img, alpha=0.45, beta=70)
+    r = BoardRegistrar()
+    first = r.register(img, ref).reference_to_image()[:2, 2]
+    ref[:] = np.roll(ref, (0, 10), axis=(0, 1))  # the same array, its board now 10 px further right
+    again = r.register(img, ref)
+    fresh = BoardRegistrar().register(img, ref)
+    assert np.allclose(first, (3.0, 2.0), atol=0.3)
+    assert np.allclose(again.reference_to_image()[:2, 2], (-7.0, 2.0), atol=0.3)
+    assert abs(again.quality - fresh.quality) < 0.01
+    assert max_error_px(again.matrix, fresh.reference_to_image(), 640) < 0.05
