@@ -280,7 +280,7 @@ _IC_FINE_ITERATIONS = 10
 _CACHE_SIZE = 4
 """References kept (recipes in use by one station); one 640x640 reference costs about 7 MB."""
 _SURFACE_SCALE = 0.25
-"""Resolution of the correlation surface `_settle` checks (a quarter: 2 ms for +-32 px on a 640x640 board)."""
+"""Resolution of the correlation surface `_settle` checks (a quarter: about 0.5 ms for +-32 px on a 640x640 board)."""
 _SURFACE_GAIN = 0.005
 """A match elsewhere must beat the solution's own correlation by this to restart the solve there (below it, the
 two are the same within the noise of two captures: a flat ridge)."""
@@ -722,7 +722,7 @@ class BoardRegistrar:
     def _surface(self, img: np.ndarray, ref: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, float]:
         """Normalised correlation of the capture warped by `m` with the reference over shifts up to `search_px`.
 
-        At a quarter of the resolution (2 ms): what is looked for is a match some px away, not its fraction.
+        At a quarter of the resolution (about 0.5 ms): what is looked for is a match some px away, not its fraction.
         Returns the (2r + 1)^2 surface (centre: no shift) and the scale it was computed at.
         """
         h, w = ref.shape
