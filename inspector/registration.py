@@ -929,7 +929,8 @@ class BoardRegistrar:
             memo = self._ref_small
         else:
             memo = None
-        # `size` of an exact halving is the same as `sc` 0.5 to OpenCV; an odd side is not, so both keys stay apart
+        if size is not None and (2 * size[0], 2 * size[1]) == (image.shape[1], image.shape[0]):
+            sc, size = 0.5, None  # an exact halving: the same call to OpenCV, so the same copy (an odd side is not)
         key = (sc, size)
         out = memo.get(key) if memo is not None else None
         if out is None:
