@@ -385,8 +385,8 @@ def test_the_binary_test_counts_the_bands_edges_exactly(margin):
     frame = np.full((10, 100), inside[0], np.uint8)
     frame[:, 50:] = inside[1]
     if outside:
-        frame[9, :10] = outside[0]  # 990 of 1,000 pixels binary: 0.99 holds, 0.991 does not
-        frame[9, 10] = outside[-1]  # ... and one more: 989
+        frame[9, :10] = outside[0]  # ten pixels just inside the bands' edges ...
+        frame[9, 10] = outside[-1]  # ... and one more: 989 of 1,000 binary, so 0.989 holds and 0.99 does not
         assert is_binary(frame, margin, 0.989)
         assert not is_binary(frame, margin, 0.99)
     else:  # every 8-bit level is within 127 of black or white
