@@ -106,3 +106,11 @@ def test_cache_command_writes_entries_that_load_back(tmp_path):
     assert r.returncode == 0 and {p.name: p.stat().st_mtime_ns for p in out.glob("*.npz")} == before
     with pytest.raises(SystemExit, match="no camera cache entries"):
         load_cache(tmp_path)
+    # The pair's group held out: rendered only for a model trained on every pair.
+    for train_on, expected in (("split", []), ("all", ["92000_92000010_0.npz"])):
+        held = tmp_path / f"held-{train_on}"
+        held_cmd = [*cmd[:5], "--out", str(held), "--renders", "1", "--workers", "1", "--val-groups", "92000",
+                    "--sidecar", str(SIDECAR), "--train-on", train_on]  # fmt: skip
+        r = subprocess.run(held_cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        assert sorted(p.name for p in held.glob("*.npz")) == expected

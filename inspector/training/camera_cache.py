@@ -114,11 +114,19 @@ def main(argv=None) -> int:
     ap.add_argument("--rotate", type=float, default=0.5, help="largest residual rotation of a capture, deg")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--val-groups", default=None, help="held-out groups, as for train (never rendered here)")
+    ap.add_argument(
+        "--train-on",
+        choices=("split", "all"),
+        default="split",
+        help="as for train: 'all' renders the held-out pairs too (for a model trained on every pair)",
+    )
     args = ap.parse_args(argv)
     spec = _domain(args.sidecar)
     pairs = load_list(args.data)
     groups = frozenset(g.strip() for g in args.val_groups.split(",")) if args.val_groups else None
     train, val, how = held_out_split(args.data, pairs, groups)
+    if args.train_on == "all":
+        train, how = train + val, f"none, --train-on all; would be {how}"
     args.out.mkdir(parents=True, exist_ok=True)
     jobs = [
         (p, k, spec, args.shift, args.rotate, args.out / f"{p.group}_{p.id}_{k}.npz")

@@ -249,6 +249,14 @@ def main(argv=None) -> int:
         "else DeepPCB's 44000,92000, else 20%% of the boards chosen by board)",
     )
     ap.add_argument(
+        "--train-on",
+        choices=("split", "all"),
+        default="split",
+        help="'split': train on the training boards and validate on the held-out ones (how a recipe is chosen and "
+        "measured); 'all': train on every pair, for the shipped model once the recipe is fixed on the split. "
+        "Nothing is validated then (the held-out boards are trained on) and no best.weights.h5 is written",
+    )
+    ap.add_argument(
         "--init-weights",
         type=Path,
         default=None,
@@ -264,9 +272,12 @@ def main(argv=None) -> int:
     cfg = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
-        for k in ("backbone", "alpha", "neck", "crop", "batch", "detail"):
-            if old.get(k, 0 if k == "detail" else None) != cfg[k]:
-                raise SystemExit(f"{args.out} was trained with {k}={old[k]}, not {cfg[k]}; use another --out")
+        defaults = {"detail": 0, "train_on": "split"}
+        for k in ("backbone", "alpha", "neck", "crop", "batch", "detail", "train_on"):
+            if old.get(k, defaults.get(k)) != cfg[k]:
+                raise SystemExit(
+                    f"{args.out} was trained with {k}={old.get(k, defaults.get(k))}, not {cfg[k]}; use another --out"
+                )
     cfg_path.write_text(json.dumps(cfg, indent=2))
 
     tf.keras.utils.set_random_seed(args.seed)
@@ -278,7 +289,15 @@ def main(argv=None) -> int:
             f"held out {how}: {len(train_pairs)} training and {len(val_pairs)} validation boards; "
             f"groups present: {sorted({p.group for p in pairs})}"
         )
-    print(f"train {len(train_pairs)} pairs, val {len(val_pairs)} pairs (held out: {how})", flush=True)
+    if args.train_on == "all":
+        # Figures of this run would be on boards it trained on: none are computed. The recipe's figures are its
+        # run on the split, with the same stages and steps.
+        train_pairs, val_pairs = train_pairs + val_pairs, []
+        print(
+            f"train {len(train_pairs)} pairs: all of them (--train-on all; no validation, would be {how})", flush=True
+        )
+    else:
+        print(f"train {len(train_pairs)} pairs, val {len(val_pairs)} pairs (held out: {how})", flush=True)
 
     model = build_detector(args.crop, None, args.backbone, args.alpha, args.neck, detail=args.detail)
     model640 = build_detector(640, 1, args.backbone, args.alpha, args.neck, detail=args.detail)
@@ -365,7 +384,7 @@ def main(argv=None) -> int:
                 )
             if step % args.ckpt_every == 0 or step == args.steps:
                 mgr.save(checkpoint_number=step)
-            if step % args.eval_every == 0 or step == args.steps:
+            if val_pairs and (step % args.eval_every == 0 or step == args.steps):
                 te = time.time()
                 # The trained BatchNorm statistics, as the export ships them (re-estimating them on whole
                 # boards scored worse; see inspector/training/export.py recalibrate_batchnorm).
@@ -392,7 +411,10 @@ def main(argv=None) -> int:
     if args.ema:
         opt.finalize_variable_values(model.trainable_variables)
     model.save_weights(args.out / "last.weights.h5")
-    print(f"done: best val mAP@0.5 {float(best_var.numpy()):.4f}", flush=True)
+    if val_pairs:
+        print(f"done: best val mAP@0.5 {float(best_var.numpy()):.4f}", flush=True)
+    else:
+        print(f"done: {args.out / 'last.weights.h5'} (trained on all pairs, not validated)", flush=True)
     return 0
 
 

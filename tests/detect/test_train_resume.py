@@ -60,6 +60,25 @@ def test_training_prints_progress_validates_and_resumes(tmp_path, capsys):
         main([*common[:-2], "--scale-min", "1.2", "--steps", "6"])
 
 
+def test_training_on_every_pair_holds_nothing_out_and_reports_no_validation(tmp_path, capsys):
+    """The shipped model's run: the held-out group is trained on, so no figure of it is computed or selected on."""
+    pytest.importorskip("tensorflow")
+    from inspector.training.train import main
+
+    data, out = tmp_path / "data", tmp_path / "run"
+    _layout(data)
+    common = ["--data", str(data), "--out", str(out), "--batch", "2", "--crop", "64", "--alpha", "0.5",
+              "--neck", "16", "--warmup", "1", "--ckpt-every", "2", "--eval-every", "2", "--val-groups", "20000"]  # fmt: skip
+    assert main([*common, "--steps", "2", "--train-on", "all"]) == 0
+    printed = capsys.readouterr().out
+    assert "train 8 pairs: all of them" in printed and "would be board groups 20000" in printed
+    assert "VAL step" not in printed and "trained on all pairs, not validated" in printed
+    assert (out / "last.weights.h5").is_file() and not (out / "best.weights.h5").exists()
+    assert not (out / "log.jsonl").exists() or (out / "log.jsonl").read_text() == ""
+    with pytest.raises(SystemExit, match="train_on=all, not split"):
+        main([*common, "--steps", "4"])  # resuming that run as a split run would validate on trained boards
+
+
 def test_weight_average_is_checkpointed_and_is_what_is_saved(tmp_path, capsys):
     pytest.importorskip("tensorflow")
     import numpy as np
