@@ -71,6 +71,12 @@ def render(meta: dict) -> str:
         ),
     ]
     lines = [BEGIN, f"Package `{meta.get('name')}` {meta.get('version')} (sidecar figures).", "", head, rule]
+    source = metrics.get("measured_on")
+    if source:  # a model trained on every pair carries its recipe's held-out figures, and says so first
+        lines[1:2] = [
+            f"Package `{meta.get('name')}` {meta.get('version')}: **figures of `{source.get('model')}`**, "
+            f"{source.get('note', 'another model')}."
+        ]
     lines += [f"| {title} | " + " | ".join(cell(m) for _, m in columns) + " |" for title, cell in rows]
     note = metrics.get("val_note")
     if note:

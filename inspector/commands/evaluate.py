@@ -217,6 +217,8 @@ def evaluate(args: argparse.Namespace) -> int:
         pairs = [p for p in pairs if p.group in groups]
     if not pairs:
         raise CommandError("no boards to evaluate (check --list and --groups)")
+    if args.write_sidecar:
+        _refuse_figures_of_trained_boards(args.model)
     camera = None
     if args.camera:
         camera = {
@@ -244,6 +246,27 @@ def evaluate(args: argparse.Namespace) -> int:
         print(f"mAP@0.5 difference (model - compared): {result['map50_delta']:+.4f}")
     print(f"result files: {args.out}/<id>.txt", file=sys.stderr)
     return 0
+
+
+def _refuse_figures_of_trained_boards(model: Path | None) -> None:
+    """A package trained on every pair (`train --train-on all`) has no held-out boards: figures written into its
+    sidecar would be on boards it learnt, and the card would present them as a measurement. Its sidecar carries the
+    figures of the same recipe trained on the split instead (`export --recipe-metrics`)."""
+    from ..cli import CommandError
+    from ..detect.package import sidecar_path
+
+    if model is None:
+        return
+    try:
+        doc = json.loads(sidecar_path(Path(model)).read_text())
+    except (OSError, ValueError):
+        return  # _write_sidecar names the problem
+    if doc.get("training", {}).get("train_on") == "all":
+        raise CommandError(
+            f"{model} was trained on every pair (training.train_on: all): figures of it on these boards would be on "
+            "boards it trained on; its sidecar holds its recipe's figures (measured_on). Evaluate without "
+            "--write-sidecar"
+        )
 
 
 def _write_sidecar(args: argparse.Namespace, result: dict) -> None:

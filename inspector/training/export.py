@@ -46,6 +46,38 @@ DEEPPCB_LICENCE = (
 
 
 # ------------------------------------------------------------------ data
+def recipe_metrics(sidecar: Path | None, weights: Path) -> dict:
+    """The held-out figures of the same recipe trained on the split, for weights trained on every pair.
+
+    Why borrowed and labelled: a model trained on every pair has no held-out board left, and any figure of it on
+    DeepPCB would be on boards it learnt. What a plant can be told is what the recipe measured on boards it never
+    saw; `metrics.measured_on` names that model, so the card says whose figures they are.
+    """
+    if sidecar is None:
+        raise SystemExit(
+            f"{weights} was trained on every pair (--train-on all) and has no held-out figures of its own: pass "
+            "--recipe-metrics with the sidecar of the same recipe trained on the split"
+        )
+    try:
+        doc = json.loads(Path(sidecar).read_text())
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--recipe-metrics {sidecar}: cannot read the sidecar ({exc})") from None
+    if doc.get("training", {}).get("train_on") == "all":
+        raise SystemExit(f"--recipe-metrics {sidecar}: that model was trained on every pair too; it measured nothing")
+    figures = {k: v for k, v in doc.get("metrics", {}).items() if k.startswith("val_")}
+    if "val_int8" not in figures:
+        raise SystemExit(
+            f"--recipe-metrics {sidecar}: no metrics.val_int8 (run pcb-inspector evaluate --write-sidecar)"
+        )
+    figures["measured_on"] = {
+        "model": f"{doc.get('name', '?')}@{doc.get('version', '?')}",
+        "sha256": doc.get("sha256"),
+        "note": "the same recipe trained on the split: its held-out boards were never trained on. This package was "
+        "trained on every pair, those boards included, and has no held-out figure of its own",
+    }
+    return figures
+
+
 def board_pairs(data: Path, count: int, seed: int = 0, split: str = "train") -> list[tuple[np.ndarray, np.ndarray]]:
     """(board, reference) uint8 gray pairs from a DeepPCB root, a synthetic folder (truth.json) or 'synth'.
 
@@ -466,6 +498,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="re-estimate BatchNorm statistics on N training-split boards before converting (0 = off)",
     )
+    ap.add_argument(
+        "--recipe-metrics",
+        type=Path,
+        default=None,
+        metavar="SIDECAR",
+        help="weights trained on every pair (train --train-on all) only: the sidecar of the same recipe trained on "
+        "the split, whose held-out figures this package carries, labelled as such (it has none of its own)",
+    )
     ap.add_argument("--min-agreement", type=float, default=0.0, help="exit 1 if verdict agreement is below this")
     args = ap.parse_args(argv)
 
@@ -525,6 +565,18 @@ def main(argv: list[str] | None = None) -> int:
         "batchnorm_recalibrated_on": args.recalibrate_bn,
     }
     metrics = {"float_val": {k: best[k] for k in ("step", "map50", "map50_95", "per_class") if k in best}}
+    if cfg.get("train_on", "split") == "all":
+        training["train_on"] = "all"
+        training["split"] = (
+            "none held out: trained on every pair (train --train-on all), the recipe having been fixed and measured "
+            "on the split; metrics are that split run's (metrics.measured_on)"
+        )
+        metrics = recipe_metrics(args.recipe_metrics, args.weights)
+    elif args.recipe_metrics is not None:
+        raise SystemExit(
+            f"--recipe-metrics: {args.weights} was trained on the split, so its own held-out figures are measured "
+            "by `pcb-inspector evaluate --write-sidecar`; borrowed figures are for weights trained on every pair"
+        )
     check_pairs = board_pairs(args.data, args.check, split="val")
     calib_pairs = board_pairs(args.data, args.calib, split="train")
     if not check_pairs or not calib_pairs:

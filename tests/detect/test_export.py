@@ -63,3 +63,69 @@ def test_export_writes_a_package_the_runtime_accepts(tmp_path, capsys):
     capped.load()
     capped.detect(b.image, b.reference)  # an overlap beyond half a tile is capped, not 500 x 500 tiles
     assert capped.last_timings["tiles"] == 13 * 13 + 10 * 10
+
+
+def test_weights_trained_on_every_pair_carry_their_recipes_figures_and_say_so(tmp_path, capsys):
+    """Trained on every pair, a model has no held-out board: its package carries the split run's figures, named."""
+    pytest.importorskip("tensorflow")
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from inspector.cli import main as cli
+    from inspector.training.export import main
+    from inspector.training.model import build_detector
+
+    root = Path(__file__).resolve().parents[2]
+    weights = tmp_path / "run" / "last.weights.h5"
+    weights.parent.mkdir()
+    build_detector(64, None, "small", 0.5, 16).save_weights(weights)
+    (weights.parent / "config.json").write_text(
+        json.dumps({"backbone": "small", "alpha": 0.5, "neck": 16, "train_on": "all"})
+    )
+    out = tmp_path / "m" / "tiny.tflite"
+    common = ["--weights", str(weights), "--out", str(out), "--size", "96", "--data", "synth", "--calib", "2",
+              "--check", "2", "--max-defect-px", "24", "--name", "tiny", "--version", "0.2.0"]  # fmt: skip
+    with pytest.raises(SystemExit, match="no held-out figures of its own"):
+        main(common)
+    split = root / "models" / "pcb-defect-det.json"
+    assert main([*common, "--recipe-metrics", str(split)]) == 0
+    meta = json.loads(out.with_suffix(".json").read_text())
+    shipped = json.loads(split.read_text())
+    assert meta["training"]["train_on"] == "all" and "none held out" in meta["training"]["split"]
+    assert meta["metrics"]["val_int8"] == shipped["metrics"]["val_int8"]
+    assert meta["metrics"]["measured_on"]["model"] == f"pcb-defect-det@{shipped['version']}"
+    assert meta["metrics"]["measured_on"]["sha256"] == shipped["sha256"]
+    assert "int8_vs_float" in meta["metrics"]  # its own quantisation check still runs
+
+    # Its figures cannot be overwritten with figures on boards it trained on: refused before any board is inspected.
+    import cv2
+
+    from inspector.synth import make_board
+
+    data = tmp_path / "data"
+    (data / "group10000" / "10000").mkdir(parents=True)
+    (data / "group10000" / "10000_not").mkdir()
+    b = make_board(3, defect_rate=1.0)
+    cv2.imwrite(str(data / "group10000" / "10000" / "10000000_test.jpg"), b.image)
+    cv2.imwrite(str(data / "group10000" / "10000" / "10000000_temp.jpg"), b.reference)
+    (data / "group10000" / "10000_not" / "10000000.txt").write_text("10,10,40,40,1\n")
+    (data / "trainval.txt").write_text("group10000/10000/10000000.jpg group10000/10000_not/10000000.txt\n")
+    capsys.readouterr()
+    rc = cli(["evaluate", "--root", str(data), "--out", str(tmp_path / "e"), "--model", str(out), "--write-sidecar"])
+    assert rc == 2 and "trained on every pair" in capsys.readouterr().err
+    assert not (tmp_path / "e" / "metrics.json").exists()
+    assert json.loads(out.with_suffix(".json").read_text())["metrics"] == meta["metrics"]
+
+    card = subprocess.run(
+        [sys.executable, str(root / "scripts" / "model_card_metrics.py"), str(out.with_suffix(".json"))],
+        capture_output=True,
+        text=True,
+    )
+    assert card.returncode == 0 and f"figures of `pcb-defect-det@{shipped['version']}`" in card.stdout
+    assert "has no held-out figure of its own" in card.stdout
+
+    # Split-trained weights measure themselves: borrowed figures are refused.
+    (weights.parent / "config.json").write_text(json.dumps({"backbone": "small", "alpha": 0.5, "neck": 16}))
+    with pytest.raises(SystemExit, match="borrowed figures are for weights trained on every pair"):
+        main([*common, "--recipe-metrics", str(split)])
