@@ -141,7 +141,31 @@ def checked_rules(cfg: StationConfig, recipe: Recipe, rules: RecipeRules, needs_
     problem = reference_problem(cfg, recipe, needs_reference)
     if problem:
         raise RecipeError(problem)
+    if rules.reference is not None:
+        _check_registrable(cfg, recipe, rules.reference)
     return rules
+
+
+def _check_registrable(cfg: StationConfig, recipe: Recipe, reference) -> None:
+    """Refuse a golden reference every board would fail to register to (a blank image: no copper edge in view).
+
+    Why at load: every board of such a recipe would be a REJECT "not registered", so the station would inspect
+    nothing while looking busy; a golden image without structure is the light off, a lens cap or a wrong crop.
+    Building the reference's pyramid here also spares its first board the 9 ms.
+    """
+    import cv2
+
+    from .registration import BoardRegistrar, RegistrationError, settings_from_config
+
+    try:
+        if float(cv2.meanStdDev(reference)[1][0, 0]) < 2.0:  # the rule a capture is held to (`estimate`)
+            raise RegistrationError("the image is blank (no contrast)")
+        BoardRegistrar(settings_from_config(cfg.calibration)).prepare(reference)
+    except RegistrationError as exc:
+        raise RecipeError(
+            f"{recipe_key(recipe)}.reference {recipe.reference}: boards cannot be registered to it ({exc}); "
+            "capture the golden board again, with the board in view and the light on"
+        ) from None
 
 
 def running_needs_reference(cfg: StationConfig, pipeline: object) -> bool | None:

@@ -76,6 +76,23 @@ def test_good_values_pass(tmp_path, capsys, demo_boards):
     assert rc == 0, out
 
 
+@pytest.mark.parametrize("noise", [0.0, 1.0])
+def test_a_blank_golden_image_is_refused_at_load_not_a_reject_on_every_board(tmp_path, capsys, noise):
+    """A golden image with nothing in view (the light off, a lens cap, a wrong crop): no board can be registered to
+    it, so every board would be a REJECT "not registered" while the station looks busy. Refused by name instead."""
+    import cv2
+    import numpy as np
+
+    golden = tmp_path / "golden.png"
+    blank = np.full((480, 640), 40, np.float32) + np.random.default_rng(0).normal(0, noise, (480, 640))
+    cv2.imwrite(str(golden), np.clip(blank, 0, 255).astype(np.uint8))
+    path = tmp_path / "station.toml"
+    path.write_text(f'[[recipes]]\nname = "demo"\nreference = "{golden}"\n')
+    rc, out = check(capsys, path)
+    assert rc == 1 and "recipes.demo.reference" in out and "boards cannot be registered to it" in out, out
+    assert "blank" in out or "no texture" in out, out
+
+
 def test_a_bad_value_fails_wherever_the_file_is_loaded(tmp_path):
     """Validators in the config model: `run`, the UI and `history` refuse the file too, not just `check`."""
     path = tmp_path / "station.toml"
