@@ -8,6 +8,8 @@ Prints, at the station's score threshold, how many detections are true positives
 loose boxes of the right class (IoU 0.1-0.5), a second class on a defect, boxes on clean copper,
 and how many labelled defects were missed, by group and by defect size; then how many mAP@0.5
 points each kind costs over all scores (each fixed alone). See inspector/evaluation/breakdown.py.
+A camera run (`evaluate --camera`) leaves `<id>.truth.txt` beside each result: the labels where that capture put
+the defects, which are then used instead of the dataset's.
 """
 
 from __future__ import annotations
@@ -45,6 +47,20 @@ def read_results(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
+def read_truth(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """`x1,y1,x2,y2,class` lines: the labels of a camera run in frame pixels (`evaluate --camera ... --out`)."""
+    boxes, classes = [], []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(",")
+        if len(parts) != 5 or parts[4] not in CLASS_NAMES:
+            raise SystemExit(f"{path}:{n}: expected 'x1,y1,x2,y2,class', got {line!r}")
+        boxes.append([float(v) for v in parts[:4]])
+        classes.append(CLASS_NAMES.index(parts[4]))
+    return np.array(boxes, np.float32).reshape(-1, 4), np.array(classes, np.int64)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", type=Path, required=True, help="dataset root (DeepPCB layout)")
@@ -66,17 +82,25 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         raise SystemExit(f"{args.results}: no result file for {len(missing)} boards (e.g. {missing[0]}.txt)")
     gts, dets, rows = [], [], []
+    moved = 0
     for p in pairs:
         b, s, c = read_results(args.results / f"{p.id}.txt")
-        gts.append((p.boxes, p.classes))
+        truth, classes = p.boxes, p.classes
+        if (args.results / f"{p.id}.truth.txt").is_file():  # a camera run: the labels where its capture put them
+            truth, classes = read_truth(args.results / f"{p.id}.truth.txt")
+            moved += 1
+        gts.append((truth, classes))
         dets.append((b, s, c))
-        rows.append((p.group, p.boxes, p.classes, b, s, c))
+        rows.append((p.group, truth, classes, b, s, c))
+    if moved and moved != len(pairs):
+        raise SystemExit(f"{args.results}: {moved} of {len(pairs)} boards have <id>.truth.txt; expected all or none")
     bd = breakdown(rows, args.score).as_dict()
     bd["map50_gain_if_fixed"] = oracle_gains(gts, dets, CLASS_NAMES)
     if args.json:
         print(json.dumps(bd, indent=2))
         return 0
-    print(f"{len(pairs)} boards, {bd['labels']} labelled defects; detections scoring >= {args.score}:")
+    where = " (labels as each camera capture placed them: <id>.truth.txt)" if moved else ""
+    print(f"{len(pairs)} boards, {bd['labels']} labelled defects{where}; detections scoring >= {args.score}:")
     print("  " + "  ".join(f"{k} {bd['detections'][k]}" for k in DET_KINDS) + f"  | missed {bd['missed']}")
     for title, table in (("by group", bd["by_group"]), ("by defect size (longer side, px)", bd["by_size"])):
         print(title + ":")

@@ -113,3 +113,25 @@ def test_camera_figures_of_each_profile_go_beside_the_binarised_ones(tmp_path, c
     assert line["boards"] == harsh["boards"] == 2
     assert "--camera-profile" not in line["command"] and line["command"].endswith("--camera-seed 0")
     assert harsh["command"].endswith("--camera-seed 0 --camera-profile harsh")
+
+    # Beside each result, the labels where that capture put the defects (3 px off here), for the breakdown.
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from inspector.datasets.deeppcb import load_list
+
+    pairs = load_list(tmp_path / "data", tmp_path / "data" / "test.txt")
+    for p in pairs:
+        rows = [r.split(",") for r in (tmp_path / "line" / f"{p.id}.truth.txt").read_text().splitlines()]
+        moved = np.array([[float(v) for v in r[:4]] for r in rows]).reshape(-1, 4)
+        assert [r[4] for r in rows] == [CLASS_NAMES[c] for c in p.classes]
+        assert np.abs(moved - p.boxes).max() <= 5 and (len(rows) == 0 or np.abs(moved - p.boxes).max() > 0.5)
+    shutil.copy(tmp_path / "data" / "test.txt", tmp_path / "data" / "trainval.txt")
+    r = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "error_breakdown.py"), "--root", str(tmp_path / "data"),
+         "--results", str(tmp_path / "line")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0 and "labels as each camera capture placed them" in r.stdout, r.stderr

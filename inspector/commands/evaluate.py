@@ -122,6 +122,14 @@ def _evaluate_model(
                 for b, s, c in zip(boxes, scores, classes, strict=True)
             ]
             (out / f"{p.id}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+            if camera is not None:
+                # The labels where this capture put the defects (frame pixels, like the results): a breakdown against
+                # the dataset's own coordinates would count the capture's 3 px / 0.5 deg as loose boxes.
+                marks = [
+                    f"{b[0]:.1f},{b[1]:.1f},{b[2]:.1f},{b[3]:.1f},{CLASS_NAMES[c]}"
+                    for b, c in zip(np.asarray(truth).reshape(-1, 4), p.classes, strict=True)
+                ]
+                (out / f"{p.id}.truth.txt").write_text("\n".join(marks) + ("\n" if marks else ""))
         if len(p.boxes):
             defective += 1
             if station.verdict is Verdict.PASS:
