@@ -194,6 +194,10 @@ class BoardCode(_Model):
         return v
 
 
+MAX_DEFECTS_PASS = 99
+"""`max_defects_pass` above this passes every board: the decoder keeps at most 100 peaks per tile (`top_k`)."""
+
+
 class Recipe(_Model):
     id: int = Field(1, ge=0, le=65535, description="Recipe number the PLC selects with COMMAND_RECIPE.")
     name: str = Field("demo", min_length=1, description="Recipe (product) name.")
@@ -228,7 +232,12 @@ class Recipe(_Model):
         "is refused as a mistake. Lower it for a recipe that really inspects a small area.",
     )
     reference: Path | None = Field(None, description="Golden reference image of a defect-free board.")
-    max_defects_pass: int = Field(0, ge=0, description="Boards with more defects than this are rejected (normally 0).")
+    max_defects_pass: int = Field(
+        0,
+        ge=0,
+        description="Boards with more defects than this are rejected (normally 0). At most 99: the detector reports at "
+        "most 100 defects per tile (its top_k), so 100 or more would pass every board of one tile.",
+    )
     severity: list[str] = Field(
         default_factory=lambda: list(CLASS_NAMES),
         description="Defect classes, most severe first: a rejected board's RESULT_CODE and headline class is the "
@@ -250,6 +259,16 @@ class Recipe(_Model):
             raise ValueError(f"must name every class exactly once (missing {missing}, repeated {dup})")
         return v
 
+    @field_validator("max_defects_pass")
+    @classmethod
+    def _can_reject(cls, v: int) -> int:
+        if v > MAX_DEFECTS_PASS:
+            raise ValueError(
+                f"{v} would pass every board of one tile: the detector reports at most {MAX_DEFECTS_PASS + 1} defects "
+                f"per tile; at most {MAX_DEFECTS_PASS} (normally 0)"
+            )
+        return v
+
     @field_validator("thresholds")
     @classmethod
     def _known_classes(cls, v: dict[str, float]) -> dict[str, float]:
@@ -258,6 +277,11 @@ class Recipe(_Model):
                 raise ValueError(f"unknown class {name!r}; expected one of {', '.join(CLASS_NAMES)}")
             if not 0.0 < thr <= 1.0:
                 raise ValueError(f"threshold for {name!r} is {thr}; expected 0 < t <= 1")
+        if set(v) == set(CLASS_NAMES) and min(v.values()) >= 1.0:
+            # 1.0 turns a class off (a sigmoid score stays below it); all of them off inspects nothing.
+            raise ValueError(
+                "every class's threshold is 1.0, which no score reaches: every board would PASS; lower at least one"
+            )
         return v
 
     @field_validator("roi")

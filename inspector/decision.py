@@ -107,6 +107,13 @@ class RecipeRules:
         """The ROI check: coverage of the board (for `config show` and the recipe screen)."""
         if not self.roi.ok:
             raise RecipeError(f"recipe {recipe.name!r}: " + "; ".join(self.roi.messages()))
+        if board is not None and self.min_px >= max(board):
+            # No box is longer than the board: every defect would be ignored and every board PASS.
+            what = "min_defect_mm" if self.min_px > recipe.min_defect_px else "min_defect_px"
+            raise RecipeError(
+                f"recipe {recipe.name!r}: {what} ignores every defect shorter than {self.min_px:.0f} px, as long as "
+                f"the {board[0]}x{board[1]} board itself: every board would PASS"
+            )
         code = recipe.code
         if code is not None and code.region is not None and board is not None:
             x, y, _w, _h = code.region

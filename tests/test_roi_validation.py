@@ -89,6 +89,33 @@ def test_config_check_names_the_bad_roi(tmp_path, demo_boards, capsys, recipe, e
     assert "Traceback" not in out
 
 
+@pytest.mark.parametrize(
+    "recipe, expected",
+    [
+        (
+            'thresholds = {open = 1.0, short = 1.0, mousebite = 1.0, spur = 1.0, copper = 1.0, "pin-hole" = 1.0}\n',
+            "recipes.0.thresholds: every class's threshold is 1.0, which no score reaches: every board would PASS",
+        ),
+        ("min_defect_px = 640\n", "min_defect_px ignores every defect shorter than 640 px, as long as the 640x640"),
+        ("max_defects_pass = 100\n", "recipes.0.max_defects_pass: 100 would pass every board of one tile"),
+    ],
+)
+def test_a_recipe_that_would_pass_every_board_is_refused_by_name(tmp_path, demo_boards, capsys, recipe, expected):
+    """Not an ROI, but the same failure: a recipe under which no board can be rejected inspects nothing."""
+    rc, out = check(capsys, write_station(tmp_path, demo_boards, recipe))
+    assert rc == 1 and expected in out and "Traceback" not in out, out
+
+
+def test_the_limits_themselves_still_inspect(tmp_path, demo_boards, capsys):
+    """One class on, defects up to the board's size counted, 99 tolerated: each still rejects some board."""
+    recipe = (
+        'thresholds = {open = 1.0, short = 1.0, mousebite = 1.0, spur = 1.0, copper = 1.0, "pin-hole" = 0.5}\n'
+        "min_defect_px = 639\nmax_defects_pass = 99\n"
+    )
+    rc, out = check(capsys, write_station(tmp_path, demo_boards, recipe))
+    assert rc == 0, out
+
+
 def test_good_rois_pass_and_a_small_one_is_reported(tmp_path, demo_boards, capsys):
     mask_png(tmp_path, "half.png", (320, 320), (slice(None), slice(0, 160)))
     rc, out = check(capsys, write_station(tmp_path, demo_boards, 'roi_mask = "half.png"\nroi_mask_scale = true\n'))
