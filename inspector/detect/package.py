@@ -327,6 +327,9 @@ def read_meta(model: Path) -> ModelMeta:
         raise ModelError(f"{side}: thresholds name unknown labels {unknown}")
     if any(not 0 < t <= 1 for t in meta.thresholds.values()):
         raise ModelError(f"{side}: thresholds must be in (0, 1], got {meta.thresholds}")
+    if set(meta.thresholds) >= set(meta.labels) and min(meta.thresholds.values()) >= 1.0:
+        # 1.0 turns a label off (a sigmoid score stays below it); all off, the package passes every board.
+        raise ModelError(f"{side}: every label's threshold is 1.0, which no score reaches: every board would PASS")
     if meta.input.shape[0] != 1 or meta.input.shape[3] != len(meta.input.channels):
         raise ModelError(
             f"{side}: input.shape {list(meta.input.shape)} must be [1, H, W, {len(meta.input.channels)}] "

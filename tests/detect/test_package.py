@@ -121,6 +121,7 @@ def test_sidecar_describing_another_file(tmp_path):
         ({"version": "1.0"}, "version"),
         ({"format_version": 99}, "format_version 99 is not supported"),
         ({"thresholds": {"solder": 0.3}}, "unknown labels"),
+        ({"thresholds": dict.fromkeys(CLASS_NAMES, 1.0)}, "every label's threshold is 1.0"),
         ({"needs_reference": False}, "contradicts channels"),
         ({"extra_key": 1}, "extra_key"),
     ],
