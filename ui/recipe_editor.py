@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
 from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -26,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inspector.config import Recipe
+from inspector.config import MAX_DEFECTS_PASS, Recipe, validation_problems
 from inspector.decision import RecipeError, read_image_gray
 from inspector.domain import CLASS_NAMES
 from inspector.roi import check_roi
@@ -113,7 +114,7 @@ class RecipeEditor(QWidget):
         self.min_px.setSuffix(" px")
         self.max_pass_label = QLabel(panel)
         self.max_pass = QSpinBox(panel)
-        self.max_pass.setRange(0, 100)
+        self.max_pass.setRange(0, MAX_DEFECTS_PASS)  # more would pass every board of one tile: refused
         n = len(CLASS_NAMES) + 1
         sizes = QHBoxLayout()
         sizes.addWidget(self.min_px_label)
@@ -272,6 +273,9 @@ class RecipeEditor(QWidget):
         try:
             recipe = self.form_recipe()
             self.controller.apply_recipe(recipe)
+        except ValidationError as exc:  # the field and the reason, not pydantic's report
+            self.state.setText(self.tr("Not saved: %1").replace("%1", "; ".join(validation_problems(exc))))
+            return False
         except (ValueError, RecipeError) as exc:
             self.state.setText(self.tr("Not saved: %1").replace("%1", str(exc)))
             return False

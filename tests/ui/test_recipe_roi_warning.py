@@ -75,3 +75,25 @@ def test_recipe_screen_names_an_all_black_mask(qtbot, ui_app, live_pipeline, dem
     assert ed.roi_warning.isVisible()
     assert "roi_mask: all black" in ed.roi_warning.text()
     ed.leave()
+
+
+def test_recipe_screen_does_not_save_a_recipe_that_passes_every_board(qtbot, ui_app, live_pipeline, demo_boards):
+    """Every class slid to 1.00 turns every class off: the save is refused with the reason, the line keeps the
+    recipe it had, and the defect allowance cannot be set past what can still reject a board."""
+    from inspector.config import MAX_DEFECTS_PASS
+
+    ref = demo_boards / "board0000_temp.png"
+    cfg = StationConfig(recipes=[Recipe(name="demo", id=1, reference=ref)])
+    ed = _editor(qtbot, live_pipeline, cfg)
+    ed.enter()
+    for slider in ed.sliders.values():
+        slider.setValue(100)
+    assert ed.save() is False
+    assert ed.state.text().startswith("Not saved: thresholds: every class's threshold is 1.0")
+    assert "every board would PASS" in ed.state.text() and "validation error" not in ed.state.text()
+    assert cfg.recipes[0].thresholds == {}  # the stored recipe (the line's) is untouched
+    ed.max_pass.setValue(100_000)
+    assert ed.max_pass.value() == MAX_DEFECTS_PASS
+    qtbot.wait(100)  # the layout settles on the event loop, as on the line
+    save_shot(ed, "recipe_all_classes_off_en_1280x800")
+    ed.leave()
