@@ -62,6 +62,9 @@ def test_evaluate_writes_deeppcb_results_metrics_and_sidecar(tmp_path, capsys):
         assert all(len(r) == 6 and r[5] in CLASS_NAMES and 0.0 < float(r[4]) <= 1.0 for r in rows)
     m = json.loads((out / "metrics.json").read_text())["main"]
     assert m["boards"] == 4 and 0.0 <= m["map50"] <= 1.0 and m["defective_boards"] == defective
+    # Which known-good boards were rejected, not only how many (the board to look at first).
+    assert len(m["false_rejected_templates"]) == m["false_rejects_on_templates"]
+    assert set(m["false_rejected_templates"]) <= set(ids)
     # The figures went into the copy's sidecar, where the model card reads them.
     side = json.loads(model.with_suffix(".json").read_text())
     assert side["metrics"]["val_int8"]["map50"] == m["map50"] and "model" not in side["metrics"]["val_int8"]

@@ -84,7 +84,7 @@ def _evaluate_model(
     registrar = BoardRegistrar(settings_from_config(CalibrationSection()))
     floor_thr = {c: floor for c in range(1, len(CLASS_NAMES) + 1)}
     gts, dets, latencies = [], [], []
-    escapes, false_rejects, defective, clean, unregistered = [], 0, 0, 0, []
+    escapes, false_rejects, defective, clean, unregistered = [], [], 0, 0, []
     verdicts = []
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -137,7 +137,7 @@ def _evaluate_model(
         # The template of every pair is a known-good board: count false rejects on it.
         clean += 1
         if inspect_board(good, ref, rules, det, registrar).verdict is Verdict.REJECT:
-            false_rejects += 1
+            false_rejects.append(p.id)
     if out is not None:
         (out / "verdicts.jsonl").write_text("".join(json.dumps(v) + "\n" for v in verdicts))
     coco = coco_map(gts, dets, CLASS_NAMES)
@@ -159,7 +159,8 @@ def _evaluate_model(
         "escapes": len(escapes),
         "escaped_boards": escapes,
         "templates_checked": clean,
-        "false_rejects_on_templates": false_rejects,
+        "false_rejects_on_templates": len(false_rejects),
+        "false_rejected_templates": false_rejects,
         "unregistered": len(unregistered),
         "unregistered_boards": unregistered,
         "latency_mean_ms": float(lat.mean()) if lat.size else 0.0,
@@ -200,7 +201,10 @@ def _print(m: dict, title: str) -> None:
         f"board escapes at shipped thresholds: {m['escapes']} of {m['defective_boards']} defective boards"
         + (f" ({', '.join(m['escaped_boards'][:10])})" if m["escapes"] else "")
     )
-    print(f"false rejects on known-good templates: {m['false_rejects_on_templates']} of {m['templates_checked']}")
+    print(
+        f"false rejects on known-good templates: {m['false_rejects_on_templates']} of {m['templates_checked']}"
+        + (f" ({', '.join(m['false_rejected_templates'][:10])})" if m["false_rejects_on_templates"] else "")
+    )
     if m.get("unregistered"):
         print(
             f"boards not registered to their reference (REJECT): {m['unregistered']} "
@@ -300,7 +304,7 @@ def _write_sidecar(args: argparse.Namespace, result: dict) -> None:
             f"{model} is signed ({signature_path(Path(model)).name}); changing its sidecar would break the "
             "signature: write the figures before signing"
         )
-    keep = ("model", "backend", "escaped_boards", "unregistered_boards")
+    keep = ("model", "backend", "escaped_boards", "unregistered_boards", "false_rejected_templates")
     metrics = doc.setdefault("metrics", {})
     if args.camera:  # camera-domain figures sit beside the binarised ones, never in their place
         harsh = args.camera_profile == "harsh"
