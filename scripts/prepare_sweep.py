@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             z = np.load(f)
             return z["b"], z["r"], z["g"], z["t"]
         cam = {"mode": mode, "shift": 3.0, "rotate": 0.5, "seed": args.seed, "profile": args.profile}
-        b, r, g, t = _camera_frames(read_gray(pair.test_path), read_gray(pair.template_path), pair, cam)
+        b, r, g, t, _other = _camera_frames(read_gray(pair.test_path), read_gray(pair.template_path), pair, cam)
         t = np.asarray(t, np.float32).reshape(-1, 4)
         np.savez(f.with_suffix(".tmp.npz"), b=b, r=r, g=g, t=t)
         f.with_suffix(".tmp.npz").replace(f)

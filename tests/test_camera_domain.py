@@ -108,6 +108,12 @@ def test_second_capture_of_the_golden_board_has_the_same_surface_and_other_noise
         return float(np.corrcoef(a[lam], b[lam])[0, 1])
 
     assert corr(golden, good) > corr(golden, other) + 0.2
+    # Asked for, the line's kind of good board: the same copper, a surface of its own (not the golden board's).
+    g = capture_pair(temp, temp, 9, other=True)
+    assert set(g) == {"golden", "board", "good", "other"} and "other" not in f
+    assert np.array_equal(g["good"][0], f["good"][0])  # asking for it changes none of the other captures
+    line_good = g["other"][0].astype(np.int16)
+    assert corr(golden, good) > corr(golden, line_good) + 0.2
 
 
 def test_map_boxes_follows_the_capture_transform():

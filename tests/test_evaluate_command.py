@@ -115,6 +115,8 @@ def test_camera_figures_of_each_profile_go_beside_the_binarised_ones(tmp_path, c
     line, harsh = metrics["val_int8_camera_gray"], metrics["val_int8_camera_gray_harsh"]
     assert line["boards"] == harsh["boards"] == 2
     assert "--camera-profile" not in line["command"] and line["command"].endswith("--camera-seed 0")
+    # Beside the golden board's second capture, a good board that is another physical board (what a line sees).
+    assert line["other_boards_checked"] == 2 and 0 <= line["false_rejects_on_other_boards"] <= 2
     assert harsh["command"].endswith("--camera-seed 0 --camera-profile harsh")
 
     # Beside each result, the labels where that capture put the defects (3 px off here), for the breakdown.

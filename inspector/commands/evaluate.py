@@ -85,14 +85,16 @@ def _evaluate_model(
     floor_thr = {c: floor for c in range(1, len(CLASS_NAMES) + 1)}
     gts, dets, latencies = [], [], []
     escapes, false_rejects, defective, clean, unregistered = [], [], 0, 0, []
+    other_rejects: list[str] = []  # camera runs: good boards that are not the golden board itself
+    other_unregistered: list[str] = []
     verdicts = []
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     for p in pairs:
         board, ref = read_gray(p.test_path), read_gray(p.template_path)
-        good, truth = ref, p.boxes
+        good, truth, other = ref, p.boxes, None
         if camera is not None:
-            board, ref, good, truth = _camera_frames(board, ref, p, camera)
+            board, ref, good, truth, other = _camera_frames(board, ref, p, camera)
         t0 = time.perf_counter()
         station = inspect_board(board, ref, rules, det, registrar)
         latencies.append((time.perf_counter() - t0) * 1000)
@@ -138,6 +140,13 @@ def _evaluate_model(
         clean += 1
         if inspect_board(good, ref, rules, det, registrar).verdict is Verdict.REJECT:
             false_rejects.append(p.id)
+        if other is not None:
+            # A line's good boards are other physical boards than the golden one: only the copper is the same.
+            judged = inspect_board(other, ref, rules, det, registrar)
+            if judged.verdict is Verdict.REJECT:
+                other_rejects.append(p.id)
+                if not judged.inspected:
+                    other_unregistered.append(p.id)
     if out is not None:
         (out / "verdicts.jsonl").write_text("".join(json.dumps(v) + "\n" for v in verdicts))
     coco = coco_map(gts, dets, CLASS_NAMES)
@@ -161,6 +170,16 @@ def _evaluate_model(
         "templates_checked": clean,
         "false_rejects_on_templates": len(false_rejects),
         "false_rejected_templates": false_rejects,
+        **(
+            {
+                "other_boards_checked": clean,
+                "false_rejects_on_other_boards": len(other_rejects),
+                "false_rejected_other_boards": other_rejects,
+                "other_boards_unregistered": other_unregistered,
+            }
+            if camera is not None
+            else {}
+        ),
         "unregistered": len(unregistered),
         "unregistered_boards": unregistered,
         "latency_mean_ms": float(lat.mean()) if lat.size else 0.0,
@@ -184,9 +203,10 @@ def _camera_frames(board: np.ndarray, ref: np.ndarray, pair, camera: dict):
         max_shift=camera["shift"],
         max_rot_deg=camera["rotate"],
         profile=camera.get("profile", "line"),
+        other=True,
     )
     truth = map_boxes(pair.boxes, f["board"][1].matrix)
-    return f["board"][0], f["golden"][0], f["good"][0], truth
+    return f["board"][0], f["golden"][0], f["good"][0], truth, f["other"][0]
 
 
 def _print(m: dict, title: str) -> None:
@@ -205,6 +225,17 @@ def _print(m: dict, title: str) -> None:
         f"false rejects on known-good templates: {m['false_rejects_on_templates']} of {m['templates_checked']}"
         + (f" ({', '.join(m['false_rejected_templates'][:10])})" if m["false_rejects_on_templates"] else "")
     )
+    if "other_boards_checked" in m:
+        print(
+            f"false rejects on known-good boards other than the golden one: {m['false_rejects_on_other_boards']} of "
+            f"{m['other_boards_checked']}"
+            + (f" ({', '.join(m['false_rejected_other_boards'][:10])})" if m["false_rejects_on_other_boards"] else "")
+            + (
+                f", {len(m['other_boards_unregistered'])} of them not registered"
+                if m["other_boards_unregistered"]
+                else ""
+            )
+        )
     if m.get("unregistered"):
         print(
             f"boards not registered to their reference (REJECT): {m['unregistered']} "
@@ -304,7 +335,15 @@ def _write_sidecar(args: argparse.Namespace, result: dict) -> None:
             f"{model} is signed ({signature_path(Path(model)).name}); changing its sidecar would break the "
             "signature: write the figures before signing"
         )
-    keep = ("model", "backend", "escaped_boards", "unregistered_boards", "false_rejected_templates")
+    keep = (
+        "model",
+        "backend",
+        "escaped_boards",
+        "unregistered_boards",
+        "false_rejected_templates",
+        "false_rejected_other_boards",
+        "other_boards_unregistered",
+    )
     metrics = doc.setdefault("metrics", {})
     if args.camera:  # camera-domain figures sit beside the binarised ones, never in their place
         harsh = args.camera_profile == "harsh"

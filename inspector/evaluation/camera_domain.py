@@ -173,15 +173,18 @@ def capture_pair(
     max_shift: float = 0.0,
     max_rot_deg: float = 0.0,
     profile: Profile = "line",
+    other: bool = False,
 ) -> dict[str, tuple[np.ndarray, Capture]]:
     """Camera frames for one DeepPCB pair, as a line would take them.
 
     - 'golden': the template board captured once, square to the camera (the recipe's reference);
     - 'board': the defective board (another physical board: its own surface), misregistered;
-    - 'good': the golden board captured a second time, misregistered (the known-good check).
+    - 'good': the golden board captured a second time, misregistered (the known-good check the issue names);
+    - 'other' (when asked): another physical board of the same design without defects, misregistered: what a line's good boards
+      are. Its laminate weave and copper grain are its own, so nothing but the copper matches the golden capture.
     """
     golden_board = 2 * int(seed)
-    return {
+    frames = {
         "golden": render(template, 3 * int(seed), board_seed=golden_board, mode=mode, profile=profile),
         "board": render(
             test,
@@ -202,6 +205,21 @@ def capture_pair(
             profile=profile,
         ),
     }
+    if other:
+        frames["other"] = render(
+            template,
+            _OTHER + 3 * int(seed),
+            board_seed=_OTHER + golden_board,
+            mode=mode,
+            max_shift=max_shift,
+            max_rot_deg=max_rot_deg,
+            profile=profile,
+        )
+    return frames
+
+
+_OTHER = 1 << 40
+"""Offset of the seeds of the 'other' board and its capture: streams no golden board or capture of any pair uses."""
 
 
 __all__ = ["Capture", "Profile", "capture_pair", "map_boxes", "misregistration", "render"]
