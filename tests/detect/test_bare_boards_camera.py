@@ -39,7 +39,9 @@ def test_bare_boards_pass_as_known_good_and_their_defects_are_rejected(mode):
         for seed in (7, 8):  # two captures of each: 3 px / 0.5 deg off, as the known-good check
             cam = {"mode": mode, "shift": 3.0, "rotate": 0.5, "seed": seed}
             for p in bare:
-                board, golden, good, _ = _camera_frames(read_gray(p.test_path), read_gray(p.template_path), p, cam)
+                board, golden, good, _, _other = _camera_frames(
+                    read_gray(p.test_path), read_gray(p.template_path), p, cam
+                )
                 known_good = inspect_board(good, golden, rules, det, registrar)
                 if known_good.verdict is not Verdict.PASS:
                     wrong.append((p.id, seed, "known-good rejected", known_good.reason, len(known_good.detections)))
