@@ -82,6 +82,9 @@ def _evaluate_model(
     rules = RecipeRules(Recipe())
     # The station's default registrar: every board is scored exactly as the line would judge it.
     registrar = BoardRegistrar(settings_from_config(CalibrationSection()))
+    # Camera runs judge another physical board too; its own registrar keeps the sequence of poses the other figures
+    # were measured with (each solve starts from the previous board's pose).
+    other_registrar = BoardRegistrar(settings_from_config(CalibrationSection()))
     floor_thr = {c: floor for c in range(1, len(CLASS_NAMES) + 1)}
     gts, dets, latencies = [], [], []
     escapes, false_rejects, defective, clean, unregistered = [], [], 0, 0, []
@@ -142,7 +145,7 @@ def _evaluate_model(
             false_rejects.append(p.id)
         if other is not None:
             # A line's good boards are other physical boards than the golden one: only the copper is the same.
-            judged = inspect_board(other, ref, rules, det, registrar)
+            judged = inspect_board(other, ref, rules, det, other_registrar)
             if judged.verdict is Verdict.REJECT:
                 other_rejects.append(p.id)
                 if not judged.inspected:
