@@ -320,6 +320,11 @@ _EDGE_MIN_SHARE = 0.002
 """A reference whose edge band covers less of it has no edges to score or solve on (a blank view)."""
 
 
+def is_blank(gray: np.ndarray) -> bool:
+    """No contrast to align on (standard deviation under 2 gray levels): no board in view, or no light."""
+    return float(cv2.meanStdDev(gray)[1][0, 0]) < 2.0
+
+
 def _is_binary(gray: np.ndarray) -> bool:
     """At least 90 % of the pixels within 40 of black or white: the test the model's input preparation makes
     (`inspector.detect.prepare.is_binary` with the shipped sidecar's margins)."""
@@ -612,7 +617,7 @@ class BoardRegistrar:
         img, ref = gray8(image, self.settings.colour), gray8(reference, self.settings.colour)
         if min(img.shape) < 32 or min(ref.shape) < 32:
             raise RegistrationError(f"image {img.shape[1]}x{img.shape[0]} is too small to register")
-        if float(cv2.meanStdDev(img)[1][0, 0]) < 2.0:
+        if is_blank(img):
             raise RegistrationError("the capture is blank (no contrast): no board in view, or no light")
         s = self.settings
         raw_img, raw_ref = img, ref  # features work on the images as they are

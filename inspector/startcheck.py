@@ -153,12 +153,10 @@ def _check_registrable(cfg: StationConfig, recipe: Recipe, reference) -> None:
     nothing while looking busy; a golden image without structure is the light off, a lens cap or a wrong crop.
     Building the reference's pyramid here also spares its first board the 9 ms.
     """
-    import cv2
-
-    from .registration import BoardRegistrar, RegistrationError, settings_from_config
+    from .registration import BoardRegistrar, RegistrationError, is_blank, settings_from_config
 
     try:
-        if float(cv2.meanStdDev(reference)[1][0, 0]) < 2.0:  # the rule a capture is held to (`estimate`)
+        if is_blank(reference):  # the rule a capture is held to (`estimate`)
             raise RegistrationError("the image is blank (no contrast)")
         BoardRegistrar(settings_from_config(cfg.calibration)).prepare(reference)
     except RegistrationError as exc:
