@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -113,7 +114,12 @@ def test_incomplete_buffers_are_reported_never_returned(fake_gv_factory):
             with pytest.raises(IncompleteFrame) as exc:
                 cam.grab(2.0)
             errors.append(str(exc.value))
-        assert all("missing-packets" in e for e in errors)
+        # Which status Aravis gives a lossy frame depends on timing: "missing-packets" when the frame's
+        # last packet came and resends did not fill the gaps, "timeout" when the frame retention ran out
+        # first, and so on (a loaded CI machine once gave another than missing-packets). Each is an
+        # incomplete frame named by its status; none may be returned.
+        incomplete = r"buffer \d+ status (missing-packets|timeout|wrong-packet-id|size-mismatch|aborted)$"
+        assert all(re.search(incomplete, e) for e in errors), errors
         stats = cam.stream_statistics()
         assert stats["n_failures"] >= 5 and stats["n_missing_packets"] > 0
     finally:
