@@ -65,6 +65,10 @@ def test_evaluate_writes_deeppcb_results_metrics_and_sidecar(tmp_path, capsys):
     # Which known-good boards were rejected, not only how many (the board to look at first).
     assert len(m["false_rejected_templates"]) == m["false_rejects_on_templates"]
     assert set(m["false_rejected_templates"]) <= set(ids)
+    # ...and what was called on each, for review: a box or the reason it was not inspected.
+    rejects = [json.loads(r) for r in (out / "known_good_rejects.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rejects] == m["false_rejected_templates"]
+    assert all(r["board"] == "golden board, second capture" and (r["detections"] or r["reason"]) for r in rejects)
     # The figures went into the copy's sidecar, where the model card reads them.
     side = json.loads(model.with_suffix(".json").read_text())
     assert side["metrics"]["val_int8"]["map50"] == m["map50"] and "model" not in side["metrics"]["val_int8"]
@@ -117,6 +121,10 @@ def test_camera_figures_of_each_profile_go_beside_the_binarised_ones(tmp_path, c
     assert "--camera-profile" not in line["command"] and line["command"].endswith("--camera-seed 0")
     # Beside the golden board's second capture, a good board that is another physical board (what a line sees).
     assert line["other_boards_checked"] == 2 and 0 <= line["false_rejects_on_other_boards"] <= 2
+    rejects = [json.loads(r) for r in (tmp_path / "line" / "known_good_rejects.jsonl").read_text().splitlines()]
+    others = [r["id"] for r in rejects if r["board"] == "other physical board"]
+    assert others == json.loads((tmp_path / "line" / "metrics.json").read_text())["main"]["false_rejected_other_boards"]
+    assert all(r["detections"] or r["reason"] for r in rejects)
     assert harsh["command"].endswith("--camera-seed 0 --camera-profile harsh")
 
     # Beside each result, the labels where that capture put the defects (3 px off here), for the breakdown.

@@ -91,6 +91,7 @@ def _evaluate_model(
     other_rejects: list[str] = []  # camera runs: good boards that are not the golden board itself
     other_unregistered: list[str] = []
     verdicts = []
+    good_rejects: list[dict] = []  # what was called on each known-good board that was rejected
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     for p in pairs:
@@ -141,17 +142,21 @@ def _evaluate_model(
                 escapes.append(p.id)
         # The template of every pair is a known-good board: count false rejects on it.
         clean += 1
-        if inspect_board(good, ref, rules, det, registrar).verdict is Verdict.REJECT:
+        judged = inspect_board(good, ref, rules, det, registrar)
+        if judged.verdict is Verdict.REJECT:
             false_rejects.append(p.id)
+            good_rejects.append(_known_good_record(p.id, "golden board, second capture", judged))
         if other is not None:
             # A line's good boards are other physical boards than the golden one: only the copper is the same.
             judged = inspect_board(other, ref, rules, det, other_registrar)
             if judged.verdict is Verdict.REJECT:
                 other_rejects.append(p.id)
+                good_rejects.append(_known_good_record(p.id, "other physical board", judged))
                 if not judged.inspected:
                     other_unregistered.append(p.id)
     if out is not None:
         (out / "verdicts.jsonl").write_text("".join(json.dumps(v) + "\n" for v in verdicts))
+        (out / "known_good_rejects.jsonl").write_text("".join(json.dumps(v) + "\n" for v in good_rejects))
     coco = coco_map(gts, dets, CLASS_NAMES)
     shipped = {c - 1: t for c, t in info.default_thresholds.items()}
     dp = deeppcb_metrics(gts, dets, shipped)
@@ -187,6 +192,16 @@ def _evaluate_model(
         "unregistered_boards": unregistered,
         "latency_mean_ms": float(lat.mean()) if lat.size else 0.0,
         "latency_p99_ms": float(np.percentile(lat, 99)) if lat.size else 0.0,
+    }
+
+
+def _known_good_record(pair_id: str, board: str, judged) -> dict:
+    """A rejected known-good board as a quality engineer reviews it: which board, why, and the boxes (frame pixels)."""
+    return {
+        "id": pair_id,
+        "board": board,
+        "reason": judged.reason,
+        "detections": [d.to_json() for d in judged.detections],
     }
 
 
