@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from inspector.detect.package import InputDomain
-from inspector.detect.prepare import is_binary, prepare
+from inspector.detect.prepare import is_binary, prepare, to_gray
 from inspector.evaluation.camera_domain import capture_pair, map_boxes, render
 
 PAIR = Path(__file__).resolve().parent / "fixtures" / "deeppcb"
@@ -168,9 +168,34 @@ def test_a_registered_second_capture_binarised_with_the_golden_materials_matches
     assert np.array_equal(joint[unseen], gold_mask[unseen])
 
 
+@pytest.mark.parametrize("mode", ["gray", "colour"])
+def test_the_captures_own_border_is_not_judged_where_the_registration_puts_it_inside_the_frame(mode):
+    """A capture's outermost pixels are where its blur, resampling and JPEG run out of neighbours (and where a
+    sensor's edge rows misbehave): a bright line along them, 3.7 px inside the golden frame after registration,
+    is not a defect. Next to the area the camera did not see, the prepared board is the golden mask."""
+    from inspector.registration import BoardRegistrar
+
+    test, temp = _pair()
+    spec = InputDomain(kind="binary_copper")
+    f = capture_pair(test, temp, 32, mode=mode, max_shift=3, max_rot_deg=0.5)
+    golden = f["golden"][0]
+    good = f["good"][0].copy()
+    for edge in (np.s_[:2], np.s_[-2:], np.s_[:, :2], np.s_[:, -2:]):
+        good[edge] = 255
+    reg = BoardRegistrar().register(good, golden)
+    board = reg.warp_to_reference(good, golden)
+    gold_mask = prepare(golden, spec)
+    joint = prepare(board, spec, reference=(golden, gold_mask))
+    unseen = _unseen(board, golden, spec)
+    assert unseen.any()
+    near = cv2.dilate(unseen.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool) & ~unseen
+    line = near & (to_gray(board, "b", spec.colour) == 255)
+    assert line.sum() > 100  # the bright line is inside the frame, beside the unseen band
+    assert np.array_equal(joint[near], gold_mask[near])
+
+
 def _unseen(board: np.ndarray, golden: np.ndarray, spec: InputDomain) -> np.ndarray:
     """Pixels of the board image that are the golden image's own (not seen by the camera), 3x3-eroded."""
-    from inspector.detect.prepare import to_gray
 
     same = (to_gray(board, "b", spec.colour) == to_gray(golden, "g", spec.colour)).astype(np.uint8)
     return cv2.erode(same, np.ones((3, 3), np.uint8)).astype(bool)

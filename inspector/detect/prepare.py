@@ -416,6 +416,13 @@ def binarise_like(gray: np.ndarray, spec, ref_gray: np.ndarray, ref_mask: np.nda
         (slice(None), slice(-b, None)),
     ):
         out[sl] = ref_mask[sl]
+    # The same holds for the capture's own border wherever the registration put it inside the frame (a board
+    # shifted or turned against its golden image): next to the area the camera did not see (the reference's own
+    # pixels, see `warp_to_reference`), the capture's outermost pixels are as unreliable as the frame's.
+    unseen = cv2.erode((gray == ref_gray).view(np.uint8), np.ones((3, 3), np.uint8))
+    if unseen.any():
+        near = cv2.dilate(unseen, np.ones((2 * b + 3, 2 * b + 3), np.uint8)).view(bool)
+        out[near] = ref_mask[near]
     return out
 
 
