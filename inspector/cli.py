@@ -27,6 +27,7 @@ BUILTIN = (
     "sync",
     "audit",
     "soak",
+    "reference",
 )
 
 

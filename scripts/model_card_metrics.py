@@ -66,6 +66,14 @@ def render(meta: dict) -> str:
             lambda m: f"{m.get('false_rejects_on_templates', '–')} of {m.get('templates_checked', '–')}" if m else "–",
         ),
         (
+            "good boards of another physical board judged REJECT (camera renderings)",
+            lambda m: (
+                f"{m['false_rejects_on_other_boards']} of {m['other_boards_checked']}"
+                if m and "other_boards_checked" in m
+                else "–"
+            ),
+        ),
+        (
             "latency per board in evaluate, mean / p99 (ms; machine load varies)",
             lambda m: f"{_col(m, 'latency_mean_ms', '{:.1f}')} / {_col(m, 'latency_p99_ms', '{:.1f}')}",
         ),

@@ -199,3 +199,13 @@ def _unseen(board: np.ndarray, golden: np.ndarray, spec: InputDomain) -> np.ndar
 
     same = (to_gray(board, "b", spec.colour) == to_gray(golden, "g", spec.colour)).astype(np.uint8)
     return cv2.erode(same, np.ones((3, 3), np.uint8)).astype(bool)
+
+
+def test_teaching_boards_are_other_physical_boards_of_the_design_and_repeat_per_seed():
+    test, temp = _pair()
+    f = capture_pair(test, temp, 7, max_shift=3, max_rot_deg=0.5, other=True, teach=2)
+    again = capture_pair(test, temp, 7, max_shift=3, max_rot_deg=0.5, teach=2)
+    assert len(f["teach"]) == 2 and "teach" not in capture_pair(test, temp, 7)
+    frames = [f["golden"][0], f["good"][0], f["other"][0], *(t[0] for t in f["teach"])]
+    assert all(not np.array_equal(a, b) for i, a in enumerate(frames) for b in frames[i + 1 :])
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(f["teach"], again["teach"]))

@@ -148,3 +148,22 @@ def test_camera_figures_of_each_profile_go_beside_the_binarised_ones(tmp_path, c
         capture_output=True, text=True,
     )  # fmt: skip
     assert r.returncode == 0 and "labels as each camera capture placed them" in r.stdout, r.stderr
+
+
+@pytest.mark.skipif(not MODEL.is_file(), reason="the shipped model is not in models/")
+def test_a_golden_image_taught_from_several_boards_is_scored_and_never_written_as_the_cards(tmp_path, capsys):
+    """`--camera-golden-boards N`: the golden reference is taught from the golden capture and N-1 other good boards
+    (`inspector.teach_reference`), as `pcb-inspector reference teach` does at set-up."""
+    _deeppcb_layout(tmp_path / "data", 2)
+    common = ["evaluate", "--root", str(tmp_path / "data"), "--list", str(tmp_path / "data" / "test.txt"),
+              "--model", str(MODEL), "--out", str(tmp_path / "out")]  # fmt: skip
+    assert main([*common, "--camera", "gray", "--camera-shift", "3", "--camera-golden-boards", "3", "--json"]) == 0
+    taught = json.loads(capsys.readouterr().out)["main"]
+    assert taught["boards"] == 2 and taught["templates_checked"] == 2 and taught["unregistered"] == 0
+    for bad, why in (
+        (["--camera", "gray", "--camera-golden-boards", "0"], "at least 1 (the golden capture)"),
+        (["--camera-golden-boards", "3"], "needs --camera"),
+        (["--camera", "gray", "--camera-golden-boards", "3", "--write-sidecar"], "golden image of one board"),
+    ):
+        assert main([*common, *bad]) == 2
+        assert why in capsys.readouterr().err

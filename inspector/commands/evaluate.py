@@ -51,6 +51,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(inspector.evaluation.camera_domain.Profile)",
     )
     p.add_argument(
+        "--camera-golden-boards",
+        type=int,
+        default=1,
+        metavar="N",
+        help="teach the golden reference from N good boards (the golden capture and N-1 other physical boards, "
+        "registered and median-combined: `pcb-inspector reference teach`); 1: the golden capture alone",
+    )
+    p.add_argument(
         "--write-sidecar",
         action="store_true",
         help="store these figures in the model's sidecar (metrics.val_int8, and val_float_tflite with --compare-model)",
@@ -222,9 +230,15 @@ def _camera_frames(board: np.ndarray, ref: np.ndarray, pair, camera: dict):
         max_rot_deg=camera["rotate"],
         profile=camera.get("profile", "line"),
         other=True,
+        teach=camera.get("golden_boards", 1) - 1,
     )
     truth = map_boxes(pair.boxes, f["board"][1].matrix)
-    return f["board"][0], f["golden"][0], f["good"][0], truth, f["other"][0]
+    golden = f["golden"][0]
+    if f.get("teach"):
+        from ..teach_reference import teach_reference
+
+        golden = teach_reference([golden, *(frame for frame, _ in f["teach"])]).image
+    return f["board"][0], golden, f["good"][0], truth, f["other"][0]
 
 
 def _print(m: dict, title: str) -> None:
@@ -280,6 +294,15 @@ def evaluate(args: argparse.Namespace) -> int:
         raise CommandError("no boards to evaluate (check --list and --groups)")
     if args.write_sidecar:
         _refuse_figures_of_trained_boards(args.model)
+    if args.camera_golden_boards < 1:
+        raise CommandError(f"--camera-golden-boards {args.camera_golden_boards}: at least 1 (the golden capture)")
+    if args.camera_golden_boards > 1 and not args.camera:
+        raise CommandError("--camera-golden-boards needs --camera (DeepPCB's own templates are one image each)")
+    if args.camera_golden_boards > 1 and args.write_sidecar:
+        raise CommandError(
+            "--camera-golden-boards with --write-sidecar: the card's camera figures are those of a golden image of "
+            "one board; evaluate a taught golden image without --write-sidecar"
+        )
     camera = None
     if args.camera:
         camera = {
@@ -288,6 +311,7 @@ def evaluate(args: argparse.Namespace) -> int:
             "rotate": args.camera_rotate,
             "seed": args.camera_seed,
             "profile": args.camera_profile,
+            "golden_boards": args.camera_golden_boards,
         }
     main = _evaluate_model(args.model, pairs, args.out, args.floor, args.threads, camera)
     result = {"main": main}

@@ -174,7 +174,8 @@ def capture_pair(
     max_rot_deg: float = 0.0,
     profile: Profile = "line",
     other: bool = False,
-) -> dict[str, tuple[np.ndarray, Capture]]:
+    teach: int = 0,
+) -> dict[str, tuple[np.ndarray, Capture]] | dict:
     """Camera frames for one DeepPCB pair, as a line would take them.
 
     - 'golden': the template board captured once, square to the camera (the recipe's reference);
@@ -182,6 +183,8 @@ def capture_pair(
     - 'good': the golden board captured a second time, misregistered (the known-good check the issue names);
     - 'other' (when asked): another physical board of the same design without defects, misregistered: what a line's good boards
       are. Its laminate weave and copper grain are its own, so nothing but the copper matches the golden capture.
+    - 'teach' (when `teach` > 0): a list of that many more good boards of the design, each its own physical board,
+      misregistered: with 'golden', the boards a golden reference is taught from (`inspector.teach_reference`).
     """
     golden_board = 2 * int(seed)
     frames = {
@@ -215,11 +218,28 @@ def capture_pair(
             max_rot_deg=max_rot_deg,
             profile=profile,
         )
+    if teach > 0:
+        frames["teach"] = []
+        for k in range(teach):
+            s = _TEACH + 7919 * k + int(seed)
+            frames["teach"].append(
+                render(
+                    template,
+                    s,
+                    board_seed=s + 1,
+                    mode=mode,
+                    max_shift=max_shift,
+                    max_rot_deg=max_rot_deg,
+                    profile=profile,
+                )
+            )
     return frames
 
 
 _OTHER = 1 << 40
 """Offset of the seeds of the 'other' board and its capture: streams no golden board or capture of any pair uses."""
+_TEACH = 1 << 41
+"""Offset of the seeds of the teaching boards (board and capture): streams no other rendering uses."""
 
 
 __all__ = ["Capture", "Profile", "capture_pair", "map_boxes", "misregistration", "render"]
