@@ -284,7 +284,13 @@ def _inner_islands(mask: np.ndarray, spec) -> int:
     return int(area[inner].sum())
 
 
-def _follow_golden(gray: np.ndarray, spec, ref_gray: np.ndarray, ref_mask: np.ndarray) -> np.ndarray:
+def _unseen(gray: np.ndarray, ref_gray: np.ndarray) -> np.ndarray:
+    """Pixels equal to the golden image's, 3x3-eroded (a pixel that merely happens to match is not one): the area
+    the camera did not see, which `warp_to_reference` filled with the reference's own pixels."""
+    return cv2.erode((gray == ref_gray).view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+
+
+def _follow_golden(gray: np.ndarray, spec, ref_gray: np.ndarray, ref_mask: np.ndarray, same: np.ndarray) -> np.ndarray:
     """A registered board whose golden image shows one material: the golden mask, with the other material wherever
     the board is brighter or darker than the golden image by the full assumed contrast (1.6:1) under the two
     captures' light ratio.
@@ -298,7 +304,6 @@ def _follow_golden(gray: np.ndarray, spec, ref_gray: np.ndarray, ref_mask: np.nd
     h, w = gray.shape
     sb = (cv2.medianBlur(gray, spec.smooth_px) if spec.smooth_px > 1 else gray).astype(np.float32) + 1.0
     sg = (cv2.medianBlur(ref_gray, spec.smooth_px) if spec.smooth_px > 1 else ref_gray).astype(np.float32) + 1.0
-    same = cv2.erode((gray == ref_gray).view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
     ratio = sb / sg
     k = 8 if min(h, w) >= 128 else 1
     size = (max(1, w // k), max(1, h // k))
@@ -397,14 +402,15 @@ def binarise_like(gray: np.ndarray, spec, ref_gray: np.ndarray, ref_mask: np.nda
     """
     if gray.dtype != np.uint8:
         gray = cv2.convertScaleAbs(gray, alpha=255.0 / max(float(gray.max()), 1.0))
-    out = _split_with_materials(gray, spec, ref_mask, ref_gray)
+    unseen = _unseen(gray, ref_gray)
+    out = _split_with_materials(gray, spec, ref_mask, ref_gray, unseen)
     if out is None or out is _LOW_CONTRAST:
         if _minority(ref_mask, spec) > _ONE_MATERIAL_FRACTION:
             return binarise(gray, spec)  # nothing seen, or levels against the sidecar: its own split
         # The golden image shows one material here: so does the board, but where it clearly differs from the
         # golden image. Its own split would take the weave or the tarnish for the other material (known-good
         # captures of a bare board came back as fields of pin-holes).
-        out = _follow_golden(gray, spec, ref_gray, ref_mask)
+        out = _follow_golden(gray, spec, ref_gray, ref_mask, unseen)
     # The outermost rows and columns of two frames are where the median, the light fit and the resampling
     # run out of neighbours (and JPEG blocks end): 1-px lines along the border were most of the false calls
     # left on known-good boards. They are taken as not seen, like the area the camera did not show.
@@ -419,25 +425,25 @@ def binarise_like(gray: np.ndarray, spec, ref_gray: np.ndarray, ref_mask: np.nda
     # The same holds for the capture's own border wherever the registration put it inside the frame (a board
     # shifted or turned against its golden image): next to the area the camera did not see (the reference's own
     # pixels, see `warp_to_reference`), the capture's outermost pixels are as unreliable as the frame's.
-    unseen = cv2.erode((gray == ref_gray).view(np.uint8), np.ones((3, 3), np.uint8))
     if unseen.any():
-        near = cv2.dilate(unseen, np.ones((2 * b + 3, 2 * b + 3), np.uint8)).view(bool)
+        near = cv2.dilate(unseen.view(np.uint8), np.ones((2 * b + 3, 2 * b + 3), np.uint8)).view(bool)
         out[near] = ref_mask[near]
     return out
 
 
-def _split_with_materials(gray: np.ndarray, spec, materials: np.ndarray, ref_gray: np.ndarray | None):
+def _split_with_materials(
+    gray: np.ndarray, spec, materials: np.ndarray, ref_gray: np.ndarray | None, same: np.ndarray | None = None
+):
     """`gray` (uint8) thresholded midway between its two material levels under its light, both fitted where
     `materials` (a mask in the network's levels) has each material; None where it shows only one, or the
     levels contradict `camera_copper`; `_LOW_CONTRAST` where the two levels are too close to be two materials.
-    Pixels equal to `ref_gray`'s (when given) take `materials`' value and do not inform the fit.
+    Pixels equal to `ref_gray`'s (when given; `same`, when the caller has them already) take `materials`' value
+    and do not inform the fit.
     """
     h, w = gray.shape
     s = cv2.medianBlur(gray, spec.smooth_px) if spec.smooth_px > 1 else gray
-    if ref_gray is None:
-        same = np.zeros((h, w), bool)
-    else:
-        same = cv2.erode((gray == ref_gray).view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+    if same is None:
+        same = np.zeros((h, w), bool) if ref_gray is None else _unseen(gray, ref_gray)
     copper = materials == spec.copper_level
     guard = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * _EDGE_GUARD_PX + 1,) * 2)
     inner_cu = cv2.erode(copper.view(np.uint8), guard).view(bool)

@@ -175,7 +175,7 @@ def capture_pair(
     profile: Profile = "line",
     other: bool = False,
     teach: int = 0,
-) -> dict[str, tuple[np.ndarray, Capture]] | dict:
+) -> dict[str, tuple[np.ndarray, Capture] | list[tuple[np.ndarray, Capture]]]:
     """Camera frames for one DeepPCB pair, as a line would take them.
 
     - 'golden': the template board captured once, square to the camera (the recipe's reference);
