@@ -40,7 +40,7 @@ from .package import ModelMeta, load_package
 from .prepare import prepare
 from .runtimes import Runtime, TensorSpec, runtime_class
 from .settings import PackagedModelSettings
-from .tiling import Tile, cut, keep_owned, nms_classwise, plan_tiles
+from .tiling import Tile, cut, keep_owned, nms_classwise, pad_from_reference, plan_tiles
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +345,8 @@ class PackagedDetector(Detector):
         self, image: np.ndarray, reference: np.ndarray | None, size: tuple[int, int] | None = None
     ) -> None:
         """A frame smaller than the input (resized to `size` first, if given) in the corner of input-sized
-        planes, padded like `tiling.cut` (border replicated), merged into the tensor.
+        planes, padded like `tiling.pad_from_reference` (the reference's border replicated, for both), merged
+        into the tensor.
 
         The same input as resizing, stacking and letterboxing, without the intermediate frame-sized copies
         (the reduced pass runs on every board).
@@ -365,6 +366,9 @@ class PackagedDetector(Detector):
                 cv2.resize(src, size, dst=plane[:sh, :sw], interpolation=cv2.INTER_LINEAR)
             plane[:sh, sw:] = plane[:sh, sw - 1 : sw]  # replicate the last column, then the last row
             plane[sh:, :] = plane[sh - 1 : sh, :]
+        if reference is not None:  # the board takes the reference's padding: the two never differ there
+            st["board"][:sh, sw:] = st["reference"][:sh, sw:]
+            st["board"][sh:, :] = st["reference"][sh:, :]
         if "absdiff" in self._channels:
             cv2.absdiff(st["board"], st["reference"], dst=st["absdiff"])
         buf = self._rt.input_view()
@@ -579,6 +583,8 @@ class PackagedDetector(Detector):
             elif direct:  # smaller: letterboxed into the tensor in one copy
                 self._letterbox_into_input(image, reference)
             else:
+                if reference is not None and (h < th or w < tw):  # padded alike before the tiles are cut
+                    image, reference = pad_from_reference(image, reference, th, tw)
                 x = self._stack(image, reference)
         pre = (time.perf_counter() - t0) * 1000
         invoke = post = 0.0

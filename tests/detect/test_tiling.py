@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from inspector.detect.litert import LiteRTDetector
-from inspector.detect.tiling import box_iou, cut, keep_owned, nms_classwise, plan_tiles
+from inspector.detect.tiling import box_iou, cut, keep_owned, nms_classwise, pad_from_reference, plan_tiles
 from inspector.synth import make_board
 
 from .conftest import M320, M640
@@ -41,6 +41,24 @@ def test_small_frame_is_letterboxed_not_resized():
     assert out.shape == (320, 320)
     assert (out[:200, :300] == img).all()  # native scale kept
     assert (out[250, :300] == img[199]).all() and (out[:200, 310] == img[:, 299]).all()  # border replicated
+
+
+def test_board_and_reference_are_padded_alike_where_they_differ_at_the_edge():
+    """A board whose last column and row differ from its reference's (a dark scanner column, a board a pixel off)
+    is padded with the reference's border: the difference stays one pixel wide instead of filling the padding."""
+    ref = np.full((200, 300), 255, np.uint8)
+    ref[50:60, :] = 0  # a trace running off the right edge
+    board = ref.copy()
+    board[:, -1] = 0  # the dark last column
+    board[-1, :] = 0
+    b, r = pad_from_reference(board, ref, 320, 320)
+    assert b.shape == r.shape == (320, 320)
+    assert (b[:200, :300] == board).all() and (r[:200, :300] == ref).all()  # the frames themselves untouched
+    assert (b[200:, :] == r[200:, :]).all() and (b[:, 300:] == r[:, 300:]).all()  # one padding for both
+    assert (r[55, 300:] == 0).all() and (r[100, 300:] == 255).all()  # the reference's own border, replicated
+    assert int((b != r).sum()) == int((board != ref).sum())  # no difference added
+    same_b, same_r = pad_from_reference(board, ref, 200, 300)
+    assert same_b is board and same_r is ref  # large enough: nothing to pad
 
 
 def test_owned_filter_and_classwise_nms():
