@@ -1,11 +1,13 @@
-"""Earlier releases stay installable: 1.8.0 (its own INT8 file, kept in models/releases) and 1.6.0 (the
-same file, its own sidecar) can be put back with `pcb-inspector model rollback` after the shipped release
+"""Earlier releases stay installable: 1.9.2 and 1.8.0 (their own INT8 files, kept in models/releases) and 1.6.0
+(1.8.0's file, its own sidecar) can be put back with `pcb-inspector model rollback` after the shipped release
 is installed, and they run."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+
+import pytest
 
 from inspector.cli import main
 from inspector.detect.package import read_meta
@@ -38,22 +40,29 @@ def test_kept_releases_match_their_file():
     for version in ("1.6.0", "1.7.0", "1.8.0"):
         meta = read_meta(RELEASES / f"pcb-defect-det-{version}.json")
         assert meta.version == version and meta.sha256 == digest, version
-    # 1.9.0 and 1.9.1 are the shipped file with their own sidecars (1.9.1 and 1.9.2 changed only the preparation:
-    # `same_contrast`, then `same_material`)
-    shipped = read_meta(MODELS / FILE)
-    for version, contrast, material in (("1.9.0", 0.0, "golden"), ("1.9.1", 1.4, "golden")):
+    # 1.9.0, 1.9.1 and 1.9.2 share one file, kept beside their sidecars (1.9.1 and 1.9.2 changed only the
+    # preparation: `same_contrast`, then `same_material`); 1.10.0 is that recipe trained on every pair
+    file_192 = RELEASES / "pcb-defect-det-1.9.2.tflite"
+    for version, contrast, material in (("1.9.0", 0.0, "golden"), ("1.9.1", 1.4, "golden"), ("1.9.2", 1.4, "either")):
         meta = read_meta(RELEASES / f"pcb-defect-det-{version}.json")
-        assert meta.version == version and meta.sha256 == sha256_file(MODELS / FILE), version
+        assert meta.version == version and meta.sha256 == sha256_file(file_192), version
         assert meta.input_domain.same_contrast == contrast and meta.input_domain.same_material == material, version
+    shipped = read_meta(MODELS / FILE)
+    assert shipped.sha256 != sha256_file(file_192)
     assert shipped.input_domain.same_contrast == 1.4 and shipped.input_domain.same_material == "either"
 
 
-def test_shipped_release_rolls_back_to_1_6_0_and_runs(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("version", "old_file"),
+    [("1.6.0", OLD_FILE), ("1.9.2", RELEASES / "pcb-defect-det-1.9.2.tflite")],
+)
+def test_shipped_release_rolls_back_to_an_earlier_one_and_runs(tmp_path, capsys, version, old_file):
+    """1.6.0: the seed's release (no cross-class suppression); 1.9.2: the release before the shipped one."""
     generate_keypair(tmp_path / "plant.key", tmp_path / "plant.pub")
-    old = _package(tmp_path / "v160", RELEASES / "pcb-defect-det-1.6.0.json", tmp_path / "plant.key", OLD_FILE)
-    new = _package(tmp_path / "v170", MODELS / "pcb-defect-det.json", tmp_path / "plant.key")
-    assert read_meta(old).version == "1.6.0" and read_meta(new).version == SHIPPED != "1.6.0"
-    assert read_meta(old).cross_class is None and read_meta(new).cross_class is not None
+    old = _package(tmp_path / "old", RELEASES / f"pcb-defect-det-{version}.json", tmp_path / "plant.key", old_file)
+    new = _package(tmp_path / "new", MODELS / "pcb-defect-det.json", tmp_path / "plant.key")
+    assert read_meta(old).version == version and read_meta(new).version == SHIPPED != version
+    assert (read_meta(old).cross_class is None) == (version == "1.6.0") and read_meta(new).cross_class is not None
     store = tmp_path / "store"
     conf = tmp_path / "station.toml"
     conf.write_text(
@@ -75,7 +84,7 @@ archive_dir = "{tmp_path}/archive"
     assert read_meta(s.active_dir() / FILE).version == SHIPPED
     assert main(["model", "rollback", "--config", str(conf), "--wait", "0"]) == 0
     active = s.active_dir() / FILE
-    assert read_meta(active).version == "1.6.0"
+    assert read_meta(active).version == version
     assert read_meta(s.previous_dir() / FILE).version == SHIPPED
     capsys.readouterr()
     # The rolled-back package runs: `inspect` on a synthetic board with its reference.
@@ -90,4 +99,4 @@ archive_dir = "{tmp_path}/archive"
         ["inspect", str(tmp_path / "b.png"), "--reference", str(tmp_path / "r.png"), "--model", str(active), "--json"]
     )
     out = capsys.readouterr().out
-    assert rc in (0, 1) and "pcb-defect-det@1.6.0" in out
+    assert rc in (0, 1) and f"pcb-defect-det@{version}" in out

@@ -15,6 +15,20 @@ M320_FLOAT = FIXTURES / "synth-det-320-float.tflite"
 M640 = FIXTURES / "synth-det-640.tflite"
 
 
+RELEASES = Path(__file__).resolve().parents[2] / "models" / "releases"
+
+
+def split_release(dest: Path) -> Path:
+    """1.9.2, the shipped recipe trained on the training groups only, under the file name its sidecar describes.
+
+    Why: a test that claims something on held-out DeepPCB boards needs a model that never saw them; the shipped
+    model was trained on every pair."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(RELEASES / "pcb-defect-det-1.9.2.tflite", dest / "pcb-defect-det.tflite")
+    shutil.copy(RELEASES / "pcb-defect-det-1.9.2.json", dest / "pcb-defect-det.json")
+    return dest / "pcb-defect-det.tflite"
+
+
 def copy_package(model: Path, dest: Path) -> Path:
     """A writable copy of a model package (the .tflite and its sidecar)."""
     dest.mkdir(parents=True, exist_ok=True)

@@ -88,7 +88,10 @@ def test_weights_trained_on_every_pair_carry_their_recipes_figures_and_say_so(tm
               "--check", "2", "--max-defect-px", "24", "--name", "tiny", "--version", "0.2.0"]  # fmt: skip
     with pytest.raises(SystemExit, match="no held-out figures of its own"):
         main(common)
-    split = root / "models" / "pcb-defect-det.json"
+    # The shipped model was itself trained on every pair: it measured nothing to borrow.
+    with pytest.raises(SystemExit, match="trained on every pair too"):
+        main([*common, "--recipe-metrics", str(root / "models" / "pcb-defect-det.json")])
+    split = root / "models" / "releases" / "pcb-defect-det-1.9.2.json"  # the same recipe trained on the split
     assert main([*common, "--recipe-metrics", str(split)]) == 0
     meta = json.loads(out.with_suffix(".json").read_text())
     shipped = json.loads(split.read_text())

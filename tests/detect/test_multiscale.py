@@ -14,7 +14,7 @@ from inspector.detect.litert import LiteRTDetector
 from inspector.detect.tiling import box_iou, nms_classwise, plan_tiles
 from inspector.synth import make_board
 
-from .conftest import M640, copy_package, crop_around_first_defect, defective_boards, package_with
+from .conftest import M640, copy_package, crop_around_first_defect, defective_boards, package_with, split_release
 
 MS = {"scales": [0.8], "min_box_px": 20.0, "label_margin_px": 5.0}
 DEEPPCB = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "deeppcb"
@@ -163,10 +163,12 @@ def test_export_refuses_a_bad_multiscale_before_loading_anything(tmp_path):
 
 @pytest.mark.skipif(not DEEPPCB.is_dir(), reason="DeepPCB is only on the development machine (../shared)")
 def test_shipped_model_finds_more_large_defects_with_its_reduced_pass(tmp_path):
-    """What the reduced pass is for: large defects on held-out DeepPCB boards (group 92000)."""
+    """What the reduced pass is for: large defects on held-out DeepPCB boards (group 92000). Measured with 1.9.2,
+    the shipped recipe trained on the split: the shipped 1.10.0 learnt every DeepPCB board, these included, and its
+    single pass already finds what it was taught there."""
     from inspector.datasets.deeppcb import load_list, read_gray
 
-    shipped = Path(__file__).resolve().parents[2] / "models" / "pcb-defect-det.tflite"
+    shipped = split_release(tmp_path / "split")
     meta = json.loads(shipped.with_suffix(".json").read_text())
     assert meta.get("multiscale"), "the shipped sidecar has no reduced pass"
     single = copy_package(shipped, tmp_path / "single")
