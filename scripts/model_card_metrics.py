@@ -37,7 +37,9 @@ def _per_class(m: dict | None) -> str:
 def render(meta: dict) -> str:
     """The block for one sidecar (a dict as read from the JSON)."""
     metrics = meta.get("metrics", {})
-    columns = [("INT8 (shipped)", metrics.get("val_int8"))]
+    source = metrics.get("measured_on")
+    # A package trained on every pair carries its recipe's figures: the column says whose INT8 file they are.
+    columns = [(f"INT8 ({source.get('model', 'recipe')})" if source else "INT8 (shipped)", metrics.get("val_int8"))]
     if metrics.get("val_float_tflite"):
         columns.append(("float TFLite", metrics["val_float_tflite"]))
     for key in sorted(k for k in metrics if k.startswith("val_int8_camera_")):
@@ -79,7 +81,6 @@ def render(meta: dict) -> str:
         ),
     ]
     lines = [BEGIN, f"Package `{meta.get('name')}` {meta.get('version')} (sidecar figures).", "", head, rule]
-    source = metrics.get("measured_on")
     if source:  # a model trained on every pair carries its recipe's held-out figures, and says so first
         lines[1:2] = [
             f"Package `{meta.get('name')}` {meta.get('version')}: **figures of `{source.get('model')}`**, "

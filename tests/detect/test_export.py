@@ -127,6 +127,7 @@ def test_weights_trained_on_every_pair_carry_their_recipes_figures_and_say_so(tm
     )
     assert card.returncode == 0 and f"figures of `pcb-defect-det@{shipped['version']}`" in card.stdout
     assert "has no held-out figure of its own" in card.stdout
+    assert f"| INT8 (pcb-defect-det@{shipped['version']}) |" in card.stdout and "INT8 (shipped)" not in card.stdout
 
     # Split-trained weights measure themselves: borrowed figures are refused.
     (weights.parent / "config.json").write_text(json.dumps({"backbone": "small", "alpha": 0.5, "neck": 16}))
