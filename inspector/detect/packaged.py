@@ -364,11 +364,14 @@ class PackagedDetector(Detector):
                 plane[:sh, :sw] = src
             else:
                 cv2.resize(src, size, dst=plane[:sh, :sw], interpolation=cv2.INTER_LINEAR)
-            plane[:sh, sw:] = plane[:sh, sw - 1 : sw]  # replicate the last column, then the last row
-            plane[sh:, :] = plane[sh - 1 : sh, :]
-        if reference is not None:  # the board takes the reference's padding: the two never differ there
-            st["board"][:sh, sw:] = st["reference"][:sh, sw:]
-            st["board"][sh:, :] = st["reference"][sh:, :]
+        # One padding, the reference's (the board's own without a reference): replicate its last column, then its
+        # last row; the board takes the same, so the two never differ there.
+        pad = st["reference"] if reference is not None else st["board"]
+        pad[:sh, sw:] = pad[:sh, sw - 1 : sw]
+        pad[sh:, :] = pad[sh - 1 : sh, :]
+        if reference is not None:
+            st["board"][:sh, sw:] = pad[:sh, sw:]
+            st["board"][sh:, :] = pad[sh:, :]
         if "absdiff" in self._channels:
             cv2.absdiff(st["board"], st["reference"], dst=st["absdiff"])
         buf = self._rt.input_view()
