@@ -458,12 +458,14 @@ def _split_with_materials(
     deg = max(spec.light_degree, 0)
     pairs = _terms(deg)
     design = np.concatenate([_sample_powers(h, w, k, deg)[use], cu[:, None]], axis=1)
-    coef = _robust_fit(design, val)
+    gram = _gram(design)
+    coef = _robust_fit(design, val, gram)
     ratio = math.exp(coef[-1])  # copper level / laminate level under the same light
-    lam = cv2.exp(_poly_field(pairs, coef[:-1], w, h, deg))
-    mid = lam * np.float32((1.0 + ratio) * 0.5)
-    sf = s.astype(np.float32) + 1.0
-    bright = sf > mid
+    # Compared in log: the laminate's level under the light is exp(field), the midpoint a constant factor above it,
+    # and a pixel's log is a table look-up (no exponential of the whole field: a millisecond a board).
+    field = _poly_field(pairs, coef[:-1], w, h, deg)
+    logs = cv2.LUT(s, _LOG1P)
+    bright = logs > field + np.float32(math.log((1.0 + ratio) * 0.5))
     copper_bright = spec.camera_copper == "bright"
     if (ratio > 1.0) != copper_bright:  # the levels say the opposite of the sidecar: trust neither
         return None
@@ -476,7 +478,9 @@ def _split_with_materials(
     if ref_gray is not None and (spec.same_band > 0.0 or spec.same_contrast > 1.0):
         unsure = np.zeros((h, w), bool)
         if spec.same_band > 0.0:
-            unsure |= np.abs(sf - mid) < np.float32(spec.same_band) * np.abs(lam * (ratio - 1) / 2)
+            lam = cv2.exp(field)
+            mid = lam * np.float32((1.0 + ratio) * 0.5)
+            unsure |= np.abs(np.exp(logs) - mid) < np.float32(spec.same_band) * np.abs(lam * (ratio - 1) / 2)
         if spec.same_contrast > 1.0:
             # Where the two captures agree (under their light and level ratios), a differing mask is the two
             # binarisations disagreeing, not the board: a faint trace the golden image's split lost, a dark dot
@@ -484,12 +488,12 @@ def _split_with_materials(
             # Judged only where the masks differ (a few percent of the pixels): the rest never reaches the test.
             sg = cv2.medianBlur(ref_gray, spec.smooth_px) if spec.smooth_px > 1 else ref_gray
             sample = val - np.log(sg[::k, ::k][ys, xs] + 1.0)
-            rc = _robust_fit(design, sample)
+            rc = _robust_fit(design, sample, gram)
             dy, dx = np.nonzero(out != materials)
             px = dx * (2.0 / max(w - 1, 1)) - 1.0
             py = dy * (2.0 / max(h - 1, 1)) - 1.0
             light = sum(rc[n] * px**i * py**j for n, (i, j) in enumerate(pairs))
-            lr = np.log(sf[dy, dx].astype(np.float64)) - np.log(sg[dy, dx] + 1.0)
+            lr = logs[dy, dx].astype(np.float64) - _LOG1P[sg[dy, dx]]
             near = math.log(spec.same_contrast)
             agree = np.abs(lr - (light + rc[-1] * copper[dy, dx])) < near
             if spec.same_material == "either":
@@ -498,9 +502,9 @@ def _split_with_materials(
                 # spot differed by the two captures' contrast ratio and kept a false difference. There, the same
                 # material in both captures, whichever it is, is unsure. Where the golden capture is clearly one
                 # material the label stands: the other material's ratio would also excuse a defect's blurred rim.
-                gold_lam = np.log(lam[dy, dx].astype(np.float64)) - light  # the golden capture's levels, in log
+                gold_lam = field[dy, dx].astype(np.float64) - light  # the golden capture's levels, in log
                 step = coef[-1] - rc[-1]  # its copper/laminate contrast
-                pos = (np.log(sg[dy, dx] + 1.0) - gold_lam) / (step if abs(step) > 1e-6 else 1e-6)
+                pos = (_LOG1P[sg[dy, dx]] - gold_lam) / (step if abs(step) > 1e-6 else 1e-6)
                 unclear = np.abs(pos - 0.5) < _UNCLEAR_BAND
                 other = np.abs(lr - (light + rc[-1] * ~copper[dy, dx])) < near
                 agree |= unclear & other
@@ -530,14 +534,16 @@ _UNCLEAR_BAND = 0.3
 level (in log; within 0.3 of that span from the midpoint) is unclear: its mask's label may be wrong."""
 
 
-def _robust_fit(design: np.ndarray, val: np.ndarray) -> np.ndarray:
+def _robust_fit(design: np.ndarray, val: np.ndarray, gram: np.ndarray | None = None) -> np.ndarray:
     """Least-squares coefficients of `design` for `val`, refitted once without the samples the first fit could not
-    explain (beyond 4 robust sigmas: defects, dirt).
+    explain (beyond 4 robust sigmas: defects, dirt). `gram`: `_gram(design)`, when the caller fits the same design
+    more than once (a board's levels and its ratio to the golden capture share their samples).
 
     Why the second fit subtracts the dropped samples from the first one's normal equations: they are a few percent
     of the samples, and copying the kept 95 % of the design to rebuild its Gram matrix cost a millisecond a board.
     """
-    gram = design.T @ design + 1e-9 * np.eye(design.shape[1])
+    if gram is None:
+        gram = _gram(design)
     rhs = design.T @ val
     coef = np.linalg.solve(gram, rhs)
     res = val - design @ coef
@@ -547,6 +553,15 @@ def _robust_fit(design: np.ndarray, val: np.ndarray) -> np.ndarray:
         a = design[drop]
         coef = np.linalg.solve(gram - a.T @ a, rhs - a.T @ val[drop])
     return coef
+
+
+def _gram(design: np.ndarray) -> np.ndarray:
+    """The normal equations' matrix of a least-squares fit of `design` (regularised by a hair)."""
+    return design.T @ design + 1e-9 * np.eye(design.shape[1])
+
+
+_LOG1P = np.log(np.arange(256, dtype=np.float64) + 1.0).astype(np.float32)
+"""log(v + 1) for every 8-bit value: a board's pixels in log by one table look-up (`cv2.LUT`)."""
 
 
 def _poly_field(pairs: list[tuple[int, int]], coef: np.ndarray, w: int, h: int, deg: int) -> np.ndarray:
