@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from inspector.detect.prepare import to_8bit
+
 from .errors import CalibrationError
 
 
@@ -170,8 +172,7 @@ class ViewFeedback:
 def gray8(image: np.ndarray) -> np.ndarray:
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
+    image = to_8bit(image)  # 16-bit by its significant bits: a 12-bit capture in a 16-bit file keeps its contrast
     if image.dtype != np.uint8:
         raise CalibrationError(f"unsupported pixel type {image.dtype} (expected 8 or 16 bit)")
     return np.ascontiguousarray(image)

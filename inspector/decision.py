@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from .config import Recipe
+from .detect.prepare import to_8bit
 from .domain import CLASS_NAMES, Detection, Verdict
 from .roi import check_roi
 
@@ -58,7 +59,7 @@ def to_gray8(img: np.ndarray, what: str = "image", colour: str = "red") -> np.nd
     elif img.ndim != 2:
         raise ValueError(f"{what}: unsupported shape {img.shape}")
     if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
+        img = to_8bit(img)  # by its significant bits: a 12-bit frame in a 16-bit file is not near black
     elif img.dtype != np.uint8:
         raise ValueError(f"{what}: unsupported pixel type {img.dtype} (expected 8 or 16 bit)")
     return np.ascontiguousarray(img)

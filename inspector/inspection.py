@@ -131,8 +131,8 @@ def inspect_board(
 ) -> BoardInspection:
     """Inspect one board: the station's verdict on `frame_image` against `reference` under `rules`.
 
-    Colour (frame or reference) becomes gray here by the model's rule (`DetectorInfo.colour`), once, for
-    registration and the detector alike. `reference` None falls back to the recipe's reference; a model that
+    Colour (frame or reference) becomes gray here by the model's rule (`DetectorInfo.colour`), and 16-bit becomes
+    8-bit by its significant bits, once, for registration and the detector alike. `reference` None falls back to the recipe's reference; a model that
     needs one and gets none is a
     REJECT with the reason, as is a board that cannot be registered. Other failures (a broken model,
     a bad image) raise: the caller decides whether that is a REJECT (the station) or an error line
@@ -148,11 +148,11 @@ def inspect_board(
     t = time.perf_counter()
     image = undistort(frame_image) if undistort is not None else frame_image
     timings["undistort"] = (time.perf_counter() - t) * 1000
-    if image.ndim == 3:
+    if image.ndim == 3 or image.dtype != np.uint8:
         image = to_gray8(image, "board image", colour)
     if reference is None:
         reference = rules.reference_for(colour)
-    elif reference.ndim == 3:
+    elif reference.ndim == 3 or reference.dtype != np.uint8:
         reference = to_gray8(reference, "reference image", colour)
     if info.needs_reference and reference is None:
         return BoardInspection(

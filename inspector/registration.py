@@ -43,7 +43,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from .config import CalibrationSection
-from .detect.prepare import is_binary, to_gray
+from .detect.prepare import is_binary, to_8bit, to_gray
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +70,13 @@ def gray8(image: np.ndarray, colour: Literal["luma", "red"] = "red") -> np.ndarr
     as the model's `input_domain.colour`): registration and the model then look at the same copper/laminate
     contrast. Luma mixes in the green and blue planes, where bare copper and laminate differ far less; on
     colour renderings of group 44000 that halved the edge contrast and one defective board was not
-    registered (quality 0.63, red plane 0.90). 16-bit keeps its top 8 bits.
+    registered (quality 0.63, red plane 0.90). 16-bit goes onto 8 bit by its significant bits (`to_8bit`).
     """
     try:
         g = to_gray(image, "registration input", colour)
     except ValueError as exc:
         raise RegistrationError(str(exc)) from None
-    if g.dtype == np.uint16:
-        g = (g >> 8).astype(np.uint8)
+    g = to_8bit(g)
     return np.ascontiguousarray(g)
 
 

@@ -283,3 +283,36 @@ def test_unregistrable_board_is_a_reject_with_the_reason(line):
         assert board.verdict is Verdict.REJECT and not board.inspected and not board.detections
         assert board.reason.startswith(UNREGISTERED) and board.timings_ms["register"] > 0
     assert "blank" in board.reason
+
+
+@pytest.mark.parametrize("mode", ["gray", "colour"])
+def test_a_12_bit_capture_in_16_bit_files_is_inspected_like_its_8_bit_twin(tmp_path, capsys, mode):
+    """A 12-bit camera's frames saved as 16-bit files keep their values in the low 12 bits. Taken by their top 8
+    bits, board and golden image were both near black, passed as already binary, and a defective board PASSED with
+    no box. `inspect` (files) and `run` (replay) now give the 16-bit files the verdict and boxes of their 8-bit
+    twins."""
+    from inspector.evaluation.camera_domain import capture_pair
+
+    pair = sorted((REPO / "tests" / "fixtures" / "deeppcb").glob("*_test.jpg"))[0]
+    test = cv2.imread(str(pair), cv2.IMREAD_GRAYSCALE)
+    temp = cv2.imread(str(pair).replace("_test", "_temp"), cv2.IMREAD_GRAYSCALE)
+    f = capture_pair(test, temp, 5, mode=mode, max_shift=3, max_rot_deg=0.5)
+    seen = {}
+    for bits in (8, 12):
+        folder = tmp_path / f"{bits}bit"
+        folder.mkdir()
+        for name, img in (("b1_test", f["board"][0]), ("b1_temp", f["golden"][0])):
+            if bits == 12:  # the sensor's 12 bits, low-aligned in the 16-bit container
+                img = (img.astype(np.uint16) << 4) | (img.astype(np.uint16) >> 4)
+            assert cv2.imwrite(str(folder / f"{name}.png"), img)
+        cfg = tmp_path / f"station{bits}.toml"
+        cfg.write_text(
+            f'[detector]\nmodel = "{MODEL}"\ndelegate = "cpu"\nthreads = 2\n[plc]\nmode = "off"\n'
+            f'[camera]\ntype = "replay"\npath = "{folder}"\nfps = 1000\nloop = false\ntrigger = "software"\n'
+        )
+        seen[bits] = (_inspect_cli(capsys, cfg, [folder / "b1_test.png"])["b1"], _run(cfg, 1)["b1"])
+    for (by_inspect, by_run), bits in ((seen[8], 8), (seen[12], 12)):
+        assert by_inspect["verdict"] == by_run["verdict"] == "REJECT", (bits, by_inspect, by_run)
+        assert len(by_inspect["detections"]) >= 3, (bits, by_inspect)
+    _same_boxes(seen[12][0]["detections"], seen[8][0]["detections"])
+    _same_boxes(seen[12][1]["detections"], seen[8][1]["detections"])

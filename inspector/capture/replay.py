@@ -192,12 +192,10 @@ class ReplayCameraSource(Camera):
         if ref_path is not None:
             ref = self._ref_cache.get(ref_path)
             if ref is None:
+                # As stored: the station turns a colour golden image gray by the model's rule, as it does the colour
+                # board (read as luma here, it was compared with the board's red plane), and a 16-bit one onto 8 bit
+                # by its significant bits (read as 8-bit gray here, a 12-bit golden image came out near black).
                 ref = cv2.imread(str(ref_path), cv2.IMREAD_UNCHANGED)
-                if ref is not None and not (ref.ndim == 3 and ref.shape[2] == 3):
-                    # gray, 16-bit or with alpha: one 8-bit gray plane, as before. A colour golden image stays
-                    # colour, so the station turns it gray by the model's rule, as it does the colour board
-                    # (read as luma here, it was compared with the board's red plane).
-                    ref = cv2.imread(str(ref_path), cv2.IMREAD_GRAYSCALE)
                 if len(self._ref_cache) < 256 and ref is not None:
                     self._ref_cache[ref_path] = ref
             if ref is not None:

@@ -54,12 +54,24 @@ def to_gray(image: np.ndarray, what: str = "image", colour: str = "luma") -> np.
     )
 
 
+def to_8bit(image: np.ndarray) -> np.ndarray:
+    """8-bit as it is; 16-bit shifted down by its significant bits, just far enough that its largest value fits in 8
+    bits (a 12-bit sensor's 0..4095 in a 16-bit container: >> 4; a full-range 16-bit image: >> 8).
+
+    Why not always the top 8 bits: a 12-bit frame saved as 16-bit holds its values in the low 12 bits, whose top 8
+    are 0..15. Board and golden image both came out near black, passed as already binary, and a defective board
+    PASSED with no box. Why a shift and not a stretch to the frame's own maximum: two frames of one sensor map
+    alike (unless one stays under half the other's range, which the preparation's light fit absorbs).
+    """
+    if image.dtype != np.uint16:
+        return image
+    shift = max(int(image.max()).bit_length() - 8, 0)
+    return (image >> shift).astype(np.uint8)
+
+
 def to_gray8(image: np.ndarray, what: str = "image") -> np.ndarray:
-    """`to_gray`, then 16-bit scaled onto 8 bit (full 16-bit range; 0..65535 -> 0..255)."""
-    g = to_gray(image, what)
-    if g.dtype == np.uint16:
-        return cv2.convertScaleAbs(g, alpha=255.0 / 65535.0)
-    return g
+    """`to_gray`, then 16-bit onto 8 bit by its significant bits (`to_8bit`)."""
+    return to_8bit(to_gray(image, what))
 
 
 def _clean(mask: np.ndarray, spec) -> np.ndarray:
@@ -169,8 +181,7 @@ def binarise(gray: np.ndarray, spec) -> np.ndarray:
     convolution over `flatten_px`), and every pixel is thresholded at the midpoint of the two local
     levels. Two rounds settle it. 'adaptive' thresholds against the local mean instead.
     """
-    if gray.dtype != np.uint8:  # 16-bit: stretch its own range onto 8 bit (a 12-bit sensor keeps its precision)
-        gray = cv2.convertScaleAbs(gray, alpha=255.0 / max(float(gray.max()), 1.0))
+    gray = to_8bit(gray)  # 16-bit: by its significant bits (a 12-bit sensor keeps its precision)
     h, w = gray.shape
     s = cv2.medianBlur(gray, spec.smooth_px) if spec.smooth_px > 1 else gray
     copper_bright = spec.camera_copper == "bright"
@@ -400,8 +411,7 @@ def binarise_like(gray: np.ndarray, spec, ref_gray: np.ndarray, ref_mask: np.nda
     defect is as far from the midpoint as the material it is made of. Pixels identical to the golden
     image's (areas the camera did not see, which `inspect_board` fills with the reference) take its mask.
     """
-    if gray.dtype != np.uint8:
-        gray = cv2.convertScaleAbs(gray, alpha=255.0 / max(float(gray.max()), 1.0))
+    gray = to_8bit(gray)
     unseen = _unseen(gray, ref_gray)
     out = _split_with_materials(gray, spec, ref_mask, ref_gray, unseen)
     if out is None or out is _LOW_CONTRAST:
@@ -604,10 +614,7 @@ def _hysteresis(board: np.ndarray, golden: np.ndarray, unsure: np.ndarray) -> np
 
 
 def _gray8_in_domain(image: np.ndarray, spec, what: str) -> np.ndarray:
-    g = to_gray(image, what, spec.colour)
-    if g.dtype == np.uint16:  # its own range onto 8 bit: a 12-bit sensor keeps its precision
-        g = cv2.convertScaleAbs(g, alpha=255.0 / max(float(g.max()), 1.0))
-    return g
+    return to_8bit(to_gray(image, what, spec.colour))  # a 12-bit sensor in a 16-bit container keeps its precision
 
 
 def prepare(
@@ -644,6 +651,7 @@ __all__ = [
     "is_binary",
     "prepare",
     "remove_specks",
+    "to_8bit",
     "to_gray",
     "to_gray8",
 ]

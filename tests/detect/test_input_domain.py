@@ -393,3 +393,16 @@ def test_the_binary_test_counts_the_bands_edges_exactly(margin):
         assert is_binary(frame, margin, 1.0)
     frame[0, 0] = inside[1]
     assert is_binary(frame[:1], margin, 1.0)  # a row of only the two bands' edge levels
+
+
+def test_16_bit_goes_onto_8_bit_by_its_significant_bits():
+    """Not by its top 8 bits: a 12-bit frame in a 16-bit container would be 0..15, near black."""
+    from inspector.detect.prepare import to_8bit
+
+    v = np.arange(256, dtype=np.uint16).reshape(16, 16)
+    twelve = (v << 4) | (v >> 4)  # 0..4095, as a 12-bit sensor fills it
+    assert np.array_equal(to_8bit(twelve), v.astype(np.uint8))
+    assert np.array_equal(to_8bit(v * 257), v.astype(np.uint8))  # full 16-bit range: the top 8 bits
+    assert np.array_equal(to_8bit(v), v.astype(np.uint8))  # values that fit in 8 bits stay as they are
+    eight = v.astype(np.uint8)
+    assert to_8bit(eight) is eight
