@@ -7,8 +7,9 @@
 For each variant (`shipped`, or comma-separated `field=value` overrides of the sidecar's `input_domain`) the
 script writes a package beside the cache (the same model file, the changed sidecar), renders every training
 pair as a gray and a colour camera see it (3 px / 0.5 deg off, `--seed`; renderings are cached, so later
-variants only inspect), runs each board and a second capture of its golden board through `inspect_board` as
-the station does, and prints mAP@0.5 and the known-good captures rejected. The held-out groups
+variants only inspect), runs each board, a second capture of its golden board and a good board of another physical
+board (its own weave and grain, as a line's good boards are) through `inspect_board` as the station does, and prints
+mAP@0.5 and the known-good captures of each kind rejected. The held-out groups
 (`held_out_split`) are left out: a choice made here can still be reported on them.
 """
 
@@ -74,13 +75,14 @@ def main(argv: list[str] | None = None) -> int:
         f = renders / f"{pair.id}-{mode}.npz"
         if f.exists():
             z = np.load(f)
-            return z["b"], z["r"], z["g"], z["t"]
+            if "o" in z:  # caches written before the other board was kept are rendered again
+                return z["b"], z["r"], z["g"], z["t"], z["o"]
         cam = {"mode": mode, "shift": 3.0, "rotate": 0.5, "seed": args.seed, "profile": args.profile}
-        b, r, g, t, _other = _camera_frames(read_gray(pair.test_path), read_gray(pair.template_path), pair, cam)
+        b, r, g, t, o = _camera_frames(read_gray(pair.test_path), read_gray(pair.template_path), pair, cam)
         t = np.asarray(t, np.float32).reshape(-1, 4)
-        np.savez(f.with_suffix(".tmp.npz"), b=b, r=r, g=g, t=t)
+        np.savez(f.with_suffix(".tmp.npz"), b=b, r=r, g=g, t=t, o=o)
         f.with_suffix(".tmp.npz").replace(f)
-        return b, r, g, t
+        return b, r, g, t, o
 
     rules = RecipeRules(Recipe())
     floor = {c: 0.05 for c in range(1, len(CLASS_NAMES) + 1)}
@@ -97,9 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             # a fresh registrar per variant and camera: each starts from the first board's pose, so two variants
             # see the same registrations (a shared one carried the last variant's final pose into the next)
             registrar = BoardRegistrar(settings_from_config(CalibrationSection()))
-            gts, dets, rejected, escapes = [], [], [], 0
+            gts, dets, rejected, other_rejected, escapes = [], [], [], [], 0
             for p in train:
-                board, ref, good, truth = frames(p, mode)
+                board, ref, good, truth, other = frames(p, mode)
                 st = inspect_board(board, ref, rules, det, registrar)
                 found = st.to_frame(det.detect(st.board_image, st.reference, floor)) if st.inspected else []
                 gts.append((truth, p.classes))
@@ -113,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                 escapes += int(len(p.boxes) > 0 and st.passed)
                 if not inspect_board(good, ref, rules, det, registrar).passed:
                     rejected.append(p.id)
+                if not inspect_board(other, ref, rules, det, registrar).passed:
+                    other_rejected.append(p.id)
             m = coco_map(gts, dets, CLASS_NAMES)
             row = {
                 "variant": spec,
@@ -123,13 +127,16 @@ def main(argv: list[str] | None = None) -> int:
                 "escapes": escapes,
                 "known_good_rejected": len(rejected),
                 "rejected": rejected,
+                "other_board_rejected": len(other_rejected),
+                "other_rejected": other_rejected,
             }
             if args.json:
                 print(json.dumps(row), flush=True)
             else:
                 print(
                     f"{spec:30s} {mode:6s} {args.profile:5s} boards {len(train)}  mAP@0.5 {m.map50:.4f}  escapes {escapes}  "
-                    f"known-good rejected {len(rejected)} {' '.join(rejected)}",
+                    f"known-good rejected: second capture {len(rejected)} {' '.join(rejected)}; "
+                    f"other board {len(other_rejected)} {' '.join(other_rejected)}",
                     flush=True,
                 )
         det.close()
