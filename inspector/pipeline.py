@@ -33,6 +33,7 @@ from .capture.base import Camera
 from .capture.supervisor import CameraSupervisor, CaptureCounters
 from .decision import RecipeRules, to_gray8
 from .detect.base import Detector, DetectorInfo, ModelError
+from .detect.prepare import ImageDomainError
 from .domain import Frame, InspectionResult, TriggerRequest
 from .health import Health
 from .inspection import Registrar, inspect_board
@@ -332,10 +333,20 @@ class Pipeline:
                 code_reader=reader,
                 plc_serial=ticket_req.serial,
             )
+        except ImageDomainError as exc:
+            # The image, not the station: an over-exposed capture, a frame type the model cannot take. A REJECT
+            # with the reason on every such board, and after a few in a row the operator sees it as a fault.
+            log.warning("frame %d not inspected: %s", frame.id, exc)
+            self._board_fault("image", str(exc))
+            failed = InspectionResult.failed(f"image not inspectable: {exc}", model_id=info.model_id, **common)
+            failed.frame_meta = {k: v for k, v in frame.meta.items() if k != "reference"}  # which board it was
+            return failed
         except Exception as exc:
             log.exception("inspection of frame %d failed", frame.id)
             self._board_fault("pipeline", f"inspection failed: {exc}")
-            return InspectionResult.failed(f"inspection failed: {exc}", model_id=info.model_id, **common)
+            failed = InspectionResult.failed(f"inspection failed: {exc}", model_id=info.model_id, **common)
+            failed.frame_meta = {k: v for k, v in frame.meta.items() if k != "reference"}
+            return failed
         timings.update(board.timings_ms)
         if not board.inspected:
             why = board.reason or "not inspected"
@@ -348,6 +359,8 @@ class Pipeline:
         if board.registration is not None:
             self._board_ok("registration", f"quality {board.registration.quality:.2f}")
         self._board_ok("pipeline")
+        if "image" in self._board_faults:
+            self._board_ok("image")
         timings["inspect"] = (time.monotonic() - t0) * 1000
         timings["total"] = (time.monotonic() - frame.timestamp) * 1000
         serial = board.serial

@@ -316,3 +316,63 @@ def test_a_12_bit_capture_in_16_bit_files_is_inspected_like_its_8_bit_twin(tmp_p
         assert len(by_inspect["detections"]) >= 3, (bits, by_inspect)
     _same_boxes(seen[12][0]["detections"], seen[8][0]["detections"])
     _same_boxes(seen[12][1]["detections"], seen[8][1]["detections"])
+
+
+def _fixture_capture(mode: str = "gray"):
+    from inspector.evaluation.camera_domain import capture_pair
+
+    pair = sorted((REPO / "tests" / "fixtures" / "deeppcb").glob("*_test.jpg"))[0]
+    test = cv2.imread(str(pair), cv2.IMREAD_GRAYSCALE)
+    temp = cv2.imread(str(pair).replace("_test", "_temp"), cv2.IMREAD_GRAYSCALE)
+    f = capture_pair(test, temp, 5, mode=mode, max_shift=3, max_rot_deg=0.5)
+    return f["board"][0], f["golden"][0]
+
+
+def _exposed(img: np.ndarray, gain: float, offset: float = 0.0) -> np.ndarray:
+    return np.clip(img.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
+
+
+def test_an_under_exposed_capture_is_prepared_as_a_camera_frame_not_passed_as_binary():
+    """A dim lamp: copper and laminate at 8-30 gray levels, every pixel within 40 of black. Taken as an already
+    binary image, board and golden image went to the network as they were and the defective board PASSED."""
+    from inspector.detect.prepare import is_binary
+
+    board, golden = _fixture_capture()
+    dim_board, dim_golden = _exposed(board, 0.15), _exposed(golden, 0.15)
+    assert not is_binary(dim_golden, 40, 0.9)
+    det = create_detector(_detector_cfg())
+    det.load()
+    try:
+        rules = RecipeRules(Recipe())
+        normal = inspect_board(board, golden, rules, det, BoardRegistrar())
+        dim = inspect_board(dim_board, dim_golden, rules, det, BoardRegistrar())
+    finally:
+        det.close()
+    assert normal.verdict is dim.verdict is Verdict.REJECT
+    assert len(dim.detections) >= len(normal.detections) - 1 >= 2, (dim.detections, normal.detections)
+
+
+def test_an_over_exposed_capture_is_a_reject_with_the_reason_in_run_and_an_error_in_inspect(tmp_path, capsys):
+    """Copper clipped at full scale is as close to the laminate as the weave is to itself: taken for a view of one
+    material, the board was compared as bare laminate and the defective board PASSED. Now it is refused by name."""
+    board, golden = _fixture_capture()
+    folder = tmp_path / "bright"
+    folder.mkdir()
+    assert cv2.imwrite(str(folder / "b1_test.png"), _exposed(board, 2.2, 40))
+    assert cv2.imwrite(str(folder / "b1_temp.png"), _exposed(golden, 2.2, 40))
+    cfg = tmp_path / "station.toml"
+    cfg.write_text(
+        f'[detector]\nmodel = "{MODEL}"\ndelegate = "cpu"\nthreads = 2\n[plc]\nmode = "off"\n'
+        f'[camera]\ntype = "replay"\npath = "{folder}"\nfps = 1000\nloop = false\ntrigger = "software"\n'
+    )
+    by_run = _run(cfg, 1)["b1"]
+    assert by_run["verdict"] == "REJECT" and "over-exposed" in by_run["reason"], by_run
+    rc = main(["inspect", "--config", str(cfg), "--json", str(folder / "b1_test.png")])
+    rows = [json.loads(s) for s in capsys.readouterr().out.splitlines() if s.startswith("{")]
+    assert rc == 1 and "over-exposed" in rows[0]["error"], rows
+
+
+def _detector_cfg():
+    from inspector.config import DetectorSection
+
+    return DetectorSection(model=MODEL, delegate="cpu", threads=2)

@@ -73,12 +73,21 @@ def _evaluate_model(
     from ..datasets.deeppcb import read_gray
     from ..decision import RecipeRules
     from ..detect.factory import create_detector
+    from ..detect.prepare import ImageDomainError
     from ..detect.registry import default_detector, settings_for_model
     from ..domain import Verdict
     from ..evaluation.coco import coco_map
     from ..evaluation.deeppcb_protocol import deeppcb_metrics
-    from ..inspection import inspect_board
+    from ..inspection import BoardInspection
+    from ..inspection import inspect_board as inspect_or_raise
     from ..registration import BoardRegistrar, settings_from_config
+
+    def inspect_board(board, ref, rules, det, registrar):
+        """The station's verdict: an image it cannot inspect (over-exposed, ...) is a REJECT with the reason."""
+        try:
+            return inspect_or_raise(board, ref, rules, det, registrar)
+        except ImageDomainError as exc:
+            return BoardInspection(Verdict.REJECT, [], reason=f"image not inspectable: {exc}")
 
     # The package on its sidecar's runtime, on the CPU (an accuracy figure must not depend on an accelerator).
     base = default_detector()

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..capture.replay import reference_for
 from ..decision import RecipeRules, to_gray8
+from ..detect.prepare import ImageDomainError
 from .common import add_station_args, station_config
 
 
@@ -95,7 +96,7 @@ def inspect(args: argparse.Namespace) -> int:
             if info.needs_reference and ref is None:
                 raise ImageError("this model needs a golden reference: pass --reference or set the recipe's reference")
             board = inspect_board(image, ref, rules, detector, registrar, code_reader=code_reader)
-        except ImageError as exc:
+        except (ImageError, ImageDomainError) as exc:
             failures += 1
             if args.json:
                 print(json.dumps({"image": name, "error": str(exc)}), flush=True)

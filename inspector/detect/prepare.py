@@ -86,13 +86,33 @@ def _clean(mask: np.ndarray, spec) -> np.ndarray:
 
 
 def is_binary(gray8: np.ndarray, margin: int, fraction: float) -> bool:
-    """At least `fraction` of the pixels lie within `margin` of black or white (JPEG ringing allowed).
+    """At least `fraction` of the pixels lie within `margin` of black or white (JPEG ringing allowed), and at least
+    `_BINARY_WHITE_MIN` of them within `margin` of white.
 
+    Why white too: a binarised board shows laminate (every DeepPCB image at least 14 % white), while an
+    under-exposed camera frame lies wholly within `margin` of black. Taken as binary, such a board and its golden
+    image went to the network as they were, both near black, and defective boards PASSED with no box.
     Counted as the pixels between the two bands (one pass, one thread, exact in integers): a 256-bin histogram
     gave the same count but cost 0.8 ms of a board's time on the station's worker thread, twenty times this.
     """
     between = cv2.countNonZero(cv2.inRange(gray8, margin + 1, 254 - margin)) if margin < 127 else 0
-    return gray8.size - between >= fraction * gray8.size
+    if gray8.size - between < fraction * gray8.size:
+        return False
+    return cv2.countNonZero(cv2.inRange(gray8, 255 - margin, 255)) >= _BINARY_WHITE_MIN * gray8.size
+
+
+_BINARY_WHITE_MIN = 0.01
+"""A binary image shows at least this fraction of white (laminate): see `is_binary`."""
+
+
+class ExposureError(ImageDomainError):
+    """A camera frame whose exposure leaves copper and laminate no longer told apart (saturated, not one material)."""
+
+
+_SATURATED_MAX = 0.02
+"""A frame whose two levels come out closer than `_MIN_CONTRAST` with more than this fraction of its pixels at full
+scale (250 or more) is over-exposed, not a view of one material (`binarise`). Camera renderings of the training
+pairs: gray at most 0.7 % saturated; colour (red plane) up to 23 %, but at 2:1 contrast or more."""
 
 
 def _threshold_surface(s: np.ndarray, sigma_px: float) -> np.ndarray:
@@ -228,6 +248,15 @@ def binarise(gray: np.ndarray, spec) -> np.ndarray:
         # Last round: the same rule a registered board is binarised with (`binarise_like`), on this frame's
         # own materials, so a golden image and the boards compared with it put their edges alike.
         again = _split_with_materials(gray, spec, out, None)
+        if again is _LOW_CONTRAST:
+            saturated = cv2.countNonZero(cv2.inRange(gray, 250, 255)) / gray.size
+            if saturated > _SATURATED_MAX:
+                # Copper clipped at full scale comes out as close to the laminate as a weave to itself: taken for a
+                # view of one material, the whole board was compared as bare laminate and defects PASSED.
+                raise ExposureError(
+                    f"over-exposed: {saturated:.0%} of the pixels at full scale and copper no longer told from "
+                    "laminate; lower the exposure, gain or light"
+                )
         if again is _LOW_CONTRAST or (again is None and _minority(out, spec) <= _ONE_MATERIAL_FRACTION):
             # The split was not copper against laminate but one material's texture against itself (a view of
             # open laminate with a pad corner: the weave's edges outnumber the copper's), or there was nothing
@@ -636,15 +665,19 @@ def prepare(
         return g
     if spec.kind != "binary_copper":  # the sidecar parser admits only known kinds; keep the station safe anyway
         raise ModelError(f"input_domain.kind {spec.kind!r} is not supported by this runtime")
-    if reference is not None:
-        ref_raw, ref_mask = reference
-        ref_gray = _gray8_in_domain(ref_raw, spec, "reference image")
-        if ref_gray.shape == g.shape and ref_mask.shape == g.shape and not np.array_equal(ref_gray, ref_mask):
-            return binarise_like(g, spec, ref_gray, ref_mask)
-    return binarise(g, spec)
+    try:
+        if reference is not None:
+            ref_raw, ref_mask = reference
+            ref_gray = _gray8_in_domain(ref_raw, spec, "reference image")
+            if ref_gray.shape == g.shape and ref_mask.shape == g.shape and not np.array_equal(ref_gray, ref_mask):
+                return binarise_like(g, spec, ref_gray, ref_mask)
+        return binarise(g, spec)
+    except ExposureError as exc:
+        raise ExposureError(f"{what}: {exc}") from None
 
 
 __all__ = [
+    "ExposureError",
     "ImageDomainError",
     "binarise",
     "binarise_like",
