@@ -28,6 +28,7 @@ ALARM_TITLES = {
     "pipeline": "Inspection failed",
     "recipe": "Recipe problem",
     "registration": "Board alignment failed",
+    "image": "Camera image unusable",
 }
 
 
@@ -41,6 +42,7 @@ def alarm_title(component: str) -> str:
         "pipeline": QCoreApplication.translate("Alarms", "Inspection failed"),
         "recipe": QCoreApplication.translate("Alarms", "Recipe problem"),
         "registration": QCoreApplication.translate("Alarms", "Board alignment failed"),
+        "image": QCoreApplication.translate("Alarms", "Camera image unusable"),
     }
     return titles.get(component, QCoreApplication.translate("Alarms", "Fault: %1").replace("%1", component))
 

@@ -254,8 +254,8 @@ def binarise(gray: np.ndarray, spec) -> np.ndarray:
                 # Copper clipped at full scale comes out as close to the laminate as a weave to itself: taken for a
                 # view of one material, the whole board was compared as bare laminate and defects PASSED.
                 raise ExposureError(
-                    f"over-exposed: {saturated:.0%} of the pixels at full scale and copper no longer told from "
-                    "laminate; lower the exposure, gain or light"
+                    f"over-exposed, lower the exposure, gain or light: {saturated:.0%} of the pixels at full scale "
+                    "and copper no longer told from laminate"
                 )
         if again is _LOW_CONTRAST or (again is None and _minority(out, spec) <= _ONE_MATERIAL_FRACTION):
             # The split was not copper against laminate but one material's texture against itself (a view of

@@ -133,3 +133,32 @@ def test_alarm_raises_and_is_acknowledged(qtbot, ui_app):
     assert [a.component for a in alarms.unacknowledged] == ["plc"]
     alarms._grace_over("database")  # the grace period ends with the database still down
     assert [a.component for a in alarms.unacknowledged] == ["plc", "database"]
+
+
+def test_an_image_the_station_cannot_inspect_is_an_alarm_in_english_and_chinese(qtbot, ui_app):
+    """After three over-exposed boards in a row the pipeline fails its `image` component: the operator sees it."""
+    from inspector.health import Health
+    from ui import i18n
+
+    health = Health()
+    bridge = UiBridge()
+    scr, alarms = _screen(bridge)
+    qtbot.addWidget(scr)
+    scr.resize(1280, 800)
+    scr.show()
+    bridge.attach_health(health)
+    health.ok("image")
+    reason = (
+        "3 boards in a row: board image: over-exposed, lower the exposure, gain or light: 47% of the pixels at full "
+        "scale and copper no longer told from laminate"
+    )
+    health.fail("image", reason)
+    qtbot.waitUntil(lambda: scr.alarm_banner.isVisible(), timeout=2000)
+    assert "Camera image unusable" in scr.alarm_banner.text.text()
+    save_shot(scr, "operator_image_alarm_1280x800")
+    try:
+        i18n.set_language("zh_CN")
+        qtbot.waitUntil(lambda: "相机图像不可用" in scr.alarm_banner.text.text(), timeout=2000)
+        save_shot(scr, "operator_image_alarm_zh_CN_1280x800")
+    finally:
+        i18n.set_language("en")

@@ -4,12 +4,12 @@
 <context>
     <name>AlarmBanner</name>
     <message>
-        <location filename="../operator_screen.py" line="302"/>
+        <location filename="../operator_screen.py" line="304"/>
         <source>ACKNOWLEDGE</source>
         <translation>确认报警</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="311"/>
+        <location filename="../operator_screen.py" line="313"/>
         <source>+%1 more</source>
         <translation>另有 %1 条</translation>
     </message>
@@ -17,48 +17,53 @@
 <context>
     <name>Alarms</name>
     <message>
-        <location filename="../alarms.py" line="36"/>
+        <location filename="../alarms.py" line="37"/>
         <source>Camera lost</source>
         <extracomment>Reasons that mean &quot;not ready yet&quot;, not a fault: no alarm for them. Alarm title per component (translated at display time, see `alarm_title`).</extracomment>
         <translation>相机断开</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="37"/>
+        <location filename="../alarms.py" line="38"/>
         <source>PLC down</source>
         <translation>PLC 断开</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="38"/>
+        <location filename="../alarms.py" line="39"/>
         <source>Model failed</source>
         <translation>模型故障</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="39"/>
+        <location filename="../alarms.py" line="40"/>
         <source>Disk low</source>
         <translation>磁盘空间不足</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="40"/>
+        <location filename="../alarms.py" line="41"/>
         <source>Database error</source>
         <translation>数据库故障</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="41"/>
+        <location filename="../alarms.py" line="42"/>
         <source>Inspection failed</source>
         <translation>检测失败</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="42"/>
+        <location filename="../alarms.py" line="43"/>
         <source>Recipe problem</source>
         <translation>配方问题</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="43"/>
+        <location filename="../alarms.py" line="44"/>
         <source>Board alignment failed</source>
         <translation>板对位失败</translation>
     </message>
     <message>
         <location filename="../alarms.py" line="45"/>
+        <source>Camera image unusable</source>
+        <translation>相机图像不可用</translation>
+    </message>
+    <message>
+        <location filename="../alarms.py" line="47"/>
         <source>Fault: %1</source>
         <translation>故障：%1</translation>
     </message>
@@ -693,102 +698,103 @@
     </message>
     <message>
         <location filename="../operator_screen.py" line="215"/>
+        <location filename="../operator_screen.py" line="217"/>
         <source>OK</source>
         <translation>正常</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="67"/>
+        <location filename="../labels.py" line="69"/>
         <source>%1, %2 written, backlog %3, spool %4</source>
         <extracomment>Status-lamp and alarm lines the core writes (inspector/health.py users), as English patterns and translatable templates; %1, %2 ... are the captured parts (names, numbers, addresses), kept as they are. A line that matches no pattern (an exception text, say) is shown unchanged.</extracomment>
         <translation>%1，已写入 %2，积压 %3，缓存 %4</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="69"/>
+        <location filename="../labels.py" line="71"/>
         <source>%1 GB free</source>
         <translation>剩余 %1 GB</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="70"/>
+        <location filename="../labels.py" line="72"/>
         <source>%1 MB free</source>
         <translation>剩余 %1 MB</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="71"/>
+        <location filename="../labels.py" line="73"/>
         <source>%1 MB free &lt; %2 MB floor</source>
         <translation>剩余 %1 MB &lt; 下限 %2 MB</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="72"/>
+        <location filename="../labels.py" line="74"/>
         <source>off (free-run)</source>
         <translation>关闭（自由运行）</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="73"/>
+        <location filename="../labels.py" line="75"/>
         <source>server %1</source>
         <translation>服务器 %1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="74"/>
+        <location filename="../labels.py" line="76"/>
         <source>client %1</source>
         <translation>客户端 %1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="77"/>
+        <location filename="../labels.py" line="79"/>
         <source>%1 (fallback: none of %2 found)</source>
         <translation>%1（回退：未找到 %2）</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="79"/>
+        <location filename="../labels.py" line="81"/>
         <source>starting</source>
         <translation>正在启动</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="80"/>
+        <location filename="../labels.py" line="82"/>
         <source>loading</source>
         <translation>正在加载</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="81"/>
+        <location filename="../labels.py" line="83"/>
         <source>stopped by operator</source>
         <translation>已由操作员停止</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="82"/>
+        <location filename="../labels.py" line="84"/>
         <source>opened, waiting for the first frame</source>
         <translation>已打开，等待第一帧</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="83"/>
+        <location filename="../labels.py" line="85"/>
         <source>missed trigger %1</source>
         <translation>漏触发 %1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="84"/>
+        <location filename="../labels.py" line="86"/>
         <source>stalled %1</source>
         <translation>停滞 %1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="85"/>
+        <location filename="../labels.py" line="87"/>
         <source>lost: %1; reconnecting</source>
         <translation>丢失：%1；正在重连</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="88"/>
+        <location filename="../labels.py" line="90"/>
         <source>writer behind: %1 of %2 results queued</source>
         <translation>写入滞后：%2 个中有 %1 个结果在排队</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="92"/>
+        <location filename="../labels.py" line="94"/>
         <source>writer queue full (%1): results spilled to the spool</source>
         <translation>写入队列已满（%1）：结果已转存到缓存</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="94"/>
+        <location filename="../labels.py" line="96"/>
         <source>archive write failed: %1</source>
         <translation>归档写入失败：%1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="95"/>
+        <location filename="../labels.py" line="97"/>
         <source>%1 boards in a row: %2</source>
         <translation>连续 %1 块板：%2</translation>
     </message>
@@ -963,93 +969,93 @@
 <context>
     <name>ModelPanel</name>
     <message>
-        <location filename="../model_panel.py" line="134"/>
+        <location filename="../model_panel.py" line="135"/>
         <source>Running model: none loaded</source>
         <translation>运行模型：未加载</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="137"/>
+        <location filename="../model_panel.py" line="138"/>
         <source>Running model: %1 · backend %2</source>
         <translation>运行模型：%1 · 后端 %2</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="142"/>
-        <location filename="../model_panel.py" line="167"/>
+        <location filename="../model_panel.py" line="143"/>
+        <location filename="../model_panel.py" line="168"/>
         <source>swap models</source>
         <translation>更换模型</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="147"/>
+        <location filename="../model_panel.py" line="148"/>
         <source>Model package</source>
         <translation>模型包</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="149"/>
+        <location filename="../model_panel.py" line="150"/>
         <source>Model (*.tflite)</source>
         <translation>模型 (*.tflite)</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="159"/>
+        <location filename="../model_panel.py" line="160"/>
         <source>nobody is logged in</source>
         <translation>无人登录</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="160"/>
+        <location filename="../model_panel.py" line="161"/>
         <source>Only an engineer or admin may %1; %2</source>
         <translation>只有工程师或管理员可以%1；%2</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="175"/>
+        <location filename="../model_panel.py" line="176"/>
         <source>Choose a model package (.tflite) first</source>
         <translation>请先选择模型包（.tflite）</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="179"/>
+        <location filename="../model_panel.py" line="180"/>
         <source>%1: not a .tflite file</source>
         <translation>%1：不是 .tflite 文件</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="188"/>
+        <location filename="../model_panel.py" line="189"/>
         <source>Verifying and warming up %1…</source>
         <translation>正在校验并预热 %1…</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="225"/>
+        <location filename="../model_panel.py" line="226"/>
         <source>Not swapped, the running model stays: %1</source>
         <translation>未更换，保持当前模型：%1</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="231"/>
+        <location filename="../model_panel.py" line="232"/>
         <source>Swapped to %1 on %2 (from the next board)</source>
         <translation>已更换为 %1（%2），从下一块板起生效</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="261"/>
+        <location filename="../model_panel.py" line="262"/>
         <source>DETECTOR ON THE LINE</source>
         <translation>产线上的检测器</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="262"/>
+        <location filename="../model_panel.py" line="263"/>
         <source>Package</source>
         <translation>模型包</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="263"/>
+        <location filename="../model_panel.py" line="264"/>
         <source>Choose…</source>
         <translation>选择…</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="264"/>
+        <location filename="../model_panel.py" line="265"/>
         <source>VERIFY AND SWAP</source>
         <translation>校验并更换</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="267"/>
+        <location filename="../model_panel.py" line="268"/>
         <source>The line keeps inspecting with the running model while the new one is verified and warmed up; it switches between two boards. A failed package leaves the running model in place. The swap lasts until the station restarts: install with &apos;pcb-inspector model install&apos; to keep it.</source>
         <translation>新模型校验和预热期间，产线继续使用当前模型检测，并在两块板之间切换。失败的模型包不会影响当前模型。更换在工位重启前有效：如需保留，请用“pcb-inspector model install”安装。</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="272"/>
+        <location filename="../model_panel.py" line="273"/>
         <source>SWAPS IN THIS SESSION</source>
         <translation>本次会话中的更换</translation>
     </message>
@@ -1057,72 +1063,72 @@
 <context>
     <name>OperatorScreen</name>
     <message>
-        <location filename="../operator_screen.py" line="422"/>
+        <location filename="../operator_screen.py" line="433"/>
         <source>■  STOP</source>
         <translation>■  停止</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="422"/>
+        <location filename="../operator_screen.py" line="433"/>
         <source>▶  START</source>
         <translation>▶  启动</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="448"/>
+        <location filename="../operator_screen.py" line="459"/>
         <source>Board %1 · %2 · recipe %3 · model %4</source>
         <translation>板 %1 · %2 · 配方 %3 · 模型 %4</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="506"/>
+        <location filename="../operator_screen.py" line="525"/>
         <source>INSPECTED</source>
         <translation>已检测</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="507"/>
+        <location filename="../operator_screen.py" line="526"/>
         <source>PASSED</source>
         <translation>合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="508"/>
+        <location filename="../operator_screen.py" line="527"/>
         <source>REJECTED</source>
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="520"/>
+        <location filename="../operator_screen.py" line="530"/>
         <source>SERIAL MISMATCH</source>
         <translation>序列号不符</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="521"/>
+        <location filename="../operator_screen.py" line="531"/>
         <source>NO CODE READ</source>
         <translation>未读到条码</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="509"/>
+        <location filename="../operator_screen.py" line="528"/>
         <source>YIELD</source>
         <translation>良率</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="510"/>
+        <location filename="../operator_screen.py" line="529"/>
         <source>BOARDS/MIN</source>
         <translation>板/分钟</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="514"/>
+        <location filename="../operator_screen.py" line="535"/>
         <source>LAST 20 BOARDS (newest right)</source>
         <translation>最近 20 块板（最新在右）</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="515"/>
+        <location filename="../operator_screen.py" line="536"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="517"/>
+        <location filename="../operator_screen.py" line="538"/>
         <source>Waiting for the first board…</source>
         <translation>等待第一块板…</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="522"/>
+        <location filename="../operator_screen.py" line="543"/>
         <source>Live image · tap a defect to zoom</source>
         <translation>实时图像 · 点击缺陷放大</translation>
     </message>
@@ -1130,87 +1136,88 @@
 <context>
     <name>RecipeEditor</name>
     <message>
-        <location filename="../recipe_editor.py" line="239"/>
+        <location filename="../recipe_editor.py" line="240"/>
         <source>ROI not usable: %1</source>
         <translation>ROI 不可用：%1</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="242"/>
+        <location filename="../recipe_editor.py" line="243"/>
         <source>This recipe inspects only %1% of the board: defects outside the ROI are ignored (PASS).</source>
         <translation>此配方只检测电路板的 %1%：ROI 以外的缺陷被忽略（判为合格）。</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="276"/>
+        <location filename="../recipe_editor.py" line="277"/>
+        <location filename="../recipe_editor.py" line="280"/>
         <source>Not saved: %1</source>
         <translation>未保存：%1</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="282"/>
+        <location filename="../recipe_editor.py" line="286"/>
         <source>Saved: recipe %1 is used from the next board</source>
         <translation>已保存：配方 %1 从下一块板起生效</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="303"/>
+        <location filename="../recipe_editor.py" line="307"/>
         <source>Recipe %1 is applied but NOT stored (%2): it is lost at the next start; save again</source>
         <translation>配方 %1 已应用但未保存（%2）：下次启动时将丢失，请重新保存</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="320"/>
+        <location filename="../recipe_editor.py" line="324"/>
         <source>Reference image</source>
         <translation>参考图像</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="329"/>
+        <location filename="../recipe_editor.py" line="333"/>
         <source>✎ Draw ROI (tap corners)</source>
         <translation>✎ 绘制检测区域（点击各角）</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="330"/>
+        <location filename="../recipe_editor.py" line="334"/>
         <source>Clear ROI</source>
         <translation>清除检测区域</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="331"/>
+        <location filename="../recipe_editor.py" line="335"/>
         <source>Reference image…</source>
         <translation>参考图像…</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="332"/>
+        <location filename="../recipe_editor.py" line="336"/>
         <source>SCORE THRESHOLD PER CLASS</source>
         <translation>各类别置信度阈值</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="335"/>
+        <location filename="../recipe_editor.py" line="339"/>
         <source>Min. size</source>
         <translation>最小尺寸</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="336"/>
+        <location filename="../recipe_editor.py" line="340"/>
         <source>Defects allowed</source>
         <translation>允许缺陷数</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="337"/>
+        <location filename="../recipe_editor.py" line="341"/>
         <source>Save and apply</source>
         <translation>保存并应用</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="338"/>
+        <location filename="../recipe_editor.py" line="342"/>
         <source>Revert</source>
         <translation>还原</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="339"/>
+        <location filename="../recipe_editor.py" line="343"/>
         <source>No reference image: choose one</source>
         <translation>无参考图像：请选择</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="342"/>
+        <location filename="../recipe_editor.py" line="346"/>
         <source>ENGINEER EDITING: the station is NOT READY until you leave this screen</source>
         <translation>工程师编辑中：离开此页面前工位处于未就绪状态</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="343"/>
+        <location filename="../recipe_editor.py" line="347"/>
         <source>Saved</source>
         <translation>已保存</translation>
     </message>
