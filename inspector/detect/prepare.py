@@ -661,16 +661,23 @@ def prepare(
     if spec is None:
         return to_gray8(image, what)
     g = _gray8_in_domain(image, spec, what)
-    if is_binary(g, spec.binary_margin, spec.binary_fraction):
+    camera_golden = None
+    if reference is not None:
+        ref_raw, ref_mask = reference
+        ref_gray = _gray8_in_domain(ref_raw, spec, "reference image")
+        if ref_gray.shape == g.shape and ref_mask.shape == g.shape and not np.array_equal(ref_gray, ref_mask):
+            camera_golden = ref_gray, ref_mask  # the golden image was a camera's, and was prepared
+    # A board compared with a camera's golden image is a camera frame too, however binary it looks: under hard
+    # contrast (copper clipped white, laminate crushed black) a capture passed the binary test while its golden
+    # image did not, went to the network in the camera's polarity against the golden mask in DeepPCB's, and
+    # defective boards PASSED. The decision is the pair's, not each image's.
+    if camera_golden is None and is_binary(g, spec.binary_margin, spec.binary_fraction):
         return g
     if spec.kind != "binary_copper":  # the sidecar parser admits only known kinds; keep the station safe anyway
         raise ModelError(f"input_domain.kind {spec.kind!r} is not supported by this runtime")
     try:
-        if reference is not None:
-            ref_raw, ref_mask = reference
-            ref_gray = _gray8_in_domain(ref_raw, spec, "reference image")
-            if ref_gray.shape == g.shape and ref_mask.shape == g.shape and not np.array_equal(ref_gray, ref_mask):
-                return binarise_like(g, spec, ref_gray, ref_mask)
+        if camera_golden is not None:
+            return binarise_like(g, spec, *camera_golden)
         return binarise(g, spec)
     except ExposureError as exc:
         raise ExposureError(f"{what}: {exc}") from None

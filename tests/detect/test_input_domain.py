@@ -406,3 +406,23 @@ def test_16_bit_goes_onto_8_bit_by_its_significant_bits():
     assert np.array_equal(to_8bit(v), v.astype(np.uint8))  # values that fit in 8 bits stay as they are
     eight = v.astype(np.uint8)
     assert to_8bit(eight) is eight
+
+
+def test_a_board_compared_with_a_camera_golden_image_is_a_camera_frame_however_binary_it_looks(shipped):
+    """Hard contrast (copper clipped white, laminate crushed black) makes a capture pass the binary test. Judged
+    alone, it went to the network in the camera's polarity (copper white) against the golden mask in DeepPCB's
+    (copper black): the masks disagreed almost everywhere, and on DeepPCB renderings defective boards PASSED."""
+    test, temp, boxes = _pair()
+    f = capture_pair(test, temp, 5)
+    golden = f["golden"][0]
+    hard = np.clip((f["board"][0].astype(np.float32) - 90) * 10, 0, 255).astype(np.uint8)
+    dom = read_meta(SHIPPED).input_domain
+    assert is_binary(hard, dom.binary_margin, dom.binary_fraction) and not is_binary(golden, 40, 0.9)
+    golden_mask = prepare(golden, dom)
+    board_mask = prepare(hard, dom, reference=(golden, golden_mask))
+    assert (board_mask == golden_mask).mean() > 0.95  # same polarity: they differ only at the defects and edges
+    rules = RecipeRules(Recipe())
+    found = shipped.detect(hard, golden)
+    assert rules.decide(found, shipped.info.default_thresholds).verdict is Verdict.REJECT
+    hit = sum(any(_iou(t, d.box) > 0.3 for d in found) for t in boxes)
+    assert hit >= len(boxes) - 1, (hit, len(boxes), found)
