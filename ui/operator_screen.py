@@ -112,6 +112,9 @@ class VerdictBanner(QFrame):
         self.word.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
         self.line1 = QLabel(self)
         self.line1.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        # Wraps: unwrapped, a long board serial or a three-digit cycle time widened the whole screen past the
+        # touchscreen (1280 px: the demo's review screenshot came out 1286 px wide on a busy machine).
+        self.line1.setWordWrap(True)
         self.line2 = QLabel(self)
         self.line2.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.line2.setWordWrap(True)

@@ -162,3 +162,36 @@ def test_an_image_the_station_cannot_inspect_is_an_alarm_in_english_and_chinese(
         save_shot(scr, "operator_image_alarm_zh_CN_1280x800")
     finally:
         i18n.set_language("en")
+
+
+def test_a_long_serial_and_cycle_time_do_not_widen_the_operator_screen(qtbot, ui_app):
+    """The verdict banner's serial and cycle line wraps: unwrapped, 'cycle 137 ms' on a busy machine made the screen
+    1286 px wide (the window grows to its widest page's minimum) and a longer board serial would push it further."""
+    from datetime import datetime
+
+    from ui.bridge import ResultSummary
+
+    bridge = UiBridge()
+    scr, _ = _screen(bridge)
+    qtbot.addWidget(scr)
+    scr.resize(1280, 800)
+    scr.show()
+    before = scr.minimumSizeHint().width()
+    r = ResultSummary(
+        "u1",
+        7,
+        Verdict.REJECT,
+        "PCB-2026-12-06-LINE3-000123456",
+        "demo",
+        1375.0,
+        (),
+        None,
+        datetime.now(),
+        "pcb-defect-det@1.10.0",
+        (640, 640),
+    )
+    scr.verdict.show_result(r)
+    qtbot.wait(20)
+    assert scr.minimumSizeHint().width() <= before, (before, scr.minimumSizeHint().width())  # 810 -> 1159 unwrapped
+    assert scr.width() == 1280
+    save_shot(scr, "operator_long_serial_1280x800")
