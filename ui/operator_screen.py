@@ -394,6 +394,10 @@ class OperatorScreen(QWidget):
         self.strip = ResultStrip(20, self)
         self.recipe = QComboBox(self)
         self.recipe.setMinimumWidth(220)
+        # Sized for about 18 characters, not for the longest name: a plant's recipe names (product, revision, side)
+        # squeezed the 20-board strip to slivers. The open list shows every name whole.
+        self.recipe.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.recipe.setMinimumContentsLength(18)
         self.recipe.activated.connect(lambda _i: self.recipe_requested.emit(self.recipe.currentText()))
         self.start_stop = QPushButton(self)
         self.start_stop.setMinimumWidth(200)

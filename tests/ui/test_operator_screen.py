@@ -195,3 +195,29 @@ def test_a_long_serial_and_cycle_time_do_not_widen_the_operator_screen(qtbot, ui
     assert scr.minimumSizeHint().width() <= before, (before, scr.minimumSizeHint().width())  # 810 -> 1159 unwrapped
     assert scr.width() == 1280
     save_shot(scr, "operator_long_serial_1280x800")
+
+
+def test_a_long_recipe_name_does_not_widen_the_operator_screen(qtbot, ui_app):
+    """Recipe names come from the plant (product, revision, side): the closed box shows about 18 characters, the
+    open list every name whole; the 20-board strip keeps its width (a 44-character name squeezed it to slivers)."""
+    from ui.alarms import AlarmModel
+    from ui.operator_screen import OperatorScreen
+
+    short = OperatorScreen(AlarmModel())
+    short.set_recipes(["demo"], "demo")
+    qtbot.addWidget(short)
+    long_name = "PCB-4471-rev-C-top-side-panel-of-6-lead-free"
+    scr = OperatorScreen(AlarmModel())
+    scr.set_recipes(["demo", long_name], long_name)
+    qtbot.addWidget(scr)
+    scr.resize(1280, 800)
+    scr.show()
+    short.resize(1280, 800)
+    short.show()
+    assert scr.minimumSizeHint().width() <= short.minimumSizeHint().width() + 40, (
+        scr.minimumSizeHint().width(),
+        short.minimumSizeHint().width(),
+    )
+    assert scr.recipe.currentText() == long_name
+    assert scr.strip.width() >= short.strip.width() - 20, (scr.strip.width(), short.strip.width())
+    save_shot(scr, "operator_long_recipe_1280x800")
