@@ -665,7 +665,8 @@ def prepare(
     if reference is not None:
         ref_raw, ref_mask = reference
         ref_gray = _gray8_in_domain(ref_raw, spec, "reference image")
-        if ref_gray.shape == g.shape and ref_mask.shape == g.shape and not np.array_equal(ref_gray, ref_mask):
+        prepared = ref_mask is not ref_gray and not np.array_equal(ref_gray, ref_mask)  # `is`: a binary one, as given
+        if ref_gray.shape == g.shape and ref_mask.shape == g.shape and prepared:
             camera_golden = ref_gray, ref_mask  # the golden image was a camera's, and was prepared
     # A board compared with a camera's golden image is a camera frame too, however binary it looks: under hard
     # contrast (copper clipped white, laminate crushed black) a capture passed the binary test while its golden
