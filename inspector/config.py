@@ -232,6 +232,15 @@ class Recipe(_Model):
         "is refused as a mistake. Lower it for a recipe that really inspects a small area.",
     )
     reference: Path | None = Field(None, description="Golden reference image of a defect-free board.")
+    max_unseen_fraction: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="Largest share of the inspected area (the ROI, else the whole reference) that may lie outside "
+        "the camera's view on a registered board; more is a REJECT ('board not fully in view'). Why: what the camera "
+        "did not see is not compared, so a board far off in its fixture hid its defects there and PASSED. Draw the "
+        "ROI on the board (not on an empty fixture border) and keep this small.",
+    )
     max_defects_pass: int = Field(
         0,
         ge=0,

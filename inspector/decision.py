@@ -100,6 +100,7 @@ class RecipeRules:
         """The golden image in gray by the red plane (size and ROI checks); `reference_for` gives the model's gray."""
         self.mask = read_image_gray(recipe.roi_mask, "ROI mask") if recipe.roi_mask else None
         self.polygon = np.array(recipe.roi, np.float32) if recipe.roi else None
+        self._inspected_small: dict[tuple[int, int], np.ndarray] = {}  # `unseen_fraction`'s area, per board size
         # A bad ROI inspects nothing and passes every board: refuse it here, where every recipe is compiled.
         board = (self.reference.shape[1], self.reference.shape[0]) if self.reference is not None else board_size
         self.roi = check_roi(
@@ -140,6 +141,30 @@ class RecipeRules:
         out = dict(defaults)
         out.update(self.thresholds)
         return out
+
+    def unseen_fraction(self, board_to_frame: np.ndarray, frame_shape: tuple[int, int], board_shape: tuple[int, int]):
+        """Share of the inspected area (the ROI, else the whole board) that the frame does not show, for a board
+        registered with `board_to_frame` (3x3, board -> frame pixels). Rasterised at a quarter of the resolution."""
+        k = 4
+        bh, bw = board_shape
+        sw, sh = max(1, -(-bw // k)), max(1, -(-bh // k))
+        key = (sw, sh)
+        area = self._inspected_small.get(key)
+        if area is None:
+            area = np.ones((sh, sw), np.uint8)
+            if self.polygon is not None:
+                area[:] = 0
+                cv2.fillPoly(area, [np.round(self.polygon / k).astype(np.int32)], 1)
+            if self.mask is not None:
+                area &= (cv2.resize(self.mask, (sw, sh), interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
+            self._inspected_small[key] = area
+        fh, fw = frame_shape
+        corners = np.array([[0, 0], [fw, 0], [fw, fh], [0, fh]], np.float64).reshape(-1, 1, 2)
+        on_board = cv2.perspectiveTransform(corners, np.linalg.inv(board_to_frame)).reshape(-1, 2) / k
+        seen = np.zeros((sh, sw), np.uint8)
+        cv2.fillConvexPoly(seen, np.round(on_board).astype(np.int32), 1)
+        total = int(np.count_nonzero(area))
+        return float(np.count_nonzero(area & (seen == 0))) / total if total else 0.0
 
     def _inside(self, d: Detection, to_board: np.ndarray | None = None) -> bool:
         """Whether the defect's centre lies in the ROI, which is drawn on the reference (board pixels).

@@ -185,6 +185,32 @@ def inspect_board(
                 Verdict.REJECT, [], reason=why, timings_ms=timings, image=image, reference=reference, serial=serial
             )
         timings["register"] = (time.perf_counter() - t) * 1000
+        limit = rules.recipe.max_unseen_fraction
+        if limit < 1 and not _identity(board_to_frame):
+            unseen = rules.unseen_fraction(board_to_frame, image.shape[:2], reference.shape[:2])
+            if unseen > limit:
+                # What the camera did not show is not compared (it takes the golden image): past the limit a board
+                # far off in its fixture would hide its defects there and PASS.
+                why = (
+                    f"board not fully in view: {unseen:.0%} of the inspected area outside the frame (recipe "
+                    f"max_unseen_fraction {limit:.0%}); check the fixture or the camera's field of view"
+                )
+                serial = None
+                if code_reader is not None:  # still traceable: the code is read where it lies in the frame
+                    read = code_reader.read(image)
+                    timings["serial"] = read.ms
+                    serial = code_reader.check(read, [], plc_serial)
+                return BoardInspection(
+                    Verdict.REJECT,
+                    [],
+                    reason=why,
+                    serial=serial,
+                    board_to_frame=board_to_frame,
+                    registration=registration,
+                    timings_ms=timings,
+                    image=image,
+                    reference=reference,
+                )
 
     t = time.perf_counter()
     code_job = code_reader.start(board_image) if code_reader is not None else None

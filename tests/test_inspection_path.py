@@ -376,3 +376,32 @@ def _detector_cfg():
     from inspector.config import DetectorSection
 
     return DetectorSection(model=MODEL, delegate="cpu", threads=2)
+
+
+def test_a_board_whose_defects_left_the_view_is_a_reject_not_a_pass():
+    """What the camera did not show takes the golden image (not compared). A board 200 px off in its fixture (the
+    registrar's limit) showed none of its defects, all in its right quarter, and PASSED. Past the recipe's
+    `max_unseen_fraction` of the inspected area it is now a REJECT with the reason; an ROI drawn on the part in
+    view is inspected as before."""
+    from inspector.evaluation.camera_domain import capture_pair
+
+    test = cv2.imread(str(DEEPPCB / "group77000" / "77000" / "77000000_test.jpg"), cv2.IMREAD_GRAYSCALE)
+    temp = cv2.imread(str(DEEPPCB / "group77000" / "77000" / "77000000_temp.jpg"), cv2.IMREAD_GRAYSCALE)
+    boxes = read_annotation(DEEPPCB / "group77000" / "77000_not" / "77000000.txt")[0]
+    assert len(boxes) and boxes[:, 0].min() >= 470  # every defect in the right quarter
+    f = capture_pair(test, temp, 1)
+    golden = f["golden"][0]
+    moved = cv2.warpAffine(f["board"][0], np.float32([[1, 0, 200], [0, 1, 0]]), (640, 640), borderValue=20)
+    det = create_detector(StationConfig().detector.model_copy(update={"model": MODEL, "delegate": "cpu"}))
+    det.load()
+    try:
+        board = inspect_board(moved, golden, RecipeRules(Recipe()), det, BoardRegistrar())
+        assert board.verdict is Verdict.REJECT and not board.inspected, board
+        assert board.reason.startswith("board not fully in view: 3") and "max_unseen_fraction 10%" in board.reason
+        left = [(20.0, 20.0), (400.0, 20.0), (400.0, 620.0), (20.0, 620.0)]  # board pixels, all in view
+        roi = RecipeRules(Recipe(roi=left, min_roi_fraction=0.01))
+        board = inspect_board(moved, golden, roi, det, BoardRegistrar())
+        assert board.inspected and board.verdict is Verdict.PASS, board.reason
+        assert np.allclose(board.registration.reference_to_image()[:2, 2], (200, 0), atol=6.0)  # a sparse view
+    finally:
+        det.close()
