@@ -30,6 +30,8 @@ assert _CLASSES == tuple(CLASS_NAMES), "ui/labels.py must list the core's classe
 #: as it is: it is for the engineer, the prefix is for the operator.
 _REASONS = (
     QT_TRANSLATE_NOOP("RejectReason", "board not registered to the reference"),
+    QT_TRANSLATE_NOOP("RejectReason", "board not fully in view"),
+    QT_TRANSLATE_NOOP("RejectReason", "image not inspectable"),
     QT_TRANSLATE_NOOP("RejectReason", "no reference image for this recipe"),
     QT_TRANSLATE_NOOP("RejectReason", "inference backlog full"),
     QT_TRANSLATE_NOOP("RejectReason", "trigger queue full"),

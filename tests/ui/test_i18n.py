@@ -54,6 +54,8 @@ def test_language_switches_at_runtime(qtbot, ui_app):
         == "板未能与参考图对位: quality 0.12 < 0.50"
     )
     assert reason_label("no frame: timeout after 500 ms") == "无图像: timeout after 500 ms"
+    assert reason_label("board not fully in view: 30% of the inspected area").startswith("板未完全在视野内: 30%")
+    assert reason_label("image not inspectable: board image: over-exposed").startswith("图像无法检测: board image")
     assert reason_label("something new") == "something new" and reason_label(None) == ""
     # Status-lamp lines: the core's own strings, the values (names, numbers, addresses) kept.
     from inspector.detect.delegates import DelegateAttempt, cpu_label, fallback_note

@@ -4,12 +4,12 @@
 <context>
     <name>AlarmBanner</name>
     <message>
-        <location filename="../operator_screen.py" line="304"/>
+        <location filename="../operator_screen.py" line="307"/>
         <source>ACKNOWLEDGE</source>
         <translation>确认报警</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="313"/>
+        <location filename="../operator_screen.py" line="316"/>
         <source>+%1 more</source>
         <translation>另有 %1 条</translation>
     </message>
@@ -692,109 +692,109 @@
 <context>
     <name>Lamp</name>
     <message>
-        <location filename="../operator_screen.py" line="213"/>
+        <location filename="../operator_screen.py" line="216"/>
         <source>no report</source>
         <translation>无状态</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="215"/>
-        <location filename="../operator_screen.py" line="217"/>
+        <location filename="../operator_screen.py" line="218"/>
+        <location filename="../operator_screen.py" line="220"/>
         <source>OK</source>
         <translation>正常</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="69"/>
+        <location filename="../labels.py" line="71"/>
         <source>%1, %2 written, backlog %3, spool %4</source>
         <extracomment>Status-lamp and alarm lines the core writes (inspector/health.py users), as English patterns and translatable templates; %1, %2 ... are the captured parts (names, numbers, addresses), kept as they are. A line that matches no pattern (an exception text, say) is shown unchanged.</extracomment>
         <translation>%1，已写入 %2，积压 %3，缓存 %4</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="71"/>
+        <location filename="../labels.py" line="73"/>
         <source>%1 GB free</source>
         <translation>剩余 %1 GB</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="72"/>
+        <location filename="../labels.py" line="74"/>
         <source>%1 MB free</source>
         <translation>剩余 %1 MB</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="73"/>
+        <location filename="../labels.py" line="75"/>
         <source>%1 MB free &lt; %2 MB floor</source>
         <translation>剩余 %1 MB &lt; 下限 %2 MB</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="74"/>
+        <location filename="../labels.py" line="76"/>
         <source>off (free-run)</source>
         <translation>关闭（自由运行）</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="75"/>
+        <location filename="../labels.py" line="77"/>
         <source>server %1</source>
         <translation>服务器 %1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="76"/>
+        <location filename="../labels.py" line="78"/>
         <source>client %1</source>
         <translation>客户端 %1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="79"/>
+        <location filename="../labels.py" line="81"/>
         <source>%1 (fallback: none of %2 found)</source>
         <translation>%1（回退：未找到 %2）</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="81"/>
+        <location filename="../labels.py" line="83"/>
         <source>starting</source>
         <translation>正在启动</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="82"/>
+        <location filename="../labels.py" line="84"/>
         <source>loading</source>
         <translation>正在加载</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="83"/>
+        <location filename="../labels.py" line="85"/>
         <source>stopped by operator</source>
         <translation>已由操作员停止</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="84"/>
+        <location filename="../labels.py" line="86"/>
         <source>opened, waiting for the first frame</source>
         <translation>已打开，等待第一帧</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="85"/>
+        <location filename="../labels.py" line="87"/>
         <source>missed trigger %1</source>
         <translation>漏触发 %1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="86"/>
+        <location filename="../labels.py" line="88"/>
         <source>stalled %1</source>
         <translation>停滞 %1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="87"/>
+        <location filename="../labels.py" line="89"/>
         <source>lost: %1; reconnecting</source>
         <translation>丢失：%1；正在重连</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="90"/>
+        <location filename="../labels.py" line="92"/>
         <source>writer behind: %1 of %2 results queued</source>
         <translation>写入滞后：%2 个中有 %1 个结果在排队</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="94"/>
+        <location filename="../labels.py" line="96"/>
         <source>writer queue full (%1): results spilled to the spool</source>
         <translation>写入队列已满（%1）：结果已转存到缓存</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="96"/>
+        <location filename="../labels.py" line="98"/>
         <source>archive write failed: %1</source>
         <translation>归档写入失败：%1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="97"/>
+        <location filename="../labels.py" line="99"/>
         <source>%1 boards in a row: %2</source>
         <translation>连续 %1 块板：%2</translation>
     </message>
@@ -1063,72 +1063,72 @@
 <context>
     <name>OperatorScreen</name>
     <message>
-        <location filename="../operator_screen.py" line="433"/>
+        <location filename="../operator_screen.py" line="440"/>
         <source>■  STOP</source>
         <translation>■  停止</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="433"/>
+        <location filename="../operator_screen.py" line="440"/>
         <source>▶  START</source>
         <translation>▶  启动</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="459"/>
+        <location filename="../operator_screen.py" line="466"/>
         <source>Board %1 · %2 · recipe %3 · model %4</source>
         <translation>板 %1 · %2 · 配方 %3 · 模型 %4</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="525"/>
+        <location filename="../operator_screen.py" line="532"/>
         <source>INSPECTED</source>
         <translation>已检测</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="526"/>
+        <location filename="../operator_screen.py" line="533"/>
         <source>PASSED</source>
         <translation>合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="527"/>
+        <location filename="../operator_screen.py" line="534"/>
         <source>REJECTED</source>
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="530"/>
+        <location filename="../operator_screen.py" line="537"/>
         <source>SERIAL MISMATCH</source>
         <translation>序列号不符</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="531"/>
+        <location filename="../operator_screen.py" line="538"/>
         <source>NO CODE READ</source>
         <translation>未读到条码</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="528"/>
+        <location filename="../operator_screen.py" line="535"/>
         <source>YIELD</source>
         <translation>良率</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="529"/>
+        <location filename="../operator_screen.py" line="536"/>
         <source>BOARDS/MIN</source>
         <translation>板/分钟</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="535"/>
+        <location filename="../operator_screen.py" line="542"/>
         <source>LAST 20 BOARDS (newest right)</source>
         <translation>最近 20 块板（最新在右）</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="536"/>
+        <location filename="../operator_screen.py" line="543"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="538"/>
+        <location filename="../operator_screen.py" line="545"/>
         <source>Waiting for the first board…</source>
         <translation>等待第一块板…</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="543"/>
+        <location filename="../operator_screen.py" line="550"/>
         <source>Live image · tap a defect to zoom</source>
         <translation>实时图像 · 点击缺陷放大</translation>
     </message>
@@ -1232,61 +1232,71 @@
     </message>
     <message>
         <location filename="../labels.py" line="33"/>
+        <source>board not fully in view</source>
+        <translation>板未完全在视野内</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="34"/>
+        <source>image not inspectable</source>
+        <translation>图像无法检测</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="35"/>
         <source>no reference image for this recipe</source>
         <translation>此配方没有参考图</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="34"/>
+        <location filename="../labels.py" line="36"/>
         <source>inference backlog full</source>
         <translation>推理队列已满</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="35"/>
+        <location filename="../labels.py" line="37"/>
         <source>trigger queue full</source>
         <translation>触发队列已满</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="36"/>
+        <location filename="../labels.py" line="38"/>
         <source>inspection failed</source>
         <translation>检测失败</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="37"/>
+        <location filename="../labels.py" line="39"/>
         <source>model not loaded</source>
         <translation>模型未加载</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="38"/>
+        <location filename="../labels.py" line="40"/>
         <source>station stopped</source>
         <translation>工位已停止</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="39"/>
+        <location filename="../labels.py" line="41"/>
         <source>camera not available</source>
         <translation>相机不可用</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="40"/>
+        <location filename="../labels.py" line="42"/>
         <source>camera error</source>
         <translation>相机错误</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="41"/>
+        <location filename="../labels.py" line="43"/>
         <source>camera lost</source>
         <translation>相机断开</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="42"/>
+        <location filename="../labels.py" line="44"/>
         <source>no frame</source>
         <translation>无图像</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="43"/>
+        <location filename="../labels.py" line="45"/>
         <source>serial mismatch</source>
         <translation>序列号不符</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="44"/>
+        <location filename="../labels.py" line="46"/>
         <source>board code unreadable</source>
         <translation>无法读取板上条码</translation>
     </message>
@@ -1461,44 +1471,44 @@
 <context>
     <name>VerdictBanner</name>
     <message>
-        <location filename="../operator_screen.py" line="135"/>
+        <location filename="../operator_screen.py" line="138"/>
         <source>WAITING</source>
         <translation>等待中</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="136"/>
+        <location filename="../operator_screen.py" line="139"/>
         <source>No board inspected yet</source>
         <translation>尚未检测任何板</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="140"/>
+        <location filename="../operator_screen.py" line="143"/>
         <source>PASS</source>
         <translation>合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="140"/>
+        <location filename="../operator_screen.py" line="143"/>
         <source>REJECT</source>
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="141"/>
+        <location filename="../operator_screen.py" line="144"/>
         <source>frame %1</source>
         <translation>帧 %1</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="143"/>
+        <location filename="../operator_screen.py" line="146"/>
         <source>Serial %1   ·   cycle %2 ms</source>
         <translation>序列号 %1   ·   节拍 %2 ms</translation>
     </message>
     <message numerus="yes">
-        <location filename="../operator_screen.py" line="152"/>
+        <location filename="../operator_screen.py" line="155"/>
         <source>%n defect(s): </source>
         <translation>
             <numerusform>%n 个缺陷：</numerusform>
         </translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="154"/>
+        <location filename="../operator_screen.py" line="157"/>
         <source>No defects</source>
         <translation>无缺陷</translation>
     </message>
