@@ -173,8 +173,13 @@ def inspect_board(
                 board_to_frame = registration.reference_to_image()
         except RegistrationError as exc:
             why = str(exc) or type(exc).__name__
-            if not why.startswith(UNREGISTERED):
-                why = f"{UNREGISTERED}: {why}"
+            why = why.removeprefix(UNREGISTERED).removeprefix(": ")
+            if image.shape[:2] != reference.shape[:2]:  # the likeliest cause first (a long reason is cut on screen)
+                why = (
+                    f"frame {image.shape[1]}x{image.shape[0]} against a {reference.shape[1]}x{reference.shape[0]} "
+                    f"reference: the camera's region or resolution changed, or the reference is another camera's; {why}"
+                )
+            why = f"{UNREGISTERED}: {why}"
             timings["register"] = (time.perf_counter() - t) * 1000
             serial = None
             if code_reader is not None:  # still traceable: the code is read where it lies in the frame

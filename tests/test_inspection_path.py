@@ -405,3 +405,19 @@ def test_a_board_whose_defects_left_the_view_is_a_reject_not_a_pass():
         assert np.allclose(board.registration.reference_to_image()[:2, 2], (200, 0), atol=6.0)  # a sparse view
     finally:
         det.close()
+
+
+def test_a_frame_of_another_size_than_the_reference_names_both_sizes_first():
+    """A camera whose region or resolution changed after the golden image was taken: the board is not registered
+    (REJECT), and the reason says why in its first words (the operator screen cuts a long reason)."""
+    board, golden = _fixture_capture()
+    det = create_detector(_detector_cfg())
+    det.load()
+    try:
+        for frame in (board[20:620, 20:620], cv2.resize(board, None, fx=2, fy=2)):
+            got = inspect_board(frame, golden, RecipeRules(Recipe()), det, BoardRegistrar())
+            assert got.verdict is Verdict.REJECT and not got.inspected
+            h, w = frame.shape
+            assert got.reason.startswith(f"{UNREGISTERED}: frame {w}x{h} against a 640x640 reference"), got.reason
+    finally:
+        det.close()
