@@ -100,6 +100,16 @@ class BoardInspection:
         return map_boxes(detections, None if _identity(self.board_to_frame) else self.board_to_frame)
 
 
+def _code_only(code_reader, image: np.ndarray, timings: dict[str, float], plc_serial: str | None):
+    """The board code of a board rejected before the detector ran: still traceable, the code is read where it lies
+    in the frame. None without a code reader."""
+    if code_reader is None:
+        return None
+    read = code_reader.read(image)
+    timings["serial"] = read.ms
+    return code_reader.check(read, [], plc_serial)
+
+
 def _identity(m: np.ndarray | None) -> bool:
     return m is None or np.array_equal(m, np.eye(3))
 
@@ -181,11 +191,7 @@ def inspect_board(
                 )
             why = f"{UNREGISTERED}: {why}"
             timings["register"] = (time.perf_counter() - t) * 1000
-            serial = None
-            if code_reader is not None:  # still traceable: the code is read where it lies in the frame
-                read = code_reader.read(image)
-                timings["serial"] = read.ms
-                serial = code_reader.check(read, [], plc_serial)
+            serial = _code_only(code_reader, image, timings, plc_serial)
             return BoardInspection(
                 Verdict.REJECT, [], reason=why, timings_ms=timings, image=image, reference=reference, serial=serial
             )
@@ -200,11 +206,7 @@ def inspect_board(
                     f"board not fully in view: {unseen:.0%} of the inspected area outside the frame (recipe "
                     f"max_unseen_fraction {limit:.0%}); check the fixture or the camera's field of view"
                 )
-                serial = None
-                if code_reader is not None:  # still traceable: the code is read where it lies in the frame
-                    read = code_reader.read(image)
-                    timings["serial"] = read.ms
-                    serial = code_reader.check(read, [], plc_serial)
+                serial = _code_only(code_reader, image, timings, plc_serial)
                 return BoardInspection(
                     Verdict.REJECT,
                     [],
