@@ -209,3 +209,22 @@ def test_teaching_boards_are_other_physical_boards_of_the_design_and_repeat_per_
     frames = [f["golden"][0], f["good"][0], f["other"][0], *(t[0] for t in f["teach"])]
     assert all(not np.array_equal(a, b) for i, a in enumerate(frames) for b in frames[i + 1 :])
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(f["teach"], again["teach"]))
+
+
+@pytest.mark.parametrize("mode", ["gray", "colour"])
+def test_a_dark_field_camera_shows_copper_darker_with_the_same_draws(mode):
+    """`copper_look='dark'`: the same board, light and misregistration, the two materials' levels exchanged (each
+    keeps its own texture), so copper is the darker material, in gray and in the red plane a colour frame is read
+    by; an unknown look is refused."""
+    test, _ = _pair()
+    copper = test < 128
+    for seed in range(4):
+        bright, cb = render(test, seed, mode=mode)
+        dark, cd = render(test, seed, mode=mode, copper_look="dark")
+        assert np.array_equal(cb.matrix, cd.matrix) and cb.blur_sigma == cd.blur_sigma
+        assert (cd.copper, cd.laminate) == (cb.laminate, cb.copper)
+        plane = (lambda f: f) if mode == "gray" else (lambda f: f[..., 2])
+        assert plane(bright)[copper].mean() > plane(bright)[~copper].mean() + 40
+        assert plane(dark)[copper].mean() + 40 < plane(dark)[~copper].mean()
+    with pytest.raises(ValueError, match="'bright' or 'dark'"):
+        render(test, 1, copper_look="shiny")

@@ -170,3 +170,21 @@ def test_a_golden_image_taught_from_several_boards_is_scored_and_never_written_a
     ):
         assert main([*common, *bad]) == 2
         assert why in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not MODEL.is_file(), reason="the shipped model is not in models/")
+def test_a_camera_that_shows_copper_dark_is_scored_on_a_station_set_up_for_it(tmp_path, capsys):
+    """`--camera-copper dark` renders copper darker than the laminate (dark-field light) and sets the station up for
+    it (`detector.camera_copper = "dark"`); its figures go to their own sidecar block, and the option means nothing
+    without a camera."""
+    _deeppcb_layout(tmp_path / "data", 2)
+    model = _split_package(tmp_path / "pkg")
+    common = ["evaluate", "--root", str(tmp_path / "data"), "--list", str(tmp_path / "data" / "test.txt"),
+              "--model", str(model), "--out", str(tmp_path / "out")]  # fmt: skip
+    assert main([*common, "--camera", "gray", "--camera-shift", "3", "--camera-copper", "dark", "--write-sidecar"]) == 0
+    capsys.readouterr()
+    dark = json.loads(model.with_suffix(".json").read_text())["metrics"]["val_int8_camera_gray_dark"]
+    assert dark["command"].endswith("--camera-seed 0 --camera-copper dark")
+    assert dark["boards"] == 2 and dark["escapes"] == 0 and dark["map50"] > 0.8, dark
+    assert main([*common, "--camera-copper", "dark"]) == 2
+    assert "--camera-copper needs --camera" in capsys.readouterr().err

@@ -79,7 +79,8 @@ def test_the_command_writes_a_lossless_reference_and_keeps_an_existing_one(tmp_p
     assert f"golden reference of 3 boards written to {out}" in printed and "good1.png: shift" in printed
     written = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
     assert written.shape == (640, 640) and written.dtype == np.uint8
-    assert [p.name for p in out.parent.iterdir()] == ["golden.png"]  # no temporary file left beside it
+    # no temporary file left beside it; the copper preview is (see the next test)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["golden.copper.png", "golden.png"]
     before = out.read_bytes()
     assert main(["reference", "teach", "--out", str(out), *map(str, paths[:2])]) == 2
     assert "exists: recipes may point at it; add --force" in capsys.readouterr().err
@@ -93,3 +94,35 @@ def test_the_command_writes_a_lossless_reference_and_keeps_an_existing_one(tmp_p
     )
     assert "nope.png does not exist" in capsys.readouterr().err
     assert not (tmp_path / "g2.png").exists()
+
+
+def test_teaching_shows_which_material_the_model_will_read_as_copper(tmp_path, capsys):
+    """Nothing in a camera image says which material is copper: the station takes `detector.camera_copper` (the
+    model's 'bright' unless set) on trust, and set the wrong way round it reports every defect as its opposite.
+    Teaching writes the golden image as the model will read it, copper black, and says what to check. A camera that
+    shows copper dark (dark-field light): without the setting the preview draws the laminate black, with
+    `camera_copper = "dark"` the copper."""
+    temp = _template()
+    paths = []
+    for k in range(2):
+        frame, cap = render(temp, 40 + k, board_seed=50 + k, copper_look="dark", max_shift=2 * k, max_rot_deg=0.3 * k)
+        if k == 0:
+            copper = cv2.warpAffine((temp < 128).astype(np.uint8), cap.matrix[:2], temp.shape[::-1]) > 0
+            assert frame[copper].mean() + 40 < frame[~copper].mean()
+        paths.append(tmp_path / f"dark{k}.png")
+        cv2.imwrite(str(paths[-1]), frame)
+    drawn = {}
+    for look in ("model", "dark"):
+        cfg = tmp_path / f"{look}.toml"
+        cfg.write_text('[detector]\ncamera_copper = "dark"\n' if look == "dark" else "[detector]\n")
+        out = tmp_path / f"golden-{look}.png"
+        assert main(["reference", "teach", "--out", str(out), "--config", str(cfg), *map(str, paths)]) == 0
+        printed = capsys.readouterr().out
+        preview = tmp_path / f"golden-{look}.copper.png"
+        assert f"{preview}, copper drawn black. Check it: the traces and pads must be black" in printed
+        drawn[look] = cv2.imread(str(preview), cv2.IMREAD_GRAYSCALE) == 0
+        if look == "model":
+            assert "camera_copper bright" in printed and 'set [detector] camera_copper = "dark"' in printed
+    inner = cv2.erode(np.ones_like(temp), np.ones((9, 9), np.uint8)) > 0  # the frame's border is not judged
+    assert (drawn["dark"] == copper)[inner].mean() > 0.97
+    assert (drawn["model"] != copper)[inner].mean() > 0.97

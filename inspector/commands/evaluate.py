@@ -51,6 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(inspector.evaluation.camera_domain.Profile)",
     )
     p.add_argument(
+        "--camera-copper",
+        choices=("bright", "dark"),
+        default="bright",
+        help="how the rendered camera shows bare copper: 'bright' (diffuse or coaxial light) or 'dark' (dark-field "
+        "light; the station is then set up for it: detector.camera_copper = 'dark')",
+    )
+    p.add_argument(
         "--camera-golden-boards",
         type=int,
         default=1,
@@ -93,6 +100,8 @@ def _evaluate_model(
     base = default_detector()
     cfg = settings_for_model(base, model if model is not None else base.model).cpu_only()
     cfg.threads = threads
+    if camera is not None and camera.get("copper", "bright") == "dark":
+        cfg.camera_copper = "dark"  # a station whose camera shows copper dark is set up for it
     det = create_detector(cfg)
     info = det.load()
     det.warm_up(2)
@@ -238,6 +247,7 @@ def _camera_frames(board: np.ndarray, ref: np.ndarray, pair, camera: dict):
         max_shift=camera["shift"],
         max_rot_deg=camera["rotate"],
         profile=camera.get("profile", "line"),
+        copper_look=camera.get("copper", "bright"),
         other=True,
         teach=camera.get("golden_boards", 1) - 1,
     )
@@ -305,6 +315,8 @@ def evaluate(args: argparse.Namespace) -> int:
         _refuse_figures_of_trained_boards(args.model)
     if args.camera_golden_boards < 1:
         raise CommandError(f"--camera-golden-boards {args.camera_golden_boards}: at least 1 (the golden capture)")
+    if args.camera_copper != "bright" and not args.camera:
+        raise CommandError("--camera-copper needs --camera (DeepPCB's own images are binarised: copper is black)")
     if args.camera_golden_boards > 1 and not args.camera:
         raise CommandError("--camera-golden-boards needs --camera (DeepPCB's own templates are one image each)")
     if args.camera_golden_boards > 1 and args.write_sidecar:
@@ -320,6 +332,7 @@ def evaluate(args: argparse.Namespace) -> int:
             "rotate": args.camera_rotate,
             "seed": args.camera_seed,
             "profile": args.camera_profile,
+            "copper": args.camera_copper,
             "golden_boards": args.camera_golden_boards,
         }
     main = _evaluate_model(args.model, pairs, args.out, args.floor, args.threads, camera)
@@ -398,13 +411,15 @@ def _write_sidecar(args: argparse.Namespace, result: dict) -> None:
     metrics = doc.setdefault("metrics", {})
     if args.camera:  # camera-domain figures sit beside the binarised ones, never in their place
         harsh = args.camera_profile == "harsh"
-        key = f"val_int8_camera_{args.camera}" + ("_harsh" if harsh else "")
+        dark = args.camera_copper == "dark"
+        key = f"val_int8_camera_{args.camera}" + ("_harsh" if harsh else "") + ("_dark" if dark else "")
         metrics[key] = {k: v for k, v in result["main"].items() if k not in keep}
         groups = f" --groups {args.groups}" if args.groups else ""
         metrics[key]["command"] = (
             f"pcb-inspector evaluate --root DEEPPCB{groups} --camera {args.camera} --camera-shift {args.camera_shift:g} "
             f"--camera-rotate {args.camera_rotate:g} --camera-seed {args.camera_seed}"
             + (" --camera-profile harsh" if harsh else "")
+            + (" --camera-copper dark" if dark else "")
         )
         side.write_text(json.dumps(doc, indent=2) + "\n")
         print(f"figures written to {side} ({key})", file=sys.stderr)

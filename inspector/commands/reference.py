@@ -32,8 +32,60 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="red",
         help="how colour captures become gray for the registration: the model's input_domain.colour (default red)",
     )
+    t.add_argument(
+        "--config",
+        help="station.toml whose [detector] (model and camera_copper) draws GOLDEN.copper.png, the golden image as "
+        "the model will read it (default: the demo station)",
+    )
     t.add_argument("--json", action="store_true", help="print one JSON object")
     t.set_defaults(func=teach)
+
+
+def copper_preview(golden, config: str | None, out: Path) -> dict | None:
+    """The golden image as the station's model reads it, copper drawn black, written beside the reference.
+
+    Why: nothing in a camera image says which material is copper; the station takes `detector.camera_copper` (or
+    the model's word: bright) on trust. Set the wrong way round for the camera's light, every board still rejects
+    when it has a defect, but each defect is reported as its opposite (an open as a short, a pin-hole as copper).
+    At teach time a person can see it at a glance: the traces and pads must be black in this picture.
+    None when the model takes frames as they are (no input domain) or the golden image is already a copper mask.
+    """
+    import cv2
+    import numpy as np
+
+    from ..cli import CommandError
+    from ..config import ConfigError, load_config
+    from ..detect.base import ModelError
+    from ..detect.package import read_meta, with_camera_copper
+    from ..detect.prepare import ImageDomainError, prepare
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
+    model = getattr(cfg.detector, "model", None)
+    if model is None:
+        return None
+    try:
+        meta = with_camera_copper(read_meta(Path(model)), getattr(cfg.detector, "camera_copper", None))
+    except ModelError as exc:
+        raise CommandError(f"copper preview: {exc}") from None
+    domain = meta.input_domain
+    if domain is None:
+        return None
+    try:
+        mask = prepare(golden, domain, "golden reference")
+    except ImageDomainError as exc:
+        raise CommandError(f"copper preview: {exc}") from None
+    copper = mask == domain.copper_level
+    preview = out.with_name(out.stem + ".copper.png")
+    if not cv2.imwrite(str(preview), np.where(copper, np.uint8(0), np.uint8(255))):
+        raise CommandError(f"{preview}: OpenCV could not write the copper preview")
+    return {
+        "copper_preview": str(preview),
+        "copper_fraction": round(float(copper.mean()), 4),
+        "camera_copper": domain.camera_copper,
+    }
 
 
 def teach(args: argparse.Namespace) -> int:
@@ -81,8 +133,9 @@ def teach(args: argparse.Namespace) -> int:
                     "quality": round(reg.quality, 3),
                 }
             )
+    preview = copper_preview(taught.image, args.config, out)
     if args.json:
-        print(json.dumps({"out": str(out), "boards": rows}))
+        print(json.dumps({"out": str(out), "boards": rows, **(preview or {})}))
     else:
         for r in rows:
             if "role" in r:
@@ -93,4 +146,13 @@ def teach(args: argparse.Namespace) -> int:
                     f"rotation {r['rotation_deg']:+.3f} deg, quality {r['quality']:.3f}"
                 )
         print(f"golden reference of {len(rows)} boards written to {out}")
+        if preview is not None:
+            other = "dark" if preview["camera_copper"] == "bright" else "bright"
+            print(
+                f"copper as the model will read it ({preview['copper_fraction']:.0%} of the view, camera_copper "
+                f"{preview['camera_copper']}): {preview['copper_preview']}, copper drawn black. Check it: the traces "
+                f"and pads must be black. If they are white, the camera shows copper {other}er than the laminate: set "
+                f'[detector] camera_copper = "{other}", or every defect is reported as its opposite (open as short, '
+                "pin-hole as copper)"
+            )
     return 0

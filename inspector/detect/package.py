@@ -290,6 +290,19 @@ def package_identity(sha256: str, labels: tuple[str, ...] | list[str], channels:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def with_camera_copper(meta: ModelMeta, look: str | None) -> ModelMeta:
+    """`meta` with the station's `detector.camera_copper` in its input domain, when the station sets one.
+
+    Why a station setting and not only the package's: how copper looks is the camera's and the light's (a dark-field
+    ring light shows it darker than the laminate), not the network's. Nothing in a binarised mask says which
+    material is copper, so the preparation takes it on trust, and the wrong way round every defect comes back as
+    its opposite (missing copper and extra copper exchange: open/short, mousebite/spur, pin-hole/copper).
+    """
+    if look is None or meta.input_domain is None or meta.input_domain.camera_copper == look:
+        return meta
+    return meta.model_copy(update={"input_domain": meta.input_domain.model_copy(update={"camera_copper": look})})
+
+
 def sidecar_path(model: Path) -> Path:
     return Path(model).with_suffix(".json")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PrivateAttr
 
@@ -42,6 +42,13 @@ class PackagedModelSettings(Section):
         False,
         description="NOT READY (model lamp red, with the reason) unless an accelerator really took part of the "
         "graph, instead of running on the CPU (which shows amber).",
+    )
+    camera_copper: Literal["bright", "dark"] | None = Field(
+        None,
+        description="How this station's camera shows bare copper against the laminate: 'bright' (diffuse ring or "
+        "coaxial light: the metal reflects into the lens) or 'dark' (dark-field light). None: as the model package's "
+        "input_domain says (the shipped one: bright). It decides which material of a camera frame is copper: set "
+        "the wrong way, every defect is reported as its opposite (an open as a short, a pin-hole as copper).",
     )
     tile_overlap: int | None = Field(
         None, ge=0, description="Tile overlap in px for frames larger than the model input; None = from the model."

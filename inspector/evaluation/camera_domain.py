@@ -29,6 +29,12 @@ a worse camera at the edge of what the preparation assumes: contrast 1.56-2.8:1,
 renderer's own friendliness. (Steeper light than 'line' draws, which reaches about 60 % fall-off in a corner, is
 outside the set-up the preparation assumes: a corner of copper pour at 16 % of the centre's light came out as
 laminate speckle in the golden mask.)"""
+Copper = Literal["bright", "dark"]
+"""How the camera shows bare copper against the laminate. 'bright': a diffuse ring or coaxial light on bare copper
+(the metal reflects into the lens). 'dark': dark-field light, or a board seen as DeepPCB's binarised images show it
+(copper dark): the same draws with the two materials' levels exchanged, each keeping its own texture. A station
+whose camera shows copper dark must say so (`[detector] camera_copper = "dark"`): prepared with the model's
+'bright', every defect came back as its opposite class (an open as a short, a pin-hole as copper)."""
 
 #: Material colours (BGR) of a bare FR-4 board under white light: tinted laminate, bare copper.
 _LAMINATE_BGR = np.array([70.0, 112.0, 104.0], np.float32)
@@ -75,6 +81,7 @@ def render(
     max_shift: float = 0.0,
     max_rot_deg: float = 0.0,
     profile: Profile = "line",
+    copper_look: Copper = "bright",
 ) -> tuple[np.ndarray, Capture]:
     """One camera capture of the board whose binarised image (copper dark, as in DeepPCB) is `binary`.
 
@@ -84,6 +91,8 @@ def render(
         raise ValueError(f"camera mode must be 'gray' or 'colour', got {mode!r}")
     if profile not in ("line", "harsh"):
         raise ValueError(f"camera profile must be 'line' or 'harsh', got {profile!r}")
+    if copper_look not in ("bright", "dark"):
+        raise ValueError(f"camera copper must be 'bright' or 'dark', got {copper_look!r}")
     harsh = profile == "harsh"
     g = binary if binary.ndim == 2 else cv2.cvtColor(binary, cv2.COLOR_BGR2GRAY)
     h, w = g.shape
@@ -130,9 +139,16 @@ def render(
         blur = 1.0 + (blur - 0.7) * (1.0 / 0.6)
         read_noise *= 2.0
         quality = 60 + round((quality - 80) * (20 / 12))
+    dark, bright = laminate, copper_level  # the two levels drawn; which material takes which is the light's
+    if copper_look == "dark":
+        laminate, copper_level = bright, dark
     if mode == "gray":
         base = copper * (copper_level + cu_tex) + (1.0 - copper) * (laminate + lam_tex)
         planes = [base]
+    elif copper_look == "dark":  # the materials' tints, copper at the dark draw and laminate at the bright one
+        cu_bgr = _COPPER_BGR * np.float32(dark / 205.0)
+        lam_bgr = _LAMINATE_BGR * np.float32(bright / 112.0)
+        planes = [copper * (cu_bgr[c] + cu_tex) + (1.0 - copper) * (lam_bgr[c] + lam_tex) for c in range(3)]
     else:
         scale = np.array([laminate / 85.0, copper_level / 170.0], np.float32)
         planes = [
@@ -175,6 +191,7 @@ def capture_pair(
     profile: Profile = "line",
     other: bool = False,
     teach: int = 0,
+    copper_look: Copper = "bright",
 ) -> dict[str, tuple[np.ndarray, Capture] | list[tuple[np.ndarray, Capture]]]:
     """Camera frames for one DeepPCB pair, as a line would take them.
 
@@ -188,7 +205,9 @@ def capture_pair(
     """
     golden_board = 2 * int(seed)
     frames = {
-        "golden": render(template, 3 * int(seed), board_seed=golden_board, mode=mode, profile=profile),
+        "golden": render(
+            template, 3 * int(seed), board_seed=golden_board, mode=mode, profile=profile, copper_look=copper_look
+        ),
         "board": render(
             test,
             3 * int(seed) + 1,
@@ -197,6 +216,7 @@ def capture_pair(
             max_shift=max_shift,
             max_rot_deg=max_rot_deg,
             profile=profile,
+            copper_look=copper_look,
         ),
         "good": render(
             template,
@@ -206,6 +226,7 @@ def capture_pair(
             max_shift=max_shift,
             max_rot_deg=max_rot_deg,
             profile=profile,
+            copper_look=copper_look,
         ),
     }
     if other:
@@ -217,6 +238,7 @@ def capture_pair(
             max_shift=max_shift,
             max_rot_deg=max_rot_deg,
             profile=profile,
+            copper_look=copper_look,
         )
     if teach > 0:
         frames["teach"] = []
@@ -231,6 +253,7 @@ def capture_pair(
                     max_shift=max_shift,
                     max_rot_deg=max_rot_deg,
                     profile=profile,
+                    copper_look=copper_look,
                 )
             )
     return frames
