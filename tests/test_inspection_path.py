@@ -491,3 +491,40 @@ def test_a_camera_that_shows_copper_dark_is_set_up_for_it_or_every_defect_comes_
     assert found >= labelled - 1 and right >= found - 1, (seen, labelled)
     found, right, inverted = seen["model"]  # the model's 'bright' on a dark-copper camera: opposite classes
     assert inverted >= found - 2 and right <= 2, (seen, labelled)
+
+
+def test_a_camera_with_its_gamma_on_is_refused_by_name_not_passed():
+    """A camera's gamma (0.45, sRGB-like, the default of many cameras) raises every brightness ratio to that power:
+    a 2.2:1 copper/laminate contrast arrived as 1.4:1, was taken for one material's texture, and this defective
+    board PASSED with no box. Two materials that far apart in units of their own texture are two materials however
+    close their ratio: the board is now a REJECT naming the cause (`image not inspectable: ... gamma ...`); at gamma
+    0.7 (1.75:1) it is inspected as before."""
+    import zlib
+
+    from inspector.detect.prepare import LowContrastError
+    from inspector.evaluation.camera_domain import capture_pair
+
+    folder = DEEPPCB / "group13000" / "13000"
+    test = cv2.imread(str(folder / "13000009_test.jpg"), cv2.IMREAD_GRAYSCALE)
+    temp = cv2.imread(str(folder / "13000009_temp.jpg"), cv2.IMREAD_GRAYSCALE)
+    f = capture_pair(test, temp, zlib.crc32(b"13000009"), max_shift=3, max_rot_deg=0.5)
+    det = create_detector(_detector_cfg())
+    det.load()
+    try:
+        seen = {}
+        for gamma in (1.0, 0.7, 0.45):
+            lut = np.clip(np.rint(255.0 * (np.arange(256) / 255.0) ** gamma), 0, 255).astype(np.uint8)
+            board, golden = cv2.LUT(f["board"][0], lut), cv2.LUT(f["golden"][0], lut)
+            try:
+                seen[gamma] = inspect_board(board, golden, RecipeRules(Recipe()), det, BoardRegistrar())
+            except LowContrastError as exc:
+                seen[gamma] = exc
+    finally:
+        det.close()
+    for gamma in (1.0, 0.7):
+        assert seen[gamma].verdict is Verdict.REJECT and len(seen[gamma].detections) >= 5, seen[gamma]
+    assert isinstance(seen[0.45], LowContrastError), seen[0.45]
+    assert str(seen[0.45]).startswith(
+        ("reference image: low contrast, set the camera's gamma to 1", "board image: low contrast, set the camera's")
+    )
+    assert "copper and laminate only 1." in str(seen[0.45])

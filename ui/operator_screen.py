@@ -8,8 +8,8 @@ zooms it); counters, lamps and the last-20 strip are read up close. Every widget
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QPainter
+from PySide6.QtCore import QEvent, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QTextLayout
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -275,14 +275,54 @@ class ResultStrip(QWidget):
         p.end()
 
 
+class TwoLineLabel(QLabel):
+    """A label of exactly two lines: the text wrapped at word boundaries, the second line ending in "…" when the rest
+    does not fit.
+
+    Why: an alarm's remedy follows its title and context ("Camera image unusable: 3 boards in a row: reference
+    image: low contrast, set the camera's gamma to 1 ..."); on one line it was cut mid-word before the remedy, and a
+    tooltip is no help to a gloved finger. A fixed two-line height keeps the screen from jumping between alarms.
+    """
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(super().sizeHint().width(), 2 * self.fontMetrics().lineSpacing() + 4)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return QSize(0, self.sizeHint().height())
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        r = self.contentsRect()
+        fm = self.fontMetrics()
+        layout = QTextLayout(self.text(), self.font())
+        layout.beginLayout()
+        lines = []
+        while len(lines) < 2:
+            line = layout.createLine()
+            if not line.isValid():
+                break
+            line.setLineWidth(r.width())
+            lines.append(line)
+        layout.endLayout()
+        texts = [self.text()[ln.textStart() : ln.textStart() + ln.textLength()] for ln in lines]
+        if len(lines) == 2:  # the rest of the text on the last line, elided
+            texts[1] = fm.elidedText(self.text()[lines[1].textStart() :], Qt.TextElideMode.ElideRight, r.width())
+        p = QPainter(self)
+        p.setPen(self.palette().color(self.foregroundRole()))
+        p.setFont(self.font())
+        top = r.top() + (r.height() - len(texts) * fm.lineSpacing()) // 2
+        for i, t in enumerate(texts):
+            p.drawText(r.left(), top + i * fm.lineSpacing() + fm.ascent(), t.rstrip())
+        p.end()
+
+
 class AlarmBanner(QFrame):
     acknowledge = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setObjectName("alarm")
-        self.text = QLabel(self)
-        self.text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.text = TwoLineLabel(self)
+        self.text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.ack = QPushButton(self)
         self.ack.setObjectName("ack")
         self.ack.clicked.connect(self.acknowledge)
@@ -304,6 +344,7 @@ class AlarmBanner(QFrame):
             f"QFrame#alarm {{ background: {theme.REJECT}; border-radius: {theme.px(8, s)}px; }}"
             f"QLabel {{ color: #ffffff; font-size: {theme.px(24, s)}px; font-weight: bold; }}"
         )
+        self.text.updateGeometry()
         self.ack.setText(self.tr("ACKNOWLEDGE"))
         pending = self.model.unacknowledged if self.model else []
         if not pending:

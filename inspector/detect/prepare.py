@@ -109,6 +109,11 @@ class ExposureError(ImageDomainError):
     """A camera frame whose exposure leaves copper and laminate no longer told apart (saturated, not one material)."""
 
 
+class LowContrastError(ImageDomainError):
+    """A camera frame that shows two materials, but closer than the preparation can split (camera gamma on, dim
+    copper light): taken for one material's texture, its defects went unseen."""
+
+
 _SATURATED_MAX = 0.02
 """A frame whose two levels come out closer than `_MIN_CONTRAST` with more than this fraction of its pixels at full
 scale (250 or more) is over-exposed, not a view of one material (`binarise`). Camera renderings of the training
@@ -249,14 +254,7 @@ def binarise(gray: np.ndarray, spec) -> np.ndarray:
         # own materials, so a golden image and the boards compared with it put their edges alike.
         again = _split_with_materials(gray, spec, out, None)
         if again is _LOW_CONTRAST:
-            saturated = cv2.countNonZero(cv2.inRange(gray, 250, 255)) / gray.size
-            if saturated > _SATURATED_MAX:
-                # Copper clipped at full scale comes out as close to the laminate as a weave to itself: taken for a
-                # view of one material, the whole board was compared as bare laminate and defects PASSED.
-                raise ExposureError(
-                    f"over-exposed, lower the exposure, gain or light: {saturated:.0%} of the pixels at full scale "
-                    "and copper no longer told from laminate"
-                )
+            _refuse_if_over_exposed(gray)
         if again is _LOW_CONTRAST or (again is None and _minority(out, spec) <= _ONE_MATERIAL_FRACTION):
             # The split was not copper against laminate but one material's texture against itself (a view of
             # open laminate with a pad corner: the weave's edges outnumber the copper's), or there was nothing
@@ -272,7 +270,35 @@ _MIN_CONTRAST = 1.5
 and laminate. The preparation assumes at least 1.6:1 (docs/model.md); camera renderings of DeepPCB boards
 split into their materials at 2.2-3.0, while views of open laminate split their weave at 1.19-1.34."""
 _LOW_CONTRAST = object()
-"""`_split_with_materials`' answer when the two levels it fitted are closer than `_MIN_CONTRAST`."""
+"""`_split_with_materials`' answer when the two levels it fitted are closer than `_MIN_CONTRAST` and no further apart
+than one material's texture (`_TWO_MATERIALS`)."""
+_TWO_MATERIALS = 4.5
+"""Two fitted levels this many within-material spreads apart (in log, robust) are two materials, however close their
+ratio. Why a separation and not only the ratio: a camera's gamma (0.45, sRGB-like, a default of many cameras) raises
+every ratio to that power, so a 2.5:1 copper/laminate contrast arrives as 1.5:1 and was taken for one material's
+texture, and defective boards PASSED with no box; the spread shrinks by the same power, so the separation does not
+change. Camera renderings of training pairs (`runs/s13/dprime.py`, every 8th pair and every sparse view; gray line
+and harsh, colour; golden images): boards split at 5.0-24 spreads (median 11, with or without gamma), one material's
+weave at 2.9-3.8."""
+
+
+def _refuse_if_over_exposed(gray: np.ndarray) -> None:
+    saturated = cv2.countNonZero(cv2.inRange(gray, 250, 255)) / gray.size
+    if saturated > _SATURATED_MAX:
+        # Copper clipped at full scale comes out as close to the laminate as a weave to itself: taken for a view of one
+        # material, the whole board was compared as bare laminate and defects PASSED.
+        raise ExposureError(
+            f"over-exposed, lower the exposure, gain or light: {saturated:.0%} of the pixels at full scale "
+            "and copper no longer told from laminate"
+        )
+
+
+def _separation(design: np.ndarray, val: np.ndarray, coef: np.ndarray) -> float:
+    """How many within-material spreads (1.4826 x the residuals' median absolute deviation) the two levels of a fit
+    (`coef[-1]`, their log ratio) lie apart."""
+    res = val - design @ coef
+    spread = 1.4826 * float(np.median(np.abs(res - np.median(res))))
+    return abs(float(coef[-1])) / max(spread, 1e-6)
 
 
 def _one_material(gray: np.ndarray, spec) -> np.ndarray:
@@ -509,7 +535,14 @@ def _split_with_materials(
     if (ratio > 1.0) != copper_bright:  # the levels say the opposite of the sidecar: trust neither
         return None
     if max(ratio, 1.0 / ratio) < _MIN_CONTRAST:
-        return _LOW_CONTRAST
+        if _separation(design, val, coef) < _TWO_MATERIALS:
+            return _LOW_CONTRAST  # one material's texture split against itself
+        _refuse_if_over_exposed(gray)  # copper clipped: the exposure, not the gamma
+        raise LowContrastError(
+            "low contrast, set the camera's gamma to 1 (linear output) or give the copper more light: copper and "
+            f"laminate only {max(ratio, 1.0 / ratio):.2f}:1 apart, closer than the {_MIN_CONTRAST}:1 the preparation "
+            "can split (a gamma of 0.45 turns 2.5:1 into 1.5:1)"
+        )
     bright_to = 255 if copper_bright == (spec.copper_level == 255) else 0
     out = bright.view(np.uint8) * np.uint8(255)
     if bright_to == 0:
@@ -680,13 +713,14 @@ def prepare(
         if camera_golden is not None:
             return binarise_like(g, spec, *camera_golden)
         return binarise(g, spec)
-    except ExposureError as exc:
-        raise ExposureError(f"{what}: {exc}") from None
+    except (ExposureError, LowContrastError) as exc:
+        raise type(exc)(f"{what}: {exc}") from None
 
 
 __all__ = [
     "ExposureError",
     "ImageDomainError",
+    "LowContrastError",
     "binarise",
     "binarise_like",
     "is_binary",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from inspector.domain import Verdict
 from ui.alarms import AlarmModel
 from ui.bridge import UiBridge
@@ -135,8 +137,19 @@ def test_alarm_raises_and_is_acknowledged(qtbot, ui_app):
     assert [a.component for a in alarms.unacknowledged] == ["plc", "database"]
 
 
-def test_an_image_the_station_cannot_inspect_is_an_alarm_in_english_and_chinese(qtbot, ui_app):
-    """After three over-exposed boards in a row the pipeline fails its `image` component: the operator sees it."""
+_IMAGE_FAULTS = {
+    "operator_image_alarm": "3 boards in a row: board image: over-exposed, lower the exposure, gain or light: 47% of "
+    "the pixels at full scale and copper no longer told from laminate",
+    "operator_gamma_alarm": "3 boards in a row: reference image: low contrast, set the camera's gamma to 1 (linear "
+    "output) or give the copper more light: copper and laminate only 1.40:1 apart, closer than the 1.5:1 the "
+    "preparation can split (a gamma of 0.45 turns 2.5:1 into 1.5:1)",
+}
+
+
+@pytest.mark.parametrize("shot", sorted(_IMAGE_FAULTS))
+def test_an_image_the_station_cannot_inspect_is_an_alarm_in_english_and_chinese(qtbot, ui_app, shot):
+    """After three boards in a row it cannot inspect (over-exposed; a camera gamma that leaves too little contrast)
+    the pipeline fails its `image` component: the operator sees it, and the remedy comes first."""
     from inspector.health import Health
     from ui import i18n
 
@@ -148,18 +161,14 @@ def test_an_image_the_station_cannot_inspect_is_an_alarm_in_english_and_chinese(
     scr.show()
     bridge.attach_health(health)
     health.ok("image")
-    reason = (
-        "3 boards in a row: board image: over-exposed, lower the exposure, gain or light: 47% of the pixels at full "
-        "scale and copper no longer told from laminate"
-    )
-    health.fail("image", reason)
+    health.fail("image", _IMAGE_FAULTS[shot])
     qtbot.waitUntil(lambda: scr.alarm_banner.isVisible(), timeout=2000)
     assert "Camera image unusable" in scr.alarm_banner.text.text()
-    save_shot(scr, "operator_image_alarm_1280x800")
+    save_shot(scr, f"{shot}_1280x800")
     try:
         i18n.set_language("zh_CN")
         qtbot.waitUntil(lambda: "相机图像不可用" in scr.alarm_banner.text.text(), timeout=2000)
-        save_shot(scr, "operator_image_alarm_zh_CN_1280x800")
+        save_shot(scr, f"{shot}_zh_CN_1280x800")
     finally:
         i18n.set_language("en")
 
