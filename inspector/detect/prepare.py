@@ -272,14 +272,15 @@ split into their materials at 2.2-3.0, while views of open laminate split their 
 _LOW_CONTRAST = object()
 """`_split_with_materials`' answer when the two levels it fitted are closer than `_MIN_CONTRAST` and no further apart
 than one material's texture (`_TWO_MATERIALS`)."""
-_TWO_MATERIALS = 4.5
-"""Two fitted levels this many within-material spreads apart (in log, robust) are two materials, however close their
-ratio. Why a separation and not only the ratio: a camera's gamma (0.45, sRGB-like, a default of many cameras) raises
-every ratio to that power, so a 2.5:1 copper/laminate contrast arrives as 1.5:1 and was taken for one material's
-texture, and defective boards PASSED with no box; the spread shrinks by the same power, so the separation does not
-change. Camera renderings of training pairs (`runs/s13/dprime.py`, every 8th pair and every sparse view; gray line
-and harsh, colour; golden images): boards split at 5.0-24 spreads (median 11, with or without gamma), one material's
-weave at 2.9-3.8."""
+_TWO_MATERIALS = 5.0
+"""Two fitted levels this many within-material spreads apart (in log, robust, each material's own) are two materials,
+however close their ratio. Why a separation and not only the ratio: a camera's gamma (0.45, sRGB-like, a default of
+many cameras) raises every ratio to that power, so a 2.5:1 copper/laminate contrast arrives as 1.5:1 and was taken for
+one material's texture, and defective boards PASSED with no box; the spreads shrink by the same power, so the
+separation does not change. Camera renderings of training pairs (`runs/s13/sep2.py`: every 16th pair and every
+sparse view, golden image, board, second capture and another board, gray and colour, line and harsh camera): every
+split below 1.5:1 at gamma 1 (all of sparse views: one material's weave, or a few pads among weave tops) lies 1.7-4.1
+spreads apart; at gamma 0.45, 618 of the 633 such splits of the other views lie 5 or more apart."""
 
 
 def _refuse_if_over_exposed(gray: np.ndarray) -> None:
@@ -294,11 +295,20 @@ def _refuse_if_over_exposed(gray: np.ndarray) -> None:
 
 
 def _separation(design: np.ndarray, val: np.ndarray, coef: np.ndarray) -> float:
-    """How many within-material spreads (1.4826 x the residuals' median absolute deviation) the two levels of a fit
-    (`coef[-1]`, their log ratio) lie apart."""
+    """How many within-material spreads the two levels of a fit (`coef[-1]`, their log ratio) lie apart: each
+    material's spread is 1.4826 x its residuals' median absolute deviation, the two combined as a root mean square.
+
+    Why each material's own: a sparse view split into two pads and a scatter of weave tops has a 'copper' whose
+    residuals spread from the pads to the weave, while the laminate's are tight; pooled, the laminate's spread alone
+    made that split look like two materials."""
     res = val - design @ coef
-    spread = 1.4826 * float(np.median(np.abs(res - np.median(res))))
-    return abs(float(coef[-1])) / max(spread, 1e-6)
+    cu = design[:, -1] > 0.5
+    spreads = []
+    for part in (res[cu], res[~cu]):
+        if part.size < 16:
+            return 0.0
+        spreads.append(1.4826 * float(np.median(np.abs(part - np.median(part)))))
+    return abs(float(coef[-1])) / max(math.sqrt((spreads[0] ** 2 + spreads[1] ** 2) / 2), 1e-6)
 
 
 def _one_material(gray: np.ndarray, spec) -> np.ndarray:
@@ -308,7 +318,8 @@ def _one_material(gray: np.ndarray, spec) -> np.ndarray:
     Why: split in two, such a view's texture becomes a speckle of 'copper' over the whole laminate (47 % of a
     camera view of DeepPCB board 20085060, which has 0.8 % copper), and every board compared with it is a
     field of false calls. Which material dominates follows from which side the outliers lie on: pads and
-    traces are brighter than laminate (for `camera_copper: bright`); laminate seen through copper is darker.
+    traces stand out on copper's side of the laminate (brighter for `camera_copper: bright`, darker for `dark`);
+    laminate seen through a copper pour on the laminate's side.
     """
     h, w = gray.shape
     s = (cv2.medianBlur(gray, spec.smooth_px) if spec.smooth_px > 1 else gray).astype(np.float32) + 1.0
@@ -321,20 +332,22 @@ def _one_material(gray: np.ndarray, spec) -> np.ndarray:
         field = _fit_light(s / level, weight, size, max(spec.light_degree, 0)) * np.float32(level)
         weight = ((s < field * step) & (s > field / step)).astype(np.float32)
     # Which side the other material is on: counted at the full assumed contrast, where the texture's tails
-    # (a few gray levels) do not reach and a real pad or hole does; with neither, the view is the darker one.
+    # (a few gray levels) do not reach and a real pad or hole does; with neither, the view is laminate.
     # A pixel is the other material at the full assumed contrast: midway (1.3:1), the weave's and the tarnish's
     # smooth blobs still cross in a few places, differently in every capture, and show as pin-holes.
     other = np.float32(_ONE_MATERIAL_CONTRAST)
     # Only islands that the clean-up keeps and that lie inside the view count, and only as many as a small pad
     # (`_ONE_MATERIAL_EVIDENCE`): the light fit runs out at the frame's edge, and a dark strip along it, or one
     # deep spot of the weave, decided that a bare board was all copper.
-    darker = _inner_islands(s < field / other, spec)
-    if darker < _ONE_MATERIAL_EVIDENCE * h * w or _inner_islands(s > field * other, spec) >= darker:
-        bright = s > field * other
-    else:  # the brighter material, with some of the darker
-        bright = ~(s < field / other)
-    copper_bright = spec.camera_copper == "bright"
-    copper = bright if copper_bright else ~bright
+    # Laminate by default, whichever of the two is brighter in this camera: with `camera_copper: dark` the darker
+    # default had made every bare view all copper.
+    brighter, darker = s > field * other, s < field / other
+    toward_cu, toward_lam = (brighter, darker) if spec.camera_copper == "bright" else (darker, brighter)
+    lam_islands = _inner_islands(toward_lam, spec)
+    if lam_islands < _ONE_MATERIAL_EVIDENCE * h * w or _inner_islands(toward_cu, spec) >= lam_islands:
+        copper = toward_cu  # a view of laminate, with copper where it stands out
+    else:  # a view of copper, with laminate where it stands out (holes in a pour)
+        copper = ~toward_lam
     out = np.where(copper, np.uint8(spec.copper_level), np.uint8(255 - spec.copper_level))
     return _clean(out, spec)
 
@@ -428,8 +441,8 @@ def remove_specks(mask: np.ndarray, max_area: int) -> np.ndarray:
 _ONE_MATERIAL_FRACTION = 0.005
 """A mask with at most 0.5 % of one material in view is a view of the other one."""
 _ONE_MATERIAL_EVIDENCE = 0.0005
-"""A view of one material is the brighter one only if at least this fraction of it is darker islands (about a
-16 px pad on a 640 px view); with less, the darker one (the bare laminate a sparse board mostly shows)."""
+"""A view of one material is copper only if at least this fraction of it is islands on the laminate's side (about a
+16 px pad on a 640 px view); with less, laminate (what a sparse board mostly shows)."""
 _ONE_MATERIAL_CONTRAST = 1.6
 """On a view of one material, a pixel this much brighter or darker than its surroundings is the other material:
 the least copper/laminate contrast the preparation assumes (docs/model.md)."""

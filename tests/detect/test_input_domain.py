@@ -243,6 +243,29 @@ def test_a_bare_board_stays_one_material_and_shows_only_a_real_blob(shipped, mod
         assert rules.decide(shipped.detect(board, golden), shipped.info.default_thresholds).verdict is Verdict.REJECT
 
 
+@pytest.mark.parametrize("mode", ["gray", "colour"])
+def test_a_sparse_view_under_dark_field_light_is_laminate_with_its_pad(mode):
+    """With `camera_copper: dark` (copper darker than the laminate), a view of one material was taken for the darker
+    one as under bright-field light, where that is the laminate: under dark-field light it is the copper, and every
+    bare or sparse view (DeepPCB group 20085) came out all copper (100 % where 0-1.5 % is). Such a view is laminate
+    by default whichever material is brighter: the pad where it is, the bare board bare."""
+    from inspector.decision import to_gray8 as by_colour_rule
+
+    spec = read_meta(SHIPPED).input_domain.model_copy(update={"camera_copper": "dark"})
+    sparse = np.full((640, 640), 255, np.uint8)
+    cv2.circle(sparse, (600, 610), 26, 0, -1)  # a pad in the corner
+    cv2.line(sparse, (600, 610), (470, 640), 0, 9)  # and its trace leaving the view
+    bare = np.full((640, 640), 255, np.uint8)
+    for binary in (sparse, bare):
+        copper = binary == 0
+        f = capture_pair(binary, binary, 21, mode=mode, copper_look="dark")
+        golden = by_colour_rule(f["golden"][0], "golden", spec.colour)
+        golden_in = prepare(golden, spec, "golden")
+        assert ((golden_in == 0) != copper).mean() < 0.003, (golden_in == 0).mean()
+        good = by_colour_rule(f["good"][0], "good", spec.colour)
+        assert ((prepare(good, spec, "good", reference=(golden, golden_in)) == 0) != copper).mean() < 0.003
+
+
 def _golden_with_two_copper_spots():
     """The fixture's golden board captured square twice (gray): the shipped preparation with both
     golden-following rules off, the golden capture and its mask, a copy of the second capture to paint
