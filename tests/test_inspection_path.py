@@ -498,7 +498,7 @@ def test_a_camera_with_its_gamma_on_is_refused_by_name_not_passed():
     a 2.2:1 copper/laminate contrast arrived as 1.4:1, was taken for one material's texture, and this defective
     board PASSED with no box. Two materials that far apart in units of their own texture are two materials however
     close their ratio: the board is now a REJECT naming the cause (`image not inspectable: ... gamma ...`); at gamma
-    0.7 (1.75:1) it is inspected as before."""
+    0.7 (1.75:1) it is inspected as before, and a station told the camera's gamma inspects it like a linear one."""
     import zlib
 
     from inspector.detect.prepare import LowContrastError
@@ -524,6 +524,21 @@ def test_a_camera_with_its_gamma_on_is_refused_by_name_not_passed():
     for gamma in (1.0, 0.7):
         assert seen[gamma].verdict is Verdict.REJECT and len(seen[gamma].detections) >= 5, seen[gamma]
     assert isinstance(seen[0.45], LowContrastError), seen[0.45]
+    # A camera whose gamma cannot be turned off: told (`[detector] camera_gamma`), the station makes its frames linear
+    # first, and the board is inspected as the linear camera's.
+    told = create_detector(_detector_cfg().model_copy(update={"camera_gamma": 0.45}))
+    told.load()
+    try:
+        lut = np.clip(np.rint(255.0 * (np.arange(256) / 255.0) ** 0.45), 0, 255).astype(np.uint8)
+        board = inspect_board(
+            cv2.LUT(f["board"][0], lut), cv2.LUT(f["golden"][0], lut), RecipeRules(Recipe()), told, BoardRegistrar()
+        )
+    finally:
+        told.close()
+    assert board.verdict is Verdict.REJECT
+    linear = sorted((d.class_id, round(d.box[0] / 16), round(d.box[1] / 16)) for d in seen[1.0].detections)
+    undone = sorted((d.class_id, round(d.box[0] / 16), round(d.box[1] / 16)) for d in board.detections)
+    assert len(set(linear) & set(undone)) >= len(linear) - 1, (linear, undone)
     assert str(seen[0.45]).startswith(
         ("reference image: low contrast, set the camera's gamma to 1", "board image: low contrast, set the camera's")
     )

@@ -56,7 +56,7 @@ def copper_preview(golden, config: str | None, out: Path) -> dict | None:
     from ..cli import CommandError
     from ..config import ConfigError, load_config
     from ..detect.base import ModelError
-    from ..detect.package import read_meta, with_camera_copper
+    from ..detect.package import read_meta, with_camera
     from ..detect.prepare import ImageDomainError, prepare
 
     try:
@@ -67,7 +67,10 @@ def copper_preview(golden, config: str | None, out: Path) -> dict | None:
     if model is None:
         return None
     try:
-        meta = with_camera_copper(read_meta(Path(model)), getattr(cfg.detector, "camera_copper", None))
+        det = cfg.detector
+        meta = with_camera(
+            read_meta(Path(model)), getattr(det, "camera_copper", None), getattr(det, "camera_gamma", None)
+        )
     except ModelError as exc:
         raise CommandError(f"copper preview: {exc}") from None
     domain = meta.input_domain

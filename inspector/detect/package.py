@@ -150,6 +150,13 @@ class InputDomain(_Strict):
     camera_copper: Literal["bright", "dark"] = Field(
         "bright", description="Whether copper is brighter ('bright') or darker than laminate in the camera frame."
     )
+    camera_gamma: float = Field(
+        1.0,
+        ge=0.25,
+        le=4.0,
+        description="The camera's output gamma (1: linear); a camera frame and its golden image are made linear "
+        "(v^(1/gamma)) before they are prepared. A station setting (`[detector] camera_gamma`).",
+    )
     colour: Literal["luma", "red"] = Field(
         "red",
         description="How a colour frame becomes gray: 'luma' (ITU-R 601 weights) or 'red' (the red plane: bare "
@@ -290,17 +297,27 @@ def package_identity(sha256: str, labels: tuple[str, ...] | list[str], channels:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def with_camera_copper(meta: ModelMeta, look: str | None) -> ModelMeta:
-    """`meta` with the station's `detector.camera_copper` in its input domain, when the station sets one.
+def with_camera(meta: ModelMeta, copper: str | None = None, gamma: float | None = None) -> ModelMeta:
+    """`meta` with the station's camera in its input domain: `detector.camera_copper` and `detector.camera_gamma`,
+    where the station sets them.
 
-    Why a station setting and not only the package's: how copper looks is the camera's and the light's (a dark-field
-    ring light shows it darker than the laminate), not the network's. Nothing in a binarised mask says which
-    material is copper, so the preparation takes it on trust, and the wrong way round every defect comes back as
-    its opposite (missing copper and extra copper exchange: open/short, mousebite/spur, pin-hole/copper).
+    Why station settings and not only the package's: how copper looks is the camera's and the light's (a dark-field
+    ring light shows it darker than the laminate), and so is the camera's gamma, not the network's. Nothing in a
+    binarised mask says which material is copper, so the preparation takes it on trust, and the wrong way round every
+    defect comes back as its opposite (missing copper and extra copper exchange: open/short, mousebite/spur,
+    pin-hole/copper). A gamma of 0.45 leaves copper and laminate too close to split (such frames are refused);
+    told, the station makes the frames linear first.
     """
-    if look is None or meta.input_domain is None or meta.input_domain.camera_copper == look:
+    if meta.input_domain is None:
         return meta
-    return meta.model_copy(update={"input_domain": meta.input_domain.model_copy(update={"camera_copper": look})})
+    update = {}
+    if copper is not None and copper != meta.input_domain.camera_copper:
+        update["camera_copper"] = copper
+    if gamma is not None and gamma != meta.input_domain.camera_gamma:
+        update["camera_gamma"] = gamma
+    if not update:
+        return meta
+    return meta.model_copy(update={"input_domain": meta.input_domain.model_copy(update=update)})
 
 
 def sidecar_path(model: Path) -> Path:

@@ -36,7 +36,7 @@ from .centernet import decode
 from .cross_class import suppress_cross_class
 from .delegates import Backend
 from .fragments import join_touching
-from .package import ModelMeta, load_package, with_camera_copper
+from .package import ModelMeta, load_package, with_camera
 from .prepare import prepare
 from .runtimes import Runtime, TensorSpec, runtime_class
 from .settings import PackagedModelSettings
@@ -152,12 +152,13 @@ class PackagedDetector(Detector):
                 f"({backend.fallback_reason()}; it would run on {backend.label.split(' (')[0]})"
             )
         self._verify(rt, meta)
-        look = getattr(settings, "camera_copper", None)
-        if look is not None and meta.input_domain is None:
+        look, gamma = getattr(settings, "camera_copper", None), getattr(settings, "camera_gamma", None)
+        if (look is not None or gamma is not None) and meta.input_domain is None:
             log.warning(
-                "%s: detector.camera_copper = %r ignored: this model takes frames as they are", self.model_path, look
+                "%s: detector.camera_copper / camera_gamma ignored: this model takes frames as they are",
+                self.model_path,
             )
-        meta = with_camera_copper(meta, look)
+        meta = with_camera(meta, look, gamma)
         self.meta, self._rt, self.backend = meta, rt, backend
         self._bind(rt, meta)
         labels = tuple(meta.labels)

@@ -688,6 +688,15 @@ def _hysteresis(board: np.ndarray, golden: np.ndarray, unsure: np.ndarray) -> np
     return out
 
 
+@functools.lru_cache(maxsize=4)
+def _linear_lut(gamma: float) -> np.ndarray:
+    """8-bit table undoing a camera's output gamma: 255 * (v / 255) ** (1 / gamma)."""
+    lut = np.rint(255.0 * (np.arange(256) / 255.0) ** (1.0 / gamma))
+    out = np.clip(lut, 0, 255).astype(np.uint8)
+    out.flags.writeable = False
+    return out
+
+
 def _gray8_in_domain(image: np.ndarray, spec, what: str) -> np.ndarray:
     return to_8bit(to_gray(image, what, spec.colour))  # a 12-bit sensor in a 16-bit container keeps its precision
 
@@ -720,6 +729,11 @@ def prepare(
     # defective boards PASSED. The decision is the pair's, not each image's.
     if camera_golden is None and is_binary(g, spec.binary_margin, spec.binary_fraction):
         return g
+    if spec.camera_gamma != 1.0:  # the camera's gamma undone: the preparation's ratios are then the scene's
+        lut = _linear_lut(spec.camera_gamma)
+        g = cv2.LUT(g, lut)
+        if camera_golden is not None:
+            camera_golden = cv2.LUT(camera_golden[0], lut), camera_golden[1]
     if spec.kind != "binary_copper":  # the sidecar parser admits only known kinds; keep the station safe anyway
         raise ModelError(f"input_domain.kind {spec.kind!r} is not supported by this runtime")
     try:

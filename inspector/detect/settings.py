@@ -50,6 +50,14 @@ class PackagedModelSettings(Section):
         "input_domain says (the shipped one: bright). It decides which material of a camera frame is copper: set "
         "the wrong way, every defect is reported as its opposite (an open as a short, a pin-hole as copper).",
     )
+    camera_gamma: float | None = Field(
+        None,
+        ge=0.25,
+        le=4.0,
+        description="The camera's output gamma when it cannot be set to 1 (linear): e.g. 0.45 for an sRGB-like "
+        "curve. Frames are made linear before the model's preparation; a gamma left on compresses the copper/laminate "
+        "contrast, and such frames are refused as low contrast. None: linear (the model package's 1).",
+    )
     tile_overlap: int | None = Field(
         None, ge=0, description="Tile overlap in px for frames larger than the model input; None = from the model."
     )
