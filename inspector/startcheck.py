@@ -143,7 +143,33 @@ def checked_rules(cfg: StationConfig, recipe: Recipe, rules: RecipeRules, needs_
         raise RecipeError(problem)
     if rules.reference is not None:
         _check_registrable(cfg, recipe, rules.reference)
+        _check_readable(cfg, recipe, rules.reference)
     return rules
+
+
+def _check_readable(cfg: StationConfig, recipe: Recipe, reference) -> None:
+    """Refuse a golden reference the model's input preparation cannot read (copper and laminate too close: a camera
+    gamma left on; copper clipped: over-exposed).
+
+    Why at load: every board would be a REJECT `image not inspectable` naming the golden image, so the station would
+    inspect nothing while looking busy; the remedy is at the camera, before production.
+    """
+    from .detect.package import station_input_domain
+    from .detect.prepare import ImageDomainError, prepare
+
+    try:
+        domain = station_input_domain(cfg.detector)
+    except ModelError:
+        return  # the model lamp names an unreadable package
+    if domain is None:
+        return
+    try:
+        prepare(reference, domain, "reference image")
+    except ImageDomainError as exc:
+        raise RecipeError(
+            f"{recipe_key(recipe)}.reference {recipe.reference}: the model cannot read it ({exc}); capture the golden "
+            "board again with the camera set up as docs/camera.md asks"
+        ) from None
 
 
 def _check_registrable(cfg: StationConfig, recipe: Recipe, reference) -> None:

@@ -93,6 +93,30 @@ def test_a_blank_golden_image_is_refused_at_load_not_a_reject_on_every_board(tmp
     assert "blank" in out or "no texture" in out, out
 
 
+def test_a_golden_image_the_model_cannot_read_is_refused_at_load(tmp_path, capsys):
+    """A golden board captured with the camera's gamma on (0.45): copper and laminate too close for the model's input
+    preparation, so every board would be a REJECT `image not inspectable` naming the golden image. Refused at load
+    with the remedy; a station told the camera's gamma (`[detector] camera_gamma`) reads it."""
+    import cv2
+    import numpy as np
+
+    from inspector.evaluation.camera_domain import render
+
+    temp = cv2.imread(str(Path(__file__).parent / "fixtures" / "deeppcb" / "92000010_temp.jpg"), cv2.IMREAD_GRAYSCALE)
+    lut = np.clip(np.rint(255.0 * (np.arange(256) / 255.0) ** 0.45), 0, 255).astype(np.uint8)
+    golden = tmp_path / "golden.png"
+    cv2.imwrite(str(golden), cv2.LUT(render(temp, 4)[0], lut))  # copper/laminate 2.29:1, 1.45:1 through the gamma
+    recipe = f'[[recipes]]\nname = "demo"\nreference = "{golden}"\n'
+    path = tmp_path / "station.toml"
+    path.write_text(recipe)
+    rc, out = check(capsys, path)
+    assert rc == 1 and "recipes.demo.reference" in out and "the model cannot read it" in out, out
+    assert "low contrast, set the camera's gamma to 1" in out, out
+    path.write_text("[detector]\ncamera_gamma = 0.45\n" + recipe)
+    rc, out = check(capsys, path)
+    assert rc == 0, out
+
+
 def test_a_bad_value_fails_wherever_the_file_is_loaded(tmp_path):
     """Validators in the config model: `run`, the UI and `history` refuse the file too, not just `check`."""
     path = tmp_path / "station.toml"

@@ -48,7 +48,7 @@ def copper_preview(golden, config: str | None, out: Path) -> dict | None:
     the model's word: bright) on trust. Set the wrong way round for the camera's light, every board still rejects
     when it has a defect, but each defect is reported as its opposite (an open as a short, a pin-hole as copper).
     At teach time a person can see it at a glance: the traces and pads must be black in this picture.
-    None when the model takes frames as they are (no input domain) or the golden image is already a copper mask.
+    None when the model takes frames as they are (no input domain).
     """
     import cv2
     import numpy as np
@@ -56,24 +56,17 @@ def copper_preview(golden, config: str | None, out: Path) -> dict | None:
     from ..cli import CommandError
     from ..config import ConfigError, load_config
     from ..detect.base import ModelError
-    from ..detect.package import read_meta, with_camera
+    from ..detect.package import station_input_domain
     from ..detect.prepare import ImageDomainError, prepare
 
     try:
         cfg = load_config(config)
     except ConfigError as exc:
         raise CommandError(str(exc)) from None
-    model = getattr(cfg.detector, "model", None)
-    if model is None:
-        return None
     try:
-        det = cfg.detector
-        meta = with_camera(
-            read_meta(Path(model)), getattr(det, "camera_copper", None), getattr(det, "camera_gamma", None)
-        )
+        domain = station_input_domain(cfg.detector)
     except ModelError as exc:
         raise CommandError(f"copper preview: {exc}") from None
-    domain = meta.input_domain
     if domain is None:
         return None
     try:

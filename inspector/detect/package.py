@@ -320,6 +320,18 @@ def with_camera(meta: ModelMeta, copper: str | None = None, gamma: float | None 
     return meta.model_copy(update={"input_domain": meta.input_domain.model_copy(update=update)})
 
 
+def station_input_domain(detector: Any) -> InputDomain | None:
+    """The input domain the station's `[detector]` runs its model with (the package's, with the station's camera
+    settings laid over it), read from the sidecar without loading the model; None for a detector without a package or
+    a model that takes frames as they are. Raises ModelError when the sidecar cannot be read."""
+    model = getattr(detector, "model", None)
+    if model is None:
+        return None
+    meta = read_meta(Path(model))
+    copper, gamma = getattr(detector, "camera_copper", None), getattr(detector, "camera_gamma", None)
+    return with_camera(meta, copper, gamma).input_domain
+
+
 def sidecar_path(model: Path) -> Path:
     return Path(model).with_suffix(".json")
 
