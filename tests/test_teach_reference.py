@@ -126,3 +126,26 @@ def test_teaching_shows_which_material_the_model_will_read_as_copper(tmp_path, c
     inner = cv2.erode(np.ones_like(temp), np.ones((9, 9), np.uint8)) > 0  # the frame's border is not judged
     assert (drawn["dark"] == copper)[inner].mean() > 0.97
     assert (drawn["model"] != copper)[inner].mean() > 0.97
+
+
+def test_golden_boards_the_model_cannot_read_are_refused_and_nothing_is_written(tmp_path, capsys):
+    """Captures taken with the camera's gamma on (0.45): copper and laminate too close for the model's preparation, so
+    every board compared with such a golden image would be a REJECT. Teaching refuses them with the remedy and writes
+    neither the golden image nor its preview; told the camera's gamma (`[detector] camera_gamma`), it teaches."""
+    temp = _template()
+    lut = np.clip(np.rint(255.0 * (np.arange(256) / 255.0) ** 0.45), 0, 255).astype(np.uint8)
+    paths = []
+    for k in range(2):  # copper/laminate 2.29:1 for the first capture, 1.45:1 through the gamma
+        frame = render(temp, 4, board_seed=60 + k, max_shift=2 * k, max_rot_deg=0.3 * k)[0]
+        paths.append(tmp_path / f"g{k}.png")
+        cv2.imwrite(str(paths[-1]), cv2.LUT(frame, lut))
+    out = tmp_path / "recipe" / "golden.png"
+    cfg = tmp_path / "station.toml"
+    cfg.write_text("[detector]\n")
+    assert main(["reference", "teach", "--out", str(out), "--config", str(cfg), *map(str, paths)]) == 2
+    err = capsys.readouterr().err
+    assert "the model cannot read this golden image, nothing written" in err and "set the camera's gamma to 1" in err
+    assert not out.exists() and not out.with_name("golden.copper.png").exists()
+    cfg.write_text("[detector]\ncamera_gamma = 0.45\n")
+    assert main(["reference", "teach", "--out", str(out), "--config", str(cfg), *map(str, paths)]) == 0
+    assert out.exists() and out.with_name("golden.copper.png").exists()

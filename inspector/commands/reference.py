@@ -41,18 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=teach)
 
 
-def copper_preview(golden, config: str | None, out: Path) -> dict | None:
-    """The golden image as the station's model reads it, copper drawn black, written beside the reference.
+def copper_view(golden, config: str | None):
+    """The golden image as the station's model reads it (its input domain, with the station's camera settings from
+    `config`'s `[detector]`), and that domain; None when the model takes frames as they are.
 
-    Why: nothing in a camera image says which material is copper; the station takes `detector.camera_copper` (or
-    the model's word: bright) on trust. Set the wrong way round for the camera's light, every board still rejects
-    when it has a defect, but each defect is reported as its opposite (an open as a short, a pin-hole as copper).
-    At teach time a person can see it at a glance: the traces and pads must be black in this picture.
-    None when the model takes frames as they are (no input domain).
+    Why before the golden image is written: a golden image the model cannot read (copper and laminate too close: the
+    camera's gamma on; copper clipped) would make every board a REJECT; it is refused here with the remedy, and
+    nothing is written.
     """
-    import cv2
-    import numpy as np
-
     from ..cli import CommandError
     from ..config import ConfigError, load_config
     from ..detect.base import ModelError
@@ -70,9 +66,25 @@ def copper_preview(golden, config: str | None, out: Path) -> dict | None:
     if domain is None:
         return None
     try:
-        mask = prepare(golden, domain, "golden reference")
+        return domain, prepare(golden, domain, "golden reference")
     except ImageDomainError as exc:
-        raise CommandError(f"copper preview: {exc}") from None
+        raise CommandError(f"the model cannot read this golden image, nothing written: {exc}") from None
+
+
+def write_copper_preview(view, out: Path) -> dict:
+    """`GOLDEN.copper.png` beside the golden image: the model's view of it, copper drawn black.
+
+    Why: nothing in a camera image says which material is copper; the station takes `detector.camera_copper` (or
+    the model's word: bright) on trust. Set the wrong way round for the camera's light, every board still rejects
+    when it has a defect, but each defect is reported as its opposite (an open as a short, a pin-hole as copper).
+    At teach time a person can see it at a glance: the traces and pads must be black in this picture.
+    """
+    import cv2
+    import numpy as np
+
+    from ..cli import CommandError
+
+    domain, mask = view
     copper = mask == domain.copper_level
     preview = out.with_name(out.stem + ".copper.png")
     if not cv2.imwrite(str(preview), np.where(copper, np.uint8(0), np.uint8(255))):
@@ -109,6 +121,7 @@ def teach(args: argparse.Namespace) -> int:
         taught = teach_reference(boards, [str(b) for b in args.boards], registrar)
     except TeachError as exc:
         raise CommandError(str(exc)) from None
+    view = copper_view(taught.image, args.config)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
     if not cv2.imwrite(str(tmp), taught.image):
@@ -129,7 +142,7 @@ def teach(args: argparse.Namespace) -> int:
                     "quality": round(reg.quality, 3),
                 }
             )
-    preview = copper_preview(taught.image, args.config, out)
+    preview = write_copper_preview(view, out) if view is not None else None
     if args.json:
         print(json.dumps({"out": str(out), "boards": rows, **(preview or {})}))
     else:
