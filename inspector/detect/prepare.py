@@ -463,7 +463,9 @@ _LEVEL_STEP = 4
 """Every 4th pixel of every 4th row is a sample of the level fit (a 640x640 board: 25,600)."""
 
 
-def binarise_like(gray: np.ndarray, spec, ref_gray: np.ndarray, ref_mask: np.ndarray) -> np.ndarray:
+def binarise_like(
+    gray: np.ndarray, spec, ref_gray: np.ndarray, ref_mask: np.ndarray, unseen: np.ndarray | None = None
+) -> np.ndarray:
     """A registered board binarised under its own light, its two material levels read where the golden image
     (`ref_gray`, prepared to `ref_mask`) has each material.
 
@@ -480,7 +482,8 @@ def binarise_like(gray: np.ndarray, spec, ref_gray: np.ndarray, ref_mask: np.nda
     image's (areas the camera did not see, which `inspect_board` fills with the reference) take its mask.
     """
     gray = to_8bit(gray)
-    unseen = _unseen(gray, ref_gray)
+    if unseen is None:  # `unseen`: given when the frames were changed after capture (`camera_gamma`)
+        unseen = _unseen(gray, ref_gray)
     out = _split_with_materials(gray, spec, ref_mask, ref_gray, unseen)
     if out is None or out is _LOW_CONTRAST:
         if _minority(ref_mask, spec) > _ONE_MATERIAL_FRACTION:
@@ -729,16 +732,20 @@ def prepare(
     # defective boards PASSED. The decision is the pair's, not each image's.
     if camera_golden is None and is_binary(g, spec.binary_margin, spec.binary_fraction):
         return g
+    unseen = None
     if spec.camera_gamma != 1.0:  # the camera's gamma undone: the preparation's ratios are then the scene's
         lut = _linear_lut(spec.camera_gamma)
-        g = cv2.LUT(g, lut)
         if camera_golden is not None:
+            # What the camera did not see is read before the table: it maps several dark values to one, and pixels
+            # that differed would then count as the golden image's own.
+            unseen = _unseen(g, camera_golden[0])
             camera_golden = cv2.LUT(camera_golden[0], lut), camera_golden[1]
+        g = cv2.LUT(g, lut)
     if spec.kind != "binary_copper":  # the sidecar parser admits only known kinds; keep the station safe anyway
         raise ModelError(f"input_domain.kind {spec.kind!r} is not supported by this runtime")
     try:
         if camera_golden is not None:
-            return binarise_like(g, spec, *camera_golden)
+            return binarise_like(g, spec, *camera_golden, unseen=unseen)
         return binarise(g, spec)
     except (ExposureError, LowContrastError) as exc:
         raise type(exc)(f"{what}: {exc}") from None
