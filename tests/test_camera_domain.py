@@ -212,6 +212,27 @@ def test_teaching_boards_are_other_physical_boards_of_the_design_and_repeat_per_
 
 
 @pytest.mark.parametrize("mode", ["gray", "colour"])
+def test_a_camera_with_its_gamma_on_compresses_the_contrast_with_the_same_draws(mode):
+    """`gamma=0.45` (an sRGB-like camera): the same board, light and misregistration, each sensor value raised to
+    that power before the JPEG, so the copper/laminate ratio arrives near its 0.45th power (2.5:1 as about 1.5:1);
+    a gamma no camera has is refused."""
+    test, _ = _pair()
+    copper = cv2.erode((test < 128).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    laminate = cv2.erode((test >= 128).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    plane = (lambda f: f.astype(np.float64)) if mode == "gray" else (lambda f: f[..., 2].astype(np.float64))
+    for seed in range(3):
+        linear, cl = render(test, seed, mode=mode, max_shift=3, max_rot_deg=0.5)
+        curved, cg = render(test, seed, mode=mode, max_shift=3, max_rot_deg=0.5, gamma=0.45)
+        assert np.array_equal(cl.matrix, cg.matrix) and (cl.copper, cl.laminate) == (cg.copper, cg.laminate)
+        ratio = np.median(plane(linear)[copper]) / np.median(plane(linear)[laminate])
+        arrives = np.median(plane(curved)[copper]) / np.median(plane(curved)[laminate])
+        assert ratio > 1.8 and arrives < 1.6
+        assert math.log(arrives) == pytest.approx(0.45 * math.log(ratio), rel=0.1)
+    with pytest.raises(ValueError, match="gamma"):
+        render(test, 1, gamma=0.1)
+
+
+@pytest.mark.parametrize("mode", ["gray", "colour"])
 def test_a_dark_field_camera_shows_copper_darker_with_the_same_draws(mode):
     """`copper_look='dark'`: the same board, light and misregistration, the two materials' levels exchanged (each
     keeps its own texture), so copper is the darker material, in gray and in the red plane a colour frame is read

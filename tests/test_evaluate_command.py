@@ -188,3 +188,27 @@ def test_a_camera_that_shows_copper_dark_is_scored_on_a_station_set_up_for_it(tm
     assert dark["boards"] == 2 and dark["escapes"] == 0 and dark["map50"] > 0.8, dark
     assert main([*common, "--camera-copper", "dark"]) == 2
     assert "--camera-copper needs --camera" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not MODEL.is_file(), reason="the shipped model is not in models/")
+def test_a_camera_with_its_gamma_on_is_scored_on_a_station_told_its_gamma(tmp_path, capsys):
+    """`--camera-gamma 0.45` renders a camera whose output gamma is on (copper/laminate 2.5:1 arrives as about 1.5:1,
+    which the preparation refuses as low contrast) and tells the station (`detector.camera_gamma`), which makes the
+    frames linear again: the boards are inspected, not refused. Its figures go to their own sidecar block; the option
+    means nothing without a camera, and a gamma no camera has is refused."""
+    _deeppcb_layout(tmp_path / "data", 2)
+    model = _split_package(tmp_path / "pkg")
+    common = ["evaluate", "--root", str(tmp_path / "data"), "--list", str(tmp_path / "data" / "test.txt"),
+              "--model", str(model), "--out", str(tmp_path / "out")]  # fmt: skip
+    assert main([*common, "--camera", "gray", "--camera-shift", "3", "--camera-gamma", "0.45", "--write-sidecar"]) == 0
+    capsys.readouterr()
+    curved = json.loads(model.with_suffix(".json").read_text())["metrics"]["val_int8_camera_gray_gamma045"]
+    assert curved["command"].endswith("--camera-seed 0 --camera-gamma 0.45")
+    assert curved["boards"] == 2 and curved["escapes"] == 0 and curved["map50"] > 0.8, curved
+    assert curved["false_rejects_on_templates"] == 0, curved
+    verdicts = [json.loads(line) for line in (tmp_path / "out" / "verdicts.jsonl").read_text().splitlines()]
+    assert not any("not inspectable" in (v["reason"] or "") for v in verdicts), verdicts
+    assert main([*common, "--camera-gamma", "0.45"]) == 2
+    assert "--camera-gamma needs --camera" in capsys.readouterr().err
+    assert main([*common, "--camera", "gray", "--camera-gamma", "0.1"]) == 2
+    assert "0.25..4" in capsys.readouterr().err

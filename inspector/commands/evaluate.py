@@ -58,6 +58,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "light; the station is then set up for it: detector.camera_copper = 'dark')",
     )
     p.add_argument(
+        "--camera-gamma",
+        type=float,
+        default=1.0,
+        metavar="G",
+        help="the rendered camera's output gamma (0.45: an sRGB-like curve; 1: linear, as docs/camera.md asks); the "
+        "station is then told it: detector.camera_gamma = G",
+    )
+    p.add_argument(
         "--camera-golden-boards",
         type=int,
         default=1,
@@ -102,6 +110,8 @@ def _evaluate_model(
     cfg.threads = threads
     if camera is not None and camera.get("copper", "bright") == "dark":
         cfg.camera_copper = "dark"  # a station whose camera shows copper dark is set up for it
+    if camera is not None and camera.get("gamma", 1.0) != 1.0:
+        cfg.camera_gamma = camera["gamma"]  # and one whose camera's gamma cannot be turned off is told it
     det = create_detector(cfg)
     info = det.load()
     det.warm_up(2)
@@ -248,6 +258,7 @@ def _camera_frames(board: np.ndarray, ref: np.ndarray, pair, camera: dict):
         max_rot_deg=camera["rotate"],
         profile=camera.get("profile", "line"),
         copper_look=camera.get("copper", "bright"),
+        gamma=camera.get("gamma", 1.0),
         other=True,
         teach=camera.get("golden_boards", 1) - 1,
     )
@@ -282,14 +293,14 @@ def _print(m: dict, title: str) -> None:
             f"{m['other_boards_checked']}"
             + (f" ({', '.join(m['false_rejected_other_boards'][:10])})" if m["false_rejects_on_other_boards"] else "")
             + (
-                f", {len(m['other_boards_unregistered'])} of them not registered"
+                f", {len(m['other_boards_unregistered'])} of them not inspected (not registered, or the image refused)"
                 if m["other_boards_unregistered"]
                 else ""
             )
         )
     if m.get("unregistered"):
         print(
-            f"boards not registered to their reference (REJECT): {m['unregistered']} "
+            f"boards not inspected (REJECT: not registered to their reference, or the image refused): {m['unregistered']} "
             f"({', '.join(m['unregistered_boards'][:10])})"
         )
     print(
@@ -317,6 +328,10 @@ def evaluate(args: argparse.Namespace) -> int:
         raise CommandError(f"--camera-golden-boards {args.camera_golden_boards}: at least 1 (the golden capture)")
     if args.camera_copper != "bright" and not args.camera:
         raise CommandError("--camera-copper needs --camera (DeepPCB's own images are binarised: copper is black)")
+    if args.camera_gamma != 1.0 and not args.camera:
+        raise CommandError("--camera-gamma needs --camera (DeepPCB's own images are binarised, not a camera's)")
+    if not 0.25 <= args.camera_gamma <= 4.0:
+        raise CommandError(f"--camera-gamma {args.camera_gamma:g}: a camera's gamma lies within 0.25..4 (sRGB: 0.45)")
     if args.camera_golden_boards > 1 and not args.camera:
         raise CommandError("--camera-golden-boards needs --camera (DeepPCB's own templates are one image each)")
     if args.camera_golden_boards > 1 and args.write_sidecar:
@@ -333,6 +348,7 @@ def evaluate(args: argparse.Namespace) -> int:
             "seed": args.camera_seed,
             "profile": args.camera_profile,
             "copper": args.camera_copper,
+            "gamma": args.camera_gamma,
             "golden_boards": args.camera_golden_boards,
         }
     main = _evaluate_model(args.model, pairs, args.out, args.floor, args.threads, camera)
@@ -412,7 +428,8 @@ def _write_sidecar(args: argparse.Namespace, result: dict) -> None:
     if args.camera:  # camera-domain figures sit beside the binarised ones, never in their place
         harsh = args.camera_profile == "harsh"
         dark = args.camera_copper == "dark"
-        key = f"val_int8_camera_{args.camera}" + ("_harsh" if harsh else "") + ("_dark" if dark else "")
+        gamma = f"_gamma{round(args.camera_gamma * 100):03d}" if args.camera_gamma != 1.0 else ""
+        key = f"val_int8_camera_{args.camera}" + ("_harsh" if harsh else "") + ("_dark" if dark else "") + gamma
         metrics[key] = {k: v for k, v in result["main"].items() if k not in keep}
         groups = f" --groups {args.groups}" if args.groups else ""
         metrics[key]["command"] = (
@@ -420,6 +437,7 @@ def _write_sidecar(args: argparse.Namespace, result: dict) -> None:
             f"--camera-rotate {args.camera_rotate:g} --camera-seed {args.camera_seed}"
             + (" --camera-profile harsh" if harsh else "")
             + (" --camera-copper dark" if dark else "")
+            + (f" --camera-gamma {args.camera_gamma:g}" if gamma else "")
         )
         side.write_text(json.dumps(doc, indent=2) + "\n")
         print(f"figures written to {side} ({key})", file=sys.stderr)

@@ -82,10 +82,13 @@ def render(
     max_rot_deg: float = 0.0,
     profile: Profile = "line",
     copper_look: Copper = "bright",
+    gamma: float = 1.0,
 ) -> tuple[np.ndarray, Capture]:
     """One camera capture of the board whose binarised image (copper dark, as in DeepPCB) is `binary`.
 
-    Returns the frame (uint8 (H, W) for 'gray', (H, W, 3) BGR for 'colour') and what was drawn.
+    Returns the frame (uint8 (H, W) for 'gray', (H, W, 3) BGR for 'colour') and what was drawn. `gamma`: the
+    camera's output gamma (0.45 an sRGB-like curve), applied to the sensor's values before the JPEG encoder, as a
+    camera's image processor does; 1 (linear) is what docs/camera.md asks of a line camera.
     """
     if mode not in ("gray", "colour"):
         raise ValueError(f"camera mode must be 'gray' or 'colour', got {mode!r}")
@@ -93,6 +96,8 @@ def render(
         raise ValueError(f"camera profile must be 'line' or 'harsh', got {profile!r}")
     if copper_look not in ("bright", "dark"):
         raise ValueError(f"camera copper must be 'bright' or 'dark', got {copper_look!r}")
+    if not 0.25 <= gamma <= 4.0:
+        raise ValueError(f"camera gamma must be within 0.25..4, got {gamma!r}")
     harsh = profile == "harsh"
     g = binary if binary.ndim == 2 else cv2.cvtColor(binary, cv2.COLOR_BGR2GRAY)
     h, w = g.shape
@@ -160,6 +165,8 @@ def render(
         p = cv2.GaussianBlur(p * light, (0, 0), blur)
         shot = np.sqrt(np.maximum(p, 0.0) * 0.05 + read_noise**2)
         p = p + shot * cap.standard_normal((h, w)).astype(np.float32)
+        if gamma != 1.0:  # the draws above are the same with or without it
+            p = np.float32(255.0) * (np.clip(p, 0.0, 255.0) * np.float32(1.0 / 255.0)) ** np.float32(gamma)
         out.append(np.clip(np.rint(p), 0, 255).astype(np.uint8))
     frame = out[0] if mode == "gray" else cv2.merge(out)
     ok, enc = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
@@ -192,6 +199,7 @@ def capture_pair(
     other: bool = False,
     teach: int = 0,
     copper_look: Copper = "bright",
+    gamma: float = 1.0,
 ) -> dict[str, tuple[np.ndarray, Capture] | list[tuple[np.ndarray, Capture]]]:
     """Camera frames for one DeepPCB pair, as a line would take them.
 
@@ -203,59 +211,21 @@ def capture_pair(
     - 'teach' (when `teach` > 0): a list of that many more good boards of the design, each its own physical board,
       misregistered: with 'golden', the boards a golden reference is taught from (`inspector.teach_reference`).
     """
+    camera = {"mode": mode, "profile": profile, "copper_look": copper_look, "gamma": gamma}  # one camera takes them all
+    off = {"max_shift": max_shift, "max_rot_deg": max_rot_deg, **camera}
     golden_board = 2 * int(seed)
     frames = {
-        "golden": render(
-            template, 3 * int(seed), board_seed=golden_board, mode=mode, profile=profile, copper_look=copper_look
-        ),
-        "board": render(
-            test,
-            3 * int(seed) + 1,
-            board_seed=golden_board + 1,
-            mode=mode,
-            max_shift=max_shift,
-            max_rot_deg=max_rot_deg,
-            profile=profile,
-            copper_look=copper_look,
-        ),
-        "good": render(
-            template,
-            3 * int(seed) + 2,
-            board_seed=golden_board,
-            mode=mode,
-            max_shift=max_shift,
-            max_rot_deg=max_rot_deg,
-            profile=profile,
-            copper_look=copper_look,
-        ),
+        "golden": render(template, 3 * int(seed), board_seed=golden_board, **camera),
+        "board": render(test, 3 * int(seed) + 1, board_seed=golden_board + 1, **off),
+        "good": render(template, 3 * int(seed) + 2, board_seed=golden_board, **off),
     }
     if other:
-        frames["other"] = render(
-            template,
-            _OTHER + 3 * int(seed),
-            board_seed=_OTHER + golden_board,
-            mode=mode,
-            max_shift=max_shift,
-            max_rot_deg=max_rot_deg,
-            profile=profile,
-            copper_look=copper_look,
-        )
+        frames["other"] = render(template, _OTHER + 3 * int(seed), board_seed=_OTHER + golden_board, **off)
     if teach > 0:
         frames["teach"] = []
         for k in range(teach):
             s = _TEACH + 7919 * k + int(seed)
-            frames["teach"].append(
-                render(
-                    template,
-                    s,
-                    board_seed=s + 1,
-                    mode=mode,
-                    max_shift=max_shift,
-                    max_rot_deg=max_rot_deg,
-                    profile=profile,
-                    copper_look=copper_look,
-                )
-            )
+            frames["teach"].append(render(template, s, board_seed=s + 1, **off))
     return frames
 
 
