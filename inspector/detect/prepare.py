@@ -545,6 +545,8 @@ def _split_with_materials(
     # Compared in log: the laminate's level under the light is exp(field), the midpoint a constant factor above it,
     # and a pixel's log is a table look-up (no exponential of the whole field: a millisecond a board).
     field = _poly_field(pairs, coef[:-1], w, h, deg)
+    if _LOCAL_LIGHT_PX > 0:  # what the polynomial cannot follow: the corners' fall-off, a soft shadow
+        field += _local_light(val - design @ coef, ys * k, xs * k, h, w)
     logs = cv2.LUT(s, _LOG1P)
     bright = logs > field + np.float32(math.log((1.0 + ratio) * 0.5))
     copper_bright = spec.camera_copper == "bright"
@@ -602,6 +604,38 @@ def _split_with_materials(
     out = _clean(out, spec)
     out[same] = materials[same]
     return out
+
+
+_LOCAL_LIGHT_PX = 40
+"""The light a fit follows beyond its polynomial: cells of this many pixels (see `_local_light`)."""
+_LOCAL_PRIOR = 20.0
+"""`_local_light`: a cell's mean residual is shrunk toward 0 as if it held this many more samples at 0 (a cell holds
+about 100 samples; one mostly taken by edges or a defect holds few and says little)."""
+
+
+def _local_light(res: np.ndarray, ys: np.ndarray, xs: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(h, w) float32 correction (in log) to a light field fitted as one polynomial: the fit's residuals at its
+    samples (pixel rows `ys`, columns `xs`) averaged over cells of `_LOCAL_LIGHT_PX`, smoothed and interpolated.
+
+    Why: one degree-3 polynomial over the frame cannot follow the corners' fall-off (a lens's vignetting is not a
+    polynomial in log) nor a soft shadow; where the contrast is low (a worse camera: 1.6:1) the error moved the
+    threshold far enough that either mask split texture into the other material there, and good boards were
+    rejected for a spur or a mousebite at the frame's edge. Both materials' samples count (light multiplies both);
+    samples the fit could not explain (beyond 4 robust sigmas: defects, dirt) are left out, so a defect does not
+    become light, and a cell's mean is shrunk toward 0 where it has few samples. A shadow deep enough to be left out
+    with the defects is not followed (docs/model.md).
+    """
+    c = _LOCAL_LIGHT_PX
+    gh, gw = -(-h // c), -(-w // c)
+    mad = float(np.median(np.abs(res))) + 1e-6
+    keep = np.abs(res) < 4.0 * 1.4826 * mad
+    cell = (ys[keep] // c) * gw + xs[keep] // c
+    total = np.bincount(cell, weights=res[keep], minlength=gh * gw)
+    count = np.bincount(cell, minlength=gh * gw)
+    local = (total / (count + _LOCAL_PRIOR)).reshape(gh, gw).astype(np.float32)
+    local = cv2.GaussianBlur(local, (0, 0), 0.7, borderType=cv2.BORDER_REPLICATE)
+    # INTER_LINEAR puts cell (i, j)'s value at pixel ((j + 0.5) c, (i + 0.5) c), its centre.
+    return cv2.resize(local, (gw * c, gh * c), interpolation=cv2.INTER_LINEAR)[:h, :w]
 
 
 @functools.lru_cache(maxsize=8)
