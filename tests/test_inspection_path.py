@@ -540,6 +540,6 @@ def test_a_camera_with_its_gamma_on_is_refused_by_name_not_passed():
     undone = sorted((d.class_id, round(d.box[0] / 16), round(d.box[1] / 16)) for d in board.detections)
     assert len(set(linear) & set(undone)) >= len(linear) - 1, (linear, undone)
     assert str(seen[0.45]).startswith(
-        ("reference image: low contrast, set the camera's gamma to 1", "board image: low contrast, set the camera's")
+        ("reference image: low contrast: camera gamma to 1", "board image: low contrast: camera gamma to 1")
     )
     assert "copper and laminate only 1." in str(seen[0.45])

@@ -111,7 +111,7 @@ def test_a_golden_image_the_model_cannot_read_is_refused_at_load(tmp_path, capsy
     path.write_text(recipe)
     rc, out = check(capsys, path)
     assert rc == 1 and "recipes.demo.reference" in out and "the model cannot read it" in out, out
-    assert "low contrast, set the camera's gamma to 1" in out, out
+    assert "low contrast: camera gamma to 1, black level to 0" in out, out
     path.write_text("[detector]\ncamera_gamma = 0.45\n" + recipe)
     rc, out = check(capsys, path)
     assert rc == 0, out

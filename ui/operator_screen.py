@@ -280,7 +280,7 @@ class TwoLineLabel(QLabel):
     does not fit.
 
     Why: an alarm's remedy follows its title and context ("Camera image unusable: 3 boards in a row: reference
-    image: low contrast, set the camera's gamma to 1 ..."); on one line it was cut mid-word before the remedy, and a
+    image: low contrast: camera gamma to 1, ..."); on one line it was cut mid-word before the remedy, and a
     tooltip is no help to a gloved finger. A fixed two-line height keeps the screen from jumping between alarms.
     """
 

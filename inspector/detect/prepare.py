@@ -557,10 +557,10 @@ def _split_with_materials(
             return _LOW_CONTRAST  # one material's texture split against itself
         _refuse_if_over_exposed(gray)  # copper clipped: the exposure, not the gamma
         raise LowContrastError(
-            "low contrast, set the camera's gamma to 1 (linear output) and its black level to 0, or give the copper "
-            f"more light: copper and laminate only {max(ratio, 1.0 / ratio):.2f}:1 apart, closer than the "
-            f"{_MIN_CONTRAST}:1 the preparation can split (a gamma of 0.45 turns 2.5:1 into 1.5:1; a black level or "
-            "stray light adds the same to both)"
+            # The remedy first and short: the operator's alarm banner shows about two lines of it.
+            "low contrast: camera gamma to 1, black level to 0, or more light on copper: copper and laminate "
+            f"only {max(ratio, 1.0 / ratio):.2f}:1 apart, closer than the {_MIN_CONTRAST}:1 the preparation can split "
+            "(a gamma of 0.45 turns 2.5:1 into 1.5:1; a black level or stray light adds the same to both)"
         )
     bright_to = 255 if copper_bright == (spec.copper_level == 255) else 0
     out = bright.view(np.uint8) * np.uint8(255)
