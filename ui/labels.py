@@ -44,6 +44,15 @@ _REASONS = (
     QT_TRANSLATE_NOOP("RejectReason", "no frame"),
     QT_TRANSLATE_NOOP("RejectReason", "serial mismatch"),
     QT_TRANSLATE_NOOP("RejectReason", "board code unreadable"),
+    # What makes an image not inspectable, remedy first (inspector/detect/prepare.py): for the operator too.
+    QT_TRANSLATE_NOOP(
+        "RejectReason", "board image: low contrast: camera gamma to 1, black level to 0, or more light on copper"
+    ),
+    QT_TRANSLATE_NOOP(
+        "RejectReason", "reference image: low contrast: camera gamma to 1, black level to 0, or more light on copper"
+    ),
+    QT_TRANSLATE_NOOP("RejectReason", "board image: over-exposed, lower the exposure, gain or light"),
+    QT_TRANSLATE_NOOP("RejectReason", "reference image: over-exposed, lower the exposure, gain or light"),
 )
 
 
@@ -58,7 +67,10 @@ def reason_label(reason: str | None) -> str:
         return ""
     for prefix in _REASONS:
         if reason.startswith(prefix):
-            return QCoreApplication.translate("RejectReason", prefix) + reason[len(prefix) :]
+            rest = reason[len(prefix) :]
+            if rest.startswith(": "):  # "image not inspectable: board image: over-exposed, ...": the cause's remedy too
+                rest = ": " + reason_label(rest[2:])
+            return QCoreApplication.translate("RejectReason", prefix) + rest
     return reason
 
 

@@ -185,6 +185,11 @@ def test_an_image_the_station_cannot_inspect_is_an_alarm_in_english_and_chinese(
     try:
         i18n.set_language("zh_CN")
         qtbot.waitUntil(lambda: "相机图像不可用" in scr.alarm_banner.text.text(), timeout=2000)
+        # The remedy is the operator's too: in Chinese, the detail after it stays as the core wrote it.
+        remedy = {"operator_image_alarm": "板图像：过曝，请降低曝光", "operator_gamma_alarm": "参考图像：对比度低"}[
+            shot
+        ]
+        assert remedy in scr.alarm_banner.text.text(), scr.alarm_banner.text.text()
         save_shot(scr, f"{shot}_zh_CN_1280x800")
     finally:
         i18n.set_language("en")

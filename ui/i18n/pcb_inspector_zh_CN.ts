@@ -4,12 +4,12 @@
 <context>
     <name>AlarmBanner</name>
     <message>
-        <location filename="../operator_screen.py" line="307"/>
+        <location filename="../operator_screen.py" line="348"/>
         <source>ACKNOWLEDGE</source>
         <translation>确认报警</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="316"/>
+        <location filename="../operator_screen.py" line="357"/>
         <source>+%1 more</source>
         <translation>另有 %1 条</translation>
     </message>
@@ -703,98 +703,98 @@
         <translation>正常</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="71"/>
+        <location filename="../labels.py" line="83"/>
         <source>%1, %2 written, backlog %3, spool %4</source>
         <extracomment>Status-lamp and alarm lines the core writes (inspector/health.py users), as English patterns and translatable templates; %1, %2 ... are the captured parts (names, numbers, addresses), kept as they are. A line that matches no pattern (an exception text, say) is shown unchanged.</extracomment>
         <translation>%1，已写入 %2，积压 %3，缓存 %4</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="73"/>
+        <location filename="../labels.py" line="85"/>
         <source>%1 GB free</source>
         <translation>剩余 %1 GB</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="74"/>
+        <location filename="../labels.py" line="86"/>
         <source>%1 MB free</source>
         <translation>剩余 %1 MB</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="75"/>
+        <location filename="../labels.py" line="87"/>
         <source>%1 MB free &lt; %2 MB floor</source>
         <translation>剩余 %1 MB &lt; 下限 %2 MB</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="76"/>
+        <location filename="../labels.py" line="88"/>
         <source>off (free-run)</source>
         <translation>关闭（自由运行）</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="77"/>
+        <location filename="../labels.py" line="89"/>
         <source>server %1</source>
         <translation>服务器 %1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="78"/>
+        <location filename="../labels.py" line="90"/>
         <source>client %1</source>
         <translation>客户端 %1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="81"/>
+        <location filename="../labels.py" line="93"/>
         <source>%1 (fallback: none of %2 found)</source>
         <translation>%1（回退：未找到 %2）</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="83"/>
+        <location filename="../labels.py" line="95"/>
         <source>starting</source>
         <translation>正在启动</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="84"/>
+        <location filename="../labels.py" line="96"/>
         <source>loading</source>
         <translation>正在加载</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="85"/>
+        <location filename="../labels.py" line="97"/>
         <source>stopped by operator</source>
         <translation>已由操作员停止</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="86"/>
+        <location filename="../labels.py" line="98"/>
         <source>opened, waiting for the first frame</source>
         <translation>已打开，等待第一帧</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="87"/>
+        <location filename="../labels.py" line="99"/>
         <source>missed trigger %1</source>
         <translation>漏触发 %1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="88"/>
+        <location filename="../labels.py" line="100"/>
         <source>stalled %1</source>
         <translation>停滞 %1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="89"/>
+        <location filename="../labels.py" line="101"/>
         <source>lost: %1; reconnecting</source>
         <translation>丢失：%1；正在重连</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="92"/>
+        <location filename="../labels.py" line="104"/>
         <source>writer behind: %1 of %2 results queued</source>
         <translation>写入滞后：%2 个中有 %1 个结果在排队</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="96"/>
+        <location filename="../labels.py" line="108"/>
         <source>writer queue full (%1): results spilled to the spool</source>
         <translation>写入队列已满（%1）：结果已转存到缓存</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="98"/>
+        <location filename="../labels.py" line="110"/>
         <source>archive write failed: %1</source>
         <translation>归档写入失败：%1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="99"/>
+        <location filename="../labels.py" line="111"/>
         <source>%1 boards in a row: %2</source>
         <translation>连续 %1 块板：%2</translation>
     </message>
@@ -1063,72 +1063,72 @@
 <context>
     <name>OperatorScreen</name>
     <message>
-        <location filename="../operator_screen.py" line="440"/>
+        <location filename="../operator_screen.py" line="481"/>
         <source>■  STOP</source>
         <translation>■  停止</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="440"/>
+        <location filename="../operator_screen.py" line="481"/>
         <source>▶  START</source>
         <translation>▶  启动</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="466"/>
+        <location filename="../operator_screen.py" line="507"/>
         <source>Board %1 · %2 · recipe %3 · model %4</source>
         <translation>板 %1 · %2 · 配方 %3 · 模型 %4</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="532"/>
+        <location filename="../operator_screen.py" line="573"/>
         <source>INSPECTED</source>
         <translation>已检测</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="533"/>
+        <location filename="../operator_screen.py" line="574"/>
         <source>PASSED</source>
         <translation>合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="534"/>
+        <location filename="../operator_screen.py" line="575"/>
         <source>REJECTED</source>
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="537"/>
+        <location filename="../operator_screen.py" line="578"/>
         <source>SERIAL MISMATCH</source>
         <translation>序列号不符</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="538"/>
+        <location filename="../operator_screen.py" line="579"/>
         <source>NO CODE READ</source>
         <translation>未读到条码</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="535"/>
+        <location filename="../operator_screen.py" line="576"/>
         <source>YIELD</source>
         <translation>良率</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="536"/>
+        <location filename="../operator_screen.py" line="577"/>
         <source>BOARDS/MIN</source>
         <translation>板/分钟</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="542"/>
+        <location filename="../operator_screen.py" line="583"/>
         <source>LAST 20 BOARDS (newest right)</source>
         <translation>最近 20 块板（最新在右）</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="543"/>
+        <location filename="../operator_screen.py" line="584"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="545"/>
+        <location filename="../operator_screen.py" line="586"/>
         <source>Waiting for the first board…</source>
         <translation>等待第一块板…</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="550"/>
+        <location filename="../operator_screen.py" line="591"/>
         <source>Live image · tap a defect to zoom</source>
         <translation>实时图像 · 点击缺陷放大</translation>
     </message>
@@ -1299,6 +1299,26 @@
         <location filename="../labels.py" line="46"/>
         <source>board code unreadable</source>
         <translation>无法读取板上条码</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="48"/>
+        <source>board image: low contrast: camera gamma to 1, black level to 0, or more light on copper</source>
+        <translation>板图像：对比度低：相机 gamma 设为 1、黑电平设为 0，或加强铜面照明</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="51"/>
+        <source>reference image: low contrast: camera gamma to 1, black level to 0, or more light on copper</source>
+        <translation>参考图像：对比度低：相机 gamma 设为 1、黑电平设为 0，或加强铜面照明</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="54"/>
+        <source>board image: over-exposed, lower the exposure, gain or light</source>
+        <translation>板图像：过曝，请降低曝光、增益或光照</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="55"/>
+        <source>reference image: over-exposed, lower the exposure, gain or light</source>
+        <translation>参考图像：过曝，请降低曝光、增益或光照</translation>
     </message>
 </context>
 <context>
