@@ -542,13 +542,6 @@ def _split_with_materials(
     gram = _gram(design)
     coef = _robust_fit(design, val, gram)
     ratio = math.exp(coef[-1])  # copper level / laminate level under the same light
-    # Compared in log: the laminate's level under the light is exp(field), the midpoint a constant factor above it,
-    # and a pixel's log is a table look-up (no exponential of the whole field: a millisecond a board).
-    field = _poly_field(pairs, coef[:-1], w, h, deg)
-    if _LOCAL_LIGHT_PX > 0:  # what the polynomial cannot follow: the corners' fall-off, a soft shadow
-        field += _local_light(val - design @ coef, ys * k, xs * k, h, w)
-    logs = cv2.LUT(s, _LOG1P)
-    bright = logs > field + np.float32(math.log((1.0 + ratio) * 0.5))
     copper_bright = spec.camera_copper == "bright"
     if (ratio > 1.0) != copper_bright:  # the levels say the opposite of the sidecar: trust neither
         return None
@@ -562,6 +555,13 @@ def _split_with_materials(
             f"only {max(ratio, 1.0 / ratio):.2f}:1 apart, closer than the {_MIN_CONTRAST}:1 the preparation can split "
             "(a gamma of 0.45 turns 2.5:1 into 1.5:1; a black level or stray light adds the same to both)"
         )
+    # Compared in log: the laminate's level under the light is exp(field), the midpoint a constant factor above it,
+    # and a pixel's log is a table look-up (no exponential of the whole field: a millisecond a board).
+    field = _poly_field(pairs, coef[:-1], w, h, deg)
+    if _LOCAL_LIGHT_PX > 0:  # what the polynomial cannot follow: the corners' fall-off, a soft shadow
+        field += _local_light(val - design @ coef, ys * k, xs * k, h, w)
+    logs = cv2.LUT(s, _LOG1P)
+    bright = logs > field + np.float32(math.log((1.0 + ratio) * 0.5))
     bright_to = 255 if copper_bright == (spec.copper_level == 255) else 0
     out = bright.view(np.uint8) * np.uint8(255)
     if bright_to == 0:
@@ -627,8 +627,7 @@ def _local_light(res: np.ndarray, ys: np.ndarray, xs: np.ndarray, h: int, w: int
     """
     c = _LOCAL_LIGHT_PX
     gh, gw = -(-h // c), -(-w // c)
-    mad = float(np.median(np.abs(res))) + 1e-6
-    keep = np.abs(res) < 4.0 * 1.4826 * mad
+    keep = ~_unexplained(res)
     cell = (ys[keep] // c) * gw + xs[keep] // c
     total = np.bincount(cell, weights=res[keep], minlength=gh * gw)
     count = np.bincount(cell, minlength=gh * gw)
@@ -669,13 +668,18 @@ def _robust_fit(design: np.ndarray, val: np.ndarray, gram: np.ndarray | None = N
         gram = _gram(design)
     rhs = design.T @ val
     coef = np.linalg.solve(gram, rhs)
-    res = val - design @ coef
-    mad = float(np.median(np.abs(res))) + 1e-6
-    drop = np.abs(res) >= 4.0 * 1.4826 * mad
+    drop = _unexplained(val - design @ coef)
     if drop.any():
         a = design[drop]
         coef = np.linalg.solve(gram - a.T @ a, rhs - a.T @ val[drop])
     return coef
+
+
+def _unexplained(res: np.ndarray) -> np.ndarray:
+    """The samples a fit could not explain (defects, dirt): residuals beyond 4 robust sigmas (1.4826 x the median
+    absolute residual)."""
+    mad = float(np.median(np.abs(res))) + 1e-6
+    return np.abs(res) >= 4.0 * 1.4826 * mad
 
 
 def _gram(design: np.ndarray) -> np.ndarray:
