@@ -250,3 +250,58 @@ def test_a_dark_field_camera_shows_copper_darker_with_the_same_draws(mode):
         assert plane(dark)[copper].mean() + 40 < plane(dark)[~copper].mean()
     with pytest.raises(ValueError, match="'bright' or 'dark'"):
         render(test, 1, copper_look="shiny")
+
+
+def test_a_board_nearer_the_lens_is_magnified_about_the_centre_with_the_same_draws():
+    """`scale=1.02`: the same board, light and noise draws, its copper 2 % larger about the frame's centre on top
+    of the misregistration; the capture's matrix says so, so the ground truth follows; a scale no fixed camera
+    gives is refused."""
+    test, _ = _pair()
+    h, w = test.shape
+    for seed in range(3):
+        flat, cf = render(test, seed, max_shift=3, max_rot_deg=0.5)
+        near, cn = render(test, seed, max_shift=3, max_rot_deg=0.5, scale=1.02)
+        assert (cf.copper, cf.laminate, cf.blur_sigma, cf.noise_sigma) == (
+            cn.copper,
+            cn.laminate,
+            cn.blur_sigma,
+            cn.noise_sigma,
+        )
+        assert math.sqrt(abs(np.linalg.det(cn.matrix[:, :2]))) == pytest.approx(1.02, abs=1e-9)
+        # Every point of the board lands 2 % further from the frame's centre than it did without the scale.
+        centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
+        for point in ([0.0, 0.0, 1.0], [w - 1.0, 40.0, 1.0], [200.0, h - 1.0, 1.0]):
+            assert np.allclose(cn.matrix @ point - centre, 1.02 * (cf.matrix @ point - centre), atol=1e-4)
+        # The copper really moved with it: its pixels, mapped by each capture's matrix, are bright in each frame.
+        ys, xs = np.nonzero(cv2.erode((test < 128).astype(np.uint8), np.ones((7, 7), np.uint8)))
+        pts = np.stack([xs, ys, np.ones_like(xs)]).astype(np.float64)
+        for frame, cap in ((flat, cf), (near, cn)):
+            fx, fy = np.rint(cap.matrix @ pts).astype(int)
+            ok = (fx >= 0) & (fx < w) & (fy >= 0) & (fy < h)
+            assert frame[fy[ok], fx[ok]].mean() > frame.mean() + 20
+        assert not np.array_equal(near, flat)
+    with pytest.raises(ValueError, match="scale"):
+        render(test, 1, scale=1.5)
+
+
+def test_a_board_moving_during_the_exposure_is_smeared_along_the_rows_only():
+    """`motion_px=6`: the same draws, the image averaged over a 6 px travel along the rows: edges across the rows
+    (vertical ones) lose much of their sharpness, edges along them keep it; a travel past 32 px is refused."""
+    test, _ = _pair()
+
+    def sharpness(frame: np.ndarray) -> tuple[float, float]:
+        # Gradient energy, not mean gradient: a blur spreads an edge's step over more pixels but keeps its sum.
+        f = cv2.GaussianBlur(frame.astype(np.float32), (0, 0), 1.0)  # the sensor noise out of the comparison
+        return float((np.diff(f, axis=1) ** 2).mean()), float((np.diff(f, axis=0) ** 2).mean())
+
+    for seed in range(3):
+        still, cs = render(test, seed)
+        moving, cm = render(test, seed, motion_px=6)
+        assert np.array_equal(cs.matrix, cm.matrix) and cs.blur_sigma == cm.blur_sigma
+        across_s, along_s = sharpness(still)
+        across_m, along_m = sharpness(moving)
+        # Across the rows the edges lose about 40 % of their energy; along them only the texture's share (< 25 %).
+        assert across_m / across_s < 0.7 and along_m / along_s > 0.75
+        assert across_m / across_s < along_m / along_s - 0.15
+    with pytest.raises(ValueError, match="motion"):
+        render(test, 1, motion_px=40)

@@ -216,3 +216,25 @@ def test_a_camera_with_its_gamma_on_is_scored_on_a_station_told_its_gamma(tmp_pa
     assert "--camera-gamma needs --camera" in capsys.readouterr().err
     assert main([*common, "--camera", "gray", "--camera-gamma", "0.1"]) == 2
     assert "0.25..4" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not MODEL.is_file(), reason="the shipped model is not in models/")
+def test_a_moving_board_nearer_the_lens_is_scored_in_its_own_sidecar_block(tmp_path, capsys):
+    """`--camera-motion 3 --camera-scale 1.01`: every capture smeared over a 3 px travel along its rows, the boards
+    1 % larger than the golden capture; the station registers them and inspects them (nothing refused, no defective
+    board passes). The figures go to their own sidecar block with the command that made them; either option means
+    nothing without a camera, and values no fixed camera on a line gives are refused."""
+    common, metrics = _camera_figures(tmp_path, "--camera-motion", "3", "--camera-scale", "1.01")
+    capsys.readouterr()
+    moved = metrics["val_int8_camera_gray_scale1010_motion3"]
+    assert moved["command"].endswith("--camera-seed 0 --camera-scale 1.01 --camera-motion 3")
+    assert moved["boards"] == 2 and moved["escapes"] == 0 and moved["map50"] > 0.6, moved
+    verdicts = [json.loads(line) for line in (tmp_path / "out" / "verdicts.jsonl").read_text().splitlines()]
+    assert not any("not inspectable" in (v["reason"] or "") for v in verdicts), verdicts
+    for option, value in (("--camera-motion", "3"), ("--camera-scale", "1.01")):
+        assert main([*common, option, value]) == 2
+        assert "need --camera" in capsys.readouterr().err
+    assert main([*common, "--camera", "gray", "--camera-scale", "1.5"]) == 2
+    assert "0.8..1.25" in capsys.readouterr().err
+    assert main([*common, "--camera", "gray", "--camera-motion", "40"]) == 2
+    assert "0..32 px" in capsys.readouterr().err

@@ -66,6 +66,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "station is then told it: detector.camera_gamma = G",
     )
     p.add_argument(
+        "--camera-scale",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="the boards' magnification against the golden capture's (1.01: a board 1 %% larger in the frame, nearer "
+        "the lens), on top of --camera-shift/--camera-rotate",
+    )
+    p.add_argument(
+        "--camera-motion",
+        type=float,
+        default=0.0,
+        metavar="PX",
+        help="every capture's travel during its exposure along the frame's rows, px (a conveyor that does not stop "
+        "the board; the golden capture's too)",
+    )
+    p.add_argument(
         "--camera-golden-boards",
         type=int,
         default=1,
@@ -259,6 +275,8 @@ def _camera_frames(board: np.ndarray, ref: np.ndarray, pair, camera: dict):
         profile=camera.get("profile", "line"),
         copper_look=camera.get("copper", "bright"),
         gamma=camera.get("gamma", 1.0),
+        scale=camera.get("scale", 1.0),
+        motion_px=camera.get("motion", 0.0),
         other=True,
         teach=camera.get("golden_boards", 1) - 1,
     )
@@ -332,6 +350,14 @@ def evaluate(args: argparse.Namespace) -> int:
         raise CommandError("--camera-gamma needs --camera (DeepPCB's own images are binarised, not a camera's)")
     if not 0.25 <= args.camera_gamma <= 4.0:
         raise CommandError(f"--camera-gamma {args.camera_gamma:g}: a camera's gamma lies within 0.25..4 (sRGB: 0.45)")
+    if (args.camera_scale != 1.0 or args.camera_motion != 0.0) and not args.camera:
+        raise CommandError("--camera-scale and --camera-motion need --camera (they change a camera's rendering)")
+    if not 0.8 <= args.camera_scale <= 1.25:
+        raise CommandError(
+            f"--camera-scale {args.camera_scale:g}: within 0.8..1.25 (the registration's own limit is 10 %)"
+        )
+    if not 0.0 <= args.camera_motion <= 32.0:
+        raise CommandError(f"--camera-motion {args.camera_motion:g}: within 0..32 px")
     if args.camera_golden_boards > 1 and not args.camera:
         raise CommandError("--camera-golden-boards needs --camera (DeepPCB's own templates are one image each)")
     if args.camera_golden_boards > 1 and args.write_sidecar:
@@ -349,6 +375,8 @@ def evaluate(args: argparse.Namespace) -> int:
             "profile": args.camera_profile,
             "copper": args.camera_copper,
             "gamma": args.camera_gamma,
+            "scale": args.camera_scale,
+            "motion": args.camera_motion,
             "golden_boards": args.camera_golden_boards,
         }
     main = _evaluate_model(args.model, pairs, args.out, args.floor, args.threads, camera)
@@ -429,7 +457,16 @@ def _write_sidecar(args: argparse.Namespace, result: dict) -> None:
         harsh = args.camera_profile == "harsh"
         dark = args.camera_copper == "dark"
         gamma = f"_gamma{round(args.camera_gamma * 100):03d}" if args.camera_gamma != 1.0 else ""
-        key = f"val_int8_camera_{args.camera}" + ("_harsh" if harsh else "") + ("_dark" if dark else "") + gamma
+        scale = f"_scale{round(args.camera_scale * 1000):04d}" if args.camera_scale != 1.0 else ""
+        motion = f"_motion{args.camera_motion:g}".replace(".", "p") if args.camera_motion else ""
+        key = (
+            f"val_int8_camera_{args.camera}"
+            + ("_harsh" if harsh else "")
+            + ("_dark" if dark else "")
+            + gamma
+            + scale
+            + motion
+        )
         metrics[key] = {k: v for k, v in result["main"].items() if k not in keep}
         groups = f" --groups {args.groups}" if args.groups else ""
         metrics[key]["command"] = (
@@ -438,6 +475,8 @@ def _write_sidecar(args: argparse.Namespace, result: dict) -> None:
             + (" --camera-profile harsh" if harsh else "")
             + (" --camera-copper dark" if dark else "")
             + (f" --camera-gamma {args.camera_gamma:g}" if gamma else "")
+            + (f" --camera-scale {args.camera_scale:g}" if scale else "")
+            + (f" --camera-motion {args.camera_motion:g}" if motion else "")
         )
         side.write_text(json.dumps(doc, indent=2) + "\n")
         print(f"figures written to {side} ({key})", file=sys.stderr)

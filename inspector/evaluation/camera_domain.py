@@ -72,6 +72,15 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float
     return n
 
 
+def _motion_blur(plane: np.ndarray, length: float) -> np.ndarray:
+    """`plane` averaged over a travel of `length` px along its rows (a fractional length weights its end taps)."""
+    n = int(np.ceil(length)) + 1
+    kern = np.ones(n, np.float32)
+    kern[0] = kern[-1] = np.float32((length - (n - 2)) / 2.0)
+    kern /= kern.sum()
+    return cv2.filter2D(plane, -1, kern[None, :], borderType=cv2.BORDER_REFLECT)
+
+
 def render(
     binary: np.ndarray,
     seed: int,
@@ -83,12 +92,18 @@ def render(
     profile: Profile = "line",
     copper_look: Copper = "bright",
     gamma: float = 1.0,
+    scale: float = 1.0,
+    motion_px: float = 0.0,
 ) -> tuple[np.ndarray, Capture]:
     """One camera capture of the board whose binarised image (copper dark, as in DeepPCB) is `binary`.
 
     Returns the frame (uint8 (H, W) for 'gray', (H, W, 3) BGR for 'colour') and what was drawn. `gamma`: the
     camera's output gamma (0.45 an sRGB-like curve), applied to the sensor's values before the JPEG encoder, as a
-    camera's image processor does; 1 (linear) is what docs/camera.md asks of a line camera.
+    camera's image processor does; 1 (linear) is what docs/camera.md asks of a line camera. `scale`: the board's
+    magnification against the golden capture's (a thicker or warped board nearer the lens), about the frame's
+    centre, on top of the misregistration. `motion_px`: the board's travel during the exposure, along the frame's
+    rows (a conveyor that does not stop the board), a box blur of that length before the sensor's noise. Neither
+    draws anything: the same seed gives the same board, light and noise with or without them.
     """
     if mode not in ("gray", "colour"):
         raise ValueError(f"camera mode must be 'gray' or 'colour', got {mode!r}")
@@ -98,12 +113,18 @@ def render(
         raise ValueError(f"camera copper must be 'bright' or 'dark', got {copper_look!r}")
     if not 0.25 <= gamma <= 4.0:
         raise ValueError(f"camera gamma must be within 0.25..4, got {gamma!r}")
+    if not 0.8 <= scale <= 1.25:
+        raise ValueError(f"camera scale must be within 0.8..1.25, got {scale!r}")
+    if not 0.0 <= motion_px <= 32.0:
+        raise ValueError(f"camera motion must be within 0..32 px, got {motion_px!r}")
     harsh = profile == "harsh"
     g = binary if binary.ndim == 2 else cv2.cvtColor(binary, cv2.COLOR_BGR2GRAY)
     h, w = g.shape
     board = np.random.default_rng([int(board_seed if board_seed is not None else seed), 7])
     cap = np.random.default_rng([int(seed), 11])
     m = misregistration(cap, (h, w), max_shift, max_rot_deg)
+    if scale != 1.0:  # about the frame's centre, after the misregistration
+        m = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), 0.0, scale) @ np.vstack([m, [0.0, 0.0, 1.0]])
     copper = (g < 128).astype(np.float32)
     copper = cv2.warpAffine(copper, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
@@ -163,6 +184,8 @@ def render(
     out = []
     for p in planes:
         p = cv2.GaussianBlur(p * light, (0, 0), blur)
+        if motion_px > 0:
+            p = _motion_blur(p, motion_px)
         shot = np.sqrt(np.maximum(p, 0.0) * 0.05 + read_noise**2)
         p = p + shot * cap.standard_normal((h, w)).astype(np.float32)
         if gamma != 1.0:  # the draws above are the same with or without it
@@ -200,6 +223,8 @@ def capture_pair(
     teach: int = 0,
     copper_look: Copper = "bright",
     gamma: float = 1.0,
+    scale: float = 1.0,
+    motion_px: float = 0.0,
 ) -> dict[str, tuple[np.ndarray, Capture] | list[tuple[np.ndarray, Capture]]]:
     """Camera frames for one DeepPCB pair, as a line would take them.
 
@@ -211,8 +236,10 @@ def capture_pair(
     - 'teach' (when `teach` > 0): a list of that many more good boards of the design, each its own physical board,
       misregistered: with 'golden', the boards a golden reference is taught from (`inspector.teach_reference`).
     """
-    camera = {"mode": mode, "profile": profile, "copper_look": copper_look, "gamma": gamma}  # one camera takes them all
-    off = {"max_shift": max_shift, "max_rot_deg": max_rot_deg, **camera}
+    # One camera takes them all, on a line that moves every board the same (`motion_px`); the boards after the golden
+    # one may sit nearer the lens (`scale`).
+    camera = {"mode": mode, "profile": profile, "copper_look": copper_look, "gamma": gamma, "motion_px": motion_px}
+    off = {"max_shift": max_shift, "max_rot_deg": max_rot_deg, "scale": scale, **camera}
     golden_board = 2 * int(seed)
     frames = {
         "golden": render(template, 3 * int(seed), board_seed=golden_board, **camera),
