@@ -364,3 +364,24 @@ def test_a_wrong_sparse_board_is_still_refused():
     ]
     with pytest.raises(RegistrationError, match=UNREGISTERED):
         BoardRegistrar().register(wrong, golden)
+
+
+def test_a_board_loaded_turned_round_is_a_reject():
+    """A board put on the conveyor turned 180 degrees is not the golden board: both fixture designs, three captures
+    each, through the station's one inspection function, are REJECTs. The sparse view (20085164) cannot be
+    registered at all; the long vertical traces of 92000010 turned round match the golden image only far off its
+    place, so most of the inspected area lies outside the frame."""
+    det = create_detector(DetectorSection(model=SHIPPED, delegate="cpu", threads=2))
+    det.load()
+    try:
+        for name in ("20085164", "92000010"):
+            temp = cv2.imread(str(PAIR / f"{name}_temp.jpg"), cv2.IMREAD_GRAYSCALE)
+            for seed in (1, 2, 3):
+                f = capture_pair(
+                    cv2.rotate(temp, cv2.ROTATE_180), temp, seed, mode="gray", max_shift=3, max_rot_deg=0.5
+                )
+                board = inspect_board(f["board"][0], f["golden"][0], RecipeRules(Recipe()), det, BoardRegistrar())
+                assert board.verdict is Verdict.REJECT, (name, seed, board.reason)
+                assert "not registered" in board.reason or "not fully in view" in board.reason, (name, board.reason)
+    finally:
+        det.close()
