@@ -158,8 +158,7 @@ def _fit_light(light: np.ndarray, weight: np.ndarray, size: tuple[int, int], deg
 
     Why a polynomial: a lamp's gradient and a lens's vignetting are smooth over the whole field, and a
     global fit is not fooled where one material covers a wide area or a corner holds few pixels of
-    the other, which any local average is. Fitted on the reduced grid; evaluated at full size as
-    Y @ C @ X.T (powers of y, coefficients, powers of x), a few small products.
+    the other, which any local average is. Fitted on the reduced grid; evaluated at full size by `_poly_field`.
     """
     h, w = light.shape
     sw, sh = size
@@ -172,15 +171,7 @@ def _fit_light(light: np.ndarray, weight: np.ndarray, size: tuple[int, int], deg
     # Normal equations: a 10x10 solve; lstsq's SVD costs 100x more on a busy machine for the same fit.
     # einsum, not BLAS: a multi-threaded BLAS call on matrices this small costs more than it saves.
     coef = np.linalg.solve(np.einsum("ki,kj->ij", a, a) + 1e-9 * np.eye(len(pairs)), np.einsum("ki,k->i", a, lg * wt))
-    c = np.zeros((degree + 1, degree + 1), np.float64)  # c[j, i] multiplies y^j x^i
-    for (i, j), v in zip(pairs, coef):
-        c[j, i] = v
-    rows = (c @ _powers(w, degree).T).astype(np.float32)  # (degree + 1, w): one x-profile per power of y
-    ypow = _powers(h, degree).astype(np.float32)
-    field = np.zeros((h, w), np.float32)
-    for j in range(degree + 1):
-        field += ypow[:, j : j + 1] * rows[j]
-    return cv2.exp(field)
+    return cv2.exp(_poly_field(pairs, coef, w, h, degree))
 
 
 def _terms(degree: int) -> list[tuple[int, int]]:
