@@ -130,6 +130,23 @@ class SupervisorSection(_Model):
     stall_timeouts: int = Field(3, ge=1, le=100, description="Consecutive timeouts/incomplete frames before re-init.")
     backoff_initial_s: float = Field(0.5, gt=0, description="First reconnect delay.")
     backoff_max_s: float = Field(10.0, gt=0, description="Reconnect delay cap.")
+    repeat_boards: int = Field(
+        5,
+        ge=0,
+        le=100,
+        description="Inspected boards in a row with a defect at the same place of the frame before the station "
+        "drops READY (alarm: dust on the lens, or a process fault upstream; inspector/repeat_watch.py); 0: never.",
+    )
+    repeat_radius_px: float = Field(
+        12.0, gt=0, le=200, description="How close (frame px) defects of those boards must lie to count as one place."
+    )
+
+    @field_validator("repeat_boards")
+    @classmethod
+    def _a_run_is_two_boards_or_more(cls, v: int) -> int:
+        if v == 1:
+            raise ValueError("1 would stop the line on every rejected board: 0 (never) or 2 and more")
+        return v
 
 
 # ---------------------------------------------------------------- detector

@@ -27,6 +27,7 @@ ERROR_CODES: dict[str, int] = {
     "registration": 70,
     "calibration": 75,
     "pipeline": 80,
+    "repeat": 85,
 }
 
 

@@ -39,6 +39,7 @@ from .health import Health
 from .inspection import Registrar, inspect_board
 from .latest import Latest
 from .registration import UNREGISTERED, BoardRegistrar
+from .repeat_watch import RepeatedDefectWatch
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,7 @@ class Pipeline:
         backoff_max_s: float = 10.0,
         registrar: Registrar | None = None,
         keep_images: bool = True,
+        repeat: RepeatedDefectWatch | None = None,
     ):
         self._detector = detector
         self._next_detector: Detector | None = None
@@ -154,6 +156,9 @@ class Pipeline:
         # that does not lie over it. One registrar per pipeline (it keeps the last pose).
         self.registrar: Registrar = registrar if registrar is not None else BoardRegistrar()
         self.keep_images = keep_images
+        # The same defect at the same place on board after board is the station's or the line's fault (dust on the
+        # lens, a process fault upstream): None never watches for it.
+        self.repeat = repeat
 
         self.slot = LatestFrameSlot()
         self._stop = threading.Event()
@@ -191,6 +196,8 @@ class Pipeline:
         self._stop.clear()
         self.health.fail("camera", "starting")
         self.health.fail("model", "loading")
+        if self.repeat is not None:  # watched from the first board: its alarm is a fault, not a part coming up
+            self.health.ok("repeat", f"{self.repeat.boards} boards in a row")
         self._threads = [
             threading.Thread(target=self._inference_loop, name="inference", daemon=True),
             threading.Thread(target=self.supervisor.run, name="capture", daemon=True),
@@ -297,6 +304,8 @@ class Pipeline:
                         log.exception("closing the old detector failed")
                 if self._next_rules is not None:
                     self.rules, self._next_rules = self._next_rules, None
+                    if self.repeat is not None:  # another product: its defects are not the last one's
+                        self.repeat.reset()
             result = self._inspect(frame)
             ticket = None
             if frame.trigger_id is not None:
@@ -358,6 +367,12 @@ class Pipeline:
             return failed
         if board.registration is not None:
             self._board_ok("registration", f"quality {board.registration.quality:.2f}")
+        if self.repeat is not None:
+            repeated = self.repeat.observe((d.box, d.label) for d in board.detections)
+            if repeated is not None:
+                log.warning("frame %d: %s", frame.id, repeated.reason)
+                self._board_faults["repeat"] = repeated.boards  # CLEAR (clear_faults) takes it back
+                self.health.fail("repeat", repeated.reason)
         self._board_ok("pipeline")
         if "image" in self._board_faults:
             self._board_ok("image")
@@ -402,6 +417,8 @@ class Pipeline:
 
     def clear_faults(self) -> None:
         """Operator or PLC CLEAR_ERROR: forget board-level faults so the next board is tried again."""
+        if self.repeat is not None:
+            self.repeat.reset()
         for component in list(self._board_faults):
             self._board_faults[component] = 0
             h = self.health.get(component)

@@ -29,6 +29,7 @@ ALARM_TITLES = {
     "recipe": "Recipe problem",
     "registration": "Board alignment failed",
     "image": "Camera image unusable",
+    "repeat": "Same defect, board after board",
 }
 
 
@@ -43,6 +44,7 @@ def alarm_title(component: str) -> str:
         "recipe": QCoreApplication.translate("Alarms", "Recipe problem"),
         "registration": QCoreApplication.translate("Alarms", "Board alignment failed"),
         "image": QCoreApplication.translate("Alarms", "Camera image unusable"),
+        "repeat": QCoreApplication.translate("Alarms", "Same defect, board after board"),
     }
     return titles.get(component, QCoreApplication.translate("Alarms", "Fault: %1").replace("%1", component))
 

@@ -195,6 +195,36 @@ def test_an_image_the_station_cannot_inspect_is_an_alarm_in_english_and_chinese(
         i18n.set_language("en")
 
 
+def test_the_same_defect_board_after_board_is_an_alarm_with_its_place_and_remedy(qtbot, ui_app):
+    """Dust on the lens (or a process fault) makes the pipeline fail its `repeat` component: the operator's banner
+    names it, where in the frame, the class and what to do, in English and Chinese (the core's own message)."""
+    from inspector.health import Health
+    from inspector.repeat_watch import RepeatedDefect
+    from ui import i18n
+
+    health = Health()
+    bridge = UiBridge()
+    scr, _ = _screen(bridge)
+    qtbot.addWidget(scr)
+    scr.resize(1280, 800)
+    scr.show()
+    bridge.attach_health(health)
+    health.ok("repeat")
+    health.fail("repeat", RepeatedDefect(455.2, 543.8, 5, "pin-hole").reason)
+    qtbot.waitUntil(lambda: scr.alarm_banner.isVisible(), timeout=2000)
+    text = scr.alarm_banner.text.text()
+    assert "Same defect, board after board" in text and "x 455, y 544" in text and "clean the lens" in text, text
+    save_shot(scr, "operator_repeat_alarm_1280x800")
+    try:
+        i18n.set_language("zh_CN")
+        qtbot.waitUntil(lambda: "连续多块板同一处缺陷" in scr.alarm_banner.text.text(), timeout=2000)
+        text = scr.alarm_banner.text.text()
+        assert "请清洁镜头" in text and "x 455、y 544" in text and "pin-hole" not in text, text
+        save_shot(scr, "operator_repeat_alarm_zh_CN_1280x800")
+    finally:
+        i18n.set_language("en")
+
+
 def test_a_long_serial_and_cycle_time_do_not_widen_the_operator_screen(qtbot, ui_app):
     """The verdict banner's serial and cycle line wraps: unwrapped, 'cycle 137 ms' on a busy machine made the screen
     1286 px wide (the window grows to its widest page's minimum) and a longer board serial would push it further."""
