@@ -126,14 +126,8 @@ def test_the_station_drops_ready_on_a_repeated_defect_until_cleared(tmp_path):
         }
     )
     results = []
-
-    class Sink:
-        name = "test"
-
-        def submit(self, r):
-            results.append(r)
-
-    station = build_station(cfg, sinks=[Sink()], with_storage=False, with_plc=False)
+    station = build_station(cfg, with_storage=False, with_plc=False)
+    station.pipeline.on_result(results.append)
     health = station.pipeline.health
     station.start()
     try:

@@ -163,23 +163,30 @@ def _low_contrast_fault() -> str:
     return f"3 boards in a row: {refused.value}"
 
 
-@pytest.mark.parametrize("shot", sorted(_IMAGE_FAULTS))
-def test_an_image_the_station_cannot_inspect_is_an_alarm_in_english_and_chinese(qtbot, ui_app, shot):
-    """After three boards in a row it cannot inspect (over-exposed; a camera gamma that leaves too little contrast)
-    the pipeline fails its `image` component: the operator sees it, and the remedy comes first."""
+def _alarm_on_screen(qtbot, component: str, reason: str):
+    """An operator screen at 1280x800 whose station's `component` went from healthy to `reason`, its banner up."""
     from inspector.health import Health
-    from ui import i18n
 
     health = Health()
     bridge = UiBridge()
-    scr, alarms = _screen(bridge)
+    scr, _ = _screen(bridge)
     qtbot.addWidget(scr)
     scr.resize(1280, 800)
     scr.show()
     bridge.attach_health(health)
-    health.ok("image")
-    health.fail("image", _IMAGE_FAULTS[shot] or _low_contrast_fault())
+    health.ok(component)
+    health.fail(component, reason)
     qtbot.waitUntil(lambda: scr.alarm_banner.isVisible(), timeout=2000)
+    return scr
+
+
+@pytest.mark.parametrize("shot", sorted(_IMAGE_FAULTS))
+def test_an_image_the_station_cannot_inspect_is_an_alarm_in_english_and_chinese(qtbot, ui_app, shot):
+    """After three boards in a row it cannot inspect (over-exposed; a camera gamma that leaves too little contrast)
+    the pipeline fails its `image` component: the operator sees it, and the remedy comes first."""
+    from ui import i18n
+
+    scr = _alarm_on_screen(qtbot, "image", _IMAGE_FAULTS[shot] or _low_contrast_fault())
     assert "Camera image unusable" in scr.alarm_banner.text.text()
     save_shot(scr, f"{shot}_1280x800")
     try:
@@ -198,20 +205,10 @@ def test_an_image_the_station_cannot_inspect_is_an_alarm_in_english_and_chinese(
 def test_the_same_defect_board_after_board_is_an_alarm_with_its_place_and_remedy(qtbot, ui_app):
     """Dust on the lens (or a process fault) makes the pipeline fail its `repeat` component: the operator's banner
     names it, where in the frame, the class and what to do, in English and Chinese (the core's own message)."""
-    from inspector.health import Health
     from inspector.repeat_watch import RepeatedDefect
     from ui import i18n
 
-    health = Health()
-    bridge = UiBridge()
-    scr, _ = _screen(bridge)
-    qtbot.addWidget(scr)
-    scr.resize(1280, 800)
-    scr.show()
-    bridge.attach_health(health)
-    health.ok("repeat")
-    health.fail("repeat", RepeatedDefect(455.2, 543.8, 5, "pin-hole").reason)
-    qtbot.waitUntil(lambda: scr.alarm_banner.isVisible(), timeout=2000)
+    scr = _alarm_on_screen(qtbot, "repeat", RepeatedDefect(455.2, 543.8, 5, "pin-hole").reason)
     text = scr.alarm_banner.text.text()
     assert "Same defect, board after board" in text and "x 455, y 544" in text and "clean the lens" in text, text
     save_shot(scr, "operator_repeat_alarm_1280x800")
