@@ -134,11 +134,11 @@ class SupervisorSection(_Model):
         5,
         ge=0,
         le=100,
-        description="Inspected boards in a row with a defect at the same place of the frame before the station "
-        "drops READY (alarm: dust on the lens, or a process fault upstream; inspector/repeat_watch.py); 0: never.",
+        description="Inspected boards in a row with a defect at the same place of the frame (dust on the lens) or of "
+        "the board (a process fault upstream) before the station drops READY (inspector/repeat_watch.py); 0: never.",
     )
     repeat_radius_px: float = Field(
-        12.0, gt=0, le=200, description="How close (frame px) defects of those boards must lie to count as one place."
+        12.0, gt=0, le=200, description="How close (px) defects of those boards must lie to count as one place."
     )
 
     @field_validator("repeat_boards")

@@ -36,7 +36,7 @@ from .detect.base import Detector, DetectorInfo, ModelError
 from .detect.prepare import ImageDomainError
 from .domain import Frame, InspectionResult, TriggerRequest
 from .health import Health
-from .inspection import Registrar, inspect_board
+from .inspection import Registrar, inspect_board, map_boxes
 from .latest import Latest
 from .registration import UNREGISTERED, BoardRegistrar
 from .repeat_watch import RepeatedDefectWatch
@@ -368,7 +368,11 @@ class Pipeline:
         if board.registration is not None:
             self._board_ok("registration", f"quality {board.registration.quality:.2f}")
         if self.repeat is not None:
-            repeated = self.repeat.observe((d.box, d.label) for d in board.detections)
+            in_board = None
+            if board.board_to_frame is not None and board.detections:
+                to_board = np.linalg.inv(board.board_to_frame)
+                in_board = [(d.box, d.label) for d in map_boxes(board.detections, to_board)]
+            repeated = self.repeat.observe(((d.box, d.label) for d in board.detections), in_board)
             if repeated is not None:
                 log.warning("frame %d: %s", frame.id, repeated.reason)
                 self._board_faults["repeat"] = repeated.boards  # CLEAR (clear_faults) takes it back

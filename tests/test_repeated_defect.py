@@ -71,6 +71,26 @@ def test_a_run_needs_every_board_at_one_place_and_a_pass_breaks_it():
         RepeatedDefectWatch(boards=1)
 
 
+def test_the_place_that_repeats_names_the_cause():
+    """A defect at one place of the frame is named with the lens first; one that moves in the frame (a loose
+    fixture) but stays at one place of the board is the process's; at both (a tight fixture) the frame's wins."""
+    board_place = ((200.0, 200.0, 210.0, 210.0), "short")
+    watch = RepeatedDefectWatch(boards=3)
+    for k in range(3):
+        moved = ((200.0 + 30 * k, 200.0, 210.0 + 30 * k, 210.0), "short")  # 30 px further each board in the frame
+        hit = watch.observe([moved], [board_place])
+    assert hit is not None and hit.place == "board" and (hit.x, hit.y) == (205.0, 205.0), hit
+    assert "of the board (short): check the process upstream" in hit.reason and "lens" not in hit.reason
+    watch.reset()
+    for k in range(3):
+        hit = watch.observe([board_place], [((200.0 + 30 * k, 200.0, 210.0 + 30 * k, 210.0), "short")])
+    assert hit is not None and hit.place == "frame" and "clean the lens" in hit.reason, hit
+    watch.reset()
+    for _ in range(3):
+        hit = watch.observe([board_place], [board_place])
+    assert hit is not None and hit.place == "frame", hit
+
+
 def test_one_board_in_a_run_is_refused_in_the_station_file():
     """`repeat_boards = 1` would stop the line on every rejected board: refused by name; 0 switches the watch off."""
     with pytest.raises(ValidationError, match="0 \\(never\\) or 2 and more"):
@@ -104,55 +124,96 @@ def test_dust_on_the_lens_rejects_good_board_after_good_board_at_one_place_and_t
         det.close()
 
 
+class _Station:
+    """The station as `run` builds it (`build_station`), on a replay camera over `frames` in order, one software
+    trigger per board, with `[supervisor] repeat_boards = 3` and the golden image as its recipe's reference."""
+
+    def __init__(self, tmp_path: Path, golden: np.ndarray, frames: list[np.ndarray]):
+        cv2.imwrite(str(tmp_path / "golden.png"), golden)
+        folder = tmp_path / "frames"
+        folder.mkdir()
+        for k, frame in enumerate(frames):
+            cv2.imwrite(str(folder / f"{k:03d}.png"), frame)
+        cfg = StationConfig.model_validate(
+            {
+                "detector": {"model": str(SHIPPED), "delegate": "cpu", "threads": 2},
+                "plc": {"mode": "off"},
+                "camera": {"type": "replay", "path": str(folder), "fps": 1000, "loop": False, "trigger": "software"},
+                "supervisor": {"repeat_boards": 3},
+                "recipes": [{"name": "b92", "reference": str(tmp_path / "golden.png")}],
+                "active_recipe": "b92",
+            }
+        )
+        self.results: list = []
+        self.station = build_station(cfg, with_storage=False, with_plc=False)
+        self.station.pipeline.on_result(self.results.append)
+        self.health = self.station.pipeline.health
+        self.boards = 0
+
+    def board(self) -> None:
+        t = self.station.pipeline.trigger(TriggerRequest(part_seq=self.boards))
+        assert t.done.wait(120), f"no result for board {self.boards}"
+        self.boards += 1
+
+    def verdicts(self) -> list[Verdict]:
+        deadline = time.monotonic() + 10
+        while len(self.results) < self.boards and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return [r.verdict for r in self.results]
+
+
 @pytest.mark.skipif(not SHIPPED.is_file(), reason="the shipped model is not in models/")
 def test_the_station_drops_ready_on_a_repeated_defect_until_cleared(tmp_path):
-    """The station (`build_station`, as `run` builds it) with `[supervisor] repeat_boards = 3`: three good boards
-    rejected at the dust speck, and the station is NOT READY with the reason and ERROR_CODE 85 (the PLC sees it);
-    the operator's or the PLC's CLEAR makes it READY again, and it takes three more such boards to stop again."""
+    """With `[supervisor] repeat_boards = 3`: three good boards rejected at the dust speck, and the station is NOT
+    READY with the reason and ERROR_CODE 85 (the PLC sees it); the operator's or the PLC's CLEAR makes it READY
+    again, and it takes three more such boards to stop again."""
     golden, boards = _captures(3)
-    cv2.imwrite(str(tmp_path / "golden.png"), golden)
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    for k, frame in enumerate(boards * 2):
-        cv2.imwrite(str(frames / f"{k:03d}.png"), frame)
-    cfg = StationConfig.model_validate(
-        {
-            "detector": {"model": str(SHIPPED), "delegate": "cpu", "threads": 2},
-            "plc": {"mode": "off"},
-            "camera": {"type": "replay", "path": str(frames), "fps": 1000, "loop": False, "trigger": "software"},
-            "supervisor": {"repeat_boards": 3},
-            "recipes": [{"name": "b92", "reference": str(tmp_path / "golden.png")}],
-            "active_recipe": "b92",
-        }
-    )
-    results = []
-    station = build_station(cfg, with_storage=False, with_plc=False)
-    station.pipeline.on_result(results.append)
-    health = station.pipeline.health
-    station.start()
+    line = _Station(tmp_path, golden, boards * 2)
+    health = line.health
+    line.station.start()
     try:
-
-        def board(k: int) -> None:
-            t = station.pipeline.trigger(TriggerRequest(part_seq=k))
-            assert t.done.wait(120), f"no result for board {k}"
-
-        for k in range(2):
-            board(k)
+        line.board()
+        line.board()
         assert health.get("repeat").ok
-        board(2)
+        line.board()
         state = health.get("repeat")
         assert not state.ok and "same defect on 3 boards in a row" in state.reason, state
+        assert "clean the lens" in state.reason and "of the board" not in state.reason
         assert not health.ready and health.error_code() == 85
-        station.pipeline.clear_faults()
+        line.station.pipeline.clear_faults()
         assert health.get("repeat").ok
-        for k in range(3, 5):
-            board(k)
+        line.board()
+        line.board()
         assert health.get("repeat").ok  # two boards since the CLEAR: not yet a run
-        board(5)
+        line.board()
         assert not health.get("repeat").ok
     finally:
-        station.stop()
-    deadline = time.monotonic() + 10
-    while len(results) < 6 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert [r.verdict for r in results] == [Verdict.REJECT] * 6
+        line.station.stop()
+    assert line.verdicts() == [Verdict.REJECT] * 6
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="the shipped model is not in models/")
+def test_a_defect_at_one_place_of_the_board_repeats_on_a_loose_fixture_and_is_named_as_the_process(tmp_path):
+    """A process fault puts the same defects at the same place of every board (here DeepPCB 92000010's own defects,
+    on three physical boards); on a fixture that lets boards sit up to 20 px apart the frame's place moves, the
+    board's does not. The station says so: not the lens, the process upstream."""
+    test = cv2.imread(str(TEMPLATE).replace("_temp", "_test"), cv2.IMREAD_GRAYSCALE)
+    temp = cv2.imread(str(TEMPLATE), cv2.IMREAD_GRAYSCALE)
+    golden = capture_pair(temp, temp, 1, mode="gray")["golden"][0]
+    boards, captures = [], []
+    for seed in (11, 12, 13):
+        frame, capture = capture_pair(test, temp, seed, mode="gray", max_shift=10, max_rot_deg=0.5)["board"]
+        boards.append(frame)
+        captures.append(capture.matrix[:, 2])
+    spread = max(float(np.hypot(*(a - b))) for a in captures for b in captures)
+    assert spread > 12.0, captures  # the boards really lie further apart than one place of the frame
+    line = _Station(tmp_path, golden, boards)
+    line.station.start()
+    try:
+        for _ in boards:
+            line.board()
+        state = line.health.get("repeat")
+    finally:
+        line.station.stop()
+    assert line.verdicts() == [Verdict.REJECT] * 3
+    assert not state.ok and "of the board" in state.reason and "check the process upstream" in state.reason, state

@@ -116,10 +116,17 @@ _LAMP = (
             "same defect on %1 boards in a row at x %2, y %3 px (%4): clean the lens, or check the process upstream",
         ),
     ),
+    (
+        r"same defect on (\d+) boards in a row at x (\d+), y (\d+) px of the board \((.+)\): check the process "
+        r"upstream",
+        QT_TRANSLATE_NOOP(
+            "Lamp", "same defect on %1 boards in a row at x %2, y %3 px of the board (%4): check the process upstream"
+        ),
+    ),
     (r"(\d+) boards in a row: (.+)", QT_TRANSLATE_NOOP("Lamp", "%1 boards in a row: %2")),
 )
 _IN_A_ROW = _LAMP[-1][1]
-_REPEATED = _LAMP[-2][1]
+_REPEATED = {_LAMP[-3][1], _LAMP[-2][1]}  # the same defect at one place of the frame, of the board
 _LAMP_RE = tuple((re.compile(pattern), template) for pattern, template in _LAMP)
 
 
@@ -139,7 +146,7 @@ def lamp_label(text: str | None) -> str:
         parts = list(m.groups())
         if template == _IN_A_ROW:  # its second part is a core reject reason
             parts[1] = reason_label(parts[1])
-        elif template == _REPEATED:  # its fourth part is a defect class
+        elif template in _REPEATED:  # its fourth part is a defect class
             parts[3] = class_label(parts[3])
         # One pass, so a value that itself contains "%1" is never substituted again.
         return re.sub(r"%(\d+)", lambda k, p=parts: _part(p, k), QCoreApplication.translate("Lamp", template))

@@ -207,6 +207,7 @@ def test_the_same_defect_board_after_board_is_an_alarm_with_its_place_and_remedy
     names it, where in the frame, the class and what to do, in English and Chinese (the core's own message)."""
     from inspector.repeat_watch import RepeatedDefect
     from ui import i18n
+    from ui.labels import lamp_label
 
     scr = _alarm_on_screen(qtbot, "repeat", RepeatedDefect(455.2, 543.8, 5, "pin-hole").reason)
     text = scr.alarm_banner.text.text()
@@ -218,6 +219,9 @@ def test_the_same_defect_board_after_board_is_an_alarm_with_its_place_and_remedy
         text = scr.alarm_banner.text.text()
         assert "请清洁镜头" in text and "x 455、y 544" in text and "pin-hole" not in text, text
         save_shot(scr, "operator_repeat_alarm_zh_CN_1280x800")
+        # Where only the board's place repeats (a loose fixture), the remedy is the process's alone.
+        board = lamp_label(RepeatedDefect(120.0, 80.0, 5, "short", "board").reason)
+        assert "请检查上游工序" in board and "板上 x 120、y 80" in board and "镜头" not in board, board
     finally:
         i18n.set_language("en")
 

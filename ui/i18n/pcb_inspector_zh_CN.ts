@@ -804,7 +804,12 @@
         <translation>连续 %1 块板在 x %2、y %3 像素处出现相同缺陷（%4）：请清洁镜头，或检查上游工序</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="119"/>
+        <location filename="../labels.py" line="122"/>
+        <source>same defect on %1 boards in a row at x %2, y %3 px of the board (%4): check the process upstream</source>
+        <translation>连续 %1 块板在板上 x %2、y %3 像素处出现相同缺陷（%4）：请检查上游工序</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="126"/>
         <source>%1 boards in a row: %2</source>
         <translation>连续 %1 块板：%2</translation>
     </message>
