@@ -135,7 +135,8 @@ class SupervisorSection(_Model):
         ge=0,
         le=100,
         description="Inspected boards in a row with a defect at the same place of the frame (dust on the lens) or of "
-        "the board (a process fault upstream) before the station drops READY (inspector/repeat_watch.py); 0: never.",
+        "the board (a process fault upstream) before the station drops READY (inspector/repeat_watch.py); triggered "
+        "boards only; 0: never.",
     )
     repeat_radius_px: float = Field(
         12.0, gt=0, le=200, description="How close (px) defects of those boards must lie to count as one place."

@@ -367,7 +367,8 @@ class Pipeline:
             return failed
         if board.registration is not None:
             self._board_ok("registration", f"quality {board.registration.quality:.2f}")
-        if self.repeat is not None:
+        # Triggered boards only: free-running, the camera shows a board that stands still frame after frame.
+        if self.repeat is not None and frame.trigger_id is not None:
             in_board = None
             if board.board_to_frame is not None and board.detections:
                 to_board = np.linalg.inv(board.board_to_frame)

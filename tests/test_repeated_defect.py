@@ -128,7 +128,7 @@ class _Station:
     """The station as `run` builds it (`build_station`), on a replay camera over `frames` in order, one software
     trigger per board, with `[supervisor] repeat_boards = 3` and the golden image as its recipe's reference."""
 
-    def __init__(self, tmp_path: Path, golden: np.ndarray, frames: list[np.ndarray]):
+    def __init__(self, tmp_path: Path, golden: np.ndarray, frames: list[np.ndarray], trigger: str = "software"):
         cv2.imwrite(str(tmp_path / "golden.png"), golden)
         folder = tmp_path / "frames"
         folder.mkdir()
@@ -138,7 +138,7 @@ class _Station:
             {
                 "detector": {"model": str(SHIPPED), "delegate": "cpu", "threads": 2},
                 "plc": {"mode": "off"},
-                "camera": {"type": "replay", "path": str(folder), "fps": 1000, "loop": False, "trigger": "software"},
+                "camera": {"type": "replay", "path": str(folder), "fps": 20, "loop": False, "trigger": trigger},
                 "supervisor": {"repeat_boards": 3},
                 "recipes": [{"name": "b92", "reference": str(tmp_path / "golden.png")}],
                 "active_recipe": "b92",
@@ -190,6 +190,24 @@ def test_the_station_drops_ready_on_a_repeated_defect_until_cleared(tmp_path):
     finally:
         line.station.stop()
     assert line.verdicts() == [Verdict.REJECT] * 6
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="the shipped model is not in models/")
+def test_a_free_running_camera_is_not_watched_for_repeats(tmp_path):
+    """Free-running, the camera shows a board that stands still frame after frame: the same defect at the same place
+    is then one board seen again, not a fault. Only triggered boards (one board per trigger) are watched."""
+    golden, boards = _captures(3)
+    line = _Station(tmp_path, golden, boards * 2, trigger="free_run")
+    line.station.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(line.results) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        state = line.health.get("repeat")
+    finally:
+        line.station.stop()
+    assert len(line.results) >= 6 and all(r.verdict is Verdict.REJECT for r in line.results[:6])
+    assert state.ok, state
 
 
 @pytest.mark.skipif(not SHIPPED.is_file(), reason="the shipped model is not in models/")
