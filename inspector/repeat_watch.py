@@ -95,4 +95,9 @@ class RepeatedDefectWatch:
         return None
 
 
-__all__ = ["RepeatedDefect", "RepeatedDefectWatch"]
+def watch_from(section) -> RepeatedDefectWatch | None:
+    """The watch a station's `[supervisor]` section asks for (`repeat_boards`, `repeat_radius_px`); None for 0."""
+    return RepeatedDefectWatch(section.repeat_boards, section.repeat_radius_px) if section.repeat_boards else None
+
+
+__all__ = ["RepeatedDefect", "RepeatedDefectWatch", "watch_from"]

@@ -25,7 +25,7 @@ from .detect.base import Detector
 from .health import Health
 from .pipeline import Pipeline, ResultSink
 from .registration import BoardRegistrar, settings_from_config
-from .repeat_watch import RepeatedDefectWatch
+from .repeat_watch import watch_from
 from .startcheck import (
     camera_frame_size,
     checked_rules,
@@ -252,9 +252,7 @@ def build_station(
         backoff_initial_s=cfg.supervisor.backoff_initial_s,
         backoff_max_s=cfg.supervisor.backoff_max_s,
         registrar=builder.registrar,
-        repeat=RepeatedDefectWatch(cfg.supervisor.repeat_boards, cfg.supervisor.repeat_radius_px)
-        if cfg.supervisor.repeat_boards
-        else None,
+        repeat=watch_from(cfg.supervisor),
     )
     builder._sealed = True
     station = Station(cfg, health, pipeline, parts=list(builder.parts), recorder=recorder, calibration=calibration)

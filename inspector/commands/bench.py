@@ -203,6 +203,7 @@ def run_bench(
     from ..health import Health
     from ..pipeline import Pipeline
     from ..registration import BoardRegistrar, settings_from_config
+    from ..repeat_watch import watch_from
     from ..synth import write_boards
 
     cfg = load_config(config)
@@ -227,7 +228,17 @@ def run_bench(
         sink = _TimingSink()
         health = Health()
         registrar = BoardRegistrar(settings_from_config(cfg.calibration))
-        pipe = Pipeline(cam, detector, rules, health, [sink], triggered=True, keep_images=False, registrar=registrar)
+        pipe = Pipeline(
+            cam,
+            detector,
+            rules,
+            health,
+            [sink],
+            triggered=True,
+            keep_images=False,
+            registrar=registrar,
+            repeat=watch_from(cfg.supervisor),  # as the station watches its triggered boards
+        )
         pipe.start()
         e2e, tiles, failed = [], [], []
         steps: dict[str, list[float]] = {key: [] for key, _ in STEP_ROWS}
