@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 
 from .config import Recipe
-from .detect.prepare import to_8bit
+from .detect.base import ColourRule
+from .detect.prepare import to_8bit, to_gray
 from .domain import CLASS_NAMES, Detection, Verdict
 from .roi import check_roi
 
@@ -33,7 +34,7 @@ def read_image(path: Path, what: str) -> np.ndarray:
     return img
 
 
-def read_image_gray(path: Path, what: str, colour: str = "red") -> np.ndarray:
+def read_image_gray(path: Path, what: str, colour: ColourRule = "red") -> np.ndarray:
     """Read an image as uint8 grayscale (colour by `colour`), or raise RecipeError naming `what` and the file."""
     try:
         return to_gray8(read_image(path, what), f"{what} {path}", colour)
@@ -41,27 +42,18 @@ def read_image_gray(path: Path, what: str, colour: str = "red") -> np.ndarray:
         raise RecipeError(str(exc)) from None
 
 
-def to_gray8(img: np.ndarray, what: str = "image", colour: str = "red") -> np.ndarray:
+def to_gray8(img: np.ndarray, what: str = "image", colour: ColourRule = "red") -> np.ndarray:
     """uint8 single-channel view of an image; 16-bit is scaled, colour converted.
 
     Colour becomes gray by `colour`, the model's `input_domain.colour` (`DetectorInfo.colour`; red for the
     shipped model: bare copper and laminate differ most there). The station converts a camera frame and a
     colour reference once, by that rule, so the line judges the pixels `evaluate --camera colour` scored.
     """
-    if img.ndim == 3 and img.shape[2] in (3, 4) and colour == "red":
-        img = img[:, :, 2]
-    elif img.ndim == 3 and img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY)
-    elif img.ndim == 3 and img.shape[2] == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    elif img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
-    elif img.ndim != 2:
-        raise ValueError(f"{what}: unsupported shape {img.shape}")
-    if img.dtype == np.uint16:
-        img = to_8bit(img)  # by its significant bits: a 12-bit frame in a 16-bit file is not near black
-    elif img.dtype != np.uint8:
+    if img.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"{what}: unsupported pixel type {img.dtype} (expected 8 or 16 bit)")
+    # The preparation's own conversion (one rule for the line, `evaluate` and the registration); 16-bit onto 8 by its
+    # significant bits: a 12-bit frame in a 16-bit file is not near black.
+    img = to_8bit(to_gray(img, what, colour))
     return np.ascontiguousarray(img)
 
 
@@ -126,7 +118,7 @@ class RecipeRules:
                 )
         self.mask = self.roi.mask
 
-    def reference_for(self, colour: str) -> np.ndarray | None:
+    def reference_for(self, colour: ColourRule) -> np.ndarray | None:
         """The golden image as the running model sees it: a colour file turned gray by `colour` (the model's
         `input_domain.colour`), converted once per rule; a gray file is the same for every rule."""
         if self._reference_file is None or colour == "red":

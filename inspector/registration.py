@@ -43,6 +43,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from .config import CalibrationSection
+from .detect.base import ColourRule
 from .detect.prepare import is_binary, to_8bit, to_gray
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class RegistrationError(Exception):
         self.quality = quality
 
 
-def gray8(image: np.ndarray, colour: Literal["luma", "red"] = "red") -> np.ndarray:
+def gray8(image: np.ndarray, colour: ColourRule = "red") -> np.ndarray:
     """uint8 grayscale for ECC; a pixel type ECC cannot use is a RegistrationError naming it.
 
     A colour frame becomes gray by the preparation's own rule (`inspector.detect.prepare.to_gray`, `colour`
@@ -185,7 +186,7 @@ class RegistrationSettings(BaseModel):
         "but the golden board's own second capture from 0.0-0.1 to 0.1-0.4 px, and on long parallel traces the "
         "corners from 0.3 to 0.95 px: the weave that differs between boards also pins the position along traces.",
     )
-    colour: Literal["luma", "red"] = Field(
+    colour: ColourRule = Field(
         "red",
         description="How a colour image handed to the registrar itself becomes gray, by the preparation's rule "
         "(`inspector.detect.prepare.to_gray`). The station never does that: `inspect_board` converts frame and "

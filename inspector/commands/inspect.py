@@ -20,6 +20,7 @@ import numpy as np
 
 from ..capture.replay import reference_for
 from ..decision import RecipeRules, to_gray8
+from ..detect.base import ColourRule
 from ..detect.prepare import ImageDomainError
 from .common import add_station_args, station_config
 
@@ -41,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=inspect)
 
 
-def read_image(path: Path, colour: str = "red") -> np.ndarray:
+def read_image(path: Path, colour: ColourRule = "red") -> np.ndarray:
     """Grayscale uint8 image (colour by the station's rule), or ImageError saying what is wrong with the file."""
     if not path.exists():
         raise ImageError("file not found")

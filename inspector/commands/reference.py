@@ -12,11 +12,14 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import get_args
 
 _LOSSLESS = {".png", ".tif", ".tiff", ".bmp"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..detect.base import ColourRule
+
     p = sub.add_parser("reference", help="golden reference tools (teach: from several good boards)")
     rsub = p.add_subparsers(dest="reference_cmd", metavar="ACTION", required=True)
     t = rsub.add_parser(
@@ -28,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--force", action="store_true", help="replace an existing file at --out")
     t.add_argument(
         "--colour",
-        choices=("red", "luma"),
+        choices=get_args(ColourRule),
         default="red",
         help="how colour captures become gray for the registration: the model's input_domain.colour (default red)",
     )

@@ -14,6 +14,10 @@ import numpy as np
 
 from ..domain import Detection
 
+ColourRule = Literal["luma", "red"]
+"""How a colour frame becomes gray (`inspector.detect.prepare.to_gray`, the one conversion every caller uses): 'luma'
+(ITU-R 601 weights) or 'red' (the red plane, where bare copper and laminate differ most)."""
+
 
 class ModelError(Exception):
     """A model that cannot be used: missing, corrupt, truncated or not matching its metadata."""
@@ -36,7 +40,7 @@ class DetectorInfo:
     """An accelerator took part of the graph (counted nodes; XNNPACK's CPU kernels do not count)."""
     warning: str = ""
     """Runs, but not as configured (e.g. `CPU fallback: ...`): the model lamp is amber, not green."""
-    colour: Literal["luma", "red"] = "red"
+    colour: ColourRule = "red"
     """How a colour frame or golden image becomes gray for this model (its sidecar's `input_domain.colour`).
 
     The station converts the frame, the recipe's reference and registration's input by this one rule, so

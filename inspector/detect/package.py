@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .base import ModelError
+from .base import ColourRule, ModelError
 
 FORMAT_VERSION = 1
 SEMVER = r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$"
@@ -157,7 +157,7 @@ class InputDomain(_Strict):
         description="The camera's output gamma (1: linear); a camera frame and its golden image are made linear "
         "(v^(1/gamma)) before they are prepared. A station setting (`[detector] camera_gamma`).",
     )
-    colour: Literal["luma", "red"] = Field(
+    colour: ColourRule = Field(
         "red",
         description="How a colour frame becomes gray: 'luma' (ITU-R 601 weights) or 'red' (the red plane: bare "
         "copper reflects red far more than laminate, so it has the most copper/laminate contrast).",

@@ -20,14 +20,14 @@ import math
 import cv2
 import numpy as np
 
-from .base import ModelError
+from .base import ColourRule, ModelError
 
 
 class ImageDomainError(ValueError):
     """A frame the station cannot bring into the model's image domain (2-channel, float, 3-D ...)."""
 
 
-def to_gray(image: np.ndarray, what: str = "image", colour: str = "luma") -> np.ndarray:
+def to_gray(image: np.ndarray, what: str = "image", colour: ColourRule = "luma") -> np.ndarray:
     """Single-channel uint8 or uint16 view/copy of `image`; colour (BGR/BGRA) is converted to gray.
 
     Anything else (float, signed, 2-channel, 5-D ...) is refused: passing it on would give the
