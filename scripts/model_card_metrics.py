@@ -64,6 +64,12 @@ def render(meta: dict) -> str:
             lambda m: f"{m.get('escapes', '–')} of {m.get('defective_boards', '–')}" if m else "–",
         ),
         (
+            "one-defect boards judged PASS (each labelled defect alone on its board; `evaluate --one-defect`)",
+            lambda m: (
+                f"{m['one_defect_escapes']} of {m['one_defect_boards']}" if m and "one_defect_boards" in m else "–"
+            ),
+        ),
+        (
             "known-good boards judged REJECT",
             lambda m: f"{m.get('false_rejects_on_templates', '–')} of {m.get('templates_checked', '–')}" if m else "–",
         ),

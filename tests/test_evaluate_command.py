@@ -238,3 +238,63 @@ def test_a_moving_board_nearer_the_lens_is_scored_in_its_own_sidecar_block(tmp_p
     assert "0.8..1.25" in capsys.readouterr().err
     assert main([*common, "--camera", "gray", "--camera-motion", "40"]) == 2
     assert "0..32 px" in capsys.readouterr().err
+
+
+def _fixture_layout(root: Path) -> Path:
+    """The real DeepPCB pair of tests/fixtures (92000010, a held-out board) in the dataset's layout; its list file."""
+    src = REPO / "tests" / "fixtures" / "deeppcb"
+    (root / "group92000" / "92000").mkdir(parents=True)
+    (root / "group92000" / "92000_not").mkdir()
+    for suffix in ("_test.jpg", "_temp.jpg"):
+        shutil.copy(src / f"92000010{suffix}", root / "group92000" / "92000" / f"92000010{suffix}")
+    shutil.copy(src / "92000010.txt", root / "group92000" / "92000_not" / "92000010.txt")
+    (root / "test.txt").write_text("group92000/92000/92000010.jpg group92000/92000_not/92000010.txt\n")
+    return root / "test.txt"
+
+
+def test_a_one_defect_board_is_the_board_with_its_other_defects_taken_away():
+    """`one_defect_board`: in every other labelled defect's box the board's differing pixels are the template's; the
+    defect itself and everything outside the other boxes are the board's, so of its labelled defects one is left."""
+    from inspector.commands.evaluate import ONE_DEFECT_MARGIN_PX, one_defect_board
+    from inspector.datasets.deeppcb import read_annotation, read_gray
+
+    src = REPO / "tests" / "fixtures" / "deeppcb"
+    test, temp = read_gray(src / "92000010_test.jpg"), read_gray(src / "92000010_temp.jpg")
+    boxes, _ = read_annotation(src / "92000010.txt")
+    assert len(boxes) >= 3
+    m = ONE_DEFECT_MARGIN_PX
+
+    def area(box):
+        x1, y1, x2, y2 = (int(v) for v in box)
+        return slice(max(y1 - m, 0), y2 + m + 1), slice(max(x1 - m, 0), x2 + m + 1)
+
+    for k, box in enumerate(boxes):
+        board = one_defect_board(test, temp, boxes, k)
+        assert (board[area(box)] == test[area(box)]).all()  # the defect, whole
+        assert (cv2.absdiff(board[area(box)], temp[area(box)]) > 127).sum() > 10, k
+        changed = board != test
+        for j, other in enumerate(boxes):
+            if j != k:
+                # the other defects are gone: nothing in their boxes differs from the template any more
+                assert (cv2.absdiff(board[area(other)], temp[area(other)]) <= 127).all(), (k, j)
+                changed[area(other)] = False
+        assert not changed.any()  # and nothing else was touched
+
+
+@pytest.mark.skipif(not MODEL.is_file(), reason="the shipped model is not in models/")
+def test_one_defect_boards_are_inspected_one_by_one_and_their_escapes_counted(tmp_path, capsys):
+    """`--one-defect`: every labelled defect of the real held-out board 92000010 on a board of its own, inspected
+    through the station's path (registered, on a gray camera rendering here) by 1.9.2; each is a board, each must be
+    rejected (a line's defective board mostly carries one defect); the count is printed and kept in metrics.json."""
+    listing = _fixture_layout(tmp_path / "data")
+    n = len((tmp_path / "data" / "group92000" / "92000_not" / "92000010.txt").read_text().splitlines())
+    model = _split_package(tmp_path / "pkg")
+    out = tmp_path / "out"
+    args = ["evaluate", "--root", str(tmp_path / "data"), "--list", str(listing), "--model", str(model),
+            "--out", str(out), "--one-defect", "--camera", "gray", "--camera-shift", "3", "--camera-rotate", "0.5"]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    m = json.loads((out / "metrics.json").read_text())["main"]
+    assert m["one_defect_boards"] == n and sum(v[0] for v in m["one_defect_by_class"].values()) == n
+    assert m["one_defect_escapes"] == 0 and m["one_defect_not_inspected"] == 0, m["one_defect_escaped"]
+    assert f"one-defect boards (each labelled defect alone on its board): 0 of {n} PASSED" in printed

@@ -94,6 +94,7 @@ def render(
     gamma: float = 1.0,
     scale: float = 1.0,
     motion_px: float = 0.0,
+    defocus_px: float = 0.0,
 ) -> tuple[np.ndarray, Capture]:
     """One camera capture of the board whose binarised image (copper dark, as in DeepPCB) is `binary`.
 
@@ -102,8 +103,10 @@ def render(
     camera's image processor does; 1 (linear) is what docs/camera.md asks of a line camera. `scale`: the board's
     magnification against the golden capture's (a thicker or warped board nearer the lens), about the frame's
     centre, on top of the misregistration. `motion_px`: the board's travel during the exposure, along the frame's
-    rows (a conveyor that does not stop the board), a box blur of that length before the sensor's noise. Neither
-    draws anything: the same seed gives the same board, light and noise with or without them.
+    rows (a conveyor that does not stop the board), a box blur of that length before the sensor's noise.
+    `defocus_px`: a lens out of focus (a loosened focus ring, a thicker board): a Gaussian of this sigma on top of the
+    capture's own optical blur (added in quadrature). None of the three draws anything: the same seed gives the same
+    board, light and noise with or without them.
     """
     if mode not in ("gray", "colour"):
         raise ValueError(f"camera mode must be 'gray' or 'colour', got {mode!r}")
@@ -117,6 +120,8 @@ def render(
         raise ValueError(f"camera scale must be within 0.8..1.25, got {scale!r}")
     if not 0.0 <= motion_px <= 32.0:
         raise ValueError(f"camera motion must be within 0..32 px, got {motion_px!r}")
+    if not 0.0 <= defocus_px <= 8.0:
+        raise ValueError(f"camera defocus must be within 0..8 px, got {defocus_px!r}")
     harsh = profile == "harsh"
     g = binary if binary.ndim == 2 else cv2.cvtColor(binary, cv2.COLOR_BGR2GRAY)
     h, w = g.shape
@@ -165,6 +170,8 @@ def render(
         blur = 1.0 + (blur - 0.7) * (1.0 / 0.6)
         read_noise *= 2.0
         quality = 60 + round((quality - 80) * (20 / 12))
+    if defocus_px > 0:
+        blur = float(np.hypot(blur, defocus_px))
     dark, bright = laminate, copper_level  # the two levels drawn; which material takes which is the light's
     if copper_look == "dark":
         laminate, copper_level = bright, dark
@@ -225,6 +232,7 @@ def capture_pair(
     gamma: float = 1.0,
     scale: float = 1.0,
     motion_px: float = 0.0,
+    defocus_px: float = 0.0,
 ) -> dict[str, tuple[np.ndarray, Capture] | list[tuple[np.ndarray, Capture]]]:
     """Camera frames for one DeepPCB pair, as a line would take them.
 
@@ -237,9 +245,9 @@ def capture_pair(
       misregistered: with 'golden', the boards a golden reference is taught from (`inspector.teach_reference`).
     """
     # One camera takes them all, on a line that moves every board the same (`motion_px`); the boards after the golden
-    # one may sit nearer the lens (`scale`).
+    # one may sit nearer the lens (`scale`) or be seen out of focus (`defocus_px`).
     camera = {"mode": mode, "profile": profile, "copper_look": copper_look, "gamma": gamma, "motion_px": motion_px}
-    off = {"max_shift": max_shift, "max_rot_deg": max_rot_deg, "scale": scale, **camera}
+    off = {"max_shift": max_shift, "max_rot_deg": max_rot_deg, "scale": scale, "defocus_px": defocus_px, **camera}
     golden_board = 2 * int(seed)
     frames = {
         "golden": render(template, 3 * int(seed), board_seed=golden_board, **camera),
