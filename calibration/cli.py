@@ -289,7 +289,8 @@ def cmd_reference(args: argparse.Namespace) -> int:
         store.close()
     text = [
         f"reference for recipe {recipe.name!r}: {out['size'][0]}x{out['size'][1]}, "
-        f"focus {optics.focus:.0f}, light {optics.brightness:.0f}, uniformity {optics.uniformity:.2f}"
+        f"sharpness {optics.sharpness:.3g}, focus {optics.focus:.0f}, light {optics.brightness:.0f}, "
+        f"uniformity {optics.uniformity:.2f}"
         + (f", R/G {optics.colour[0]:.3f} B/G {optics.colour[1]:.3f}" if optics.colour else ""),
         f"  registration self-test error {self_err:.3f} px",
     ]
@@ -351,7 +352,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     lines = []
     for r in reports:
         o = r["optics"]
-        head = f"{r['image']}: {'OK' if r['ok'] else 'DRIFT'} focus {o['focus']:.0f} light {o['brightness']:.0f}"
+        head = (
+            f"{r['image']}: {'OK' if r['ok'] else 'DRIFT'} sharpness {o['sharpness']:.3g} focus {o['focus']:.0f} "
+            f"light {o['brightness']:.0f}"
+        )
         if "registration" in r and "error" not in r["registration"]:
             head += f" registration {r['registration']['quality']:.3f}"
         lines.append(head)

@@ -168,6 +168,13 @@ def _read_stored(cfg: StationConfig) -> _Stored | None:
                 baseline = store.baseline(recipe.name)
                 if baseline is not None:
                     out.baselines[recipe.name] = baseline
+                    if baseline[0].sharpness is None:
+                        log.warning(
+                            "optics baseline of recipe %r predates the sharpness measure: focus is compared by the "
+                            "Laplacian's variance, which camera noise hides defocus from; store the reference again "
+                            "(pcb-inspector calibrate reference)",
+                            recipe.name,
+                        )
                 elif store.active(kind) is not None:
                     log.warning("reference calibration of recipe %r has no optics baseline", recipe.name)
     return out
