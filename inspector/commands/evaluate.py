@@ -319,12 +319,11 @@ def _one_defect_boards(pairs, rules, det, camera: dict | None, inspect_board) ->
     (`one_defect_rejected_elsewhere`): on a line it is a REJECT, but not because the defect was found. A board that
     cannot be registered is a REJECT, as on the line, counted apart too (`one_defect_not_inspected`).
     """
-    import zlib
 
     from ..config import CalibrationSection
     from ..datasets.deeppcb import read_gray
     from ..domain import Verdict
-    from ..evaluation.camera_domain import capture_pair, map_boxes
+    from ..evaluation.camera_domain import map_boxes
     from ..registration import BoardRegistrar, settings_from_config
 
     registrar = BoardRegistrar(settings_from_config(CalibrationSection()))
@@ -338,21 +337,7 @@ def _one_defect_boards(pairs, rules, det, camera: dict | None, inspect_board) ->
         for k, (box, cls) in enumerate(zip(p.boxes, p.classes, strict=True)):
             board, ref, where = one_defect_board(test, temp, p.boxes, k), temp, np.asarray(box, np.float32)
             if camera is not None:
-                seed = camera["seed"] * 1_000_003 + zlib.crc32(f"{p.id}.{k}".encode())
-                f = capture_pair(
-                    board,
-                    temp,
-                    seed,
-                    mode=camera["mode"],
-                    max_shift=camera["shift"],
-                    max_rot_deg=camera["rotate"],
-                    profile=camera.get("profile", "line"),
-                    copper_look=camera.get("copper", "bright"),
-                    gamma=camera.get("gamma", 1.0),
-                    scale=camera.get("scale", 1.0),
-                    motion_px=camera.get("motion", 0.0),
-                    defocus_px=camera.get("defocus", 0.0),
-                )
+                f = _captures(board, temp, f"{p.id}.{k}", camera)
                 board, ref = f["board"][0], f["golden"][0]
                 where = map_boxes(where, f["board"][1].matrix)[0]  # where this capture put the defect
             judged = inspect_board(board, ref, rules, det, registrar)
@@ -393,18 +378,16 @@ def _known_good_record(pair_id: str, board: str, judged) -> dict:
     }
 
 
-def _camera_frames(board: np.ndarray, ref: np.ndarray, pair, camera: dict):
-    """Camera renderings of one pair: the defective board, the golden board, a second capture of the golden
-    board (the known-good check), and the ground truth carried into the board's frame."""
+def _captures(board: np.ndarray, ref: np.ndarray, key: str, camera: dict, **more) -> dict:
+    """`capture_pair` with `camera`'s options, seeded by `key` (a pair's id, or a one-defect board's) and the seed."""
     import zlib
 
-    from ..evaluation.camera_domain import capture_pair, map_boxes
+    from ..evaluation.camera_domain import capture_pair
 
-    seed = camera["seed"] * 1_000_003 + zlib.crc32(pair.id.encode())
-    f = capture_pair(
+    return capture_pair(
         board,
         ref,
-        seed,
+        camera["seed"] * 1_000_003 + zlib.crc32(key.encode()),
         mode=camera["mode"],
         max_shift=camera["shift"],
         max_rot_deg=camera["rotate"],
@@ -414,9 +397,16 @@ def _camera_frames(board: np.ndarray, ref: np.ndarray, pair, camera: dict):
         scale=camera.get("scale", 1.0),
         motion_px=camera.get("motion", 0.0),
         defocus_px=camera.get("defocus", 0.0),
-        other=True,
-        teach=camera.get("golden_boards", 1) - 1,
+        **more,
     )
+
+
+def _camera_frames(board: np.ndarray, ref: np.ndarray, pair, camera: dict):
+    """Camera renderings of one pair: the defective board, the golden board, a second capture of the golden
+    board (the known-good check), and the ground truth carried into the board's frame."""
+    from ..evaluation.camera_domain import map_boxes
+
+    f = _captures(board, ref, pair.id, camera, other=True, teach=camera.get("golden_boards", 1) - 1)
     truth = map_boxes(pair.boxes, f["board"][1].matrix)
     golden = f["golden"][0]
     if f.get("teach"):
