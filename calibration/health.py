@@ -15,8 +15,9 @@ Measures (all on the whole frame, cheap enough for every board):
   defocus and 0.32 with 2.5 px (harsh camera: 0.88, 0.63, 0.41);
 - focus: variance of the Laplacian of the frame scaled to a mean grey of 128 (kept for the record and for baselines
   stored before sharpness existed). On a camera's frames it measures the sensor noise and the laminate's weave more
-  than the edges: on the same renderings its median ratio was 1.08 in focus and 0.96 with 2.5 px of defocus, where
-  one defect in eighteen was missed, and the alarm never came;
+  than the edges: on the same renderings its median ratio was 1.08 in focus and 0.96 with 2.5 px of defocus (where one
+  defective board in 25 with a single defect passed), and on one board's captures it alarmed as often in focus as
+  out of it;
 - brightness: mean grey level;
 - uniformity: darkest / brightest of the 4 x 4 block levels, each block's level being its 90th
   percentile grey (the bare laminate, which reflects the light, not the copper pattern);
