@@ -100,9 +100,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--one-defect",
         action="store_true",
-        help="also split every defective board into one board per labelled defect (the template, with the board's "
-        "pixels in that defect's box and 4 px around it) and count how many of those PASS: a line's defective "
-        "boards mostly carry one defect, DeepPCB's carry 3 to 12, and a board is rejected if any one is found",
+        help="also make one board per labelled defect (the board with its other labelled defects taken away) and "
+        "count how many of those PASS: a line's defective boards mostly carry one defect, DeepPCB's carry 3 to 12, "
+        "and a board is rejected if any one is found",
     )
     p.add_argument(
         "--write-sidecar",
