@@ -129,10 +129,10 @@ def compare(sample: OpticsSample, baseline: OpticsSample, limits: OpticsLimits) 
     out = []
     if baseline.sharpness and sample.sharpness is not None:
         if sample.sharpness < (1 - limits.focus_drop) * baseline.sharpness:
+            # The remedy first: it is what the operator reads on the alarm banner.
             out.append(
-                f"focus: sharpness {sample.sharpness:.3g} is {1 - sample.sharpness / baseline.sharpness:.0%} below the "
-                f"baseline {baseline.sharpness:.3g} (limit {limits.focus_drop:.0%}): check the lens focus and the "
-                "board height"
+                f"focus: check the lens focus and the board height (sharpness "
+                f"{1 - sample.sharpness / baseline.sharpness:.0%} below the baseline, limit {limits.focus_drop:.0%})"
             )
     elif baseline.focus > 0 and sample.focus < (1 - limits.focus_drop) * baseline.focus:
         out.append(

@@ -109,6 +109,13 @@ _LAMP = (
     ),
     (r"archive write failed: (.+)", QT_TRANSLATE_NOOP("Lamp", "archive write failed: %1")),
     (
+        r"optics drift: focus: check the lens focus and the board height \(sharpness (\d+)% below the baseline, "
+        r"limit (\d+)%\)",
+        QT_TRANSLATE_NOOP(
+            "Lamp", "focus: check the lens focus and the board height (sharpness %1% below the baseline, limit %2%)"
+        ),
+    ),
+    (
         r"same defect on (\d+) boards in a row at x (\d+), y (\d+) px \((.+)\): clean the lens, or check the process "
         r"upstream",
         QT_TRANSLATE_NOOP(

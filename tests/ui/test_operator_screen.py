@@ -226,6 +226,27 @@ def test_the_same_defect_board_after_board_is_an_alarm_with_its_place_and_remedy
         i18n.set_language("en")
 
 
+def test_a_lens_out_of_focus_is_an_optics_alarm_with_the_remedy_first(qtbot, ui_app):
+    """The optics monitor (with `drop_ready`) fails the `calibration` component when the boards' sharpness falls: the
+    operator's banner says what it is and what to do before any figure, in English and Chinese."""
+    from calibration.health import OpticsLimits, OpticsSample, compare
+    from ui import i18n
+
+    base, now = OpticsSample(300.0, 100.0, 0.8, None, 0.00129), OpticsSample(290.0, 100.0, 0.8, None, 0.000653)
+    scr = _alarm_on_screen(qtbot, "calibration", "optics drift: " + "; ".join(compare(now, base, OpticsLimits())))
+    text = scr.alarm_banner.text.text()
+    assert text.startswith("⚠  Optics drift: focus: check the lens focus and the board height (sharpness 49%"), text
+    save_shot(scr, "operator_focus_alarm_1280x800")
+    try:
+        i18n.set_language("zh_CN")
+        qtbot.waitUntil(lambda: "光学漂移" in scr.alarm_banner.text.text(), timeout=2000)
+        text = scr.alarm_banner.text.text()
+        assert "请检查镜头对焦" in text and "49%" in text and "sharpness" not in text, text
+        save_shot(scr, "operator_focus_alarm_zh_CN_1280x800")
+    finally:
+        i18n.set_language("en")
+
+
 def test_a_long_serial_and_cycle_time_do_not_widen_the_operator_screen(qtbot, ui_app):
     """The verdict banner's serial and cycle line wraps: unwrapped, 'cycle 137 ms' on a busy machine made the screen
     1286 px wide (the window grows to its widest page's minimum) and a longer board serial would push it further."""

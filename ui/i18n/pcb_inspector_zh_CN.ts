@@ -17,58 +17,63 @@
 <context>
     <name>Alarms</name>
     <message>
-        <location filename="../alarms.py" line="38"/>
+        <location filename="../alarms.py" line="39"/>
         <source>Camera lost</source>
         <extracomment>Reasons that mean &quot;not ready yet&quot;, not a fault: no alarm for them. Alarm title per component (translated at display time, see `alarm_title`).</extracomment>
         <translation>相机断开</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="39"/>
+        <location filename="../alarms.py" line="40"/>
         <source>PLC down</source>
         <translation>PLC 断开</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="40"/>
+        <location filename="../alarms.py" line="41"/>
         <source>Model failed</source>
         <translation>模型故障</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="41"/>
+        <location filename="../alarms.py" line="42"/>
         <source>Disk low</source>
         <translation>磁盘空间不足</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="42"/>
+        <location filename="../alarms.py" line="43"/>
         <source>Database error</source>
         <translation>数据库故障</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="43"/>
+        <location filename="../alarms.py" line="44"/>
         <source>Inspection failed</source>
         <translation>检测失败</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="44"/>
+        <location filename="../alarms.py" line="45"/>
         <source>Recipe problem</source>
         <translation>配方问题</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="45"/>
+        <location filename="../alarms.py" line="46"/>
         <source>Board alignment failed</source>
         <translation>板对位失败</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="46"/>
+        <location filename="../alarms.py" line="47"/>
         <source>Camera image unusable</source>
         <translation>相机图像不可用</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="47"/>
+        <location filename="../alarms.py" line="48"/>
         <source>Same defect, board after board</source>
         <translation>连续多块板同一处缺陷</translation>
     </message>
     <message>
         <location filename="../alarms.py" line="49"/>
+        <source>Optics drift</source>
+        <translation>光学漂移</translation>
+    </message>
+    <message>
+        <location filename="../alarms.py" line="51"/>
         <source>Fault: %1</source>
         <translation>故障：%1</translation>
     </message>
@@ -800,16 +805,21 @@
     </message>
     <message>
         <location filename="../labels.py" line="114"/>
+        <source>focus: check the lens focus and the board height (sharpness %1% below the baseline, limit %2%)</source>
+        <translation>对焦：请检查镜头对焦和板的高度（清晰度比基准低 %1%，限值 %2%）</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="121"/>
         <source>same defect on %1 boards in a row at x %2, y %3 px (%4): clean the lens, or check the process upstream</source>
         <translation>连续 %1 块板在 x %2、y %3 像素处出现相同缺陷（%4）：请清洁镜头，或检查上游工序</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="122"/>
+        <location filename="../labels.py" line="129"/>
         <source>same defect on %1 boards in a row at x %2, y %3 px of the board (%4): check the process upstream</source>
         <translation>连续 %1 块板在板上 x %2、y %3 像素处出现相同缺陷（%4）：请检查上游工序</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="126"/>
+        <location filename="../labels.py" line="133"/>
         <source>%1 boards in a row: %2</source>
         <translation>连续 %1 块板：%2</translation>
     </message>
