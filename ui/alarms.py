@@ -30,7 +30,7 @@ ALARM_TITLES = {
     "registration": "Board alignment failed",
     "image": "Camera image unusable",
     "repeat": "Same defect, board after board",
-    "calibration": "Optics drift",
+    "calibration": "Camera calibration and optics",
 }
 
 
@@ -46,7 +46,7 @@ def alarm_title(component: str) -> str:
         "registration": QCoreApplication.translate("Alarms", "Board alignment failed"),
         "image": QCoreApplication.translate("Alarms", "Camera image unusable"),
         "repeat": QCoreApplication.translate("Alarms", "Same defect, board after board"),
-        "calibration": QCoreApplication.translate("Alarms", "Optics drift"),
+        "calibration": QCoreApplication.translate("Alarms", "Camera calibration and optics"),
     }
     return titles.get(component, QCoreApplication.translate("Alarms", "Fault: %1").replace("%1", component))
 

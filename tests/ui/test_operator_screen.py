@@ -235,11 +235,11 @@ def test_a_lens_out_of_focus_is_an_optics_alarm_with_the_remedy_first(qtbot, ui_
     base, now = OpticsSample(300.0, 100.0, 0.8, None, 0.00129), OpticsSample(290.0, 100.0, 0.8, None, 0.000653)
     scr = _alarm_on_screen(qtbot, "calibration", "optics drift: " + "; ".join(compare(now, base, OpticsLimits())))
     text = scr.alarm_banner.text.text()
-    assert text.startswith("⚠  Optics drift: focus: check the lens focus and the board height (sharpness 49%"), text
+    assert "Camera calibration and optics: focus: check the lens focus and the board height (sharpness 49%" in text, text
     save_shot(scr, "operator_focus_alarm_1280x800")
     try:
         i18n.set_language("zh_CN")
-        qtbot.waitUntil(lambda: "光学漂移" in scr.alarm_banner.text.text(), timeout=2000)
+        qtbot.waitUntil(lambda: "相机标定与光学" in scr.alarm_banner.text.text(), timeout=2000)
         text = scr.alarm_banner.text.text()
         assert "请检查镜头对焦" in text and "49%" in text and "sharpness" not in text, text
         save_shot(scr, "operator_focus_alarm_zh_CN_1280x800")

@@ -69,8 +69,8 @@
     </message>
     <message>
         <location filename="../alarms.py" line="49"/>
-        <source>Optics drift</source>
-        <translation>光学漂移</translation>
+        <source>Camera calibration and optics</source>
+        <translation>相机标定与光学</translation>
     </message>
     <message>
         <location filename="../alarms.py" line="51"/>
