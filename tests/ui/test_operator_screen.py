@@ -235,7 +235,9 @@ def test_a_lens_out_of_focus_is_an_optics_alarm_with_the_remedy_first(qtbot, ui_
     base, now = OpticsSample(300.0, 100.0, 0.8, None, 0.00129), OpticsSample(290.0, 100.0, 0.8, None, 0.000653)
     scr = _alarm_on_screen(qtbot, "calibration", "optics drift: " + "; ".join(compare(now, base, OpticsLimits())))
     text = scr.alarm_banner.text.text()
-    assert "Camera calibration and optics: focus: check the lens focus and the board height (sharpness 49%" in text, text
+    assert "Camera calibration and optics: focus: check the lens focus and the board height (sharpness 49%" in text, (
+        text
+    )
     save_shot(scr, "operator_focus_alarm_1280x800")
     try:
         i18n.set_language("zh_CN")
