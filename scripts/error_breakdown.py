@@ -65,12 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", type=Path, required=True, help="dataset root (DeepPCB layout)")
     ap.add_argument("--results", type=Path, required=True, help="folder of <id>.txt result files")
+    ap.add_argument("--list", type=Path, default=None, help="list file (default: ROOT/trainval.txt), as for evaluate")
     ap.add_argument("--groups", default=None, help="only these board groups, e.g. 44000,92000")
     ap.add_argument("--score", type=float, default=0.3, help="score at which detections count (the station's)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     try:
-        pairs = load_list(args.root)
+        pairs = load_list(args.root, args.list)
     except DatasetError as exc:
         raise SystemExit(f"dataset: {exc}") from None
     if args.groups:

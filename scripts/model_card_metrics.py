@@ -34,6 +34,17 @@ def _per_class(m: dict | None) -> str:
     return " / ".join(f"{m['per_class_ap50'].get(c, float('nan')):.3f}" for c in CLASSES)
 
 
+def _thresholds(m: dict | None) -> str:
+    """One figure where every class has the same threshold, else each class's; '–' in a block measured before the
+    evaluation recorded them."""
+    if not m or "thresholds" not in m:
+        return "–"
+    values = [m["thresholds"].get(c) for c in CLASSES]
+    if len(set(values)) == 1 and values[0] is not None:
+        return f"{values[0]:g}"
+    return " / ".join("–" if v is None else f"{v:g}" for v in values)
+
+
 def render(meta: dict) -> str:
     """The block for one sidecar (a dict as read from the JSON)."""
     metrics = meta.get("metrics", {})
@@ -55,6 +66,7 @@ def render(meta: dict) -> str:
         ("COCO mAP@0.5:0.95", lambda m: _col(m, "map50_95")),
         ("AP@0.5 " + " / ".join(CLASSES), _per_class),
         ("DeepPCB protocol AP (IoU > 0.33)", lambda m: _col(m, "deeppcb_ap")),
+        ("score threshold the verdict rows below were counted at", _thresholds),
         (
             "precision / recall / F at the sidecar's thresholds",
             lambda m: " / ".join(_col(m, k) for k in ("deeppcb_precision", "deeppcb_recall", "deeppcb_fscore")),

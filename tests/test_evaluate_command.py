@@ -55,6 +55,10 @@ def test_evaluate_writes_deeppcb_results_metrics_and_sidecar(tmp_path, capsys):
     ids, defective = _deeppcb_layout(tmp_path / "data", 4)
     assert 0 < defective
     model = _split_package(tmp_path / "pkg")
+    side_path = model.with_suffix(".json")
+    doc = json.loads(side_path.read_text())
+    doc["thresholds"]["spur"] = 0.2  # a package whose classes differ: the verdict figures say what they were counted at
+    side_path.write_text(json.dumps(doc))
     out = tmp_path / "out"
     rc = main(
         ["evaluate", "--root", str(tmp_path / "data"), "--list", str(tmp_path / "data" / "test.txt"),
@@ -62,7 +66,8 @@ def test_evaluate_writes_deeppcb_results_metrics_and_sidecar(tmp_path, capsys):
     )  # fmt: skip
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "COCO mAP@0.5" in printed and "DeepPCB protocol" in printed and "board escapes" in printed
+    assert "COCO mAP@0.5" in printed and "DeepPCB protocol" in printed
+    assert "board escapes at the package's thresholds (open 0.3, short 0.3, mousebite 0.3, spur 0.2," in printed
     # One DeepPCB result file per image: x1,y1,x2,y2,confidence,type with a DeepPCB type name.
     for stem in ids:
         rows = [r.split(",") for r in (out / f"{stem}.txt").read_text().splitlines()]
@@ -79,6 +84,7 @@ def test_evaluate_writes_deeppcb_results_metrics_and_sidecar(tmp_path, capsys):
     # The figures went into the copy's sidecar, where the model card reads them.
     side = json.loads(model.with_suffix(".json").read_text())
     assert side["metrics"]["val_int8"]["map50"] == m["map50"] and "model" not in side["metrics"]["val_int8"]
+    assert side["metrics"]["val_int8"]["thresholds"] == m["thresholds"] == side["thresholds"]
     # A signed sidecar is not rewritten (it would break the signature).
     before = model.with_suffix(".json").read_text()
     model.with_suffix(".sig").write_text("{}")
@@ -298,3 +304,12 @@ def test_one_defect_boards_are_inspected_one_by_one_and_their_escapes_counted(tm
     assert m["one_defect_boards"] == n and sum(v[0] for v in m["one_defect_by_class"].values()) == n
     assert m["one_defect_escapes"] == 0 and m["one_defect_not_inspected"] == 0, m["one_defect_escaped"]
     assert f"one-defect boards (each labelled defect alone on its board): 0 of {n} PASSED" in printed
+    # Every box above the floor on each one-defect and good board, for scripts/choose_thresholds.py: each defect has
+    # a box on it at the shipped threshold (it was rejected for it), and the two good boards are there too.
+    records = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+    one = [r for r in records if r["board"] == "one defect"]
+    assert len(one) == n and all(any(b[2] and b[1] >= 0.3 for b in r["boxes"]) for r in one)
+    assert sorted(r["board"] for r in records if r["board"] != "one defect") == [
+        "golden board, second capture",
+        "other physical board",
+    ]

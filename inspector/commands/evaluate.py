@@ -165,6 +165,27 @@ def _evaluate_model(
     other_unregistered: list[str] = []
     verdicts = []
     good_rejects: list[dict] = []  # what was called on each known-good board that was rejected
+    floor_records: list[dict] = []  # every box above the floor on known-good and one-defect boards (`scores.jsonl`)
+
+    def floor_boxes(judged, where=None) -> dict:
+        """Every box above the floor on a board the station judged, for a threshold choice: `touches` says
+        whether it lies on `where` (a one-defect board's defect, frame pixels)."""
+        if not judged.inspected:
+            return {"inspected": False, "reason": judged.reason, "boxes": []}
+        found = judged.to_frame(det.detect(judged.board_image, judged.reference, floor_thr))
+        return {
+            "inspected": True,
+            "boxes": [
+                [
+                    CLASS_NAMES[d.class_id - 1],
+                    round(float(d.score), 4),
+                    bool(where is not None and _touches(d.box, where, ONE_DEFECT_MARGIN_PX)),
+                    round(float(max(d.width, d.height)), 1),
+                ]
+                for d in found
+            ],
+        }
+
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     for p in pairs:
@@ -216,12 +237,16 @@ def _evaluate_model(
         # The template of every pair is a known-good board: count false rejects on it.
         clean += 1
         judged = inspect_board(good, ref, rules, det, registrar)
+        if out is not None:
+            floor_records.append({"id": p.id, "board": "golden board, second capture", **floor_boxes(judged)})
         if judged.verdict is Verdict.REJECT:
             false_rejects.append(p.id)
             good_rejects.append(_known_good_record(p.id, "golden board, second capture", judged))
         if other is not None:
             # A line's good boards are other physical boards than the golden one: only the copper is the same.
             judged = inspect_board(other, ref, rules, det, other_registrar)
+            if out is not None:
+                floor_records.append({"id": p.id, "board": "other physical board", **floor_boxes(judged)})
             if judged.verdict is Verdict.REJECT:
                 other_rejects.append(p.id)
                 good_rejects.append(_known_good_record(p.id, "other physical board", judged))
@@ -230,7 +255,12 @@ def _evaluate_model(
     if out is not None:
         (out / "verdicts.jsonl").write_text("".join(json.dumps(v) + "\n" for v in verdicts))
         (out / "known_good_rejects.jsonl").write_text("".join(json.dumps(v) + "\n" for v in good_rejects))
-    single = _one_defect_boards(pairs, rules, det, camera, inspect_board) if one_defect else {}
+    single = {}
+    if one_defect:
+        single = _one_defect_boards(pairs, rules, det, camera, inspect_board, floor_boxes if out is not None else None)
+        floor_records.extend(single.pop("records"))
+    if out is not None:
+        (out / "scores.jsonl").write_text("".join(json.dumps(v) + "\n" for v in floor_records))
     coco = coco_map(gts, dets, CLASS_NAMES)
     shipped = {c - 1: t for c, t in info.default_thresholds.items()}
     dp = deeppcb_metrics(gts, dets, shipped)
@@ -246,6 +276,8 @@ def _evaluate_model(
         "deeppcb_precision": dp.precision,
         "deeppcb_recall": dp.recall,
         "deeppcb_fscore": dp.fscore,
+        # What the verdict figures (precision/recall/F, escapes, rejects) were counted at: the package's own.
+        "thresholds": {CLASS_NAMES[c]: t for c, t in sorted(shipped.items())},
         "defective_boards": defective,
         "escapes": len(escapes),
         "escaped_boards": escapes,
@@ -308,7 +340,7 @@ def one_defect_board(test, template, boxes, k: int) -> np.ndarray:
     return board
 
 
-def _one_defect_boards(pairs, rules, det, camera: dict | None, inspect_board) -> dict:
+def _one_defect_boards(pairs, rules, det, camera: dict | None, inspect_board, floor_boxes=None) -> dict:
     """Every labelled defect on a board of its own (`one_defect_board`), inspected as the line would (registered, on the
     camera's rendering when there is one, against a golden capture of that rendering), at the shipped thresholds.
 
@@ -318,6 +350,8 @@ def _one_defect_boards(pairs, rules, det, camera: dict | None, inspect_board) ->
     touch its defect (where another defect was taken away, or a false call) is counted apart
     (`one_defect_rejected_elsewhere`): on a line it is a REJECT, but not because the defect was found. A board that
     cannot be registered is a REJECT, as on the line, counted apart too (`one_defect_not_inspected`).
+    `floor_boxes`, when given, records every box above the evaluation floor on each board (`records`), for
+    `scripts/choose_thresholds.py`.
     """
 
     from ..config import CalibrationSection
@@ -327,7 +361,7 @@ def _one_defect_boards(pairs, rules, det, camera: dict | None, inspect_board) ->
     from ..registration import BoardRegistrar, settings_from_config
 
     registrar = BoardRegistrar(settings_from_config(CalibrationSection()))
-    boards, escaped, elsewhere, not_inspected = 0, [], [], []
+    boards, escaped, elsewhere, not_inspected, records = 0, [], [], [], []
     by_class = {name: [0, 0] for name in CLASS_NAMES}
     m = ONE_DEFECT_MARGIN_PX
     for p in pairs:
@@ -345,6 +379,10 @@ def _one_defect_boards(pairs, rules, det, camera: dict | None, inspect_board) ->
             name = CLASS_NAMES[int(cls)]
             by_class[name][0] += 1
             label = f"{p.id}.{k} ({name}, {box[2] - box[0]:.0f}x{box[3] - box[1]:.0f} px)"
+            if floor_boxes is not None:
+                records.append(
+                    {"id": f"{p.id}.{k}", "board": "one defect", "class": name, **floor_boxes(judged, where)}
+                )
             if not judged.inspected:
                 not_inspected.append(label)
             elif judged.verdict is Verdict.PASS:
@@ -360,6 +398,7 @@ def _one_defect_boards(pairs, rules, det, camera: dict | None, inspect_board) ->
         "one_defect_rejected_elsewhere": len(elsewhere),
         "one_defect_elsewhere": elsewhere,
         "one_defect_not_inspected": len(not_inspected),
+        "records": records,
     }
 
 
@@ -416,7 +455,16 @@ def _camera_frames(board: np.ndarray, ref: np.ndarray, pair, camera: dict):
     return f["board"][0], golden, f["good"][0], truth, f["other"][0]
 
 
+def _thresholds_text(m: dict) -> str:
+    """The package's thresholds, as one figure where all classes share it."""
+    values = sorted(set(m.get("thresholds", {}).values()))
+    if len(values) == 1:
+        return f"{values[0]:g}"
+    return ", ".join(f"{k} {v:g}" for k, v in m.get("thresholds", {}).items())
+
+
 def _print(m: dict, title: str) -> None:
+    at = f"at the package's thresholds ({_thresholds_text(m)})"
     print(f"== {title}: {m['model']} on {m['backend']}, {m['boards']} boards")
     print(f"COCO mAP@0.5 {m['map50']:.4f}   mAP@0.5:0.95 {m['map50_95']:.4f}")
     print("AP@0.5 per class: " + "  ".join(f"{k} {v:.3f}" for k, v in m["per_class_ap50"].items()))
@@ -425,7 +473,7 @@ def _print(m: dict, title: str) -> None:
         f"precision {m['deeppcb_precision']:.4f} recall {m['deeppcb_recall']:.4f} F {m['deeppcb_fscore']:.4f}"
     )
     print(
-        f"board escapes at shipped thresholds: {m['escapes']} of {m['defective_boards']} defective boards"
+        f"board escapes {at}: {m['escapes']} of {m['defective_boards']} defective boards"
         + (f" ({', '.join(m['escaped_boards'][:10])})" if m["escapes"] else "")
     )
     print(
@@ -451,7 +499,7 @@ def _print(m: dict, title: str) -> None:
     if "one_defect_boards" in m:
         n, e = m["one_defect_boards"], m["one_defect_escapes"]
         print(
-            f"one-defect boards (each labelled defect alone on its board): {e} of {n} PASSED at shipped thresholds "
+            f"one-defect boards (each labelled defect alone on its board): {e} of {n} PASSED {at} "
             f"({100.0 * e / max(n, 1):.2f} %)"
             + (f": {', '.join(m['one_defect_escaped'][:10])}" if e else "")
             + (f"; {m['one_defect_not_inspected']} not inspected (REJECT)" if m["one_defect_not_inspected"] else "")

@@ -52,3 +52,28 @@ def test_a_sidecar_without_figures_is_refused(tmp_path):
     side.write_text('{"name": "m", "version": "1.0.0", "metrics": {}}')
     r = subprocess.run([sys.executable, str(SCRIPT), str(side)], capture_output=True, text=True)
     assert r.returncode != 0 and "evaluate" in r.stderr
+
+
+def test_each_column_says_the_threshold_its_verdict_rows_were_counted_at(tmp_path):
+    """A sidecar whose INT8 figures were counted at 0.25 and whose float figures at 0.3 (or per class) shows each."""
+    import json
+
+    names = ("open", "short", "mousebite", "spur", "copper", "pin-hole")
+    side = tmp_path / "m.json"
+    side.write_text(
+        json.dumps(
+            {
+                "name": "m",
+                "version": "1.0.1",
+                "metrics": {
+                    "val_int8": {"map50": 0.97, "thresholds": dict.fromkeys(names, 0.25)},
+                    "val_float_tflite": {"map50": 0.97, "thresholds": {**dict.fromkeys(names, 0.3), "spur": 0.2}},
+                    "val_int8_camera_gray": {"map50": 0.96},  # measured before the thresholds were recorded
+                },
+            }
+        )
+    )
+    r = subprocess.run([sys.executable, str(SCRIPT), str(side)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    row = next(line for line in r.stdout.splitlines() if line.startswith("| score threshold"))
+    assert row.endswith("| 0.25 | 0.3 / 0.3 / 0.3 / 0.2 / 0.3 / 0.3 | – |")
