@@ -68,7 +68,7 @@ def render(meta: dict) -> str:
         ("DeepPCB protocol AP (IoU > 0.33)", lambda m: _col(m, "deeppcb_ap")),
         ("score threshold the verdict rows below were counted at", _thresholds),
         (
-            "precision / recall / F at the sidecar's thresholds",
+            "precision / recall / F at that threshold",
             lambda m: " / ".join(_col(m, k) for k in ("deeppcb_precision", "deeppcb_recall", "deeppcb_fscore")),
         ),
         (
