@@ -19,7 +19,7 @@ import numpy as np
 from inspector.cli import CommandError
 
 from .errors import CalibrationError, RegistrationError
-from .health import OpticsLimits, compare, measure_optics
+from .health import OpticsLimits, compare, measure_optics, median_sample
 from .intrinsics import calibrate_intrinsics, load_views
 from .pattern import Pattern, gray8
 from .registration import BoardRegistrar, RegistrationSettings
@@ -59,6 +59,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = csub.add_parser("reference", help="store a recipe's golden reference image and its optics baseline")
     q.add_argument("--recipe", required=True, help="recipe name")
     q.add_argument("--image", required=True, metavar="FILE", help="capture of a defect-free board")
+    q.add_argument(
+        "--good-board",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a capture of another defect-free board of the design (repeat; 4 recommended): the optics baseline is "
+        "the median over these and the golden image, which one board's own surface and height cannot skew",
+    )
     q.add_argument("--no-undistort", action="store_true", help="ignore the active intrinsics")
     q.add_argument("--focus-drop", type=float, help="alarm limit for focus loss (fraction, default 0.35)")
     q.add_argument("--brightness-change", type=float, help="alarm limit for light change (fraction, default 0.2)")
@@ -262,6 +270,20 @@ def cmd_reference(args: argparse.Namespace) -> int:
                 f"{args.image}: too little structure to register boards against (self-test error {self_err:.2f} px)"
             )
         optics = measure_optics(image)
+        boards = [optics]
+        for path in args.good_board:
+            other, _ = _read(path)
+            if other.shape[:2] != image.shape[:2]:
+                raise CommandError(
+                    f"{path}: {other.shape[1]}x{other.shape[0]}, the golden image {image.shape[1]}x{image.shape[0]}: "
+                    "a good board for the baseline is a capture by the same camera"
+                )
+            if und is not None:
+                other = und.apply(other)
+            if float(gray8(other).std()) < 8:
+                raise CommandError(f"{path}: almost no contrast; is the board in view and lit?")
+            boards.append(measure_optics(other))
+        optics = median_sample(boards)
         limit_args = {"drop_ready": args.drop_ready}
         if args.focus_drop is not None:
             limit_args["focus_drop"] = args.focus_drop
@@ -278,6 +300,7 @@ def cmd_reference(args: argparse.Namespace) -> int:
             "sha256": hashlib.sha256(data).hexdigest(),
             "undistorted": und is not None,
             "optics": optics.to_json(),
+            "optics_boards": [str(args.image), *args.good_board],
             "limits": limits.model_dump(),
             "registration_self_test_px": self_err,
         }
@@ -293,6 +316,10 @@ def cmd_reference(args: argparse.Namespace) -> int:
         f"uniformity {optics.uniformity:.2f}"
         + (f", R/G {optics.colour[0]:.3f} B/G {optics.colour[1]:.3f}" if optics.colour else ""),
         f"  registration self-test error {self_err:.3f} px",
+        f"  optics baseline: median of {len(boards)} boards"
+        if len(boards) > 1
+        else "  optics baseline: the golden board alone (add --good-board FILE for 4 more boards of the design: each "
+        "board's own surface and height move one board's sharpness, and with it the focus alarm)",
     ]
     if "reference" in out:
         text.append(f"  stored {out['reference']} as calibration {out['calibration_id']} (active)")

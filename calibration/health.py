@@ -173,7 +173,8 @@ class OpticsCheck:
         return not self.drift
 
 
-def _median_sample(samples: list[OpticsSample]) -> OpticsSample:
+def median_sample(samples: list[OpticsSample]) -> OpticsSample:
+    """Each measure's median over `samples` (colour and sharpness only where every sample has them)."""
     colour = None
     if all(s.colour for s in samples):
         colour = (statistics.median(s.colour[0] for s in samples), statistics.median(s.colour[1] for s in samples))
@@ -223,7 +224,7 @@ class OpticsMonitor:
     def check(self, image: np.ndarray) -> OpticsCheck:
         """Measure one frame, update the rolling window and the health state; returns the check."""
         self._window.append(measure_optics(image))
-        med = _median_sample(list(self._window))
+        med = median_sample(list(self._window))
         result = OpticsCheck(med, compare(med, self.baseline, self.limits))
         self.checked += 1
         self._report(result)

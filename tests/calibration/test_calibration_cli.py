@@ -119,3 +119,38 @@ def test_check_without_reference_says_what_to_run(station, capsys, board):
     cv2.imwrite(str(tmp / "board.png"), board.image)
     rc, _, err = run(capsys, "calibrate", "check", "--image", str(tmp / "board.png"), *db)
     assert rc == 2 and "calibrate reference --recipe demo" in err
+
+
+def test_an_optics_baseline_from_several_good_boards_is_not_skewed_by_the_golden_one(station, capsys, board):
+    """The golden capture came out sharper than the line's boards (it sat nearer the focal plane): against it alone,
+    a board in the line's usual focus reads as a focus loss. With four more good boards the baseline is their median,
+    so the usual focus passes and a lens that really lost focus still alarms. A good board of another size, or a file
+    that is not there, is one clear error."""
+    tmp, db = station
+    usual = 1.7  # px: the line's boards
+    cv2.imwrite(str(tmp / "golden.png"), board.reference)
+    for k in range(4):
+        cv2.imwrite(str(tmp / f"good{k}.png"), cv2.GaussianBlur(board.reference, (0, 0), usual + 0.05 * k))
+    cv2.imwrite(str(tmp / "board.png"), cv2.GaussianBlur(board.image, (0, 0), usual))
+    cv2.imwrite(str(tmp / "defocused.png"), cv2.GaussianBlur(board.image, (0, 0), float(np.hypot(usual, 2.5))))
+    ref = ["calibrate", "reference", "--recipe", "demo", "--image", str(tmp / "golden.png"), "--no-undistort", *db]
+    check = ["calibrate", "check", "--no-undistort", "--json", *db, "--image"]
+
+    rc, out, err = run(capsys, *ref)
+    assert rc == 0 and "the golden board alone (add --good-board" in out, err
+    rc, out, _ = run(capsys, *check, str(tmp / "board.png"))
+    assert rc == 1 and "focus" in " ".join(json.loads(out)["images"][0]["drift"])  # the usual focus alarms
+
+    goods = [a for k in range(4) for a in ("--good-board", str(tmp / f"good{k}.png"))]
+    rc, out, err = run(capsys, *ref, *goods)
+    assert rc == 0 and "optics baseline: median of 5 boards" in out, err
+    rc, out, _ = run(capsys, *check, str(tmp / "board.png"))
+    assert rc == 0 and json.loads(out)["ok"]
+    rc, out, _ = run(capsys, *check, str(tmp / "defocused.png"))
+    assert rc == 1 and "focus" in " ".join(json.loads(out)["images"][0]["drift"])
+
+    cv2.imwrite(str(tmp / "small.png"), cv2.resize(board.reference, (320, 320)))
+    rc, _, err = run(capsys, *ref, "--good-board", str(tmp / "small.png"))
+    assert rc == 2 and "small.png: 320x320, the golden image 640x640" in err
+    rc, _, err = run(capsys, *ref, "--good-board", str(tmp / "nosuch.png"))
+    assert rc == 2 and "nosuch.png: file not found" in err
