@@ -68,7 +68,8 @@ def test_what_cannot_teach_a_reference_is_refused_by_name():
         teach_reference([boards[0].astype(np.float32), boards[1].astype(np.float32)])
 
 
-def test_the_command_writes_a_lossless_reference_and_keeps_an_existing_one(tmp_path, capsys):
+def test_the_command_writes_a_lossless_reference_and_keeps_an_existing_one(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the stored reference goes under ./data/references
     paths = []
     for i, b in enumerate(_boards(3)):
         paths.append(tmp_path / f"good{i}.png")
@@ -77,6 +78,12 @@ def test_the_command_writes_a_lossless_reference_and_keeps_an_existing_one(tmp_p
     assert main(["reference", "teach", "--out", str(out), *map(str, paths)]) == 0
     printed = capsys.readouterr().out
     assert f"golden reference of 3 boards written to {out}" in printed and "good1.png: shift" in printed
+    # The command it names stores the golden image with an optics baseline over the same boards (median of 4).
+    line = next(x for x in printed.splitlines() if x.startswith("store it with its optics baseline"))
+    command = line.split(": pcb-inspector ", 1)[1].replace("--recipe NAME", "--recipe demo").split()
+    db = ["--db", f"sqlite:///{tmp_path}/records.db"]
+    assert main([*command, "--no-undistort", *db]) == 0
+    assert "optics baseline: median of 4 boards" in capsys.readouterr().out
     written = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
     assert written.shape == (640, 640) and written.dtype == np.uint8
     # no temporary file left beside it; the copper preview is (see the next test)

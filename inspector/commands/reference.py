@@ -158,6 +158,12 @@ def teach(args: argparse.Namespace) -> int:
                     f"rotation {r['rotation_deg']:+.3f} deg, quality {r['quality']:.3f}"
                 )
         print(f"golden reference of {len(rows)} boards written to {out}")
+        # The same good boards make a steadier optics baseline than the golden image alone (docs/calibration.md).
+        goods = " ".join(f"--good-board {b}" for b in args.boards)
+        print(
+            f"store it with its optics baseline over these boards: pcb-inspector calibrate reference --recipe NAME "
+            f"--image {out} {goods}"
+        )
         if preview is not None:
             other = "dark" if preview["camera_copper"] == "bright" else "bright"
             print(
