@@ -312,12 +312,42 @@ def check_files(cfg: StationConfig, report: CheckReport) -> None:
                 report.problems.append(f"metrics.listen: {exc} (got {listen!r})")
 
 
+def threshold_warnings(cfg: StationConfig, report: CheckReport) -> None:
+    """A recipe threshold under the model's one-box-per-defect limit (sidecar `cross_class.min_score`).
+
+    Why: the model drops a second-class box on a defect only down to that score; a recipe that reports lower
+    scores (to catch fainter defects) also reports those second boxes, so one defect can count as two classes in
+    DEFECT_COUNT, CLASS_COUNTS and the Pareto. Allowed (the board is still rejected), rarely intended.
+    """
+    det = cfg.detector
+    if not isinstance(det, PackagedModelSettings):
+        return
+    from .detect.package import read_meta
+
+    try:
+        cross = read_meta(det.model).cross_class
+    except ModelError:
+        return  # check_model names the problem
+    if cross is None or cross.min_score <= 0:
+        return
+    for recipe in cfg.recipes:
+        low = {name: t for name, t in recipe.thresholds.items() if t < cross.min_score}
+        if low:
+            listed = ", ".join(f"{name} {t:g}" for name, t in sorted(low.items()))
+            report.warnings.append(
+                f"{recipe_key(recipe)}.thresholds: {listed} below {cross.min_score:g}, the score down to which "
+                f"{det.model.name} reports one class per defect (sidecar cross_class.min_score): a defect scored "
+                "between may be counted twice, as two classes"
+            )
+
+
 def check_config(cfg: StationConfig, *, model: bool = True) -> CheckReport:
     """Every start check that needs no hardware; `config check` fails on any problem."""
     report = CheckReport()
     check_files(cfg, report)
     if model:
         check_model(cfg, report)
+        threshold_warnings(cfg, report)
     needs = detector_needs_reference(cfg)
     for recipe in cfg.recipes:
         check_recipe(cfg, recipe, needs, report)

@@ -27,11 +27,13 @@ from .pipeline import Pipeline, ResultSink
 from .registration import BoardRegistrar, settings_from_config
 from .repeat_watch import watch_from
 from .startcheck import (
+    CheckReport,
     camera_frame_size,
     checked_rules,
     detector_needs_reference,
     running_needs_reference,
     start_recipe,
+    threshold_warnings,
 )
 
 log = logging.getLogger(__name__)
@@ -238,6 +240,10 @@ def build_station(
     rules = start_recipe(
         cfg, cfg.recipe(), health, lambda r: checked_rules(cfg, r, builder.compile_rules(r), needs_reference)
     )
+    thresholds = CheckReport()
+    threshold_warnings(cfg, thresholds)  # what `config check` warns of, in the station's log too
+    for warning in thresholds.warnings:
+        log.warning("%s", warning)
     # create_detector checks the package's signature; a detector handed in gets the same check.
     detector = create_detector(cfg.detector) if detector is None else guard_detector(cfg.detector, detector)
     pipeline = Pipeline(

@@ -204,3 +204,22 @@ def test_a_bad_plc_host_on_the_command_line_names_the_key(capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "plc.host: the address is not a valid IP address (got '300.1.2.3')" in err, err
     assert "Traceback" not in err
+
+
+def test_a_recipe_threshold_under_the_models_one_class_limit_is_a_warning_not_a_problem(tmp_path, capsys):
+    """The shipped model reports one class per defect down to its cross_class.min_score; a recipe that reports lower
+    scores may count one defect twice. `config check` says so by key (and stays OK: the board is still rejected)."""
+    from inspector.detect.package import read_meta
+
+    limit = read_meta(DEFAULT_MODEL).cross_class.min_score
+    path = tmp_path / "station.toml"
+    path.write_text(
+        f'active_recipe = "faint"\n[[recipes]]\nname = "faint"\nthresholds = {{ pin-hole = {limit - 0.1:g}, spur = {limit:g} }}\n'
+    )
+    rc, out = check(capsys, path)
+    assert rc == 0, out
+    assert f"recipes.faint.thresholds: pin-hole {limit - 0.1:g} below {limit:g}" in out, out
+    assert "spur" not in out.split("recipes.faint.thresholds:")[1].split("below")[0]
+    path.write_text(f'active_recipe = "plain"\n[[recipes]]\nname = "plain"\nthresholds = {{ pin-hole = {limit:g} }}\n')
+    rc, out = check(capsys, path)
+    assert rc == 0 and "warning" not in out, out
