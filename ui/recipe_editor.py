@@ -55,6 +55,7 @@ class RecipeEditor(QWidget):
         """Saved recipe versions handed to the database worker and not yet stored."""
         self.editing = False
         self.original: Recipe | None = None
+        self._loaded: dict[str, int] = {}  # slider positions as loaded: only the ones moved are written
         self.reference: Path | None = None
         self.scale = 1.0
 
@@ -128,6 +129,8 @@ class RecipeEditor(QWidget):
         self.state = QLabel(self)
         self.state.setWordWrap(True)
         self.state.setStyleSheet(f"color: {theme.WARN}; font-weight: bold;")
+        # Two lines kept free: the wrapped "ENGINEER EDITING ... NOT READY" line was squeezed to one and cut off.
+        self.state.setMinimumHeight(2 * self.state.fontMetrics().lineSpacing() + 8)
         self.save_button = QPushButton(self)
         self.save_button.setObjectName("start")
         self.save_button.clicked.connect(self.save)
@@ -183,13 +186,34 @@ class RecipeEditor(QWidget):
             self.setEnabled(False)
 
     # ------------------------------------------------------------ form <-> recipe
+    def _model_thresholds(self) -> dict[str, float]:
+        """The model's own thresholds by class name (what a class the recipe leaves unset is judged at): the running
+        model's, else its package's sidecar; empty when neither is known."""
+        info = getattr(self.controller.pipeline, "detector_info", None)
+        if info is not None and getattr(info, "default_thresholds", None):
+            return {CLASS_NAMES[c - 1]: t for c, t in info.default_thresholds.items() if 0 < c <= len(CLASS_NAMES)}
+        model = getattr(self.controller.cfg.detector, "model", None)
+        if model is None:
+            return {}
+        from inspector.detect.base import ModelError
+        from inspector.detect.package import read_meta
+
+        try:
+            return dict(read_meta(model).thresholds)
+        except ModelError:
+            return {}
+
     def load(self, name: str) -> None:
         r = self.controller.recipe(name)
         self.original = r
         self.recipe.setCurrentText(name)
+        # A class the recipe leaves unset follows the model: its slider shows the model's threshold, and it is only
+        # written into the recipe when moved (saving the ROI must not pin, or change, every class's threshold).
+        model = self._model_thresholds()
         for cname, slider in self.sliders.items():
-            slider.setValue(round(r.thresholds.get(cname, 0.5) * 100))
+            slider.setValue(round(r.thresholds.get(cname, model.get(cname, 0.5)) * 100))
             self.values[cname].setText(f"{slider.value() / 100:.2f}")
+        self._loaded = {cname: slider.value() for cname, slider in self.sliders.items()}
         self.min_px.setValue(round(r.min_defect_px))
         self.max_pass.setValue(r.max_defects_pass)
         self.canvas.polygon = [tuple(p) for p in (r.roi or [])]
@@ -254,7 +278,8 @@ class RecipeEditor(QWidget):
     def form_recipe(self) -> Recipe:
         base = self.original or self.controller.recipe()
         data = base.model_dump()
-        data["thresholds"] = {n: round(s.value() / 100, 2) for n, s in self.sliders.items()}
+        moved = {n: round(s.value() / 100, 2) for n, s in self.sliders.items() if s.value() != self._loaded.get(n)}
+        data["thresholds"] = {**base.thresholds, **moved}
         data["min_defect_px"] = float(self.min_px.value())
         data["max_defects_pass"] = int(self.max_pass.value())
         data["roi"] = (

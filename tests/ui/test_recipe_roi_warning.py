@@ -97,3 +97,24 @@ def test_recipe_screen_does_not_save_a_recipe_that_passes_every_board(qtbot, ui_
     qtbot.wait(100)  # the layout settles on the event loop, as on the line
     save_shot(ed, "recipe_all_classes_off_en_1280x800")
     ed.leave()
+
+
+def test_saving_a_recipe_keeps_the_classes_it_left_to_the_model(qtbot, ui_app, live_pipeline, demo_boards):
+    """A recipe that leaves its thresholds to the model shows the model's thresholds (the shipped sidecar's), and
+    saving it writes only the class that was moved: drawing an ROI must not pin every class at some other value
+    (the editor used to show and write 0.5 for each, twice the shipped threshold)."""
+    from inspector.detect.package import read_meta
+
+    shipped = read_meta(StationConfig().detector.model).thresholds
+    cfg = StationConfig(recipes=[Recipe(name="demo", id=1, reference=demo_boards / "board0000_temp.png")])
+    ed = _editor(qtbot, live_pipeline, cfg)
+    ed.enter()
+    assert {n: s.value() / 100 for n, s in ed.sliders.items()} == shipped
+    assert ed.form_recipe().thresholds == {}
+    ed.sliders["pin-hole"].setValue(15)
+    assert ed.form_recipe().thresholds == {"pin-hole": 0.15}
+    # A class the recipe sets stays as set, moved or not.
+    cfg.recipes = [Recipe(name="demo", id=1, reference=demo_boards / "board0000_temp.png", thresholds={"spur": 0.4})]
+    ed.load("demo")
+    assert ed.sliders["spur"].value() == 40 and ed.form_recipe().thresholds == {"spur": 0.4}
+    save_shot(ed, "recipe_thresholds_follow_the_model_en_1280x800")
