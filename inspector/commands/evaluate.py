@@ -2,8 +2,10 @@
 
 Runs the station's own detector code (the same LiteRT path, pre- and post-processing as on the
 line) over a dataset in the DeepPCB layout, writes DeepPCB-format result files, and prints COCO
-mAP (pycocotools), DeepPCB's own protocol, board-level escapes at the shipped thresholds and the
-mean latency. `--compare-model` evaluates a second model (the float export) in the same run.
+mAP (pycocotools), DeepPCB's own protocol, board-level escapes at the package's thresholds and the
+mean latency. `--compare-model` evaluates a second model (the float export) in the same run. With `--out`, every box
+above the floor on the known-good (and, with `--one-defect`, one-defect) boards goes to `scores.jsonl`, which
+`scripts/choose_thresholds.py` chooses the package's threshold on.
 """
 
 from __future__ import annotations
@@ -342,7 +344,7 @@ def one_defect_board(test, template, boxes, k: int) -> np.ndarray:
 
 def _one_defect_boards(pairs, rules, det, camera: dict | None, inspect_board, floor_boxes=None) -> dict:
     """Every labelled defect on a board of its own (`one_defect_board`), inspected as the line would (registered, on the
-    camera's rendering when there is one, against a golden capture of that rendering), at the shipped thresholds.
+    camera's rendering when there is one, against a golden capture of that rendering), at the package's thresholds.
 
     Why: DeepPCB's defective boards carry 3 to 12 defects each, and a board is rejected when any one is found, so
     "0 of 161 defective boards passed" holds even where one defect in twenty is missed. A line's defective boards
