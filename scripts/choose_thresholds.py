@@ -58,9 +58,11 @@ def read_scores(folder: Path) -> list[dict]:
     for n, line in enumerate(path.read_text().splitlines(), 1):
         try:
             r = json.loads(line)
-            r["boxes"], r["board"], r["inspected"]  # noqa: B018 - the fields every record has
-        except (ValueError, KeyError) as exc:
-            raise SystemExit(f"{path}:{n}: not a record of `evaluate` ({exc})") from None
+        except ValueError as exc:
+            raise SystemExit(f"{path}:{n}: not JSON ({exc})") from None
+        missing = {"boxes", "board", "inspected"} - (r.keys() if isinstance(r, dict) else set())
+        if missing:
+            raise SystemExit(f"{path}:{n}: not a record of `evaluate` (no {', '.join(sorted(missing))})")
         records.append(r)
     if not any(r["board"] == "one defect" for r in records):
         raise SystemExit(f"{path}: no one-defect boards (evaluate was run without --one-defect)")

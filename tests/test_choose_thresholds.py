@@ -78,6 +78,13 @@ def test_a_folder_without_one_defect_boards_is_a_clear_error(tmp_path):
     _folder(tmp_path / "g", [], [[]])
     done = _run(str(tmp_path / "g"))
     assert done.returncode != 0 and "without --one-defect" in done.stderr
+    (tmp_path / "h").mkdir()
+    (tmp_path / "h" / "scores.jsonl").write_text('{"id": "b0.0"}\n')
+    done = _run(str(tmp_path / "h"))
+    assert (
+        done.returncode != 0
+        and "scores.jsonl:1: not a record of `evaluate` (no board, boxes, inspected)" in done.stderr
+    )
 
 
 @pytest.mark.parametrize("budget", ["-0.1", "1"])
