@@ -226,6 +226,8 @@ def cmd_scale(args: argparse.Namespace) -> int:
         f"  axes {result.mm_per_px_x:.6f} / {result.mm_per_px_y:.6f} mm/px (anisotropy {result.anisotropy:+.2%})",
     ]
     text += [f"  warning: {w}" for w in result.warnings]
+    # The model learnt boards at one resolution (sidecar input_domain.px_per_mm); told this one, the station resamples.
+    text.append(f"  for the model: [detector] camera_px_per_mm = {1 / result.mm_per_px:.2f}")
     if "calibration_id" in out:
         text.append(f"  stored as calibration {out['calibration_id']} (active); recipes may now use min_defect_mm")
     _emit(args, out, "\n".join(text))

@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/datasets/deeppcb}
 # Everything goes under the run folder; models/ is only changed by scripts/install_model.sh.
 RUN=${RUN:-runs/repro}
-VERSION=${VERSION:-1.9.3}
+VERSION=${VERSION:-1.9.4}
 # split: train on the training groups, figures on the held-out ones (how the recipe is chosen and measured).
 # all: the same stages on every pair, for the model a plant ships once the recipe is fixed on the split; nothing
 # is held out then, so its held-out evaluations are on boards it trained on and are not written as its figures.
@@ -55,7 +55,7 @@ mkdir -p "$PKG" "$RUN/export"
 python -m inspector.training.export --weights "$RUN/det-v1-cam/last.weights.h5" --data "$DATA" \
   --out "$PKG/pcb-defect-det.tflite" --float-out "$RUN/export/pcb-defect-det-float.tflite" \
   --check 16 --version "$VERSION" --tta hflip --multiscale 0.8 --multiscale-min-box 50 --label-margin 9 \
-  --threshold 0.25 --join-fragments 0.1 --cross-class 0.5 --input-domain '{"kind": "binary_copper", "same_contrast": 1.4, "same_material": "either"}' \
+  --threshold 0.25 --join-fragments 0.1 --cross-class 0.5 --input-domain '{"kind": "binary_copper", "same_contrast": 1.4, "same_material": "either", "px_per_mm": 48}' \
   "${EXPORT_FIGURES[@]}"
 cp "$RUN/det-v1-cam/last.weights.h5" "$PKG/pcb-defect-det.weights.h5"
 if [ "$TRAIN_ON" = all ]; then

@@ -338,3 +338,53 @@ def test_a_board_seen_out_of_focus_is_blurred_in_both_directions_with_the_same_d
     assert f["good"][1].blur_sigma == pytest.approx(math.hypot(g["good"][1].blur_sigma, 2.0))
     with pytest.raises(ValueError, match="defocus"):
         render(test, 1, defocus_px=9)
+
+
+def test_a_camera_of_another_resolution_images_the_board_on_more_or_fewer_pixels():
+    """`resolution=0.75`: a camera at three quarters of DeepPCB's 48 px/mm sees the same board on 480 x 480 px; the
+    capture's matrix carries the board's pixels into the frame's (so the ground truth follows), and the copper is
+    where it says. Blur and noise stay in the camera's pixels; a resolution outside what a line would use is refused."""
+    test, _ = _pair()
+    h, w = test.shape
+    ys, xs = np.nonzero(cv2.erode((test < 128).astype(np.uint8), np.ones((9, 9), np.uint8)))
+    pts = np.stack([xs, ys, np.ones_like(xs)]).astype(np.float64)  # the board's copper, 4 px in from its edges
+    for r, size in ((0.75, 480), (1.5, 960)):
+        frame, cap = render(test, 3, max_shift=3, max_rot_deg=0.5, resolution=r)
+        same, cs = render(test, 3, max_shift=3, max_rot_deg=0.5)
+        assert frame.shape == (size, size)
+        assert math.sqrt(abs(np.linalg.det(cap.matrix[:, :2]))) == pytest.approx(r, abs=1e-6)
+        assert (cap.copper, cap.laminate, cap.blur_sigma, cap.noise_sigma) == (
+            cs.copper,
+            cs.laminate,
+            cs.blur_sigma,
+            cs.noise_sigma,
+        )
+        fx, fy = np.rint(cap.matrix @ pts).astype(int)
+        ok = (fx >= 0) & (fx < size) & (fy >= 0) & (fy < size)
+        assert frame[fy[ok], fx[ok]].mean() > frame.mean() + 20  # copper (bright) where the matrix puts it
+        # A labelled box lands where the board's copper change does: its mapped corners scale with the resolution.
+        box = np.array([[100.0, 200.0, 140.0, 260.0]], np.float32)
+        assert np.allclose(map_boxes(box, cap.matrix) / r, map_boxes(box, cs.matrix), atol=3.5 / r + 0.5)
+    with pytest.raises(ValueError, match="resolution"):
+        render(test, 1, resolution=3.0)
+
+
+def test_a_board_etched_otherwise_moves_its_copper_edges_by_fractions_of_a_pixel():
+    """`etch_px`: another physical board's traces a little wider (or narrower) than the golden board's, as etching
+    varies from board to board. The edge moves by the distance asked, fractions of a pixel included; the second capture
+    of the golden board is that same board and keeps its copper; the other boards of the pair take the etch."""
+    from inspector.evaluation.camera_domain import etched
+
+    trace = np.zeros((20, 20), bool)
+    trace[5:15, 8:12] = True  # a trace 4 px wide
+    for etch, width in ((0.0, 4.0), (0.5, 5.0), (1.0, 6.0), (-0.5, 3.0)):
+        assert etched(trace, etch)[10].sum() == pytest.approx(width, abs=1e-6)
+    test, temp = _pair()
+    same = capture_pair(test, temp, 4, max_shift=3, max_rot_deg=0.5, other=True)
+    wide = capture_pair(test, temp, 4, max_shift=3, max_rot_deg=0.5, other=True, etch_px=1.0)
+    assert np.array_equal(same["golden"][0], wide["golden"][0]) and np.array_equal(same["good"][0], wide["good"][0])
+    for name in ("board", "other"):
+        # Same draws, more copper (bright): the frame is brighter on the whole, never darker.
+        assert wide[name][0].astype(float).mean() > same[name][0].astype(float).mean() + 1.0
+    with pytest.raises(ValueError, match="etch"):
+        render(test, 1, etch_px=5.0)

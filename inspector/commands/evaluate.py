@@ -92,6 +92,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "capture's own (a loosened focus ring, a thicker board)",
     )
     p.add_argument(
+        "--camera-resolution",
+        type=float,
+        default=1.0,
+        metavar="R",
+        help="the camera's pixels per mm on the board against DeepPCB's (about 48 px/mm): 0.75 images each board on "
+        "480 x 480 px, 1.5 on 960 x 960 (every capture, the golden one too)",
+    )
+    p.add_argument(
+        "--camera-etch",
+        type=float,
+        default=0.0,
+        metavar="PX",
+        help="the boards other than the golden one (the defective board, another good board, teaching boards) etched "
+        "otherwise: their copper edges this many DeepPCB px further out (negative: further in; 1 px is about 21 um)",
+    )
+    p.add_argument(
         "--camera-golden-boards",
         type=int,
         default=1,
@@ -127,6 +143,7 @@ def _evaluate_model(
     from ..datasets.deeppcb import read_gray
     from ..decision import RecipeRules
     from ..detect.factory import create_detector
+    from ..detect.package import read_meta
     from ..detect.prepare import ImageDomainError
     from ..detect.registry import default_detector, settings_for_model
     from ..domain import Verdict
@@ -151,6 +168,12 @@ def _evaluate_model(
         cfg.camera_copper = "dark"  # a station whose camera shows copper dark is set up for it
     if camera is not None and camera.get("gamma", 1.0) != 1.0:
         cfg.camera_gamma = camera["gamma"]  # and one whose camera's gamma cannot be turned off is told it
+    if camera is not None and camera.get("resolution", 1.0) != 1.0:
+        # A station that knows its camera's resolution (`calibrate scale`) is told it; a model that does not say at
+        # which resolution it learnt boards cannot use it (and is scored on the frames as they are).
+        learnt = read_meta(Path(cfg.model)).input_domain
+        if learnt is not None and learnt.px_per_mm is not None:
+            cfg.camera_px_per_mm = camera["resolution"] * learnt.px_per_mm
     det = create_detector(cfg)
     info = det.load()
     det.warm_up(2)
@@ -438,6 +461,8 @@ def _captures(board: np.ndarray, ref: np.ndarray, key: str, camera: dict, **more
         scale=camera.get("scale", 1.0),
         motion_px=camera.get("motion", 0.0),
         defocus_px=camera.get("defocus", 0.0),
+        resolution=camera.get("resolution", 1.0),
+        etch_px=camera.get("etch", 0.0),
         **more,
     )
 
@@ -544,10 +569,16 @@ def evaluate(args: argparse.Namespace) -> int:
         raise CommandError("--camera-gamma needs --camera (DeepPCB's own images are binarised, not a camera's)")
     if not 0.25 <= args.camera_gamma <= 4.0:
         raise CommandError(f"--camera-gamma {args.camera_gamma:g}: a camera's gamma lies within 0.25..4 (sRGB: 0.45)")
-    if (args.camera_scale != 1.0 or args.camera_motion != 0.0 or args.camera_defocus != 0.0) and not args.camera:
+    changes = (args.camera_scale != 1.0, args.camera_motion != 0.0, args.camera_defocus != 0.0)
+    if (any(changes) or args.camera_resolution != 1.0 or args.camera_etch != 0.0) and not args.camera:
         raise CommandError(
-            "--camera-scale, --camera-motion and --camera-defocus need --camera (they change a camera's rendering)"
+            "--camera-scale, --camera-motion, --camera-defocus, --camera-resolution and --camera-etch need --camera "
+            "(they change a camera's rendering)"
         )
+    if not -3.0 <= args.camera_etch <= 3.0:
+        raise CommandError(f"--camera-etch {args.camera_etch:g}: within -3..3 px")
+    if not 0.4 <= args.camera_resolution <= 2.5:
+        raise CommandError(f"--camera-resolution {args.camera_resolution:g}: within 0.4..2.5 of DeepPCB's")
     if not 0.8 <= args.camera_scale <= 1.25:
         raise CommandError(
             f"--camera-scale {args.camera_scale:g}: within 0.8..1.25 (the registration's own limit is 10 %)"
@@ -576,6 +607,8 @@ def evaluate(args: argparse.Namespace) -> int:
             "scale": args.camera_scale,
             "motion": args.camera_motion,
             "defocus": args.camera_defocus,
+            "resolution": args.camera_resolution,
+            "etch": args.camera_etch,
             "golden_boards": args.camera_golden_boards,
         }
     main = _evaluate_model(args.model, pairs, args.out, args.floor, args.threads, camera, args.one_defect)
@@ -661,6 +694,8 @@ def _write_sidecar(args: argparse.Namespace, result: dict) -> None:
         scale = f"_scale{round(args.camera_scale * 1000):04d}" if args.camera_scale != 1.0 else ""
         motion = f"_motion{args.camera_motion:g}".replace(".", "p") if args.camera_motion else ""
         defocus = f"_defocus{args.camera_defocus:g}".replace(".", "p") if args.camera_defocus else ""
+        res = f"_res{round(args.camera_resolution * 100):03d}" if args.camera_resolution != 1.0 else ""
+        etch = f"_etch{args.camera_etch:+g}".replace(".", "p") if args.camera_etch else ""
         key = (
             f"val_int8_camera_{args.camera}"
             + ("_harsh" if harsh else "")
@@ -669,6 +704,8 @@ def _write_sidecar(args: argparse.Namespace, result: dict) -> None:
             + scale
             + motion
             + defocus
+            + res
+            + etch
         )
         metrics[key] = {k: v for k, v in result["main"].items() if k not in keep}
         groups = f" --groups {args.groups}" if args.groups else ""
@@ -681,6 +718,8 @@ def _write_sidecar(args: argparse.Namespace, result: dict) -> None:
             + (f" --camera-scale {args.camera_scale:g}" if scale else "")
             + (f" --camera-motion {args.camera_motion:g}" if motion else "")
             + (f" --camera-defocus {args.camera_defocus:g}" if defocus else "")
+            + (f" --camera-resolution {args.camera_resolution:g}" if res else "")
+            + (f" --camera-etch {args.camera_etch:g}" if etch else "")
         )
         side.write_text(json.dumps(doc, indent=2) + "\n")
         print(f"figures written to {side} ({key})", file=sys.stderr)

@@ -157,6 +157,21 @@ class InputDomain(_Strict):
         description="The camera's output gamma (1: linear); a camera frame and its golden image are made linear "
         "(v^(1/gamma)) before they are prepared. A station setting (`[detector] camera_gamma`).",
     )
+    px_per_mm: float | None = Field(
+        None,
+        gt=0,
+        le=1000,
+        description="The board resolution the network learnt, px per mm (DeepPCB's images: about 48). None: not "
+        "declared; frames are never resampled.",
+    )
+    camera_px_per_mm: float | None = Field(
+        None,
+        gt=0,
+        le=1000,
+        description="This station's camera resolution on the board, px per mm (a station setting, `[detector] "
+        "camera_px_per_mm`). Where it and px_per_mm differ, board and golden image are resampled to px_per_mm before "
+        "they are prepared, and boxes come back in the camera's pixels. None: taken to be px_per_mm.",
+    )
     colour: ColourRule = Field(
         "red",
         description="How a colour frame becomes gray: 'luma' (ITU-R 601 weights) or 'red' (the red plane: bare "
@@ -297,7 +312,9 @@ def package_identity(sha256: str, labels: tuple[str, ...] | list[str], channels:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def with_camera(meta: ModelMeta, copper: str | None = None, gamma: float | None = None) -> ModelMeta:
+def with_camera(
+    meta: ModelMeta, copper: str | None = None, gamma: float | None = None, px_per_mm: float | None = None
+) -> ModelMeta:
     """`meta` with the station's camera in its input domain: `detector.camera_copper` and `detector.camera_gamma`,
     where the station sets them.
 
@@ -306,7 +323,8 @@ def with_camera(meta: ModelMeta, copper: str | None = None, gamma: float | None 
     binarised mask says which material is copper, so the preparation takes it on trust, and the wrong way round every
     defect comes back as its opposite (missing copper and extra copper exchange: open/short, mousebite/spur,
     pin-hole/copper). A gamma of 0.45 leaves copper and laminate too close to split (such frames are refused);
-    told, the station makes the frames linear first.
+    told, the station makes the frames linear first. The camera's resolution (`detector.camera_px_per_mm`) is the
+    optics', too: told, the station resamples its frames to the resolution the network learnt.
     """
     if meta.input_domain is None:
         return meta
@@ -315,6 +333,8 @@ def with_camera(meta: ModelMeta, copper: str | None = None, gamma: float | None 
         update["camera_copper"] = copper
     if gamma is not None and gamma != meta.input_domain.camera_gamma:
         update["camera_gamma"] = gamma
+    if px_per_mm is not None and px_per_mm != meta.input_domain.camera_px_per_mm:
+        update["camera_px_per_mm"] = px_per_mm
     if not update:
         return meta
     return meta.model_copy(update={"input_domain": meta.input_domain.model_copy(update=update)})
@@ -329,7 +349,20 @@ def station_input_domain(detector: Any) -> InputDomain | None:
         return None
     meta = read_meta(Path(model))
     copper, gamma = getattr(detector, "camera_copper", None), getattr(detector, "camera_gamma", None)
-    return with_camera(meta, copper, gamma).input_domain
+    return with_camera(meta, copper, gamma, getattr(detector, "camera_px_per_mm", None)).input_domain
+
+
+def resample_factor(domain: InputDomain | None) -> float:
+    """Network pixels per camera pixel: 1 unless the model declares the resolution it learnt and the station its
+    camera's, and the two differ by more than 1 %.
+
+    Why: the network learnt defects at one size in pixels (a trace 10-20 px wide, a pin-hole 5-15 px at DeepPCB's
+    48 px/mm), and its preparation's apertures and speck sizes are in those pixels too. A camera at 36 px/mm shows
+    every feature at three quarters of that size, and the figures measured at 48 px/mm no longer hold."""
+    if domain is None or domain.px_per_mm is None or domain.camera_px_per_mm is None:
+        return 1.0
+    s = domain.px_per_mm / domain.camera_px_per_mm
+    return 1.0 if abs(s - 1.0) <= 0.01 else s
 
 
 def sidecar_path(model: Path) -> Path:

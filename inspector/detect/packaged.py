@@ -23,6 +23,7 @@ import logging
 import time
 import zlib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from .centernet import decode
 from .cross_class import suppress_cross_class
 from .delegates import Backend
 from .fragments import join_touching
-from .package import ModelMeta, load_package, with_camera
+from .package import ModelMeta, load_package, resample_factor, with_camera
 from .prepare import prepare
 from .runtimes import Runtime, TensorSpec, runtime_class
 from .settings import PackagedModelSettings
@@ -82,6 +83,8 @@ class PackagedDetector(Detector):
         self._tile_cache: dict = {}
         self._staging: dict[str, np.ndarray] | None = None
         self._ref_cache: dict[tuple, np.ndarray] = {}
+        self._resample = 1.0  # network pixels per camera pixel (`resample_factor`), set by `load`
+        self._resampled_ref: tuple[tuple, np.ndarray] | None = None
         self.meta: ModelMeta | None = None
         self.backend: Backend | None = None
         self._rt: Runtime | None = None
@@ -153,12 +156,29 @@ class PackagedDetector(Detector):
             )
         self._verify(rt, meta)
         look, gamma = getattr(settings, "camera_copper", None), getattr(settings, "camera_gamma", None)
-        if (look is not None or gamma is not None) and meta.input_domain is None:
+        px_per_mm = getattr(settings, "camera_px_per_mm", None)
+        if (look is not None or gamma is not None or px_per_mm is not None) and meta.input_domain is None:
             log.warning(
-                "%s: detector.camera_copper / camera_gamma ignored: this model takes frames as they are",
+                "%s: detector.camera_copper / camera_gamma / camera_px_per_mm ignored: this model takes frames as "
+                "they are",
                 self.model_path,
             )
-        meta = with_camera(meta, look, gamma)
+        elif px_per_mm is not None and meta.input_domain.px_per_mm is None:
+            log.warning(
+                "%s: detector.camera_px_per_mm ignored: the model package does not say at which resolution it learnt "
+                "boards (input_domain.px_per_mm), so frames are not resampled",
+                self.model_path,
+            )
+        meta = with_camera(meta, look, gamma, px_per_mm)
+        self._resample = resample_factor(meta.input_domain)
+        if self._resample != 1.0:
+            log.info(
+                "%s: camera at %.1f px/mm, model learnt %.1f px/mm: frames resampled by %.3f",
+                self.model_path,
+                meta.input_domain.camera_px_per_mm,
+                meta.input_domain.px_per_mm,
+                self._resample,
+            )
         self.meta, self._rt, self.backend = meta, rt, backend
         self._bind(rt, meta)
         labels = tuple(meta.labels)
@@ -514,6 +534,11 @@ class PackagedDetector(Detector):
         t0 = time.perf_counter()
         info = self._info
         domain = self.meta.input_domain if self.meta is not None else None
+        frame_hw = image.shape[:2]
+        if self._resample != 1.0:  # to the resolution the network learnt (`resample_factor`)
+            image = _resampled(image, self._resample)
+            if reference is not None:
+                reference = self._resampled_reference(reference)
         if info.needs_reference:
             if reference is None:
                 raise ModelError(f"{self.model_path}: this model needs the golden reference image")
@@ -540,9 +565,19 @@ class PackagedDetector(Detector):
             boxes, scores, classes = (np.concatenate(a) for a in zip(*parts))
         tm = time.perf_counter()
         out = self._merge(boxes, scores, classes, thr, w, h, nms=tiled or multiscale is not None)
+        if self._resample != 1.0:  # back into the camera's pixels
+            fx, fy = frame_hw[1] / w, frame_hw[0] / h
+            out = [replace(d, box=(d.box[0] * fx, d.box[1] * fy, d.box[2] * fx, d.box[3] * fy)) for d in out]
         timings["post"] += (time.perf_counter() - tm) * 1000
         self.last_timings = timings
         return out
+
+    def _resampled_reference(self, reference: np.ndarray) -> np.ndarray:
+        """The golden image at the network's resolution, resampled once per distinct image (as it is prepared)."""
+        key = (reference.shape, reference.dtype.str, zlib.crc32(np.ascontiguousarray(reference).data))
+        if self._resampled_ref is None or self._resampled_ref[0] != key:
+            self._resampled_ref = (key, _resampled(reference, self._resample))
+        return self._resampled_ref[1]
 
     def _prepared_reference(self, reference: np.ndarray, domain) -> np.ndarray:
         """The golden image in the model's domain, prepared once per distinct image, not once per board.
@@ -689,6 +724,13 @@ class PackagedDetector(Detector):
         self._rt = None
         if self.backend is not None:
             self.backend.delegate = None
+
+
+def _resampled(image: np.ndarray, s: float) -> np.ndarray:
+    """`image` scaled by `s` (area-averaged when shrinking: a pixel takes its share of the board)."""
+    h, w = image.shape[:2]
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
 
 
 class _Dequantised:

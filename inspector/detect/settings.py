@@ -58,6 +58,15 @@ class PackagedModelSettings(Section):
         "curve. Frames are made linear before the model's preparation; a gamma left on compresses the copper/laminate "
         "contrast, and such frames are refused as low contrast. None: linear (the model package's 1).",
     )
+    camera_px_per_mm: float | None = Field(
+        None,
+        gt=0,
+        le=1000,
+        description="This camera's resolution on the board, px per mm (`pcb-inspector calibrate scale` prints it). "
+        "Where the model package declares the resolution it learnt (input_domain.px_per_mm; the shipped one: 48, "
+        "DeepPCB's) and this differs, frames and the golden image are resampled to it and boxes come back in the "
+        "camera's pixels. None: the camera is taken to image boards as the model learnt them.",
+    )
     tile_overlap: int | None = Field(
         None, ge=0, description="Tile overlap in px for frames larger than the model input; None = from the model."
     )

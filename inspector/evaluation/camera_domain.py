@@ -72,6 +72,19 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float
     return n
 
 
+def etched(copper: np.ndarray, etch_px: float) -> np.ndarray:
+    """Copper coverage (float 0..1) of the boolean mask `copper` with every edge moved `etch_px` outward.
+
+    Why a distance and not a dilation: etching varies by fractions of a trace's edge from board to board (tens of
+    micrometres, a pixel or less here), which a whole-pixel dilation cannot show; the edge is placed at its signed
+    distance and the pixel it crosses is covered in proportion."""
+    cu = copper.astype(np.uint8)
+    inside = cv2.distanceTransform(cu, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    outside = cv2.distanceTransform(1 - cu, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    signed = np.where(copper, inside - 0.5, 0.5 - outside)  # distance from the edge, positive on copper
+    return np.clip(signed + np.float32(etch_px + 0.5), 0.0, 1.0).astype(np.float32)
+
+
 def _motion_blur(plane: np.ndarray, length: float) -> np.ndarray:
     """`plane` averaged over a travel of `length` px along its rows (a fractional length weights its end taps)."""
     n = int(np.ceil(length)) + 1
@@ -95,6 +108,8 @@ def render(
     scale: float = 1.0,
     motion_px: float = 0.0,
     defocus_px: float = 0.0,
+    resolution: float = 1.0,
+    etch_px: float = 0.0,
 ) -> tuple[np.ndarray, Capture]:
     """One camera capture of the board whose binarised image (copper dark, as in DeepPCB) is `binary`.
 
@@ -106,7 +121,12 @@ def render(
     rows (a conveyor that does not stop the board), a box blur of that length before the sensor's noise.
     `defocus_px`: a lens out of focus (a loosened focus ring, a thicker board): a Gaussian of this sigma on top of the
     capture's own optical blur (added in quadrature). None of the three draws anything: the same seed gives the same
-    board, light and noise with or without them.
+    board, light and noise with or without them. `resolution`: the camera's pixels per mm on the board against
+    DeepPCB's (about 48 px/mm): 0.75 images the same board on 480 x 480 px, 1.5 on 960 x 960; blur, noise and texture
+    stay in the camera's pixels. It changes every draw made per pixel (a frame of another size), none per capture.
+    `etch_px`: this physical board's copper edges lie this far further out (positive: under-etched, wider traces,
+    narrower gaps; negative: over-etched) than the golden board's, in DeepPCB's pixels (1 px: about 21 um); the
+    edge moves by fractions of a pixel too (anti-aliased). Draws nothing.
     """
     if mode not in ("gray", "colour"):
         raise ValueError(f"camera mode must be 'gray' or 'colour', got {mode!r}")
@@ -122,15 +142,26 @@ def render(
         raise ValueError(f"camera motion must be within 0..32 px, got {motion_px!r}")
     if not 0.0 <= defocus_px <= 8.0:
         raise ValueError(f"camera defocus must be within 0..8 px, got {defocus_px!r}")
+    if not -3.0 <= etch_px <= 3.0:
+        raise ValueError(f"board etch must be within -3..3 px, got {etch_px!r}")
+    if not 0.4 <= resolution <= 2.5:
+        raise ValueError(f"camera resolution must be within 0.4..2.5 of DeepPCB's, got {resolution!r}")
     harsh = profile == "harsh"
     g = binary if binary.ndim == 2 else cv2.cvtColor(binary, cv2.COLOR_BGR2GRAY)
     h, w = g.shape
+    copper = (g < 128).astype(np.float32) if etch_px == 0 else etched(g < 128, etch_px)
+    to_camera = np.eye(3)
+    if resolution != 1.0:  # the board on more or fewer pixels (area-averaged: a pixel sees its part of the board)
+        size = (max(1, round(w * resolution)), max(1, round(h * resolution)))
+        fx, fy = size[0] / w, size[1] / h
+        copper = cv2.resize(copper, size, interpolation=cv2.INTER_AREA if resolution < 1 else cv2.INTER_LINEAR)
+        to_camera = np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5], [0.0, 0.0, 1.0]])
+        w, h = size
     board = np.random.default_rng([int(board_seed if board_seed is not None else seed), 7])
     cap = np.random.default_rng([int(seed), 11])
     m = misregistration(cap, (h, w), max_shift, max_rot_deg)
     if scale != 1.0:  # about the frame's centre, after the misregistration
         m = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), 0.0, scale) @ np.vstack([m, [0.0, 0.0, 1.0]])
-    copper = (g < 128).astype(np.float32)
     copper = cv2.warpAffine(copper, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
     # The board's own surface, fixed per physical board: it moves with the board.
@@ -203,7 +234,8 @@ def render(
     if not ok:  # pragma: no cover - OpenCV always encodes a uint8 image
         raise RuntimeError("JPEG encoding failed")
     frame = cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE if mode == "gray" else cv2.IMREAD_COLOR)
-    return frame, Capture(m, laminate, copper_level, blur, read_noise, quality)
+    board_to_frame = (np.vstack([m, [0.0, 0.0, 1.0]]) @ to_camera)[:2] if resolution != 1.0 else m
+    return frame, Capture(board_to_frame, laminate, copper_level, blur, read_noise, quality)
 
 
 def map_boxes(boxes: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -233,6 +265,8 @@ def capture_pair(
     scale: float = 1.0,
     motion_px: float = 0.0,
     defocus_px: float = 0.0,
+    resolution: float = 1.0,
+    etch_px: float = 0.0,
 ) -> dict[str, tuple[np.ndarray, Capture] | list[tuple[np.ndarray, Capture]]]:
     """Camera frames for one DeepPCB pair, as a line would take them.
 
@@ -246,21 +280,32 @@ def capture_pair(
     """
     # One camera takes them all, on a line that moves every board the same (`motion_px`); the boards after the golden
     # one may sit nearer the lens (`scale`) or be seen out of focus (`defocus_px`).
-    camera = {"mode": mode, "profile": profile, "copper_look": copper_look, "gamma": gamma, "motion_px": motion_px}
+    camera = {
+        "mode": mode,
+        "profile": profile,
+        "copper_look": copper_look,
+        "gamma": gamma,
+        "motion_px": motion_px,
+        "resolution": resolution,
+    }
     off = {"max_shift": max_shift, "max_rot_deg": max_rot_deg, "scale": scale, "defocus_px": defocus_px, **camera}
+    # Other physical boards (the defective one, another good one, the teaching boards) may be etched otherwise than
+    # the golden board (`etch_px`); a second capture of the golden board is that same board.
     golden_board = 2 * int(seed)
     frames = {
         "golden": render(template, 3 * int(seed), board_seed=golden_board, **camera),
-        "board": render(test, 3 * int(seed) + 1, board_seed=golden_board + 1, **off),
+        "board": render(test, 3 * int(seed) + 1, board_seed=golden_board + 1, etch_px=etch_px, **off),
         "good": render(template, 3 * int(seed) + 2, board_seed=golden_board, **off),
     }
     if other:
-        frames["other"] = render(template, _OTHER + 3 * int(seed), board_seed=_OTHER + golden_board, **off)
+        frames["other"] = render(
+            template, _OTHER + 3 * int(seed), board_seed=_OTHER + golden_board, etch_px=etch_px, **off
+        )
     if teach > 0:
         frames["teach"] = []
         for k in range(teach):
             s = _TEACH + 7919 * k + int(seed)
-            frames["teach"].append(render(template, s, board_seed=s + 1, **off))
+            frames["teach"].append(render(template, s, board_seed=s + 1, etch_px=etch_px, **off))
     return frames
 
 
@@ -270,4 +315,4 @@ _TEACH = 1 << 41
 """Offset of the seeds of the teaching boards (board and capture): streams no other rendering uses."""
 
 
-__all__ = ["Capture", "Profile", "capture_pair", "map_boxes", "misregistration", "render"]
+__all__ = ["Capture", "Profile", "capture_pair", "etched", "map_boxes", "misregistration", "render"]

@@ -85,6 +85,11 @@ def test_scale_reference_and_check(station, views_dir, capsys, checker, cam, boa
     scale = json.loads(out)
     assert scale["undistorted"] is True
     assert scale["mm_per_px"] == pytest.approx(120.0 / np.sqrt(cam.fx * cam.fy), rel=0.01)
+    # In words, it also says what the model is told (it resamples frames to the resolution it learnt).
+    rc, out, err = run(capsys, "calibrate", "scale", "--image", str(tmp / "flat.png"), "--pattern",
+                       "checkerboard:9x6:5mm", "--no-save", *db)  # fmt: skip
+    assert rc == 0, err
+    assert f"[detector] camera_px_per_mm = {1 / scale['mm_per_px']:.2f}" in out
 
     cv2.imwrite(str(tmp / "golden.png"), board.reference)
     cv2.imwrite(str(tmp / "board.png"), board.image)
