@@ -86,6 +86,35 @@ def test_sampler_draws_camera_boards_only_when_asked(tmp_path):
     assert board is never.boards[0] and temp is never.temps[0] and good is never.temps[0]
 
 
+def test_sampler_etches_boards_otherwise_than_their_template_only_when_asked(tmp_path):
+    """`--etch-px 1`: half of the boards, the known-good negatives among them, have every copper edge a pixel further
+    out or in than their template (a line's boards are etched each a little otherwise; every DeepPCB board has its
+    template's traces exactly). The template, the labels and every other draw stay those of a run without it."""
+    from inspector.training.train import Sampler, etch_mask
+
+    trace = np.full((20, 20), 255, np.uint8)
+    trace[5:15, 8:12] = 0  # a dark (copper) trace 4 px wide
+    assert (etch_mask(trace, 1)[10] == 0).sum() == 6 and (etch_mask(trace, -1)[10] == 0).sum() == 2
+    pairs = load_list(_dataset(tmp_path))
+    plain = Sampler(pairs, 320, seed=4)
+    etched = Sampler(pairs, 320, seed=4, etch_px=1, etch_p=1.0)
+    moved = 0
+    for _ in range(12):
+        (x0, hm0, reg0, m0), (x1, hm1, reg1, m1) = plain.sample(), etched.sample()
+        assert np.array_equal(x0[..., 1], x1[..., 1])  # the template channel: the same crop
+        assert np.array_equal(hm0, hm1) and np.array_equal(reg0, reg1) and np.array_equal(m0, m1)
+        # Copper as each board shows it (the photometric jitter after the etch never crosses mid-gray).
+        differ = (x0[..., 0] < 128) != (x1[..., 0] < 128)
+        if differ.any():
+            moved += 1
+            # Only along the copper's outline (within a pixel of an edge of the board drawn without the etch), and
+            # the difference channel follows the board.
+            edge = cv2.morphologyEx((x0[..., 0] < 128).astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+            assert not (differ & (edge == 0)).any()
+            assert np.array_equal(x1[..., 2], cv2.absdiff(x1[..., 0], x1[..., 1]))
+    assert moved >= 10  # every board etched (etch_p 1), a crop of bare laminate aside
+
+
 @pytest.mark.slow
 def test_cache_command_writes_entries_that_load_back(tmp_path):
     from inspector.training.camera_cache import load_cache
