@@ -246,6 +246,28 @@ def test_a_moving_board_nearer_the_lens_is_scored_in_its_own_sidecar_block(tmp_p
     assert "0..32 px" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(not MODEL.is_file(), reason="the shipped model is not in models/")
+def test_a_second_camera_model_that_no_training_saw_is_scored_in_its_own_sidecar_block(tmp_path, capsys):
+    """`--camera-renderer optics`: the captures drawn by `camera_optics` (another surface, light, lens and sensor
+    model than the one the model was fine-tuned on) are registered and inspected like any camera's; the figures go to
+    their own sidecar block with the command that made them; options that renderer does not model are refused by
+    name, as is the option without a camera."""
+    common, metrics = _camera_figures(tmp_path, "--camera-renderer", "optics")
+    capsys.readouterr()
+    optics = metrics["val_int8_camera_gray_optics"]
+    assert optics["command"].endswith("--camera-seed 0 --camera-renderer optics")
+    assert optics["boards"] == 2 and optics["escapes"] == 0 and optics["map50"] > 0.6, optics
+    assert optics["false_rejects_on_templates"] == 0, optics
+    verdicts = [json.loads(line) for line in (tmp_path / "out" / "verdicts.jsonl").read_text().splitlines()]
+    assert not any("not inspectable" in (v["reason"] or "") for v in verdicts), verdicts
+    assert main([*common, "--camera-renderer", "optics"]) == 2
+    assert "--camera-renderer needs --camera" in capsys.readouterr().err
+    for option, value in (("--camera-profile", "harsh"), ("--camera-gamma", "0.45"), ("--camera-copper", "dark")):
+        assert main([*common, "--camera", "gray", "--camera-renderer", "optics", option, value]) == 2
+        err = capsys.readouterr().err
+        assert "draws a line camera only" in err and option in err, err
+
+
 def _fixture_layout(root: Path) -> Path:
     """The real DeepPCB pair of tests/fixtures (92000010, a held-out board) in the dataset's layout; its list file."""
     src = REPO / "tests" / "fixtures" / "deeppcb"

@@ -108,6 +108,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "otherwise: their copper edges this many DeepPCB px further out (negative: further in; 1 px is about 21 um)",
     )
     p.add_argument(
+        "--camera-renderer",
+        choices=("textures", "optics"),
+        default="textures",
+        help="the camera model that draws the captures: 'textures' (inspector.evaluation.camera_domain; the shipped "
+        "model was also fine-tuned on its renderings of the training boards) or 'optics' (camera_optics: another "
+        "surface, light, lens and sensor model, Bayer colour, that no training saw; a line camera only)",
+    )
+    p.add_argument(
         "--camera-golden-boards",
         type=int,
         default=1,
@@ -463,6 +471,7 @@ def _captures(board: np.ndarray, ref: np.ndarray, key: str, camera: dict, **more
         defocus_px=camera.get("defocus", 0.0),
         resolution=camera.get("resolution", 1.0),
         etch_px=camera.get("etch", 0.0),
+        renderer=camera.get("renderer", "textures"),
         **more,
     )
 
@@ -587,6 +596,25 @@ def evaluate(args: argparse.Namespace) -> int:
         raise CommandError(f"--camera-motion {args.camera_motion:g}: within 0..32 px")
     if not 0.0 <= args.camera_defocus <= 8.0:
         raise CommandError(f"--camera-defocus {args.camera_defocus:g}: within 0..8 px")
+    if args.camera_renderer != "textures":
+        if not args.camera:
+            raise CommandError("--camera-renderer needs --camera (DeepPCB's own images are not rendered)")
+        unmodelled = [
+            name
+            for name, on in (
+                ("--camera-profile harsh", args.camera_profile != "line"),
+                ("--camera-copper dark", args.camera_copper != "bright"),
+                ("--camera-gamma", args.camera_gamma != 1.0),
+                ("--camera-motion", args.camera_motion != 0.0),
+                ("--camera-defocus", args.camera_defocus != 0.0),
+            )
+            if on
+        ]
+        if unmodelled:
+            raise CommandError(
+                f"--camera-renderer {args.camera_renderer} draws a line camera only: {', '.join(unmodelled)} is not "
+                "modelled there (use --camera-renderer textures)"
+            )
     if args.camera_golden_boards > 1 and not args.camera:
         raise CommandError("--camera-golden-boards needs --camera (DeepPCB's own templates are one image each)")
     if args.camera_golden_boards > 1 and args.write_sidecar:
@@ -609,6 +637,7 @@ def evaluate(args: argparse.Namespace) -> int:
             "defocus": args.camera_defocus,
             "resolution": args.camera_resolution,
             "etch": args.camera_etch,
+            "renderer": args.camera_renderer,
             "golden_boards": args.camera_golden_boards,
         }
     main = _evaluate_model(args.model, pairs, args.out, args.floor, args.threads, camera, args.one_defect)
@@ -696,6 +725,7 @@ def _write_sidecar(args: argparse.Namespace, result: dict) -> None:
         defocus = f"_defocus{args.camera_defocus:g}".replace(".", "p") if args.camera_defocus else ""
         res = f"_res{round(args.camera_resolution * 100):03d}" if args.camera_resolution != 1.0 else ""
         etch = f"_etch{args.camera_etch:+g}".replace(".", "p") if args.camera_etch else ""
+        optics = args.camera_renderer == "optics"
         key = (
             f"val_int8_camera_{args.camera}"
             + ("_harsh" if harsh else "")
@@ -706,6 +736,7 @@ def _write_sidecar(args: argparse.Namespace, result: dict) -> None:
             + defocus
             + res
             + etch
+            + ("_optics" if optics else "")
         )
         metrics[key] = {k: v for k, v in result["main"].items() if k not in keep}
         groups = f" --groups {args.groups}" if args.groups else ""
@@ -720,6 +751,7 @@ def _write_sidecar(args: argparse.Namespace, result: dict) -> None:
             + (f" --camera-defocus {args.camera_defocus:g}" if defocus else "")
             + (f" --camera-resolution {args.camera_resolution:g}" if res else "")
             + (f" --camera-etch {args.camera_etch:g}" if etch else "")
+            + (" --camera-renderer optics" if optics else "")
         )
         side.write_text(json.dumps(doc, indent=2) + "\n")
         print(f"figures written to {side} ({key})", file=sys.stderr)

@@ -29,6 +29,12 @@ a worse camera at the edge of what the preparation assumes: contrast 1.56-2.8:1,
 renderer's own friendliness. (Steeper light than 'line' draws, which reaches about 60 % fall-off in a corner, is
 outside the set-up the preparation assumes: a corner of copper pour at 16 % of the centre's light came out as
 laminate speckle in the golden mask.)"""
+Renderer = Literal["textures", "optics"]
+"""Which model of a camera draws the captures. 'textures': this module's `render`, whose renderings of the training
+boards the shipped model was also fine-tuned on (`inspector.training.camera_cache`), so figures on it are friendlier
+than a real camera's. 'optics': `inspector.evaluation.camera_optics.render_optics`, written apart from it with other
+models of the surface, light, lens and sensor (weave crosshatch, etched-edge rims, ring light, pillbox PSF, Bayer
+mosaic), that no training ever saw: a line camera set up as docs/model.md asks, and nothing else."""
 Copper = Literal["bright", "dark"]
 """How the camera shows bare copper against the laminate. 'bright': a diffuse ring or coaxial light on bare copper
 (the metal reflects into the lens). 'dark': dark-field light, or a board seen as DeepPCB's binarised images show it
@@ -267,6 +273,7 @@ def capture_pair(
     defocus_px: float = 0.0,
     resolution: float = 1.0,
     etch_px: float = 0.0,
+    renderer: Renderer = "textures",
 ) -> dict[str, tuple[np.ndarray, Capture] | list[tuple[np.ndarray, Capture]]]:
     """Camera frames for one DeepPCB pair, as a line would take them.
 
@@ -277,7 +284,15 @@ def capture_pair(
       are. Its laminate weave and copper grain are its own, so nothing but the copper matches the golden capture.
     - 'teach' (when `teach` > 0): a list of that many more good boards of the design, each its own physical board,
       misregistered: with 'golden', the boards a golden reference is taught from (`inspector.teach_reference`).
+
+    `renderer` names the camera model that draws every capture (`Renderer`); the seeds are the same for both.
     """
+    if renderer == "textures":
+        draw = render
+    elif renderer == "optics":
+        from .camera_optics import render_optics as draw
+    else:
+        raise ValueError(f"camera renderer must be 'textures' or 'optics', got {renderer!r}")
     # One camera takes them all, on a line that moves every board the same (`motion_px`); the boards after the golden
     # one may sit nearer the lens (`scale`) or be seen out of focus (`defocus_px`).
     camera = {
@@ -293,19 +308,19 @@ def capture_pair(
     # the golden board (`etch_px`); a second capture of the golden board is that same board.
     golden_board = 2 * int(seed)
     frames = {
-        "golden": render(template, 3 * int(seed), board_seed=golden_board, **camera),
-        "board": render(test, 3 * int(seed) + 1, board_seed=golden_board + 1, etch_px=etch_px, **off),
-        "good": render(template, 3 * int(seed) + 2, board_seed=golden_board, **off),
+        "golden": draw(template, 3 * int(seed), board_seed=golden_board, **camera),
+        "board": draw(test, 3 * int(seed) + 1, board_seed=golden_board + 1, etch_px=etch_px, **off),
+        "good": draw(template, 3 * int(seed) + 2, board_seed=golden_board, **off),
     }
     if other:
-        frames["other"] = render(
+        frames["other"] = draw(
             template, _OTHER + 3 * int(seed), board_seed=_OTHER + golden_board, etch_px=etch_px, **off
         )
     if teach > 0:
         frames["teach"] = []
         for k in range(teach):
             s = _TEACH + 7919 * k + int(seed)
-            frames["teach"].append(render(template, s, board_seed=s + 1, etch_px=etch_px, **off))
+            frames["teach"].append(draw(template, s, board_seed=s + 1, etch_px=etch_px, **off))
     return frames
 
 
@@ -315,4 +330,4 @@ _TEACH = 1 << 41
 """Offset of the seeds of the teaching boards (board and capture): streams no other rendering uses."""
 
 
-__all__ = ["Capture", "Profile", "capture_pair", "etched", "map_boxes", "misregistration", "render"]
+__all__ = ["Capture", "Profile", "Renderer", "capture_pair", "etched", "map_boxes", "misregistration", "render"]
