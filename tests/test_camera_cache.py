@@ -67,6 +67,29 @@ def test_entry_is_the_station_view_of_the_deeppcb_board(tmp_path, k):
     assert np.array_equal(e["boxes"], pair.boxes) and np.array_equal(e["classes"], pair.classes)
 
 
+def test_a_rendering_may_show_the_copper_wider_or_narrower_on_board_and_golden_alike(tmp_path):
+    """`--width-px W`: each rendering draws its own copper width in [-W, W] (a stream of its own) for all its
+    captures; W 0 builds the cache as before, byte for byte."""
+    from inspector.training.camera_cache import render_entry
+
+    (pair,) = load_list(_dataset(tmp_path))
+    plain = render_entry(pair, 0, _spec(), shift=3.0, rotate=0.5)
+    zero = render_entry(pair, 0, _spec(), shift=3.0, rotate=0.5, width=0.0)
+    for name in ("board", "template", "good"):
+        assert np.array_equal(plain[name], zero[name])
+    changed = []
+    for k in (0, 2, 4):  # three gray renderings: each draws its own width
+        a = render_entry(pair, k, _spec(), shift=3.0, rotate=0.5)
+        b = render_entry(pair, k, _spec(), shift=3.0, rotate=0.5, width=1.0)
+        assert np.array_equal(b["template"], render_entry(pair, k, _spec(), 3.0, 0.5, 1.0)["template"])  # repeatable
+        cu = [(e[name] == 0).mean() for e in (a, b) for name in ("template", "board", "good")]
+        # the golden mask and both boards move the same way (narrower or wider copper everywhere)
+        signs = {np.sign(round(cu[3 + i] - cu[i], 4)) for i in range(3)}
+        assert len(signs) == 1, cu
+        changed.append(signs.pop())
+    assert 0 not in changed
+
+
 def test_sampler_draws_camera_boards_only_when_asked(tmp_path):
     from inspector.training.camera_cache import render_entry
     from inspector.training.train import Sampler

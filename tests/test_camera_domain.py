@@ -388,3 +388,23 @@ def test_a_board_etched_otherwise_moves_its_copper_edges_by_fractions_of_a_pixel
         assert wide[name][0].astype(float).mean() > same[name][0].astype(float).mean() + 1.0
     with pytest.raises(ValueError, match="etch"):
         render(test, 1, etch_px=5.0)
+
+
+def test_a_camera_that_shows_copper_narrower_narrows_it_on_every_board_the_golden_one_too():
+    """`width_px`: how wide copper looks is the camera's as much as the board's (the trace's top under coaxial light):
+    every capture, golden included, shows its edges that far in or out, on top of a board's own `etch_px`; 0 renders
+    exactly as before."""
+    test, temp = _pair()
+    same = capture_pair(test, temp, 4, max_shift=3, max_rot_deg=0.5, other=True)
+    zero = capture_pair(test, temp, 4, max_shift=3, max_rot_deg=0.5, other=True, width_px=0.0)
+    narrow = capture_pair(test, temp, 4, max_shift=3, max_rot_deg=0.5, other=True, width_px=-0.75)
+    both = capture_pair(test, temp, 4, max_shift=3, max_rot_deg=0.5, other=True, width_px=-0.75, etch_px=0.75)
+    for name in ("golden", "board", "good", "other"):
+        assert np.array_equal(same[name][0], zero[name][0])
+        # Same draws, less copper (bright): the frame is darker on the whole, never brighter.
+        assert narrow[name][0].astype(float).mean() < same[name][0].astype(float).mean() - 1.0, name
+        assert np.array_equal(narrow[name][1].matrix, same[name][1].matrix)
+    # a board etched 0.75 px wider by a camera that shows 0.75 px narrower looks as DeepPCB drew it
+    for name in ("board", "other"):
+        assert np.array_equal(both[name][0], same[name][0])
+    assert np.array_equal(both["golden"][0], narrow["golden"][0])

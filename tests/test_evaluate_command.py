@@ -268,6 +268,22 @@ def test_a_second_camera_model_that_no_training_saw_is_scored_in_its_own_sidecar
         assert "draws a line camera only" in err and option in err, err
 
 
+@pytest.mark.skipif(not MODEL.is_file(), reason="the shipped model is not in models/")
+def test_a_camera_that_shows_copper_narrower_is_scored_in_its_own_sidecar_block(tmp_path, capsys):
+    """`--camera-width -0.5`: every capture, the golden one too, shows copper edges half a pixel further in than
+    DeepPCB's binarisation (the trace's top under coaxial light); inspected like any camera's, figures in their own
+    block; the option needs a camera and a width no camera shows is refused."""
+    common, metrics = _camera_figures(tmp_path, "--camera-width", "-0.5")
+    capsys.readouterr()
+    narrow = metrics["val_int8_camera_gray_width-0p5"]
+    assert narrow["command"].endswith("--camera-seed 0 --camera-width -0.5")
+    assert narrow["boards"] == 2 and narrow["escapes"] == 0 and narrow["map50"] > 0.6, narrow
+    assert main([*common, "--camera-width", "-0.5"]) == 2
+    assert "need --camera" in capsys.readouterr().err
+    assert main([*common, "--camera", "gray", "--camera-width", "3"]) == 2
+    assert "within -2..2 px" in capsys.readouterr().err
+
+
 def _fixture_layout(root: Path) -> Path:
     """The real DeepPCB pair of tests/fixtures (92000010, a held-out board) in the dataset's layout; its list file."""
     src = REPO / "tests" / "fixtures" / "deeppcb"

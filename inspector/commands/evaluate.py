@@ -108,6 +108,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "otherwise: their copper edges this many DeepPCB px further out (negative: further in; 1 px is about 21 um)",
     )
     p.add_argument(
+        "--camera-width",
+        type=float,
+        default=0.0,
+        metavar="PX",
+        help="every capture, the golden one too, shows copper edges this many DeepPCB px further out than DeepPCB's "
+        "binarisation (negative: further in; a bare-copper camera under coaxial light sees the trace's top, narrower "
+        "than its foot); on top of --camera-etch",
+    )
+    p.add_argument(
         "--camera-renderer",
         choices=("textures", "optics"),
         default="textures",
@@ -471,6 +480,7 @@ def _captures(board: np.ndarray, ref: np.ndarray, key: str, camera: dict, **more
         defocus_px=camera.get("defocus", 0.0),
         resolution=camera.get("resolution", 1.0),
         etch_px=camera.get("etch", 0.0),
+        width_px=camera.get("width", 0.0),
         renderer=camera.get("renderer", "textures"),
         **more,
     )
@@ -579,11 +589,15 @@ def evaluate(args: argparse.Namespace) -> int:
     if not 0.25 <= args.camera_gamma <= 4.0:
         raise CommandError(f"--camera-gamma {args.camera_gamma:g}: a camera's gamma lies within 0.25..4 (sRGB: 0.45)")
     changes = (args.camera_scale != 1.0, args.camera_motion != 0.0, args.camera_defocus != 0.0)
-    if (any(changes) or args.camera_resolution != 1.0 or args.camera_etch != 0.0) and not args.camera:
+    if (any(changes) or args.camera_resolution != 1.0 or args.camera_etch or args.camera_width) and not args.camera:
         raise CommandError(
-            "--camera-scale, --camera-motion, --camera-defocus, --camera-resolution and --camera-etch need --camera "
-            "(they change a camera's rendering)"
+            "--camera-scale, --camera-motion, --camera-defocus, --camera-resolution, --camera-etch and --camera-width "
+            "need --camera (they change a camera's rendering)"
         )
+    if not -2.0 <= args.camera_width <= 2.0:
+        raise CommandError(f"--camera-width {args.camera_width:g}: within -2..2 px")
+    if abs(args.camera_width + args.camera_etch) > 3.0:
+        raise CommandError("--camera-width and --camera-etch together: within -3..3 px")
     if not -3.0 <= args.camera_etch <= 3.0:
         raise CommandError(f"--camera-etch {args.camera_etch:g}: within -3..3 px")
     if not 0.4 <= args.camera_resolution <= 2.5:
@@ -638,6 +652,7 @@ def evaluate(args: argparse.Namespace) -> int:
             "resolution": args.camera_resolution,
             "etch": args.camera_etch,
             "renderer": args.camera_renderer,
+            "width": args.camera_width,
             "golden_boards": args.camera_golden_boards,
         }
     main = _evaluate_model(args.model, pairs, args.out, args.floor, args.threads, camera, args.one_defect)
@@ -725,6 +740,7 @@ def _write_sidecar(args: argparse.Namespace, result: dict) -> None:
         defocus = f"_defocus{args.camera_defocus:g}".replace(".", "p") if args.camera_defocus else ""
         res = f"_res{round(args.camera_resolution * 100):03d}" if args.camera_resolution != 1.0 else ""
         etch = f"_etch{args.camera_etch:+g}".replace(".", "p") if args.camera_etch else ""
+        width = f"_width{args.camera_width:+g}".replace(".", "p") if args.camera_width else ""
         optics = args.camera_renderer == "optics"
         key = (
             f"val_int8_camera_{args.camera}"
@@ -736,6 +752,7 @@ def _write_sidecar(args: argparse.Namespace, result: dict) -> None:
             + defocus
             + res
             + etch
+            + width
             + ("_optics" if optics else "")
         )
         metrics[key] = {k: v for k, v in result["main"].items() if k not in keep}
@@ -751,6 +768,7 @@ def _write_sidecar(args: argparse.Namespace, result: dict) -> None:
             + (f" --camera-defocus {args.camera_defocus:g}" if defocus else "")
             + (f" --camera-resolution {args.camera_resolution:g}" if res else "")
             + (f" --camera-etch {args.camera_etch:g}" if etch else "")
+            + (f" --camera-width {args.camera_width:g}" if width else "")
             + (" --camera-renderer optics" if optics else "")
         )
         side.write_text(json.dumps(doc, indent=2) + "\n")

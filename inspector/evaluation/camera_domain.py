@@ -274,6 +274,7 @@ def capture_pair(
     resolution: float = 1.0,
     etch_px: float = 0.0,
     renderer: Renderer = "textures",
+    width_px: float = 0.0,
 ) -> dict[str, tuple[np.ndarray, Capture] | list[tuple[np.ndarray, Capture]]]:
     """Camera frames for one DeepPCB pair, as a line would take them.
 
@@ -286,6 +287,11 @@ def capture_pair(
       misregistered: with 'golden', the boards a golden reference is taught from (`inspector.teach_reference`).
 
     `renderer` names the camera model that draws every capture (`Renderer`); the seeds are the same for both.
+    `width_px`: every capture of every board, the golden one too, shows its copper edges this far further out than
+    DeepPCB's binarisation put them (negative: further in), on top of `etch_px`. Why: how wide copper looks is the
+    camera's as much as the board's (a bare-copper camera under coaxial light sees the trace's top, narrower than its
+    foot by the etched sidewall: 0.6-0.7 px at 48 px/mm on `camera_optics`' renderings), and the network learnt
+    DeepPCB's widths.
     """
     if renderer == "textures":
         draw = render
@@ -307,20 +313,21 @@ def capture_pair(
     # Other physical boards (the defective one, another good one, the teaching boards) may be etched otherwise than
     # the golden board (`etch_px`); a second capture of the golden board is that same board.
     golden_board = 2 * int(seed)
+    other_etch = width_px + etch_px
     frames = {
-        "golden": draw(template, 3 * int(seed), board_seed=golden_board, **camera),
-        "board": draw(test, 3 * int(seed) + 1, board_seed=golden_board + 1, etch_px=etch_px, **off),
-        "good": draw(template, 3 * int(seed) + 2, board_seed=golden_board, **off),
+        "golden": draw(template, 3 * int(seed), board_seed=golden_board, etch_px=width_px, **camera),
+        "board": draw(test, 3 * int(seed) + 1, board_seed=golden_board + 1, etch_px=other_etch, **off),
+        "good": draw(template, 3 * int(seed) + 2, board_seed=golden_board, etch_px=width_px, **off),
     }
     if other:
         frames["other"] = draw(
-            template, _OTHER + 3 * int(seed), board_seed=_OTHER + golden_board, etch_px=etch_px, **off
+            template, _OTHER + 3 * int(seed), board_seed=_OTHER + golden_board, etch_px=other_etch, **off
         )
     if teach > 0:
         frames["teach"] = []
         for k in range(teach):
             s = _TEACH + 7919 * k + int(seed)
-            frames["teach"].append(draw(template, s, board_seed=s + 1, etch_px=etch_px, **off))
+            frames["teach"].append(draw(template, s, board_seed=s + 1, etch_px=other_etch, **off))
     return frames
 
 

@@ -40,8 +40,16 @@ def _domain(sidecar: Path):
     return InputDomain(**meta["input_domain"])
 
 
-def render_entry(pair, k: int, spec, shift: float, rotate: float) -> dict[str, np.ndarray] | None:
-    """One camera rendering of `pair`, registered and prepared as the station would; None if unregistrable."""
+def render_entry(pair, k: int, spec, shift: float, rotate: float, width: float = 0.0) -> dict[str, np.ndarray] | None:
+    """One camera rendering of `pair`, registered and prepared as the station would; None if unregistrable.
+
+    `width` > 0: every capture of this rendering (golden image, board, second capture alike) shows its copper edges
+    u px further out than DeepPCB's, u drawn uniformly in [-width, width] from a stream of its own (the rest of
+    the rendering is the same as without it). Why: how wide copper looks depends on the camera (a bare-copper
+    camera under coaxial light sees the trace's top, narrower than its foot), and a network that only ever saw
+    DeepPCB's widths read narrower copper as defects of another class, or none (docs/model.md, *A second camera
+    model*).
+    """
     from inspector.config import CalibrationSection
     from inspector.datasets.deeppcb import read_gray
     from inspector.decision import to_gray8
@@ -51,8 +59,15 @@ def render_entry(pair, k: int, spec, shift: float, rotate: float) -> dict[str, n
 
     mode = "gray" if k % 2 == 0 else "colour"
     seed = SEED_BASE + k * 1_000_003 + zlib.crc32(pair.id.encode())
+    u = float(np.random.default_rng([seed, 17]).uniform(-width, width)) if width > 0 else 0.0
     f = capture_pair(
-        read_gray(pair.test_path), read_gray(pair.template_path), seed, mode=mode, max_shift=shift, max_rot_deg=rotate
+        read_gray(pair.test_path),
+        read_gray(pair.template_path),
+        seed,
+        mode=mode,
+        max_shift=shift,
+        max_rot_deg=rotate,
+        width_px=u,
     )
     golden = to_gray8(f["golden"][0], "golden", spec.colour)  # gray passes as it is
     golden_in = prepare(golden, spec, "golden")
@@ -72,10 +87,10 @@ def render_entry(pair, k: int, spec, shift: float, rotate: float) -> dict[str, n
 
 
 def _job(args) -> tuple[str, bool]:
-    pair, k, spec, shift, rotate, path = args
+    pair, k, spec, shift, rotate, width, path = args
     if path.exists():
         return path.name, True
-    entry = render_entry(pair, k, spec, shift, rotate)
+    entry = render_entry(pair, k, spec, shift, rotate, width)
     if entry is None:
         return path.name, False
     tmp = path.with_suffix(".tmp.npz")
@@ -112,6 +127,14 @@ def main(argv=None) -> int:
     ap.add_argument("--renders", type=int, default=2, help="renderings per pair, gray and colour alternately")
     ap.add_argument("--shift", type=float, default=3.0, help="largest residual shift of a capture, px")
     ap.add_argument("--rotate", type=float, default=0.5, help="largest residual rotation of a capture, deg")
+    ap.add_argument(
+        "--width-px",
+        type=float,
+        default=0.0,
+        help="each rendering shows every copper edge (golden image and boards alike) u px further out, u uniform in "
+        "[-W, W] (0: DeepPCB's widths, as the shipped recipe renders)",
+    )
+    ap.add_argument("--every", type=int, default=1, help="every Nth training pair only (1: all; for probes)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--val-groups", default=None, help="held-out groups, as for train (never rendered here)")
     ap.add_argument(
@@ -127,9 +150,14 @@ def main(argv=None) -> int:
     train, val, how = held_out_split(args.data, pairs, groups)
     if args.train_on == "all":
         train, how = train + val, f"none, --train-on all; would be {how}"
+    if not 0.0 <= args.width_px <= 2.0:
+        raise SystemExit(f"--width-px {args.width_px:g}: within 0..2 px")
+    if args.every < 1:
+        raise SystemExit(f"--every {args.every}: at least 1")
+    train = train[:: args.every]
     args.out.mkdir(parents=True, exist_ok=True)
     jobs = [
-        (p, k, spec, args.shift, args.rotate, args.out / f"{p.group}_{p.id}_{k}.npz")
+        (p, k, spec, args.shift, args.rotate, args.width_px, args.out / f"{p.group}_{p.id}_{k}.npz")
         for k in range(args.renders)
         for p in train
     ]
