@@ -142,33 +142,15 @@ def render(
         raise ValueError(f"camera copper must be 'bright' or 'dark', got {copper_look!r}")
     if not 0.25 <= gamma <= 4.0:
         raise ValueError(f"camera gamma must be within 0.25..4, got {gamma!r}")
-    if not 0.8 <= scale <= 1.25:
-        raise ValueError(f"camera scale must be within 0.8..1.25, got {scale!r}")
     if not 0.0 <= motion_px <= 32.0:
         raise ValueError(f"camera motion must be within 0..32 px, got {motion_px!r}")
     if not 0.0 <= defocus_px <= 8.0:
         raise ValueError(f"camera defocus must be within 0..8 px, got {defocus_px!r}")
-    if not -3.0 <= etch_px <= 3.0:
-        raise ValueError(f"board etch must be within -3..3 px, got {etch_px!r}")
-    if not 0.4 <= resolution <= 2.5:
-        raise ValueError(f"camera resolution must be within 0.4..2.5 of DeepPCB's, got {resolution!r}")
     harsh = profile == "harsh"
-    g = binary if binary.ndim == 2 else cv2.cvtColor(binary, cv2.COLOR_BGR2GRAY)
-    h, w = g.shape
-    copper = (g < 128).astype(np.float32) if etch_px == 0 else etched(g < 128, etch_px)
-    to_camera = np.eye(3)
-    if resolution != 1.0:  # the board on more or fewer pixels (area-averaged: a pixel sees its part of the board)
-        size = (max(1, round(w * resolution)), max(1, round(h * resolution)))
-        fx, fy = size[0] / w, size[1] / h
-        copper = cv2.resize(copper, size, interpolation=cv2.INTER_AREA if resolution < 1 else cv2.INTER_LINEAR)
-        to_camera = np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5], [0.0, 0.0, 1.0]])
-        w, h = size
     board = np.random.default_rng([int(board_seed if board_seed is not None else seed), 7])
     cap = np.random.default_rng([int(seed), 11])
-    m = misregistration(cap, (h, w), max_shift, max_rot_deg)
-    if scale != 1.0:  # about the frame's centre, after the misregistration
-        m = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), 0.0, scale) @ np.vstack([m, [0.0, 0.0, 1.0]])
-    copper = cv2.warpAffine(copper, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    copper, m, board_to_frame = board_in_frame(binary, cap, max_shift, max_rot_deg, scale, resolution, etch_px)
+    h, w = copper.shape
 
     # The board's own surface, fixed per physical board: it moves with the board.
     weave = _smooth_noise(board, (h, w), 3.0)
@@ -240,8 +222,48 @@ def render(
     if not ok:  # pragma: no cover - OpenCV always encodes a uint8 image
         raise RuntimeError("JPEG encoding failed")
     frame = cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE if mode == "gray" else cv2.IMREAD_COLOR)
-    board_to_frame = (np.vstack([m, [0.0, 0.0, 1.0]]) @ to_camera)[:2] if resolution != 1.0 else m
     return frame, Capture(board_to_frame, laminate, copper_level, blur, read_noise, quality)
+
+
+def board_in_frame(
+    binary: np.ndarray,
+    cap: np.random.Generator,
+    max_shift: float,
+    max_rot_deg: float,
+    scale: float,
+    resolution: float,
+    etch_px: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where one capture puts the board: its copper coverage (float, anti-aliased) in the frame's pixels, the 2x3
+    warp of the board's surface (frame pixels of the board at the camera's resolution) and the 2x3 matrix from
+    DeepPCB's pixels to the frame's.
+
+    Shared by every renderer so that ground truth maps alike; the misregistration is the first draw of the capture's
+    stream `cap`, which the renderer goes on drawing from. Resolution: the board on more or fewer pixels
+    (area-averaged: a pixel sees its part of the board); scale about the frame's centre, after the misregistration.
+    """
+    if not 0.8 <= scale <= 1.25:
+        raise ValueError(f"camera scale must be within 0.8..1.25, got {scale!r}")
+    if not -3.0 <= etch_px <= 3.0:
+        raise ValueError(f"board etch must be within -3..3 px, got {etch_px!r}")
+    if not 0.4 <= resolution <= 2.5:
+        raise ValueError(f"camera resolution must be within 0.4..2.5 of DeepPCB's, got {resolution!r}")
+    g = binary if binary.ndim == 2 else cv2.cvtColor(binary, cv2.COLOR_BGR2GRAY)
+    h, w = g.shape
+    copper = (g < 128).astype(np.float32) if etch_px == 0 else etched(g < 128, etch_px)
+    to_camera = np.eye(3)
+    if resolution != 1.0:
+        size = (max(1, round(w * resolution)), max(1, round(h * resolution)))
+        fx, fy = size[0] / w, size[1] / h
+        copper = cv2.resize(copper, size, interpolation=cv2.INTER_AREA if resolution < 1 else cv2.INTER_LINEAR)
+        to_camera = np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5], [0.0, 0.0, 1.0]])
+        w, h = size
+    m = misregistration(cap, (h, w), max_shift, max_rot_deg)
+    if scale != 1.0:
+        m = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), 0.0, scale) @ np.vstack([m, [0.0, 0.0, 1.0]])
+    copper = cv2.warpAffine(copper, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    board_to_frame = (np.vstack([m, [0.0, 0.0, 1.0]]) @ to_camera)[:2] if resolution != 1.0 else m
+    return copper, m, board_to_frame
 
 
 def map_boxes(boxes: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -337,4 +359,14 @@ _TEACH = 1 << 41
 """Offset of the seeds of the teaching boards (board and capture): streams no other rendering uses."""
 
 
-__all__ = ["Capture", "Profile", "Renderer", "capture_pair", "etched", "map_boxes", "misregistration", "render"]
+__all__ = [
+    "Capture",
+    "Profile",
+    "Renderer",
+    "board_in_frame",
+    "capture_pair",
+    "etched",
+    "map_boxes",
+    "misregistration",
+    "render",
+]

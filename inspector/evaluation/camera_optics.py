@@ -1,8 +1,8 @@
 """A second, independent camera renderer for DeepPCB's binarised boards, built from the physics of a line camera.
 
 Why: the detector was fine-tuned on `camera_domain` renderings, so measuring on them flatters it. This renderer
-shares only the geometry (`misregistration`, `etched`, the board-to-frame matrix) so ground truth maps the same way;
-its surface, light, optics and sensor are modelled otherwise and no training has seen them:
+shares only the geometry (`camera_domain.board_in_frame`: misregistration, etching, resolution, scale) so ground truth
+maps the same way; its surface, light, optics and sensor are modelled otherwise and no training has seen them:
 
 - the board (`board_seed`, moves with the board): glass-fibre weave of FR-4, resin-rich patches, brushed copper grain,
   tarnish, rare specular glints, and dark etched sidewalls along every copper edge;
@@ -22,7 +22,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from inspector.evaluation.camera_domain import Capture, etched, misregistration
+from inspector.evaluation.camera_domain import Capture, board_in_frame
 
 #: Linear reflectances (BGR, white-balanced, fraction of white) under the ring light: bare copper is orange; bare
 #: FR-4 is pale yellow-green and, in red, well below copper (red 2.7:1, mono 2.1:1 with the sensor's weights below).
@@ -231,29 +231,11 @@ def render_optics(
     ):
         if on:
             raise _unmodelled(option)
-    if not 0.8 <= scale <= 1.25:
-        raise ValueError(f"camera scale must be within 0.8..1.25, got {scale!r}")
-    if not -3.0 <= etch_px <= 3.0:
-        raise ValueError(f"board etch must be within -3..3 px, got {etch_px!r}")
-    if not 0.4 <= resolution <= 2.5:
-        raise ValueError(f"camera resolution must be within 0.4..2.5 of DeepPCB's, got {resolution!r}")
-
-    # Geometry: exactly camera_domain's (the same matrix for the same seed and options).
-    g = binary if binary.ndim == 2 else cv2.cvtColor(binary, cv2.COLOR_BGR2GRAY)
-    h, w = g.shape
-    cover = (g < 128).astype(np.float32) if etch_px == 0 else etched(g < 128, etch_px)
-    to_camera = np.eye(3)
-    if resolution != 1.0:
-        size = (max(1, round(w * resolution)), max(1, round(h * resolution)))
-        fx, fy = size[0] / w, size[1] / h
-        cover = cv2.resize(cover, size, interpolation=cv2.INTER_AREA if resolution < 1 else cv2.INTER_LINEAR)
-        to_camera = np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5], [0.0, 0.0, 1.0]])
-        w, h = size
-    m = misregistration(np.random.default_rng([int(seed), 11]), (h, w), max_shift, max_rot_deg)
-    if scale != 1.0:
-        m = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), 0.0, scale) @ np.vstack([m, [0.0, 0.0, 1.0]])
-    cover = cv2.warpAffine(cover, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    board_to_frame = (np.vstack([m, [0.0, 0.0, 1.0]]) @ to_camera)[:2] if resolution != 1.0 else m
+    # Geometry: camera_domain's own (the same matrix for the same seed and options).
+    cover, m, board_to_frame = board_in_frame(
+        binary, np.random.default_rng([int(seed), 11]), max_shift, max_rot_deg, scale, resolution, etch_px
+    )
+    h, w = cover.shape
 
     # The physical board: its surface is drawn where the board rests and moves with it.
     board = np.random.default_rng([int(board_seed if board_seed is not None else seed), 31])
