@@ -1,4 +1,4 @@
-"""`pcb-inspector calibrate intrinsics|scale|reference|check|history`.
+"""`pcb-inspector calibrate intrinsics|scale|threshold|reference|check|history`.
 
 Registered through the `pcb_inspector.commands` entry point (`calibrate = "calibration.cli:register"`),
 so `inspector` never imports this package. Each sub-command stores its result as the station's
@@ -56,6 +56,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     common(q)
     q.set_defaults(func=cmd_scale)
 
+    q = csub.add_parser(
+        "threshold", help="where the model's preparation splits copper from laminate, from golden boards and designs"
+    )
+    q.add_argument(
+        "--image",
+        required=True,
+        action="append",
+        metavar="FILE",
+        help="a golden board's capture (repeat, each with its --design; boards of several designs average out)",
+    )
+    q.add_argument(
+        "--design",
+        required=True,
+        action="append",
+        metavar="FILE",
+        help="that board's copper layer as a two-level image at the camera's pixels (copper in the model's copper "
+        "level: dark for the shipped model), e.g. rasterised from the Gerber file",
+    )
+    q.add_argument("--no-undistort", action="store_true", help="ignore the active intrinsics")
+    common(q)
+    q.set_defaults(func=cmd_threshold)
+
     q = csub.add_parser("reference", help="store a recipe's golden reference image and its optics baseline")
     q.add_argument("--recipe", required=True, help="recipe name")
     q.add_argument("--image", required=True, metavar="FILE", help="capture of a defect-free board")
@@ -82,7 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=cmd_check)
 
     q = csub.add_parser("history", help="list the station's calibrations (newest first)")
-    q.add_argument("--kind", help="intrinsics, scale or reference:<recipe>")
+    q.add_argument("--kind", help="intrinsics, scale, threshold or reference:<recipe>")
     common(q, save=False)
     q.set_defaults(func=cmd_history)
 
@@ -230,6 +252,57 @@ def cmd_scale(args: argparse.Namespace) -> int:
     text.append(f"  for the model: [detector] camera_px_per_mm = {1 / result.mm_per_px:.2f}")
     if "calibration_id" in out:
         text.append(f"  stored as calibration {out['calibration_id']} (active); recipes may now use min_defect_mm")
+    _emit(args, out, "\n".join(text))
+    return 0
+
+
+@_guard
+def cmd_threshold(args: argparse.Namespace) -> int:
+    from inspector.detect.package import ModelError, station_input_domain
+    from inspector.detect.prepare import ImageDomainError
+    from inspector.detect.threshold_position import fit_threshold_position
+
+    if len(args.image) != len(args.design):
+        raise CommandError(
+            f"{len(args.image)} --image but {len(args.design)} --design: give each golden capture its design"
+        )
+    cfg = _config(args)
+    try:
+        spec = station_input_domain(cfg.detector)
+    except ModelError as exc:
+        raise CommandError(f"[detector] model: {exc}") from None
+    if spec is None:
+        raise CommandError("the station's model takes frames as they are: it has no threshold to calibrate")
+    # Everything but the position itself as the station runs it (its camera's copper look and gamma included).
+    spec = spec.model_copy(update={"threshold_position": 0.5})
+    store = None if (args.no_save and args.no_undistort) else _store(cfg)
+    try:
+        pairs = []
+        for image_path, design_path in zip(args.image, args.design, strict=True):
+            image, _ = _read(image_path)
+            design, _ = _read(design_path)
+            und = _undistorter(args, store, image)
+            pairs.append((und.apply(image) if und is not None else image, design))
+        try:
+            fit = fit_threshold_position(pairs, spec, [str(p) for p in args.image])
+        except ImageDomainError as exc:
+            raise CommandError(str(exc)) from None
+        out = fit.to_json() | {"images": list(args.image), "designs": list(args.design)}
+        if not args.no_save:
+            out["calibration_id"] = store.save("threshold", out, args.operator).id
+    finally:
+        if store is not None:
+            store.close()
+    text = [
+        f"threshold position {fit.position:.2f} (0: laminate's level, 1: copper's) from {fit.boards} golden board(s), "
+        f"{fit.edge_px} px of copper edge",
+        f"  at the midpoint (0.5) the copper edges lie {abs(fit.offset_at_midpoint_px):.2f} px "
+        + ("inward of" if fit.offset_at_midpoint_px < 0 else "outward of")
+        + " the design's",
+        f"  for the model: [detector] threshold_position = {fit.position:.2f}",
+    ]
+    if "calibration_id" in out:
+        text.append(f"  stored as calibration {out['calibration_id']} (active)")
     _emit(args, out, "\n".join(text))
     return 0
 
@@ -416,7 +489,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     if not rows:
         print("no calibrations stored for this station", file=sys.stderr)
     for r in rows:
-        key = {"intrinsics": "rms_px", "scale": "mm_per_px"}.get(r.kind, "sha256")
+        key = {"intrinsics": "rms_px", "scale": "mm_per_px", "threshold": "threshold_position"}.get(r.kind, "sha256")
         print(
             f"{r.id:5d} {r.created_at:%Y-%m-%d %H:%M} {r.kind:24s} {'*' if r.active else ' '} {r.created_by:12s} "
             f"{key}={r.results.get(key)}"

@@ -351,3 +351,24 @@ def test_one_defect_boards_are_inspected_one_by_one_and_their_escapes_counted(tm
         "golden board, second capture",
         "other physical board",
     ]
+
+
+@pytest.mark.skipif(not MODEL.is_file(), reason="the shipped model is not in models/")
+def test_a_station_calibrated_on_golden_boards_is_scored_in_its_own_sidecar_block(tmp_path, capsys):
+    """`--camera-calibrate-threshold LIST`: the station's threshold position is set as `calibrate threshold` would set
+    it, from the golden captures of the listed pairs against their templates, before any board is scored; the position
+    and what it was fitted on are in the figures, which go to their own block; the option needs a camera."""
+    data = tmp_path / "data"
+    listed = str(data / "test.txt")
+    common, metrics = _camera_figures(tmp_path, "--camera-renderer", "optics", "--camera-calibrate-threshold", listed)
+    assert "threshold position calibrated on 2 golden captures" in capsys.readouterr().err
+    block = metrics["val_int8_camera_gray_optics_calibrated"]
+    assert block["command"].endswith(f"--camera-renderer optics --camera-calibrate-threshold {listed}")
+    cal = block["threshold_calibration"]
+    assert cal["boards"] == 2 and 0.1 <= cal["threshold_position"] < 0.5, cal
+    assert cal["offset_at_midpoint_px"] < 0, cal
+    assert block["boards"] == 2 and block["escapes"] == 0, block
+    assert main([*common, "--camera-calibrate-threshold", listed]) == 2
+    assert "--camera-calibrate-threshold needs --camera" in capsys.readouterr().err
+    assert main([*common, "--camera", "gray", "--camera-calibrate-threshold", str(data / "nothing.txt")]) == 2
+    assert "--camera-calibrate-threshold" in capsys.readouterr().err

@@ -125,6 +125,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "surface, light, lens and sensor model, Bayer colour, that no training saw; a line camera only)",
     )
     p.add_argument(
+        "--camera-calibrate-threshold",
+        metavar="LIST",
+        type=Path,
+        help="set the station's threshold position as `pcb-inspector calibrate threshold` would, from the golden "
+        "captures of these pairs (a list file like --list; their templates serve as the boards' designs) before "
+        "evaluating: a station calibrated once on these boards. Only golden boards and designs are used",
+    )
+    p.add_argument(
         "--camera-golden-boards",
         type=int,
         default=1,
@@ -191,6 +199,10 @@ def _evaluate_model(
         learnt = read_meta(Path(cfg.model)).input_domain
         if learnt is not None and learnt.px_per_mm is not None:
             cfg.camera_px_per_mm = camera["resolution"] * learnt.px_per_mm
+    calibration = None
+    if camera is not None and camera.get("calibration_pairs"):
+        calibration = _calibrate_threshold(cfg, camera)
+        cfg.threshold_position = calibration["threshold_position"]
     det = create_detector(cfg)
     info = det.load()
     det.warm_up(2)
@@ -339,9 +351,40 @@ def _evaluate_model(
         "unregistered": len(unregistered),
         "unregistered_boards": unregistered,
         **single,
+        **({"threshold_calibration": calibration} if calibration is not None else {}),
         "latency_mean_ms": float(lat.mean()) if lat.size else 0.0,
         "latency_p99_ms": float(np.percentile(lat, 99)) if lat.size else 0.0,
     }
+
+
+def _calibrate_threshold(cfg, camera: dict) -> dict:
+    """The threshold position a station with this camera would be set to by `pcb-inspector calibrate threshold`: its
+    golden captures of the calibration pairs against their designs (DeepPCB's templates, which are the binarisation the
+    network learnt). Neither a defective board nor a label is looked at."""
+    from ..cli import CommandError
+    from ..datasets.deeppcb import read_gray
+    from ..detect.package import station_input_domain
+    from ..detect.prepare import ImageDomainError
+    from ..detect.threshold_position import fit_threshold_position
+
+    spec = station_input_domain(cfg)
+    if spec is None:
+        raise CommandError("--camera-calibrate-threshold: this model takes frames as they are (no input_domain)")
+    spec = spec.model_copy(update={"threshold_position": 0.5})
+    captures = []
+    for p in camera["calibration_pairs"]:
+        design = read_gray(p.template_path)
+        captures.append((_captures(read_gray(p.test_path), design, p.id, camera)["golden"][0], design))
+    try:
+        fit = fit_threshold_position(captures, spec, [p.id for p in camera["calibration_pairs"]])
+    except ImageDomainError as exc:
+        raise CommandError(f"--camera-calibrate-threshold: {exc}") from None
+    print(
+        f"threshold position calibrated on {fit.boards} golden captures: {fit.position:.3f} (copper edges "
+        f"{fit.offset_at_midpoint_px:+.2f} px from their designs at 0.5)",
+        file=sys.stderr,
+    )
+    return fit.to_json()
 
 
 #: How far from a defect's labelled box a difference between board and template still counts as that defect's: DeepPCB's
@@ -512,6 +555,12 @@ def _thresholds_text(m: dict) -> str:
 def _print(m: dict, title: str) -> None:
     at = f"at the package's thresholds ({_thresholds_text(m)})"
     print(f"== {title}: {m['model']} on {m['backend']}, {m['boards']} boards")
+    if "threshold_calibration" in m:
+        c = m["threshold_calibration"]
+        print(
+            f"threshold position {c['threshold_position']:.3f}, calibrated on {c['boards']} golden captures and their "
+            f"designs (copper edges {c['offset_at_midpoint_px']:+.2f} px from the designs' at 0.5)"
+        )
     print(f"COCO mAP@0.5 {m['map50']:.4f}   mAP@0.5:0.95 {m['map50_95']:.4f}")
     print("AP@0.5 per class: " + "  ".join(f"{k} {v:.3f}" for k, v in m["per_class_ap50"].items()))
     print(
@@ -636,6 +685,16 @@ def evaluate(args: argparse.Namespace) -> int:
             "--camera-golden-boards with --write-sidecar: the card's camera figures are those of a golden image of "
             "one board; evaluate a taught golden image without --write-sidecar"
         )
+    calibration_pairs = None
+    if args.camera_calibrate_threshold is not None:
+        if not args.camera:
+            raise CommandError("--camera-calibrate-threshold needs --camera (DeepPCB's own images are binarised)")
+        try:
+            calibration_pairs = load_list(args.root, args.camera_calibrate_threshold)
+        except DatasetError as exc:
+            raise CommandError(f"--camera-calibrate-threshold: {exc}") from None
+        if not calibration_pairs:
+            raise CommandError(f"--camera-calibrate-threshold {args.camera_calibrate_threshold}: no pairs listed")
     camera = None
     if args.camera:
         camera = {
@@ -654,6 +713,7 @@ def evaluate(args: argparse.Namespace) -> int:
             "renderer": args.camera_renderer,
             "width": args.camera_width,
             "golden_boards": args.camera_golden_boards,
+            "calibration_pairs": calibration_pairs,
         }
     main = _evaluate_model(args.model, pairs, args.out, args.floor, args.threads, camera, args.one_defect)
     result = {"main": main}
@@ -742,6 +802,7 @@ def _write_sidecar(args: argparse.Namespace, result: dict) -> None:
         etch = f"_etch{args.camera_etch:+g}".replace(".", "p") if args.camera_etch else ""
         width = f"_width{args.camera_width:+g}".replace(".", "p") if args.camera_width else ""
         optics = args.camera_renderer == "optics"
+        calibrated = args.camera_calibrate_threshold is not None
         key = (
             f"val_int8_camera_{args.camera}"
             + ("_harsh" if harsh else "")
@@ -754,6 +815,7 @@ def _write_sidecar(args: argparse.Namespace, result: dict) -> None:
             + etch
             + width
             + ("_optics" if optics else "")
+            + ("_calibrated" if calibrated else "")
         )
         metrics[key] = {k: v for k, v in result["main"].items() if k not in keep}
         groups = f" --groups {args.groups}" if args.groups else ""
@@ -770,6 +832,7 @@ def _write_sidecar(args: argparse.Namespace, result: dict) -> None:
             + (f" --camera-etch {args.camera_etch:g}" if etch else "")
             + (f" --camera-width {args.camera_width:g}" if width else "")
             + (" --camera-renderer optics" if optics else "")
+            + (f" --camera-calibrate-threshold {args.camera_calibrate_threshold}" if calibrated else "")
         )
         side.write_text(json.dumps(doc, indent=2) + "\n")
         print(f"figures written to {side} ({key})", file=sys.stderr)

@@ -188,6 +188,16 @@ class InputDomain(_Strict):
     speck_px: int = Field(
         16, ge=0, le=400, description="Islands of either level smaller than this area (px) are removed; 0 = none."
     )
+    threshold_position: float = Field(
+        0.5,
+        ge=0.1,
+        le=0.9,
+        description="Where between a registered board's two material levels a pixel changes material: 0 at the "
+        "laminate's level, 1 at the copper's; 0.5, the midpoint, is where a blurred edge crosses at its true place. "
+        "A camera that darkens the outermost fraction of a pixel of every copper edge (etched sidewalls under a "
+        "ring light) moves the midpoint's edges inward; the station then sets this from the golden board's design "
+        "(`pcb-inspector calibrate-threshold`). A station setting (`[detector] threshold_position`).",
+    )
     same_band: float = Field(
         0.0,
         ge=0.0,
@@ -313,7 +323,11 @@ def package_identity(sha256: str, labels: tuple[str, ...] | list[str], channels:
 
 
 def with_camera(
-    meta: ModelMeta, copper: str | None = None, gamma: float | None = None, px_per_mm: float | None = None
+    meta: ModelMeta,
+    copper: str | None = None,
+    gamma: float | None = None,
+    px_per_mm: float | None = None,
+    threshold_position: float | None = None,
 ) -> ModelMeta:
     """`meta` with the station's camera in its input domain: `detector.camera_copper` and `detector.camera_gamma`,
     where the station sets them.
@@ -335,6 +349,8 @@ def with_camera(
         update["camera_gamma"] = gamma
     if px_per_mm is not None and px_per_mm != meta.input_domain.camera_px_per_mm:
         update["camera_px_per_mm"] = px_per_mm
+    if threshold_position is not None and threshold_position != meta.input_domain.threshold_position:
+        update["threshold_position"] = threshold_position
     if not update:
         return meta
     return meta.model_copy(update={"input_domain": meta.input_domain.model_copy(update=update)})
@@ -349,7 +365,13 @@ def station_input_domain(detector: Any) -> InputDomain | None:
         return None
     meta = read_meta(Path(model))
     copper, gamma = getattr(detector, "camera_copper", None), getattr(detector, "camera_gamma", None)
-    return with_camera(meta, copper, gamma, getattr(detector, "camera_px_per_mm", None)).input_domain
+    return with_camera(
+        meta,
+        copper,
+        gamma,
+        getattr(detector, "camera_px_per_mm", None),
+        getattr(detector, "threshold_position", None),
+    ).input_domain
 
 
 def resample_factor(domain: InputDomain | None) -> float:

@@ -157,10 +157,12 @@ class PackagedDetector(Detector):
         self._verify(rt, meta)
         look, gamma = getattr(settings, "camera_copper", None), getattr(settings, "camera_gamma", None)
         px_per_mm = getattr(settings, "camera_px_per_mm", None)
-        if (look is not None or gamma is not None or px_per_mm is not None) and meta.input_domain is None:
+        position = getattr(settings, "threshold_position", None)
+        told = (look, gamma, px_per_mm, position)
+        if any(v is not None for v in told) and meta.input_domain is None:
             log.warning(
-                "%s: detector.camera_copper / camera_gamma / camera_px_per_mm ignored: this model takes frames as "
-                "they are",
+                "%s: detector.camera_copper / camera_gamma / camera_px_per_mm / threshold_position ignored: this "
+                "model takes frames as they are",
                 self.model_path,
             )
         elif px_per_mm is not None and meta.input_domain.px_per_mm is None:
@@ -169,7 +171,7 @@ class PackagedDetector(Detector):
                 "boards (input_domain.px_per_mm), so frames are not resampled",
                 self.model_path,
             )
-        meta = with_camera(meta, look, gamma, px_per_mm)
+        meta = with_camera(meta, look, gamma, px_per_mm, position)
         self._resample = resample_factor(meta.input_domain)
         if self._resample != 1.0:
             log.info(

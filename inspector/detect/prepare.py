@@ -552,7 +552,7 @@ def _split_with_materials(
     if _LOCAL_LIGHT_PX > 0:  # what the polynomial cannot follow: the corners' fall-off, a soft shadow
         field += _local_light(val - design @ coef, ys * k, xs * k, h, w)
     logs = cv2.LUT(s, _LOG1P)
-    bright = logs > field + np.float32(math.log((1.0 + ratio) * 0.5))
+    bright = logs > field + np.float32(math.log(1.0 + (ratio - 1.0) * spec.threshold_position))
     bright_to = 255 if copper_bright == (spec.copper_level == 255) else 0
     out = bright.view(np.uint8) * np.uint8(255)
     if bright_to == 0:
@@ -561,7 +561,7 @@ def _split_with_materials(
         unsure = np.zeros((h, w), bool)
         if spec.same_band > 0.0:
             lam = cv2.exp(field)
-            mid = lam * np.float32((1.0 + ratio) * 0.5)
+            mid = lam * np.float32(1.0 + (ratio - 1.0) * spec.threshold_position)
             unsure |= np.abs(np.exp(logs) - mid) < np.float32(spec.same_band) * np.abs(lam * (ratio - 1) / 2)
         if spec.same_contrast > 1.0:
             # Where the two captures agree (under their light and level ratios), a differing mask is the two

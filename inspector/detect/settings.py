@@ -67,6 +67,15 @@ class PackagedModelSettings(Section):
         "DeepPCB's) and this differs, frames and the golden image are resampled to it and boxes come back in the "
         "camera's pixels. None: the camera is taken to image boards as the model learnt them.",
     )
+    threshold_position: float | None = Field(
+        None,
+        ge=0.1,
+        le=0.9,
+        description="Where between laminate (0) and copper (1) this camera's frames are split into the network's "
+        "two levels; `pcb-inspector calibrate threshold` measures it on a golden board against its design. A camera "
+        "that darkens the outer edge of the copper (etched sidewalls under a ring light) puts every edge inward at "
+        "the midpoint, and thin features come out thinner than the network learnt them. None: the package's (0.5).",
+    )
     tile_overlap: int | None = Field(
         None, ge=0, description="Tile overlap in px for frames larger than the model input; None = from the model."
     )
