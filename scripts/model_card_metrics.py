@@ -55,7 +55,8 @@ def render(meta: dict) -> str:
         columns.append(("float TFLite", metrics["val_float_tflite"]))
     for key in sorted(k for k in metrics if k.startswith("val_int8_camera_")):
         camera, _, profile = key.removeprefix("val_int8_camera_").partition("_")
-        columns.append((f"INT8, {camera} camera rendering" + (f" ({profile})" if profile else ""), metrics[key]))
+        label = f" ({profile.replace('_', ', ')})" if profile else ""
+        columns.append((f"INT8, {camera} camera rendering{label}", metrics[key]))
     if columns[0][1] is None:
         raise SystemExit("the sidecar has no metrics.val_int8: run `pcb-inspector evaluate ... --write-sidecar` first")
     head = "| | " + " | ".join(name for name, _ in columns) + " |"
