@@ -119,6 +119,21 @@ def test_the_station_setting_lays_the_position_over_the_packages(tmp_path):
     assert station_input_domain(base).threshold_position == 0.5
     told = base.model_copy(update={"threshold_position": 0.3})
     assert station_input_domain(told).threshold_position == 0.3
+    # The detector the station builds prepares its frames with it (the package's own sidecar keeps 0.5).
+    from inspector.config import DetectorSection
+    from inspector.detect.factory import create_detector
+
+    det = create_detector(DetectorSection(model=MODEL, delegate="cpu", threads=1, threshold_position=0.3))
+    det.load()
+    try:
+        assert det.meta.input_domain.threshold_position == 0.3
+    finally:
+        det.close()
+    assert read_meta(MODEL).input_domain.threshold_position == 0.5
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="threshold_position"):  # a split at a material's own level: refused
+        DetectorSection(model=MODEL, threshold_position=0.95)
 
 
 def test_calibrate_threshold_prints_the_setting_and_stores_it(tmp_path, monkeypatch, capsys):
