@@ -262,6 +262,8 @@ def cmd_threshold(args: argparse.Namespace) -> int:
     from inspector.detect.prepare import ImageDomainError
     from inspector.detect.threshold_position import fit_threshold_position
 
+    from .store import THRESHOLD
+
     if len(args.image) != len(args.design):
         raise CommandError(
             f"{len(args.image)} --image but {len(args.design)} --design: give each golden capture its design"
@@ -289,7 +291,7 @@ def cmd_threshold(args: argparse.Namespace) -> int:
             raise CommandError(str(exc)) from None
         out = fit.to_json() | {"images": list(args.image), "designs": list(args.design)}
         if not args.no_save:
-            out["calibration_id"] = store.save("threshold", out, args.operator).id
+            out["calibration_id"] = store.save(THRESHOLD, out, args.operator).id
     finally:
         if store is not None:
             store.close()
@@ -467,6 +469,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    from .store import INTRINSICS, SCALE, THRESHOLD
+
     with _store(_config(args)) as store:
         rows = store.history(args.kind)
     if args.json:
@@ -489,7 +493,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     if not rows:
         print("no calibrations stored for this station", file=sys.stderr)
     for r in rows:
-        key = {"intrinsics": "rms_px", "scale": "mm_per_px", "threshold": "threshold_position"}.get(r.kind, "sha256")
+        key = {INTRINSICS: "rms_px", SCALE: "mm_per_px", THRESHOLD: "threshold_position"}.get(r.kind, "sha256")
         print(
             f"{r.id:5d} {r.created_at:%Y-%m-%d %H:%M} {r.kind:24s} {'*' if r.active else ' '} {r.created_by:12s} "
             f"{key}={r.results.get(key)}"

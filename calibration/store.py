@@ -31,6 +31,7 @@ from .undistort import Undistorter
 
 INTRINSICS = "intrinsics"
 SCALE = "scale"
+THRESHOLD = "threshold"
 MAX_KIND = 50  # width of calibrations.kind
 
 

@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 from calibration.errors import CalibrationError
 from calibration.intrinsics import IntrinsicsResult, calibrate_intrinsics
 from calibration.pattern import CoverageMap, Pattern, ViewFeedback, view_feedback
-from calibration.store import INTRINSICS, SCALE, CalibrationStore
+from calibration.store import INTRINSICS, SCALE, THRESHOLD, CalibrationStore
 from inspector.latest import Latest
 
 from . import theme
@@ -712,6 +712,8 @@ class CalibrationWizard(QWidget):
             extra = f", RMS {float(info.results['rms_px']):.2f} px"
         elif kind == SCALE and "mm_per_px" in info.results:
             extra = f", {float(info.results['mm_per_px']):.4f} mm/px"
+        elif kind == THRESHOLD and "threshold_position" in info.results:
+            extra = f", {float(info.results['threshold_position']):.2f}"
         when = info.created_at.astimezone() if info.created_at.tzinfo else info.created_at
         return (
             self.tr("%1 #%2 by %3 at %4")
@@ -768,6 +770,8 @@ class CalibrationWizard(QWidget):
         self.clear_button.setText(self.tr("Clear views"))
         self.compute_button.setText(self.tr("COMPUTE"))
         self.live.placeholder = self.tr("Waiting for a camera frame…")
+        if self.current is None:  # no frame yet: the waiting line is this screen's own text (a frame redraws it)
+            self._show_feedback(None)
         if self.last_result is None and not self.last_error:
             self.result_label.setText(self.tr("Per-view reprojection errors appear here after COMPUTE"))
         self.set_pattern(self.pattern_edit.text())

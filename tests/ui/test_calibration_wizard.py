@@ -133,3 +133,25 @@ def test_wizard_keeps_usable_views_and_stores_intrinsics(qtbot, station_window, 
     n = wiz.feed.submitted
     wiz.feed.submit(_result(views[0].image, 200))
     assert wiz.feed.submitted == n
+
+
+def test_the_active_threshold_position_is_in_the_engineers_header(qtbot, station_window):
+    """A threshold position calibrated with `pcb-inspector calibrate threshold` is one of the station's active
+    calibrations: the wizard's header names it with its value, who and when, like the intrinsics and the scale."""
+    from calibration.store import THRESHOLD
+
+    win, records, session, _ = station_window
+    wiz = win.screens["calibration"]
+    info = CalibrationStore(records.db).save(THRESHOLD, {"threshold_position": 0.106, "boards": 21}, "eng")
+    session.login("eng", "2222")
+    assert win.show_screen("calibration")
+    wiz.refresh_active()
+    assert f"threshold #{info.id} by eng" in wiz.active_label.text() and ", 0.11" in wiz.active_label.text()
+    save_shot(win, "calibration_wizard_threshold_en_1280x800")
+    from ui import i18n
+
+    i18n.set_language("zh_CN")
+    qtbot.waitUntil(lambda: wiz.active_label.text().startswith("当前标定："), timeout=10000)
+    assert f"threshold #{info.id}，eng 于" in wiz.active_label.text() and ", 0.11" in wiz.active_label.text()
+    assert wiz.reason.text() == "等待相机图像…"  # the waiting line follows the language too
+    save_shot(win, "calibration_wizard_threshold_zh_CN_1280x800")
