@@ -192,11 +192,11 @@ class InputDomain(_Strict):
         0.5,
         ge=0.1,
         le=0.9,
-        description="Where between a registered board's two material levels a pixel changes material: 0 at the "
+        description="Where between a camera frame's two material levels a pixel changes material: 0 at the "
         "laminate's level, 1 at the copper's; 0.5, the midpoint, is where a blurred edge crosses at its true place. "
         "A camera that darkens the outermost fraction of a pixel of every copper edge (etched sidewalls under a "
         "ring light) moves the midpoint's edges inward; the station then sets this from the golden board's design "
-        "(`pcb-inspector calibrate-threshold`). A station setting (`[detector] threshold_position`).",
+        "(`pcb-inspector calibrate threshold`). A station setting (`[detector] threshold_position`).",
     )
     same_band: float = Field(
         0.0,
