@@ -89,21 +89,24 @@ def _design_mask(design: np.ndarray, copper_level: int, shape: tuple[int, int], 
 
 
 def _align(design: np.ndarray, prepared: np.ndarray, what: str) -> np.ndarray:
-    """`design` (bool) moved onto `prepared` (bool, the capture's mask at the midpoint): a rigid ECC fit of the two
-    masks, started from their phase correlation. Returns the design's copper coverage (0..1) in capture pixels."""
-    a = design.astype(np.float32)
-    b = prepared.astype(np.float32)
-    (dx, dy), _ = cv2.phaseCorrelate(b, a)
-    warp = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]], np.float32)
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-6)
+    """`design` (bool) moved onto `prepared` (bool, the capture's mask at the midpoint) by the station's own registrar
+    (shift, rotation and one scale, coarse to fine), the two masks as its images. Returns the design's copper
+    coverage (0..1) in capture pixels.
+
+    Why with a scale: a design rasterised at a scale 0.5 % off the camera's (`calibrate scale`'s own uncertainty)
+    holds 1 % more or less copper, which a rigid fit leaves in the comparison as an edge offset."""
+    from ..registration import BoardRegistrar, RegistrationError, RegistrationSettings
+
+    a = design.view(np.uint8) * np.uint8(255)
+    b = prepared.view(np.uint8) * np.uint8(255)
     try:
-        _, warp = cv2.findTransformECC(b, a, warp, cv2.MOTION_EUCLIDEAN, criteria, None, 5)
-    except cv2.error:
+        reg = BoardRegistrar(RegistrationSettings(motion="similarity")).register(a, b)
+    except RegistrationError as exc:
         raise ThresholdCalibrationError(
-            f"{what}: the design could not be aligned with the golden capture: not this board, or not this side"
+            f"{what}: the design could not be aligned with the golden capture ({exc}): not this board, or not this side"
         ) from None
     h, w = prepared.shape
-    return cv2.warpAffine(a, warp, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0.0)
+    return reg.warp_to_reference(design.astype(np.float32), np.zeros((h, w), np.float32))
 
 
 def fit_threshold_position(
