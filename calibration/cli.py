@@ -286,7 +286,9 @@ def cmd_threshold(args: argparse.Namespace) -> int:
             und = _undistorter(args, store, image)
             pairs.append((und.apply(image) if und is not None else image, design))
         try:
-            fit = fit_threshold_position(pairs, spec, [str(p) for p in args.image])
+            fit = fit_threshold_position(
+                pairs, spec, [f"{i} (design {d})" for i, d in zip(args.image, args.design, strict=True)]
+            )
         except ImageDomainError as exc:
             raise CommandError(str(exc)) from None
         out = fit.to_json() | {"images": list(args.image), "designs": list(args.design)}
