@@ -100,8 +100,9 @@ def test_a_design_rasterised_off_the_captures_pose_or_scale_measures_the_same(sh
 
 
 def test_designs_that_are_not_the_boards_are_refused_by_name():
-    """Another board's design, a design of another size, a photograph instead of a two-level design and no pairs at
-    all are each refused with what is wrong, never fitted."""
+    """Another board's design, another revision, a design with copper in the other level, a design of another size,
+    a photograph instead of a two-level design and no pairs at all are each refused with what is wrong, never
+    fitted."""
     golden = _golden("textures")
     with pytest.raises(ThresholdCalibrationError, match=r"golden-1: the design could not be aligned .* not this board"):
         fit_threshold_position([(golden, _design("20085164"))], _spec(), ["golden-1"])
@@ -109,6 +110,8 @@ def test_designs_that_are_not_the_boards_are_refused_by_name():
     edited[100:300, 100:300] = 255 - edited[100:300, 100:300]  # another revision: a tenth of the board changed
     with pytest.raises(ThresholdCalibrationError, match=r"golden-1: the design and the golden capture disagree on"):
         fit_threshold_position([(golden, edited)], _spec(), ["golden-1"])
+    with pytest.raises(ThresholdCalibrationError, match=r"golden-1: the design draws copper white.*invert the design"):
+        fit_threshold_position([(golden, 255 - _design())], _spec(), ["golden-1"])
     with pytest.raises(ThresholdCalibrationError, match="rasterise the copper layer at the camera's resolution"):
         fit_threshold_position([(golden, _design()[:600, :600])], _spec())
     with pytest.raises(ThresholdCalibrationError, match="not a design"):

@@ -109,6 +109,21 @@ def _align(design: np.ndarray, prepared: np.ndarray, what: str) -> np.ndarray:
     return reg.warp_to_reference(design.astype(np.float32), np.zeros((h, w), np.float32))
 
 
+def _refuse_if_inverted(copper: np.ndarray, mid: np.ndarray, inner, copper_level: int, what: str) -> None:
+    """Raise the remedy when the design fits the capture once its two levels are swapped: copper drawn in the other
+    level than the model's (a Gerber viewer's export draws copper white, DeepPCB and the shipped model black)."""
+    try:
+        flipped = _align(~copper, mid, what)[inner] >= 0.5
+    except ThresholdCalibrationError:
+        return
+    if np.count_nonzero(flipped != mid[inner]) <= MAX_MISMATCH * flipped.size:
+        drawn, want = ("white", "black") if copper_level == 0 else ("black", "white")
+        raise ThresholdCalibrationError(
+            f"{what}: the design draws copper {drawn}; this model's copper is {want} (input_domain.copper_level "
+            f"{copper_level}): invert the design"
+        )
+
+
 def fit_threshold_position(
     pairs: Sequence[tuple[np.ndarray, np.ndarray]], spec, names: Sequence[str] | None = None
 ) -> ThresholdFit:
@@ -133,16 +148,21 @@ def fit_threshold_position(
         mid = masks[int(np.argmin(np.abs(POSITIONS - 0.5)))]
         if mid.all() or not mid.any():
             raise ThresholdCalibrationError(f"{what}: the golden capture shows one material only: nothing to measure")
-        cover = _align(_design_mask(design, copper_level, (h, w), what), mid, what)
+        copper = _design_mask(design, copper_level, (h, w), what)
         m = MARGIN_PX
         inner = (slice(m, h - m), slice(m, w - m))
-        ref = cover[inner] >= 0.5
-        mismatch = float(np.count_nonzero(ref != mid[inner])) / ref.size
-        if mismatch > MAX_MISMATCH:
-            raise ThresholdCalibrationError(
-                f"{what}: the design and the golden capture disagree on {100 * mismatch:.1f} % of the board "
-                f"(more than {100 * MAX_MISMATCH:.0f} %): not this board's design, or the capture is not sharp"
-            )
+        try:
+            cover = _align(copper, mid, what)
+            ref = cover[inner] >= 0.5
+            mismatch = float(np.count_nonzero(ref != mid[inner])) / ref.size
+            if mismatch > MAX_MISMATCH:
+                raise ThresholdCalibrationError(
+                    f"{what}: the design and the golden capture disagree on {100 * mismatch:.1f} % of the board "
+                    f"(more than {100 * MAX_MISMATCH:.0f} %): not this board's design, or the capture is not sharp"
+                )
+        except ThresholdCalibrationError:
+            _refuse_if_inverted(copper, mid, inner, copper_level, what)
+            raise
         worst = max(worst, mismatch)
         design_area += float(cover[inner].sum())  # sub-pixel: the aligned design's coverage
         edges += int(np.count_nonzero(ref[1:, :] != ref[:-1, :]) + np.count_nonzero(ref[:, 1:] != ref[:, :-1]))
