@@ -259,10 +259,9 @@ def cmd_scale(args: argparse.Namespace) -> int:
 @_guard
 def cmd_threshold(args: argparse.Namespace) -> int:
     from inspector.detect.package import ModelError, station_input_domain
-    from inspector.detect.prepare import ImageDomainError
-    from inspector.detect.threshold_position import fit_threshold_position
 
     from .store import THRESHOLD
+    from .threshold import calibrate_threshold, station_line, threshold_record
 
     if len(args.image) != len(args.design):
         raise CommandError(
@@ -273,10 +272,6 @@ def cmd_threshold(args: argparse.Namespace) -> int:
         spec = station_input_domain(cfg.detector)
     except ModelError as exc:
         raise CommandError(f"[detector] model: {exc}") from None
-    if spec is None:
-        raise CommandError("the station's model takes frames as they are: it has no threshold to calibrate")
-    # Everything but the position itself as the station runs it (its camera's copper look and gamma included).
-    spec = spec.model_copy(update={"threshold_position": 0.5})
     store = None if (args.no_save and args.no_undistort) else _store(cfg)
     try:
         pairs = []
@@ -285,13 +280,12 @@ def cmd_threshold(args: argparse.Namespace) -> int:
             design, _ = _read(design_path)
             und = _undistorter(args, store, image)
             pairs.append((und.apply(image) if und is not None else image, design))
+        names = [f"{i} (design {d})" for i, d in zip(args.image, args.design, strict=True)]
         try:
-            fit = fit_threshold_position(
-                pairs, spec, [f"{i} (design {d})" for i, d in zip(args.image, args.design, strict=True)]
-            )
-        except ImageDomainError as exc:
+            fit = calibrate_threshold(pairs, spec, names)
+        except CalibrationError as exc:
             raise CommandError(str(exc)) from None
-        out = fit.to_json() | {"images": list(args.image), "designs": list(args.design)}
+        out = threshold_record(fit, args.image, args.design)
         if not args.no_save:
             out["calibration_id"] = store.save(THRESHOLD, out, args.operator).id
     finally:
@@ -303,7 +297,7 @@ def cmd_threshold(args: argparse.Namespace) -> int:
         f"  at the midpoint (0.5) the copper edges lie {abs(fit.offset_at_midpoint_px):.2f} px "
         + ("inward of" if fit.offset_at_midpoint_px < 0 else "outward of")
         + " the design's",
-        f"  for the model: [detector] threshold_position = {fit.position:.2f}",
+        f"  for the model: {station_line(fit.position)}",
     ]
     if "calibration_id" in out:
         text.append(f"  stored as calibration {out['calibration_id']} (active)")

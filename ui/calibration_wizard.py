@@ -45,6 +45,7 @@ from . import theme
 from .auth import Permission, Session
 from .bridge import to_owned_qimage
 from .image_view import ImageCanvas
+from .threshold_panel import ThresholdPanel, ThresholdSource
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +310,7 @@ class CalibrationWizard(QWidget):
         store: CalibrationStore | None,
         *,
         recipes: Callable[[], list[str]] | None = None,
+        threshold_source: Callable[[], ThresholdSource] | None = None,
         parent: QWidget | None = None,
     ):
         super().__init__(parent)
@@ -357,6 +359,10 @@ class CalibrationWizard(QWidget):
         left.setSpacing(4)
         left.addWidget(self.live, 1)
         left.addWidget(self.live_caption)
+        # Under the live view (which gives up the height): the one calibration here that needs no pattern.
+        self.threshold = ThresholdPanel(session, audit, store, threshold_source, self)
+        self.threshold.finished.connect(lambda _: self.refresh_active())
+        left.addWidget(self.threshold)
 
         # ---------------------------------------------------------------- feedback column
         self.ind_found = Indicator(self)
@@ -432,6 +438,7 @@ class CalibrationWizard(QWidget):
     # ------------------------------------------------------------ screen life
     def enter(self) -> None:
         self.refresh_active()
+        self.threshold.refresh()
         self.feed.activate()
 
     def leave(self) -> None:
@@ -442,6 +449,7 @@ class CalibrationWizard(QWidget):
         for b in (self.capture_button, self.clear_button):
             b.setEnabled(allowed)
         self.compute_button.setEnabled(allowed and not self.computing and len(self.views) >= MIN_VIEWS)
+        self.threshold.on_user(user)
 
     def _require(self, action: str):
         user = self.session.user
@@ -682,6 +690,7 @@ class CalibrationWizard(QWidget):
         """Tests and shutdown: wait for a running fit thread (its result still arrives as a signal)."""
         if self._fit_thread is not None:
             self._fit_thread.join(timeout)
+        self.threshold.wait(timeout)
 
     # ------------------------------------------------------------ active calibrations
     def refresh_active(self) -> None:
@@ -704,9 +713,16 @@ class CalibrationWizard(QWidget):
             parts.append(self.tr("reference: none"))
         self.active_label.setText(self.tr("Active calibrations: ") + "   ·   ".join(parts))
 
+    def _kind_name(self, kind: str) -> str:
+        """A calibration kind as the engineer reads it (the store's keys are English identifiers)."""
+        if kind.startswith("reference:"):
+            return self.tr("reference %1").replace("%1", kind.split(":", 1)[1])
+        names = {INTRINSICS: self.tr("intrinsics"), SCALE: self.tr("scale"), THRESHOLD: self.tr("threshold")}
+        return names.get(kind, kind)
+
     def _describe(self, kind: str, info) -> str:
         if info is None:
-            return self.tr("%1: none").replace("%1", kind)
+            return self.tr("%1: none").replace("%1", self._kind_name(kind))
         extra = ""
         if kind == INTRINSICS and "rms_px" in info.results:
             extra = f", RMS {float(info.results['rms_px']):.2f} px"
@@ -717,7 +733,7 @@ class CalibrationWizard(QWidget):
         when = info.created_at.astimezone() if info.created_at.tzinfo else info.created_at
         return (
             self.tr("%1 #%2 by %3 at %4")
-            .replace("%1", kind)
+            .replace("%1", self._kind_name(kind))
             .replace("%2", str(info.id))
             .replace("%3", info.created_by)
             .replace("%4", f"{when:%Y-%m-%d %H:%M}")
@@ -733,6 +749,7 @@ class CalibrationWizard(QWidget):
 
     def set_scale(self, scale: float) -> None:
         self.scale = scale
+        self.threshold.set_scale(scale)
         for ind in (self.ind_found, self.ind_coverage, self.ind_sharp):
             ind.set_scale(scale)
         big = max(theme.MIN_TOUCH_PX, theme.px(72, scale))

@@ -200,6 +200,9 @@ class ModelPanel(QWidget):
             cfg = settings_for_model(self.controller.cfg.detector, model)  # the runtime its sidecar names
             detector = guard_detector(cfg, create_detector(cfg))
             info = hot_swap(self.controller.pipeline, detector)
+            # What runs is now these settings: screens that read the model's sidecar through the station's
+            # settings (the recipe editor's default thresholds, the threshold calibration's input domain) follow.
+            self.controller.cfg.detector = cfg
             if isinstance(detector, VerifiedDetector) and detector.signature is not None:
                 note = f"signature verified (key {detector.signature.key_id})"
             else:

@@ -177,6 +177,17 @@ def add_quality_screens(window: MainWindow, records, cfg: StationConfig, control
     window.add_screen("audit", AuditScreen(records, session))
 
 
+def threshold_source(controller):
+    """What the wizard's threshold row measures: the active recipe's golden reference, with the input domain the
+    station runs its model with (read from the sidecar each time: a model swap changes it)."""
+    from inspector.detect.package import station_input_domain
+
+    from .threshold_panel import ThresholdSource
+
+    recipe = controller.recipe()
+    return ThresholdSource(recipe.name, recipe.reference, station_input_domain(controller.cfg.detector))
+
+
 def add_engineering_screens(window: MainWindow, records, controller, session) -> None:
     """Calibration wizard (fed by the pipeline's results, like the bridge) and the model panel."""
     from calibration.store import CalibrationStore
@@ -185,7 +196,11 @@ def add_engineering_screens(window: MainWindow, records, controller, session) ->
     from .model_panel import ModelPanel
 
     wizard = CalibrationWizard(
-        session, queued_audit(records), CalibrationStore(records.db), recipes=controller.recipe_names
+        session,
+        queued_audit(records),
+        CalibrationStore(records.db),
+        recipes=controller.recipe_names,
+        threshold_source=lambda: threshold_source(controller),
     )
     controller.pipeline.on_result(wizard.feed.submit)
     window.add_screen("calibration", wizard)

@@ -3,6 +3,8 @@ refused, intrinsics fitted in a worker and stored (who = the logged-in engineer)
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,8 @@ from inspector.domain import InspectionResult, Verdict
 from ui.auth import Session
 
 from .conftest import save_shot
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +156,77 @@ def test_the_active_threshold_position_is_in_the_engineers_header(qtbot, station
 
     i18n.set_language("zh_CN")
     qtbot.waitUntil(lambda: wiz.active_label.text().startswith("当前标定："), timeout=10000)
-    assert f"threshold #{info.id}，eng 于" in wiz.active_label.text() and ", 0.11" in wiz.active_label.text()
+    assert f"阈值位置 #{info.id}，eng 于" in wiz.active_label.text() and ", 0.11" in wiz.active_label.text()
     assert wiz.reason.text() == "等待相机图像…"  # the waiting line follows the language too
     save_shot(win, "calibration_wizard_threshold_zh_CN_1280x800")
+
+
+def test_the_engineer_calibrates_the_threshold_from_the_recipes_golden_reference_and_a_design(
+    qtbot, station_window, tmp_path
+):
+    """The wizard's threshold row measures the active recipe's golden reference (a camera whose dark etched rims put
+    every copper edge inward) against the board's design file, stores and audits it as the engineer's, and says
+    which station.toml line makes the station run it; an operator may not, a recipe without a golden reference and
+    a design of another board are refused by name, and nothing is stored then."""
+    import cv2
+
+    from calibration.store import THRESHOLD
+    from inspector.evaluation.camera_domain import capture_pair
+
+    win, records, session, controller = station_window
+    wiz = win.screens["calibration"]
+    fixtures = REPO / "tests" / "fixtures" / "deeppcb"
+    design = cv2.imread(str(fixtures / "92000010_temp.jpg"), cv2.IMREAD_GRAYSCALE)
+    golden = capture_pair(design, design, 11, mode="gray", max_shift=3, max_rot_deg=0.5, renderer="optics")["golden"][0]
+    cv2.imwrite(str(tmp_path / "golden.png"), golden)
+    cv2.imwrite(str(tmp_path / "design.png"), design)
+    other = cv2.imread(str(fixtures / "20085164_temp.jpg"), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(tmp_path / "other-board.png"), other)
+    store = CalibrationStore(records.db)
+
+    session.login("op", "1111")
+    assert not wiz.threshold.button.isEnabled()
+    assert not wiz.threshold.calibrate(tmp_path / "design.png") and "engineer" in wiz.threshold.outcome.text()
+    session.logout()
+
+    session.login("eng", "2222")
+    assert win.show_screen("calibration") and wiz.threshold.button.isEnabled()
+    assert wiz.threshold.running.text() == "Station runs 0.50 · recipe demo"
+    # The demo recipe has no golden reference yet: nothing to measure.
+    assert not wiz.threshold.calibrate(tmp_path / "design.png")
+    assert "recipe demo has no golden reference" in wiz.threshold.outcome.text()
+
+    controller.cfg.recipes[0].reference = tmp_path / "golden.png"
+    assert wiz.threshold.calibrate(tmp_path / "other-board.png")  # another board's design: refused by name
+    qtbot.waitUntil(lambda: not wiz.threshold.busy, timeout=30000)
+    assert wiz.threshold.last_fit is None and "golden.png (design other-board.png)" in wiz.threshold.last_error
+    assert wiz.threshold.outcome.text().startswith("Not calibrated: ") and store.active(THRESHOLD) is None
+
+    assert wiz.threshold.calibrate(tmp_path / "design.png")
+    qtbot.waitUntil(lambda: not wiz.threshold.busy, timeout=30000)
+    fit = wiz.threshold.last_fit
+    assert fit is not None, wiz.threshold.last_error
+    assert fit.position < 0.4 and fit.offset_at_midpoint_px < -0.15  # the rims: edges inward at the midpoint
+    info = store.active(THRESHOLD)
+    assert info is not None and info.id == wiz.threshold.saved_id and info.created_by == "eng"
+    assert info.results["threshold_position"] == round(fit.position, 3) and info.results["recipe"] == "demo"
+    line = f"[detector] threshold_position = {fit.position:.2f}"
+    assert line in wiz.threshold.outcome.text() and "restart the station" in wiz.threshold.outcome.text()
+    assert f"threshold #{info.id} by eng" in wiz.active_label.text()
+    qtbot.waitUntil(lambda: any(e.action == "calibration_threshold" for e in records.audit_events()), timeout=10000)
+    assert any(e.action == "calibration_threshold" and e.who == "eng" for e in records.audit_events())
+    win.toast.setText("")
+    save_shot(win, "calibration_wizard_threshold_measured_en_1280x800")
+
+    from ui import i18n
+
+    i18n.set_language("zh_CN")
+    qtbot.waitUntil(lambda: wiz.threshold.title.text() != "THRESHOLD POSITION", timeout=10000)
+    assert line in wiz.threshold.outcome.text() and "station.toml" in wiz.threshold.outcome.text()
+    save_shot(win, "calibration_wizard_threshold_measured_zh_CN_1280x800")
+    i18n.set_language("en")
+
+    # Set up as told, the station runs the measured position, and the row says so.
+    controller.cfg.detector = controller.cfg.detector.model_copy(update={"threshold_position": round(fit.position, 2)})
+    wiz.threshold.refresh()
+    assert wiz.threshold.running.text() == f"Station runs {fit.position:.2f} · recipe demo"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -69,6 +70,9 @@ def test_engineer_swaps_models_on_a_running_pipeline(qtbot, panel_window, tmp_pa
     assert new.model_id != first and new.model_id in panel.state.text() and new.backend in panel.state.text()
     qtbot.waitUntil(lambda: pipeline.detector_info.model_id == new.model_id, timeout=15000)
     qtbot.waitUntil(lambda: new.model_id in panel.running.text(), timeout=3000)
+    # The station's settings now name what runs: screens that read its sidecar (the threshold calibration's input
+    # domain, the recipe editor's default thresholds) read this package's, not the one the station started with.
+    assert Path(cfg.detector.model) == FIXTURE
 
     _swap(qtbot, panel, SHIPPED)
     shipped = panel.last_info
@@ -86,6 +90,7 @@ def test_engineer_swaps_models_on_a_running_pipeline(qtbot, panel_window, tmp_pa
     assert panel.last_info is None and "not swapped" in panel.state.text().lower()
     assert pipeline.detector_info.model_id == shipped.model_id
     assert any(e.action == "model_swap_failed" for e in records.audit_events())
+    assert Path(cfg.detector.model) == SHIPPED  # a refused package changes nothing
 
     # With trusted keys configured, only signed packages pass; a signed one swaps and says so.
     keys = tmp_path / "keys"

@@ -219,194 +219,214 @@
 <context>
     <name>CalibrationWizard</name>
     <message>
-        <location filename="../calibration_wizard.py" line="450"/>
+        <location filename="../calibration_wizard.py" line="457"/>
         <source>nobody is logged in</source>
         <translation>无人登录</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="451"/>
+        <location filename="../calibration_wizard.py" line="458"/>
         <source>Only an engineer or admin may %1; %2</source>
         <translation>只有工程师或管理员可以%1；%2</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="465"/>
+        <location filename="../calibration_wizard.py" line="472"/>
         <source>%1 corners, board %2 x %3 mm</source>
         <translation>%1 个角点，标定板 %2 x %3 mm</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="477"/>
+        <location filename="../calibration_wizard.py" line="484"/>
         <source>Pattern changed: captured views cleared</source>
         <translation>图案已更改：已清除采集的视图</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="495"/>
+        <location filename="../calibration_wizard.py" line="502"/>
         <source>Frame %1 · %2 x %3 px · %4 corners</source>
         <translation>帧 %1 · %2 x %3 px · %4 个角点</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="509"/>
-        <location filename="../calibration_wizard.py" line="770"/>
+        <location filename="../calibration_wizard.py" line="516"/>
+        <location filename="../calibration_wizard.py" line="788"/>
         <source>Waiting for a camera frame…</source>
         <translation>等待相机图像…</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="512"/>
+        <location filename="../calibration_wizard.py" line="519"/>
         <source>FOUND</source>
         <translation>已找到</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="512"/>
+        <location filename="../calibration_wizard.py" line="519"/>
         <source>NONE</source>
         <translation>未找到</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="523"/>
+        <location filename="../calibration_wizard.py" line="530"/>
         <source>✔  Good view: tap CAPTURE VIEW</source>
         <translation>✔  视图良好：请点击“采集视图”</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="532"/>
-        <location filename="../calibration_wizard.py" line="592"/>
+        <location filename="../calibration_wizard.py" line="539"/>
+        <location filename="../calibration_wizard.py" line="599"/>
         <source>calibrate the camera</source>
         <translation>标定相机</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="536"/>
+        <location filename="../calibration_wizard.py" line="543"/>
         <source>No camera frame yet</source>
         <translation>尚无相机图像</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="541"/>
+        <location filename="../calibration_wizard.py" line="548"/>
         <source>View not kept: %1</source>
         <translation>视图未保留：%1</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="544"/>
+        <location filename="../calibration_wizard.py" line="551"/>
         <source>View not kept: measured with another pattern; wait for the next frame</source>
         <translation>视图未保留：按其他图案测量；请等待下一帧</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="550"/>
+        <location filename="../calibration_wizard.py" line="557"/>
         <source>View not kept: %1 px differs from the captured views&apos; %2 px</source>
         <translation>视图未保留：%1 px 与已采集视图的 %2 px 不同</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="564"/>
+        <location filename="../calibration_wizard.py" line="571"/>
         <source>%1 kept (coverage %2, edges %3 px)</source>
         <translation>已保留 %1（覆盖 %2，边缘 %3 px）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="582"/>
+        <location filename="../calibration_wizard.py" line="589"/>
         <source>Views %1 / %2 · frame cells reached %3</source>
         <translation>视图 %1 / %2 · 画面格覆盖 %3</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="597"/>
+        <location filename="../calibration_wizard.py" line="604"/>
         <source>Capture at least %1 views first (%2 so far)</source>
         <translation>请先采集至少 %1 个视图（目前 %2 个）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="608"/>
+        <location filename="../calibration_wizard.py" line="615"/>
         <source>Computing the intrinsics from %1 views…</source>
         <translation>正在根据 %1 个视图计算内参…</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="646"/>
+        <location filename="../calibration_wizard.py" line="653"/>
         <source>Fit failed</source>
         <translation>拟合失败</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="657"/>
+        <location filename="../calibration_wizard.py" line="664"/>
         <source>RMS %1 px · fx %2 fy %3 · cx %4 cy %5 · %6 views</source>
         <translation>RMS %1 px · fx %2 fy %3 · cx %4 cy %5 · %6 个视图</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="669"/>
+        <location filename="../calibration_wizard.py" line="676"/>
         <source>%1: rejected, %2</source>
         <translation>%1：已拒绝，%2</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="672"/>
+        <location filename="../calibration_wizard.py" line="679"/>
         <source>Stored as calibration %1 (active from the next station start)</source>
         <translation>已保存为标定 %1（下次工位启动时生效）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="678"/>
+        <location filename="../calibration_wizard.py" line="685"/>
         <source>Computed; not stored (no records database)</source>
         <translation>已计算；未保存（无记录数据库）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="690"/>
+        <location filename="../calibration_wizard.py" line="698"/>
         <source>Active calibrations: no records database</source>
         <translation>当前标定：无记录数据库</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="695"/>
+        <location filename="../calibration_wizard.py" line="703"/>
         <source>Active calibrations: cannot read (%1)</source>
         <translation>当前标定：无法读取（%1）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="704"/>
+        <location filename="../calibration_wizard.py" line="712"/>
         <source>reference: none</source>
         <translation>参考图：无</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="705"/>
+        <location filename="../calibration_wizard.py" line="713"/>
         <source>Active calibrations: </source>
         <translation>当前标定：</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="709"/>
+        <location filename="../calibration_wizard.py" line="718"/>
+        <source>reference %1</source>
+        <translation>参考图 %1</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="719"/>
+        <source>intrinsics</source>
+        <translation>内参</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="719"/>
+        <source>scale</source>
+        <translation>比例</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="719"/>
+        <source>threshold</source>
+        <translation>阈值位置</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="724"/>
         <source>%1: none</source>
         <translation>%1：无</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="717"/>
+        <location filename="../calibration_wizard.py" line="734"/>
         <source>%1 #%2 by %3 at %4</source>
         <translation>%1 #%2，%3 于 %4</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="762"/>
+        <location filename="../calibration_wizard.py" line="780"/>
         <source>Pattern</source>
         <translation>图案</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="763"/>
+        <location filename="../calibration_wizard.py" line="781"/>
         <source>PATTERN</source>
         <translation>图案</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="764"/>
+        <location filename="../calibration_wizard.py" line="782"/>
         <source>COVERAGE</source>
         <translation>覆盖率</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="765"/>
+        <location filename="../calibration_wizard.py" line="783"/>
         <source>SHARPNESS</source>
         <translation>清晰度</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="766"/>
+        <location filename="../calibration_wizard.py" line="784"/>
         <source>FRAME COVERAGE OF CAPTURED VIEWS</source>
         <translation>已采集视图的画面覆盖</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="767"/>
+        <location filename="../calibration_wizard.py" line="785"/>
         <source>CAPTURE VIEW</source>
         <translation>采集视图</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="768"/>
+        <location filename="../calibration_wizard.py" line="786"/>
         <source>Clear views</source>
         <translation>清除视图</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="769"/>
+        <location filename="../calibration_wizard.py" line="787"/>
         <source>COMPUTE</source>
         <translation>计算</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="772"/>
+        <location filename="../calibration_wizard.py" line="792"/>
         <source>Per-view reprojection errors appear here after COMPUTE</source>
         <translation>点击“计算”后此处显示每个视图的重投影误差</translation>
     </message>
@@ -1045,42 +1065,42 @@
         <translation>正在校验并预热 %1…</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="226"/>
+        <location filename="../model_panel.py" line="229"/>
         <source>Not swapped, the running model stays: %1</source>
         <translation>未更换，保持当前模型：%1</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="232"/>
+        <location filename="../model_panel.py" line="235"/>
         <source>Swapped to %1 on %2 (from the next board)</source>
         <translation>已更换为 %1（%2），从下一块板起生效</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="262"/>
+        <location filename="../model_panel.py" line="265"/>
         <source>DETECTOR ON THE LINE</source>
         <translation>产线上的检测器</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="263"/>
+        <location filename="../model_panel.py" line="266"/>
         <source>Package</source>
         <translation>模型包</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="264"/>
+        <location filename="../model_panel.py" line="267"/>
         <source>Choose…</source>
         <translation>选择…</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="265"/>
+        <location filename="../model_panel.py" line="268"/>
         <source>VERIFY AND SWAP</source>
         <translation>校验并更换</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="268"/>
+        <location filename="../model_panel.py" line="271"/>
         <source>The line keeps inspecting with the running model while the new one is verified and warmed up; it switches between two boards. A failed package leaves the running model in place. The swap lasts until the station restarts: install with &apos;pcb-inspector model install&apos; to keep it.</source>
         <translation>新模型校验和预热期间，产线继续使用当前模型检测，并在两块板之间切换。失败的模型包不会影响当前模型。更换在工位重启前有效：如需保留，请用“pcb-inspector model install”安装。</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="273"/>
+        <location filename="../model_panel.py" line="276"/>
         <source>SWAPS IN THIS SESSION</source>
         <translation>本次会话中的更换</translation>
     </message>
@@ -1161,88 +1181,88 @@
 <context>
     <name>RecipeEditor</name>
     <message>
-        <location filename="../recipe_editor.py" line="240"/>
+        <location filename="../recipe_editor.py" line="264"/>
         <source>ROI not usable: %1</source>
         <translation>ROI 不可用：%1</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="243"/>
+        <location filename="../recipe_editor.py" line="267"/>
         <source>This recipe inspects only %1% of the board: defects outside the ROI are ignored (PASS).</source>
         <translation>此配方只检测电路板的 %1%：ROI 以外的缺陷被忽略（判为合格）。</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="277"/>
-        <location filename="../recipe_editor.py" line="280"/>
+        <location filename="../recipe_editor.py" line="302"/>
+        <location filename="../recipe_editor.py" line="305"/>
         <source>Not saved: %1</source>
         <translation>未保存：%1</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="286"/>
+        <location filename="../recipe_editor.py" line="311"/>
         <source>Saved: recipe %1 is used from the next board</source>
         <translation>已保存：配方 %1 从下一块板起生效</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="307"/>
+        <location filename="../recipe_editor.py" line="332"/>
         <source>Recipe %1 is applied but NOT stored (%2): it is lost at the next start; save again</source>
         <translation>配方 %1 已应用但未保存（%2）：下次启动时将丢失，请重新保存</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="324"/>
+        <location filename="../recipe_editor.py" line="349"/>
         <source>Reference image</source>
         <translation>参考图像</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="333"/>
+        <location filename="../recipe_editor.py" line="358"/>
         <source>✎ Draw ROI (tap corners)</source>
         <translation>✎ 绘制检测区域（点击各角）</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="334"/>
+        <location filename="../recipe_editor.py" line="359"/>
         <source>Clear ROI</source>
         <translation>清除检测区域</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="335"/>
+        <location filename="../recipe_editor.py" line="360"/>
         <source>Reference image…</source>
         <translation>参考图像…</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="336"/>
+        <location filename="../recipe_editor.py" line="361"/>
         <source>SCORE THRESHOLD PER CLASS</source>
         <translation>各类别置信度阈值</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="339"/>
+        <location filename="../recipe_editor.py" line="364"/>
         <source>Min. size</source>
         <translation>最小尺寸</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="340"/>
+        <location filename="../recipe_editor.py" line="365"/>
         <source>Defects allowed</source>
         <translation>允许缺陷数</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="341"/>
+        <location filename="../recipe_editor.py" line="366"/>
         <source>Save and apply</source>
         <translation>保存并应用</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="342"/>
+        <location filename="../recipe_editor.py" line="367"/>
         <source>Revert</source>
         <translation>还原</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="343"/>
+        <location filename="../recipe_editor.py" line="368"/>
         <source>No reference image: choose one</source>
         <translation>无参考图像：请选择</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="346"/>
+        <location filename="../recipe_editor.py" line="371"/>
         <source>ENGINEER EDITING: the station is NOT READY until you leave this screen</source>
         <translation>工程师编辑中：离开此页面前工位处于未就绪状态</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="347"/>
+        <location filename="../recipe_editor.py" line="372"/>
         <source>Saved</source>
         <translation>已保存</translation>
     </message>
@@ -1448,6 +1468,121 @@
         <location filename="../review_screen.py" line="372"/>
         <source>Open a board from History.</source>
         <translation>请从历史中打开一块板。</translation>
+    </message>
+</context>
+<context>
+    <name>ThresholdPanel</name>
+    <message>
+        <location filename="../threshold_panel.py" line="108"/>
+        <source>Station runs: cannot read the model (%1)</source>
+        <translation>工位当前值：无法读取模型（%1）</translation>
+    </message>
+    <message>
+        <location filename="../threshold_panel.py" line="111"/>
+        <source>Station runs: no station configuration</source>
+        <translation>工位当前值：无工位配置</translation>
+    </message>
+    <message>
+        <location filename="../threshold_panel.py" line="113"/>
+        <source>Station runs: a model without a threshold (frames as they are)</source>
+        <translation>工位当前值：此模型不做二值化（直接使用图像）</translation>
+    </message>
+    <message>
+        <location filename="../threshold_panel.py" line="116"/>
+        <source>Station runs %1 · recipe %2</source>
+        <translation>工位当前值 %1 · 配方 %2</translation>
+    </message>
+    <message>
+        <location filename="../threshold_panel.py" line="131"/>
+        <source>Design of the golden board (copper layer at the camera&apos;s pixels)</source>
+        <translation>金板的设计图（按相机像素栅格化的铜层）</translation>
+    </message>
+    <message>
+        <location filename="../threshold_panel.py" line="133"/>
+        <source>Images (*.png *.bmp *.tif *.tiff *.jpg)</source>
+        <translation>图像 (*.png *.bmp *.tif *.tiff *.jpg)</translation>
+    </message>
+    <message>
+        <location filename="../threshold_panel.py" line="149"/>
+        <source>no station configuration</source>
+        <translation>无工位配置</translation>
+    </message>
+    <message>
+        <location filename="../threshold_panel.py" line="152"/>
+        <source>recipe %1 has no golden reference: capture one first (calibrate reference)</source>
+        <translation>配方 %1 没有金板参考图：请先采集（calibrate reference）</translation>
+    </message>
+    <message>
+        <location filename="../threshold_panel.py" line="211"/>
+        <source>The golden reference against its design: where copper and laminate split</source>
+        <translation>用金板参考图对照其设计图：测定铜与基材的分割位置</translation>
+    </message>
+    <message>
+        <location filename="../threshold_panel.py" line="213"/>
+        <source>Measuring the golden reference against %1…</source>
+        <translation>正在用金板参考图对照 %1 测量…</translation>
+    </message>
+    <message>
+        <location filename="../threshold_panel.py" line="215"/>
+        <source>Not calibrated: %1</source>
+        <translation>未标定：%1</translation>
+    </message>
+    <message>
+        <location filename="../threshold_panel.py" line="218"/>
+        <source>Only an engineer or admin may %1; %2</source>
+        <translation>只有工程师或管理员可以%1；%2</translation>
+    </message>
+    <message>
+        <location filename="../threshold_panel.py" line="219"/>
+        <source>calibrate the threshold</source>
+        <translation>标定阈值位置</translation>
+    </message>
+    <message>
+        <location filename="../threshold_panel.py" line="220"/>
+        <source>nobody is logged in</source>
+        <translation>无人登录</translation>
+    </message>
+    <message>
+        <location filename="../threshold_panel.py" line="226"/>
+        <source>Measured %1 (edges %2 px %3 at 0.50)</source>
+        <translation>测得 %1（在 0.50 时边缘%3 %2 px）</translation>
+    </message>
+    <message>
+        <location filename="../threshold_panel.py" line="229"/>
+        <source>inward</source>
+        <translation>向内偏</translation>
+    </message>
+    <message>
+        <location filename="../threshold_panel.py" line="229"/>
+        <source>outward</source>
+        <translation>向外偏</translation>
+    </message>
+    <message>
+        <location filename="../threshold_panel.py" line="232"/>
+        <source>, stored as calibration %1</source>
+        <translation>，已保存为标定 %1</translation>
+    </message>
+    <message>
+        <location filename="../threshold_panel.py" line="234"/>
+        <source>. The station already runs it.</source>
+        <translation>。工位已在使用此值。</translation>
+    </message>
+    <message>
+        <location filename="../threshold_panel.py" line="238"/>
+        <source>.
+To use it: %1 in station.toml, then restart the station.</source>
+        <translation>。
+启用方法：在 station.toml 中设置 %1，然后重启工位。</translation>
+    </message>
+    <message>
+        <location filename="../threshold_panel.py" line="273"/>
+        <source>THRESHOLD POSITION</source>
+        <translation>阈值位置</translation>
+    </message>
+    <message>
+        <location filename="../threshold_panel.py" line="274"/>
+        <source>FROM DESIGN…</source>
+        <translation>按设计图标定…</translation>
     </message>
 </context>
 <context>
