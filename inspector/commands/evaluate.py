@@ -662,17 +662,11 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.camera_renderer != "textures":
         if not args.camera:
             raise CommandError("--camera-renderer needs --camera (DeepPCB's own images are not rendered)")
-        unmodelled = [
-            name
-            for name, on in (
-                ("--camera-profile harsh", args.camera_profile != "line"),
-                ("--camera-copper dark", args.camera_copper != "bright"),
-                ("--camera-gamma", args.camera_gamma != 1.0),
-                ("--camera-motion", args.camera_motion != 0.0),
-                ("--camera-defocus", args.camera_defocus != 0.0),
-            )
-            if on
-        ]
+        from ..evaluation.camera_optics import unmodelled_options
+
+        unmodelled = unmodelled_options(
+            args.camera_profile, args.camera_copper, args.camera_gamma, args.camera_motion, args.camera_defocus
+        )
         if unmodelled:
             raise CommandError(
                 f"--camera-renderer {args.camera_renderer} draws a line camera only: {', '.join(unmodelled)} is not "

@@ -13,8 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-CLASS_NAMES: tuple[str, ...] = ("open", "short", "mousebite", "spur", "copper", "pin-hole")
-"""DeepPCB class names in id order (DeepPCB ids are 1-based; index 0 here is id 1)."""
+from ..domain import CLASS_NAMES as CLASS_NAMES  # DeepPCB's classes are the station's: ids 1-6 in this order
 
 
 class DatasetError(ValueError):

@@ -25,6 +25,8 @@ from .prepare import ImageDomainError, prepare
 
 POSITIONS = np.round(np.arange(0.10, 0.9001, 0.02), 2)
 """The threshold positions tried (the sidecar's bounds, 0.1..0.9)."""
+MIDPOINT_INDEX = int(np.argmin(np.abs(POSITIONS - 0.5)))
+"""Where the package's own position (0.5) is among them: the masks the design is aligned to and compared with."""
 
 MARGIN_PX = 12
 """Rows and columns along the frame's border left out: where a capture's pose moves copper in and out of view."""
@@ -145,7 +147,7 @@ def fit_threshold_position(
         for p in POSITIONS:
             out = prepare(capture, spec.model_copy(update={"threshold_position": float(p)}), what)
             masks.append(out == copper_level)
-        mid = masks[int(np.argmin(np.abs(POSITIONS - 0.5)))]
+        mid = masks[MIDPOINT_INDEX]
         if mid.all() or not mid.any():
             raise ThresholdCalibrationError(f"{what}: the golden capture shows one material only: nothing to measure")
         copper = _design_mask(design, copper_level, (h, w), what)
@@ -169,7 +171,6 @@ def fit_threshold_position(
         area += [float(np.count_nonzero(k[inner])) for k in masks]
     offset = (area - design_area) / max(edges, 1)  # px of copper edge beyond the design's, at each position
     # More copper at lower positions; the first position whose copper falls below the design's brackets the answer.
-    mid_i = int(np.argmin(np.abs(POSITIONS - 0.5)))
     below = np.flatnonzero(offset <= 0.0)
     if len(below) == 0 or below[0] == 0:
         end = len(POSITIONS) - 1 if len(below) == 0 else 0
@@ -187,7 +188,7 @@ def fit_threshold_position(
         position, residual = float(POSITIONS[i - 1] + t * (POSITIONS[i] - POSITIONS[i - 1])), 0.0
     return ThresholdFit(
         position=position,
-        offset_at_midpoint_px=float(offset[mid_i]),
+        offset_at_midpoint_px=float(offset[MIDPOINT_INDEX]),
         offset_at_position_px=residual,
         edge_px=edges,
         boards=len(pairs),

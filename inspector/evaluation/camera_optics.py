@@ -36,9 +36,27 @@ _DEMOSAIC = cv2.COLOR_BayerRGGB2BGR_EA  # R at (0, 0): OpenCV names this layout 
 _EXPOSURE = 0.76  # copper's nominal level in the plane the station reads, as a fraction of full scale
 
 
-def _unmodelled(option: str) -> ValueError:
-    """Refused rather than ignored: a figure measured "on the optics renderer" must be what it says."""
-    return ValueError(f"the optics renderer draws a line camera only: {option} is not modelled")
+def unmodelled_options(
+    profile: str = "line",
+    copper_look: str = "bright",
+    gamma: float = 1.0,
+    motion_px: float = 0.0,
+    defocus_px: float = 0.0,
+) -> list[str]:
+    """The options (as `evaluate` names them) this renderer does not model: refused rather than ignored, by
+    `render_optics` and, before any rendering, by `evaluate`; a figure measured "on the optics renderer" must be
+    what it says."""
+    return [
+        option
+        for option, on in (
+            (f"--camera-profile {profile}", profile != "line"),
+            (f"--camera-copper {copper_look}", copper_look != "bright"),
+            (f"--camera-gamma {gamma:g}", gamma != 1.0),
+            (f"--camera-motion {motion_px:g}", motion_px != 0.0),
+            (f"--camera-defocus {defocus_px:g}", defocus_px != 0.0),
+        )
+        if on
+    ]
 
 
 def _value_noise(rng: np.random.Generator, shape: tuple[int, int], cell: float) -> np.ndarray:
@@ -222,15 +240,9 @@ def render_optics(
     for 'colour'. `Capture.laminate`/`copper` are the nominal levels in the plane the station reads (gray, or red)."""
     if mode not in ("gray", "colour"):
         raise ValueError(f"camera mode must be 'gray' or 'colour', got {mode!r}")
-    for option, on in (
-        (f"--camera-profile {profile}", profile != "line"),
-        (f"--camera-copper {copper_look}", copper_look != "bright"),
-        (f"--camera-gamma {gamma:g}", gamma != 1.0),
-        (f"--camera-motion {motion_px:g}", motion_px != 0.0),
-        (f"--camera-defocus {defocus_px:g}", defocus_px != 0.0),
-    ):
-        if on:
-            raise _unmodelled(option)
+    unmodelled = unmodelled_options(profile, copper_look, gamma, motion_px, defocus_px)
+    if unmodelled:
+        raise ValueError(f"the optics renderer draws a line camera only: {', '.join(unmodelled)} is not modelled")
     # Geometry: camera_domain's own (the same matrix for the same seed and options).
     cover, m, board_to_frame = board_in_frame(
         binary, np.random.default_rng([int(seed), 11]), max_shift, max_rot_deg, scale, resolution, etch_px
