@@ -211,6 +211,19 @@ class Session(QObject):
         assert self.user is not None
         return self.user
 
+    def allowed(self, permission: Permission, target: str, audit: Callable[..., None]) -> User | None:
+        """The logged-in user when they hold `permission`; else None, and a logged-in user's attempt is audited
+        ("denied": who tried what, and what it needs). The screen says why in its own words (`denied_to`)."""
+        if self.can(permission):
+            return self.user
+        if self.user is not None:
+            audit("denied", user=self.user.name, target=target, detail={"needs": permission.value})
+        return None
+
+    def denied_to(self) -> str:
+        """Who a refusal is for, as the refusal names them: "name (role)", or "" when nobody is logged in."""
+        return f"{self.user.name} ({self.user.role.value})" if self.user is not None else ""
+
     @property
     def auto_logout_ms(self) -> int:
         return self._timer.interval()

@@ -452,14 +452,11 @@ class CalibrationWizard(QWidget):
         self.threshold.on_user(user)
 
     def _require(self, action: str):
-        user = self.session.user
-        if self.session.can(Permission.CALIBRATE):
-            return user
-        who = f"{user.name} ({user.role.value})" if user else self.tr("nobody is logged in")
-        self._say(self.tr("Only an engineer or admin may %1; %2").replace("%1", action).replace("%2", who), False)
-        if user is not None:
-            self._audit("denied", user=user.name, target=action, detail={"needs": Permission.CALIBRATE.value})
-        return None
+        user = self.session.allowed(Permission.CALIBRATE, action, self._audit)
+        if user is None:
+            who = self.session.denied_to() or self.tr("nobody is logged in")
+            self._say(self.tr("Only an engineer or admin may %1; %2").replace("%1", action).replace("%2", who), False)
+        return user
 
     # ------------------------------------------------------------ pattern
     def set_pattern(self, spec: str) -> bool:

@@ -154,13 +154,10 @@ class ModelPanel(QWidget):
             self.path.setText(name)
 
     def _allowed(self, action: str) -> bool:
-        if self.session.can(Permission.SWAP_MODEL):
+        if self.session.allowed(Permission.SWAP_MODEL, action, self._audit) is not None:
             return True
-        user = self.session.user
-        who = f"{user.name} ({user.role.value})" if user else self.tr("nobody is logged in")
+        who = self.session.denied_to() or self.tr("nobody is logged in")
         self._say(self.tr("Only an engineer or admin may %1; %2").replace("%1", action).replace("%2", who), False)
-        if user is not None:
-            self._audit("denied", user=user.name, target=action, detail={"needs": Permission.SWAP_MODEL.value})
         return False
 
     def swap(self, path: Path | str | None = None) -> bool:

@@ -245,13 +245,10 @@ class ThresholdPanel(QFrame):
 
     # ------------------------------------------------------------ helpers
     def _allowed(self):
-        user = self.session.user
-        if self.session.can(Permission.CALIBRATE):
-            return user
-        self._set(("denied", f"{user.name} ({user.role.value})" if user else ""))
-        if user is not None:
-            self._audit("denied", user=user.name, target="threshold", detail={"needs": Permission.CALIBRATE.value})
-        return None
+        user = self.session.allowed(Permission.CALIBRATE, "threshold", self._audit)
+        if user is None:
+            self._set(("denied", self.session.denied_to()))
+        return user
 
     def _refuse(self, why: str) -> bool:
         self.last_error = why

@@ -229,204 +229,204 @@
         <translation>只有工程师或管理员可以%1；%2</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="472"/>
+        <location filename="../calibration_wizard.py" line="470"/>
         <source>%1 corners, board %2 x %3 mm</source>
         <translation>%1 个角点，标定板 %2 x %3 mm</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="484"/>
+        <location filename="../calibration_wizard.py" line="482"/>
         <source>Pattern changed: captured views cleared</source>
         <translation>图案已更改：已清除采集的视图</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="502"/>
+        <location filename="../calibration_wizard.py" line="500"/>
         <source>Frame %1 · %2 x %3 px · %4 corners</source>
         <translation>帧 %1 · %2 x %3 px · %4 个角点</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="516"/>
-        <location filename="../calibration_wizard.py" line="788"/>
+        <location filename="../calibration_wizard.py" line="514"/>
+        <location filename="../calibration_wizard.py" line="786"/>
         <source>Waiting for a camera frame…</source>
         <translation>等待相机图像…</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="519"/>
+        <location filename="../calibration_wizard.py" line="517"/>
         <source>FOUND</source>
         <translation>已找到</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="519"/>
+        <location filename="../calibration_wizard.py" line="517"/>
         <source>NONE</source>
         <translation>未找到</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="530"/>
+        <location filename="../calibration_wizard.py" line="528"/>
         <source>✔  Good view: tap CAPTURE VIEW</source>
         <translation>✔  视图良好：请点击“采集视图”</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="539"/>
-        <location filename="../calibration_wizard.py" line="599"/>
+        <location filename="../calibration_wizard.py" line="537"/>
+        <location filename="../calibration_wizard.py" line="597"/>
         <source>calibrate the camera</source>
         <translation>标定相机</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="543"/>
+        <location filename="../calibration_wizard.py" line="541"/>
         <source>No camera frame yet</source>
         <translation>尚无相机图像</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="548"/>
+        <location filename="../calibration_wizard.py" line="546"/>
         <source>View not kept: %1</source>
         <translation>视图未保留：%1</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="551"/>
+        <location filename="../calibration_wizard.py" line="549"/>
         <source>View not kept: measured with another pattern; wait for the next frame</source>
         <translation>视图未保留：按其他图案测量；请等待下一帧</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="557"/>
+        <location filename="../calibration_wizard.py" line="555"/>
         <source>View not kept: %1 px differs from the captured views&apos; %2 px</source>
         <translation>视图未保留：%1 px 与已采集视图的 %2 px 不同</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="571"/>
+        <location filename="../calibration_wizard.py" line="569"/>
         <source>%1 kept (coverage %2, edges %3 px)</source>
         <translation>已保留 %1（覆盖 %2，边缘 %3 px）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="589"/>
+        <location filename="../calibration_wizard.py" line="587"/>
         <source>Views %1 / %2 · frame cells reached %3</source>
         <translation>视图 %1 / %2 · 画面格覆盖 %3</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="604"/>
+        <location filename="../calibration_wizard.py" line="602"/>
         <source>Capture at least %1 views first (%2 so far)</source>
         <translation>请先采集至少 %1 个视图（目前 %2 个）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="615"/>
+        <location filename="../calibration_wizard.py" line="613"/>
         <source>Computing the intrinsics from %1 views…</source>
         <translation>正在根据 %1 个视图计算内参…</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="653"/>
+        <location filename="../calibration_wizard.py" line="651"/>
         <source>Fit failed</source>
         <translation>拟合失败</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="664"/>
+        <location filename="../calibration_wizard.py" line="662"/>
         <source>RMS %1 px · fx %2 fy %3 · cx %4 cy %5 · %6 views</source>
         <translation>RMS %1 px · fx %2 fy %3 · cx %4 cy %5 · %6 个视图</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="676"/>
+        <location filename="../calibration_wizard.py" line="674"/>
         <source>%1: rejected, %2</source>
         <translation>%1：已拒绝，%2</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="679"/>
+        <location filename="../calibration_wizard.py" line="677"/>
         <source>Stored as calibration %1 (active from the next station start)</source>
         <translation>已保存为标定 %1（下次工位启动时生效）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="685"/>
+        <location filename="../calibration_wizard.py" line="683"/>
         <source>Computed; not stored (no records database)</source>
         <translation>已计算；未保存（无记录数据库）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="698"/>
+        <location filename="../calibration_wizard.py" line="696"/>
         <source>Active calibrations: no records database</source>
         <translation>当前标定：无记录数据库</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="703"/>
+        <location filename="../calibration_wizard.py" line="701"/>
         <source>Active calibrations: cannot read (%1)</source>
         <translation>当前标定：无法读取（%1）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="712"/>
+        <location filename="../calibration_wizard.py" line="710"/>
         <source>reference: none</source>
         <translation>参考图：无</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="713"/>
+        <location filename="../calibration_wizard.py" line="711"/>
         <source>Active calibrations: </source>
         <translation>当前标定：</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="718"/>
+        <location filename="../calibration_wizard.py" line="716"/>
         <source>reference %1</source>
         <translation>参考图 %1</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="719"/>
+        <location filename="../calibration_wizard.py" line="717"/>
         <source>intrinsics</source>
         <translation>内参</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="719"/>
+        <location filename="../calibration_wizard.py" line="717"/>
         <source>scale</source>
         <translation>比例</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="719"/>
+        <location filename="../calibration_wizard.py" line="717"/>
         <source>threshold</source>
         <translation>阈值位置</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="724"/>
+        <location filename="../calibration_wizard.py" line="722"/>
         <source>%1: none</source>
         <translation>%1：无</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="734"/>
+        <location filename="../calibration_wizard.py" line="732"/>
         <source>%1 #%2 by %3 at %4</source>
         <translation>%1 #%2，%3 于 %4</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="780"/>
+        <location filename="../calibration_wizard.py" line="778"/>
         <source>Pattern</source>
         <translation>图案</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="781"/>
+        <location filename="../calibration_wizard.py" line="779"/>
         <source>PATTERN</source>
         <translation>图案</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="782"/>
+        <location filename="../calibration_wizard.py" line="780"/>
         <source>COVERAGE</source>
         <translation>覆盖率</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="783"/>
+        <location filename="../calibration_wizard.py" line="781"/>
         <source>SHARPNESS</source>
         <translation>清晰度</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="784"/>
+        <location filename="../calibration_wizard.py" line="782"/>
         <source>FRAME COVERAGE OF CAPTURED VIEWS</source>
         <translation>已采集视图的画面覆盖</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="785"/>
+        <location filename="../calibration_wizard.py" line="783"/>
         <source>CAPTURE VIEW</source>
         <translation>采集视图</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="786"/>
+        <location filename="../calibration_wizard.py" line="784"/>
         <source>Clear views</source>
         <translation>清除视图</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="787"/>
+        <location filename="../calibration_wizard.py" line="785"/>
         <source>COMPUTE</source>
         <translation>计算</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="792"/>
+        <location filename="../calibration_wizard.py" line="790"/>
         <source>Per-view reprojection errors appear here after COMPUTE</source>
         <translation>点击“计算”后此处显示每个视图的重投影误差</translation>
     </message>
@@ -1025,7 +1025,7 @@
     </message>
     <message>
         <location filename="../model_panel.py" line="143"/>
-        <location filename="../model_panel.py" line="168"/>
+        <location filename="../model_panel.py" line="165"/>
         <source>swap models</source>
         <translation>更换模型</translation>
     </message>
@@ -1040,67 +1040,67 @@
         <translation>模型 (*.tflite)</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="160"/>
+        <location filename="../model_panel.py" line="159"/>
         <source>nobody is logged in</source>
         <translation>无人登录</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="161"/>
+        <location filename="../model_panel.py" line="160"/>
         <source>Only an engineer or admin may %1; %2</source>
         <translation>只有工程师或管理员可以%1；%2</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="176"/>
+        <location filename="../model_panel.py" line="173"/>
         <source>Choose a model package (.tflite) first</source>
         <translation>请先选择模型包（.tflite）</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="180"/>
+        <location filename="../model_panel.py" line="177"/>
         <source>%1: not a .tflite file</source>
         <translation>%1：不是 .tflite 文件</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="189"/>
+        <location filename="../model_panel.py" line="186"/>
         <source>Verifying and warming up %1…</source>
         <translation>正在校验并预热 %1…</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="229"/>
+        <location filename="../model_panel.py" line="226"/>
         <source>Not swapped, the running model stays: %1</source>
         <translation>未更换，保持当前模型：%1</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="235"/>
+        <location filename="../model_panel.py" line="232"/>
         <source>Swapped to %1 on %2 (from the next board)</source>
         <translation>已更换为 %1（%2），从下一块板起生效</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="265"/>
+        <location filename="../model_panel.py" line="262"/>
         <source>DETECTOR ON THE LINE</source>
         <translation>产线上的检测器</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="266"/>
+        <location filename="../model_panel.py" line="263"/>
         <source>Package</source>
         <translation>模型包</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="267"/>
+        <location filename="../model_panel.py" line="264"/>
         <source>Choose…</source>
         <translation>选择…</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="268"/>
+        <location filename="../model_panel.py" line="265"/>
         <source>VERIFY AND SWAP</source>
         <translation>校验并更换</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="271"/>
+        <location filename="../model_panel.py" line="268"/>
         <source>The line keeps inspecting with the running model while the new one is verified and warmed up; it switches between two boards. A failed package leaves the running model in place. The swap lasts until the station restarts: install with &apos;pcb-inspector model install&apos; to keep it.</source>
         <translation>新模型校验和预热期间，产线继续使用当前模型检测，并在两块板之间切换。失败的模型包不会影响当前模型。更换在工位重启前有效：如需保留，请用“pcb-inspector model install”安装。</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="276"/>
+        <location filename="../model_panel.py" line="273"/>
         <source>SWAPS IN THIS SESSION</source>
         <translation>本次会话中的更换</translation>
     </message>
@@ -1513,74 +1513,74 @@
         <translation>配方 %1 没有金板参考图：请先采集（calibrate reference）</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="211"/>
+        <location filename="../threshold_panel.py" line="212"/>
         <source>The golden reference against its design: where copper and laminate split</source>
         <translation>用金板参考图对照其设计图：测定铜与基材的分割位置</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="213"/>
+        <location filename="../threshold_panel.py" line="215"/>
         <source>Measuring the golden reference against %1…</source>
         <translation>正在用金板参考图对照 %1 测量…</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="215"/>
+        <location filename="../threshold_panel.py" line="217"/>
         <source>Not calibrated: %1</source>
         <translation>未标定：%1</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="218"/>
+        <location filename="../threshold_panel.py" line="220"/>
         <source>Only an engineer or admin may %1; %2</source>
         <translation>只有工程师或管理员可以%1；%2</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="219"/>
+        <location filename="../threshold_panel.py" line="221"/>
         <source>calibrate the threshold</source>
         <translation>标定阈值位置</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="220"/>
+        <location filename="../threshold_panel.py" line="222"/>
         <source>nobody is logged in</source>
         <translation>无人登录</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="226"/>
+        <location filename="../threshold_panel.py" line="228"/>
         <source>Measured %1 (edges %2 px %3 at 0.50)</source>
         <translation>测得 %1（在 0.50 时边缘%3 %2 px）</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="229"/>
+        <location filename="../threshold_panel.py" line="231"/>
         <source>inward</source>
         <translation>向内偏</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="229"/>
+        <location filename="../threshold_panel.py" line="231"/>
         <source>outward</source>
         <translation>向外偏</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="232"/>
+        <location filename="../threshold_panel.py" line="234"/>
         <source>, stored as calibration %1</source>
         <translation>，已保存为标定 %1</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="234"/>
+        <location filename="../threshold_panel.py" line="236"/>
         <source>. The station already runs it.</source>
         <translation>。工位已在使用此值。</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="238"/>
+        <location filename="../threshold_panel.py" line="240"/>
         <source>.
 To use it: %1 in station.toml, then restart the station.</source>
         <translation>。
 启用方法：在 station.toml 中设置 %1，然后重启工位。</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="273"/>
+        <location filename="../threshold_panel.py" line="272"/>
         <source>THRESHOLD POSITION</source>
         <translation>阈值位置</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="274"/>
+        <location filename="../threshold_panel.py" line="273"/>
         <source>FROM DESIGN…</source>
         <translation>按设计图标定…</translation>
     </message>
