@@ -2,9 +2,9 @@
 
 Why a module between `inspector.detect.threshold_position` (the measurement) and its two users, the command
 line (`pcb-inspector calibrate threshold`) and the engineer's calibration wizard: both must measure the same
-way and store the same record. The measurement starts from the input domain the station runs (its camera's
-copper look, gamma and resolution laid over the package's) with the position itself put back at the
-package's midpoint, so that a second calibration measures the camera, not the first one's result.
+way and store the same record. The measurement takes the input domain the station runs (its camera's copper
+look, gamma and resolution laid over the package's); the position the station runs now plays no part (every
+position is tried), so a second calibration measures the camera, not the first one's result.
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ from inspector.detect.threshold_position import ThresholdFit, fit_threshold_posi
 
 from .errors import CalibrationError
 
-MIDPOINT = 0.5
-"""The position every package is trained at (`input_domain.threshold_position`'s default)."""
-
 
 def calibrate_threshold(
     pairs: Sequence[tuple[np.ndarray, np.ndarray]], spec: InputDomain | None, names: Sequence[str]
@@ -31,7 +28,7 @@ def calibrate_threshold(
     if spec is None:
         raise CalibrationError("the station's model takes frames as they are: it has no threshold to calibrate")
     try:
-        return fit_threshold_position(pairs, spec.model_copy(update={"threshold_position": MIDPOINT}), names)
+        return fit_threshold_position(pairs, spec, names)
     except ImageDomainError as exc:
         raise CalibrationError(str(exc)) from None
 

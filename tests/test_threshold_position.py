@@ -165,3 +165,18 @@ def test_calibrate_threshold_prints_the_setting_and_stores_it(tmp_path, monkeypa
     assert [(r["kind"], r["created_by"], r["active"]) for r in rows] == [("threshold", "eng.lee", True)], rows
     assert main([*args, "--image", "golden.png", "--no-save", *db]) == 2
     assert "2 --image but 1 --design" in capsys.readouterr().err
+
+
+def test_the_station_measures_its_camera_not_its_last_calibration():
+    """`calibration.threshold` (the CLI's and the wizard's) takes the input domain the station runs: a station already
+    set to another position measures the same camera the same way (a second calibration does not measure the first);
+    a model that takes frames as they are has nothing to calibrate, and says so."""
+    from calibration.errors import CalibrationError
+    from calibration.threshold import calibrate_threshold
+
+    pairs = [(_golden("optics"), _design())]
+    fresh = calibrate_threshold(pairs, _spec(), ["golden"])
+    set_up = calibrate_threshold(pairs, _spec(threshold_position=0.3), ["golden"])
+    assert set_up == fresh and fresh.position < 0.4
+    with pytest.raises(CalibrationError, match="takes frames as they are"):
+        calibrate_threshold(pairs, None, ["golden"])
