@@ -49,7 +49,8 @@ class ThresholdPanel(QFrame):
     """One row: the position the station runs, the button that calibrates it, and the outcome."""
 
     finished = Signal(object)
-    """(ThresholdFit, calibration id or None) or an Exception; emitted from the worker (queued to the GUI)."""
+    """(ThresholdFit, calibration id or None, the position the station ran when measured) or an Exception; emitted
+    from the worker (queued to the GUI)."""
 
     def __init__(
         self,
