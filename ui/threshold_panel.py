@@ -215,7 +215,9 @@ class ThresholdPanel(QFrame):
         elif kind == "measuring":
             self._show(self.tr("Measuring the golden reference against %1…").replace("%1", data[0]), None)
         elif kind == "refused":
-            self._show(self.tr("Not calibrated: %1").replace("%1", data[0]), False)
+            # The reason's first line on the screen (what is wrong, what to do); the details behind it in the tooltip.
+            first, *details = data[0].splitlines() or [""]
+            self._show(self.tr("Not calibrated: %1").replace("%1", first), False, details="\n".join(details))
         elif kind == "denied":
             self._show(
                 self.tr("Only an engineer or admin may %1; %2")
@@ -256,10 +258,10 @@ class ThresholdPanel(QFrame):
         self._set(("refused", why))
         return False
 
-    def _show(self, text: str, ok: bool | None, hint: bool = False) -> None:
+    def _show(self, text: str, ok: bool | None, hint: bool = False, details: str = "") -> None:
         colour = theme.TEXT_DIM if hint else theme.TEXT if ok is None else theme.PASS if ok else theme.REJECT
         self.outcome.setText(text)
-        self.outcome.setToolTip(text)
+        self.outcome.setToolTip(f"{text}\n{details}" if details else text)
         self.outcome.setStyleSheet(f"color: {colour};" if hint else f"color: {colour}; font-weight: bold;")
 
     def set_scale(self, scale: float) -> None:

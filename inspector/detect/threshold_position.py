@@ -105,7 +105,8 @@ def _align(design: np.ndarray, prepared: np.ndarray, what: str) -> np.ndarray:
         reg = BoardRegistrar(RegistrationSettings(motion="similarity")).register(a, b)
     except RegistrationError as exc:
         raise ThresholdCalibrationError(
-            f"{what}: the design could not be aligned with the golden capture ({exc}): not this board, or not this side"
+            f"{what}: the design could not be aligned with the golden capture: not this board, or not this side\n"
+            f"  (registration: {exc})"
         ) from None
     h, w = prepared.shape
     return reg.warp_to_reference(design.astype(np.float32), np.zeros((h, w), np.float32))

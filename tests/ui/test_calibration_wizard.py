@@ -201,6 +201,10 @@ def test_the_engineer_calibrates_the_threshold_from_the_recipes_golden_reference
     qtbot.waitUntil(lambda: not wiz.threshold.busy, timeout=30000)
     assert wiz.threshold.last_fit is None and "golden.png (design other-board.png)" in wiz.threshold.last_error
     assert wiz.threshold.outcome.text().startswith("Not calibrated: ") and store.active(THRESHOLD) is None
+    # What is wrong and what to do on the screen; the registrar's account of it only in the tooltip.
+    assert "not this board" in wiz.threshold.outcome.text() and "registration:" not in wiz.threshold.outcome.text()
+    assert "registration:" in wiz.threshold.outcome.toolTip()
+    save_shot(win, "calibration_wizard_threshold_refused_en_1280x800")
 
     assert wiz.threshold.calibrate(tmp_path / "design.png")
     qtbot.waitUntil(lambda: not wiz.threshold.busy, timeout=30000)
