@@ -145,8 +145,23 @@ class ViewFeedback:
     corners: int = 0
     image_size: tuple[int, int] = (0, 0)
     reasons: list[str] = field(default_factory=list)
-    """Why this view would be rejected (empty when usable)."""
+    """Why this view would be rejected (empty when usable), in English for logs and the command line."""
     detection: Detection | None = None
+    min_coverage: float = 0.0
+    max_blur_px: float = float("inf")
+    """The limits the view was measured against (the UI words the reasons itself, in its language)."""
+    error: str = ""
+    """Why the frame could not be measured at all (an unreadable frame), else empty."""
+
+    @property
+    def too_small(self) -> bool:
+        """The pattern covers less of the frame than the fit needs."""
+        return self.found and self.coverage < self.min_coverage
+
+    @property
+    def blurred(self) -> bool:
+        """The pattern's edges are wider than the fit accepts (defocus, motion)."""
+        return self.found and not self.blur_px <= self.max_blur_px
 
     @property
     def sharpness(self) -> float:
@@ -249,7 +264,9 @@ def view_feedback(
     h, w = gray.shape
     det = find_pattern(gray, pattern)
     if det is None:
-        return ViewFeedback(False, image_size=(w, h), reasons=["pattern not found"])
+        return ViewFeedback(
+            False, image_size=(w, h), reasons=["pattern not found"], min_coverage=min_coverage, max_blur_px=max_blur_px
+        )
     pts = det.image_points.reshape(-1, 2)
     coverage = outline_coverage(pts, (w, h))
     # Corner spacing in px sets the patch: a third of the smallest neighbour distance.
@@ -257,12 +274,12 @@ def view_feedback(
     np.fill_diagonal(d, np.inf)
     spacing = float(np.median(d.min(axis=1)))
     blur = edge_width_px(gray, pts, int(spacing / 3))
-    reasons = []
-    if coverage < min_coverage:
-        reasons.append(f"covers {coverage:.1%} of the frame (< {min_coverage:.0%}): move the target closer")
-    if not blur <= max_blur_px:
-        reasons.append(f"blurred: edges {blur:.1f} px wide (> {max_blur_px:g} px)")
-    return ViewFeedback(True, coverage, blur, len(pts), (w, h), reasons, det)
+    fb = ViewFeedback(True, coverage, blur, len(pts), (w, h), [], det, min_coverage, max_blur_px)
+    if fb.too_small:
+        fb.reasons.append(f"covers {coverage:.1%} of the frame (< {min_coverage:.0%}): move the target closer")
+    if fb.blurred:
+        fb.reasons.append(f"blurred: edges {blur:.1f} px wide (> {max_blur_px:g} px)")
+    return fb
 
 
 class CoverageMap:

@@ -160,7 +160,7 @@ class CalibrationFeed(QObject):
                 qimage, scale = to_owned_qimage(frame, self.max_side)
             except Exception as exc:  # an unreadable frame must not kill the feed
                 log.exception("calibration feed: frame %s not measured", frame_id)
-                fb = ViewFeedback(False, reasons=[f"frame not measured: {exc}"])
+                fb = ViewFeedback(False, reasons=[f"frame not measured: {exc}"], error=str(exc))
                 qimage, scale = None, 1.0
                 frame = np.zeros((1, 1), np.uint8)
             self.analysed_count += 1
@@ -516,11 +516,9 @@ class CalibrationWizard(QWidget):
             return
         self.ind_found.set_state(fb.found, self.tr("FOUND") if fb.found else self.tr("NONE"))
         if fb.found:
-            cov_ok = not any("covers" in r for r in fb.reasons)
-            sharp_ok = not any("blurred" in r for r in fb.reasons)
-            self.ind_coverage.set_state(cov_ok, f"{fb.coverage:.0%}")
+            self.ind_coverage.set_state(not fb.too_small, f"{fb.coverage:.0%}")
             blur = f"{fb.blur_px:.1f} px" if np.isfinite(fb.blur_px) else "—"
-            self.ind_sharp.set_state(sharp_ok, blur)
+            self.ind_sharp.set_state(not fb.blurred, blur)
         else:
             self.ind_coverage.set_state(None, "—")
             self.ind_sharp.set_state(None, "—")
@@ -528,8 +526,30 @@ class CalibrationWizard(QWidget):
             self.reason.setText(self.tr("✔  Good view: tap CAPTURE VIEW"))
             self._reason_colour(theme.PASS)
         else:
-            self.reason.setText("✖  " + "; ".join(fb.reasons))
+            self.reason.setText("✖  " + "; ".join(self._reasons(fb)))
             self._reason_colour(theme.REJECT)
+
+    def _reasons(self, fb: ViewFeedback) -> list[str]:
+        """Why a view is not usable, in the screen's language, from what was measured (the core's `reasons` are
+        English, for logs and the command line)."""
+        if fb.error:
+            return [self.tr("frame not measured: %1").replace("%1", fb.error)]
+        if not fb.found:
+            return [self.tr("pattern not found")]
+        out = []
+        if fb.too_small:
+            out.append(
+                self.tr("covers %1 of the frame (< %2): move the target closer")
+                .replace("%1", f"{fb.coverage:.1%}")
+                .replace("%2", f"{fb.min_coverage:.0%}")
+            )
+        if fb.blurred:
+            out.append(
+                self.tr("blurred: edges %1 px wide (> %2 px)")
+                .replace("%1", f"{fb.blur_px:.1f}")
+                .replace("%2", f"{fb.max_blur_px:g}")
+            )
+        return out
 
     # ------------------------------------------------------------ views
     def capture(self) -> bool:
@@ -543,7 +563,7 @@ class CalibrationWizard(QWidget):
         fb = ff.feedback
         if not fb.usable:
             self.rejected_captures += 1
-            self._say(self.tr("View not kept: %1").replace("%1", "; ".join(fb.reasons)), False)
+            self._say(self.tr("View not kept: %1").replace("%1", "; ".join(self._reasons(fb))), False)
             return False
         if ff.pattern != self.pattern.spec:
             self._say(self.tr("View not kept: measured with another pattern; wait for the next frame"), False)
@@ -784,8 +804,8 @@ class CalibrationWizard(QWidget):
         self.clear_button.setText(self.tr("Clear views"))
         self.compute_button.setText(self.tr("COMPUTE"))
         self.live.placeholder = self.tr("Waiting for a camera frame…")
-        if self.current is None:  # no frame yet: the waiting line is this screen's own text (a frame redraws it)
-            self._show_feedback(None)
+        # The reason line in the new language now, not at the next frame (the camera may be stopped).
+        self._show_feedback(self.current.feedback if self.current is not None else None)
         if self.last_result is None and not self.last_error:
             self.result_label.setText(self.tr("Per-view reprojection errors appear here after COMPUTE"))
         self.set_pattern(self.pattern_edit.text())

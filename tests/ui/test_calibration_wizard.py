@@ -234,3 +234,27 @@ def test_the_engineer_calibrates_the_threshold_from_the_recipes_golden_reference
     controller.cfg.detector = controller.cfg.detector.model_copy(update={"threshold_position": round(fit.position, 2)})
     wiz.threshold.refresh()
     assert wiz.threshold.running.text() == f"Station runs {fit.position:.2f} · recipe demo"
+
+
+def test_why_a_view_is_refused_is_said_in_the_screens_language(qtbot, station_window, synthetic):
+    """The tiles' reasons (no pattern, blurred) are measured by the calibration core, which words them in English for
+    logs and the command line; the wizard words them from the measurement, so a zh_CN screen says them in Chinese,
+    and a language change redraws the line at once, with no new frame."""
+    win, records, session, _ = station_window
+    _, _, blurred = synthetic
+    wiz = win.screens["calibration"]
+    session.login("eng", "2222")
+    assert win.show_screen("calibration")
+    from ui import i18n
+
+    _feed(qtbot, wiz, np.full((480, 640), 128, np.uint8), 1)
+    assert wiz.reason.text() == "✖  pattern not found"
+    i18n.set_language("zh_CN")
+    qtbot.waitUntil(lambda: wiz.reason.text() == "✖  未找到图案", timeout=10000)
+    _feed(qtbot, wiz, blurred, 2)
+    assert wiz.ind_found.ok is True and wiz.ind_sharp.ok is False and wiz.ind_coverage.ok is True
+    assert wiz.reason.text().startswith("✖  模糊：边缘宽 ") and "blurred" not in wiz.reason.text()
+    assert not wiz.capture() and wiz.message.text().startswith("视图未保留：模糊")
+    save_shot(win, "calibration_wizard_blurred_zh_CN_1280x800")
+    i18n.set_language("en")
+    qtbot.waitUntil(lambda: wiz.reason.text().startswith("✖  blurred: edges "), timeout=10000)

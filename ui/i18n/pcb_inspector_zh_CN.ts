@@ -245,7 +245,7 @@
     </message>
     <message>
         <location filename="../calibration_wizard.py" line="514"/>
-        <location filename="../calibration_wizard.py" line="786"/>
+        <location filename="../calibration_wizard.py" line="806"/>
         <source>Waiting for a camera frame…</source>
         <translation>等待相机图像…</translation>
     </message>
@@ -260,173 +260,193 @@
         <translation>未找到</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="528"/>
+        <location filename="../calibration_wizard.py" line="526"/>
         <source>✔  Good view: tap CAPTURE VIEW</source>
         <translation>✔  视图良好：请点击“采集视图”</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="537"/>
-        <location filename="../calibration_wizard.py" line="597"/>
+        <location filename="../calibration_wizard.py" line="536"/>
+        <source>frame not measured: %1</source>
+        <translation>图像未能测量：%1</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="538"/>
+        <source>pattern not found</source>
+        <translation>未找到图案</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="542"/>
+        <source>covers %1 of the frame (&lt; %2): move the target closer</source>
+        <translation>仅占画面 %1（&lt; %2）：请将标定板移近</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="548"/>
+        <source>blurred: edges %1 px wide (&gt; %2 px)</source>
+        <translation>模糊：边缘宽 %1 px（&gt; %2 px）</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="557"/>
+        <location filename="../calibration_wizard.py" line="617"/>
         <source>calibrate the camera</source>
         <translation>标定相机</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="541"/>
+        <location filename="../calibration_wizard.py" line="561"/>
         <source>No camera frame yet</source>
         <translation>尚无相机图像</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="546"/>
+        <location filename="../calibration_wizard.py" line="566"/>
         <source>View not kept: %1</source>
         <translation>视图未保留：%1</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="549"/>
+        <location filename="../calibration_wizard.py" line="569"/>
         <source>View not kept: measured with another pattern; wait for the next frame</source>
         <translation>视图未保留：按其他图案测量；请等待下一帧</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="555"/>
+        <location filename="../calibration_wizard.py" line="575"/>
         <source>View not kept: %1 px differs from the captured views&apos; %2 px</source>
         <translation>视图未保留：%1 px 与已采集视图的 %2 px 不同</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="569"/>
+        <location filename="../calibration_wizard.py" line="589"/>
         <source>%1 kept (coverage %2, edges %3 px)</source>
         <translation>已保留 %1（覆盖 %2，边缘 %3 px）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="587"/>
+        <location filename="../calibration_wizard.py" line="607"/>
         <source>Views %1 / %2 · frame cells reached %3</source>
         <translation>视图 %1 / %2 · 画面格覆盖 %3</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="602"/>
+        <location filename="../calibration_wizard.py" line="622"/>
         <source>Capture at least %1 views first (%2 so far)</source>
         <translation>请先采集至少 %1 个视图（目前 %2 个）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="613"/>
+        <location filename="../calibration_wizard.py" line="633"/>
         <source>Computing the intrinsics from %1 views…</source>
         <translation>正在根据 %1 个视图计算内参…</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="651"/>
+        <location filename="../calibration_wizard.py" line="671"/>
         <source>Fit failed</source>
         <translation>拟合失败</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="662"/>
+        <location filename="../calibration_wizard.py" line="682"/>
         <source>RMS %1 px · fx %2 fy %3 · cx %4 cy %5 · %6 views</source>
         <translation>RMS %1 px · fx %2 fy %3 · cx %4 cy %5 · %6 个视图</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="674"/>
+        <location filename="../calibration_wizard.py" line="694"/>
         <source>%1: rejected, %2</source>
         <translation>%1：已拒绝，%2</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="677"/>
+        <location filename="../calibration_wizard.py" line="697"/>
         <source>Stored as calibration %1 (active from the next station start)</source>
         <translation>已保存为标定 %1（下次工位启动时生效）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="683"/>
+        <location filename="../calibration_wizard.py" line="703"/>
         <source>Computed; not stored (no records database)</source>
         <translation>已计算；未保存（无记录数据库）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="696"/>
+        <location filename="../calibration_wizard.py" line="716"/>
         <source>Active calibrations: no records database</source>
         <translation>当前标定：无记录数据库</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="701"/>
+        <location filename="../calibration_wizard.py" line="721"/>
         <source>Active calibrations: cannot read (%1)</source>
         <translation>当前标定：无法读取（%1）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="710"/>
+        <location filename="../calibration_wizard.py" line="730"/>
         <source>reference: none</source>
         <translation>参考图：无</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="711"/>
+        <location filename="../calibration_wizard.py" line="731"/>
         <source>Active calibrations: </source>
         <translation>当前标定：</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="716"/>
+        <location filename="../calibration_wizard.py" line="736"/>
         <source>reference %1</source>
         <translation>参考图 %1</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="717"/>
+        <location filename="../calibration_wizard.py" line="737"/>
         <source>intrinsics</source>
         <translation>内参</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="717"/>
+        <location filename="../calibration_wizard.py" line="737"/>
         <source>scale</source>
         <translation>比例</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="717"/>
+        <location filename="../calibration_wizard.py" line="737"/>
         <source>threshold</source>
         <translation>阈值位置</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="722"/>
+        <location filename="../calibration_wizard.py" line="742"/>
         <source>%1: none</source>
         <translation>%1：无</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="732"/>
+        <location filename="../calibration_wizard.py" line="752"/>
         <source>%1 #%2 by %3 at %4</source>
         <translation>%1 #%2，%3 于 %4</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="778"/>
+        <location filename="../calibration_wizard.py" line="798"/>
         <source>Pattern</source>
         <translation>图案</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="779"/>
+        <location filename="../calibration_wizard.py" line="799"/>
         <source>PATTERN</source>
         <translation>图案</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="780"/>
+        <location filename="../calibration_wizard.py" line="800"/>
         <source>COVERAGE</source>
         <translation>覆盖率</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="781"/>
+        <location filename="../calibration_wizard.py" line="801"/>
         <source>SHARPNESS</source>
         <translation>清晰度</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="782"/>
+        <location filename="../calibration_wizard.py" line="802"/>
         <source>FRAME COVERAGE OF CAPTURED VIEWS</source>
         <translation>已采集视图的画面覆盖</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="783"/>
+        <location filename="../calibration_wizard.py" line="803"/>
         <source>CAPTURE VIEW</source>
         <translation>采集视图</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="784"/>
+        <location filename="../calibration_wizard.py" line="804"/>
         <source>Clear views</source>
         <translation>清除视图</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="785"/>
+        <location filename="../calibration_wizard.py" line="805"/>
         <source>COMPUTE</source>
         <translation>计算</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="790"/>
+        <location filename="../calibration_wizard.py" line="810"/>
         <source>Per-view reprojection errors appear here after COMPUTE</source>
         <translation>点击“计算”后此处显示每个视图的重投影误差</translation>
     </message>
@@ -1473,114 +1493,114 @@
 <context>
     <name>ThresholdPanel</name>
     <message>
-        <location filename="../threshold_panel.py" line="108"/>
+        <location filename="../threshold_panel.py" line="109"/>
         <source>Station runs: cannot read the model (%1)</source>
         <translation>工位当前值：无法读取模型（%1）</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="111"/>
+        <location filename="../threshold_panel.py" line="112"/>
         <source>Station runs: no station configuration</source>
         <translation>工位当前值：无工位配置</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="113"/>
+        <location filename="../threshold_panel.py" line="114"/>
         <source>Station runs: a model without a threshold (frames as they are)</source>
         <translation>工位当前值：此模型不做二值化（直接使用图像）</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="116"/>
+        <location filename="../threshold_panel.py" line="117"/>
         <source>Station runs %1 · recipe %2</source>
         <translation>工位当前值 %1 · 配方 %2</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="131"/>
+        <location filename="../threshold_panel.py" line="132"/>
         <source>Design of the golden board (copper layer at the camera&apos;s pixels)</source>
         <translation>金板的设计图（按相机像素栅格化的铜层）</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="133"/>
+        <location filename="../threshold_panel.py" line="134"/>
         <source>Images (*.png *.bmp *.tif *.tiff *.jpg)</source>
         <translation>图像 (*.png *.bmp *.tif *.tiff *.jpg)</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="149"/>
+        <location filename="../threshold_panel.py" line="150"/>
         <source>no station configuration</source>
         <translation>无工位配置</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="152"/>
+        <location filename="../threshold_panel.py" line="153"/>
         <source>recipe %1 has no golden reference: capture one first (calibrate reference)</source>
         <translation>配方 %1 没有金板参考图：请先采集（calibrate reference）</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="212"/>
+        <location filename="../threshold_panel.py" line="213"/>
         <source>The golden reference against its design: where copper and laminate split</source>
         <translation>用金板参考图对照其设计图：测定铜与基材的分割位置</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="215"/>
+        <location filename="../threshold_panel.py" line="216"/>
         <source>Measuring the golden reference against %1…</source>
         <translation>正在用金板参考图对照 %1 测量…</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="217"/>
+        <location filename="../threshold_panel.py" line="220"/>
         <source>Not calibrated: %1</source>
         <translation>未标定：%1</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="220"/>
+        <location filename="../threshold_panel.py" line="223"/>
         <source>Only an engineer or admin may %1; %2</source>
         <translation>只有工程师或管理员可以%1；%2</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="221"/>
+        <location filename="../threshold_panel.py" line="224"/>
         <source>calibrate the threshold</source>
         <translation>标定阈值位置</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="222"/>
+        <location filename="../threshold_panel.py" line="225"/>
         <source>nobody is logged in</source>
         <translation>无人登录</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="228"/>
+        <location filename="../threshold_panel.py" line="231"/>
         <source>Measured %1 (edges %2 px %3 at 0.50)</source>
         <translation>测得 %1（在 0.50 时边缘%3 %2 px）</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="231"/>
+        <location filename="../threshold_panel.py" line="234"/>
         <source>inward</source>
         <translation>向内偏</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="231"/>
+        <location filename="../threshold_panel.py" line="234"/>
         <source>outward</source>
         <translation>向外偏</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="234"/>
+        <location filename="../threshold_panel.py" line="237"/>
         <source>, stored as calibration %1</source>
         <translation>，已保存为标定 %1</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="236"/>
+        <location filename="../threshold_panel.py" line="239"/>
         <source>. The station already runs it.</source>
         <translation>。工位已在使用此值。</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="240"/>
+        <location filename="../threshold_panel.py" line="243"/>
         <source>.
 To use it: %1 in station.toml, then restart the station.</source>
         <translation>。
 启用方法：在 station.toml 中设置 %1，然后重启工位。</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="272"/>
+        <location filename="../threshold_panel.py" line="275"/>
         <source>THRESHOLD POSITION</source>
         <translation>阈值位置</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="273"/>
+        <location filename="../threshold_panel.py" line="276"/>
         <source>FROM DESIGN…</source>
         <translation>按设计图标定…</translation>
     </message>
