@@ -39,6 +39,7 @@ from inspector.signing import VerifiedDetector, guard_detector
 
 from . import theme
 from .auth import Permission, Session
+from .labels import lamp_label
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,9 @@ class ModelPanel(QWidget):
             self.running.setText(self.tr("Running model: none loaded"))
         else:
             self.running.setText(
-                self.tr("Running model: %1 · backend %2").replace("%1", info.model_id).replace("%2", info.backend)
+                self.tr("Running model: %1 · backend %2")
+                .replace("%1", info.model_id)
+                .replace("%2", lamp_label(info.backend))  # "fallback: none of ... found" as the lamp says it
             )
 
     # ------------------------------------------------------------ actions
@@ -231,7 +234,7 @@ class ModelPanel(QWidget):
         self._say(
             self.tr("Swapped to %1 on %2 (from the next board)")
             .replace("%1", info.model_id)
-            .replace("%2", info.backend),
+            .replace("%2", lamp_label(info.backend)),
             True,
         )
         self.log.insertItem(0, f"✔ {info.model_id} · {info.backend} · {note}")

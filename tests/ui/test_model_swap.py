@@ -81,6 +81,15 @@ def test_engineer_swaps_models_on_a_running_pipeline(qtbot, panel_window, tmp_pa
     swaps = [e for e in records.audit_events() if e.action == "model_swap"]
     assert {e.who for e in swaps} == {"eng"} and len(swaps) == 2
     save_shot(win, "model_panel_1280x800")
+    # No accelerator here: the backend line says the CPU fallback, in the screen's language as the lamp does.
+    from ui import i18n
+
+    assert "(fallback: none of" in shipped.backend
+    i18n.set_language("zh_CN")
+    qtbot.waitUntil(lambda: "回退" in panel.running.text(), timeout=5000)
+    assert "fallback" not in panel.running.text() and shipped.model_id in panel.running.text()
+    save_shot(win, "model_panel_zh_CN_1280x800")
+    i18n.set_language("en")
 
     # A package without its sidecar is refused; the running model stays.
     broken = tmp_path / "broken" / "no-sidecar.tflite"
