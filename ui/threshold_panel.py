@@ -16,7 +16,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QEvent, Signal
 from PySide6.QtWidgets import QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
@@ -25,6 +24,7 @@ from calibration.errors import CalibrationError
 from calibration.store import THRESHOLD, CalibrationStore
 from calibration.threshold import calibrate_threshold, station_line, threshold_record
 from inspector.decision import RecipeError, read_image
+from inspector.detect.package import InputDomain
 
 from . import theme
 from .auth import Permission, Session
@@ -41,8 +41,8 @@ class ThresholdSource:
 
     recipe: str
     reference: Path | None
-    spec: Any
-    """The station's InputDomain (package + station camera settings), None for a model without a preparation."""
+    spec: InputDomain | None
+    """The station's input domain (package + station camera settings), None for a model without a preparation."""
 
 
 class ThresholdPanel(QFrame):
