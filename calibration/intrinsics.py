@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from .errors import CalibrationError
-from .pattern import CoverageMap, Pattern, view_feedback
+from .pattern import CoverageMap, Pattern, ViewFeedback, view_feedback
 from .undistort import Undistorter
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm"}
@@ -26,8 +26,16 @@ __all__ = ["IntrinsicsResult", "RejectedView", "Undistorter", "calibrate_intrins
 
 @dataclass(frozen=True, slots=True)
 class RejectedView:
+    """A view the fit left out, with the English reason (logs, the command line, the stored record) and what was
+    measured, so a screen can word the reason in its own language."""
+
     name: str
     reason: str
+    feedback: ViewFeedback | None = None
+    """Left out before the fit: the view's measurement (no pattern, too small, blurred)."""
+    error_px: float | None = None
+    limit_px: float | None = None
+    """Left out after the fit: its reprojection error and the limit it exceeded."""
 
 
 @dataclass(slots=True)
@@ -137,7 +145,7 @@ def calibrate_intrinsics(
     for name, img in views:
         fb = view_feedback(img, pattern, min_coverage=min_coverage, max_blur_px=max_blur_px)
         if not fb.usable:
-            rejected.append(RejectedView(name, "; ".join(fb.reasons)))
+            rejected.append(RejectedView(name, "; ".join(fb.reasons), feedback=fb))
             continue
         used.append((name, fb.detection.object_points, fb.detection.image_points))
 
@@ -175,7 +183,11 @@ def calibrate_intrinsics(
         if not bad or len(used) - len(bad) < min_views:
             break
         for n in bad:
-            rejected.append(RejectedView(n, f"reprojection error {errors[n]:.2f} px (> {limit:.2f} px)"))
+            rejected.append(
+                RejectedView(
+                    n, f"reprojection error {errors[n]:.2f} px (> {limit:.2f} px)", error_px=errors[n], limit_px=limit
+                )
+            )
         used = [u for u in used if u[0] not in bad]
     cover = CoverageMap(size)
     for _, _, i in used:

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from calibration.errors import CalibrationError
-from calibration.intrinsics import IntrinsicsResult, calibrate_intrinsics
+from calibration.intrinsics import IntrinsicsResult, RejectedView, calibrate_intrinsics
 from calibration.pattern import CoverageMap, Pattern, ViewFeedback, view_feedback
 from calibration.store import INTRINSICS, SCALE, THRESHOLD, CalibrationStore
 from inspector.latest import Latest
@@ -361,7 +361,7 @@ class CalibrationWizard(QWidget):
         left.addWidget(self.live_caption)
         # Under the live view (which gives up the height): the one calibration here that needs no pattern.
         self.threshold = ThresholdPanel(session, audit, store, threshold_source, self)
-        self.threshold.finished.connect(lambda _: self.refresh_active())
+        self.threshold.shown.connect(self.refresh_active)
         left.addWidget(self.threshold)
 
         # ---------------------------------------------------------------- feedback column
@@ -551,6 +551,18 @@ class CalibrationWizard(QWidget):
             )
         return out
 
+    def _rejected_reason(self, rej: RejectedView) -> str:
+        """Why the fit left a view out, in the screen's language (the stored record keeps the English)."""
+        if rej.error_px is not None and rej.limit_px is not None:
+            return (
+                self.tr("reprojection error %1 px (> %2 px)")
+                .replace("%1", f"{rej.error_px:.2f}")
+                .replace("%2", f"{rej.limit_px:.2f}")
+            )
+        if rej.feedback is not None:
+            return "; ".join(self._reasons(rej.feedback))
+        return rej.reason
+
     # ------------------------------------------------------------ views
     def capture(self) -> bool:
         """Keep the current frame as a calibration view if the fit would accept it."""
@@ -688,10 +700,13 @@ class CalibrationWizard(QWidget):
             .replace("%6", str(r.views_used))
         )
         self.result_label.setStyleSheet(f"color: {theme.PASS if good else theme.WARN}; font-weight: bold;")
+        # The views to retake first: the list shows three rows before it scrolls.
+        for rej in r.rejected:
+            self.results.addItem(
+                self.tr("%1: rejected, %2").replace("%1", rej.name).replace("%2", self._rejected_reason(rej))
+            )
         for name, err in sorted(r.per_view_error_px.items()):
             self.results.addItem(f"{name}: {err:.3f} px")
-        for rej in r.rejected:
-            self.results.addItem(self.tr("%1: rejected, %2").replace("%1", rej.name).replace("%2", rej.reason))
         if self.saved_id is not None:
             self._say(
                 self.tr("Stored as calibration %1 (active from the next station start)").replace(

@@ -51,6 +51,9 @@ class ThresholdPanel(QFrame):
     finished = Signal(object)
     """(ThresholdFit, calibration id or None, the position the station ran when measured) or an Exception; emitted
     from the worker (queued to the GUI)."""
+    shown = Signal()
+    """The outcome is on the screen (and any record stored): the owner refreshes what it shows of the records. Its
+    own signal, not a second slot on `finished`: that one could run before or after the panel's."""
 
     def __init__(
         self,
@@ -197,10 +200,12 @@ class ThresholdPanel(QFrame):
         if isinstance(outcome, Exception):
             self.last_error = str(outcome)
             self._set(("refused", self.last_error))
+            self.shown.emit()
             return
         fit, saved, running = outcome
         self.last_fit, self.saved_id = fit, saved
         self._set(("measured", fit, saved, running))
+        self.shown.emit()
 
     def _set(self, state: tuple) -> None:
         self._state = state

@@ -131,6 +131,10 @@ def test_blurred_and_distant_views_are_rejected_with_reasons(views, checker, cam
     reasons = {r.name: r.reason for r in result.rejected}
     assert "blurred" in reasons["blur.png"] and "covers" in reasons["far.png"]
     assert result.views_used == 12
+    # What was measured travels with the English reason, so a screen can word it in its own language.
+    measured = {r.name: r.feedback for r in result.rejected}
+    assert measured["blur.png"].blurred and not measured["blur.png"].too_small
+    assert measured["far.png"].too_small and not measured["far.png"].blurred
 
 
 def test_view_feedback_without_pattern_and_coverage_map(views, checker, cam):

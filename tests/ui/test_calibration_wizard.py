@@ -258,3 +258,35 @@ def test_why_a_view_is_refused_is_said_in_the_screens_language(qtbot, station_wi
     save_shot(win, "calibration_wizard_blurred_zh_CN_1280x800")
     i18n.set_language("en")
     qtbot.waitUntil(lambda: wiz.reason.text().startswith("✖  blurred: edges "), timeout=10000)
+
+
+def test_why_the_fit_left_a_view_out_is_said_in_the_screens_language(qtbot, station_window, synthetic):
+    """A view the fit drops after the fact (its reprojection error: here two views of another lens among ten of the
+    camera's) is listed with its reason; the calibration core words it in English for the stored record, the wizard in
+    the screen's language."""
+    win, records, session, _ = station_window
+    _, views, _ = synthetic
+    wiz = win.screens["calibration"]
+    session.login("eng", "2222")
+    assert win.show_screen("calibration")
+    from ui import i18n
+
+    pattern = Pattern.parse("checkerboard:9x6:5mm")
+    other_lens = calibration_views(pattern, SyntheticCamera(dist=(0.35, -0.2, 0.01, 0.01, 0.0)), 2, seed=7)
+    i18n.set_language("zh_CN")
+    try:
+        for i, v in enumerate([*views, *other_lens]):
+            _feed(qtbot, wiz, v.image, 10 + i)
+            assert wiz.capture(), wiz.message.text()
+        assert wiz.compute()
+        qtbot.waitUntil(lambda: not wiz.computing, timeout=30000)
+        r = wiz.last_result
+        assert r is not None, wiz.last_error
+        assert len(r.rejected) == 2 and all(rej.reason.startswith("reprojection error") for rej in r.rejected)
+        lines = [wiz.results.item(i).text() for i in range(wiz.results.count())]
+        left_out = [line for line in lines if "已拒绝" in line]
+        assert len(left_out) == 2 and lines[:2] == left_out, lines  # what to retake, on top
+        assert all("重投影误差" in line and "reprojection" not in line for line in left_out), left_out
+        save_shot(win, "calibration_wizard_fit_rejected_zh_CN_1280x800")
+    finally:
+        i18n.set_language("en")

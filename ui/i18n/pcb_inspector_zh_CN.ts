@@ -245,7 +245,7 @@
     </message>
     <message>
         <location filename="../calibration_wizard.py" line="514"/>
-        <location filename="../calibration_wizard.py" line="806"/>
+        <location filename="../calibration_wizard.py" line="821"/>
         <source>Waiting for a camera frame…</source>
         <translation>等待相机图像…</translation>
     </message>
@@ -285,168 +285,173 @@
         <translation>模糊：边缘宽 %1 px（&gt; %2 px）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="557"/>
-        <location filename="../calibration_wizard.py" line="617"/>
+        <location filename="../calibration_wizard.py" line="558"/>
+        <source>reprojection error %1 px (&gt; %2 px)</source>
+        <translation>重投影误差 %1 px（&gt; %2 px）</translation>
+    </message>
+    <message>
+        <location filename="../calibration_wizard.py" line="569"/>
+        <location filename="../calibration_wizard.py" line="629"/>
         <source>calibrate the camera</source>
         <translation>标定相机</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="561"/>
+        <location filename="../calibration_wizard.py" line="573"/>
         <source>No camera frame yet</source>
         <translation>尚无相机图像</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="566"/>
+        <location filename="../calibration_wizard.py" line="578"/>
         <source>View not kept: %1</source>
         <translation>视图未保留：%1</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="569"/>
+        <location filename="../calibration_wizard.py" line="581"/>
         <source>View not kept: measured with another pattern; wait for the next frame</source>
         <translation>视图未保留：按其他图案测量；请等待下一帧</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="575"/>
+        <location filename="../calibration_wizard.py" line="587"/>
         <source>View not kept: %1 px differs from the captured views&apos; %2 px</source>
         <translation>视图未保留：%1 px 与已采集视图的 %2 px 不同</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="589"/>
+        <location filename="../calibration_wizard.py" line="601"/>
         <source>%1 kept (coverage %2, edges %3 px)</source>
         <translation>已保留 %1（覆盖 %2，边缘 %3 px）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="607"/>
+        <location filename="../calibration_wizard.py" line="619"/>
         <source>Views %1 / %2 · frame cells reached %3</source>
         <translation>视图 %1 / %2 · 画面格覆盖 %3</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="622"/>
+        <location filename="../calibration_wizard.py" line="634"/>
         <source>Capture at least %1 views first (%2 so far)</source>
         <translation>请先采集至少 %1 个视图（目前 %2 个）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="633"/>
+        <location filename="../calibration_wizard.py" line="645"/>
         <source>Computing the intrinsics from %1 views…</source>
         <translation>正在根据 %1 个视图计算内参…</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="671"/>
+        <location filename="../calibration_wizard.py" line="683"/>
         <source>Fit failed</source>
         <translation>拟合失败</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="682"/>
+        <location filename="../calibration_wizard.py" line="694"/>
         <source>RMS %1 px · fx %2 fy %3 · cx %4 cy %5 · %6 views</source>
         <translation>RMS %1 px · fx %2 fy %3 · cx %4 cy %5 · %6 个视图</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="694"/>
+        <location filename="../calibration_wizard.py" line="706"/>
         <source>%1: rejected, %2</source>
         <translation>%1：已拒绝，%2</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="697"/>
+        <location filename="../calibration_wizard.py" line="712"/>
         <source>Stored as calibration %1 (active from the next station start)</source>
         <translation>已保存为标定 %1（下次工位启动时生效）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="703"/>
+        <location filename="../calibration_wizard.py" line="718"/>
         <source>Computed; not stored (no records database)</source>
         <translation>已计算；未保存（无记录数据库）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="716"/>
+        <location filename="../calibration_wizard.py" line="731"/>
         <source>Active calibrations: no records database</source>
         <translation>当前标定：无记录数据库</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="721"/>
+        <location filename="../calibration_wizard.py" line="736"/>
         <source>Active calibrations: cannot read (%1)</source>
         <translation>当前标定：无法读取（%1）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="730"/>
+        <location filename="../calibration_wizard.py" line="745"/>
         <source>reference: none</source>
         <translation>参考图：无</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="731"/>
+        <location filename="../calibration_wizard.py" line="746"/>
         <source>Active calibrations: </source>
         <translation>当前标定：</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="736"/>
+        <location filename="../calibration_wizard.py" line="751"/>
         <source>reference %1</source>
         <translation>参考图 %1</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="737"/>
+        <location filename="../calibration_wizard.py" line="752"/>
         <source>intrinsics</source>
         <translation>内参</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="737"/>
+        <location filename="../calibration_wizard.py" line="752"/>
         <source>scale</source>
         <translation>比例</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="737"/>
+        <location filename="../calibration_wizard.py" line="752"/>
         <source>threshold</source>
         <translation>阈值位置</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="742"/>
+        <location filename="../calibration_wizard.py" line="757"/>
         <source>%1: none</source>
         <translation>%1：无</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="752"/>
+        <location filename="../calibration_wizard.py" line="767"/>
         <source>%1 #%2 by %3 at %4</source>
         <translation>%1 #%2，%3 于 %4</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="798"/>
+        <location filename="../calibration_wizard.py" line="813"/>
         <source>Pattern</source>
         <translation>图案</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="799"/>
+        <location filename="../calibration_wizard.py" line="814"/>
         <source>PATTERN</source>
         <translation>图案</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="800"/>
+        <location filename="../calibration_wizard.py" line="815"/>
         <source>COVERAGE</source>
         <translation>覆盖率</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="801"/>
+        <location filename="../calibration_wizard.py" line="816"/>
         <source>SHARPNESS</source>
         <translation>清晰度</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="802"/>
+        <location filename="../calibration_wizard.py" line="817"/>
         <source>FRAME COVERAGE OF CAPTURED VIEWS</source>
         <translation>已采集视图的画面覆盖</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="803"/>
+        <location filename="../calibration_wizard.py" line="818"/>
         <source>CAPTURE VIEW</source>
         <translation>采集视图</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="804"/>
+        <location filename="../calibration_wizard.py" line="819"/>
         <source>Clear views</source>
         <translation>清除视图</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="805"/>
+        <location filename="../calibration_wizard.py" line="820"/>
         <source>COMPUTE</source>
         <translation>计算</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="810"/>
+        <location filename="../calibration_wizard.py" line="825"/>
         <source>Per-view reprojection errors appear here after COMPUTE</source>
         <translation>点击“计算”后此处显示每个视图的重投影误差</translation>
     </message>
@@ -1034,93 +1039,93 @@
 <context>
     <name>ModelPanel</name>
     <message>
-        <location filename="../model_panel.py" line="135"/>
+        <location filename="../model_panel.py" line="136"/>
         <source>Running model: none loaded</source>
         <translation>运行模型：未加载</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="138"/>
+        <location filename="../model_panel.py" line="139"/>
         <source>Running model: %1 · backend %2</source>
         <translation>运行模型：%1 · 后端 %2</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="143"/>
-        <location filename="../model_panel.py" line="165"/>
+        <location filename="../model_panel.py" line="146"/>
+        <location filename="../model_panel.py" line="168"/>
         <source>swap models</source>
         <translation>更换模型</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="148"/>
+        <location filename="../model_panel.py" line="151"/>
         <source>Model package</source>
         <translation>模型包</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="150"/>
+        <location filename="../model_panel.py" line="153"/>
         <source>Model (*.tflite)</source>
         <translation>模型 (*.tflite)</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="159"/>
+        <location filename="../model_panel.py" line="162"/>
         <source>nobody is logged in</source>
         <translation>无人登录</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="160"/>
+        <location filename="../model_panel.py" line="163"/>
         <source>Only an engineer or admin may %1; %2</source>
         <translation>只有工程师或管理员可以%1；%2</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="173"/>
+        <location filename="../model_panel.py" line="176"/>
         <source>Choose a model package (.tflite) first</source>
         <translation>请先选择模型包（.tflite）</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="177"/>
+        <location filename="../model_panel.py" line="180"/>
         <source>%1: not a .tflite file</source>
         <translation>%1：不是 .tflite 文件</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="186"/>
+        <location filename="../model_panel.py" line="189"/>
         <source>Verifying and warming up %1…</source>
         <translation>正在校验并预热 %1…</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="226"/>
+        <location filename="../model_panel.py" line="229"/>
         <source>Not swapped, the running model stays: %1</source>
         <translation>未更换，保持当前模型：%1</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="232"/>
+        <location filename="../model_panel.py" line="235"/>
         <source>Swapped to %1 on %2 (from the next board)</source>
         <translation>已更换为 %1（%2），从下一块板起生效</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="262"/>
+        <location filename="../model_panel.py" line="265"/>
         <source>DETECTOR ON THE LINE</source>
         <translation>产线上的检测器</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="263"/>
+        <location filename="../model_panel.py" line="266"/>
         <source>Package</source>
         <translation>模型包</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="264"/>
+        <location filename="../model_panel.py" line="267"/>
         <source>Choose…</source>
         <translation>选择…</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="265"/>
+        <location filename="../model_panel.py" line="268"/>
         <source>VERIFY AND SWAP</source>
         <translation>校验并更换</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="268"/>
+        <location filename="../model_panel.py" line="271"/>
         <source>The line keeps inspecting with the running model while the new one is verified and warmed up; it switches between two boards. A failed package leaves the running model in place. The swap lasts until the station restarts: install with &apos;pcb-inspector model install&apos; to keep it.</source>
         <translation>新模型校验和预热期间，产线继续使用当前模型检测，并在两块板之间切换。失败的模型包不会影响当前模型。更换在工位重启前有效：如需保留，请用“pcb-inspector model install”安装。</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="273"/>
+        <location filename="../model_panel.py" line="276"/>
         <source>SWAPS IN THIS SESSION</source>
         <translation>本次会话中的更换</translation>
     </message>
