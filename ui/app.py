@@ -50,6 +50,10 @@ SCREEN_PERMISSIONS: dict[str, Permission] = {
 """Screens a role must be allowed to open; they are left when their user logs out."""
 
 
+def _not_audited(*_args, **_kwargs) -> None:
+    """Opening a screen one may not open is refused without an audit row (a tap on a tab is not an attempt)."""
+
+
 class ElidedLabel(QLabel):
     """A one-line label that ends in "…" when it does not fit, instead of being cut mid-letter.
 
@@ -203,16 +207,14 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------- permissions
     def permit(self, permission: Permission, action: str, *, audit: bool = True) -> User | None:
         """The user allowed to do `action`, or None (a login is offered, or a refusal shown)."""
-        if self.session.can(permission):
-            return self.session.user
+        if user := self.session.allowed(permission, action, self._audit if audit else _not_audited):
+            return user
         self.denied.append((action, permission))
         if self.session.user is None:
             self.show_toast(self.tr("Log in to %1").replace("%1", action))
             self.open_login()
         else:
             self.show_toast(self.tr("%1 may not %2").replace("%1", self.session.user.role.value).replace("%2", action))
-            if audit:
-                self._audit("denied", user=self.session.user.name, target=action, detail={"needs": permission.value})
         return None
 
     def open_login(self) -> None:
