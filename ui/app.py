@@ -184,7 +184,8 @@ class MainWindow(QMainWindow):
 
     def show_screen(self, name: str) -> bool:
         needs = SCREEN_PERMISSIONS.get(name)
-        if needs is not None and not self.permit(needs, f"open {name}", audit=False):
+        shown_as = self.nav[name].text() if name in self.nav else name
+        if needs is not None and not self.permit(needs, self.tr("open %1").replace("%1", shown_as), audit=False):
             self.nav[self.current_screen()].setChecked(True)
             return False
         widget = self.screens[name]
@@ -214,7 +215,11 @@ class MainWindow(QMainWindow):
             self.show_toast(self.tr("Log in to %1").replace("%1", action))
             self.open_login()
         else:
-            self.show_toast(self.tr("%1 may not %2").replace("%1", self.session.user.role.value).replace("%2", action))
+            self.show_toast(
+                self.tr("%1 may not %2")
+                .replace("%1", self.role_name(self.session.user.role.value))
+                .replace("%2", action)
+            )
         return None
 
     def open_login(self) -> None:

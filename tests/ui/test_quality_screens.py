@@ -184,6 +184,17 @@ def test_roles_forbid_what_they_should(qtbot, ui_app, filled_records, live_pipel
         session.require(Permission.SWAP_MODEL)
     # An operator cannot open the recipe editor or the users screen; the refusal is audited.
     assert not win.show_screen("recipe") and win.current_screen() == "operator"
+    assert win.toast.text() == "operator may not open Recipe"
+    # The refusal in the screen's language: the role and the screen as the screen names them.
+    from ui import i18n
+
+    i18n.set_language("zh_CN")
+    try:
+        qtbot.waitUntil(lambda: win.nav["recipe"].text() != "Recipe", timeout=2000)
+        assert not win.show_screen("recipe")
+        assert win.toast.text() == f"操作员 无权打开“{win.nav['recipe'].text()}”", win.toast.text()
+    finally:
+        i18n.set_language("en")
     assert not win.show_screen("users")
     assert win.permit(Permission.EDIT_RECIPE, "edit thresholds") is None
     assert any(e.action == "denied" and e.who == "op" for e in records.audit_events())

@@ -931,107 +931,112 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../app.py" line="138"/>
+        <location filename="../app.py" line="142"/>
         <source>Station error: %1</source>
         <translation>工位错误：%1</translation>
     </message>
     <message>
-        <location filename="../app.py" line="210"/>
+        <location filename="../app.py" line="188"/>
+        <source>open %1</source>
+        <translation>打开“%1”</translation>
+    </message>
+    <message>
+        <location filename="../app.py" line="215"/>
         <source>Log in to %1</source>
         <translation>请登录后%1</translation>
     </message>
     <message>
-        <location filename="../app.py" line="213"/>
+        <location filename="../app.py" line="219"/>
         <source>%1 may not %2</source>
         <translation>%1 无权%2</translation>
     </message>
     <message>
-        <location filename="../app.py" line="242"/>
+        <location filename="../app.py" line="249"/>
         <source>start the station</source>
         <translation>启动工位</translation>
     </message>
     <message>
-        <location filename="../app.py" line="247"/>
+        <location filename="../app.py" line="254"/>
         <source>stop the station</source>
         <translation>停止工位</translation>
     </message>
     <message>
-        <location filename="../app.py" line="255"/>
+        <location filename="../app.py" line="262"/>
         <source>change the recipe</source>
         <translation>切换配方</translation>
     </message>
     <message>
-        <location filename="../app.py" line="268"/>
+        <location filename="../app.py" line="275"/>
         <source>acknowledge alarms</source>
         <translation>确认报警</translation>
     </message>
     <message>
-        <location filename="../app.py" line="325"/>
+        <location filename="../app.py" line="332"/>
         <source>Line</source>
         <translation>产线</translation>
     </message>
     <message>
-        <location filename="../app.py" line="326"/>
+        <location filename="../app.py" line="333"/>
         <source>History</source>
         <translation>历史</translation>
     </message>
     <message>
-        <location filename="../app.py" line="327"/>
+        <location filename="../app.py" line="334"/>
         <source>Review</source>
         <translation>复判</translation>
     </message>
     <message>
-        <location filename="../app.py" line="328"/>
+        <location filename="../app.py" line="335"/>
         <source>Charts</source>
         <translation>图表</translation>
     </message>
     <message>
-        <location filename="../app.py" line="329"/>
+        <location filename="../app.py" line="336"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../app.py" line="330"/>
+        <location filename="../app.py" line="337"/>
         <source>Calibrate</source>
         <translation>标定</translation>
     </message>
     <message>
-        <location filename="../app.py" line="331"/>
+        <location filename="../app.py" line="338"/>
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../app.py" line="332"/>
+        <location filename="../app.py" line="339"/>
         <source>Users</source>
         <translation>用户</translation>
     </message>
     <message>
-        <location filename="../app.py" line="333"/>
+        <location filename="../app.py" line="340"/>
         <source>Audit</source>
         <translation>审计</translation>
     </message>
     <message>
-        <location filename="../app.py" line="339"/>
+        <location filename="../app.py" line="346"/>
         <source>Log in</source>
         <translation>登录</translation>
     </message>
     <message>
-        <location filename="../app.py" line="339"/>
+        <location filename="../app.py" line="346"/>
         <source>%1 · Log out</source>
         <translation>%1 · 退出登录</translation>
     </message>
     <message>
-        <location filename="../app.py" line="343"/>
+        <location filename="../app.py" line="350"/>
         <source>operator</source>
         <translation>操作员</translation>
     </message>
     <message>
-        <location filename="../app.py" line="343"/>
+        <location filename="../app.py" line="350"/>
         <source>engineer</source>
         <translation>工程师</translation>
     </message>
     <message>
-        <location filename="../app.py" line="343"/>
+        <location filename="../app.py" line="350"/>
         <source>admin</source>
         <translation>管理员</translation>
     </message>
@@ -1498,114 +1503,114 @@
 <context>
     <name>ThresholdPanel</name>
     <message>
-        <location filename="../threshold_panel.py" line="109"/>
+        <location filename="../threshold_panel.py" line="112"/>
         <source>Station runs: cannot read the model (%1)</source>
         <translation>工位当前值：无法读取模型（%1）</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="112"/>
+        <location filename="../threshold_panel.py" line="115"/>
         <source>Station runs: no station configuration</source>
         <translation>工位当前值：无工位配置</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="114"/>
+        <location filename="../threshold_panel.py" line="117"/>
         <source>Station runs: a model without a threshold (frames as they are)</source>
         <translation>工位当前值：此模型不做二值化（直接使用图像）</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="117"/>
+        <location filename="../threshold_panel.py" line="120"/>
         <source>Station runs %1 · recipe %2</source>
         <translation>工位当前值 %1 · 配方 %2</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="132"/>
+        <location filename="../threshold_panel.py" line="135"/>
         <source>Design of the golden board (copper layer at the camera&apos;s pixels)</source>
         <translation>金板的设计图（按相机像素栅格化的铜层）</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="134"/>
+        <location filename="../threshold_panel.py" line="137"/>
         <source>Images (*.png *.bmp *.tif *.tiff *.jpg)</source>
         <translation>图像 (*.png *.bmp *.tif *.tiff *.jpg)</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="150"/>
+        <location filename="../threshold_panel.py" line="153"/>
         <source>no station configuration</source>
         <translation>无工位配置</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="153"/>
+        <location filename="../threshold_panel.py" line="156"/>
         <source>recipe %1 has no golden reference: capture one first (calibrate reference)</source>
         <translation>配方 %1 没有金板参考图：请先采集（calibrate reference）</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="213"/>
+        <location filename="../threshold_panel.py" line="218"/>
         <source>The golden reference against its design: where copper and laminate split</source>
         <translation>用金板参考图对照其设计图：测定铜与基材的分割位置</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="216"/>
+        <location filename="../threshold_panel.py" line="221"/>
         <source>Measuring the golden reference against %1…</source>
         <translation>正在用金板参考图对照 %1 测量…</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="220"/>
+        <location filename="../threshold_panel.py" line="225"/>
         <source>Not calibrated: %1</source>
         <translation>未标定：%1</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="223"/>
+        <location filename="../threshold_panel.py" line="228"/>
         <source>Only an engineer or admin may %1; %2</source>
         <translation>只有工程师或管理员可以%1；%2</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="224"/>
+        <location filename="../threshold_panel.py" line="229"/>
         <source>calibrate the threshold</source>
         <translation>标定阈值位置</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="225"/>
+        <location filename="../threshold_panel.py" line="230"/>
         <source>nobody is logged in</source>
         <translation>无人登录</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="231"/>
+        <location filename="../threshold_panel.py" line="236"/>
         <source>Measured %1 (edges %2 px %3 at 0.50)</source>
         <translation>测得 %1（在 0.50 时边缘%3 %2 px）</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="234"/>
+        <location filename="../threshold_panel.py" line="239"/>
         <source>inward</source>
         <translation>向内偏</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="234"/>
+        <location filename="../threshold_panel.py" line="239"/>
         <source>outward</source>
         <translation>向外偏</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="237"/>
+        <location filename="../threshold_panel.py" line="242"/>
         <source>, stored as calibration %1</source>
         <translation>，已保存为标定 %1</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="239"/>
+        <location filename="../threshold_panel.py" line="244"/>
         <source>. The station already runs it.</source>
         <translation>。工位已在使用此值。</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="243"/>
+        <location filename="../threshold_panel.py" line="248"/>
         <source>.
 To use it: %1 in station.toml, then restart the station.</source>
         <translation>。
 启用方法：在 station.toml 中设置 %1，然后重启工位。</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="275"/>
+        <location filename="../threshold_panel.py" line="280"/>
         <source>THRESHOLD POSITION</source>
         <translation>阈值位置</translation>
     </message>
     <message>
-        <location filename="../threshold_panel.py" line="276"/>
+        <location filename="../threshold_panel.py" line="281"/>
         <source>FROM DESIGN…</source>
         <translation>按设计图标定…</translation>
     </message>
