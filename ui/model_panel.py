@@ -52,6 +52,7 @@ class ModelPanel(QWidget):
 
     def __init__(self, controller, session: Session, audit: Callable[..., None], parent: QWidget | None = None):
         super().__init__(parent)
+        self._message: tuple[Callable[[], str], bool | None] | None = None
         self.controller = controller
         self.session = session
         self._audit = audit
@@ -143,7 +144,7 @@ class ModelPanel(QWidget):
 
     # ------------------------------------------------------------ actions
     def choose_package(self) -> None:
-        if not self._allowed(self.tr("swap models")):
+        if not self._allowed():
             return
         start = str(Path(self.path.text()).parent) if self.path.text() else str(Path.cwd() / "models")
         name, _ = QFileDialog.getOpenFileName(
@@ -156,16 +157,23 @@ class ModelPanel(QWidget):
         if name:
             self.path.setText(name)
 
-    def _allowed(self, action: str) -> bool:
-        if self.session.allowed(Permission.SWAP_MODEL, action, self._audit) is not None:
+    def _allowed(self) -> bool:
+        if self.session.allowed(Permission.SWAP_MODEL, "swap models", self._audit) is not None:
             return True
-        who = self.session.denied_to() or self.tr("nobody is logged in")
-        self._say(self.tr("Only an engineer or admin may %1; %2").replace("%1", action).replace("%2", who), False)
+        who = self.session.denied_to()
+        self._say(
+            lambda: (
+                self.tr("Only an engineer or admin may %1; %2")
+                .replace("%1", self.tr("swap models"))
+                .replace("%2", who or self.tr("nobody is logged in"))
+            ),
+            False,
+        )
         return False
 
     def swap(self, path: Path | str | None = None) -> bool:
         """Verify, load, warm up and hot-swap the package at `path` (default: the path field) in a worker."""
-        if not self._allowed(self.tr("swap models")):
+        if not self._allowed():
             return False
         if self.busy:
             return False
@@ -173,11 +181,11 @@ class ModelPanel(QWidget):
             self.path.setText(str(path))
         text = self.path.text().strip()
         if not text:
-            self._say(self.tr("Choose a model package (.tflite) first"), False)
+            self._say(lambda: self.tr("Choose a model package (.tflite) first"), False)
             return False
         model = Path(text)
         if model.suffix != ".tflite" or not model.is_file():
-            self._say(self.tr("%1: not a .tflite file").replace("%1", str(model)), False)
+            self._say(lambda: self.tr("%1: not a .tflite file").replace("%1", str(model)), False)
             return False
         user = self.session.user
         assert user is not None
@@ -186,7 +194,7 @@ class ModelPanel(QWidget):
         self.last_info = None
         self.last_error = ""
         self.on_user(user)
-        self._say(self.tr("Verifying and warming up %1…").replace("%1", model.name), None)
+        self._say(lambda: self.tr("Verifying and warming up %1…").replace("%1", model.name), None)
         self._thread = threading.Thread(
             target=self._swap, args=(model, user.name, before), name="ui-model-swap", daemon=True
         )
@@ -226,15 +234,17 @@ class ModelPanel(QWidget):
         self.on_user(self.session.user)
         if isinstance(outcome, Exception):
             self.last_error = str(outcome)
-            self._say(self.tr("Not swapped, the running model stays: %1").replace("%1", str(outcome)), False)
+            self._say(lambda: self.tr("Not swapped, the running model stays: %1").replace("%1", str(outcome)), False)
             self.log.insertItem(0, f"✖ {outcome}")
             return
         info, note = outcome
         self.last_info = info
         self._say(
-            self.tr("Swapped to %1 on %2 (from the next board)")
-            .replace("%1", info.model_id)
-            .replace("%2", lamp_label(info.backend)),
+            lambda: (
+                self.tr("Swapped to %1 on %2 (from the next board)")
+                .replace("%1", info.model_id)
+                .replace("%2", lamp_label(info.backend))
+            ),
             True,
         )
         self.log.insertItem(0, f"✔ {info.model_id} · {info.backend} · {note}")
@@ -246,7 +256,16 @@ class ModelPanel(QWidget):
             self._thread.join(timeout)
 
     # ------------------------------------------------------------ look
-    def _say(self, text: str, ok: bool | None) -> None:
+    def _say(self, words: Callable[[], str], ok: bool | None) -> None:
+        """Show a message, kept as how to word it, so a language change says it again in the new language."""
+        self._message = (words, ok)
+        self._show_message()
+
+    def _show_message(self) -> None:
+        if self._message is None:
+            return
+        words, ok = self._message
+        text = words()
         colour = theme.TEXT if ok is None else theme.PASS if ok else theme.REJECT
         self.state.setText(text)
         self.state.setToolTip(text)
@@ -275,6 +294,7 @@ class ModelPanel(QWidget):
         )
         self.log_label.setText(self.tr("SWAPS IN THIS SESSION"))
         self.refresh()
+        self._show_message()
 
     def changeEvent(self, e) -> None:  # noqa: N802
         if e.type() == QEvent.Type.LanguageChange:

@@ -88,6 +88,8 @@ def test_engineer_swaps_models_on_a_running_pipeline(qtbot, panel_window, tmp_pa
     i18n.set_language("zh_CN")
     qtbot.waitUntil(lambda: "回退" in panel.running.text(), timeout=5000)
     assert "fallback" not in panel.running.text() and shipped.model_id in panel.running.text()
+    # The last swap's line too: said again in the new language, not left in the one it was said in.
+    assert panel.state.text().startswith(f"已更换为 {shipped.model_id}") and "Swapped" not in panel.state.text()
     save_shot(win, "model_panel_zh_CN_1280x800")
     i18n.set_language("en")
 
