@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from PySide6.QtCore import QEvent, Qt, QTimer
+from PySide6.QtCore import QT_TRANSLATE_NOOP, QEvent, Qt, QTimer
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import (
     QApplication,
@@ -139,7 +139,7 @@ class MainWindow(QMainWindow):
         controller.recipe_changed.connect(
             lambda name: self.operator.set_recipes(controller.recipe_names(), controller.active_recipe)
         )
-        controller.error.connect(lambda msg: self.show_toast(self.tr("Station error: %1").replace("%1", msg)))
+        controller.error.connect(lambda msg: self.show_toast(lambda: self.tr("Station error: %1").replace("%1", msg)))
 
         bridge.updated.connect(self._on_update)
         self.operator.live.size_changed.connect(bridge.set_display_size)
@@ -157,7 +157,8 @@ class MainWindow(QMainWindow):
         session.changed.connect(self._session_changed)
         self._toast_timer = QTimer(self)
         self._toast_timer.setSingleShot(True)
-        self._toast_timer.timeout.connect(lambda: self.toast.setText(""))
+        self._toast_timer.timeout.connect(self._clear_toast)
+        self._toast_words: Callable[[], str] | None = None
         self._clock_timer = QTimer(self)
         self._clock_timer.timeout.connect(self._tick)
         self._clock_timer.start(1000)
@@ -184,8 +185,12 @@ class MainWindow(QMainWindow):
 
     def show_screen(self, name: str) -> bool:
         needs = SCREEN_PERMISSIONS.get(name)
-        shown_as = self.nav[name].text() if name in self.nav else name
-        if needs is not None and not self.permit(needs, self.tr("open %1").replace("%1", shown_as), audit=False):
+        if needs is not None and not self.permit(
+            needs,
+            f"open {name}",
+            audit=False,
+            say=lambda: self.tr("open %1").replace("%1", self.nav[name].text() if name in self.nav else name),
+        ):
             self.nav[self.current_screen()].setChecked(True)
             return False
         widget = self.screens[name]
@@ -206,19 +211,25 @@ class MainWindow(QMainWindow):
         return "operator"
 
     # ---------------------------------------------------------------- permissions
-    def permit(self, permission: Permission, action: str, *, audit: bool = True) -> User | None:
-        """The user allowed to do `action`, or None (a login is offered, or a refusal shown)."""
+    def permit(
+        self, permission: Permission, action: str, *, audit: bool = True, say: Callable[[], str] | None = None
+    ) -> User | None:
+        """The user allowed to do `action`, or None (a login is offered, or a refusal shown).
+
+        `action` is the English source text (marked for lupdate where it is written): the audit and `denied` keep it
+        as it is, whatever the screen's language; the refusal words it with `say`, by default its translation, at
+        the moment it is shown and again if the language changes while it is shown."""
         if user := self.session.allowed(permission, action, self._audit if audit else _not_audited):
             return user
         self.denied.append((action, permission))
-        if self.session.user is None:
-            self.show_toast(self.tr("Log in to %1").replace("%1", action))
+        words = say or (lambda: self.tr(action))
+        who = self.session.user
+        if who is None:
+            self.show_toast(lambda: self.tr("Log in to %1").replace("%1", words()))
             self.open_login()
         else:
             self.show_toast(
-                self.tr("%1 may not %2")
-                .replace("%1", self.role_name(self.session.user.role.value))
-                .replace("%2", action)
+                lambda: self.tr("%1 may not %2").replace("%1", self.role_name(who.role.value)).replace("%2", words())
             )
         return None
 
@@ -246,12 +257,12 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------- actions
     def start_station(self) -> None:
-        if user := self.permit(Permission.RUN, self.tr("start the station")):
+        if user := self.permit(Permission.RUN, QT_TRANSLATE_NOOP("MainWindow", "start the station")):
             self._audit("station_start", user=user.name, target=self.controller.active_recipe)
             self.controller.start()
 
     def stop_station(self) -> None:
-        if user := self.permit(Permission.RUN, self.tr("stop the station")):
+        if user := self.permit(Permission.RUN, QT_TRANSLATE_NOOP("MainWindow", "stop the station")):
             self._audit("station_stop", user=user.name, target=self.controller.active_recipe)
             self.controller.stop()
 
@@ -259,7 +270,7 @@ class MainWindow(QMainWindow):
         before = self.controller.active_recipe
         if name == before:
             return
-        user = self.permit(Permission.RUN, self.tr("change the recipe"))
+        user = self.permit(Permission.RUN, QT_TRANSLATE_NOOP("MainWindow", "change the recipe"))
         if user is None:
             self.operator.set_recipes(self.controller.recipe_names(), before)
             return
@@ -272,7 +283,7 @@ class MainWindow(QMainWindow):
         self._audit("recipe_select", user=user.name, target=name, before={"recipe": before}, after={"recipe": name})
 
     def acknowledge_alarms(self) -> None:
-        if user := self.permit(Permission.ACK_ALARM, self.tr("acknowledge alarms")):
+        if user := self.permit(Permission.ACK_ALARM, QT_TRANSLATE_NOOP("MainWindow", "acknowledge alarms")):
             self.alarms.acknowledge_all(user.name)
 
     def _audit_ack(self, alarms: list, user: str) -> None:
@@ -295,9 +306,16 @@ class MainWindow(QMainWindow):
             self.bridge.ack()
 
     # ---------------------------------------------------------------- look
-    def show_toast(self, text: str, ms: int = 6000) -> None:
-        self.toast.setText(text)
+    def show_toast(self, text: str | Callable[[], str], ms: int = 6000) -> None:
+        """A passing message in the header. Given as how to word it (a callable), it is said again in the new
+        language if the language changes while it is shown; a plain string (an error's own text) stays as it is."""
+        self._toast_words = text if callable(text) else None
+        self.toast.setText(text() if callable(text) else text)
         self._toast_timer.start(ms)
+
+    def _clear_toast(self) -> None:
+        self._toast_words = None
+        self.toast.setText("")
 
     def _tick(self) -> None:
         self.clock.setText(f"{datetime.now():%H:%M}")
@@ -345,6 +363,8 @@ class MainWindow(QMainWindow):
         u = self.session.user
         self.user_button.setText(self.tr("Log in") if u is None else self.tr("%1 · Log out").replace("%1", u.name))
         self.user_button.setToolTip("" if u is None else self.role_name(u.role.value))
+        if words := getattr(self, "_toast_words", None):
+            self.toast.setText(words())
 
     def role_name(self, role: str) -> str:
         return {"operator": self.tr("operator"), "engineer": self.tr("engineer"), "admin": self.tr("admin")}.get(

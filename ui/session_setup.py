@@ -157,7 +157,7 @@ def add_quality_screens(window: MainWindow, records, cfg: StationConfig, control
     history = HistoryScreen(records, controller.recipe_names)
     history.open_inspection.connect(lambda iid: (window.show_screen("review"), review.load(iid)))
     review.back.connect(lambda: window.show_screen("history"))
-    review.saved.connect(lambda n: window.show_toast(window.tr("%1 review(s) stored").replace("%1", str(n))))
+    review.saved.connect(lambda n: window.show_toast(lambda: window.tr("%1 review(s) stored").replace("%1", str(n))))
     window.add_screen("history", history)
     window.add_screen("review", review)
     window.add_screen("charts", ChartsScreen(records))

@@ -190,11 +190,19 @@ def test_roles_forbid_what_they_should(qtbot, ui_app, filled_records, live_pipel
 
     i18n.set_language("zh_CN")
     try:
-        qtbot.waitUntil(lambda: win.nav["recipe"].text() != "Recipe", timeout=2000)
-        assert not win.show_screen("recipe")
-        assert win.toast.text() == f"操作员 无权打开“{win.nav['recipe'].text()}”", win.toast.text()
+        # The refusal on show is said again in the new language (not left in the one it was said in).
+        qtbot.waitUntil(lambda: win.toast.text() == f"操作员 无权打开“{win.nav['recipe'].text()}”", timeout=2000)
+        assert win.nav["recipe"].text() != "Recipe"
+        # An action refused on a zh_CN screen: worded in Chinese, audited in the one language the audit is kept in.
+        assert win.permit(Permission.EDIT_RECIPE, "change the recipe") is None
+        assert win.toast.text() == "操作员 无权切换配方", win.toast.text()
+        qtbot.waitUntil(
+            lambda: any(e.action == "denied" and e.target == "change the recipe" for e in records.audit_events()),
+            timeout=10000,
+        )
     finally:
         i18n.set_language("en")
+    qtbot.waitUntil(lambda: win.toast.text() == "operator may not change the recipe", timeout=2000)
     assert not win.show_screen("users")
     assert win.permit(Permission.EDIT_RECIPE, "edit thresholds") is None
     assert any(e.action == "denied" and e.who == "op" for e in records.audit_events())

@@ -936,107 +936,107 @@
         <translation>工位错误：%1</translation>
     </message>
     <message>
-        <location filename="../app.py" line="188"/>
+        <location filename="../app.py" line="192"/>
         <source>open %1</source>
         <translation>打开“%1”</translation>
     </message>
     <message>
-        <location filename="../app.py" line="215"/>
+        <location filename="../app.py" line="228"/>
         <source>Log in to %1</source>
         <translation>请登录后%1</translation>
     </message>
     <message>
-        <location filename="../app.py" line="219"/>
+        <location filename="../app.py" line="232"/>
         <source>%1 may not %2</source>
         <translation>%1 无权%2</translation>
     </message>
     <message>
-        <location filename="../app.py" line="249"/>
+        <location filename="../app.py" line="260"/>
         <source>start the station</source>
         <translation>启动工位</translation>
     </message>
     <message>
-        <location filename="../app.py" line="254"/>
+        <location filename="../app.py" line="265"/>
         <source>stop the station</source>
         <translation>停止工位</translation>
     </message>
     <message>
-        <location filename="../app.py" line="262"/>
+        <location filename="../app.py" line="273"/>
         <source>change the recipe</source>
         <translation>切换配方</translation>
     </message>
     <message>
-        <location filename="../app.py" line="275"/>
+        <location filename="../app.py" line="286"/>
         <source>acknowledge alarms</source>
         <translation>确认报警</translation>
     </message>
     <message>
-        <location filename="../app.py" line="332"/>
+        <location filename="../app.py" line="350"/>
         <source>Line</source>
         <translation>产线</translation>
     </message>
     <message>
-        <location filename="../app.py" line="333"/>
+        <location filename="../app.py" line="351"/>
         <source>History</source>
         <translation>历史</translation>
     </message>
     <message>
-        <location filename="../app.py" line="334"/>
+        <location filename="../app.py" line="352"/>
         <source>Review</source>
         <translation>复判</translation>
     </message>
     <message>
-        <location filename="../app.py" line="335"/>
+        <location filename="../app.py" line="353"/>
         <source>Charts</source>
         <translation>图表</translation>
     </message>
     <message>
-        <location filename="../app.py" line="336"/>
+        <location filename="../app.py" line="354"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../app.py" line="337"/>
+        <location filename="../app.py" line="355"/>
         <source>Calibrate</source>
         <translation>标定</translation>
     </message>
     <message>
-        <location filename="../app.py" line="338"/>
+        <location filename="../app.py" line="356"/>
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../app.py" line="339"/>
+        <location filename="../app.py" line="357"/>
         <source>Users</source>
         <translation>用户</translation>
     </message>
     <message>
-        <location filename="../app.py" line="340"/>
+        <location filename="../app.py" line="358"/>
         <source>Audit</source>
         <translation>审计</translation>
     </message>
     <message>
-        <location filename="../app.py" line="346"/>
+        <location filename="../app.py" line="364"/>
         <source>Log in</source>
         <translation>登录</translation>
     </message>
     <message>
-        <location filename="../app.py" line="346"/>
+        <location filename="../app.py" line="364"/>
         <source>%1 · Log out</source>
         <translation>%1 · 退出登录</translation>
     </message>
     <message>
-        <location filename="../app.py" line="350"/>
+        <location filename="../app.py" line="370"/>
         <source>operator</source>
         <translation>操作员</translation>
     </message>
     <message>
-        <location filename="../app.py" line="350"/>
+        <location filename="../app.py" line="370"/>
         <source>engineer</source>
         <translation>工程师</translation>
     </message>
     <message>
-        <location filename="../app.py" line="350"/>
+        <location filename="../app.py" line="370"/>
         <source>admin</source>
         <translation>管理员</translation>
     </message>
@@ -1044,93 +1044,92 @@
 <context>
     <name>ModelPanel</name>
     <message>
-        <location filename="../model_panel.py" line="136"/>
+        <location filename="../model_panel.py" line="137"/>
         <source>Running model: none loaded</source>
         <translation>运行模型：未加载</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="139"/>
+        <location filename="../model_panel.py" line="140"/>
         <source>Running model: %1 · backend %2</source>
         <translation>运行模型：%1 · 后端 %2</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="146"/>
-        <location filename="../model_panel.py" line="168"/>
+        <location filename="../model_panel.py" line="167"/>
         <source>swap models</source>
         <translation>更换模型</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="151"/>
+        <location filename="../model_panel.py" line="152"/>
         <source>Model package</source>
         <translation>模型包</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="153"/>
+        <location filename="../model_panel.py" line="154"/>
         <source>Model (*.tflite)</source>
         <translation>模型 (*.tflite)</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="162"/>
+        <location filename="../model_panel.py" line="168"/>
         <source>nobody is logged in</source>
         <translation>无人登录</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="163"/>
+        <location filename="../model_panel.py" line="166"/>
         <source>Only an engineer or admin may %1; %2</source>
         <translation>只有工程师或管理员可以%1；%2</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="176"/>
+        <location filename="../model_panel.py" line="184"/>
         <source>Choose a model package (.tflite) first</source>
         <translation>请先选择模型包（.tflite）</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="180"/>
+        <location filename="../model_panel.py" line="188"/>
         <source>%1: not a .tflite file</source>
         <translation>%1：不是 .tflite 文件</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="189"/>
+        <location filename="../model_panel.py" line="197"/>
         <source>Verifying and warming up %1…</source>
         <translation>正在校验并预热 %1…</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="229"/>
+        <location filename="../model_panel.py" line="237"/>
         <source>Not swapped, the running model stays: %1</source>
         <translation>未更换，保持当前模型：%1</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="235"/>
+        <location filename="../model_panel.py" line="244"/>
         <source>Swapped to %1 on %2 (from the next board)</source>
         <translation>已更换为 %1（%2），从下一块板起生效</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="265"/>
+        <location filename="../model_panel.py" line="284"/>
         <source>DETECTOR ON THE LINE</source>
         <translation>产线上的检测器</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="266"/>
+        <location filename="../model_panel.py" line="285"/>
         <source>Package</source>
         <translation>模型包</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="267"/>
+        <location filename="../model_panel.py" line="286"/>
         <source>Choose…</source>
         <translation>选择…</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="268"/>
+        <location filename="../model_panel.py" line="287"/>
         <source>VERIFY AND SWAP</source>
         <translation>校验并更换</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="271"/>
+        <location filename="../model_panel.py" line="290"/>
         <source>The line keeps inspecting with the running model while the new one is verified and warmed up; it switches between two boards. A failed package leaves the running model in place. The swap lasts until the station restarts: install with &apos;pcb-inspector model install&apos; to keep it.</source>
         <translation>新模型校验和预热期间，产线继续使用当前模型检测，并在两块板之间切换。失败的模型包不会影响当前模型。更换在工位重启前有效：如需保留，请用“pcb-inspector model install”安装。</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="276"/>
+        <location filename="../model_panel.py" line="295"/>
         <source>SWAPS IN THIS SESSION</source>
         <translation>本次会话中的更换</translation>
     </message>
