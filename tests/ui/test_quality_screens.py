@@ -196,6 +196,7 @@ def test_roles_forbid_what_they_should(qtbot, ui_app, filled_records, live_pipel
         # An action refused on a zh_CN screen: worded in Chinese, audited in the one language the audit is kept in.
         assert win.permit(Permission.EDIT_RECIPE, "change the recipe") is None
         assert win.toast.text() == "操作员 无权切换配方", win.toast.text()
+        save_shot(win, "operator_refused_zh_CN_1280x800")
         qtbot.waitUntil(
             lambda: any(e.action == "denied" and e.target == "change the recipe" for e in records.audit_events()),
             timeout=10000,
