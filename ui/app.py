@@ -84,6 +84,8 @@ class MainWindow(QMainWindow):
         station_name: str = "",
     ):
         super().__init__()
+        self._toast_words: Callable[[], str] | None = None
+        """How the header message shown now is worded (None: none, or an error's own text)."""
         self.controller = controller
         self.bridge = bridge
         self.session = session
@@ -158,7 +160,6 @@ class MainWindow(QMainWindow):
         self._toast_timer = QTimer(self)
         self._toast_timer.setSingleShot(True)
         self._toast_timer.timeout.connect(self._clear_toast)
-        self._toast_words: Callable[[], str] | None = None
         self._clock_timer = QTimer(self)
         self._clock_timer.timeout.connect(self._tick)
         self._clock_timer.start(1000)
@@ -363,7 +364,7 @@ class MainWindow(QMainWindow):
         u = self.session.user
         self.user_button.setText(self.tr("Log in") if u is None else self.tr("%1 · Log out").replace("%1", u.name))
         self.user_button.setToolTip("" if u is None else self.role_name(u.role.value))
-        if words := getattr(self, "_toast_words", None):
+        if words := self._toast_words:
             self.toast.setText(words())
 
     def role_name(self, role: str) -> str:
