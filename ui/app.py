@@ -110,6 +110,10 @@ class MainWindow(QMainWindow):
         self.clock.setObjectName("dim")
         self.toast = QLabel("", self)
         self.toast.setStyleSheet(f"color: {theme.WARN}; font-weight: bold;")
+        # Two lines rather than one that pushes the header wider than the screen: unwrapped, a refusal such as
+        # "operator may not edit thresholds" squeezed every tab and the log-out button into clipped letters at 1280 px.
+        self.toast.setWordWrap(True)
+        self.toast.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.lang_button = QPushButton(self)
         self.lang_button.clicked.connect(self.toggle_language)
         self.user_button = QPushButton(self)
@@ -121,7 +125,7 @@ class MainWindow(QMainWindow):
         self.nav_box = QHBoxLayout()
         self.nav_box.setSpacing(2)
         header.addLayout(self.nav_box)
-        header.addWidget(self.toast, 1)
+        header.addWidget(self.toast, 3)
         header.addWidget(self.clock)
         header.addWidget(self.lang_button)
         header.addWidget(self.user_button)
@@ -360,6 +364,14 @@ class MainWindow(QMainWindow):
         }
         for k, b in self.nav.items():
             b.setText(names.get(k, k))
+            # A screen the logged-in role (or nobody logged in) may not open is drawn dimmed: an operator sees at a
+            # glance which tabs are the engineers', and a tap still explains why and how (log in as one).
+            needs = SCREEN_PERMISSIONS.get(k)
+            locked = needs is not None and not self.session.can(needs)
+            if b.property("locked") != locked:
+                b.setProperty("locked", locked)
+                b.style().unpolish(b)
+                b.style().polish(b)
         self.lang_button.setText("中文" if i18n.current_language() == "en" else "EN")
         u = self.session.user
         self.user_button.setText(self.tr("Log in") if u is None else self.tr("%1 · Log out").replace("%1", u.name))

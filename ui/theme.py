@@ -87,6 +87,7 @@ QPushButton#ack {{ background: {TEXT}; color: {REJECT}; border-color: {TEXT}; }}
 QPushButton#nav {{ border-radius: 0; border-width: 0 0 {px(5, s)}px 0; border-color: {PANEL};
     background: {PANEL}; padding: 0 {px(7, s)}px; }}
 QPushButton#nav:checked {{ border-color: {INFO}; background: {PANEL_2}; }}
+QPushButton#nav[locked="true"] {{ color: {OFF}; }}
 QComboBox, QLineEdit, QSpinBox, QDoubleSpinBox, QDateTimeEdit {{
     background: {PANEL_2}; color: {TEXT}; border: 2px solid {BORDER}; border-radius: {px(6, s)}px;
     min-height: {touch}px; padding: 0 {px(10, s)}px; font-size: {px(19, s)}px;

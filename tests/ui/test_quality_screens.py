@@ -182,6 +182,9 @@ def test_roles_forbid_what_they_should(qtbot, ui_app, filled_records, live_pipel
     assert not session.can(Permission.EDIT_RECIPE) and not session.can(Permission.MANAGE_USERS)
     with pytest.raises(PermissionDenied):
         session.require(Permission.SWAP_MODEL)
+    # The engineers' tabs are drawn dimmed for an operator (a tap still says why), the operator's own are not.
+    locked = {k for k, b in win.nav.items() if b.property("locked")}
+    assert {"recipe", "users"} <= locked and not locked & {"operator", "history", "review", "charts"}, locked
     # An operator cannot open the recipe editor or the users screen; the refusal is audited.
     assert not win.show_screen("recipe") and win.current_screen() == "operator"
     assert win.toast.text() == "operator may not open Recipe"
@@ -211,6 +214,10 @@ def test_roles_forbid_what_they_should(qtbot, ui_app, filled_records, live_pipel
     assert not win.screens["recipe"].save()
     assert not win.screens["users"].add_user()
     save_shot(win, "operator_logged_in_1280x800")
+    # A refusal in the header wraps instead of pushing it wider than the screen: no tab or button is cut to fewer
+    # letters than its label (it squeezed "History" to "listor" and "op · Log out" to "· Log o" at 1280 px).
+    qtbot.waitUntil(lambda: all(b.width() >= b.sizeHint().width() for b in win.nav.values()), timeout=2000)
+    assert win.user_button.width() >= win.user_button.sizeHint().width()
 
     session.logout()
     assert win.permit(Permission.RUN, "start") is None  # nobody: a login is offered
@@ -224,6 +231,7 @@ def test_roles_forbid_what_they_should(qtbot, ui_app, filled_records, live_pipel
     win.login_dialog.try_login()
     qtbot.waitUntil(lambda: not win.login_dialog.checking, timeout=10000)
     assert session.user.name == "eng"
+    assert not win.nav["recipe"].property("locked") and win.nav["users"].property("locked")
     assert win.show_screen("recipe") and not win.show_screen("users")
     # While the engineer is on the recipe screen, the station is NOT READY (ENGINEER_EDITING).
     assert not live_pipeline.health.get("recipe").ok
@@ -233,6 +241,7 @@ def test_roles_forbid_what_they_should(qtbot, ui_app, filled_records, live_pipel
 
     session.logout()
     session.login("adm", "9999")
+    assert not any(b.property("locked") for b in win.nav.values())
     assert win.show_screen("users")
     users = win.screens["users"]
     users.name.setText("op2")
