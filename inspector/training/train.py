@@ -285,6 +285,21 @@ def main(argv=None) -> int:
         "px against the template (0: off), as etching varies from board to board",
     )
     ap.add_argument(
+        "--distill-from",
+        type=Path,
+        default=None,
+        help="weights of a frozen teacher whose full-size and reduced pass (--distill-scale) give soft heatmap targets "
+        "(inspector/training/distill.py): one pass taught what the package's extra pass finds",
+    )
+    ap.add_argument("--distill-weight", type=float, default=1.0, help="with --distill-from: the soft targets' weight")
+    ap.add_argument("--distill-scale", type=float, default=0.8, help="with --distill-from: the reduced pass's scale")
+    ap.add_argument(
+        "--distill-min-box",
+        type=float,
+        default=50.0,
+        help="with --distill-from: the reduced pass counts where its box is at least this long (px), as the package's",
+    )
+    ap.add_argument(
         "--init-weights",
         type=Path,
         default=None,
@@ -352,12 +367,23 @@ def main(argv=None) -> int:
         ckpt.restore(mgr.latest_checkpoint)
         print(f"resumed from {mgr.latest_checkpoint} at step {int(step_var.numpy())}", flush=True)
 
+    teacher = None
+    if args.distill_from is not None:
+        from inspector.training.distill import ReducedPassTeacher, distill_loss
+
+        build = dict(backbone=args.backbone, alpha=args.alpha, neck=args.neck, detail=args.detail)
+        teacher = ReducedPassTeacher(args.distill_from, args.crop, args.distill_scale, args.distill_min_box, **build)
+        print(f"distilling {args.distill_from} (full size and x{args.distill_scale}), weight {args.distill_weight}")
+
     @tf.function(reduce_retracing=True)
     def train_step(x, hm, reg, mask, lr):
         opt.learning_rate.assign(lr)
+        xf = tf.cast(x, tf.float32) / 255.0
         with tf.GradientTape() as tape:
-            hl, rl = model(tf.cast(x, tf.float32) / 255.0, training=True)
+            hl, rl = model(xf, training=True)
             lf = focal_loss(hl, hm)
+            if teacher is not None:
+                lf = lf + args.distill_weight * distill_loss(hl, tf.stop_gradient(teacher.target(xf)), hm)
             npos = tf.maximum(tf.reduce_sum(mask), 1.0)
             lwh = tf.reduce_sum(tf.abs(rl[..., :2] - reg[..., :2]) * mask) / npos
             loff = tf.reduce_sum(tf.abs(rl[..., 2:] - reg[..., 2:]) * mask) / npos
