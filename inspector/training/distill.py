@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from .model import build_detector
-
-STRIDE = 4
+from .model import STRIDE, build_detector
 
 
 class ReducedPassTeacher:

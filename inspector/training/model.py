@@ -17,6 +17,8 @@ import keras
 from keras import layers
 
 NUM_CLASSES = 6
+STRIDE = 4
+"""The heatmap's stride: the FPN ends at stride 4 (one output cell per 4x4 input pixels)."""
 BN_MOMENTUM = 0.99
 
 # Per backbone: layer names giving stride 4, 8, 16 and 32 features.

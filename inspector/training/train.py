@@ -29,10 +29,8 @@ import tensorflow as tf  # noqa: E402
 from inspector.datasets.deeppcb import CLASS_NAMES, held_out_split, load_list, read_gray  # noqa: E402
 from inspector.detect.centernet import decode  # noqa: E402
 from inspector.evaluation.coco import coco_map  # noqa: E402
-from inspector.training.model import NUM_CLASSES, build_detector  # noqa: E402
+from inspector.training.model import NUM_CLASSES, STRIDE, build_detector  # noqa: E402
 from inspector.training.targets import make_targets  # noqa: E402
-
-STRIDE = 4
 
 
 def stack_input(board: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -379,11 +377,12 @@ def main(argv=None) -> int:
     def train_step(x, hm, reg, mask, lr):
         opt.learning_rate.assign(lr)
         xf = tf.cast(x, tf.float32) / 255.0
+        soft = None if teacher is None else teacher.target(xf)  # before the tape: the frozen teacher takes no gradient
         with tf.GradientTape() as tape:
             hl, rl = model(xf, training=True)
             lf = focal_loss(hl, hm)
-            if teacher is not None:
-                lf = lf + args.distill_weight * distill_loss(hl, tf.stop_gradient(teacher.target(xf)), hm)
+            if soft is not None:
+                lf = lf + args.distill_weight * distill_loss(hl, soft, hm)
             npos = tf.maximum(tf.reduce_sum(mask), 1.0)
             lwh = tf.reduce_sum(tf.abs(rl[..., :2] - reg[..., :2]) * mask) / npos
             loff = tf.reduce_sum(tf.abs(rl[..., 2:] - reg[..., 2:]) * mask) / npos
