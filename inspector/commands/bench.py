@@ -312,6 +312,8 @@ def run_bench(
         "tiles_per_board": float(np.median(tiles)) if tiles else float("nan"),
         "tta": meta.tta,
         "scales": [1.0, *(meta.multiscale.scales if meta.multiscale else ())],
+        # smaller passes that ran on the graph at their own size rather than letterboxed into the input
+        "sized_inputs": [list(wh) for wh in getattr(detector, "sized_inputs", ())],
         "board_shift_px": shift,
         "board_rotate_deg": rotate,
         "designs": designs,
@@ -346,10 +348,11 @@ def bench(args: argparse.Namespace) -> int:
         return 0
     print(f"model    {res['model_id']} ({res['model']})")
     print(f"backend  {res['backend']}")
+    sized = "".join(f", {w}x{h}" for w, h in res.get("sized_inputs", ()))
     print(
         f"boards   {res['frames']} x {res['board_size']}x{res['board_size']} px, "
-        f"{res['tiles_per_board']:.0f} model input(s) of {res['input'][0]}x{res['input'][1]} per board "
-        f"(tiles over all scales){' x2 mirror TTA' if res.get('tta') == 'hflip' else ''}"
+        f"{res['tiles_per_board']:.0f} model input(s) per board (tiles over all scales) of "
+        f"{res['input'][0]}x{res['input'][1]}{sized}{' x2 mirror TTA' if res.get('tta') == 'hflip' else ''}"
     )
     print(f"placed   up to {res['board_shift_px']:g} px / {res['board_rotate_deg']:g} deg off the reference")
     n = res["designs"]

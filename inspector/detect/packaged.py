@@ -81,13 +81,15 @@ class PackagedDetector(Detector):
         """Returns the station's ModelKeys for an encrypted package (called in `load`, so errors reach the lamp)."""
         self._info: DetectorInfo | None = None
         self._tile_cache: dict = {}
-        self._staging: dict[str, np.ndarray] | None = None
+        self._staging: dict[tuple[int, int], dict[str, np.ndarray]] = {}
         self._ref_cache: dict[tuple, np.ndarray] = {}
         self._resample = 1.0  # network pixels per camera pixel (`resample_factor`), set by `load`
         self._resampled_ref: tuple[tuple, np.ndarray] | None = None
         self.meta: ModelMeta | None = None
         self.backend: Backend | None = None
         self._rt: Runtime | None = None
+        self._sized: dict[tuple[int, int], Runtime | None] = {}
+        """The graph at a reduced pass's own input size (w, h), or None where the runtime cannot run it so."""
         self.last_timings: dict[str, float] = {}
         self.warm_up_ms: float | None = None
         self.cpu_warm_up_ms: float | None = None
@@ -141,6 +143,7 @@ class PackagedDetector(Detector):
 
     def load(self) -> DetectorInfo:
         meta, blob = load_package(self.model_path, self.model_keys)
+        self._close_sized()  # graphs of the previously loaded package
         settings = self._settings_for(meta.runtime)
         rt = runtime_class(meta.runtime, f"{self.model_path}: sidecar key 'runtime'")(
             blob, str(self.model_path), settings, **self._hooks
@@ -287,6 +290,12 @@ class PackagedDetector(Detector):
             raise ModelError(f"{self.model_path}: warm_up before load")
         times = self._time_invokes(self._rt, runs)
         self.warm_up_ms = float(np.median(times))
+        th, tw = self._info.input_size
+        for sc in self.meta.multiscale.scales if self.meta.multiscale is not None else ():
+            # A board-sized frame's reduced pass: its graph built and run now, not on the first board.
+            sized = self._sized_runtime((max(1, round(tw * sc)), max(1, round(th * sc))))
+            if sized is not None:
+                self._time_invokes(sized, runs)
         cpu = self._rt.cpu_twin() if self.backend is not None and self.backend.accelerated else None
         if cpu is not None:
             self.cpu_warm_up_ms = float(np.median(self._time_invokes(cpu, runs)))
@@ -371,20 +380,26 @@ class PackagedDetector(Detector):
         del buf
 
     def _letterbox_into_input(
-        self, image: np.ndarray, reference: np.ndarray | None, size: tuple[int, int] | None = None
+        self,
+        image: np.ndarray,
+        reference: np.ndarray | None,
+        size: tuple[int, int] | None = None,
+        rt: Runtime | None = None,
     ) -> None:
         """A frame smaller than the input (resized to `size` first, if given) in the corner of input-sized
         planes, padded like `tiling.pad_from_reference` (the reference's border replicated, for both), merged
-        into the tensor.
+        into the tensor of `rt` (default: the loaded graph; a graph of the frame's own size needs no padding).
 
         The same input as resizing, stacking and letterboxing, without the intermediate frame-sized copies
         (the reduced pass runs on every board).
         """
-        th, tw = self._info.input_size
+        rt = rt or self._rt
+        th, tw = rt.inputs[0].shape[1:3]
         sw, sh = size if size is not None else (image.shape[1], image.shape[0])
-        if self._staging is None:
-            self._staging = {c: np.empty((th, tw), np.uint8) for c in ("board", "reference", "absdiff")}
-        st = self._staging
+        st = self._staging.get((th, tw))
+        if st is None:
+            st = {c: np.empty((th, tw), np.uint8) for c in ("board", "reference", "absdiff")}
+            self._staging[(th, tw)] = st
         for name, src in (("board", image), ("reference", reference)):
             if src is None:
                 continue
@@ -403,7 +418,7 @@ class PackagedDetector(Detector):
             st["board"][sh:, :] = pad[sh:, :]
         if "absdiff" in self._channels:
             cv2.absdiff(st["board"], st["reference"], dst=st["absdiff"])
-        buf = self._rt.input_view()
+        buf = rt.input_view()
         if buf.shape[2] == 1:
             buf[:, :, 0] = st[self._channels[0]]
         else:
@@ -423,10 +438,12 @@ class PackagedDetector(Detector):
         q = np.clip(np.rint(x.astype(np.float32) / scale + zp), info.min, info.max).astype(self._in_dtype)
         self._rt.set_input(q[None])
 
-    def _outputs(self) -> tuple[np.ndarray, np.ndarray]:
-        """Scores (H, W, C) in 0..1 and the regression, dequantised only where it is read."""
-        hm = self._rt.output(self._hm_index)[0]
-        rg = self._rt.output(self._rg_index)[0]
+    def _outputs(self, rt: Runtime | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Scores (H, W, C) in 0..1 and the regression of `rt`'s last invoke (default: the loaded graph's),
+        dequantised only where it is read."""
+        rt = rt or self._rt
+        hm = rt.output(self._hm_index)[0]
+        rg = rt.output(self._rg_index)[0]
         if self._hm_q is not None:
             hm = (hm.astype(np.float32) - np.float32(self._hm_q[1])) * np.float32(self._hm_q[0])
         if self._rg_q is not None:
@@ -435,15 +452,17 @@ class PackagedDetector(Detector):
             hm = 1.0 / (1.0 + np.exp(-hm))
         return hm, rg
 
-    def _decode(self, floor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`centernet.decode` on the current outputs, restricted to where a peak can be."""
+    def _decode(self, floor: float, rt: Runtime | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`centernet.decode` on the current outputs of `rt` (default: the loaded graph), restricted to where a
+        peak can be."""
+        rt = rt or self._rt
         if self._hm_q is None or self._sigmoid:
-            hm, rg = self._outputs()
+            hm, rg = self._outputs(rt)
             return decode(hm, rg, self._stride, floor=floor, top_k=self.top_k, nms_iou=self._info.nms_iou)
         scale, zp = self._hm_q
-        rg = self._rt.output(self._rg_index)[0]
+        rg = rt.output(self._rg_index)[0]
         return self._restricted_decode(
-            self._rt.output(self._hm_index)[0],
+            rt.output(self._hm_index)[0],
             float(scale),
             float(zp),
             floor,
@@ -481,7 +500,7 @@ class PackagedDetector(Detector):
             cls = active[cls]
         return boxes, sc, cls
 
-    def _decode_hflip(self, floor: float):
+    def _decode_hflip(self, floor: float, rt: Runtime | None = None):
         """Decode the mean of the outputs for the board as given and mirrored left-right.
 
         Why: one pass fragments large irregular defects into several peaks and ranks some false calls
@@ -490,22 +509,23 @@ class PackagedDetector(Detector):
         already in the interpreter and invoked once; this mirrors it in place and invokes again.
         Returns boxes, scores, classes and the milliseconds spent mirroring and invoking.
         """
+        rt = rt or self._rt
         quantised = self._hm_q is not None and not self._sigmoid
         if quantised:
-            hm0, rg0 = self._rt.output(self._hm_index)[0], self._rt.output(self._rg_index)[0]  # copies
+            hm0, rg0 = rt.output(self._hm_index)[0], rt.output(self._rg_index)[0]  # copies
         else:
-            hm0, rg0 = (np.array(a, np.float32) for a in self._outputs())
+            hm0, rg0 = (np.array(a, np.float32) for a in self._outputs(rt))
         t0 = time.perf_counter()
-        buf = self._rt.input_view()
+        buf = rt.input_view()
         cv2.flip(buf, 1, dst=buf)
         del buf  # LiteRT refuses to invoke while Python holds a view of its buffers
         t1 = time.perf_counter()
-        self._rt.invoke()
+        rt.invoke()
         t2 = time.perf_counter()
         if quantised:
             # The mean in integer units: (q0 + q1) / 2 is exact as q0 + q1 with half the scale.
-            hm1 = cv2.flip(self._rt.output(self._hm_index)[0], 1)
-            rg1 = cv2.flip(self._rt.output(self._rg_index)[0], 1)
+            hm1 = cv2.flip(rt.output(self._hm_index)[0], 1)
+            rg1 = cv2.flip(rt.output(self._rg_index)[0], 1)
             q = cv2.add(hm0, hm1, dtype=cv2.CV_16S)  # int8 (or uint8) sums fit int16
             scale, zp = self._hm_q
 
@@ -517,7 +537,7 @@ class PackagedDetector(Detector):
 
             out = self._restricted_decode(q, float(scale) / 2, 2.0 * float(zp), floor, regression)
             return *out, (t1 - t0) * 1000, (t2 - t1) * 1000
-        hm1, rg1 = self._outputs()
+        hm1, rg1 = self._outputs(rt)
         hm = (hm0 + np.asarray(hm1, np.float32)[:, ::-1]) * np.float32(0.5)
         rg1 = np.array(rg1, np.float32)[:, ::-1]
         rg1[..., 2] = 1.0 - rg1[..., 2]
@@ -618,8 +638,11 @@ class PackagedDetector(Detector):
         tiles = self._tiles(h, w)
         raw = self._in_identity and self._in_dtype == np.uint8
         direct = len(tiles) == 1 and h <= th and w <= tw and raw
+        rt = self._rt
+        if direct and (h, w) != (th, tw):  # a smaller frame (the reduced pass's): the graph at its size, if it runs
+            rt = self._sized_runtime((w, h)) or self._rt
         if shrink_to is not None and direct:  # resized straight into padded planes, one merge into the tensor
-            self._letterbox_into_input(image, reference, shrink_to)
+            self._letterbox_into_input(image, reference, shrink_to, rt)
         else:
             if shrink_to is not None:
                 image = cv2.resize(image, shrink_to, interpolation=cv2.INTER_LINEAR)
@@ -627,8 +650,8 @@ class PackagedDetector(Detector):
                     reference = cv2.resize(reference, shrink_to, interpolation=cv2.INTER_LINEAR)
             if direct and (h, w) == (th, tw):  # the common case: one board-sized input, stacked into the tensor
                 self._stack_into_input(image, reference)
-            elif direct:  # smaller: letterboxed into the tensor in one copy
-                self._letterbox_into_input(image, reference)
+            elif direct:  # smaller: letterboxed into the tensor (of the frame's own size, if any) in one copy
+                self._letterbox_into_input(image, reference, None, rt)
             else:
                 if reference is not None and (h < th or w < tw):  # padded alike before the tiles are cut
                     image, reference = pad_from_reference(image, reference, th, tw)
@@ -641,15 +664,15 @@ class PackagedDetector(Detector):
             if not direct:
                 self._write_input(x if len(tiles) == 1 and (h, w) == (th, tw) else cut(x, tile, th, tw))
             ti = time.perf_counter()
-            self._rt.invoke()
+            rt.invoke()
             tq = time.perf_counter()
             if self._tta == "hflip":
-                boxes, scores, classes, flip_ms, invoke_ms = self._decode_hflip(floor)
+                boxes, scores, classes, flip_ms, invoke_ms = self._decode_hflip(floor, rt)
                 pre += flip_ms
                 invoke += invoke_ms
                 post -= flip_ms + invoke_ms  # counted above; not post-processing
             else:
-                boxes, scores, classes = self._decode(floor)
+                boxes, scores, classes = self._decode(floor, rt)
             if len(scores):
                 boxes = boxes + np.array([tile.x0, tile.y0, tile.x0, tile.y0], np.float32)
                 keep = keep_owned(boxes, tile) if len(tiles) > 1 else slice(None)
@@ -667,6 +690,52 @@ class PackagedDetector(Detector):
         if not parts_s:
             return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int64), len(tiles) > 1
         return np.concatenate(parts_b), np.concatenate(parts_s), np.concatenate(parts_c), len(tiles) > 1
+
+    def _sized_runtime(self, size: tuple[int, int]) -> Runtime | None:
+        """The loaded graph at input size `size` (w, h), built once per size; None where it cannot run so.
+
+        Why: the reduced pass letterboxed into the full input spends about a third of its invoke on
+        padding (a 640 px board at 0.8 is 512 px); the same weights at 512 x 512 run in about 0.6 of
+        the time. Its outputs must be the loaded graph's at that size (same tensors, same quantisation,
+        the stride's grid), else the letterboxed pass is kept.
+        """
+        if size in self._sized:
+            return self._sized[size]
+        if len(self._sized) >= 4:  # a camera that changes its frame size must not grow this
+            self._close_sized()
+        w, h = size
+        rt = self._rt.at_input_size(h, w)
+        if rt is not None and rt is not self._rt:
+            grid = (1, h // self._stride, w // self._stride)
+            same = {d.index: d for d in self._rt.outputs}
+            fits = len(rt.outputs) == len(same) and all(
+                d.index in same
+                and d.quantisation == same[d.index].quantisation
+                and d.shape == (*grid, same[d.index].shape[-1])
+                for d in rt.outputs
+            )
+            if not fits or h % self._stride or w % self._stride:
+                log.info(
+                    "%s: the graph at %dx%d gives other outputs; the reduced pass stays letterboxed",
+                    self.model_path,
+                    w,
+                    h,
+                )
+                rt.close()
+                rt = None
+        self._sized[size] = rt
+        return rt
+
+    @property
+    def sized_inputs(self) -> list[tuple[int, int]]:
+        """(w, h) of the smaller frames (a reduced pass's) that ran on the graph at their own size, not letterboxed."""
+        return sorted(size for size, rt in self._sized.items() if rt is not None)
+
+    def _close_sized(self) -> None:
+        for rt in self._sized.values():
+            if rt is not None and rt is not self._rt:
+                rt.close()
+        self._sized.clear()
 
     def _reduced_pass(self, image, reference, s: float, multiscale, floor: float, timings: dict[str, float]):
         """One pass over the frame shrunk to `s`; keeps only its large boxes, in full-frame pixels."""
@@ -721,6 +790,7 @@ class PackagedDetector(Detector):
         ]
 
     def close(self) -> None:
+        self._close_sized()
         if self._rt is not None:
             self._rt.close()
         self._rt = None

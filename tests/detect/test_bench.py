@@ -42,6 +42,7 @@ def test_bench_json_has_every_figure(capsys):
         assert math.isfinite(out[k]) and out[k] > 0, k
     assert out["e2e_p50_ms"] >= out["invoke_p50_ms"]  # end-to-end contains the invoke
     assert out["designs"] == 1  # a line runs one recipe: the boards share one reference
+    assert out["sized_inputs"] == []  # one pass at the input's size: no graph of another size
 
 
 def test_bench_refuses_more_designs_than_boards(capsys):
@@ -85,3 +86,4 @@ def test_bench_times_camera_frames_through_registration_and_preparation(capsys):
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["camera"] == "colour" and out["frames"] == 4 and out["failed"] == 0
     assert {"register_p50_ms", "prepare_p50_ms"} <= set(out)
+    assert out["scales"] == [1.0, 0.8] and out["sized_inputs"] == [[512, 512]]  # the 0.8 pass on its own graph

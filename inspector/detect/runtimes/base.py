@@ -71,5 +71,14 @@ class Runtime(ABC):
         """The same graph on the CPU alone, to time an accelerator against (None when this is the CPU)."""
         return None
 
+    def at_input_size(self, height: int, width: int) -> Runtime | None:
+        """The same graph and weights taking a (height, width) input, or None when this runtime cannot.
+
+        Why: the reduced pass sees a board shrunk to 0.8; letterboxed into the full input it pays for
+        padding (a 512 px board in a 640 px input is 36 % padding). A fully convolutional graph can run
+        at the shrunk size itself. None (the default) keeps the letterboxed pass.
+        """
+        return None
+
     def close(self) -> None:
         """Release the graph and any accelerator."""

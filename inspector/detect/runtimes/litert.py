@@ -18,6 +18,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
@@ -183,10 +184,76 @@ class LiteRTRuntime(Runtime):
         twin.inputs, twin.outputs = self.inputs, self.outputs
         return twin
 
+    def at_input_size(self, height: int, width: int) -> Runtime | None:
+        """The graph at another input size on the CPU (XNNPACK), or None.
+
+        LiteRT can re-size a fully convolutional graph's input, but an upsampling layer stores its output
+        size as a constant; those constants are scaled with the input (`_graph_at`) in a copy of the
+        verified bytes. A graph whose sizes do not scale to whole numbers, or that LiteRT will not
+        allocate at the new size, gives None. An accelerator's graph gives None too: a delegate belongs to
+        the interpreter it was built with, and accelerators often compile for one input size.
+        """
+        spec = self.inputs[0]
+        old = (spec.shape[1], spec.shape[2])
+        if (height, width) == old:
+            return self
+        if self.backend.accelerated or len(spec.shape) != 4:
+            return None
+        blob = _graph_at(self._blob, old, (height, width))
+        if blob is None:
+            return None
+        try:
+            it = runtime().Interpreter(model_content=blob, num_threads=self.settings.threads)
+            it.resize_tensor_input(spec.index, [1, height, width, spec.shape[3]])
+            it.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            log.info("%s: the graph does not run at %dx%d (%s)", self.where, width, height, exc)
+            return None
+        sized = LiteRTRuntime.__new__(LiteRTRuntime)
+        sized.where, sized.settings, sized._loader, sized._blob = self.where, self.settings, self._loader, blob
+        sized._it, sized.backend = it, replace(self.backend)  # its own: `close` clears a backend's delegate
+        sized.inputs = [_spec(d) for d in it.get_input_details()]
+        sized.outputs = [_spec(d) for d in it.get_output_details()]
+        return sized
+
     def close(self) -> None:
         self._it = None
         self._blob = b""
         self.backend.delegate = None
+
+
+_RESIZE_OPS = ("RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR")
+
+
+def _graph_at(blob: bytes, old: tuple[int, int], new: tuple[int, int]) -> bytes | None:
+    """`blob` with every resize layer's constant output size scaled from input size `old` to `new` (h, w).
+
+    None when the schema module is missing, a size is computed rather than stored, or a size would not
+    be a whole number (the graph's strides do not divide the new input).
+    """
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:
+        return None
+    model = schema.Model.GetRootAs(blob, 0)
+    codes = {getattr(schema.BuiltinOperator, name) for name in _RESIZE_OPS}
+    out = bytearray(blob)
+    for g in range(model.SubgraphsLength()):
+        sub = model.Subgraphs(g)
+        for i in range(sub.OperatorsLength()):
+            op = sub.Operators(i)
+            code = model.OperatorCodes(op.OpcodeIndex())
+            if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) not in codes:
+                continue
+            buf = model.Buffers(sub.Tensors(op.Inputs(1)).Buffer())
+            if buf.DataLength() != 8:  # not two stored int32: computed at run time, or outside the file
+                return None
+            start = buf._tab.Vector(buf._tab.Offset(4))  # the vector's first byte in `blob`
+            h, w = (int(v) for v in np.frombuffer(blob, "<i4", 2, start))
+            if (h * new[0]) % old[0] or (w * new[1]) % old[1]:
+                return None
+            out[start : start + 8] = np.array([h * new[0] // old[0], w * new[1] // old[1]], "<i4").tobytes()
+    return bytes(out)
 
 
 def create(cfg: LiteRTSettings) -> Detector:
