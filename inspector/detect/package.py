@@ -82,6 +82,12 @@ class MultiScale(_Strict):
         "at input scale, so a box from a pass at scale s is shrunk by margin * (1/s - 1) on each side.",
     )
 
+    mirror: bool = Field(
+        True,
+        description="With `tta: hflip`, run the reduced passes mirrored too (two invokes each); false: once each. "
+        "The reduced pass keeps only large boxes, where the mirror's average was measured to add nothing.",
+    )
+
     @field_validator("scales")
     @classmethod
     def _in_range(cls, v: tuple[float, ...]) -> tuple[float, ...]:

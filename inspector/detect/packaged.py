@@ -625,8 +625,10 @@ class PackagedDetector(Detector):
         floor: float,
         timings: dict[str, float],
         shrink_to: tuple[int, int] | None = None,
+        mirror: bool = True,
     ):
-        """Boxes, scores and output channels >= `floor` for one frame, tiled or letterboxed.
+        """Boxes, scores and output channels >= `floor` for one frame, tiled or letterboxed; with the sidecar's
+        mirror pass (`tta: hflip`) unless `mirror` is false.
 
         With `shrink_to` (width, height) the frame is first resized to that size and boxes come back in
         its pixels. Not yet thresholded per class nor merged across tiles; adds its milliseconds to
@@ -666,7 +668,7 @@ class PackagedDetector(Detector):
             ti = time.perf_counter()
             rt.invoke()
             tq = time.perf_counter()
-            if self._tta == "hflip":
+            if self._tta == "hflip" and mirror:
                 boxes, scores, classes, flip_ms, invoke_ms = self._decode_hflip(floor, rt)
                 pre += flip_ms
                 invoke += invoke_ms
@@ -741,7 +743,9 @@ class PackagedDetector(Detector):
         """One pass over the frame shrunk to `s`; keeps only its large boxes, in full-frame pixels."""
         h, w = image.shape
         size = (max(1, round(w * s)), max(1, round(h * s)))
-        boxes, scores, classes, _ = self._detect_raw(image, reference, floor, timings, shrink_to=size)
+        boxes, scores, classes, _ = self._detect_raw(
+            image, reference, floor, timings, shrink_to=size, mirror=multiscale.mirror
+        )
         t1 = time.perf_counter()
         if len(scores):
             fx, fy = w / size[0], h / size[1]

@@ -423,6 +423,28 @@ def export_model(
     return agree
 
 
+def multiscale_block(spec: str, min_box_px: float, label_margin_px: float, mirror: bool = True) -> dict | None:
+    """The sidecar's `multiscale` from the command line (None without `--multiscale`); SystemExit naming the flag.
+
+    `mirror` is written only when false, so a package that mirrors its reduced passes, as every one did before the
+    key existed, still loads on stations that do not know it.
+    """
+    if not spec:
+        return None
+    try:
+        scales = [float(v) for v in spec.split(",") if v.strip()]
+    except ValueError:
+        raise SystemExit(f"--multiscale {spec!r}: expected comma-separated numbers, e.g. 0.8") from None
+    block: dict = {"scales": scales, "min_box_px": min_box_px, "label_margin_px": label_margin_px}
+    if not mirror:
+        block["mirror"] = False
+    try:
+        MultiScale.model_validate(block)
+    except ValidationError as exc:
+        raise SystemExit(f"--multiscale: {exc.errors()[0]['msg']}") from None
+    return block
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", type=Path, required=True, help=".weights.h5 file, checkpoint prefix or ckpt/ folder")
@@ -454,6 +476,12 @@ def main(argv: list[str] | None = None) -> int:
         default=50.0,
         metavar="PX",
         help="a reduced pass only contributes boxes at least this long (longer side, frame px)",
+    )
+    ap.add_argument(
+        "--multiscale-mirror",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --tta hflip, mirror the reduced passes too (two invokes each); --no-multiscale-mirror: once each",
     )
     ap.add_argument(
         "--label-margin",
@@ -509,17 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-agreement", type=float, default=0.0, help="exit 1 if verdict agreement is below this")
     args = ap.parse_args(argv)
 
-    multiscale = None
-    if args.multiscale:
-        try:
-            scales = [float(v) for v in args.multiscale.split(",") if v.strip()]
-        except ValueError:
-            raise SystemExit(f"--multiscale {args.multiscale!r}: expected comma-separated numbers, e.g. 0.8") from None
-        multiscale = {"scales": scales, "min_box_px": args.multiscale_min_box, "label_margin_px": args.label_margin}
-        try:
-            MultiScale.model_validate(multiscale)
-        except ValidationError as exc:
-            raise SystemExit(f"--multiscale: {exc.errors()[0]['msg']}") from None
+    multiscale = multiscale_block(args.multiscale, args.multiscale_min_box, args.label_margin, args.multiscale_mirror)
     join_fragments = None
     if args.join_fragments:
         join_fragments = {"min_score": args.join_fragments}

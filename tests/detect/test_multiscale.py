@@ -219,3 +219,17 @@ def test_reduced_pass_adds_no_boxes_along_an_edge_where_board_and_reference_diff
         edge_both += sum(1 for d in both.detect(img, ref, thresholds=low) if d.box[2] >= img.shape[1] - 4)
     assert boards >= 10, "group 92000's boards with a dark last column are not in the dataset"
     assert edge_both <= edge_one + 3, (edge_one, edge_both, boards)
+
+
+def test_export_writes_the_reduced_pass_mirror_only_when_it_is_off():
+    from inspector.detect.package import MultiScale
+    from inspector.training.export import multiscale_block
+
+    assert multiscale_block("", 50, 9) is None
+    on = multiscale_block("0.8", 50, 9)
+    assert on == {"scales": [0.8], "min_box_px": 50, "label_margin_px": 9}  # as every package before the key
+    off = multiscale_block("0.8", 50, 9, mirror=False)
+    assert off == {**on, "mirror": False}
+    assert MultiScale.model_validate(on).mirror is True and MultiScale.model_validate(off).mirror is False
+    with pytest.raises(SystemExit, match="outside"):
+        multiscale_block("1.5", 50, 9, mirror=False)

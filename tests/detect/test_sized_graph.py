@@ -116,3 +116,61 @@ def test_a_board_shows_the_same_defects_with_the_reduced_pass_letterboxed_or_siz
     assert compared >= 15
     sized.close()
     boxed.close()
+
+
+def _counting(rt: Runtime, counts: dict, key) -> None:
+    """Counts the real runtime's invokes (it still runs them)."""
+    invoke = rt.invoke
+
+    def counted() -> None:
+        counts[key] = counts.get(key, 0) + 1
+        invoke()
+
+    rt.invoke = counted
+
+
+@needs_deeppcb
+@pytest.mark.parametrize(("mirror", "want"), [(True, {640: 2, 512: 2}), (False, {640: 2, 512: 1})])
+def test_the_reduced_pass_is_mirrored_as_the_sidecar_says(tmp_path, mirror, want):
+    """`multiscale.mirror`: with `tta: hflip` the full pass is always mirrored; the reduced pass twice or once."""
+    from .conftest import package_with
+
+    meta = _loaded().meta
+    ms = {"scales": list(meta.multiscale.scales), "min_box_px": meta.multiscale.min_box_px}
+    ms |= {"label_margin_px": meta.multiscale.label_margin_px, "mirror": mirror}
+    det = _loaded(package_with(SHIPPED, tmp_path / "pkg", multiscale=ms))
+    assert det.meta.tta == "hflip" and det.meta.multiscale.mirror is mirror
+    det.warm_up(runs=1)
+    counts: dict = {}
+    _counting(det._rt, counts, 640)
+    _counting(det._sized[(512, 512)], counts, 512)
+    det.detect(*_pair("20085000"))
+    assert counts == want
+    det.close()
+
+
+@needs_deeppcb
+def test_an_unmirrored_reduced_pass_is_the_reduced_pass_of_a_package_without_the_mirror(tmp_path):
+    """The same boxes, scores and classes, to the bit, as the reduced pass of the same graph with `tta` off."""
+    from .conftest import package_with
+
+    meta = _loaded().meta
+    ms = {"scales": [0.8], "min_box_px": 50.0, "label_margin_px": 9.0}
+    once = _loaded(package_with(SHIPPED, tmp_path / "once", multiscale={**ms, "mirror": False}))
+    plain = _loaded(package_with(SHIPPED, tmp_path / "plain", multiscale=ms, tta="none"))
+    assert meta.tta == "hflip" and plain.meta.tta == "none"
+    found = 0
+    for stem in ("20085000", "20085040", "20085080"):
+        img, ref = _pair(stem)
+        got = [
+            det._reduced_pass(
+                img, ref, 0.8, det.meta.multiscale, 0.1, {"post": 0.0, "pre": 0.0, "invoke": 0.0, "tiles": 0}
+            )
+            for det in (once, plain)
+        ]
+        for a, b in zip(*got):
+            assert np.array_equal(a, b), stem
+        found += len(got[0][1])
+    assert found > 0
+    once.close()
+    plain.close()
