@@ -174,3 +174,34 @@ def test_an_unmirrored_reduced_pass_is_the_reduced_pass_of_a_package_without_the
     assert found > 0
     once.close()
     plain.close()
+
+
+def test_a_size_constant_shared_by_two_upsampling_layers_is_scaled_once():
+    """The converter stores equal resize sizes once: that constant is scaled once, not once per layer."""
+    pytest.importorskip("tensorflow")
+    import keras
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    from inspector.detect.runtimes.litert import _graph_at
+
+    x = keras.Input((64, 64, 3))
+    branches = []
+    for _ in range(2):
+        y = keras.layers.Conv2D(4, 3, strides=2, padding="same")(x)
+        branches.append(keras.layers.Lambda(lambda t: keras.ops.image.resize(t, (64, 64), interpolation="nearest"))(y))
+    conv = tf.lite.TFLiteConverter.from_keras_model(keras.Model(x, keras.layers.Add()(branches)))
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    rng = np.random.default_rng(0)
+    conv.representative_dataset = lambda: ([rng.random((1, 64, 64, 3), np.float32)] for _ in range(4))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.uint8
+    blob = conv.convert()
+
+    small = _graph_at(blob, (64, 64), (32, 32))
+    it = Interpreter(model_content=small)
+    it.resize_tensor_input(it.get_input_details()[0]["index"], [1, 32, 32, 3])
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], np.full((1, 32, 32, 3), 128, np.uint8))
+    it.invoke()
+    assert tuple(it.get_output_details()[0]["shape"]) == (1, 32, 32, 4)  # scaled twice: 16 x 16

@@ -229,7 +229,8 @@ def _graph_at(blob: bytes, old: tuple[int, int], new: tuple[int, int]) -> bytes 
     """`blob` with every resize layer's constant output size scaled from input size `old` to `new` (h, w).
 
     None when the schema module is missing, a size is computed rather than stored, or a size would not
-    be a whole number (the graph's strides do not divide the new input).
+    be a whole number (the graph's strides do not divide the new input). Sizes are read from `blob` and
+    written to the copy, so a constant the converter shares between equal layers is scaled once.
     """
     try:
         from ai_edge_litert import schema_py_generated as schema
@@ -248,7 +249,7 @@ def _graph_at(blob: bytes, old: tuple[int, int], new: tuple[int, int]) -> bytes 
             buf = model.Buffers(sub.Tensors(op.Inputs(1)).Buffer())
             if buf.DataLength() != 8:  # not two stored int32: computed at run time, or outside the file
                 return None
-            start = buf._tab.Vector(buf._tab.Offset(4))  # the vector's first byte in `blob`
+            start = buf._tab.Vector(buf._tab.Offset(4))  # field 0 (`data`): the vector's first byte in `blob`
             h, w = (int(v) for v in np.frombuffer(blob, "<i4", 2, start))
             if (h * new[0]) % old[0] or (w * new[1]) % old[1]:
                 return None
