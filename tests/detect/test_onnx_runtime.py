@@ -207,3 +207,31 @@ def test_encrypted_onnx_package_runs_from_memory(tmp_path):
     b = make_board(11, defect_rate=1.0)
     assert det.detect(b.image, b.reference)
     det.close()
+
+
+def test_the_onnx_graph_runs_at_the_reduced_size_with_the_letterboxed_outputs_far_from_its_edges():
+    """As LiteRT's (`tests/detect/test_sized_graph.py`): the 0.8 pass of a 640 px board on a 512 px graph."""
+    pytest.importorskip("onnx")
+    det = PackagedDetector(ONNX, threads=2)
+    det.load()
+    det.warm_up(runs=1)
+    sized = det._sized[(512, 512)]
+    assert det.sized_inputs == [(512, 512)] and sized.inputs[0].shape == (1, 512, 512, 3)
+    assert sorted(d.shape for d in sized.outputs) == [(1, 128, 128, 4), (1, 128, 128, 6)]
+    assert det._rt.at_input_size(500, 500) is None  # a 125-cell grid: no whole number of cells
+    b = make_board(8100)
+    small = [np.ascontiguousarray(a[:512, :512]) for a in (b.image, b.reference)]
+    stacked = np.dstack([small[0], small[1], np.abs(small[0].astype(int) - small[1]).astype(np.uint8)])
+    boxed = np.empty((640, 640, 3), np.uint8)
+    boxed[:512, :512] = stacked
+    boxed[:512, 512:] = stacked[:, 511:512]
+    boxed[512:] = boxed[511:512]
+    det._rt.set_input(boxed[None])
+    det._rt.invoke()
+    sized.set_input(stacked[None])
+    sized.invoke()
+    for i in range(2):
+        a, s = det._rt.output(i)[0], sized.output(i)[0]
+        np.testing.assert_allclose(a[:64, :64], s[:64, :64], atol=1e-6)
+        assert not np.allclose(a[:128, :128], s, atol=1e-3)  # they differ near the shrunk board's far edges
+    det.close()

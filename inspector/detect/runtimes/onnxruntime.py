@@ -22,6 +22,7 @@ import logging
 import os
 import tempfile
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -229,9 +230,69 @@ class OnnxRuntime(Runtime):
         twin.backend = Backend(f"CPU (ONNX Runtime x{self.settings.threads})", runtime=self.name)
         return twin
 
+    def at_input_size(self, height: int, width: int) -> Runtime | None:
+        """The graph at another input size on the CPU provider, or None.
+
+        The exported graph upsamples by scale factors, so only its declared input and output shapes name
+        the size; `_model_at` rewrites them in a copy (with the `onnx` package; None without it). None too for
+        an accelerator's graph (a provider often compiles for one input size) and where ONNX Runtime will
+        not build it.
+        """
+        spec = self.inputs[0]
+        old = (spec.shape[1], spec.shape[2])
+        if (height, width) == old:
+            return self
+        if self.backend.accelerated or len(spec.shape) != 4:
+            return None
+        blob = _model_at(self._blob, old, (height, width))
+        if blob is None:
+            return None
+        sized = OnnxRuntime.__new__(OnnxRuntime)
+        sized.where, sized.settings, sized._blob = self.where, self.settings, blob
+        try:
+            sized._sess = sized._session(blob, [CPU])
+        except ModelError as exc:
+            log.info("%s: the graph does not run at %dx%d (%s)", self.where, width, height, exc)
+            return None
+        ins, outs = sized._sess.get_inputs(), sized._sess.get_outputs()
+        sized.inputs = [self._spec(i, d) for i, d in enumerate(ins)]
+        sized.outputs = [self._spec(i, d) for i, d in enumerate(outs)]
+        sized._in_name, sized._out_names = ins[0].name, [o.name for o in outs]
+        sized._x, sized._outs = np.zeros(sized.inputs[0].shape, sized.inputs[0].dtype), []
+        sized.backend = replace(self.backend)
+        return sized
+
     def close(self) -> None:
         self._sess = None
         self._outs = []
+
+
+def _model_at(blob: bytes, old: tuple[int, int], new: tuple[int, int]) -> bytes | None:
+    """`blob` with its input declared (1, new h, new w, C) and each 4-d output's grid scaled alike.
+
+    None without the `onnx` package, or where an output's grid would not be a whole number of cells.
+    Shapes the converter inferred inside the graph (`value_info`) are dropped: ONNX Runtime infers them again.
+    """
+    try:
+        import onnx
+    except ImportError:
+        return None
+    model = onnx.load_from_string(blob)
+    graph = model.graph
+    dims = graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != 4:
+        return None
+    dims[1].dim_value, dims[2].dim_value = new
+    for out in graph.output:
+        d = out.type.tensor_type.shape.dim
+        if len(d) != 4:
+            continue
+        grid = [d[1].dim_value * new[0], d[2].dim_value * new[1]]
+        if grid[0] % old[0] or grid[1] % old[1]:
+            return None
+        d[1].dim_value, d[2].dim_value = grid[0] // old[0], grid[1] // old[1]
+    del graph.value_info[:]
+    return model.SerializeToString()
 
 
 def create(cfg: OnnxRuntimeSettings) -> Detector:
