@@ -97,7 +97,7 @@ def test_a_board_shows_the_same_defects_with_the_reduced_pass_letterboxed_or_siz
     defects, classes and boxes; scores a little apart where a defect lies near the shrunk board's far edges."""
     sized = _loaded()
     with monkeypatch.context() as m:
-        m.setattr(LiteRTRuntime, "at_input_size", Runtime.at_input_size)
+        m.setattr(LiteRTRuntime, "_built_at", Runtime._built_at)
         boxed = _loaded()
         letterboxed = {stem: boxed.detect(*_pair(stem)) for stem in ("20085000", "20085040", "20085080", "20085120")}
         assert boxed._sized == {(512, 512): None}

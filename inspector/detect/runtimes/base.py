@@ -76,8 +76,19 @@ class Runtime(ABC):
 
         Why: the reduced pass sees a board shrunk to 0.8; letterboxed into the full input it pays for
         padding (a 512 px board in a 640 px input is 36 % padding). A fully convolutional graph can run
-        at the shrunk size itself. None (the default) keeps the letterboxed pass.
+        at the shrunk size itself. None keeps the letterboxed pass: always for an accelerator (a
+        delegate or provider often compiles for one input size), and for runtimes without `_built_at`.
         """
+        spec = self.inputs[0]
+        old = (spec.shape[1], spec.shape[2])
+        if (height, width) == old:
+            return self
+        if self.backend.accelerated or len(spec.shape) != 4:
+            return None
+        return self._built_at(old, (height, width))
+
+    def _built_at(self, old: tuple[int, int], new: tuple[int, int]) -> Runtime | None:
+        """This graph built for a `new` (h, w) input instead of `old`, on the CPU; None where it cannot be."""
         return None
 
     def close(self) -> None:

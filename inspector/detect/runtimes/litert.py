@@ -184,22 +184,15 @@ class LiteRTRuntime(Runtime):
         twin.inputs, twin.outputs = self.inputs, self.outputs
         return twin
 
-    def at_input_size(self, height: int, width: int) -> Runtime | None:
-        """The graph at another input size on the CPU (XNNPACK), or None.
-
-        LiteRT can re-size a fully convolutional graph's input, but an upsampling layer stores its output
+    def _built_at(self, old: tuple[int, int], new: tuple[int, int]) -> Runtime | None:
+        """LiteRT can re-size a fully convolutional graph's input, but an upsampling layer stores its output
         size as a constant; those constants are scaled with the input (`_graph_at`) in a copy of the
         verified bytes. A graph whose sizes do not scale to whole numbers, or that LiteRT will not
-        allocate at the new size, gives None. An accelerator's graph gives None too: a delegate belongs to
-        the interpreter it was built with, and accelerators often compile for one input size.
+        allocate at the new size, gives None.
         """
         spec = self.inputs[0]
-        old = (spec.shape[1], spec.shape[2])
-        if (height, width) == old:
-            return self
-        if self.backend.accelerated or len(spec.shape) != 4:
-            return None
-        blob = _graph_at(self._blob, old, (height, width))
+        height, width = new
+        blob = _graph_at(self._blob, old, new)
         if blob is None:
             return None
         try:

@@ -230,21 +230,13 @@ class OnnxRuntime(Runtime):
         twin.backend = Backend(f"CPU (ONNX Runtime x{self.settings.threads})", runtime=self.name)
         return twin
 
-    def at_input_size(self, height: int, width: int) -> Runtime | None:
-        """The graph at another input size on the CPU provider, or None.
-
-        The exported graph upsamples by scale factors, so only its declared input and output shapes name
-        the size; `_model_at` rewrites them in a copy (with the `onnx` package; None without it). None too for
-        an accelerator's graph (a provider often compiles for one input size) and where ONNX Runtime will
-        not build it.
+    def _built_at(self, old: tuple[int, int], new: tuple[int, int]) -> Runtime | None:
+        """The exported graph upsamples by scale factors, so only its declared input and output shapes name
+        the size; `_model_at` rewrites them in a copy (with the `onnx` package; None without it). None too
+        where ONNX Runtime will not build it.
         """
-        spec = self.inputs[0]
-        old = (spec.shape[1], spec.shape[2])
-        if (height, width) == old:
-            return self
-        if self.backend.accelerated or len(spec.shape) != 4:
-            return None
-        blob = _model_at(self._blob, old, (height, width))
+        height, width = new
+        blob = _model_at(self._blob, old, new)
         if blob is None:
             return None
         sized = OnnxRuntime.__new__(OnnxRuntime)
