@@ -706,7 +706,8 @@ class PackagedDetector(Detector):
         if len(self._sized) >= 4:  # a camera that changes its frame size must not grow this
             self._close_sized()
         w, h = size
-        rt = self._rt.at_input_size(h, w)
+        # Off the stride's grid the outputs could not line up with the frame: not even built.
+        rt = None if h % self._stride or w % self._stride else self._rt.at_input_size(h, w)
         if rt is not None and rt is not self._rt:
             grid = (1, h // self._stride, w // self._stride)
             same = {d.index: d for d in self._rt.outputs}
@@ -716,7 +717,7 @@ class PackagedDetector(Detector):
                 and d.shape == (*grid, same[d.index].shape[-1])
                 for d in rt.outputs
             )
-            if not fits or h % self._stride or w % self._stride:
+            if not fits:
                 log.info(
                     "%s: the graph at %dx%d gives other outputs; the reduced pass stays letterboxed",
                     self.model_path,
