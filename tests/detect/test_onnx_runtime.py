@@ -235,3 +235,11 @@ def test_the_onnx_graph_runs_at_the_reduced_size_with_the_letterboxed_outputs_fa
         np.testing.assert_allclose(a[:64, :64], s[:64, :64], atol=1e-6)
         assert not np.allclose(a[:128, :128], s, atol=1e-3)  # they differ near the shrunk board's far edges
     det.close()
+
+
+def test_a_graph_the_onnx_package_cannot_read_keeps_the_letterboxed_pass():
+    pytest.importorskip("onnx")
+    from inspector.detect.runtimes.onnxruntime import _model_at
+
+    assert _model_at(b"\x0a\xff\xff\xff", (640, 640), (512, 512)) is None  # a truncated protobuf
+    assert _model_at(ONNX.read_bytes(), (640, 640), (512, 512)) is not None

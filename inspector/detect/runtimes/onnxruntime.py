@@ -267,9 +267,14 @@ def _model_at(blob: bytes, old: tuple[int, int], new: tuple[int, int]) -> bytes 
     """
     try:
         import onnx
+        from google.protobuf.message import DecodeError
     except ImportError:
         return None
-    model = onnx.load_from_string(blob)
+    try:
+        model = onnx.load_from_string(blob)
+    except DecodeError as exc:  # ONNX Runtime read these bytes; the onnx package's protobuf may not
+        log.info("the onnx package cannot read the graph (%s); the reduced pass stays letterboxed", exc)
+        return None
     graph = model.graph
     dims = graph.input[0].type.tensor_type.shape.dim
     if len(dims) != 4:
