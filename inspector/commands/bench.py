@@ -201,6 +201,7 @@ def run_bench(
     from ..detect.registry import settings_for_model
     from ..domain import TriggerRequest
     from ..health import Health
+    from ..host_cpu import host_cpu
     from ..pipeline import Pipeline
     from ..registration import BoardRegistrar, settings_from_config
     from ..repeat_watch import watch_from
@@ -306,6 +307,8 @@ def run_bench(
         "model": str(det_cfg.model),
         "model_id": info.model_id,
         "backend": info.backend,
+        # the INT8 invoke differs fourfold between CPUs with and without dot-product instructions (`host_cpu`)
+        "cpu": host_cpu().to_json(),
         "input": list(info.input_size),
         "board_size": size,
         "frames": len(e2e),
@@ -348,6 +351,7 @@ def bench(args: argparse.Namespace) -> int:
         return 0
     print(f"model    {res['model_id']} ({res['model']})")
     print(f"backend  {res['backend']}")
+    print(f"cpu      {_cpu_line(res['cpu'])}")
     sized = "".join(f", {w}x{h}" for w, h in res.get("sized_inputs", ()))
     print(
         f"boards   {res['frames']} x {res['board_size']}x{res['board_size']} px, "
@@ -392,6 +396,16 @@ def _run_args(model: Path | None, args: argparse.Namespace) -> dict:
     )
 
 
+def _cpu_line(cpu: dict) -> str:
+    """The bench's `cpu` line; a CPU without INT8 dot-product instructions is said to be one."""
+    from ..host_cpu import HostCpu
+
+    line = HostCpu(**{**cpu, "int8_dot": tuple(cpu["int8_dot"])}).summary()
+    if not cpu["int8_dot"]:
+        line += " (INT8 several times slower: docs/performance.md, *Which CPU*)"
+    return line
+
+
 def _bench_side_by_side(models: list[Path], args: argparse.Namespace) -> int:
     """The same boards through the same pipeline for each model, one column each (e.g. LiteRT vs ONNX Runtime)."""
     from ..cli import CommandError
@@ -407,6 +421,7 @@ def _bench_side_by_side(models: list[Path], args: argparse.Namespace) -> int:
         return 0
     width = max(24, *(max(len(r["backend"]), len(r["model_id"])) + 2 for r in results))
     print(f"boards   {results[0]['frames']} x {args.size}x{args.size} px, same boards and pipeline for each model")
+    print(f"cpu      {_cpu_line(results[0]['cpu'])}")
     print(f"{'':26}" + "".join(f"{r['model_id']:>{width}}" for r in results))
     print(f"{'backend':26}" + "".join(f"{r['backend']:>{width}}" for r in results))
     print(f"{'inputs per board':26}" + "".join(f"{r['tiles_per_board']:>{width}.0f}" for r in results))

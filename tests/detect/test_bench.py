@@ -43,6 +43,8 @@ def test_bench_json_has_every_figure(capsys):
     assert out["e2e_p50_ms"] >= out["invoke_p50_ms"]  # end-to-end contains the invoke
     assert out["designs"] == 1  # a line runs one recipe: the boards share one reference
     assert out["sized_inputs"] == []  # one pass at the input's size: no graph of another size
+    # the CPU it ran on, read from the kernel (an INT8 invoke differs fourfold between CPUs with and without VNNI)
+    assert set(out["cpu"]) == {"model", "arch", "cores", "vector", "int8_dot"} and out["cpu"]["cores"] >= 1
 
 
 def test_bench_refuses_more_designs_than_boards(capsys):
@@ -71,6 +73,7 @@ def test_bench_prints_the_litert_and_the_onnx_package_side_by_side(capsys):
     rows = {line.split("  ")[0]: line for line in out.splitlines()}
     assert "CPU XNNPACK x2" in rows["backend"] and "CPU (ONNX Runtime x2)" in rows["backend"]
     assert "pcb-defect-det@" in out and "pcb-defect-det-onnx@" in out
+    assert "cores; vectors" in rows["cpu"] and "INT8 dot product:" in rows["cpu"]
     cells = rows["invoke p50 ms"].split()[3:]
     assert len(cells) == 2 and all(float(c) > 0 for c in cells)
 
