@@ -34,6 +34,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .domain import InspectionResult, Verdict
+from .host_cpu import host_cpu
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,8 @@ class StationMetrics:
         self.extra_sources = list(extra_sources or [])
         """Objects with `metrics() -> dict[str, float]` (the plant sync worker) exported as gauges."""
         self.temperature = TemperatureReader(temperature)
+        self.cpu = host_cpu()
+        """Read once: an INT8 model's speed on the CPU depends on it (docs/performance.md, *Which CPU*)."""
         self.parts = parts if parts is not None else []
         """The station's parts (the list itself, so parts attached later are seen): the model watcher."""
         self.registry = CollectorRegistry()
@@ -398,6 +401,15 @@ class _Collector:
                 )
                 g.add_metric([sid, info.model_id, info.backend], 1.0)
                 out.append(g)
+                cpu = GaugeMetricFamily(
+                    "pcb_host_cpu_info",
+                    "The CPU the station runs on; int8_dot empty: no INT8 dot-product instructions (VNNI, AMX, "
+                    "asimddp), so a CPU-run INT8 model is several times slower.",
+                    labels=["station", "model", "cores", "vector", "int8_dot"],
+                )
+                c = m.cpu
+                cpu.add_metric([sid, c.model, str(c.cores), c.vector, ",".join(c.int8_dot)], 1.0)
+                out.append(cpu)
                 out.append(
                     gauge(
                         "pcb_accelerator_present",

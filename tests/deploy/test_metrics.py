@@ -78,6 +78,8 @@ def test_metrics_endpoint_reports_boards_latency_and_state(running_station):
         p99 = next(v for lbl, v in q.items() if 'quantile="0.99"' in lbl)
         assert 0 < p50 <= p99
     assert any('backend="CPU OpenCV (classical)"' in lbl for lbl, _ in s["pcb_model_info"])
+    (cpu, one), *more = s["pcb_host_cpu_info"]  # what the alert's text points to when a CPU-run model is slow
+    assert not more and one == 1 and 'vector="' in cpu and 'int8_dot="' in cpu and 'cores="' in cpu
     assert s["pcb_model_load_seconds"][0][1] >= 0
     assert s["pcb_camera_fps"][0][1] > 0
     assert s["pcb_camera_up"][0][1] == 1 and s["pcb_plc_up"][0][1] == 1
