@@ -125,6 +125,7 @@ class VerdictBanner(QFrame):
         lay.addWidget(self.line2)
         self.result: ResultSummary | None = None
         self.scale = 1.0
+        self._line1_parts: tuple[str, ...] = ()
         self.show_result(None)
 
     def set_scale(self, scale: float) -> None:
@@ -136,14 +137,15 @@ class VerdictBanner(QFrame):
         s = self.scale
         if r is None:
             bg, word = theme.PANEL_2, self.tr("WAITING")
-            self.line1.setText(self.tr("No board inspected yet"))
+            self._line1_parts = (self.tr("No board inspected yet"),)
             self.line2.setText("")
         else:
             bg = theme.PASS if r.passed else theme.REJECT
             word = self.tr("PASS") if r.passed else self.tr("REJECT")
             serial = r.serial or self.tr("frame %1").replace("%1", str(r.frame_id))
-            self.line1.setText(
-                self.tr("Serial %1   ·   cycle %2 ms").replace("%1", serial).replace("%2", f"{r.cycle_ms:.0f}")
+            self._line1_parts = (
+                self.tr("Serial %1").replace("%1", serial),
+                self.tr("cycle %1 ms").replace("%1", f"{r.cycle_ms:.0f}"),
             )
             if r.reason:
                 self.line2.setText(reason_label(r.reason))
@@ -161,6 +163,26 @@ class VerdictBanner(QFrame):
             f"QLabel {{ color: #ffffff; background: transparent; font-size: {theme.px(24, s)}px; font-weight: bold; }}"
             f"QLabel#verdictWord {{ font-size: {theme.px(92, s)}px; font-weight: 900; }}"
         )
+        self._set_line1()
+
+    def _set_line1(self) -> None:
+        """Serial and cycle on one line where they fit, else one under the other, each whole.
+
+        Why not plain word wrap: on a slower CPU "cycle 219 ms" broke before "ms" and left the unit alone on a line.
+        """
+        parts = self._line1_parts
+        if len(parts) < 2:  # a sentence ("No board inspected yet"): wraps where it must
+            self.line1.setText("".join(parts))
+            return
+        parts = tuple(p.replace(" ", "\u00a0") for p in parts)
+        one = "   ·   ".join(parts)
+        self.line1.ensurePolished()  # the style sheet's font, not the default one
+        fits = self.line1.fontMetrics().horizontalAdvance(one) <= self.line1.contentsRect().width()
+        self.line1.setText(one if fits else "\n".join(parts))
+
+    def resizeEvent(self, e) -> None:  # noqa: N802
+        super().resizeEvent(e)
+        self._set_line1()
 
     def changeEvent(self, e) -> None:  # noqa: N802
         if e.type() == QEvent.Type.LanguageChange:

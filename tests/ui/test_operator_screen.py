@@ -282,6 +282,54 @@ def test_a_long_serial_and_cycle_time_do_not_widen_the_operator_screen(qtbot, ui
     save_shot(scr, "operator_long_serial_1280x800")
 
 
+def _wrapped_lines(label) -> list[str]:
+    """The lines `label` (word-wrapped) shows at its present width, as Qt lays its text out."""
+    from PySide6.QtGui import QTextLayout, QTextOption
+
+    layout = QTextLayout(label.text(), label.font())
+    option = QTextOption()
+    option.setWrapMode(QTextOption.WrapMode.WordWrap)
+    layout.setTextOption(option)
+    layout.beginLayout()
+    lines = []
+    while (line := layout.createLine()).isValid():
+        line.setLineWidth(label.contentsRect().width())
+        lines.append(label.text()[line.textStart() : line.textStart() + line.textLength()].strip())
+    layout.endLayout()
+    return lines
+
+
+@pytest.mark.parametrize("language", ["en", "zh_CN"])
+def test_a_three_digit_cycle_time_keeps_its_unit_on_its_line(qtbot, ui_app, language):
+    """On a slower CPU (a cycle of 219 ms) the demo's banner, 505 px wide beside the live image at 1280 x 800, broke
+    its line before "ms" and left the unit alone on a line of its own; the serial and the cycle each stay whole, the
+    line may only wrap between them."""
+    from datetime import datetime
+
+    from ui import i18n
+    from ui.bridge import ResultSummary
+    from ui.operator_screen import VerdictBanner
+
+    i18n.set_language(language)
+    try:
+        banner = VerdictBanner()
+        qtbot.addWidget(banner)
+        banner.resize(505, 245)  # its size in the demo's screenshot (`pcb-inspector ui --demo --screenshot`)
+        banner.show()
+        r = ResultSummary(
+            "u1", 15, Verdict.PASS, "SIM00000015", "demo", 219.0, (), None, datetime.now(), "m@1", (640, 640)
+        )
+        banner.show_result(r)
+        qtbot.wait(20)
+        lines = [line.replace("\u00a0", " ") for line in _wrapped_lines(banner.line1)]
+        cycle = "cycle 219 ms" if language == "en" else "节拍 219 ms"
+        assert any(cycle in line for line in lines), lines
+        assert any("SIM00000015" in line for line in lines) and "ms" not in lines, lines
+        save_shot(banner, f"verdict_cycle_219ms_{language}_505px")
+    finally:
+        i18n.set_language("en")
+
+
 def test_a_long_recipe_name_does_not_widen_the_operator_screen(qtbot, ui_app):
     """Recipe names come from the plant (product, revision, side): the closed box shows about 18 characters, the
     open list every name whole; the 20-board strip keeps its width (a 44-character name squeezed it to slivers)."""

@@ -4,12 +4,12 @@
 <context>
     <name>AlarmBanner</name>
     <message>
-        <location filename="../operator_screen.py" line="348"/>
+        <location filename="../operator_screen.py" line="352"/>
         <source>ACKNOWLEDGE</source>
         <translation>确认报警</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="357"/>
+        <location filename="../operator_screen.py" line="361"/>
         <source>+%1 more</source>
         <translation>另有 %1 条</translation>
     </message>
@@ -747,13 +747,13 @@
 <context>
     <name>Lamp</name>
     <message>
-        <location filename="../operator_screen.py" line="216"/>
+        <location filename="../operator_screen.py" line="220"/>
         <source>no report</source>
         <translation>无状态</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="218"/>
-        <location filename="../operator_screen.py" line="220"/>
+        <location filename="../operator_screen.py" line="222"/>
+        <location filename="../operator_screen.py" line="224"/>
         <source>OK</source>
         <translation>正常</translation>
     </message>
@@ -931,112 +931,112 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../app.py" line="142"/>
+        <location filename="../app.py" line="148"/>
         <source>Station error: %1</source>
         <translation>工位错误：%1</translation>
     </message>
     <message>
-        <location filename="../app.py" line="192"/>
+        <location filename="../app.py" line="197"/>
         <source>open %1</source>
         <translation>打开“%1”</translation>
     </message>
     <message>
-        <location filename="../app.py" line="228"/>
+        <location filename="../app.py" line="233"/>
         <source>Log in to %1</source>
         <translation>请登录后%1</translation>
     </message>
     <message>
-        <location filename="../app.py" line="232"/>
+        <location filename="../app.py" line="237"/>
         <source>%1 may not %2</source>
         <translation>%1 无权%2</translation>
     </message>
     <message>
-        <location filename="../app.py" line="260"/>
+        <location filename="../app.py" line="265"/>
         <source>start the station</source>
         <translation>启动工位</translation>
     </message>
     <message>
-        <location filename="../app.py" line="265"/>
+        <location filename="../app.py" line="270"/>
         <source>stop the station</source>
         <translation>停止工位</translation>
     </message>
     <message>
-        <location filename="../app.py" line="273"/>
+        <location filename="../app.py" line="278"/>
         <source>change the recipe</source>
         <translation>切换配方</translation>
     </message>
     <message>
-        <location filename="../app.py" line="286"/>
+        <location filename="../app.py" line="291"/>
         <source>acknowledge alarms</source>
         <translation>确认报警</translation>
     </message>
     <message>
-        <location filename="../app.py" line="350"/>
+        <location filename="../app.py" line="355"/>
         <source>Line</source>
         <translation>产线</translation>
     </message>
     <message>
-        <location filename="../app.py" line="351"/>
+        <location filename="../app.py" line="356"/>
         <source>History</source>
         <translation>历史</translation>
     </message>
     <message>
-        <location filename="../app.py" line="352"/>
+        <location filename="../app.py" line="357"/>
         <source>Review</source>
         <translation>复判</translation>
     </message>
     <message>
-        <location filename="../app.py" line="353"/>
+        <location filename="../app.py" line="358"/>
         <source>Charts</source>
         <translation>图表</translation>
     </message>
     <message>
-        <location filename="../app.py" line="354"/>
+        <location filename="../app.py" line="359"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../app.py" line="355"/>
+        <location filename="../app.py" line="360"/>
         <source>Calibrate</source>
         <translation>标定</translation>
     </message>
     <message>
-        <location filename="../app.py" line="356"/>
+        <location filename="../app.py" line="361"/>
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../app.py" line="357"/>
+        <location filename="../app.py" line="362"/>
         <source>Users</source>
         <translation>用户</translation>
     </message>
     <message>
-        <location filename="../app.py" line="358"/>
+        <location filename="../app.py" line="363"/>
         <source>Audit</source>
         <translation>审计</translation>
     </message>
     <message>
-        <location filename="../app.py" line="364"/>
+        <location filename="../app.py" line="377"/>
         <source>Log in</source>
         <translation>登录</translation>
     </message>
     <message>
-        <location filename="../app.py" line="364"/>
+        <location filename="../app.py" line="377"/>
         <source>%1 · Log out</source>
         <translation>%1 · 退出登录</translation>
     </message>
     <message>
-        <location filename="../app.py" line="370"/>
+        <location filename="../app.py" line="383"/>
         <source>operator</source>
         <translation>操作员</translation>
     </message>
     <message>
-        <location filename="../app.py" line="370"/>
+        <location filename="../app.py" line="383"/>
         <source>engineer</source>
         <translation>工程师</translation>
     </message>
     <message>
-        <location filename="../app.py" line="370"/>
+        <location filename="../app.py" line="383"/>
         <source>admin</source>
         <translation>管理员</translation>
     </message>
@@ -1137,72 +1137,72 @@
 <context>
     <name>OperatorScreen</name>
     <message>
-        <location filename="../operator_screen.py" line="481"/>
+        <location filename="../operator_screen.py" line="485"/>
         <source>■  STOP</source>
         <translation>■  停止</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="481"/>
+        <location filename="../operator_screen.py" line="485"/>
         <source>▶  START</source>
         <translation>▶  启动</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="507"/>
+        <location filename="../operator_screen.py" line="511"/>
         <source>Board %1 · %2 · recipe %3 · model %4</source>
         <translation>板 %1 · %2 · 配方 %3 · 模型 %4</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="573"/>
+        <location filename="../operator_screen.py" line="577"/>
         <source>INSPECTED</source>
         <translation>已检测</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="574"/>
+        <location filename="../operator_screen.py" line="578"/>
         <source>PASSED</source>
         <translation>合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="575"/>
+        <location filename="../operator_screen.py" line="579"/>
         <source>REJECTED</source>
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="578"/>
+        <location filename="../operator_screen.py" line="582"/>
         <source>SERIAL MISMATCH</source>
         <translation>序列号不符</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="579"/>
+        <location filename="../operator_screen.py" line="583"/>
         <source>NO CODE READ</source>
         <translation>未读到条码</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="576"/>
+        <location filename="../operator_screen.py" line="580"/>
         <source>YIELD</source>
         <translation>良率</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="577"/>
+        <location filename="../operator_screen.py" line="581"/>
         <source>BOARDS/MIN</source>
         <translation>板/分钟</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="583"/>
+        <location filename="../operator_screen.py" line="587"/>
         <source>LAST 20 BOARDS (newest right)</source>
         <translation>最近 20 块板（最新在右）</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="584"/>
+        <location filename="../operator_screen.py" line="588"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="586"/>
+        <location filename="../operator_screen.py" line="590"/>
         <source>Waiting for the first board…</source>
         <translation>等待第一块板…</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="591"/>
+        <location filename="../operator_screen.py" line="595"/>
         <source>Live image · tap a defect to zoom</source>
         <translation>实时图像 · 点击缺陷放大</translation>
     </message>
@@ -1705,19 +1705,24 @@ To use it: %1 in station.toml, then restart the station.</source>
         <translation>帧 %1</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="146"/>
-        <source>Serial %1   ·   cycle %2 ms</source>
-        <translation>序列号 %1   ·   节拍 %2 ms</translation>
+        <location filename="../operator_screen.py" line="148"/>
+        <source>Serial %1</source>
+        <translation>序列号 %1</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="149"/>
+        <source>cycle %1 ms</source>
+        <translation>节拍 %1 ms</translation>
     </message>
     <message numerus="yes">
-        <location filename="../operator_screen.py" line="155"/>
+        <location filename="../operator_screen.py" line="159"/>
         <source>%n defect(s): </source>
         <translation>
             <numerusform>%n 个缺陷：</numerusform>
         </translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="157"/>
+        <location filename="../operator_screen.py" line="161"/>
         <source>No defects</source>
         <translation>无缺陷</translation>
     </message>
