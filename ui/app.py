@@ -109,11 +109,16 @@ class MainWindow(QMainWindow):
         self.clock = QLabel(self)
         self.clock.setObjectName("dim")
         self.toast = QLabel("", self)
-        self.toast.setStyleSheet(f"color: {theme.WARN}; font-weight: bold;")
-        # Two lines rather than one that pushes the header wider than the screen: unwrapped, a refusal such as
-        # "operator may not edit thresholds" squeezed every tab and the log-out button into clipped letters at 1280 px.
+        self.toast.setStyleSheet(
+            f"color: {theme.WARN}; font-weight: bold; background: {theme.PANEL}; border-left: 6px solid {theme.WARN};"
+            " padding: 6px 12px;"
+        )
+        # A row of its own under the header, shown only while it has something to say: in the header it shared the
+        # width left by nine tabs and came out one word a line ("engine / may / not / open / Users"), cut; before
+        # that, unwrapped, it squeezed every tab and the log-out button into clipped letters at 1280 px.
         self.toast.setWordWrap(True)
         self.toast.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.toast.hide()
         self.lang_button = QPushButton(self)
         self.lang_button.clicked.connect(self.toggle_language)
         self.user_button = QPushButton(self)
@@ -125,7 +130,7 @@ class MainWindow(QMainWindow):
         self.nav_box = QHBoxLayout()
         self.nav_box.setSpacing(2)
         header.addLayout(self.nav_box)
-        header.addWidget(self.toast, 3)
+        header.addStretch(3)
         header.addWidget(self.clock)
         header.addWidget(self.lang_button)
         header.addWidget(self.user_button)
@@ -157,6 +162,8 @@ class MainWindow(QMainWindow):
         root.setContentsMargins(0, 0, 0, 0)
         root.setSpacing(0)
         root.addLayout(header)
+        root.addSpacing(4)
+        root.addWidget(self.toast)
         root.addWidget(self.stack, 1)
         self.setCentralWidget(central)
 
@@ -312,15 +319,17 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------- look
     def show_toast(self, text: str | Callable[[], str], ms: int = 6000) -> None:
-        """A passing message in the header. Given as how to word it (a callable), it is said again in the new
+        """A passing message in its row under the header. Given as how to word it (a callable), it is said again in the new
         language if the language changes while it is shown; a plain string (an error's own text) stays as it is."""
         self._toast_words = text if callable(text) else None
         self.toast.setText(text() if callable(text) else text)
+        self.toast.show()
         self._toast_timer.start(ms)
 
     def _clear_toast(self) -> None:
         self._toast_words = None
         self.toast.setText("")
+        self.toast.hide()
 
     def _tick(self) -> None:
         self.clock.setText(f"{datetime.now():%H:%M}")
@@ -374,8 +383,16 @@ class MainWindow(QMainWindow):
                 b.style().polish(b)
         self.lang_button.setText("中文" if i18n.current_language() == "en" else "EN")
         u = self.session.user
-        self.user_button.setText(self.tr("Log in") if u is None else self.tr("%1 · Log out").replace("%1", u.name))
-        self.user_button.setToolTip("" if u is None else self.role_name(u.role.value))
+        if u is None:
+            self.user_button.setText(self.tr("Log in"))
+        else:
+            # Two lines, the name elided: on one line ("engineer · Log out") the button was the widest thing in a
+            # header that every tab shares, and at 1280 px with all nine tabs shown it was cut to "ngineer · Log ou".
+            self.user_button.ensurePolished()  # the style sheet's font
+            fm = self.user_button.fontMetrics()
+            name = fm.elidedText(u.name, Qt.TextElideMode.ElideRight, max(fm.horizontalAdvance(self.tr("Log out")), 96))
+            self.user_button.setText(f"{name}\n{self.tr('Log out')}")
+        self.user_button.setToolTip("" if u is None else f"{u.name} ({self.role_name(u.role.value)})")
         if words := self._toast_words:
             self.toast.setText(words())
 

@@ -162,7 +162,7 @@ def test_roles_forbid_what_they_should(qtbot, ui_app, filled_records, live_pipel
     from ui.app import MainWindow
     from ui.bridge import UiBridge
     from ui.controller import StationController
-    from ui.session_setup import add_quality_screens
+    from ui.session_setup import add_engineering_screens, add_quality_screens
 
     records, _ = filled_records
     cfg = StationConfig()
@@ -171,6 +171,7 @@ def test_roles_forbid_what_they_should(qtbot, ui_app, filled_records, live_pipel
     bridge = UiBridge()
     win = MainWindow(controller, bridge, session, records=records, audit=records.audit, user_names=records.user_names)
     add_quality_screens(win, records, cfg, controller, session)
+    add_engineering_screens(win, records, controller, session)  # all nine tabs, as the station's header has them
     qtbot.addWidget(win)
     win.resize(1280, 800)
     win.show()
@@ -207,6 +208,9 @@ def test_roles_forbid_what_they_should(qtbot, ui_app, filled_records, live_pipel
     finally:
         i18n.set_language("en")
     qtbot.waitUntil(lambda: win.toast.text() == "operator may not change the recipe", timeout=2000)
+    # The refusal reads on a row of its own under the header (in the header it shared the width nine tabs left and
+    # came out one word a line, cut); the row goes when the message does.
+    assert win.toast.isVisible() and win.toast.width() >= 1200 and win.toast.y() >= win.nav["operator"].height()
     assert not win.show_screen("users")
     assert win.permit(Permission.EDIT_RECIPE, "edit thresholds") is None
     assert any(e.action == "denied" and e.who == "op" for e in records.audit_events())
@@ -259,6 +263,18 @@ def test_roles_forbid_what_they_should(qtbot, ui_app, filled_records, live_pipel
     assert refused.args == [False] and "op2" in users.message.text()
     users.message.setText("")
     save_shot(win, "users_1280x800")
+    # A long user name with every tab shown: the header still fits at 1280 px, no tab or button cut; the name is
+    # elided on the button and whole in its tooltip (on one line, "engineer · Log out" was cut to "ngineer · Log ou").
+    records.create_user("wang.xiaoming.quality", "admin", "8888", by="test")
+    session.logout()
+    session.login("wang.xiaoming.quality", "8888")
+    buttons = [*win.nav.values(), win.user_button]
+    qtbot.waitUntil(lambda: all(b.width() >= b.sizeHint().width() for b in buttons), timeout=2000)
+    assert win.width() == 1280 and win.user_button.toolTip() == "wang.xiaoming.quality (admin)"
+    assert win.user_button.text().endswith("\nLog out") and "…" in win.user_button.text()
+    save_shot(win, "admin_long_name_1280x800")
+    win._clear_toast()  # its timer's end
+    assert not win.toast.isVisible()
     # Inactivity logs out (timer shortened for the test) and leaves the admin screen.
     session._timer.setInterval(50)
     session.activity()

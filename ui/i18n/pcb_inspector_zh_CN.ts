@@ -4,12 +4,12 @@
 <context>
     <name>AlarmBanner</name>
     <message>
-        <location filename="../operator_screen.py" line="352"/>
+        <location filename="../operator_screen.py" line="370"/>
         <source>ACKNOWLEDGE</source>
         <translation>确认报警</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="361"/>
+        <location filename="../operator_screen.py" line="379"/>
         <source>+%1 more</source>
         <translation>另有 %1 条</translation>
     </message>
@@ -747,13 +747,13 @@
 <context>
     <name>Lamp</name>
     <message>
-        <location filename="../operator_screen.py" line="220"/>
+        <location filename="../operator_screen.py" line="238"/>
         <source>no report</source>
         <translation>无状态</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="222"/>
-        <location filename="../operator_screen.py" line="224"/>
+        <location filename="../operator_screen.py" line="240"/>
+        <location filename="../operator_screen.py" line="242"/>
         <source>OK</source>
         <translation>正常</translation>
     </message>
@@ -1016,27 +1016,27 @@
         <translation>审计</translation>
     </message>
     <message>
-        <location filename="../app.py" line="377"/>
+        <location filename="../app.py" line="378"/>
         <source>Log in</source>
         <translation>登录</translation>
     </message>
     <message>
-        <location filename="../app.py" line="377"/>
-        <source>%1 · Log out</source>
-        <translation>%1 · 退出登录</translation>
+        <location filename="../app.py" line="384"/>
+        <source>Log out</source>
+        <translation>退出登录</translation>
     </message>
     <message>
-        <location filename="../app.py" line="383"/>
+        <location filename="../app.py" line="391"/>
         <source>operator</source>
         <translation>操作员</translation>
     </message>
     <message>
-        <location filename="../app.py" line="383"/>
+        <location filename="../app.py" line="391"/>
         <source>engineer</source>
         <translation>工程师</translation>
     </message>
     <message>
-        <location filename="../app.py" line="383"/>
+        <location filename="../app.py" line="391"/>
         <source>admin</source>
         <translation>管理员</translation>
     </message>
@@ -1137,72 +1137,72 @@
 <context>
     <name>OperatorScreen</name>
     <message>
-        <location filename="../operator_screen.py" line="485"/>
+        <location filename="../operator_screen.py" line="503"/>
         <source>■  STOP</source>
         <translation>■  停止</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="485"/>
+        <location filename="../operator_screen.py" line="503"/>
         <source>▶  START</source>
         <translation>▶  启动</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="511"/>
+        <location filename="../operator_screen.py" line="529"/>
         <source>Board %1 · %2 · recipe %3 · model %4</source>
         <translation>板 %1 · %2 · 配方 %3 · 模型 %4</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="577"/>
+        <location filename="../operator_screen.py" line="595"/>
         <source>INSPECTED</source>
         <translation>已检测</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="578"/>
+        <location filename="../operator_screen.py" line="596"/>
         <source>PASSED</source>
         <translation>合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="579"/>
+        <location filename="../operator_screen.py" line="597"/>
         <source>REJECTED</source>
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="582"/>
+        <location filename="../operator_screen.py" line="600"/>
         <source>SERIAL MISMATCH</source>
         <translation>序列号不符</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="583"/>
+        <location filename="../operator_screen.py" line="601"/>
         <source>NO CODE READ</source>
         <translation>未读到条码</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="580"/>
+        <location filename="../operator_screen.py" line="598"/>
         <source>YIELD</source>
         <translation>良率</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="581"/>
+        <location filename="../operator_screen.py" line="599"/>
         <source>BOARDS/MIN</source>
         <translation>板/分钟</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="587"/>
+        <location filename="../operator_screen.py" line="605"/>
         <source>LAST 20 BOARDS (newest right)</source>
         <translation>最近 20 块板（最新在右）</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="588"/>
+        <location filename="../operator_screen.py" line="606"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="590"/>
+        <location filename="../operator_screen.py" line="608"/>
         <source>Waiting for the first board…</source>
         <translation>等待第一块板…</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="595"/>
+        <location filename="../operator_screen.py" line="613"/>
         <source>Live image · tap a defect to zoom</source>
         <translation>实时图像 · 点击缺陷放大</translation>
     </message>
@@ -1680,49 +1680,49 @@ To use it: %1 in station.toml, then restart the station.</source>
 <context>
     <name>VerdictBanner</name>
     <message>
-        <location filename="../operator_screen.py" line="138"/>
+        <location filename="../operator_screen.py" line="139"/>
         <source>WAITING</source>
         <translation>等待中</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="139"/>
+        <location filename="../operator_screen.py" line="140"/>
         <source>No board inspected yet</source>
         <translation>尚未检测任何板</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="143"/>
+        <location filename="../operator_screen.py" line="144"/>
         <source>PASS</source>
         <translation>合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="143"/>
+        <location filename="../operator_screen.py" line="144"/>
         <source>REJECT</source>
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="144"/>
+        <location filename="../operator_screen.py" line="145"/>
         <source>frame %1</source>
         <translation>帧 %1</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="148"/>
+        <location filename="../operator_screen.py" line="147"/>
         <source>Serial %1</source>
         <translation>序列号 %1</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="149"/>
+        <location filename="../operator_screen.py" line="148"/>
         <source>cycle %1 ms</source>
         <translation>节拍 %1 ms</translation>
     </message>
     <message numerus="yes">
-        <location filename="../operator_screen.py" line="159"/>
+        <location filename="../operator_screen.py" line="157"/>
         <source>%n defect(s): </source>
         <translation>
             <numerusform>%n 个缺陷：</numerusform>
         </translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="161"/>
+        <location filename="../operator_screen.py" line="159"/>
         <source>No defects</source>
         <translation>无缺陷</translation>
     </message>
