@@ -51,6 +51,18 @@ def _axis_font(scale: float) -> QFont:
     return f
 
 
+def count_axis(top: int, ticks: int = 5) -> tuple[int, int]:
+    """(step, end) of a count axis that shows `top`: a whole step of 1, 2 or 5 times a power of ten giving at most
+    `ticks` intervals, and the first multiple of it at or above `top` (bar labels sit inside their bars' ends)."""
+    top = max(int(top), 1)
+    step = 1
+    while True:
+        for m in (1, 2, 5):
+            if -(-top // (m * step)) <= ticks:
+                return m * step, m * step * -(-top // (m * step))
+        step *= 10
+
+
 class ChartsScreen(QWidget):
     drawn = Signal()
     """All four charts show the newest statistics."""
@@ -182,8 +194,8 @@ class ChartsScreen(QWidget):
         cats = [class_label(p.class_name) for p in d["pareto"]]
         for p in d["pareto"]:
             bars.append(p.count)
-        top = max([p.count for p in d["pareto"]] or [1])
-        self._bars(c, [bars], cats, 0, top * 1.1)
+        step, hi = count_axis(max([p.count for p in d["pareto"]] or [1]))
+        self._bars(c, [bars], cats, 0, hi, step)
         cum = QLineSeries()
         cum.setPen(QPen(QColor(theme.TEXT), 3))
         for i, p in enumerate(d["pareto"]):
@@ -192,6 +204,7 @@ class ChartsScreen(QWidget):
         pct = QValueAxis()
         pct.setRange(0, 100)
         pct.setLabelFormat("%d%%")
+        pct.setGridLineVisible(False)  # the grid is the counts'; a second one at other heights read as more ticks
         pct.setLabelsFont(_axis_font(s))
         c.addAxis(pct, Qt.AlignmentFlag.AlignRight)
         cum.attachAxis(pct)
@@ -221,7 +234,8 @@ class ChartsScreen(QWidget):
             .replace("%4", str(t.escapes))
         )
 
-    def _bars(self, c: QChart, sets: list[QBarSet], cats: list[str], lo: float, hi: float):
+    def _bars(self, c: QChart, sets: list[QBarSet], cats: list[str], lo: float, hi: float, step: int = 0):
+        """Bars over categories; the value axis from `lo` to `hi`, ticked every `step` from 0 when given (counts)."""
         series = QBarSeries()
         for b in sets:
             series.append(b)
@@ -236,6 +250,12 @@ class ChartsScreen(QWidget):
         ay = QValueAxis()
         ay.setRange(lo, max(hi, lo + 1))
         ay.setLabelFormat("%d")
+        if step:
+            # Ticks at whole counts: five even ticks over 0..5.5 fell at 1.375, 2.75, ... and "%d" labelled them
+            # 1, 2, 4, so a bar of 3 stood under the "2" and one of 5 under the top "5".
+            ay.setTickType(QValueAxis.TickType.TicksDynamic)
+            ay.setTickAnchor(0)
+            ay.setTickInterval(step)
         ay.setLabelsFont(_axis_font(self.scale))
         c.addAxis(ay, Qt.AlignmentFlag.AlignLeft)
         series.attachAxis(ay)

@@ -365,6 +365,16 @@ def test_charts_draw_from_the_worker_one_chart_per_turn(qtbot, ui_app, filled_re
     counts = [int(bars.at(i)) for i in range(bars.count())]
     assert sum(counts) == sum(len(r.detections) for r in results) and counts == sorted(counts, reverse=True)
     assert all(scr.views[k].chart().series() for k in ("hour", "shift", "false_calls"))
+    # The count axis is ticked at whole counts from 0 (five even ticks over 0..1.1 x the top labelled 1.375 as "1" and
+    # 3.75 as "4", so bars stood under the wrong numbers); it ends at the first tick at or above the largest bar.
+    from PySide6.QtCharts import QValueAxis
+
+    (ay,) = [a for a in pareto.series()[0].attachedAxes() if isinstance(a, QValueAxis)]
+    step = ay.tickInterval()
+    assert ay.tickType() == QValueAxis.TickType.TicksDynamic and ay.tickAnchor() == 0 and step == int(step) >= 1
+    assert ay.min() == 0 and ay.max() % step == 0 and ay.max() - step < max(counts) <= ay.max()
+    (pct,) = [a for a in pareto.series()[1].attachedAxes() if isinstance(a, QValueAxis) and a.isVisible()]
+    assert pct.labelFormat() == "%d%%" and not pct.isGridLineVisible()  # one grid, the counts'
     save_shot(scr, "charts_1280x800")
     # A refresh replaces the charts and deletes the old ones (QChartView.setChart does not).
     import shiboken6
@@ -375,3 +385,13 @@ def test_charts_draw_from_the_worker_one_chart_per_turn(qtbot, ui_app, filled_re
         scr.refresh()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     assert not any(shiboken6.isValid(c) for c in old)
+
+
+@pytest.mark.parametrize("top", [1, 2, 3, 5, 6, 9, 10, 13, 24, 99, 100, 123, 999, 1000, 4321])
+def test_a_count_axis_has_whole_ticks_and_ends_at_the_first_one_above_the_top(top):
+    from ui.charts import count_axis
+
+    step, end = count_axis(top)
+    mantissa = step // 10 ** (len(str(step)) - 1)
+    assert mantissa in (1, 2, 5) and step == mantissa * 10 ** (len(str(step)) - 1)  # 1, 2, 5, 10, 20, 50 ...
+    assert end % step == 0 and end - step < top <= end and end // step <= 5
