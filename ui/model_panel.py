@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 from inspector.detect.base import DetectorInfo, ModelError
 from inspector.detect.factory import create_detector, hot_swap
 from inspector.detect.registry import settings_for_model
+from inspector.host_cpu import host_cpu
 from inspector.signing import VerifiedDetector, guard_detector
 
 from . import theme
@@ -67,11 +68,18 @@ class ModelPanel(QWidget):
         self.running = QLabel(self)
         self.running.setObjectName("modelRunning")
         self.running.setWordWrap(True)
+        # The CPU the station runs on, read once: a model run on it is several times slower without INT8 dot-product
+        # instructions (docs/performance.md, *Which CPU*), which is the first thing to know about a slow station.
+        self.cpu = host_cpu()
+        self.processor = QLabel(self)
+        self.processor.setObjectName("dim")
+        self.processor.setWordWrap(True)
         self.running_panel = QFrame(self)
         self.running_panel.setObjectName("panel")
         rp = QVBoxLayout(self.running_panel)
         rp.addWidget(self.section)
         rp.addWidget(self.running)
+        rp.addWidget(self.processor)
 
         self.path_label = QLabel(self)
         self.path = QLineEdit(self)
@@ -132,6 +140,18 @@ class ModelPanel(QWidget):
         self.choose.setEnabled(allowed and not self.busy)
 
     def refresh(self) -> None:
+        cpu = self.cpu
+        self.processor.setText(
+            self.tr("Processor: %1 · %2 cores · INT8 dot product: %3")
+            .replace("%1", cpu.model)
+            .replace("%2", str(cpu.cores))
+            .replace(
+                "%3",
+                ", ".join(cpu.int8_dot)
+                if cpu.int8_dot
+                else self.tr("none (an INT8 model on it runs several times slower)"),
+            )
+        )
         info = getattr(self.controller.pipeline, "detector_info", None)
         if info is None:
             self.running.setText(self.tr("Running model: none loaded"))

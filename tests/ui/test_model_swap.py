@@ -64,6 +64,13 @@ def test_engineer_swaps_models_on_a_running_pipeline(qtbot, panel_window, tmp_pa
 
     session.login("eng", "2222")
     assert win.show_screen("model")
+    # The CPU the model runs on, and whether INT8 has its dot-product instructions there (a slow station's first
+    # question), as the kernel reports it.
+    from inspector.host_cpu import host_cpu
+
+    cpu = host_cpu()
+    assert f"Processor: {cpu.model} · {cpu.cores} cores · INT8 dot product: " in panel.processor.text()
+    assert ("several times slower" in panel.processor.text()) == (not cpu.int8_dot)
     _swap(qtbot, panel, FIXTURE)
     new = panel.last_info
     assert new is not None, panel.last_error

@@ -459,63 +459,63 @@
 <context>
     <name>ChartsScreen</name>
     <message>
-        <location filename="../charts.py" line="105"/>
+        <location filename="../charts.py" line="117"/>
         <source>Loading…</source>
         <translation>加载中…</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="157"/>
+        <location filename="../charts.py" line="169"/>
         <source>Yield per hour (last 24 h)</source>
         <translation>每小时良率（最近 24 小时）</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="158"/>
-        <location filename="../charts.py" line="169"/>
+        <location filename="../charts.py" line="170"/>
+        <location filename="../charts.py" line="181"/>
         <source>yield %</source>
         <translation>良率 %</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="168"/>
+        <location filename="../charts.py" line="180"/>
         <source>Yield per shift</source>
         <translation>每班次良率</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="179"/>
+        <location filename="../charts.py" line="191"/>
         <source>Defects by class (Pareto)</source>
         <translation>缺陷类别（帕累托）</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="180"/>
+        <location filename="../charts.py" line="192"/>
         <source>defects</source>
         <translation>缺陷</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="206"/>
+        <location filename="../charts.py" line="219"/>
         <source>False-call rate per day (reviewed defects)</source>
         <translation>每日误报率（已复判缺陷）</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="207"/>
+        <location filename="../charts.py" line="220"/>
         <source>false calls %</source>
         <translation>误报 %</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="217"/>
+        <location filename="../charts.py" line="230"/>
         <source>Reviewed: %1 boards · false calls %2 % · missed %3 · escapes %4</source>
         <translation>已复判：%1 块板 · 误报 %2 % · 漏检 %3 · 流出 %4</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="247"/>
+        <location filename="../charts.py" line="267"/>
         <source>Last 7 days</source>
         <translation>最近 7 天</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="248"/>
+        <location filename="../charts.py" line="268"/>
         <source>Last 30 days</source>
         <translation>最近 30 天</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="250"/>
+        <location filename="../charts.py" line="270"/>
         <source>Refresh</source>
         <translation>刷新</translation>
     </message>
@@ -931,112 +931,112 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../app.py" line="148"/>
+        <location filename="../app.py" line="153"/>
         <source>Station error: %1</source>
         <translation>工位错误：%1</translation>
     </message>
     <message>
-        <location filename="../app.py" line="197"/>
+        <location filename="../app.py" line="204"/>
         <source>open %1</source>
         <translation>打开“%1”</translation>
     </message>
     <message>
-        <location filename="../app.py" line="233"/>
+        <location filename="../app.py" line="240"/>
         <source>Log in to %1</source>
         <translation>请登录后%1</translation>
     </message>
     <message>
-        <location filename="../app.py" line="237"/>
+        <location filename="../app.py" line="244"/>
         <source>%1 may not %2</source>
         <translation>%1 无权%2</translation>
     </message>
     <message>
-        <location filename="../app.py" line="265"/>
+        <location filename="../app.py" line="272"/>
         <source>start the station</source>
         <translation>启动工位</translation>
     </message>
     <message>
-        <location filename="../app.py" line="270"/>
+        <location filename="../app.py" line="277"/>
         <source>stop the station</source>
         <translation>停止工位</translation>
     </message>
     <message>
-        <location filename="../app.py" line="278"/>
+        <location filename="../app.py" line="285"/>
         <source>change the recipe</source>
         <translation>切换配方</translation>
     </message>
     <message>
-        <location filename="../app.py" line="291"/>
+        <location filename="../app.py" line="298"/>
         <source>acknowledge alarms</source>
         <translation>确认报警</translation>
     </message>
     <message>
-        <location filename="../app.py" line="355"/>
+        <location filename="../app.py" line="364"/>
         <source>Line</source>
         <translation>产线</translation>
     </message>
     <message>
-        <location filename="../app.py" line="356"/>
+        <location filename="../app.py" line="365"/>
         <source>History</source>
         <translation>历史</translation>
     </message>
     <message>
-        <location filename="../app.py" line="357"/>
+        <location filename="../app.py" line="366"/>
         <source>Review</source>
         <translation>复判</translation>
     </message>
     <message>
-        <location filename="../app.py" line="358"/>
+        <location filename="../app.py" line="367"/>
         <source>Charts</source>
         <translation>图表</translation>
     </message>
     <message>
-        <location filename="../app.py" line="359"/>
+        <location filename="../app.py" line="368"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../app.py" line="360"/>
+        <location filename="../app.py" line="369"/>
         <source>Calibrate</source>
         <translation>标定</translation>
     </message>
     <message>
-        <location filename="../app.py" line="361"/>
+        <location filename="../app.py" line="370"/>
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../app.py" line="362"/>
+        <location filename="../app.py" line="371"/>
         <source>Users</source>
         <translation>用户</translation>
     </message>
     <message>
-        <location filename="../app.py" line="363"/>
+        <location filename="../app.py" line="372"/>
         <source>Audit</source>
         <translation>审计</translation>
     </message>
     <message>
-        <location filename="../app.py" line="378"/>
+        <location filename="../app.py" line="387"/>
         <source>Log in</source>
         <translation>登录</translation>
     </message>
     <message>
-        <location filename="../app.py" line="384"/>
+        <location filename="../app.py" line="393"/>
         <source>Log out</source>
         <translation>退出登录</translation>
     </message>
     <message>
-        <location filename="../app.py" line="391"/>
+        <location filename="../app.py" line="400"/>
         <source>operator</source>
         <translation>操作员</translation>
     </message>
     <message>
-        <location filename="../app.py" line="391"/>
+        <location filename="../app.py" line="400"/>
         <source>engineer</source>
         <translation>工程师</translation>
     </message>
     <message>
-        <location filename="../app.py" line="391"/>
+        <location filename="../app.py" line="400"/>
         <source>admin</source>
         <translation>管理员</translation>
     </message>
@@ -1044,92 +1044,102 @@
 <context>
     <name>ModelPanel</name>
     <message>
-        <location filename="../model_panel.py" line="137"/>
+        <location filename="../model_panel.py" line="157"/>
         <source>Running model: none loaded</source>
         <translation>运行模型：未加载</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="140"/>
+        <location filename="../model_panel.py" line="160"/>
         <source>Running model: %1 · backend %2</source>
         <translation>运行模型：%1 · 后端 %2</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="167"/>
+        <location filename="../model_panel.py" line="187"/>
         <source>swap models</source>
         <translation>更换模型</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="152"/>
+        <location filename="../model_panel.py" line="172"/>
         <source>Model package</source>
         <translation>模型包</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="154"/>
+        <location filename="../model_panel.py" line="174"/>
         <source>Model (*.tflite)</source>
         <translation>模型 (*.tflite)</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="168"/>
+        <location filename="../model_panel.py" line="188"/>
         <source>nobody is logged in</source>
         <translation>无人登录</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="166"/>
+        <location filename="../model_panel.py" line="186"/>
         <source>Only an engineer or admin may %1; %2</source>
         <translation>只有工程师或管理员可以%1；%2</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="184"/>
+        <location filename="../model_panel.py" line="145"/>
+        <source>Processor: %1 · %2 cores · INT8 dot product: %3</source>
+        <translation>处理器：%1 · %2 核 · INT8 点积指令：%3</translation>
+    </message>
+    <message>
+        <location filename="../model_panel.py" line="152"/>
+        <source>none (an INT8 model on it runs several times slower)</source>
+        <translation>无（INT8 模型在其上运行慢数倍）</translation>
+    </message>
+    <message>
+        <location filename="../model_panel.py" line="204"/>
         <source>Choose a model package (.tflite) first</source>
         <translation>请先选择模型包（.tflite）</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="188"/>
+        <location filename="../model_panel.py" line="208"/>
         <source>%1: not a .tflite file</source>
         <translation>%1：不是 .tflite 文件</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="197"/>
+        <location filename="../model_panel.py" line="217"/>
         <source>Verifying and warming up %1…</source>
         <translation>正在校验并预热 %1…</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="237"/>
+        <location filename="../model_panel.py" line="257"/>
         <source>Not swapped, the running model stays: %1</source>
         <translation>未更换，保持当前模型：%1</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="244"/>
+        <location filename="../model_panel.py" line="264"/>
         <source>Swapped to %1 on %2 (from the next board)</source>
         <translation>已更换为 %1（%2），从下一块板起生效</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="284"/>
+        <location filename="../model_panel.py" line="304"/>
         <source>DETECTOR ON THE LINE</source>
         <translation>产线上的检测器</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="285"/>
+        <location filename="../model_panel.py" line="305"/>
         <source>Package</source>
         <translation>模型包</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="286"/>
+        <location filename="../model_panel.py" line="306"/>
         <source>Choose…</source>
         <translation>选择…</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="287"/>
+        <location filename="../model_panel.py" line="307"/>
         <source>VERIFY AND SWAP</source>
         <translation>校验并更换</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="290"/>
+        <location filename="../model_panel.py" line="310"/>
         <source>The line keeps inspecting with the running model while the new one is verified and warmed up; it switches between two boards. A failed package leaves the running model in place. The swap lasts until the station restarts: install with &apos;pcb-inspector model install&apos; to keep it.</source>
         <translation>新模型校验和预热期间，产线继续使用当前模型检测，并在两块板之间切换。失败的模型包不会影响当前模型。更换在工位重启前有效：如需保留，请用“pcb-inspector model install”安装。</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="295"/>
+        <location filename="../model_panel.py" line="315"/>
         <source>SWAPS IN THIS SESSION</source>
         <translation>本次会话中的更换</translation>
     </message>
