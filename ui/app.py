@@ -258,6 +258,9 @@ class MainWindow(QMainWindow):
             self.session.logout()
 
     def _session_changed(self, user: User | None) -> None:
+        # A passing message belongs to the user it was said to: "engineer may not open Users" stayed on screen for the
+        # admin who logged in next, and "Log in to ..." once someone had.
+        self._clear_toast()
         self.retranslate()
         if user is None:
             # Screens that need a role are left when their user goes (logout or inactivity).
@@ -358,6 +361,7 @@ class MainWindow(QMainWindow):
         for w in self.screens.values():
             if hasattr(w, "set_scale"):
                 w.set_scale(scale)
+        self.retranslate()  # the user's name is elided to the button's font, which the scale just changed
 
     def retranslate(self) -> None:
         names = {
@@ -390,7 +394,8 @@ class MainWindow(QMainWindow):
             # header that every tab shares, and at 1280 px with all nine tabs shown it was cut to "ngineer · Log ou".
             self.user_button.ensurePolished()  # the style sheet's font
             fm = self.user_button.fontMetrics()
-            name = fm.elidedText(u.name, Qt.TextElideMode.ElideRight, max(fm.horizontalAdvance(self.tr("Log out")), 96))
+            room = 1.5 * fm.horizontalAdvance(self.tr("Log out"))  # the header's spare width at 1280 px, nine tabs
+            name = fm.elidedText(u.name, Qt.TextElideMode.ElideRight, int(room))
             self.user_button.setText(f"{name}\n{self.tr('Log out')}")
         self.user_button.setToolTip("" if u is None else f"{u.name} ({self.role_name(u.role.value)})")
         if words := self._toast_words:

@@ -266,15 +266,18 @@ def test_roles_forbid_what_they_should(qtbot, ui_app, filled_records, live_pipel
     # A long user name with every tab shown: the header still fits at 1280 px, no tab or button cut; the name is
     # elided on the button and whole in its tooltip (on one line, "engineer · Log out" was cut to "ngineer · Log ou").
     records.create_user("wang.xiaoming.quality", "admin", "8888", by="test")
+    assert win.show_screen("users") and win.permit(Permission.RUN, "start") and not win.toast.isVisible()
     session.logout()
+    session.login("eng", "2222")
+    assert not win.show_screen("users") and win.toast.text() == "engineer may not open Users"
+    session.logout()  # the next user does not inherit the refusal said to this one
+    assert not win.toast.isVisible() and win.toast.text() == ""
     session.login("wang.xiaoming.quality", "8888")
     buttons = [*win.nav.values(), win.user_button]
     qtbot.waitUntil(lambda: all(b.width() >= b.sizeHint().width() for b in buttons), timeout=2000)
     assert win.width() == 1280 and win.user_button.toolTip() == "wang.xiaoming.quality (admin)"
     assert win.user_button.text().endswith("\nLog out") and "…" in win.user_button.text()
     save_shot(win, "admin_long_name_1280x800")
-    win._clear_toast()  # its timer's end
-    assert not win.toast.isVisible()
     # Inactivity logs out (timer shortened for the test) and leaves the admin screen.
     session._timer.setInterval(50)
     session.activity()
