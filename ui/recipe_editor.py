@@ -118,6 +118,10 @@ class RecipeEditor(QWidget):
         self.max_pass.setRange(0, MAX_DEFECTS_PASS)  # more would pass every board of one tile: refused
         n = len(CLASS_NAMES) + 1
         sizes = QHBoxLayout()
+        # A label apart from the box before it: with the grid's 2 px they ran together ("0 px允许缺陷数" in zh_CN). Not
+        # more: this row sets the panel's width, and a wider panel cut the ROI buttons beside it at 1280 px; nor a
+        # row each: the screen then needed more than 800 px of height.
+        sizes.setSpacing(6)
         sizes.addWidget(self.min_px_label)
         sizes.addWidget(self.min_px, 1)
         sizes.addWidget(self.max_pass_label)

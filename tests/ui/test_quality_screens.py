@@ -309,6 +309,24 @@ def test_recipe_editor_round_trips(qtbot, ui_app, filled_records, live_pipeline,
     ed.show()
     ed.enter()
     assert not health.get("recipe").ok  # ENGINEER_EDITING while open
+    # At the touchscreen's size every button shows its whole label and each size label stands apart from the box
+    # before it ("0 px允许缺陷数" ran together in zh_CN; spaced too wide, the panel cut the ROI buttons instead).
+    from ui import i18n
+
+    for language in ("en", "zh_CN"):
+        i18n.set_language(language)
+        try:
+            qtbot.wait(20)
+            buttons = (ed.roi_button, ed.clear_roi, ed.load_reference, ed.save_button, ed.revert_button)
+            # whole label and at least 8 px of the button's face on each side of it
+            fits = [b.width() >= b.fontMetrics().horizontalAdvance(b.text()) + 16 for b in buttons]
+            assert all(fits), [(b.text(), b.width()) for b in buttons]
+            assert ed.max_pass_label.geometry().left() - ed.min_px.geometry().right() >= 6
+            assert ed.min_px.geometry().left() - ed.min_px_label.geometry().right() >= 6
+            assert ed.minimumSizeHint().height() <= 740
+            save_shot(ed, f"recipe_editor_{language}_1280x740")
+        finally:
+            i18n.set_language("en")
     ref = next(demo_boards.glob("*_temp.png"))
     ed.set_reference(ref)
     assert ed.canvas.image is not None
