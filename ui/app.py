@@ -33,6 +33,7 @@ from .alarms import AlarmModel
 from .auth import ActivityFilter, Permission, Session, User
 from .bridge import UiBridge
 from .controller import StationController
+from .labels import role_label
 from .login import LoginDialog
 from .operator_screen import OperatorScreen
 
@@ -402,9 +403,7 @@ class MainWindow(QMainWindow):
             self.toast.setText(words())
 
     def role_name(self, role: str) -> str:
-        return {"operator": self.tr("operator"), "engineer": self.tr("engineer"), "admin": self.tr("admin")}.get(
-            role, role
-        )
+        return role_label(role)
 
     def changeEvent(self, e) -> None:  # noqa: N802
         if e.type() == QEvent.Type.LanguageChange:

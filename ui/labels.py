@@ -61,6 +61,18 @@ def class_label(name: str) -> str:
     return QCoreApplication.translate(CONTEXT, name) if name in CLASS_NAMES else name
 
 
+_ROLES = (
+    QT_TRANSLATE_NOOP("Role", "operator"),
+    QT_TRANSLATE_NOOP("Role", "engineer"),
+    QT_TRANSLATE_NOOP("Role", "admin"),
+)
+
+
+def role_label(role: str) -> str:
+    """A user's role as the screen names it (the role ids stay English in the database and the audit trail)."""
+    return QCoreApplication.translate("Role", role) if role in _ROLES else role
+
+
 def reason_label(reason: str | None) -> str:
     """A core reject reason in the UI's language: the known prefix translated, the detail kept."""
     if not reason:

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from . import theme
 from .auth import Permission, PermissionDenied, Role, Session
+from .labels import role_label
 from .records import RecordError, Records
 from .worker import DbWorker, shared_worker
 
@@ -78,8 +79,8 @@ class UsersScreen(QWidget):
         self.list = QListWidget(self)
         self.name = QLineEdit(self)
         self.role = QComboBox(self)
-        for r in Role:
-            self.role.addItem(r.value, r.value)
+        for r in Role:  # the screen's word for the role; its id (stored, audited) as the item's data
+            self.role.addItem(role_label(r.value), r.value)
         self.secret = QLineEdit(self)
         self.secret.setEchoMode(QLineEdit.EchoMode.Password)
         self.add_button = QPushButton(self)
@@ -122,7 +123,7 @@ class UsersScreen(QWidget):
         for u in self.users:
             state = "" if u.active else " · " + self.tr("disabled")
             last = f" · {u.last_login.astimezone():%Y-%m-%d %H:%M}" if u.last_login else ""
-            self.list.addItem(f"{u.username}  ({u.role}){state}{last}")
+            self.list.addItem(f"{u.username}  ({role_label(u.role)}){state}{last}")
 
     def _admin(self) -> str | None:
         try:
@@ -188,7 +189,7 @@ class UsersScreen(QWidget):
         role = self.role.currentData()
         self._run(
             lambda: self.records.set_role(u.username, role, by=who),
-            self.tr("%1 is now %2").replace("%1", u.username).replace("%2", role),
+            self.tr("%1 is now %2").replace("%1", u.username).replace("%2", role_label(role)),
         )
         return True
 
@@ -204,6 +205,10 @@ class UsersScreen(QWidget):
         return True
 
     def retranslate(self) -> None:
+        for i in range(self.role.count()):
+            self.role.setItemText(i, role_label(self.role.itemData(i)))
+        if self.users:
+            self._show_users(self.users)
         self.name_label.setText(self.tr("User name"))
         self.role_label.setText(self.tr("Role"))
         self.secret_label.setText(self.tr("PIN or password"))

@@ -263,6 +263,18 @@ def test_roles_forbid_what_they_should(qtbot, ui_app, filled_records, live_pipel
     assert refused.args == [False] and "op2" in users.message.text()
     users.message.setText("")
     save_shot(win, "users_1280x800")
+    # Roles in the screen's language (the ids stay English: stored, audited, in the combo's data).
+    i18n.set_language("zh_CN")
+    try:
+        qtbot.waitUntil(
+            lambda: [users.role.itemText(i) for i in range(3)] == ["操作员", "工程师", "管理员"], timeout=2000
+        )
+        assert [users.role.itemData(i) for i in range(users.role.count())] == ["operator", "engineer", "admin"]
+        assert any("op2  (操作员)" in users.list.item(i).text() for i in range(users.list.count()))
+        save_shot(win, "users_zh_CN_1280x800")
+    finally:
+        i18n.set_language("en")
+    qtbot.waitUntil(lambda: users.role.itemText(0) == "operator", timeout=2000)
     # A long user name with every tab shown: the header still fits at 1280 px, no tab or button cut; the name is
     # elided on the button and whole in its tooltip (on one line, "engineer · Log out" was cut to "ngineer · Log ou").
     records.create_user("wang.xiaoming.quality", "admin", "8888", by="test")

@@ -556,32 +556,32 @@
 <context>
     <name>FirstAdminDialog</name>
     <message>
-        <location filename="../users_screen.py" line="33"/>
+        <location filename="../users_screen.py" line="34"/>
         <source>First start: create the administrator</source>
         <translation>首次启动：创建管理员</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="41"/>
+        <location filename="../users_screen.py" line="42"/>
         <source>Create administrator</source>
         <translation>创建管理员</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="45"/>
+        <location filename="../users_screen.py" line="46"/>
         <source>No user exists yet. Choose the administrator&apos;s name and secret.</source>
         <translation>尚无用户。请设置管理员的用户名和密码。</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="47"/>
+        <location filename="../users_screen.py" line="48"/>
         <source>PIN or password (at least 4 characters)</source>
         <translation>PIN 或密码（至少 4 位）</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="49"/>
+        <location filename="../users_screen.py" line="50"/>
         <source>Repeat</source>
         <translation>再次输入</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="56"/>
+        <location filename="../users_screen.py" line="57"/>
         <source>The two entries differ</source>
         <translation>两次输入不一致</translation>
     </message>
@@ -758,113 +758,113 @@
         <translation>正常</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="83"/>
+        <location filename="../labels.py" line="95"/>
         <source>%1, %2 written, backlog %3, spool %4</source>
         <extracomment>Status-lamp and alarm lines the core writes (inspector/health.py users), as English patterns and translatable templates; %1, %2 ... are the captured parts (names, numbers, addresses), kept as they are. A line that matches no pattern (an exception text, say) is shown unchanged.</extracomment>
         <translation>%1，已写入 %2，积压 %3，缓存 %4</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="85"/>
+        <location filename="../labels.py" line="97"/>
         <source>%1 GB free</source>
         <translation>剩余 %1 GB</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="86"/>
+        <location filename="../labels.py" line="98"/>
         <source>%1 MB free</source>
         <translation>剩余 %1 MB</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="87"/>
+        <location filename="../labels.py" line="99"/>
         <source>%1 MB free &lt; %2 MB floor</source>
         <translation>剩余 %1 MB &lt; 下限 %2 MB</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="88"/>
+        <location filename="../labels.py" line="100"/>
         <source>off (free-run)</source>
         <translation>关闭（自由运行）</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="89"/>
+        <location filename="../labels.py" line="101"/>
         <source>server %1</source>
         <translation>服务器 %1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="90"/>
+        <location filename="../labels.py" line="102"/>
         <source>client %1</source>
         <translation>客户端 %1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="93"/>
+        <location filename="../labels.py" line="105"/>
         <source>%1 (fallback: none of %2 found)</source>
         <translation>%1（回退：未找到 %2）</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="95"/>
+        <location filename="../labels.py" line="107"/>
         <source>starting</source>
         <translation>正在启动</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="96"/>
+        <location filename="../labels.py" line="108"/>
         <source>loading</source>
         <translation>正在加载</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="97"/>
+        <location filename="../labels.py" line="109"/>
         <source>stopped by operator</source>
         <translation>已由操作员停止</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="98"/>
+        <location filename="../labels.py" line="110"/>
         <source>opened, waiting for the first frame</source>
         <translation>已打开，等待第一帧</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="99"/>
+        <location filename="../labels.py" line="111"/>
         <source>missed trigger %1</source>
         <translation>漏触发 %1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="100"/>
+        <location filename="../labels.py" line="112"/>
         <source>stalled %1</source>
         <translation>停滞 %1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="101"/>
+        <location filename="../labels.py" line="113"/>
         <source>lost: %1; reconnecting</source>
         <translation>丢失：%1；正在重连</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="104"/>
+        <location filename="../labels.py" line="116"/>
         <source>writer behind: %1 of %2 results queued</source>
         <translation>写入滞后：%2 个中有 %1 个结果在排队</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="108"/>
+        <location filename="../labels.py" line="120"/>
         <source>writer queue full (%1): results spilled to the spool</source>
         <translation>写入队列已满（%1）：结果已转存到缓存</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="110"/>
+        <location filename="../labels.py" line="122"/>
         <source>archive write failed: %1</source>
         <translation>归档写入失败：%1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="114"/>
+        <location filename="../labels.py" line="126"/>
         <source>focus: check the lens focus and the board height (sharpness %1% below the baseline, limit %2%)</source>
         <translation>对焦：请检查镜头对焦和板的高度（清晰度比基准低 %1%，限值 %2%）</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="121"/>
+        <location filename="../labels.py" line="133"/>
         <source>same defect on %1 boards in a row at x %2, y %3 px (%4): clean the lens, or check the process upstream</source>
         <translation>连续 %1 块板在 x %2、y %3 像素处出现相同缺陷（%4）：请清洁镜头，或检查上游工序</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="129"/>
+        <location filename="../labels.py" line="141"/>
         <source>same defect on %1 boards in a row at x %2, y %3 px of the board (%4): check the process upstream</source>
         <translation>连续 %1 块板在板上 x %2、y %3 像素处出现相同缺陷（%4）：请检查上游工序</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="133"/>
+        <location filename="../labels.py" line="145"/>
         <source>%1 boards in a row: %2</source>
         <translation>连续 %1 块板：%2</translation>
     </message>
@@ -931,114 +931,99 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../app.py" line="153"/>
+        <location filename="../app.py" line="154"/>
         <source>Station error: %1</source>
         <translation>工位错误：%1</translation>
     </message>
     <message>
-        <location filename="../app.py" line="204"/>
+        <location filename="../app.py" line="205"/>
         <source>open %1</source>
         <translation>打开“%1”</translation>
     </message>
     <message>
-        <location filename="../app.py" line="240"/>
+        <location filename="../app.py" line="241"/>
         <source>Log in to %1</source>
         <translation>请登录后%1</translation>
     </message>
     <message>
-        <location filename="../app.py" line="244"/>
+        <location filename="../app.py" line="245"/>
         <source>%1 may not %2</source>
         <translation>%1 无权%2</translation>
     </message>
     <message>
-        <location filename="../app.py" line="272"/>
+        <location filename="../app.py" line="276"/>
         <source>start the station</source>
         <translation>启动工位</translation>
     </message>
     <message>
-        <location filename="../app.py" line="277"/>
+        <location filename="../app.py" line="281"/>
         <source>stop the station</source>
         <translation>停止工位</translation>
     </message>
     <message>
-        <location filename="../app.py" line="285"/>
+        <location filename="../app.py" line="289"/>
         <source>change the recipe</source>
         <translation>切换配方</translation>
     </message>
     <message>
-        <location filename="../app.py" line="298"/>
+        <location filename="../app.py" line="302"/>
         <source>acknowledge alarms</source>
         <translation>确认报警</translation>
     </message>
     <message>
-        <location filename="../app.py" line="364"/>
+        <location filename="../app.py" line="369"/>
         <source>Line</source>
         <translation>产线</translation>
     </message>
     <message>
-        <location filename="../app.py" line="365"/>
+        <location filename="../app.py" line="370"/>
         <source>History</source>
         <translation>历史</translation>
     </message>
     <message>
-        <location filename="../app.py" line="366"/>
+        <location filename="../app.py" line="371"/>
         <source>Review</source>
         <translation>复判</translation>
     </message>
     <message>
-        <location filename="../app.py" line="367"/>
+        <location filename="../app.py" line="372"/>
         <source>Charts</source>
         <translation>图表</translation>
     </message>
     <message>
-        <location filename="../app.py" line="368"/>
+        <location filename="../app.py" line="373"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../app.py" line="369"/>
+        <location filename="../app.py" line="374"/>
         <source>Calibrate</source>
         <translation>标定</translation>
     </message>
     <message>
-        <location filename="../app.py" line="370"/>
+        <location filename="../app.py" line="375"/>
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../app.py" line="371"/>
+        <location filename="../app.py" line="376"/>
         <source>Users</source>
         <translation>用户</translation>
     </message>
     <message>
-        <location filename="../app.py" line="372"/>
+        <location filename="../app.py" line="377"/>
         <source>Audit</source>
         <translation>审计</translation>
     </message>
     <message>
-        <location filename="../app.py" line="387"/>
+        <location filename="../app.py" line="392"/>
         <source>Log in</source>
         <translation>登录</translation>
     </message>
     <message>
-        <location filename="../app.py" line="393"/>
+        <location filename="../app.py" line="398"/>
         <source>Log out</source>
         <translation>退出登录</translation>
-    </message>
-    <message>
-        <location filename="../app.py" line="400"/>
-        <source>operator</source>
-        <translation>操作员</translation>
-    </message>
-    <message>
-        <location filename="../app.py" line="400"/>
-        <source>engineer</source>
-        <translation>工程师</translation>
-    </message>
-    <message>
-        <location filename="../app.py" line="400"/>
-        <source>admin</source>
-        <translation>管理员</translation>
     </message>
 </context>
 <context>
@@ -1220,88 +1205,88 @@
 <context>
     <name>RecipeEditor</name>
     <message>
-        <location filename="../recipe_editor.py" line="264"/>
+        <location filename="../recipe_editor.py" line="268"/>
         <source>ROI not usable: %1</source>
         <translation>ROI 不可用：%1</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="267"/>
+        <location filename="../recipe_editor.py" line="271"/>
         <source>This recipe inspects only %1% of the board: defects outside the ROI are ignored (PASS).</source>
         <translation>此配方只检测电路板的 %1%：ROI 以外的缺陷被忽略（判为合格）。</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="302"/>
-        <location filename="../recipe_editor.py" line="305"/>
+        <location filename="../recipe_editor.py" line="306"/>
+        <location filename="../recipe_editor.py" line="309"/>
         <source>Not saved: %1</source>
         <translation>未保存：%1</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="311"/>
+        <location filename="../recipe_editor.py" line="315"/>
         <source>Saved: recipe %1 is used from the next board</source>
         <translation>已保存：配方 %1 从下一块板起生效</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="332"/>
+        <location filename="../recipe_editor.py" line="336"/>
         <source>Recipe %1 is applied but NOT stored (%2): it is lost at the next start; save again</source>
         <translation>配方 %1 已应用但未保存（%2）：下次启动时将丢失，请重新保存</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="349"/>
+        <location filename="../recipe_editor.py" line="353"/>
         <source>Reference image</source>
         <translation>参考图像</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="358"/>
+        <location filename="../recipe_editor.py" line="362"/>
         <source>✎ Draw ROI (tap corners)</source>
         <translation>✎ 绘制检测区域（点击各角）</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="359"/>
+        <location filename="../recipe_editor.py" line="363"/>
         <source>Clear ROI</source>
         <translation>清除检测区域</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="360"/>
+        <location filename="../recipe_editor.py" line="364"/>
         <source>Reference image…</source>
         <translation>参考图像…</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="361"/>
+        <location filename="../recipe_editor.py" line="365"/>
         <source>SCORE THRESHOLD PER CLASS</source>
         <translation>各类别置信度阈值</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="364"/>
+        <location filename="../recipe_editor.py" line="368"/>
         <source>Min. size</source>
         <translation>最小尺寸</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="365"/>
+        <location filename="../recipe_editor.py" line="369"/>
         <source>Defects allowed</source>
         <translation>允许缺陷数</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="366"/>
+        <location filename="../recipe_editor.py" line="370"/>
         <source>Save and apply</source>
         <translation>保存并应用</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="367"/>
+        <location filename="../recipe_editor.py" line="371"/>
         <source>Revert</source>
         <translation>还原</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="368"/>
+        <location filename="../recipe_editor.py" line="372"/>
         <source>No reference image: choose one</source>
         <translation>无参考图像：请选择</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="371"/>
+        <location filename="../recipe_editor.py" line="375"/>
         <source>ENGINEER EDITING: the station is NOT READY until you leave this screen</source>
         <translation>工程师编辑中：离开此页面前工位处于未就绪状态</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="372"/>
+        <location filename="../recipe_editor.py" line="376"/>
         <source>Saved</source>
         <translation>已保存</translation>
     </message>
@@ -1510,6 +1495,24 @@
     </message>
 </context>
 <context>
+    <name>Role</name>
+    <message>
+        <location filename="../labels.py" line="65"/>
+        <source>operator</source>
+        <translation>操作员</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="66"/>
+        <source>engineer</source>
+        <translation>工程师</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="67"/>
+        <source>admin</source>
+        <translation>管理员</translation>
+    </message>
+</context>
+<context>
     <name>ThresholdPanel</name>
     <message>
         <location filename="../threshold_panel.py" line="112"/>
@@ -1627,62 +1630,62 @@ To use it: %1 in station.toml, then restart the station.</source>
 <context>
     <name>UsersScreen</name>
     <message>
-        <location filename="../users_screen.py" line="123"/>
+        <location filename="../users_screen.py" line="124"/>
         <source>disabled</source>
         <translation>已停用</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="176"/>
+        <location filename="../users_screen.py" line="177"/>
         <source>User %1 created</source>
         <translation>已创建用户 %1</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="191"/>
+        <location filename="../users_screen.py" line="192"/>
         <source>%1 is now %2</source>
         <translation>%1 现在是 %2</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="200"/>
+        <location filename="../users_screen.py" line="201"/>
         <source>You cannot disable yourself</source>
         <translation>不能停用自己</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="202"/>
+        <location filename="../users_screen.py" line="203"/>
         <source>%1 enabled</source>
         <translation>已启用 %1</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="202"/>
+        <location filename="../users_screen.py" line="203"/>
         <source>%1 disabled</source>
         <translation>已停用 %1</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="207"/>
+        <location filename="../users_screen.py" line="212"/>
         <source>User name</source>
         <translation>用户名</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="208"/>
+        <location filename="../users_screen.py" line="213"/>
         <source>Role</source>
         <translation>角色</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="209"/>
+        <location filename="../users_screen.py" line="214"/>
         <source>PIN or password</source>
         <translation>PIN 或密码</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="210"/>
+        <location filename="../users_screen.py" line="215"/>
         <source>Add user</source>
         <translation>添加用户</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="211"/>
+        <location filename="../users_screen.py" line="216"/>
         <source>Set role of selected</source>
         <translation>设置所选用户角色</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="212"/>
+        <location filename="../users_screen.py" line="217"/>
         <source>Disable / enable selected</source>
         <translation>停用 / 启用所选</translation>
     </message>
