@@ -362,6 +362,38 @@ def with_camera(
     return meta.model_copy(update={"input_domain": meta.input_domain.model_copy(update=update)})
 
 
+#: `[detector] passes`: which of a package's passes a station runs on each board.
+PASSES = ("package", "mirror", "single")
+
+
+def with_passes(meta: ModelMeta, passes: str) -> ModelMeta:
+    """`meta` with only the passes the station's `detector.passes` keeps: 'package' all the sidecar declares,
+    'mirror' the full-size board and its mirror image (no reduced pass), 'single' the board once. Never more.
+
+    Why a station setting: the package's passes were chosen for accuracy on a CPU with INT8 dot-product
+    instructions; on one without (docs/performance.md, *Which CPU*) the four invokes of the shipped package take
+    about 120 ms, and a line whose takt time that exceeds trades points for time here, with the cost measured
+    (docs/performance.md, *Fewer passes*), instead of exporting a package of its own.
+    """
+    if passes not in PASSES:
+        raise ModelError(f"detector.passes {passes!r}: expected one of {', '.join(PASSES)}")
+    update: dict[str, Any] = {}
+    if passes in ("mirror", "single") and meta.multiscale is not None:
+        update["multiscale"] = None
+    if passes == "single" and meta.tta != "none":
+        update["tta"] = "none"
+    return meta.model_copy(update=update) if update else meta
+
+
+def invokes_per_tile(meta: ModelMeta) -> int:
+    """Invokes a board-sized frame costs under `meta`'s passes (mirror and reduced passes counted)."""
+    mirror = 2 if meta.tta == "hflip" else 1
+    reduced = 0
+    if meta.multiscale is not None:
+        reduced = len(meta.multiscale.scales) * (mirror if meta.multiscale.mirror else 1)
+    return mirror + reduced
+
+
 def station_input_domain(detector: Any) -> InputDomain | None:
     """The input domain the station's `[detector]` runs its model with (the package's, with the station's camera
     settings laid over it), read from the sidecar without loading the model; None for a detector without a package or

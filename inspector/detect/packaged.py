@@ -37,7 +37,7 @@ from .centernet import decode
 from .cross_class import suppress_cross_class
 from .delegates import Backend
 from .fragments import join_touching
-from .package import ModelMeta, load_package, resample_factor, with_camera
+from .package import ModelMeta, invokes_per_tile, load_package, resample_factor, with_camera, with_passes
 from .prepare import prepare
 from .runtimes import Runtime, TensorSpec, runtime_class
 from .settings import PackagedModelSettings
@@ -175,6 +175,18 @@ class PackagedDetector(Detector):
                 self.model_path,
             )
         meta = with_camera(meta, look, gamma, px_per_mm, position)
+        passes = self._setting("passes", "package")
+        kept = with_passes(meta, passes)
+        if kept is not meta:
+            log.warning(
+                "model %s: detector.passes = %s: %d invoke(s) a board of the package's %d; the model card's figures "
+                "are the package's (docs/performance.md, *Fewer passes*)",
+                meta.model_id,
+                passes,
+                invokes_per_tile(kept),
+                invokes_per_tile(meta),
+            )
+            meta = kept
         self._resample = resample_factor(meta.input_domain)
         if self._resample != 1.0:
             log.info(

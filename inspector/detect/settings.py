@@ -76,6 +76,13 @@ class PackagedModelSettings(Section):
         "that darkens the outer edge of the copper (etched sidewalls under a ring light) puts every edge inward at "
         "the midpoint, and thin features come out thinner than the network learnt them. None: the package's (0.5).",
     )
+    passes: Literal["package", "mirror", "single"] = Field(
+        "package",
+        description="Which of the model package's passes run on each board: 'package' all it declares (the shipped "
+        "one: the board and its mirror image at full size and at 0.8, four invokes); 'mirror' the full-size board and "
+        "its mirror image (two); 'single' the board once (one). Fewer passes take less time and find fewer defects: "
+        "measured in docs/performance.md, *Fewer passes*; the model card's figures are the package's.",
+    )
     tile_overlap: int | None = Field(
         None, ge=0, description="Tile overlap in px for frames larger than the model input; None = from the model."
     )

@@ -90,3 +90,13 @@ def test_bench_times_camera_frames_through_registration_and_preparation(capsys):
     assert rc == 0 and out["camera"] == "colour" and out["frames"] == 4 and out["failed"] == 0
     assert {"register_p50_ms", "prepare_p50_ms"} <= set(out)
     assert out["scales"] == [1.0, 0.8] and out["sized_inputs"] == [[512, 512]]  # the 0.8 pass on its own graph
+
+
+def test_bench_times_the_passes_the_station_is_set_to(capsys):
+    """`--passes mirror`: the shipped package without its reduced pass (no 512 px graph built), said in the JSON."""
+    shipped = Path(__file__).resolve().parents[2] / "models" / "pcb-defect-det.tflite"
+    args = ["bench", "--model", str(shipped), "--frames", "3", "--boards", "2", "--warmup", "1", "--delegate", "cpu"]
+    rc = main([*args, "--passes", "mirror", "--code", "none", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["failed"] == 0 and out["passes"] == "mirror"
+    assert out["tta"] == "hflip" and out["scales"] == [1.0] and out["sized_inputs"] == []
