@@ -156,11 +156,17 @@ class ModelPanel(QWidget):
         if info is None:
             self.running.setText(self.tr("Running model: none loaded"))
         else:
-            self.running.setText(
+            text = (
                 self.tr("Running model: %1 · backend %2")
                 .replace("%1", info.model_id)
                 .replace("%2", lamp_label(info.backend))  # "fallback: none of ... found" as the lamp says it
             )
+            # Fewer passes than the package declares (`[detector] passes`): its card's figures do not apply as they are.
+            passes = getattr(self.controller.cfg.detector, "passes", "package")
+            if passes != "package":
+                words = {"mirror": self.tr("the board and its mirror image only"), "single": self.tr("one pass")}
+                text += " · " + words.get(passes, passes)
+            self.running.setText(text)
 
     # ------------------------------------------------------------ actions
     def choose_package(self) -> None:

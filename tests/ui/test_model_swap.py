@@ -71,6 +71,14 @@ def test_engineer_swaps_models_on_a_running_pipeline(qtbot, panel_window, tmp_pa
     cpu = host_cpu()
     assert f"Processor: {cpu.model} · {cpu.cores} cores · INT8 dot product: " in panel.processor.text()
     assert ("several times slower" in panel.processor.text()) == (not cpu.int8_dot)
+    # A station set to fewer passes than the package declares says so beside the model (its card's figures are the
+    # package's).
+    assert "one pass" not in panel.running.text()
+    cfg.detector.passes = "single"
+    panel.refresh()
+    assert panel.running.text().endswith(" · one pass")
+    cfg.detector.passes = "package"
+    panel.refresh()
     _swap(qtbot, panel, FIXTURE)
     new = panel.last_info
     assert new is not None, panel.last_error

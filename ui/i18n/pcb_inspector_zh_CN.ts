@@ -1039,27 +1039,27 @@
         <translation>运行模型：%1 · 后端 %2</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="187"/>
+        <location filename="../model_panel.py" line="193"/>
         <source>swap models</source>
         <translation>更换模型</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="172"/>
+        <location filename="../model_panel.py" line="178"/>
         <source>Model package</source>
         <translation>模型包</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="174"/>
+        <location filename="../model_panel.py" line="180"/>
         <source>Model (*.tflite)</source>
         <translation>模型 (*.tflite)</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="188"/>
+        <location filename="../model_panel.py" line="194"/>
         <source>nobody is logged in</source>
         <translation>无人登录</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="186"/>
+        <location filename="../model_panel.py" line="192"/>
         <source>Only an engineer or admin may %1; %2</source>
         <translation>只有工程师或管理员可以%1；%2</translation>
     </message>
@@ -1074,57 +1074,67 @@
         <translation>无（INT8 模型在其上运行慢数倍）</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="204"/>
+        <location filename="../model_panel.py" line="167"/>
+        <source>the board and its mirror image only</source>
+        <translation>仅原图与镜像两遍</translation>
+    </message>
+    <message>
+        <location filename="../model_panel.py" line="167"/>
+        <source>one pass</source>
+        <translation>单遍检测</translation>
+    </message>
+    <message>
+        <location filename="../model_panel.py" line="210"/>
         <source>Choose a model package (.tflite) first</source>
         <translation>请先选择模型包（.tflite）</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="208"/>
+        <location filename="../model_panel.py" line="214"/>
         <source>%1: not a .tflite file</source>
         <translation>%1：不是 .tflite 文件</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="217"/>
+        <location filename="../model_panel.py" line="223"/>
         <source>Verifying and warming up %1…</source>
         <translation>正在校验并预热 %1…</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="257"/>
+        <location filename="../model_panel.py" line="263"/>
         <source>Not swapped, the running model stays: %1</source>
         <translation>未更换，保持当前模型：%1</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="264"/>
+        <location filename="../model_panel.py" line="270"/>
         <source>Swapped to %1 on %2 (from the next board)</source>
         <translation>已更换为 %1（%2），从下一块板起生效</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="304"/>
+        <location filename="../model_panel.py" line="310"/>
         <source>DETECTOR ON THE LINE</source>
         <translation>产线上的检测器</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="305"/>
+        <location filename="../model_panel.py" line="311"/>
         <source>Package</source>
         <translation>模型包</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="306"/>
+        <location filename="../model_panel.py" line="312"/>
         <source>Choose…</source>
         <translation>选择…</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="307"/>
+        <location filename="../model_panel.py" line="313"/>
         <source>VERIFY AND SWAP</source>
         <translation>校验并更换</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="310"/>
+        <location filename="../model_panel.py" line="316"/>
         <source>The line keeps inspecting with the running model while the new one is verified and warmed up; it switches between two boards. A failed package leaves the running model in place. The swap lasts until the station restarts: install with &apos;pcb-inspector model install&apos; to keep it.</source>
         <translation>新模型校验和预热期间，产线继续使用当前模型检测，并在两块板之间切换。失败的模型包不会影响当前模型。更换在工位重启前有效：如需保留，请用“pcb-inspector model install”安装。</translation>
     </message>
     <message>
-        <location filename="../model_panel.py" line="315"/>
+        <location filename="../model_panel.py" line="321"/>
         <source>SWAPS IN THIS SESSION</source>
         <translation>本次会话中的更换</translation>
     </message>
