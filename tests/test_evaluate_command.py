@@ -372,3 +372,19 @@ def test_a_station_calibrated_on_golden_boards_is_scored_in_its_own_sidecar_bloc
     assert "--camera-calibrate-threshold needs --camera" in capsys.readouterr().err
     assert main([*common, "--camera", "gray", "--camera-calibrate-threshold", str(data / "nothing.txt")]) == 2
     assert "--camera-calibrate-threshold" in capsys.readouterr().err
+
+
+def test_a_station_set_to_fewer_passes_is_scored_and_never_written_as_the_packages(tmp_path, capsys):
+    """`--passes single`: the station's verdicts with one pass, said in the figures; refused with --write-sidecar."""
+    _deeppcb_layout(tmp_path / "data", 3)
+    model = _split_package(tmp_path / "pkg")
+    args = ["evaluate", "--root", str(tmp_path / "data"), "--list", str(tmp_path / "data" / "test.txt"),
+            "--model", str(model), "--passes", "single"]  # fmt: skip
+    before = model.with_suffix(".json").read_text()
+    assert main([*args, "--out", str(tmp_path / "w"), "--write-sidecar"]) == 2
+    assert "--passes single with --write-sidecar" in capsys.readouterr().err
+    assert model.with_suffix(".json").read_text() == before
+    assert main([*args, "--out", str(tmp_path / "out")]) == 0
+    assert ", detector.passes = single, 3 boards" in capsys.readouterr().out
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())["main"]
+    assert m["passes"] == "single" and m["boards"] == 3

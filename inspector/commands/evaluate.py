@@ -33,6 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--groups", default=None, help="only these board groups, e.g. 44000,92000 (the validation split)")
     p.add_argument("--floor", type=float, default=0.05, help="lowest score written to result files")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--passes",
+        choices=("package", "mirror", "single"),
+        default="package",
+        help="score a station set to fewer of the package's passes ([detector] passes); never written as its figures",
+    )
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument(
         "--camera",
@@ -163,6 +169,7 @@ def _evaluate_model(
     threads: int,
     camera: dict | None = None,
     one_defect: bool = False,
+    passes: str = "package",
 ) -> dict:
     from ..config import CalibrationSection, Recipe
     from ..datasets.deeppcb import read_gray
@@ -189,6 +196,7 @@ def _evaluate_model(
     base = default_detector()
     cfg = settings_for_model(base, model if model is not None else base.model).cpu_only()
     cfg.threads = threads
+    cfg.passes = passes
     if camera is not None and camera.get("copper", "bright") == "dark":
         cfg.camera_copper = "dark"  # a station whose camera shows copper dark is set up for it
     if camera is not None and camera.get("gamma", 1.0) != 1.0:
@@ -322,6 +330,7 @@ def _evaluate_model(
     return {
         "model": info.model_id,
         "backend": info.backend,
+        "passes": passes,
         "boards": len(pairs),
         "map50": coco.map50,
         "map50_95": coco.map50_95,
@@ -554,7 +563,8 @@ def _thresholds_text(m: dict) -> str:
 
 def _print(m: dict, title: str) -> None:
     at = f"at the package's thresholds ({_thresholds_text(m)})"
-    print(f"== {title}: {m['model']} on {m['backend']}, {m['boards']} boards")
+    fewer = f", detector.passes = {m['passes']}" if m.get("passes", "package") != "package" else ""
+    print(f"== {title}: {m['model']} on {m['backend']}{fewer}, {m['boards']} boards")
     if "threshold_calibration" in m:
         c = m["threshold_calibration"]
         print(
@@ -629,6 +639,11 @@ def evaluate(args: argparse.Namespace) -> int:
         raise CommandError("no boards to evaluate (check --list and --groups)")
     if args.write_sidecar:
         _refuse_figures_of_trained_boards(args.model)
+    if args.write_sidecar and args.passes != "package":
+        raise CommandError(
+            f"--passes {args.passes} with --write-sidecar: the sidecar's figures are the package's, all its passes; "
+            "evaluate a station set to fewer without --write-sidecar"
+        )
     if args.camera_golden_boards < 1:
         raise CommandError(f"--camera-golden-boards {args.camera_golden_boards}: at least 1 (the golden capture)")
     if args.camera_copper != "bright" and not args.camera:
@@ -709,10 +724,12 @@ def evaluate(args: argparse.Namespace) -> int:
             "golden_boards": args.camera_golden_boards,
             "calibration_pairs": calibration_pairs,
         }
-    main = _evaluate_model(args.model, pairs, args.out, args.floor, args.threads, camera, args.one_defect)
+    main = _evaluate_model(args.model, pairs, args.out, args.floor, args.threads, camera, args.one_defect, args.passes)
     result = {"main": main}
     if args.compare_model:
-        other = _evaluate_model(args.compare_model, pairs, None, args.floor, args.threads, camera, args.one_defect)
+        other = _evaluate_model(
+            args.compare_model, pairs, None, args.floor, args.threads, camera, args.one_defect, args.passes
+        )
         result["compare"] = other
         result["map50_delta"] = main["map50"] - other["map50"]
     (args.out / "metrics.json").write_text(json.dumps(result, indent=2))
