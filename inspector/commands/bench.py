@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..detect.settings import PASSES
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmark the detector and the pipeline (latency, throughput, RSS)")
@@ -52,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None, help="override detector.threads")
     p.add_argument(
         "--passes",
-        choices=["package", "mirror", "single"],
+        choices=PASSES,
         default=None,
         help="override detector.passes: the package's passes, the full-size board and its mirror, or one pass",
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..detect.settings import PASSES
 from ..domain import CLASS_NAMES
 
 
@@ -35,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument(
         "--passes",
-        choices=("package", "mirror", "single"),
+        choices=PASSES,
         default="package",
         help="score a station set to fewer of the package's passes ([detector] passes); never written as its figures",
     )

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .base import ColourRule, ModelError
+from .settings import PASSES
 
 FORMAT_VERSION = 1
 SEMVER = r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$"
@@ -360,10 +361,6 @@ def with_camera(
     if not update:
         return meta
     return meta.model_copy(update={"input_domain": meta.input_domain.model_copy(update=update)})
-
-
-#: `[detector] passes`: which of a package's passes a station runs on each board.
-PASSES = ("package", "mirror", "single")
 
 
 def with_passes(meta: ModelMeta, passes: str) -> ModelMeta:

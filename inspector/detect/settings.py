@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import Field, PrivateAttr
 
@@ -126,3 +126,7 @@ class PackagedModelSettings(Section):
             return ModelKeys.for_station(self.model_key, self.machine_id_file, self.station_key_file())
 
         return keys
+
+
+#: `[detector] passes`: which of a package's passes a station runs on each board (the field's values, written once).
+PASSES: tuple[str, ...] = get_args(PackagedModelSettings.model_fields["passes"].annotation)
