@@ -242,7 +242,7 @@ class MainWindow(QMainWindow):
             self.open_login()
         else:
             self.show_toast(
-                lambda: self.tr("%1 may not %2").replace("%1", self.role_name(who.role.value)).replace("%2", words())
+                lambda: self.tr("%1 may not %2").replace("%1", role_label(who.role.value)).replace("%2", words())
             )
         return None
 
@@ -398,12 +398,9 @@ class MainWindow(QMainWindow):
             room = 1.5 * fm.horizontalAdvance(self.tr("Log out"))  # the header's spare width at 1280 px, nine tabs
             name = fm.elidedText(u.name, Qt.TextElideMode.ElideRight, int(room))
             self.user_button.setText(f"{name}\n{self.tr('Log out')}")
-        self.user_button.setToolTip("" if u is None else f"{u.name} ({self.role_name(u.role.value)})")
+        self.user_button.setToolTip("" if u is None else f"{u.name} ({role_label(u.role.value)})")
         if words := self._toast_words:
             self.toast.setText(words())
-
-    def role_name(self, role: str) -> str:
-        return role_label(role)
 
     def changeEvent(self, e) -> None:  # noqa: N802
         if e.type() == QEvent.Type.LanguageChange:
