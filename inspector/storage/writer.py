@@ -452,10 +452,32 @@ class Recorder:
                 sync_state=_sync_state_path(s.database_url),
             )
         except (StorageError, SQLAlchemyError, OSError) as exc:
+            # Half-open is worse than closed: with the database kept, `_open` would never run again, so the
+            # station row, the recipes or the retention policy that failed here (a lock held for a second
+            # by a hand-run `db retention`) would stay missing until a restart. Close it; the next try
+            # opens everything again.
+            self._close_database()
             self._db_failed(f"cannot open: {exc}")
             return False
-        self.health.ok("database", self._detail())
+        self._db_ok()
         return True
+
+    def _close_database(self) -> None:
+        db, self.database, self.retention = self.database, None, None
+        if db is not None:
+            try:
+                db.close()
+            except Exception as exc:  # noqa: BLE001 - a broken connection pool must not stop the retry
+                log.warning("closing the database after a failed open: %s", exc)
+
+    def _db_ok(self) -> None:
+        """The database takes writes again: forget the error and turn the lamp green.
+
+        One place for both, because they drifted apart: the error was cleared only by a fresh batch while the
+        lamp was red, so a station whose spool was replayed (lamp red, READY down, so no fresh batch ever
+        came) stayed NOT READY, and one whose database came up after start ran without retention."""
+        self._db_error = None
+        self.health.ok("database", self._detail())
 
     def _detail(self) -> str:
         db = self.database
@@ -551,8 +573,7 @@ class Recorder:
         h = self.health.get("database")
         if h is None or not h.ok:
             if self.backlog <= 0.8 * self.settings.queue_size:
-                self._db_error = None
-                self.health.ok("database", self._detail())
+                self._db_ok()
         else:
             self._refresh_detail()
         return True
@@ -624,9 +645,10 @@ class Recorder:
             self.spool.remove(path, records)
             self.stats.replayed += len(records)
             log.info("replayed %d spooled results from %s", len(records), path.name)
-        if self._db_error is None:
-            self.spool.ensure_reserve()  # emptied, or never made because the disk was full at start
-            self.health.ok("database", self._detail())
+        # Every spooled batch is in the database (a failure returned above): it takes writes again.
+        self.spool.ensure_reserve()  # emptied, or never made because the disk was full at start
+        if not self._held and self.backlog <= 0.8 * self.settings.queue_size:
+            self._db_ok()
 
     def _archive_spooled(self, rec: dict[str, Any]) -> None:
         image = self.spool.load_array(rec["pending_image"]) if rec.get("pending_image") else None
@@ -676,6 +698,18 @@ class Recorder:
     def _insert(self, records: list[dict[str, Any]]) -> None:
         if not records:
             return
+        assert self.database is not None
+        try:
+            self._insert_rows(records)
+        except BaseException:
+            # Ids looked up or inserted in a transaction that did not commit may not exist (a rolled-back
+            # model version, a database restarted under it): every batch would fail on them for the cache's
+            # lifetime, and on SQLite a reused id could name another recipe. Look them up again.
+            self._recipe_ids.clear()
+            self._model_ids.clear()
+            raise
+
+    def _insert_rows(self, records: list[dict[str, Any]]) -> None:
         assert self.database is not None
         with self.database.session() as s, s.begin():
             uids = [r["uid"] for r in records]

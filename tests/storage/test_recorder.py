@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import cv2
+import pytest
 from sqlalchemy import func, select
 
 from inspector.health import Health
@@ -218,3 +221,122 @@ def test_database_lamp_counts_what_was_written(sqlite_url, make_recorder):
         assert wait_for(lambda: "12 written" in health.get("database").detail, 5), health.get("database")
     finally:
         rec.stop()
+
+
+def test_replayed_spool_alone_brings_the_station_back(sqlite_url, make_recorder):
+    """After an outage the spool is replayed and the lamp turns green with no further board: while the lamp is
+    red READY is down and the PLC sends none, so a lamp that waited for a fresh batch kept the line stopped."""
+    health = Health()
+    rec = make_recorder(sqlite_url, health=health, busy_timeout_ms=100)
+    rec.start()
+    blocker = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), timeout=0.1)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        for i in range(5):
+            rec.submit(make_result(i))
+        assert rec.flush(10)
+        assert wait_for(lambda: not health.get("database").ok and rec.stats.spooled == 5)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert wait_for(lambda: len(rec.spool) == 0 and rec.stats.replayed == 5, 10), health.summary()
+    assert wait_for(lambda: health.get("database").ok, 5), health.get("database")
+    assert health.ready, health.summary()
+    rec.stop()
+    assert _count(sqlite_url) == 5
+
+
+def _old_record(url: str, make_recorder, tmp_path) -> str:
+    """A database holding one 40-day-old record of station-1 (yesterday's run); returns its uid."""
+    old = make_result(0, when=datetime.now(UTC) - timedelta(days=40))
+    first = make_recorder(url, spool_dir=tmp_path / "spool-first", recipes=[{"name": "demo", "thresholds": {}}])
+    first.start()
+    first.submit(old)
+    assert first.flush(10)
+    first.stop()
+    return old.uid
+
+
+def test_open_that_fails_half_way_is_tried_again_whole(sqlite_url, make_recorder, tmp_path):
+    """The database opens but writing the station's rows fails for a moment (the file locked by a hand-run `db
+    retention`, a recipe changed since the last start): the next try opens everything again, so records are
+    written and retention runs, instead of a writer left without its retention policy until a restart."""
+    old_uid = _old_record(sqlite_url, make_recorder, tmp_path)
+    health = Health()
+    rec = make_recorder(
+        sqlite_url,
+        health=health,
+        busy_timeout_ms=100,
+        retention_days=30,
+        retention_interval_s=0.2,
+        recipes=[{"name": "demo", "thresholds": {"open": 0.6}}],  # registering it writes: fails under the lock
+    )
+    blocker = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), timeout=0.1)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        rec.start(wait_s=1)
+        assert not health.get("database").ok, "the first open failed"
+    finally:
+        blocker.rollback()
+        blocker.close()
+    fresh = [make_result(100 + i) for i in range(5)]
+    for r in fresh:
+        rec.submit(r)
+    assert rec.flush(10)
+    assert wait_for(lambda: health.get("database").ok and len(rec.spool) == 0, 10), health.get("database")
+    assert wait_for(lambda: rec.stats.retention_deleted == 1, 10), "retention runs once the database is open"
+    rec.stop()
+    db = open_database(sqlite_url)
+    with db.session() as s:
+        uids = set(s.scalars(select(Inspection.uid)))
+    db.close()
+    assert uids == {r.uid for r in fresh}, "the new records are in, the 40-day-old one went by retention"
+    assert old_uid not in uids
+
+
+def test_database_that_comes_up_after_the_station_gets_retention(pg_cluster, make_recorder, tmp_path):
+    """PostgreSQL not there when the station starts (boot order, a database still to be created): once it is,
+    the spool is replayed and retention runs; the first failure's reason no longer holds it off."""
+    import psycopg
+
+    name = f"late{os.getpid()}"
+    admin = pg_cluster.replace("postgresql+psycopg", "postgresql") + "/postgres"
+    url = f"{pg_cluster}/{name}"
+    health = Health()
+    rec = make_recorder(url, health=health, retention_days=30, retention_interval_s=0.2)
+    try:
+        rec.start(wait_s=2)
+        assert not health.get("database").ok and "cannot open" in health.get("database").reason
+        old = make_result(1, when=datetime.now(UTC) - timedelta(days=40))
+        rec.submit(old)
+        assert rec.flush(10) and rec.stats.spooled == 1
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(f"CREATE DATABASE {name}")
+        assert wait_for(lambda: rec.stats.replayed == 1 and health.get("database").ok, 15), health.get("database")
+        assert wait_for(lambda: rec.stats.retention_deleted == 1, 10), "the expired record is deleted by retention"
+    finally:
+        rec.stop()
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_ids_of_a_rolled_back_batch_are_looked_up_again(db_url, make_recorder):
+    """A batch that fails after its new model version row was inserted (the database restarted under it) is
+    rolled back, row and all: the next batch of that model must make the row again, not point at one that
+    does not exist (each batch failed for the id cache's lifetime, its records spooled, the lamp red)."""
+    from sqlalchemy.exc import IntegrityError
+
+    from inspector.storage.writer import result_record
+
+    rec = make_recorder(db_url)
+    assert rec._open()  # the writer thread is not started: this thread is the database's owner here
+    first = make_result(1)
+    first.model_id = "pcb-det@2.0.0"
+    row = result_record(first, "station-1")
+    with pytest.raises(IntegrityError):
+        rec._insert([row, dict(row)])  # one uid twice: fails after the model version was inserted
+    second = make_result(2)
+    second.model_id = "pcb-det@2.0.0"
+    rec._insert([result_record(second, "station-1")])
+    d = inspection_detail(rec.database, second.uid)
+    assert d is not None and d.row.model_id == "pcb-det@2.0.0"
