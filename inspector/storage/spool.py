@@ -57,6 +57,8 @@ class Spool:
         self._journal_used: int | None = None
         """Bytes of records in the journal; None until first looked at."""
         self._reserve_retry_at = 0.0
+        self._journal_read: int | None = None
+        """Bytes of the journal the last `read` returned: `remove` clears it only if nothing came after."""
 
     @property
     def journal(self) -> Path:
@@ -224,8 +226,9 @@ class Spool:
         if path.name == RESERVE:
             with self._journal_lock:
                 text = path.read_bytes()[: self._used_locked()].decode()
-            if not text.endswith("\n"):  # a write torn by a crash was never fsynced, so never acknowledged
-                text = text[: text.rfind("\n") + 1]
+                if not text.endswith("\n"):  # a write torn by a crash was never fsynced, so never acknowledged
+                    text = text[: text.rfind("\n") + 1]
+                self._journal_read = len(text.encode())
         else:
             text = path.read_text()
         for lineno, line in enumerate(text.splitlines(), 1):
@@ -258,12 +261,27 @@ class Spool:
         path.unlink(missing_ok=True)
 
     def _clear_journal(self) -> None:
-        """Zero the used part in place (the blocks stay allocated: the reserve is ready again)."""
+        """Zero the used part in place (the blocks stay allocated: the reserve is ready again).
+
+        Only when the journal holds what `read` returned and nothing more: on a full disk the inference thread
+        may append a spilled record (already acknowledged as durable) between the writer's `read` and this
+        call, and zeroing up to the end would erase it. Then the journal is kept whole; the next replay reads
+        it again, skips the records already in the database (by uid) and clears it.
+        """
         with self._journal_lock:
             used = self._used_locked()
+            whole = self.journal.read_bytes()[:used].rfind(b"\n") + 1 if used else 0  # a torn tail is not a record
+            if self._journal_read is not None and whole > self._journal_read:
+                log.info(
+                    "spool: %d bytes came into the reserve journal during its replay; kept for the next replay",
+                    whole - self._journal_read,
+                )
+                self._journal_read = None
+                return
             if used:
                 self._zero(0, used)
             self._journal_used = 0
+            self._journal_read = None
 
     def quarantine(self, path: Path) -> Path:
         bad = self.folder / "bad"

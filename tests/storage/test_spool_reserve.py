@@ -83,3 +83,22 @@ def test_torn_tail_is_dropped_and_stray_bytes_zeroed(tmp_path):
     assert stray not in again.journal.read_bytes(), "bytes past the first zero are cleared"
     again.remove(again.journal, [])
     assert not again.journal.read_bytes().strip(b"\0")
+
+
+def test_a_spill_during_the_journal_replay_is_kept(full_volume):
+    """On a full disk the writer replays the journal (read, insert, remove) while the inference thread spills a
+    result into it (acknowledged as durable at once): the removal must not zero the record that came after the
+    read. Played in the order the two threads can take; the journal lock serialises each call, not the span."""
+    spool = Spool(full_volume / "spool", reserve_bytes=64 * 1024)
+    assert spool.ensure_reserve()
+    _fill(full_volume)
+    assert spool.write([_rec(1), _rec(2)]) == spool.journal
+    replayed = spool.read(spool.journal)  # the writer thread: these go into the database now
+    assert spool.write([_rec(3)]) == spool.journal  # the inference thread: a spill, acknowledged durable
+    spool.remove(spool.journal, replayed)
+    after_restart = Spool(full_volume / "spool", reserve_bytes=64 * 1024)
+    left = [r["uid"] for p in after_restart.batches() for r in after_restart.read(p)]
+    assert "u0003" in left, "the spilled record is still in the journal"
+    again = spool.read(spool.journal)  # the next replay: everything, the inserted ones skipped by uid
+    spool.remove(spool.journal, again)
+    assert spool.batches() == [], "nothing came in meanwhile: cleared"
