@@ -2,9 +2,8 @@
 
 Why one module: the UI's shift counters, yield per shift in the history and the config check each
 parsed the plan on their own, with different rules (one accepted 06:30, another refused it). Here a
-plan is HH:MM starts, at least one, none twice, in a known IANA zone; yield per shift, built from
-hourly buckets, additionally needs starts on the hour (`require_whole_hours`), as does the station
-file (it feeds that report).
+plan is HH:MM starts, at least one, none twice, in a known IANA zone; yield per shift additionally
+needs starts on the hour (`require_whole_hours`), as does the station file (it feeds that report).
 """
 
 from __future__ import annotations
@@ -57,7 +56,7 @@ class ShiftPlan:
         return cls(parse_starts(starts), parse_zone(tz))
 
     def require_whole_hours(self) -> ShiftPlan:
-        """This plan, or ValueError when a start is not on the hour (reports built from hourly buckets)."""
+        """This plan, or ValueError when a start is not on the hour (the rule yield per shift is written for)."""
         for t in self.starts:
             if t.minute or t.second:
                 raise ValueError(f"shift start {t.strftime('%H:%M')!r}: shifts must start on the hour")

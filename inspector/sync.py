@@ -11,11 +11,15 @@ Guarantees, and how:
 - resumable: high-water marks (last local inspection id and review id pushed) are kept in a small
   state file beside the database, written atomically *after* the plant committed. A crash between
   the two re-pushes one batch, which the upserts absorb.
+- the state file is also how retention knows sync is in use: the worker writes it (marks 0) when it
+  is constructed, before it ever connects, so a station whose plant refuses the login or cannot be
+  reached since install keeps every record instead of treating "no file" as "no sync".
 - audit trail: hash-chained, signed audit events are pushed too (matched on station and `seq`), with
   the plant's chain head moved to the last event pushed. The plant then holds a copy the station
   cannot rewrite, and can check it with `pcb-inspector audit verify --db PLANT --key STATION.pub`.
-- never deletes: nothing is removed locally; `synced_through()` tells retention how far the plant
-  has confirmed, so it can refuse to delete unsynced rows.
+- never deletes: nothing is removed locally; `synced_marks()` tells retention how far the plant
+  has confirmed inspections and reviews, so it can refuse to delete unsynced rows, and the unsynced
+  reviews of synced ones.
 - queues while down: a failed batch is rolled back, the connection pool dropped, and the batch
   retried with capped backoff; nothing advances until the plant commits.
 
@@ -75,10 +79,23 @@ def default_state_path(local_url: str) -> Path:
     return path.with_name(path.name + ".plant-sync.json")
 
 
-def synced_through(local_url: str, state_path: Path | None = None) -> int:
-    """Highest local inspection id the plant has confirmed (0 when never synced); for retention."""
+@dataclass(frozen=True, slots=True)
+class SyncedMarks:
+    """How far the plant has confirmed this station's records: the highest local ids it committed."""
+
+    inspections: int = 0
+    reviews: int = 0
+
+
+def synced_marks(local_url: str, state_path: Path | None = None) -> SyncedMarks:
+    """The plant's confirmed marks from the state file (0 when never synced); for retention."""
     state = _SyncState.load(state_path or default_state_path(local_url))
-    return state.inspections
+    return SyncedMarks(state.inspections, state.reviews)
+
+
+def synced_through(local_url: str, state_path: Path | None = None) -> int:
+    """Highest local inspection id the plant has confirmed (0 when never synced)."""
+    return synced_marks(local_url, state_path).inspections
 
 
 @dataclass
@@ -164,7 +181,16 @@ class PlantSync:
             )
             self.state = _SyncState(self.state.path)
         self.state.plant = safe_url(plant_url)
-        self._local: Engine = create_db_engine(local_url)
+        self._local: Engine = create_db_engine(local_url)  # makes the database's folder if need be
+        # Claim the state file before the plant is ever reached: retention reads "no state file" as
+        # "sync not in use" and would otherwise delete records of a station whose plant login is
+        # wrong or whose plant is unreachable since install. The marks (0 when new) only ever move
+        # after a plant commit, so this promises nothing the plant has not confirmed.
+        try:
+            self.state.save()
+        except OSError as exc:
+            self._local.dispose()
+            raise SyncError(f"cannot write the sync state file {self.state.path}: {exc}") from None
         self._plant: Engine | None = None
         self._plant_checked = False
         self.link_up = False

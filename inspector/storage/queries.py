@@ -1,7 +1,8 @@
 """Read side: history with filters and keyset paging, yield, Pareto, review statistics.
 
 Every query is plain SQLAlchemy Core/ORM that runs unchanged on SQLite and PostgreSQL; the one
-dialect difference (truncating a time to the hour) is isolated in `_hour`.
+dialect differences (truncating a time to the UTC hour or quarter-hour) are isolated in `_hour` and
+`_quarter`.
 Paging is keyset ("seek") paging on (created_at, id), newest first: page 1000 costs the same as
 page 1 because the index `ix_inspections_created` is entered at the cursor instead of skipping
 OFFSET rows. Times in and out are aware UTC datetimes; shifts are computed in the plant's time zone.
@@ -13,11 +14,11 @@ import base64
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, case, exists, func, or_, select
+from sqlalchemy import Integer, Select, and_, case, exists, func, or_, select
 
 from ..domain import CLASS_NAMES
 from ..shifts import ShiftPlan
@@ -353,6 +354,30 @@ def yield_per_hour(db: Database, f: HistoryFilter | None = None) -> list[YieldBu
         return [YieldBucket(_as_utc(h), int(n), int(p or 0), int(n) - int(p or 0)) for h, n, p in s.execute(q)]
 
 
+QUARTER_S = 900
+"""Bucket width for yield per shift: every UTC offset in use today is a multiple of 15 minutes."""
+
+
+def _quarter(db: Database):
+    """The UTC quarter-hour of `created_at`, as whole quarter-hours since 1970-01-01 00:00 (stored naive UTC)."""
+    if db.dialect == "postgresql":
+        # extract(epoch) of a timestamp without time zone counts its nominal seconds: UTC here.
+        return func.floor(func.extract("epoch", Inspection.created_at) / QUARTER_S)
+    return func.cast(func.strftime("%s", Inspection.created_at), Integer).op("/")(QUARTER_S)
+
+
+def _yield_rows(db: Database, f: HistoryFilter | None, start: datetime, end: datetime) -> tuple[int, int]:
+    """(total, passed) of the boards that match `f` in [start, end)."""
+    passed = func.sum(case((Inspection.verdict == "PASS", 1), else_=0))
+    q = apply_filter(select(func.count(Inspection.id), passed), f).where(
+        Inspection.created_at >= start,
+        Inspection.created_at < end,
+    )
+    with db.session() as s:
+        n, p = s.execute(q).one()
+    return int(n or 0), int(p or 0)
+
+
 def yield_per_shift(
     db: Database,
     f: HistoryFilter | None = None,
@@ -362,7 +387,13 @@ def yield_per_shift(
 ) -> list[ShiftYield]:
     """Yield per shift (local time zone `tz`); a shift that runs past midnight counts on its start date.
 
-    Built from the hourly buckets, so shift starts must be whole hours in `tz`.
+    The database counts boards per UTC quarter-hour, not per UTC hour: a zone half an hour or 45
+    minutes off UTC (India, Nepal, Newfoundland) changes shift in the middle of a UTC hour, and an
+    hourly bucket would give its first boards to the shift before. Each quarter-hour is placed by
+    the local time of its start, so DST days come out right too. A quarter-hour a shift change falls
+    inside (a zone with an offset in odd minutes or seconds, as some were before the 1970s) is split
+    at that instant with one more count. Shift starts must be whole hours in `tz` (the station
+    file's rule, `ShiftPlan.require_whole_hours`).
     """
     try:
         plan = ShiftPlan.parse(list(shift_starts), tz).require_whole_hours()
@@ -370,18 +401,45 @@ def yield_per_shift(
         raise QueryError(str(exc)) from None
     zone = plan.zone or ZoneInfo("UTC")
     starts, names = plan.starts, plan.names
+    quarter = _quarter(db).label("quarter")
+    passed = func.sum(case((Inspection.verdict == "PASS", 1), else_=0))
+    q = apply_filter(select(quarter, func.count(Inspection.id), passed), f).group_by(quarter).order_by(quarter)
+    with db.session() as s:
+        buckets = [(int(k), int(n), int(p or 0)) for k, n, p in s.execute(q)]
     out: dict[tuple[date, int], ShiftYield] = {}
-    for b in yield_per_hour(db, f):
-        k, day = plan.shift_of(b.start.astimezone(zone))
-        key = (day, k)
+
+    def shift_start(key: tuple[date, int]) -> datetime:
+        day, k = key
+        return datetime.combine(day, starts[k], zone).astimezone(UTC)
+
+    def add(key: tuple[date, int], n: int, p: int) -> None:
         if key not in out:
-            begin = datetime.combine(day, starts[k], zone).astimezone(UTC)
-            out[key] = ShiftYield(begin, 0, 0, 0, shift=names[k], day=day)
+            out[key] = ShiftYield(shift_start(key), 0, 0, 0, shift=names[key[1]], day=key[0])
         y = out[key]
-        y.total += b.total
-        y.passed += b.passed
-        y.rejected += b.rejected
+        y.total += n
+        y.passed += p
+        y.rejected += n - p
+
+    for k, n, p in buckets:
+        begin = datetime.fromtimestamp(k * QUARTER_S, UTC)
+        end = begin + timedelta(seconds=QUARTER_S)
+        first = _shift_key(plan, begin.astimezone(zone))
+        last = _shift_key(plan, (end - timedelta(microseconds=1)).astimezone(zone))
+        if first == last:
+            add(first, n, p)
+            continue
+        # A shift change inside this quarter-hour (shifts are at least an hour long: one change at most).
+        change = min(max(shift_start(last), begin), end)
+        n2, p2 = _yield_rows(db, f, change, end)
+        add(first, n - n2, p - p2)
+        if n2:
+            add(last, n2, p2)
     return [out[k] for k in sorted(out)]
+
+
+def _shift_key(plan: ShiftPlan, local: datetime) -> tuple[date, int]:
+    k, day = plan.shift_of(local)
+    return day, k
 
 
 @dataclass(slots=True)

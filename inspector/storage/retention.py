@@ -8,7 +8,7 @@ thread, between result batches, so deletion never races the inserts and never st
 Below the free-disk floor, retention frees space without giving up records the plant may still
 need: a disk filled by something else must not erase the boards the PLC acknowledged seconds ago.
 So it only touches inspections older than `min_age_days` (and, with plant sync, confirmed by the
-plant), and it takes their images (full image, thumbnail, crops, an unused reference) first, keeping
+plant, reviews included: age retention obeys the same), and it takes their images (full image, thumbnail, crops, an unused reference) first, keeping
 the rows; image-less rows go only when no eligible inspection has a file left. If that does not
 free enough, the station stays NOT READY (the writer reports the disk) until someone makes room.
 """
@@ -22,12 +22,16 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, or_, select, text, update
 
 from .archive import Archive, file_of
 from .db import Database
 from .models import Defect, Inspection, Review
+
+if TYPE_CHECKING:
+    from ..sync import SyncedMarks
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +83,11 @@ class RetentionPolicy:
     ):
         """`min_age_days`: below the disk floor, nothing younger than this is touched (images or rows).
         `sync_state`: the plant-sync state file of this database (inspector.sync). When it exists,
-        sync is in use and only inspections the plant has confirmed may be deleted, even below the
-        disk floor: a station that cannot reach the plant fills its disk and goes NOT READY rather
-        than lose records the plant never received."""
+        sync is in use (the sync worker writes it as soon as it is set up, before it first reaches
+        the plant) and only inspections the plant has confirmed, with every review of theirs, may be
+        deleted, even below the disk floor: a station that cannot reach the plant fills its disk and
+        goes NOT READY rather than lose records or reviews the plant never received. Without the
+        file (sync never configured) the plant is not consulted."""
         self.sync_state = sync_state
         self.db = db
         self.root = Path(archive_dir)
@@ -91,13 +97,13 @@ class RetentionPolicy:
         self.batch = batch
         self.archive = archive
 
-    def plant_confirmed(self) -> int | None:
-        """Highest inspection id the plant has confirmed, or None when plant sync is not in use."""
+    def plant_confirmed(self) -> SyncedMarks | None:
+        """Highest inspection and review ids the plant has confirmed, or None when plant sync is not in use."""
         if self.sync_state is None or not self.sync_state.exists():
             return None
-        from ..sync import synced_through
+        from ..sync import synced_marks
 
-        return synced_through(self.db.url, self.sync_state)
+        return synced_marks(self.db.url, self.sync_state)
 
     def run_batch(self, now: datetime | None = None) -> RetentionReport:
         """One batch: expired inspections first; below the disk floor then the files of old ones, then old rows."""
@@ -108,16 +114,25 @@ class RetentionPolicy:
         confirmed = self.plant_confirmed()
         base = select(Inspection.id, Inspection.image_path, Inspection.thumb_path, Inspection.reference_path)
         if confirmed is not None:
-            base = base.where(Inspection.id <= confirmed)
+            base = base.where(Inspection.id <= confirmed.inspections)
         base = base.order_by(Inspection.created_at, Inspection.id).limit(self.batch)
+        # Rows also carry their reviews: a review written after its inspection was pushed (the quality
+        # engineer's false call or missed defect, while the plant link is down) keeps the row until the
+        # sync has pushed it. Images are not pushed, so below the floor they may still go.
+        rows = base
+        if confirmed is not None:
+            unsent_review = (
+                select(Review.id).where(Review.inspection_id == Inspection.id, Review.id > confirmed.reviews).exists()
+            )
+            rows = base.where(~unsent_review)
         if self.max_age_days is not None:
-            expired = base.where(Inspection.created_at < now - timedelta(days=self.max_age_days))
+            expired = rows.where(Inspection.created_at < now - timedelta(days=self.max_age_days))
             if self._delete_rows(expired, rep):
                 return rep
         if not rep.low_disk:
             return rep
-        old_enough = base.where(Inspection.created_at < now - timedelta(days=self.min_age_days))
-        if self._strip_files(old_enough, rep) or self._delete_rows(old_enough, rep):
+        old_enough = Inspection.created_at < now - timedelta(days=self.min_age_days)
+        if self._strip_files(base.where(old_enough), rep) or self._delete_rows(rows.where(old_enough), rep):
             return rep
         rep.message = (
             f"{rep.free_mb:.0f} MB free < {self.min_free_mb} MB floor and nothing left that retention may delete: "
@@ -130,6 +145,11 @@ class RetentionPolicy:
     def _delete_rows(self, q, rep: RetentionReport) -> bool:
         """Delete the inspections `q` selects (rows, then their files); False when it selects none."""
         with self.db.session() as s, s.begin():
+            if self.db.dialect == "sqlite":
+                # pysqlite begins the transaction only at the first DELETE: a review the UI commits
+                # between our SELECT and it would go with its inspection unseen by `q`'s review check.
+                # Holding the write lock from before the SELECT closes that gap.
+                s.execute(text("BEGIN IMMEDIATE"))
             rows = s.execute(q).all()
             if not rows:
                 return False

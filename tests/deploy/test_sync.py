@@ -221,6 +221,45 @@ def test_unreachable_plant_keeps_everything_local(local_db, tmp_path):
     assert local_counts(local_db)["inspections"] == 5
 
 
+@pytest.mark.parametrize("plant", ["login refused", "unreachable"])
+def test_retention_keeps_every_record_while_sync_has_never_succeeded(
+    local_db, postgres_server, plant_db, plant, tmp_path
+):
+    """A sync that has never reached the plant (a login the plant refuses, no route since install) still
+    counts as sync in use: retention, by age and below the disk floor, deletes nothing the plant has not
+    confirmed. The test cluster trusts every password, so an unknown role stands in for a wrong one."""
+    import json
+
+    from sqlalchemy.exc import OperationalError
+
+    from inspector.storage import RetentionPolicy
+    from inspector.storage.writer import _sync_state_path
+
+    from .conftest import free_port
+
+    host, port = postgres_server
+    if plant == "login refused":
+        url = f"postgresql+psycopg://no_such_station:secret@{host}:{port}/{plant_db}"
+    else:
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/{plant_db}"
+    add_inspections(local_db, 20, 0)  # from March 2025: far older than any retention period
+    state = _sync_state_path(local_db.url)
+    worker = PlantSync(local_db.url, url, connect_timeout_s=1)
+    try:
+        with pytest.raises(OperationalError):
+            worker.run_once()
+    finally:
+        worker.stop()
+    assert synced_through(local_db.url) == 0
+    pol = RetentionPolicy(
+        local_db, tmp_path / "archive", max_age_days=30, min_free_mb=10**9, min_age_days=0, sync_state=state
+    )
+    rep = pol.run()
+    assert rep.deleted == 0 and rep.low_disk and "not yet confirmed by the plant" in rep.message
+    assert local_counts(local_db)["inspections"] == 20
+    assert json.loads(state.read_text())["inspections"] == 0, "the state file says: sync in use, nothing confirmed"
+
+
 def test_signed_records_reach_the_plant_and_verify_there_with_the_public_key(tmp_path, postgres_server, plant_db):
     """The station signs each record; the plant checks it with the station's public key file alone."""
     import subprocess

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import csv
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -135,6 +136,105 @@ def test_yield_per_hour_and_shift(line):
     with pytest.raises(QueryError, match="on the hour"):
         yield_per_shift(db, shift_starts=["06:30"])
     assert sum(h.total for h in yield_per_hour(db, HistoryFilter(recipe="demo"))) == 12
+
+
+def _local(tz: str, *args: int) -> datetime:
+    return datetime(*args, tzinfo=ZoneInfo(tz))
+
+
+# (zone, shift starts, boards as (local time, REJECT?), expected (local day, shift, total, rejected))
+SHIFT_CHANGES = {
+    "half-hour offset (India, UTC+05:30)": (
+        "Asia/Kolkata",
+        ["06:00", "14:00", "22:00"],
+        [
+            ((2025, 3, 3, 5, 50), False),
+            ((2025, 3, 3, 5, 59, 59), True),
+            ((2025, 3, 3, 6, 0), False),
+            ((2025, 3, 3, 6, 5), True),
+            ((2025, 3, 3, 6, 23), False),
+            ((2025, 3, 3, 6, 31), False),
+            ((2025, 3, 3, 13, 59), False),
+            ((2025, 3, 3, 14, 1), True),
+        ],
+        [("2025-03-02", "C", 2, 1), ("2025-03-03", "A", 5, 1), ("2025-03-03", "B", 1, 1)],
+    ),
+    "45-minute offset (Nepal, UTC+05:45)": (
+        "Asia/Kathmandu",
+        ["06:00", "14:00", "22:00"],
+        [
+            ((2025, 3, 4, 5, 50), False),
+            ((2025, 3, 4, 6, 5), True),
+            ((2025, 3, 4, 21, 50), False),
+            ((2025, 3, 4, 22, 10), False),
+        ],
+        [("2025-03-03", "C", 1, 0), ("2025-03-04", "A", 1, 1), ("2025-03-04", "B", 1, 0), ("2025-03-04", "C", 1, 0)],
+    ),
+    "DST starts (Berlin, 02:00 CET -> 03:00 CEST)": (
+        "Europe/Berlin",
+        ["06:00", "14:00", "22:00"],
+        [
+            ((2025, 3, 30, 1, 59), False),
+            ((2025, 3, 30, 3, 1), False),
+            ((2025, 3, 30, 5, 59), True),
+            ((2025, 3, 30, 6, 1), False),
+            ((2025, 3, 30, 22, 0), False),
+        ],
+        [("2025-03-29", "C", 3, 1), ("2025-03-30", "A", 1, 0), ("2025-03-30", "C", 1, 0)],
+    ),
+    "DST ends (Berlin, 03:00 CEST -> 02:00 CET), shift change at 02:00": (
+        "Europe/Berlin",
+        ["02:00", "14:00"],
+        [
+            ((2025, 10, 26, 1, 59), False),
+            ((2025, 10, 26, 2, 30), True),
+            ((2025, 10, 26, 13, 59), False),
+            ((2025, 10, 26, 14, 0), False),
+        ],
+        [("2025-10-25", "B", 1, 0), ("2025-10-26", "A", 2, 1), ("2025-10-26", "B", 1, 0)],
+    ),
+    "offset with seconds (Liberia 1971, UTC-00:44:30)": (
+        "Africa/Monrovia",
+        ["06:00", "18:00"],
+        [((1971, 6, 1, 5, 59, 50), True), ((1971, 6, 1, 6, 0, 10), False), ((1971, 6, 1, 6, 0, 20), True)],
+        [("1971-05-31", "B", 1, 1), ("1971-06-01", "A", 2, 1)],
+    ),
+}
+
+
+def test_yield_per_shift_is_exact_at_shift_changes_in_any_time_zone(db_url, make_recorder):
+    """A board counts in the shift whose local start it follows, whatever the zone's offset from UTC.
+
+    Hourly UTC buckets put the first half hour of an India shift (UTC+05:30) into the shift before;
+    the same goes for Nepal (+05:45), historic offsets in seconds, and the DST changes of the day.
+    """
+    results, i = [], 0
+    for tz, _starts, boards, _want in SHIFT_CHANGES.values():
+        for when, reject in boards:
+            results.append(
+                make_result(i, classes=(1,) if reject else (), when=_local(tz, *when), image=None, reference=None)
+            )
+            i += 1
+    db = _fill(db_url, make_recorder, results)
+    try:
+        for case_name, (tz, starts, boards, want) in SHIFT_CHANGES.items():
+            times = [_local(tz, *when) for when, _ in boards]
+            f = HistoryFilter(start=min(times) - timedelta(hours=1), end=max(times) + timedelta(hours=1))
+            got = yield_per_shift(db, f, shift_starts=starts, tz=tz)
+            assert [(s.day.isoformat(), s.shift, s.total, s.rejected) for s in got] == want, case_name
+            zone = ZoneInfo(tz)
+            for s in got:
+                # In UTC: an aware time in a repeated hour never equals one of another zone.
+                local_start = datetime.combine(s.day, time.fromisoformat(sorted(starts)[ord(s.shift) - ord("A")]), zone)
+                assert s.start == local_start.astimezone(UTC), case_name
+            starts_utc = {(s.day.isoformat(), s.shift): s.start for s in got}
+            if tz == "Europe/Berlin" and "2025-03-30" in {d for d, _ in starts_utc}:
+                assert starts_utc["2025-03-30", "A"] == datetime(2025, 3, 30, 4, 0, tzinfo=UTC)  # 06:00 CEST
+                assert starts_utc["2025-03-29", "C"] == datetime(2025, 3, 29, 21, 0, tzinfo=UTC)  # 22:00 CET
+            if tz == "Europe/Berlin" and "2025-10-26" in {d for d, _ in starts_utc}:
+                assert starts_utc["2025-10-26", "A"] == datetime(2025, 10, 26, 0, 0, tzinfo=UTC)  # the first 02:00
+    finally:
+        db.close()
 
 
 def test_pareto(line):

@@ -156,3 +156,44 @@ def test_retention_never_deletes_what_the_plant_has_not_confirmed(sqlite_url, ma
     state.unlink()  # no sync in use: the usual rules apply again
     assert pol.run().deleted == 6
     db.close()
+
+
+def test_retention_keeps_inspections_whose_reviews_the_plant_has_not_received(sqlite_url, make_recorder, tmp_path):
+    """A board pushed to the plant, then reviewed while the plant link is down, keeps its row (and so its
+    reviews) until the sync has pushed the reviews too; its images may still go below the disk floor."""
+    from inspector.storage import add_missed_defect, review_defect, review_stats
+    from inspector.storage.writer import _sync_state_path
+    from inspector.sync import PlantSync
+
+    now = datetime.now(UTC)
+    rs = [make_result(i, classes=(2,), when=now - timedelta(days=40, minutes=10 - i)) for i in range(3)]
+    db = _archived(sqlite_url, make_recorder, rs)
+    plant = f"sqlite:///{tmp_path / 'plant.db'}"
+    sync = PlantSync(sqlite_url, plant)
+    assert sync.run_once().inspections == 3  # the plant has all three inspections, no reviews yet
+    sync.stop()
+    reviewed = inspection_detail(db, rs[1].uid)
+    review_defect(db, reviewed.defects[0].id, "false_call", "qe-anna")
+    add_missed_defect(db, reviewed.row.id, (1, 2, 30, 40), 3, "qe-anna")
+    # The plant link is down now; the writer's retention passes run (and the disk is below the floor).
+    state = _sync_state_path(sqlite_url)
+    pol = RetentionPolicy(
+        db, tmp_path / "archive", max_age_days=30, min_free_mb=10**9, min_age_days=0, batch=100, sync_state=state
+    )
+    rep = pol.run()
+    assert rep.deleted == 2
+    assert [r.uid for r in history(db, limit=100).rows] == [rs[1].uid], "the reviewed board stays"
+    kept = inspection_detail(db, rs[1].uid)
+    assert kept.row.image_path is None, "below the floor its images may go: the plant does not get them anyway"
+    assert kept.defects[0].review == "false_call" and len(kept.missed) == 1
+    # The link is back: the reviews reach the plant, and only then may retention delete the board.
+    sync = PlantSync(sqlite_url, plant)
+    assert sync.run_once().reviews == 2
+    sync.stop()
+    plant_db = open_database(plant, migrate=False)
+    stats = review_stats(plant_db)
+    assert (stats.false_calls, stats.missed) == (1, 1)
+    plant_db.close()
+    assert pol.run().deleted == 1
+    assert count(db) == 0
+    db.close()
