@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, or_, select, text, update
+from sqlalchemy import delete, func, or_, select, text, update
 
 from .archive import Archive, file_of
 from .db import Database
@@ -66,6 +66,20 @@ def _unlink(root: Path, rel: str | None) -> bool:
         return True
     except FileNotFoundError:
         return False
+
+
+def _holds_newest_id() -> tuple:
+    """Conditions that keep the rows holding the newest inspection id and the newest review id.
+
+    Why, with plant sync: the sync pushes by id high-water marks, and SQLite (tables without AUTOINCREMENT)
+    gives a new row the largest id in the table plus one. Deleting the row with the largest id (a line idle
+    past `retention_days`, or a recent review of an old board) would hand its id, at or below the plant's
+    mark, to the next inspection or review, and the sync would take it as pushed and never send it. A kept
+    row costs nothing on a running line: its newest inspection is never old enough to go anyway."""
+    newest_inspection = select(func.max(Inspection.id)).scalar_subquery()
+    newest_review = select(func.max(Review.id)).scalar_subquery()
+    reviewed_last = select(Review.inspection_id).where(Review.id == newest_review).scalar_subquery()
+    return (Inspection.id != newest_inspection, Inspection.id != func.coalesce(reviewed_last, -1))
 
 
 class RetentionPolicy:
@@ -124,7 +138,7 @@ class RetentionPolicy:
             unsent_review = (
                 select(Review.id).where(Review.inspection_id == Inspection.id, Review.id > confirmed.reviews).exists()
             )
-            rows = base.where(~unsent_review)
+            rows = base.where(~unsent_review, *_holds_newest_id())
         if self.max_age_days is not None:
             expired = rows.where(Inspection.created_at < now - timedelta(days=self.max_age_days))
             if self._delete_rows(expired, rep):

@@ -167,10 +167,11 @@ def test_retention_keeps_inspections_whose_reviews_the_plant_has_not_received(sq
 
     now = datetime.now(UTC)
     rs = [make_result(i, classes=(2,), when=now - timedelta(days=40, minutes=10 - i)) for i in range(3)]
-    db = _archived(sqlite_url, make_recorder, rs)
+    today = make_result(9, classes=(2,), when=now)  # the line runs on: the newest ids are today's
+    db = _archived(sqlite_url, make_recorder, [*rs, today])
     plant = f"sqlite:///{tmp_path / 'plant.db'}"
     sync = PlantSync(sqlite_url, plant)
-    assert sync.run_once().inspections == 3  # the plant has all three inspections, no reviews yet
+    assert sync.run_once().inspections == 4  # the plant has every inspection, no reviews yet
     sync.stop()
     reviewed = inspection_detail(db, rs[1].uid)
     review_defect(db, reviewed.defects[0].id, "false_call", "qe-anna")
@@ -182,7 +183,7 @@ def test_retention_keeps_inspections_whose_reviews_the_plant_has_not_received(sq
     )
     rep = pol.run()
     assert rep.deleted == 2
-    assert [r.uid for r in history(db, limit=100).rows] == [rs[1].uid], "the reviewed board stays"
+    assert {r.uid for r in history(db, limit=100).rows} == {rs[1].uid, today.uid}, "the reviewed board stays"
     kept = inspection_detail(db, rs[1].uid)
     assert kept.row.image_path is None, "below the floor its images may go: the plant does not get them anyway"
     assert kept.defects[0].review == "false_call" and len(kept.missed) == 1
@@ -194,6 +195,46 @@ def test_retention_keeps_inspections_whose_reviews_the_plant_has_not_received(sq
     stats = review_stats(plant_db)
     assert (stats.false_calls, stats.missed) == (1, 1)
     plant_db.close()
+    # The newest review is still this board's: its id stays taken until a later review (see the next test).
+    review_defect(db, inspection_detail(db, today.uid).defects[0].id, "confirmed", "qe-anna")
+    sync = PlantSync(sqlite_url, plant)
+    assert sync.run_once().reviews == 1
+    sync.stop()
     assert pol.run().deleted == 1
-    assert count(db) == 0
+    assert [r.uid for r in history(db, limit=100).rows] == [today.uid]
     db.close()
+
+
+def test_retention_leaves_the_newest_ids_taken_so_the_sync_sends_what_comes_next(sqlite_url, make_recorder, tmp_path):
+    """SQLite gives a new row the largest id plus one: had retention deleted every record of a line idle past
+    `retention_days`, the next board would get an id the plant's mark already covers, and the sync would never
+    send it. The row with the newest id stays, so the next board's id is new."""
+    from inspector.storage.writer import _sync_state_path
+    from inspector.sync import PlantSync
+
+    now = datetime.now(UTC)
+    rs = [make_result(i, when=now - timedelta(days=40, minutes=10 - i)) for i in range(3)]
+    db = _archived(sqlite_url, make_recorder, rs)
+    plant = f"sqlite:///{tmp_path / 'plant.db'}"
+    sync = PlantSync(sqlite_url, plant)
+    assert sync.run_once().inspections == 3
+    sync.stop()
+    pol = RetentionPolicy(
+        db,
+        tmp_path / "archive",
+        max_age_days=30,
+        min_free_mb=0,
+        min_age_days=0,
+        batch=100,
+        sync_state=_sync_state_path(sqlite_url),
+    )
+    assert pol.run().deleted == 2, "every expired record but the one holding the newest id"
+    db.close()
+    monday = make_result(50, when=now)
+    _archived(sqlite_url, make_recorder, [monday]).close()
+    sync = PlantSync(sqlite_url, plant)
+    assert sync.run_once().inspections == 1, "the line's next board reaches the plant"
+    sync.stop()
+    plant_db = open_database(plant, migrate=False)
+    assert monday.uid in {r.uid for r in history(plant_db, limit=100).rows}
+    plant_db.close()
