@@ -184,6 +184,13 @@ def open_database(
     it; PostgreSQL: the plant DBA's backups, logged as a warning). A database from a *newer* version is
     refused rather than written by old code.
     """
+    path = sqlite_path(url)
+    if not migrate and path is not None and not path.is_file():
+        # A reader (history, audit, dataset, db check) given a mistyped path would otherwise create an
+        # empty database there, and its folder, and then fail on a missing table.
+        raise StorageError(
+            f"no database at {path}: nothing has been recorded there (check --db / storage.database_url)"
+        )
     engine = create_db_engine(url, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
     db = Database(url, engine, station_id, station_key=station_key)
     try:

@@ -284,3 +284,13 @@ def test_history_command_and_csv(line, tmp_path, capsys):
     assert "defect Pareto" in text.out and "false-call rate" in text.out
     assert main(["history", "--db", db.url, "--since", "not-a-time"]) == 2
     assert main(["history", "--db", db.url, "--class", "solder"]) == 2
+
+
+def test_readers_refuse_a_database_that_is_not_there(tmp_path, capsys):
+    """A mistyped --db for a reader names the missing file and creates nothing (it used to make an empty
+    database, and its folder, and then fail on a missing table)."""
+    typo = tmp_path / "no-such-dir" / "inspectoins.db"
+    for argv in (["history", "--db", f"sqlite:///{typo}"], ["db", "check", "--db", f"sqlite:///{typo}"]):
+        assert main(argv) == 2
+        assert f"no database at {typo}" in capsys.readouterr().err
+    assert not typo.parent.exists()
