@@ -6,6 +6,13 @@ and field of the control and status blocks is one variable named after its regis
 The handshake still works on the register images: this transport folds PLC writes into a control
 image and unfolds the status image into variables, so OPC UA and Modbus follow the same rules.
 
+Why values are checked in the PreWrite callback, before asyncua stores them: a value checked only
+after the store (PostWrite) has already been answered Good and shows in the node, so a PLC whose
+SerialIn does not fit would never hear of it and the station would record its next boards under the
+previous serial. In PreWrite a Write request holding a value the station cannot take (another type,
+an array for a scalar, a SerialIn over 40 characters or not ASCII) is refused as a whole, with
+BadTypeMismatch or BadOutOfRange, and nothing of it is stored.
+
 Why writes are captured in the server's PostWrite callback: each Write request the PLC sends is one
 control image, in order, so a Trigger set and cleared between two link turns is still two edges
 (as the Modbus server's action hook does). A write that changes nothing still wakes the link.
@@ -14,7 +21,11 @@ Why one master at a time: two PLCs (or a PLC and a SCADA writing what it should 
 Trigger, PartSeq and SerialIn interleave their boards. The first session that writes a PLC-writable
 variable is the master; another session's write is refused (BadUserAccessDenied, nothing of it taken)
 and raises alarm 51 while the master wrote within plc.heartbeat_timeout_s (its heartbeat keeps it);
-a master silent that long (a PLC that reconnected) hands over to the next writer.
+a master silent that long hands over to the next writer. The one exception is the master PLC itself
+reconnecting (see `_claim_master`): a new session from the master's host, with its ApplicationUri and
+client certificate, takes over at once when the old session's connection is gone, or when that
+connection still looks open but has written nothing for half the heartbeat timeout (a pulled cable
+sends no FIN). Another host, or another application on the same host, never does.
 
 Why the status variables are written data first, status bits last: a PLC that sees ResultsValid
 must read the Pass/Reject, InspId and PartSeqEcho of the same board. All writes of one publish
@@ -23,6 +34,7 @@ happen in one turn of this loop, with no client request served in between.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import socket
 import time
@@ -37,6 +49,7 @@ from asyncua import Server, ua
 from asyncua.common.callback import CallbackType, ServerItemCallback
 from asyncua.crypto.permission_rules import PermissionRuleset
 from asyncua.crypto.security_policies import SecurityPolicyFactory, SecurityPolicyNone
+from asyncua.server.internal_session import InternalSession, SessionState
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
@@ -88,6 +101,31 @@ class Signal:
         if self.kind == "ascii":
             return R.decode_ascii(image[i : i + self.count])
         return list(image[i : i + self.count])
+
+    def value_of(self, data: ua.DataValue | None) -> Any:
+        """The value a client's write carries, checked against this variable's type and shape;
+        TypeError (BadTypeMismatch) if it is another type, or an array for a scalar or the reverse.
+
+        Why the shape too: asyncua stores an array of the right VariantType in a scalar node, and
+        `write` would judge [False] as true (a board started) or refuse [5, 6] only after Good was sent.
+        """
+        variant = data.Value if data is not None else None
+        wanted = f"{self.variant.name}{'[]' if self.kind == 'u16[]' else ''}"
+        if variant is None or variant.VariantType != self.variant:
+            got = variant.VariantType.name if variant is not None else "no value"
+            raise TypeError(f"{self.name} is {wanted}, not {got}")
+        value = variant.Value
+        array = bool(variant.is_array) or bool(variant.Dimensions) or isinstance(value, list | tuple)
+        if array != (self.kind == "u16[]"):
+            raise TypeError(f"{self.name} is {wanted}, not {'an array' if array else 'a scalar'}")
+        items = list(value or []) if array else [value]
+        python = {"bit": bool, "ascii": str}.get(self.kind, int)
+        for item in items:
+            if self.kind == "ascii" and item is None:  # a null String: the serial cleared
+                continue
+            if not isinstance(item, python) or (python is int and isinstance(item, bool)):
+                raise TypeError(f"{self.name} is {wanted}, not {type(item).__name__}")
+        return value
 
     def write(self, image: list[int], base: int, value: Any) -> None:
         """Put `value` (as an OPC UA client wrote it, or the simulator read it) into a register image;
@@ -241,6 +279,63 @@ class _TrustedPeersOnly(SecurityPolicyFactory):
         return super().create(peer_certificate)
 
 
+class _PlcSession(InternalSession):
+    """An asyncua session that remembers who opened it: the ApplicationUri the client named in
+    CreateSession and the certificate of its secure channel (asyncua keeps neither on the session).
+
+    Why: a new session of the master PLC (it reconnected after its connection dropped) may take over,
+    a session of another application may not, and the host alone cannot tell two programs on one PC apart.
+    """
+
+    client_uri: str | None = None
+    channel_certificate: bytes | None = None
+
+    async def create_session(self, params: ua.CreateSessionParameters, *args: Any, **kwargs: Any) -> Any:
+        description = params.ClientDescription
+        self.client_uri = (description.ApplicationUri or None) if description is not None else None
+        return await super().create_session(params, *args, **kwargs)
+
+    def activate_session(self, params: ua.ActivateSessionParameters, peer_certificate: bytes | None) -> Any:
+        result = super().activate_session(params, peer_certificate)
+        self.channel_certificate = peer_certificate
+        return result
+
+
+def _remember_clients(server: Server) -> None:
+    """Make every session the server opens for a client a `_PlcSession` (the internal server's factory)."""
+    iserver = server.iserver
+
+    def create_session(name: Any, user: Any = None, external: bool = False) -> InternalSession:
+        kw = {} if user is None else {"user": user}
+        return _PlcSession(iserver, iserver.aspace, iserver.subscription_service, name, external=external, **kw)
+
+    iserver.create_session = create_session  # type: ignore[method-assign]
+
+
+@dataclass(frozen=True, slots=True)
+class _Client:
+    """Who a session is: its host (the TCP peer address), its ApplicationUri and its channel certificate."""
+
+    host: str | None
+    application_uri: str | None
+    certificate: bytes | None
+    """SHA-256 of the client certificate of the secure channel; None without security."""
+
+    @classmethod
+    def of(cls, session: InternalSession | None) -> _Client:
+        name = getattr(session, "name", None)  # asyncua names a client's session by its peer (host, port)
+        host = str(name[0]) if isinstance(name, tuple) and name and name[0] else None
+        der = getattr(session, "channel_certificate", None)
+        return cls(host, getattr(session, "client_uri", None), hashlib.sha256(der).digest() if der else None)
+
+    def same_as(self, other: _Client) -> bool:
+        """The same PLC: a known host and everything else equal (secure by default: unknown is never same)."""
+        return self.host is not None and self == other
+
+    def __str__(self) -> str:
+        return f"{self.host or 'unknown host'} ({self.application_uri or 'no ApplicationUri'})"
+
+
 class OpcUaServerTransport(Transport):
     """asyncua server in the link's loop; one namespace, one object, one variable per signal."""
 
@@ -258,11 +353,18 @@ class OpcUaServerTransport(Transport):
         self.writes = 0
         """Control writes taken (each Write request touching our variables)."""
         self.refused = 0
-        """Values that did not fit their register (e.g. a SerialIn of 41 characters); logged, not taken."""
+        """Write requests refused for a value the station cannot take (BadTypeMismatch, BadOutOfRange)."""
         self.master_conflicts = 0
         """Writes refused because another session is the active master."""
         self._master: weakref.ref | None = None
+        """The master session's user object (asyncua passes it to the write callbacks)."""
+        self._master_session: weakref.ref | None = None
+        self._master_client: _Client | None = None
         self._master_at = -float("inf")
+        self._takeover_at = -float("inf")
+        self.takeovers = 0
+        """Times the master PLC's new session took over from its dropped one."""
+        self._refusal_logged: dict[str, float] = {}
         self._conflicts: deque[str] = deque(maxlen=32)
         self._conflict_logged = -float("inf")
         self._conflicts_unlogged = 0
@@ -313,7 +415,8 @@ class OpcUaServerTransport(Transport):
                 await var.set_writable()
                 self._by_node[node_id] = sig
             self._nodes[sig.name] = node_id
-        server.subscribe_server_callback(CallbackType.PreWrite, self._claim_master)
+        _remember_clients(server)
+        server.subscribe_server_callback(CallbackType.PreWrite, self._pre_write)
         server.subscribe_server_callback(CallbackType.PostWrite, self._on_write)
         await server.start()
         if cfg.security != "None":
@@ -348,24 +451,118 @@ class OpcUaServerTransport(Transport):
             return None
         return m
 
-    def _claim_master(self, event: ServerItemCallback, _dispatcher: object) -> None:
-        """PreWrite: the writing session becomes or stays the master, or its whole write is refused."""
+    def _pre_write(self, event: ServerItemCallback, _dispatcher: object) -> None:
+        """PreWrite (before asyncua stores anything): the writer must be the master, and every value must
+        fit its variable; otherwise the whole Write request is refused with the status the client sees."""
         if not event.is_external:
             return
-        names = [
-            self._by_node[wv.NodeId].name for wv in event.request_params.NodesToWrite if wv.NodeId in self._by_node
-        ]
-        if not names:
+        writes = [wv for wv in event.request_params.NodesToWrite if wv.NodeId in self._by_node]
+        if not writes:
             return
-        user, master, now = event.user, self.master, time.monotonic()
-        if master is None or master is user:
-            previous = self._master() if self._master is not None else None
-            if previous is not None and previous is not user:
-                log.info("OPC UA: a new session is the PLC master (the previous one was silent)")
-            self._master, self._master_at = weakref.ref(user), now
+        self._claim_master(event.user, [self._by_node[wv.NodeId].name for wv in writes])
+        self._check_values(writes)
+
+    def _check_values(self, writes: list[ua.WriteValue]) -> None:
+        """Fold the values into a copy of the control image by the rules `_on_write` folds them with, so
+        what passes here is what the station takes; raise BadTypeMismatch or BadOutOfRange otherwise."""
+        image = list(self._control)
+        for wv in writes:
+            if wv.AttributeId != ua.AttributeIds.Value:
+                continue
+            sig = self._by_node[wv.NodeId]
+            try:
+                sig.write(image, R.CONTROL_BASE, sig.value_of(wv.Value))
+            except TypeError as exc:
+                self._refuse(sig, exc, ua.uaerrors.BadTypeMismatch)
+            except ValueError as exc:
+                self._refuse(sig, exc, ua.uaerrors.BadOutOfRange)
+
+    def _refuse(self, sig: Signal, why: Exception, status: type[ua.uaerrors.UaStatusCodeError]) -> None:
+        """Count and log (at most once per variable and log_interval_s: a PLC may retry every scan)."""
+        self.refused += 1
+        now = time.monotonic()
+        if now - self._refusal_logged.get(sig.name, -float("inf")) >= self.log_interval_s:
+            self._refusal_logged[sig.name] = now
+            log.warning("OPC UA write to %s refused with %s, nothing taken: %s", sig.name, status.__name__, why)
+        raise status
+
+    def _session_of(self, user: object) -> InternalSession | None:
+        """The client session whose user object this is (asyncua's write callbacks name only the user)."""
+        iserver = self.server.iserver if self.server is not None else None
+        sessions = getattr(iserver, "_external_sessions", {})
+        return next((s for s in list(sessions.values()) if s.user is user), None)
+
+    def _connected(self, session: InternalSession | None) -> bool:
+        """Whether `session` still has an open connection here. Unknown counts as connected (no takeover)."""
+        if session is None or session.state is SessionState.Closed:
+            return False
+        bserver = self.server.bserver if self.server is not None else None
+        if bserver is None:
+            return True
+        return any(
+            p.processor is not None
+            and p.processor.session is session
+            and p.transport is not None
+            and not p.transport.is_closing()
+            for p in bserver.clients
+        )
+
+    def _close_connections(self, session: InternalSession) -> None:
+        bserver = self.server.bserver if self.server is not None else None
+        for p in list(bserver.clients if bserver is not None else []):
+            if p.processor is not None and p.processor.session is session and p.transport is not None:
+                p.transport.close()
+
+    def _claim_master(self, user: object, names: list[str]) -> None:
+        """The writing session becomes or stays the master, or its whole write is refused.
+
+        A new session of the master's own client (same host, ApplicationUri and channel certificate) is
+        that PLC reconnecting: it takes over at once when the old session's connection is gone (reset,
+        closed), or when that connection still looks open here but wrote nothing for half of
+        heartbeat_timeout_s (a pulled cable sends no FIN; a live master writes its heartbeat more often).
+        Then the old connection is closed, and a second such takeover within heartbeat_timeout_s is
+        refused (two programs on one host taking turns). Anyone else waits out heartbeat_timeout_s.
+        """
+        now, timeout = time.monotonic(), self.cfg.heartbeat_timeout_s
+        master = self._master() if self._master is not None else None
+        if master is user:
+            self._master_at = now
             return
+        session = self._session_of(user)
+        client = _Client.of(session)
+        old, old_session = self._master_client, self._master_session() if self._master_session else None
+        silent = now - self._master_at
+        if session is not None and session is old_session and silent <= timeout:
+            self._make_master(user, session, client, now)  # the master's session, activated again (new user object)
+            return
+        if old is None or silent > timeout:
+            if old is not None:
+                log.info("OPC UA: %s is the PLC master (the previous master %s was silent %.1f s)", client, old, silent)
+            self._make_master(user, session, client, now)
+            return
+        if old.same_as(client):
+            if not self._connected(old_session):
+                log.warning(
+                    "OPC UA: the PLC master %s reconnected: its new session takes over (the old session is "
+                    "closed or its connection dropped; last write %.1f s ago)",
+                    client,
+                    silent,
+                )
+                self._make_master(user, session, client, now, takeover=True)
+                return
+            if silent >= timeout / 2 and now - self._takeover_at >= timeout:
+                log.warning(
+                    "OPC UA: the PLC master %s reconnected: its new session takes over and the old connection, "
+                    "silent %.1f s, is closed (no FIN: a pulled cable or a power loss)",
+                    client,
+                    silent,
+                )
+                if old_session is not None:
+                    self._close_connections(old_session)
+                self._make_master(user, session, client, now, takeover=True)
+                return
         self.master_conflicts += 1
-        text = f"a second OPC UA session wrote {', '.join(names)}"
+        text = f"a second OPC UA session ({client}) wrote {', '.join(names)} while {old} is the master"
         self._conflicts.append(text)
         if now - self._conflict_logged >= self.log_interval_s:
             more = f" ({self._conflicts_unlogged} more since the last report)" if self._conflicts_unlogged else ""
@@ -376,8 +573,18 @@ class OpcUaServerTransport(Transport):
         self._wake()
         raise ua.uaerrors.BadUserAccessDenied
 
+    def _make_master(
+        self, user: object, session: InternalSession | None, client: _Client, now: float, takeover: bool = False
+    ) -> None:
+        self._master, self._master_client, self._master_at = weakref.ref(user), client, now
+        self._master_session = weakref.ref(session) if session is not None else None
+        if takeover:
+            self._takeover_at = now
+            self.takeovers += 1
+
     def _on_write(self, event: ServerItemCallback, _dispatcher: object) -> None:
-        """PostWrite (in this loop): fold the PLC's accepted writes into one control image."""
+        """PostWrite (in this loop): fold the PLC's accepted writes into one control image. The values
+        passed `_check_values` in PreWrite; a failure here would be a bug, logged and not taken."""
         if not event.is_external:
             return
         changed = False
@@ -389,10 +596,9 @@ class OpcUaServerTransport(Transport):
             if i < len(results) and not results[i].is_good():
                 continue
             try:
-                sig.write(self._control, R.CONTROL_BASE, wv.Value.Value.Value)
+                sig.write(self._control, R.CONTROL_BASE, sig.value_of(wv.Value))
             except (ValueError, TypeError) as exc:
-                self.refused += 1
-                log.warning("OPC UA write to %s refused: %s", sig.name, exc)
+                log.error("OPC UA write to %s stored but not taken (passed the PreWrite check): %s", sig.name, exc)
                 continue
             changed = True
         if changed:

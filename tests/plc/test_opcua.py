@@ -175,7 +175,8 @@ def test_station_writes_are_refused_and_status_is_read_only(opcua_station):
         async with OpcUaPlc(f"opc.tcp://127.0.0.1:{port}/pcb-inspector/", NAMESPACE) as plc:
             with pytest.raises(Exception, match="BadUserAccessDenied"):
                 await plc.nodes["ResultsValid"].write_value(True)
-            await plc.write("SerialIn", "X" * 41)  # one character too many for SERIAL (40)
+            with pytest.raises(Exception, match="BadOutOfRange"):  # the PLC hears it; nothing is stored
+                await plc.write("SerialIn", "X" * 41)  # one character too many for SERIAL (40)
             await plc.write("TriggerEnable", True)
             return await plc.wait("Ready", True, timeout=60)
 
