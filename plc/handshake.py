@@ -263,6 +263,9 @@ class Handshake:
             else:
                 self.missed_flag = True
                 self.counters.missed_triggers += 1
+                # READY comes back only after TRIGGER falls, as after an accepted one: a TRIGGER held from
+                # before (a station restarted under it) is not a board the PLC may think is waiting.
+                self.trigger_must_fall = True
                 self._violation(f"TRIGGER while not READY ({self.not_ready_reason()})", count=False)
 
         if rose & R.RESULTS_ACK:

@@ -116,6 +116,20 @@ def test_trigger_while_not_ready_is_missed_never_a_pass():
     assert not rig.bits() & R.MISSED_TRIGGER
 
 
+def test_ready_waits_for_a_missed_trigger_to_fall():
+    """A TRIGGER the station missed (it restarted under a PLC holding it) keeps READY down until it falls,
+    as the READY rule says for every trigger: no READY beside a held TRIGGER."""
+    rig = Rig()
+    rig.write(rig.word & ~R.TRIGGER_ENABLE)
+    assert rig.trigger(1) == []
+    rig.write(rig.word | R.TRIGGER_ENABLE)  # everything healthy again, TRIGGER still held
+    assert not rig.bits() & R.READY
+    assert "TRIGGER not yet cleared" in rig.hs.not_ready_reason()
+    rig.write(rig.word & ~R.TRIGGER)
+    assert rig.bits() & R.READY
+    assert rig.trigger(2), "the next rising edge is a board"
+
+
 def test_results_queue_up_to_depth_then_overrun_and_insp_id_gap():
     rig = Rig(queue_depth=8)
     for part in range(1, 11):
