@@ -11,7 +11,10 @@ thread overlaps the detector's invoke and adds nothing to the cycle on a multi-c
 (`pcb-inspector bench` prints its own row). With a recipe `region` only that small crop is searched.
 
 Why defects on the code do not count (`ignore_defects`): every board carries a different code, so
-the code always differs from the golden reference and the detector sees "defects" there.
+the code always differs from the golden reference and the detector sees "defects" there. Only around a
+code that was read: where none was read, every defect counts (a region is where to look, not an area
+exempt from inspection), and a region whose search area covers more than `MAX_CODE_AREA_FRACTION` of
+the board is refused where recipes are compiled (`inspector.decision.code_area_problem`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ from .domain import Detection, Verdict
 #: Reason prefixes (the PLC's RESULT_CODE and the UI's translations key on them; never reword).
 SERIAL_MISMATCH = "serial mismatch"
 CODE_UNREADABLE = "board code unreadable"
+
+#: The largest share of the board a code region's search area (region and margin, on the board) may cover:
+#: a code and its quiet zone take a few per cent of a board; a larger region is a typing mistake (a
+#: board-sized region, a margin of hundreds of px). Leave `region` out to search the whole board.
+MAX_CODE_AREA_FRACTION = 0.10
 
 _FORMAT_NAMES = {"datamatrix": "DataMatrix", "qr": "QRCode", "code128": "Code128"}
 
@@ -76,21 +84,27 @@ class CodeReader:
         self._pool: ThreadPoolExecutor | None = None
 
     def search_area(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """The frame area searched (x1, y1, x2, y2): the region and its margin, clipped to the frame.
+
+        Empty (x1 == x2 or y1 == y2) when the region lies outside this frame (a board smaller than the golden
+        image, seen before it could be registered): no code can be read there, and the board still gets its own
+        verdict and reason, instead of an exception that would skip it (and, in `inspect`, the images after it).
+        """
         h, w = int(shape[0]), int(shape[1])
         if self.spec.region is None:
             return 0, 0, w, h
         x, y, rw, rh = self.spec.region
         m = self.spec.margin_px
-        x1, y1 = max(0, x - m), max(0, y - m)
-        x2, y2 = min(w, x + rw + m), min(h, y + rh + m)
-        if x2 <= x1 or y2 <= y1:
-            raise ValueError(f"recipe code.region {list(self.spec.region)} lies outside the {w}x{h} frame")
+        x1, y1 = min(w, max(0, x - m)), min(h, max(0, y - m))
+        x2, y2 = max(x1, min(w, x + rw + m)), max(y1, min(h, y + rh + m))
         return x1, y1, x2, y2
 
     def read(self, image: np.ndarray) -> CodeRead:
         """Decode the first code of the wanted types in the search area (uint8 gray or BGR image)."""
         t0 = time.perf_counter()
         x1, y1, x2, y2 = area = self.search_area(image.shape)
+        if x2 <= x1 or y2 <= y1:  # the region is not in this frame: nothing to read
+            return CodeRead(None, None, None, area, (time.perf_counter() - t0) * 1000)
         crop = np.ascontiguousarray(image[y1:y2, x1:x2])
         found = _zxing().read_barcodes(crop, formats=self._formats)
         ms = (time.perf_counter() - t0) * 1000
@@ -117,9 +131,13 @@ class CodeReader:
 
     # ------------------------------------------------------------------ decision
     def _ignored_area(self, read: CodeRead) -> tuple[float, float, float, float] | None:
-        if self.spec.region is not None:
-            x1, y1, x2, y2 = read.searched
-            return float(x1), float(y1), float(x2), float(y2)
+        """Where defects do not count: around the code that was read (its box and quiet zone), nowhere when none
+        was read.
+
+        Why not the whole search area: a board without a readable code (not printed, smudged, another product)
+        would otherwise have every defect in the region and its margin ignored, and a region drawn too large
+        switched off the inspection of the whole board while the board PASSED.
+        """
         if read.box is None:
             return None
         x1, y1, x2, y2 = read.box

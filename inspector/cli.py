@@ -80,13 +80,14 @@ def main(argv: list[str] | None = None) -> int:
         ap.print_help()
         return 2
     from .config import ConfigError
+    from .datasets.deeppcb import DatasetError
     from .decision import RecipeError
     from .detect.base import ModelError
     from .station_key import StationKeyError
 
     try:
         return int(args.func(args) or 0)
-    except (CommandError, ConfigError, ModelError, RecipeError, StationKeyError) as exc:
+    except (CommandError, ConfigError, DatasetError, ModelError, RecipeError, StationKeyError) as exc:
         if isinstance(exc, ConfigError):
             print(f"error: invalid configuration in {exc.source}:", file=sys.stderr)
             for p in exc.problems:
@@ -111,4 +112,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m inspector.cli` runs this file as `__main__`, a second copy of the module: the commands raise
+    # `inspector.cli.CommandError`, which only the package's own copy catches (else a traceback, not one line).
+    from inspector.cli import main as package_main
+
+    sys.exit(package_main())

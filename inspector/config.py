@@ -200,8 +200,9 @@ class BoardCode(_Model):
     )
     ignore_defects: bool = Field(
         True,
-        description="Defects centred on the code (or inside `region`) do not count: the code differs from board "
-        "to board, so it always differs from the golden reference.",
+        description="Defects centred on a code that was read (its box and quiet zone) do not count: the code "
+        "differs from board to board, so it always differs from the golden reference. Where no code was read, "
+        "every defect counts: `region` is where to look, not an area exempt from inspection.",
     )
 
     @field_validator("region")

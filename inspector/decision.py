@@ -25,13 +25,19 @@ class RecipeError(Exception):
 
 
 def read_image(path: Path, what: str) -> np.ndarray:
-    """Read an image as stored (colour stays colour), or raise RecipeError naming `what` and the file."""
-    if not path.is_file():
-        raise RecipeError(f"{what} {path} does not exist")
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None or img.size == 0:
-        raise RecipeError(f"{what} {path} is not a readable image")
-    return img
+    """Read an image as stored (colour stays colour), or raise RecipeError naming `what` and the file.
+
+    Strictly (`inspector.image_file`): a truncated golden image read leniently comes back half gray, and every
+    good board would be rejected for defects that are only the missing half.
+    """
+    from .image_file import ImageFileError, read_image_file
+
+    try:
+        return read_image_file(path)
+    except ImageFileError as exc:
+        if exc.missing:
+            raise RecipeError(f"{what} {path} does not exist") from None
+        raise RecipeError(f"{what} {path}: {exc}") from None
 
 
 def read_image_gray(path: Path, what: str, colour: ColourRule = "red") -> np.ndarray:
@@ -116,6 +122,9 @@ class RecipeRules:
                     f"recipe {recipe.name!r}: code.region {list(code.region)} starts outside the "
                     f"{board[0]}x{board[1]} board (x, y, width, height in board pixels)"
                 )
+        problem = code_area_problem(recipe, board, self.polygon, self.roi.mask)
+        if problem:
+            raise RecipeError(f"recipe {recipe.name!r}: {problem}")
         self.mask = self.roi.mask
 
     def reference_for(self, colour: ColourRule) -> np.ndarray | None:
@@ -191,3 +200,63 @@ class RecipeRules:
         ]
         verdict = Verdict.PASS if len(kept) <= self.recipe.max_defects_pass else Verdict.REJECT
         return Decision(verdict, kept, len(detections) - len(kept))
+
+
+def code_area_problem(
+    recipe: Recipe, board: tuple[int, int] | None, polygon: np.ndarray | None, mask: np.ndarray | None
+) -> str | None:
+    """Why the recipe's board-code region would switch off too much of the inspection, or None.
+
+    Why: defects around the code do not count (`code.ignore_defects`), and the code is searched in the region
+    plus `margin_px`. A region typed as the board's size, or a margin of hundreds of pixels, made that area the
+    whole board: `config check` said OK and every board PASSED. So the search area (on the board) may cover at
+    most `board_serial.MAX_CODE_AREA_FRACTION` of the board, and what the recipe still inspects (the ROI, else the
+    board, less that area) must reach `min_roi_fraction`, as an ROI alone must. `board` is (width, height); the
+    polygon and mask are the recipe's ROI in board pixels (the mask at the board's size).
+    """
+    from .board_serial import MAX_CODE_AREA_FRACTION
+
+    code = recipe.code
+    if code is None or code.region is None or board is None:
+        return None
+    bw, bh = board
+    x, y, w, h = code.region
+    m = code.margin_px
+
+    def on_board(x1: int, y1: int, x2: int, y2: int) -> tuple[int, int, int, int]:
+        return max(0, x1), max(0, y1), max(0, min(bw, x2)), max(0, min(bh, y2))
+
+    def share(a: tuple[int, int, int, int]) -> float:
+        return max(0, a[2] - a[0]) * max(0, a[3] - a[1]) / float(bw * bh)
+
+    region = on_board(x, y, x + w, y + h)
+    searched = on_board(x - m, y - m, x + w + m, y + h + m)
+    limit = MAX_CODE_AREA_FRACTION
+    if share(searched) > limit:
+        key = "code.region" if share(region) > limit else "code.margin_px"
+        return (
+            f"{key}: the code search area (region {list(code.region)} and margin_px {m}) covers "
+            f"{share(searched):.0%} of the {bw}x{bh} board, more than {limit:.0%}; a code takes a few per cent "
+            "of a board, and defects around it do not count: give the code's own x, y, width, height in board "
+            "pixels, or leave region out to search the whole board"
+        )
+    if not code.ignore_defects:
+        return None
+    inspected = np.ones((bh, bw), np.uint8)
+    if polygon is not None:
+        inspected[:] = 0
+        cv2.fillPoly(inspected, [np.round(polygon).astype(np.int32)], 1)
+    if mask is not None and mask.shape[:2] == (bh, bw):
+        inspected &= (mask >= 128).astype(np.uint8)
+    x1, y1, x2, y2 = searched
+    inspected[y1:y2, x1:x2] = 0
+    left = float(inspected.mean())
+    if left < recipe.min_roi_fraction:
+        return (
+            f"code.region: defects around a code found in its search area (region {list(code.region)} and "
+            f"margin_px {m}) do not count, which can leave {left:.1%} of the {bw}x{bh} board inspected, below "
+            "min_roi_fraction "
+            f"{recipe.min_roi_fraction:g}; move the code region off the ROI, or lower min_roi_fraction if that small "
+            "an area is meant"
+        )
+    return None

@@ -42,6 +42,9 @@ NO_WARP_PX = 0.25
 #: The per-step timings every inspection reports (ms), in the order they run.
 STEPS = ("undistort", "register", "detect", "decide")
 
+#: Reason prefix of a board whose reference is not the size the recipe's ROI was checked against.
+ROI_MISFIT = "ROI does not fit the reference"
+
 
 class Registrar(Protocol):
     """Aligns a capture to its reference (`inspector.registration.BoardRegistrar`)."""
@@ -110,6 +113,34 @@ def _code_only(code_reader, image: np.ndarray, timings: dict[str, float], plc_se
     return code_reader.check(read, [], plc_serial)
 
 
+def roi_misfit(rules: RecipeRules, board_hw: tuple[int, ...]) -> str | None:
+    """Why the recipe's ROI cannot be laid on a board of `board_hw` (height, width: the reference the board is
+    registered to, or the frame without one), or None.
+
+    The ROI (polygon or mask) is in the pixels of the board it was checked against at compile time (the recipe's
+    golden image, else the camera's frame). A board that carries its own reference (a replay folder's <id>_temp,
+    `inspect --reference`) of another size is in other pixels: the ROI laid on it unchecked covered another part
+    of it (a 640 px ROI's left half is a quarter of a 1280 px board) and defects outside that part were ignored,
+    so the board PASSED. Why a REJECT and not the ROI scaled: another size may be the same board at another
+    resolution, but as well another crop, field of view or product, and nothing in the images says which; a
+    wrongly scaled ROI passes boards silently, a REJECT naming both sizes is seen on the first board.
+    """
+    if getattr(rules, "polygon", None) is None and getattr(rules, "mask", None) is None:
+        return None
+    roi = getattr(rules, "roi", None)
+    checked = getattr(roi, "board_size", None)
+    if checked is None:
+        return None
+    h, w = int(board_hw[0]), int(board_hw[1])
+    if (w, h) == tuple(checked):
+        return None
+    return (
+        f"{ROI_MISFIT}: the recipe's ROI was drawn on a {checked[0]}x{checked[1]} board, but this board's "
+        f"reference is {w}x{h}; inspect it against a golden image of the recipe's size, or teach the recipe "
+        "(reference and ROI) on this camera's golden image"
+    )
+
+
 def _identity(m: np.ndarray | None) -> bool:
     return m is None or np.array_equal(m, np.eye(3))
 
@@ -144,7 +175,8 @@ def inspect_board(
     Colour (frame or reference) becomes gray here by the model's rule (`DetectorInfo.colour`), and 16-bit becomes
     8-bit by its significant bits, once, for registration and the detector alike. `reference` None falls back to the recipe's reference; a model that
     needs one and gets none is a
-    REJECT with the reason, as is a board that cannot be registered. Other failures (a broken model,
+    REJECT with the reason, as is a board that cannot be registered and one whose reference is not the size the
+    recipe's ROI was checked against (`roi_misfit`). Other failures (a broken model,
     a bad image) raise: the caller decides whether that is a REJECT (the station) or an error line
     (the command line). `detector` must be loaded.
 
@@ -167,6 +199,12 @@ def inspect_board(
     if info.needs_reference and reference is None:
         return BoardInspection(
             Verdict.REJECT, [], reason="no reference image for this recipe", timings_ms=timings, image=image
+        )
+    misfit = roi_misfit(rules, (reference if reference is not None else image).shape)
+    if misfit:
+        serial = _code_only(code_reader, image, timings, plc_serial)
+        return BoardInspection(
+            Verdict.REJECT, [], reason=misfit, timings_ms=timings, image=image, reference=reference, serial=serial
         )
 
     registration = None

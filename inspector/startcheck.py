@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Recipe, ReplayCamera, StationConfig
-from .decision import RecipeError, RecipeRules
+from .decision import RecipeError, RecipeRules, code_area_problem
 from .detect.base import ModelError
 from .detect.settings import PackagedModelSettings
 from .health import Health
@@ -138,6 +138,11 @@ def checked_rules(cfg: StationConfig, recipe: Recipe, rules: RecipeRules, needs_
         if not rep.ok:
             raise RecipeError(f"recipe {recipe.name!r}: " + "; ".join(rep.messages()))
         rules.mask, rules.roi = rep.mask, rep
+    if size is not None:  # the code region against the camera's frame, where the recipe has no golden image
+        problem = code_area_problem(recipe, size, getattr(rules, "polygon", None), rules.mask)
+        if problem:
+            raise RecipeError(f"recipe {recipe.name!r}: {problem}")
+    _check_resampling(cfg, rules)
     problem = reference_problem(cfg, recipe, needs_reference)
     if problem:
         raise RecipeError(problem)
@@ -145,6 +150,32 @@ def checked_rules(cfg: StationConfig, recipe: Recipe, rules: RecipeRules, needs_
         _check_registrable(cfg, recipe, rules.reference)
         _check_readable(cfg, recipe, rules.reference)
     return rules
+
+
+def _check_resampling(cfg: StationConfig, rules: RecipeRules) -> None:
+    """Refuse a `detector.camera_px_per_mm` that resamples the board beyond what the model can read
+    (`inspector.detect.package.resample_problem`), saying what the recipe's golden image (else the camera's frame)
+    would become.
+
+    Why here too (the detector refuses to load as well): the recipe is what the station starts with and switches
+    to, so its NOT READY reason names the key, and `config check` says it without loading the model.
+    """
+    from .detect.package import read_meta, resample_problem, station_input_domain
+
+    try:
+        domain = station_input_domain(cfg.detector)
+        if domain is None:
+            return
+        input_hw = tuple(read_meta(cfg.detector.model).input.shape[1:3])
+    except ModelError:
+        return  # the model lamp names an unreadable package
+    if rules.reference is not None:
+        size, what = (rules.reference.shape[1], rules.reference.shape[0]), "golden image"
+    else:
+        size, what = camera_frame_size(cfg), "camera frame"
+    problem = resample_problem(domain, size, what, input_hw)
+    if problem:
+        raise RecipeError(problem)
 
 
 def _check_readable(cfg: StationConfig, recipe: Recipe, reference) -> None:
@@ -269,8 +300,8 @@ def check_model(cfg: StationConfig, report: CheckReport) -> None:
             close = getattr(probe, "close", None)
             if close:
                 close()
-    except ModelError as exc:
-        report.problems.append(f"detector.model: {exc}")
+    except ModelError as exc:  # a setting the model refuses names its own key (detector.camera_px_per_mm)
+        report.problems.append(str(exc) if str(exc).startswith("detector.") else f"detector.model: {exc}")
     except Exception as exc:  # the runtime refusing the graph is a model problem too, not a crash
         report.problems.append(f"detector.model: {det.model}: {det.type} cannot load it ({type(exc).__name__}: {exc})")
 
@@ -394,6 +425,11 @@ class RefusedRecipe(RecipeRules):
         self.severity = ()
         self.reason = reason
         self.refused = True
+
+    def reference_for(self, _colour):
+        """The first thing a board asks of its recipe (its golden image): the REJECT names why the recipe cannot
+        run, not the attribute a refused recipe never loaded."""
+        raise RecipeError(f"recipe {self.name!r} {self.reason}")
 
     def thresholds_for(self, defaults: dict[int, float]) -> dict[int, float]:
         raise RecipeError(f"recipe {self.name!r} {self.reason}")

@@ -188,6 +188,7 @@ def test_recipe_without_reference_on_a_model_that_needs_one(tmp_path, capsys, ba
     finally:
         station.stop()
     assert [r.verdict for r in results] == [Verdict.REJECT]
+    assert "recipes.demo.reference: not set" in results[0].reason, "the board's REJECT names the recipe's fault"
     assert not station.health.get("recipe").ok  # the board's REJECT does not clear the start fault
 
     # With a golden reference in the recipe the same station starts without a recipe fault.

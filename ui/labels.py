@@ -44,6 +44,7 @@ _REASONS = (
     QT_TRANSLATE_NOOP("RejectReason", "no frame"),
     QT_TRANSLATE_NOOP("RejectReason", "serial mismatch"),
     QT_TRANSLATE_NOOP("RejectReason", "board code unreadable"),
+    QT_TRANSLATE_NOOP("RejectReason", "ROI does not fit the reference"),
     # What makes an image not inspectable, remedy first (inspector/detect/prepare.py): for the operator too.
     QT_TRANSLATE_NOOP(
         "RejectReason", "board image: low contrast: camera gamma to 1, black level to 0, or more light on copper"

@@ -19,8 +19,9 @@ import numpy as np
 from pydantic import Field
 
 from ..config_base import Section, TriggerMode
+from ..image_file import ImageFileError, read_image_file
 from ..synth import write_boards
-from .base import Camera, CameraError, CameraInfo, FrameTimeout, Grab
+from .base import Camera, CameraError, CameraInfo, FrameTimeout, Grab, IncompleteFrame
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,11 @@ class ReplayCamera(Section):
         None, description="Folder of images or a video file. None: generated synthetic demo boards."
     )
     fps: float | None = Field(4.0, gt=0, le=1000, description="Free-run rate in frames/s; None = as fast as possible.")
-    loop: bool = Field(True, description="Start again at the first image after the last one.")
+    loop: bool = Field(
+        True,
+        description="Start again at the first image after the last one. false: the last image is the last frame "
+        "(each board judged once; the camera then sends nothing, also after a reconnect).",
+    )
     trigger: TriggerMode = Field(
         "free_run", description="free_run: frames at `fps`; software: one frame per trigger (PLC mode)."
     )
@@ -63,8 +68,7 @@ class ReplayCamera(Section):
 def replay_frame_size(path: Path) -> tuple[int, int] | None:
     """(width, height) of the first board image in a folder, or of a video file; None when unreadable."""
     if path.is_dir():
-        files = list_board_images(path)
-        img = cv2.imread(str(files[0]), cv2.IMREAD_UNCHANGED) if files else None
+        img = _first_readable(list_board_images(path))
         return (img.shape[1], img.shape[0]) if img is not None else None
     if path.suffix.lower() in VIDEO_EXTS and path.is_file():
         cap = cv2.VideoCapture(str(path))
@@ -82,6 +86,31 @@ def demo_boards_dir(count: int, seed: int) -> Path:
     if not (root / "truth.json").is_file():
         write_boards(root, count, seed)
     return root
+
+
+def _first_readable(files: list[Path]) -> np.ndarray | None:
+    """The first of `files` that reads whole (a damaged file in the folder is refused when its turn comes)."""
+    for path in files:
+        try:
+            return read_image_file(path)
+        except ImageFileError:
+            continue
+    return None
+
+
+def read_replay_image(path: Path, what: str = "replay image") -> np.ndarray:
+    """One file of the folder, strictly (`inspector.image_file`), or IncompleteFrame naming the file.
+
+    Why IncompleteFrame: a truncated or damaged file is what a frame with lost packets is to a real camera, a
+    frame that must never be inspected (a truncated JPEG read leniently is half gray: phantom defects). The
+    supervisor counts it and goes on with the next board (a triggered board gets a REJECT naming the file).
+    """
+    try:
+        return read_image_file(path)
+    except ImageFileError as exc:
+        message = f"{what} {path}: {exc}"
+    log.warning("%s: board not inspected", message)  # the supervisor only counts an incomplete frame
+    raise IncompleteFrame(message)
 
 
 def list_board_images(folder: Path) -> list[Path]:
@@ -111,6 +140,8 @@ class ReplayCameraSource(Camera):
         self._pending = threading.Semaphore(0)
         self._ref_cache: dict[Path, np.ndarray] = {}
         self._opened = False
+        self._ended = False
+        """With `loop = false`: the end was reached and logged (once, not on every grab after it)."""
 
     @property
     def source(self) -> Path:
@@ -134,9 +165,9 @@ class ReplayCameraSource(Camera):
             self._files = list_board_images(src)
             if not self._files:
                 raise CameraError(f"replay folder {src} holds no images ({', '.join(sorted(IMAGE_EXTS))})")
-            first = cv2.imread(str(self._files[0]), cv2.IMREAD_UNCHANGED)
+            first = _first_readable(self._files)
             if first is None:
-                raise CameraError(f"replay image {self._files[0]} is not readable")
+                raise CameraError(f"replay folder {src} holds no readable image (each is damaged or truncated)")
             h, w = first.shape[:2]
             fmt = "Mono8" if first.ndim == 2 else "BGR8"
         elif src.suffix.lower() in VIDEO_EXTS:
@@ -146,9 +177,15 @@ class ReplayCameraSource(Camera):
             w = int(self._video.get(cv2.CAP_PROP_FRAME_WIDTH))
             h = int(self._video.get(cv2.CAP_PROP_FRAME_HEIGHT))
             fmt = "BGR8"
+            if not self.cfg.loop and self._index:
+                # Where the last session stopped: a reconnect does not replay the boards already judged.
+                self._video.set(cv2.CAP_PROP_POS_FRAMES, self._index)
         else:
             raise CameraError(f"replay source {src} is neither a folder nor a video ({', '.join(sorted(VIDEO_EXTS))})")
-        self._index = 0
+        if self.cfg.loop:
+            self._index = 0
+        # With loop = false the position survives the reopen: the supervisor reopens a camera that sends nothing
+        # (the end of the folder looks like a stall), and starting over would judge and record every board again.
         self._next_time = time.monotonic()
         self._opened = True
         return CameraInfo(model="replay", serial=str(src), width=w, height=h, pixel_format=fmt)
@@ -166,12 +203,23 @@ class ReplayCameraSource(Camera):
         while self._pending.acquire(blocking=False):
             pass
 
+    def _end_message(self) -> str:
+        what = "video" if self._video is not None else "folder"
+        return f"end of replay {what} {self.source}: all {self._index} frames served (camera.loop = false)"
+
+    def _reached_end(self) -> FrameTimeout:
+        """The end with loop = false: said once in the log, then the same FrameTimeout for every grab."""
+        if not self._ended:
+            self._ended = True
+            log.warning("%s; no more frames", self._end_message())
+        return FrameTimeout(self._end_message())
+
     def _read_next(self) -> Grab:
         if self._video is not None:
             ok, img = self._video.read()
             if not ok:
                 if not self.cfg.loop:
-                    raise FrameTimeout("end of replay video")
+                    raise self._reached_end()
                 self._video.set(cv2.CAP_PROP_POS_FRAMES, 0)
                 ok, img = self._video.read()
                 if not ok:
@@ -180,13 +228,12 @@ class ReplayCameraSource(Camera):
             return Grab(np.ascontiguousarray(img), {"source": "video", "index": self._index - 1})
         if self._index >= len(self._files):
             if not self.cfg.loop:
-                raise FrameTimeout("end of replay folder")
+                raise self._reached_end()
             self._index = 0
         path = self._files[self._index]
         self._index += 1
-        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if img is None or img.size == 0:
-            raise CameraError(f"replay image {path} is not readable")
+        self._ended = False
+        img = read_replay_image(path)
         meta: dict = {"source": "replay", "file": str(path), "name": path.stem.removesuffix("_test")}
         ref_path = reference_for(path)
         if ref_path is not None:
@@ -195,16 +242,27 @@ class ReplayCameraSource(Camera):
                 # As stored: the station turns a colour golden image gray by the model's rule, as it does the colour
                 # board (read as luma here, it was compared with the board's red plane), and a 16-bit one onto 8 bit
                 # by its significant bits (read as 8-bit gray here, a 12-bit golden image came out near black).
-                ref = cv2.imread(str(ref_path), cv2.IMREAD_UNCHANGED)
-                if len(self._ref_cache) < 256 and ref is not None:
+                # A damaged golden image refuses the board: judged against the recipe's reference instead, it would
+                # be compared with another board's golden image.
+                ref = read_replay_image(ref_path, "golden image")
+                if len(self._ref_cache) < 256:
                     self._ref_cache[ref_path] = ref
-            if ref is not None:
-                meta["reference"] = ref
+            meta["reference"] = ref
         return Grab(img, meta)
+
+    def _at_end(self) -> bool:
+        """With loop = false: every frame was served (also across a reopen: the position is kept)."""
+        if self.cfg.loop:
+            return False
+        return self._ended if self._video is not None else self._index >= len(self._files)
 
     def grab(self, timeout_s: float) -> Grab:
         if not self._opened:
             raise CameraError("replay camera is not open")
+        if self._at_end() and not self.triggered:
+            # Like a camera that sends nothing: wait out the timeout rather than spin the capture thread.
+            time.sleep(max(0.0, timeout_s))
+            raise self._reached_end()
         if self.triggered:
             if not self._pending.acquire(timeout=timeout_s):
                 raise FrameTimeout(f"no trigger within {timeout_s:.1f} s")

@@ -173,7 +173,7 @@ def _evaluate_model(
     passes: str = "package",
 ) -> dict:
     from ..config import CalibrationSection, Recipe
-    from ..datasets.deeppcb import read_gray
+    from ..datasets.deeppcb import read_board
     from ..decision import RecipeRules
     from ..detect.factory import create_detector
     from ..detect.package import read_meta
@@ -252,9 +252,11 @@ def _evaluate_model(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     for p in pairs:
-        board, ref = read_gray(p.test_path), read_gray(p.template_path)
+        # As `inspect` and `run` read them: as stored, turned gray by the model's rule inside `inspect_board`.
+        board, ref = read_board(p.test_path), read_board(p.template_path)
         good, truth, other = ref, p.boxes, None
         if camera is not None:
+            board, ref = _gray(board, p.test_path, info.colour), _gray(ref, p.template_path, info.colour)
             board, ref, good, truth, other = _camera_frames(board, ref, p, camera)
         t0 = time.perf_counter()
         station = inspect_board(board, ref, rules, det, registrar)
@@ -450,7 +452,7 @@ def _one_defect_boards(pairs, rules, det, camera: dict | None, inspect_board, fl
     """
 
     from ..config import CalibrationSection
-    from ..datasets.deeppcb import read_gray
+    from ..datasets.deeppcb import read_board
     from ..domain import Verdict
     from ..evaluation.camera_domain import map_boxes
     from ..registration import BoardRegistrar, settings_from_config
@@ -462,7 +464,12 @@ def _one_defect_boards(pairs, rules, det, camera: dict | None, inspect_board, fl
     for p in pairs:
         if not len(p.boxes):
             continue
-        test, temp = read_gray(p.test_path), read_gray(p.template_path)
+        # Gray by the model's rule, as `inspect_board` would turn them: the defects are taken away pixel by pixel.
+        colour = getattr(det.info, "colour", "red")
+        test, temp = (
+            _gray(read_board(p.test_path), p.test_path, colour),
+            _gray(read_board(p.template_path), p.template_path, colour),
+        )
         for k, (box, cls) in enumerate(zip(p.boxes, p.classes, strict=True)):
             board, ref, where = one_defect_board(test, temp, p.boxes, k), temp, np.asarray(box, np.float32)
             if camera is not None:
@@ -495,6 +502,21 @@ def _one_defect_boards(pairs, rules, det, camera: dict | None, inspect_board, fl
         "one_defect_not_inspected": len(not_inspected),
         "records": records,
     }
+
+
+def _gray(img: np.ndarray, path: Path, colour: str) -> np.ndarray:
+    """A board read as stored (`read_board`) in 8-bit gray by the model's colour rule, as `inspect_board` turns it,
+    for what draws on the board before it is judged (camera renderings, one-defect boards). DeepPCB's own 8-bit gray
+    boards come back as they are."""
+    from ..cli import CommandError
+    from ..decision import to_gray8
+
+    if img.ndim == 2 and img.dtype == np.uint8:
+        return img
+    try:
+        return to_gray8(img, str(path), colour)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _touches(a, b, margin: float) -> bool:

@@ -15,13 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..capture.replay import reference_for
 from ..decision import RecipeRules, to_gray8
 from ..detect.base import ColourRule
 from ..detect.prepare import ImageDomainError
+from ..image_file import ImageFileError, read_image_file
 from .common import add_station_args, station_config
 
 
@@ -43,18 +43,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def read_image(path: Path, colour: ColourRule = "red") -> np.ndarray:
-    """Grayscale uint8 image (colour by the station's rule), or ImageError saying what is wrong with the file."""
-    if not path.exists():
-        raise ImageError("file not found")
-    if path.is_dir():
-        raise ImageError("is a folder, not an image")
-    if path.stat().st_size == 0:
-        raise ImageError("file is empty (0 bytes)")
-    data = np.fromfile(str(path), np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ImageError("not a readable image (unknown format or truncated)")
-    if img.size == 0 or min(img.shape[:2]) < 8:
+    """Grayscale uint8 image (colour by the station's rule), or ImageError saying what is wrong with the file.
+
+    Read by the station's one strict reader (`inspector.image_file`), so a file `inspect` refuses is refused as a
+    recipe's reference, a replayed frame and a board of `evaluate` too.
+    """
+    try:
+        img = read_image_file(path)
+    except ImageFileError as exc:
+        raise ImageError(str(exc)) from None
+    if min(img.shape[:2]) < 8:
         raise ImageError(f"image too small ({img.shape[1]}x{img.shape[0]})")
     if img.dtype not in (np.uint8, np.uint16):
         raise ImageError(f"unsupported bit depth ({img.dtype}); expected 8 or 16 bit")
@@ -66,6 +64,7 @@ def read_image(path: Path, colour: ColourRule = "red") -> np.ndarray:
 
 def inspect(args: argparse.Namespace) -> int:
     from ..board_serial import reader_for
+    from ..cli import CommandError
     from ..detect.factory import create_detector
     from ..domain import InspectionResult
     from ..inspection import inspect_board
@@ -81,7 +80,13 @@ def inspect(args: argparse.Namespace) -> int:
     # the station's own registrar settings: a file is judged exactly as the line would judge it
     registrar = BoardRegistrar(settings_from_config(cfg.calibration))
     colour = info.colour  # the model's rule: as the line converts a colour frame and reference
-    fixed_ref = read_image(Path(args.reference), colour) if args.reference else None
+    fixed_ref = None
+    if args.reference:
+        # One reference for every image: a bad one is one error line, not a verdict per board.
+        try:
+            fixed_ref = read_image(Path(args.reference), colour)
+        except (ImageError, ImageDomainError) as exc:
+            raise CommandError(f"--reference {args.reference}: {exc}") from None
     code_reader = reader_for(rules.recipe.code)
     failures = 0
     for name in args.images:
@@ -91,7 +96,10 @@ def inspect(args: argparse.Namespace) -> int:
             image = read_image(path, colour)
             ref = fixed_ref
             if ref is None and (rp := reference_for(path)) is not None:
-                ref = read_image(rp, colour)
+                try:
+                    ref = read_image(rp, colour)
+                except ImageError as exc:
+                    raise ImageError(f"its golden reference {rp}: {exc}") from None
             if ref is None:
                 ref = rules.reference_for(colour)
             if info.needs_reference and ref is None:

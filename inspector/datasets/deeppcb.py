@@ -104,10 +104,34 @@ def load_list(root: Path, list_file: Path | None = None) -> list[BoardPair]:
 
 
 def read_gray(path: Path) -> np.ndarray:
-    """Read an image as 8-bit grayscale; a few DeepPCB boards are stored as 3-channel."""
+    """Read an image as 8-bit grayscale; a few DeepPCB boards are stored as 3-channel.
+
+    For training (what the network learnt from): OpenCV's own gray conversion. A board the station judges is read
+    with `read_board` instead, as `inspect` and `run` read it.
+    """
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if img is None:
         raise DatasetError(f"{path}: not a readable image")
+    return img
+
+
+def read_board(path: Path) -> np.ndarray:
+    """A board or template as the station reads it (`inspector.image_file`): as stored, strictly.
+
+    Why not `read_gray`: the station (`run`, `inspect`) turns a colour frame gray by the model's colour rule and a
+    16-bit one onto 8 bit by its significant bits, inside `inspect_board`, and applies no EXIF rotation; OpenCV's
+    gray read takes the luma, the top 8 bits and the rotation, so `evaluate` judged another image than the line
+    (a known-good colour or 10-bit board: inspect PASS, evaluate REJECT). A truncated or damaged file is a
+    DatasetError naming it, never a half-gray board.
+    """
+    from ..image_file import ImageFileError, read_image_file
+
+    try:
+        img = read_image_file(path)
+    except ImageFileError as exc:
+        raise DatasetError(f"{path}: {exc}") from None
+    if img.dtype not in (np.uint8, np.uint16):
+        raise DatasetError(f"{path}: unsupported bit depth ({img.dtype}); expected 8 or 16 bit")
     return img
 
 

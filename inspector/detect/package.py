@@ -409,17 +409,67 @@ def station_input_domain(detector: Any) -> InputDomain | None:
     ).input_domain
 
 
-def resample_factor(domain: InputDomain | None) -> float:
-    """Network pixels per camera pixel: 1 unless the model declares the resolution it learnt and the station its
-    camera's, and the two differ by more than 1 %.
+#: The most the station resamples a camera's frames, either way (network pixels per camera pixel in 1/4 .. 4: 12 to
+#: 192 px/mm for a model that learnt 48). Measured: 0.75 to 1.67 (docs/model.md, *Resolution*); past a factor of 4 a
+#: shrunk board keeps no feature the model learnt (a 5 px pin-hole becomes one pixel) and an enlarged one costs 16x
+#: the invokes. A value that far off is a typing slip (480 for 48.0), which made every board PASS.
+MAX_RESAMPLE = 4.0
 
-    Why: the network learnt defects at one size in pixels (a trace 10-20 px wide, a pin-hole 5-15 px at DeepPCB's
-    48 px/mm), and its preparation's apertures and speck sizes are in those pixels too. A camera at 36 px/mm shows
-    every feature at three quarters of that size, and the figures measured at 48 px/mm no longer hold."""
+
+def _raw_resample(domain: InputDomain | None) -> float:
     if domain is None or domain.px_per_mm is None or domain.camera_px_per_mm is None:
         return 1.0
     s = domain.px_per_mm / domain.camera_px_per_mm
     return 1.0 if abs(s - 1.0) <= 0.01 else s
+
+
+def resample_problem(
+    domain: InputDomain | None,
+    image_size: tuple[int, int] | None = None,
+    what: str = "board",
+    input_hw: tuple[int, ...] | None = None,
+) -> str | None:
+    """Why `detector.camera_px_per_mm` cannot be right for this model, naming the key, or None.
+
+    Refused: a resampling by more than `MAX_RESAMPLE` either way. With `image_size` ((width, height) of the golden
+    image or the camera's frame, called `what`) the message says what the board would become, and with `input_hw`
+    (the model input's height, width) how that compares with what the model takes.
+    """
+    s = _raw_resample(domain)
+    if 1 / MAX_RESAMPLE <= s <= MAX_RESAMPLE:
+        return None
+    learnt, told = domain.px_per_mm, domain.camera_px_per_mm
+    way = "shrinks" if s < 1 else "enlarges"
+    out = f"detector.camera_px_per_mm = {told:g}: the model learnt boards at {learnt:g} px/mm, so the station {way}"
+    if image_size is not None:
+        w, h = image_size
+        rw, rh = max(1, round(w * s)), max(1, round(h * s))
+        out += f" the {w}x{h} {what} by {s:.3g}, to {rw}x{rh}"
+        if input_hw is not None and s < 1 and (rw < input_hw[1] or rh < input_hw[0]):
+            out += f" (smaller than the model's {input_hw[1]}x{input_hw[0]} input)"
+    else:
+        out += f" every frame by {s:.3g}"
+    out += f": every trace and defect at {s:.3g} times the size the model learnt"
+    out += " (it finds nothing and every board PASSES)" if s < 1 else " (16 times the work and more)"
+    lo, hi = learnt / MAX_RESAMPLE, learnt * MAX_RESAMPLE
+    return (
+        out + f"; the station resamples by 1/{MAX_RESAMPLE:g} to {MAX_RESAMPLE:g} at most ({lo:g} to {hi:g} px/mm for "
+        "this model): check the value (a slipped decimal point?); `pcb-inspector calibrate scale` measures it"
+    )
+
+
+def resample_factor(domain: InputDomain | None) -> float:
+    """Network pixels per camera pixel: 1 unless the model declares the resolution it learnt and the station its
+    camera's, and the two differ by more than 1 %. Raises ModelError naming `detector.camera_px_per_mm` when that
+    is more than `MAX_RESAMPLE` either way (`resample_problem`), so no command runs a model on boards it cannot read.
+
+    Why: the network learnt defects at one size in pixels (a trace 10-20 px wide, a pin-hole 5-15 px at DeepPCB's
+    48 px/mm), and its preparation's apertures and speck sizes are in those pixels too. A camera at 36 px/mm shows
+    every feature at three quarters of that size, and the figures measured at 48 px/mm no longer hold."""
+    problem = resample_problem(domain)
+    if problem:
+        raise ModelError(problem)
+    return _raw_resample(domain)
 
 
 def sidecar_path(model: Path) -> Path:

@@ -758,113 +758,113 @@
         <translation>正常</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="95"/>
+        <location filename="../labels.py" line="96"/>
         <source>%1, %2 written, backlog %3, spool %4</source>
         <extracomment>Status-lamp and alarm lines the core writes (inspector/health.py users), as English patterns and translatable templates; %1, %2 ... are the captured parts (names, numbers, addresses), kept as they are. A line that matches no pattern (an exception text, say) is shown unchanged.</extracomment>
         <translation>%1，已写入 %2，积压 %3，缓存 %4</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="97"/>
+        <location filename="../labels.py" line="98"/>
         <source>%1 GB free</source>
         <translation>剩余 %1 GB</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="98"/>
+        <location filename="../labels.py" line="99"/>
         <source>%1 MB free</source>
         <translation>剩余 %1 MB</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="99"/>
+        <location filename="../labels.py" line="100"/>
         <source>%1 MB free &lt; %2 MB floor</source>
         <translation>剩余 %1 MB &lt; 下限 %2 MB</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="100"/>
+        <location filename="../labels.py" line="101"/>
         <source>off (free-run)</source>
         <translation>关闭（自由运行）</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="101"/>
+        <location filename="../labels.py" line="102"/>
         <source>server %1</source>
         <translation>服务器 %1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="102"/>
+        <location filename="../labels.py" line="103"/>
         <source>client %1</source>
         <translation>客户端 %1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="105"/>
+        <location filename="../labels.py" line="106"/>
         <source>%1 (fallback: none of %2 found)</source>
         <translation>%1（回退：未找到 %2）</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="107"/>
+        <location filename="../labels.py" line="108"/>
         <source>starting</source>
         <translation>正在启动</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="108"/>
+        <location filename="../labels.py" line="109"/>
         <source>loading</source>
         <translation>正在加载</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="109"/>
+        <location filename="../labels.py" line="110"/>
         <source>stopped by operator</source>
         <translation>已由操作员停止</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="110"/>
+        <location filename="../labels.py" line="111"/>
         <source>opened, waiting for the first frame</source>
         <translation>已打开，等待第一帧</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="111"/>
+        <location filename="../labels.py" line="112"/>
         <source>missed trigger %1</source>
         <translation>漏触发 %1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="112"/>
+        <location filename="../labels.py" line="113"/>
         <source>stalled %1</source>
         <translation>停滞 %1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="113"/>
+        <location filename="../labels.py" line="114"/>
         <source>lost: %1; reconnecting</source>
         <translation>丢失：%1；正在重连</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="116"/>
+        <location filename="../labels.py" line="117"/>
         <source>writer behind: %1 of %2 results queued</source>
         <translation>写入滞后：%2 个中有 %1 个结果在排队</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="120"/>
+        <location filename="../labels.py" line="121"/>
         <source>writer queue full (%1): results spilled to the spool</source>
         <translation>写入队列已满（%1）：结果已转存到缓存</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="122"/>
+        <location filename="../labels.py" line="123"/>
         <source>archive write failed: %1</source>
         <translation>归档写入失败：%1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="126"/>
+        <location filename="../labels.py" line="127"/>
         <source>focus: check the lens focus and the board height (sharpness %1% below the baseline, limit %2%)</source>
         <translation>对焦：请检查镜头对焦和板的高度（清晰度比基准低 %1%，限值 %2%）</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="133"/>
+        <location filename="../labels.py" line="134"/>
         <source>same defect on %1 boards in a row at x %2, y %3 px (%4): clean the lens, or check the process upstream</source>
         <translation>连续 %1 块板在 x %2、y %3 像素处出现相同缺陷（%4）：请清洁镜头，或检查上游工序</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="141"/>
+        <location filename="../labels.py" line="142"/>
         <source>same defect on %1 boards in a row at x %2, y %3 px of the board (%4): check the process upstream</source>
         <translation>连续 %1 块板在板上 x %2、y %3 像素处出现相同缺陷（%4）：请检查上游工序</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="145"/>
+        <location filename="../labels.py" line="146"/>
         <source>%1 boards in a row: %2</source>
         <translation>连续 %1 块板：%2</translation>
     </message>
@@ -1380,22 +1380,27 @@
         <translation>无法读取板上条码</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="48"/>
+        <location filename="../labels.py" line="47"/>
+        <source>ROI does not fit the reference</source>
+        <translation>检测区域与参考图像尺寸不符</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="49"/>
         <source>board image: low contrast: camera gamma to 1, black level to 0, or more light on copper</source>
         <translation>板图像：对比度低：相机 gamma 设为 1、黑电平设为 0，或加强铜面照明</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="51"/>
+        <location filename="../labels.py" line="52"/>
         <source>reference image: low contrast: camera gamma to 1, black level to 0, or more light on copper</source>
         <translation>参考图像：对比度低：相机 gamma 设为 1、黑电平设为 0，或加强铜面照明</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="54"/>
+        <location filename="../labels.py" line="55"/>
         <source>board image: over-exposed, lower the exposure, gain or light</source>
         <translation>板图像：过曝，请降低曝光、增益或光照</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="55"/>
+        <location filename="../labels.py" line="56"/>
         <source>reference image: over-exposed, lower the exposure, gain or light</source>
         <translation>参考图像：过曝，请降低曝光、增益或光照</translation>
     </message>
@@ -1507,17 +1512,17 @@
 <context>
     <name>Role</name>
     <message>
-        <location filename="../labels.py" line="65"/>
+        <location filename="../labels.py" line="66"/>
         <source>operator</source>
         <translation>操作员</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="66"/>
+        <location filename="../labels.py" line="67"/>
         <source>engineer</source>
         <translation>工程师</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="67"/>
+        <location filename="../labels.py" line="68"/>
         <source>admin</source>
         <translation>管理员</translation>
     </message>
