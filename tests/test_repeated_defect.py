@@ -138,7 +138,13 @@ class _Station:
             {
                 "detector": {"model": str(SHIPPED), "delegate": "cpu", "threads": 2},
                 "plc": {"mode": "off"},
-                "camera": {"type": "replay", "path": str(folder), "fps": 20, "loop": trigger == "free_run", "trigger": trigger},
+                "camera": {
+                    "type": "replay",
+                    "path": str(folder),
+                    "fps": 20,
+                    "loop": trigger == "free_run",
+                    "trigger": trigger,
+                },
                 "supervisor": {"repeat_boards": 3},
                 "recipes": [{"name": "b92", "reference": str(tmp_path / "golden.png")}],
                 "active_recipe": "b92",
