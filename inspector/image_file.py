@@ -42,8 +42,9 @@ class ImageFileError(ValueError):
         """True when there is no file at the path (callers word that their own way)."""
 
 
-def read_image_file(path: Path) -> np.ndarray:
-    """The image in `path` as stored, fully decoded, or ImageFileError saying why not."""
+def read_image_file(path: Path, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
+    """The image in `path` as stored (or as `flags` asks, e.g. `cv2.IMREAD_GRAYSCALE`), fully decoded, or
+    ImageFileError saying why not."""
     path = Path(path)
     if not path.exists():
         raise ImageFileError("file not found", missing=True)
@@ -55,13 +56,13 @@ def read_image_file(path: Path) -> np.ndarray:
         raise ImageFileError(f"cannot be read ({exc.strerror or exc})") from None
     if not raw:
         raise ImageFileError("file is empty (0 bytes)")
-    return decode_image(raw)
+    return decode_image(raw, flags)
 
 
-def decode_image(raw: bytes) -> np.ndarray:
+def decode_image(raw: bytes, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
     """Decode an encoded image as stored; refuses what `read_image_file` refuses (see the module's docstring)."""
     try:
-        img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED)
+        img = cv2.imdecode(np.frombuffer(raw, np.uint8), flags)
     except cv2.error as exc:
         raise ImageFileError(_decoder_refused(raw, exc)) from None
     if img is None:

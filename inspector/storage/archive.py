@@ -131,10 +131,14 @@ def file_of(path: str) -> str:
 
 
 def read_crop(archive_dir: Path, crop_path: str) -> np.ndarray | None:
-    """A defect's crop from its stored path; None if the file is gone or unreadable."""
+    """A defect's crop from its stored path; None if the file is gone, unreadable or damaged (read strictly: a
+    truncated crop sheet read leniently shows a half-gray crop the reviewer would judge)."""
+    from ..image_file import ImageFileError, read_image_file
+
     file, _, frag = crop_path.partition("#")
-    img = cv2.imread(str(Path(archive_dir) / file), cv2.IMREAD_UNCHANGED)
-    if img is None:
+    try:
+        img = read_image_file(Path(archive_dir) / file)
+    except ImageFileError:
         return None
     if not frag:
         return img

@@ -13,11 +13,13 @@ One group per recipe, numbered from 90000 so it never collides with DeepPCB's ow
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import numpy as np
 from sqlalchemy import select
 
 from ..domain import CLASS_NAMES
@@ -25,9 +27,25 @@ from .db import Database
 from .models import Defect, Inspection, Review
 from .queries import HistoryFilter, apply_filter
 
+log = logging.getLogger(__name__)
+
 
 class ExportError(Exception):
     pass
+
+
+def _archived_gray(archive_dir: Path, rel: str) -> np.ndarray | None:
+    """An archived image as 8-bit gray, or None (logged) when it is gone or damaged.
+
+    Strictly (`inspector.image_file`): a truncated file read leniently comes back half gray, and a retraining set
+    would teach the network that a board's missing half is laminate, under its reviewed labels."""
+    from ..image_file import ImageFileError, read_image_file
+
+    try:
+        return read_image_file(Path(archive_dir) / rel, cv2.IMREAD_GRAYSCALE)
+    except ImageFileError as exc:
+        log.warning("export: archived image %s skipped: %s", Path(archive_dir) / rel, exc)
+        return None
 
 
 @dataclass
@@ -74,8 +92,7 @@ def export_dataset(
             if not image_path or not ref_path:
                 rep.skipped_no_image += 1
                 continue
-            img = cv2.imread(str(archive_dir / image_path), cv2.IMREAD_GRAYSCALE)
-            ref = cv2.imread(str(archive_dir / ref_path), cv2.IMREAD_GRAYSCALE)
+            img, ref = _archived_gray(archive_dir, image_path), _archived_gray(archive_dir, ref_path)
             if img is None or ref is None:
                 rep.skipped_no_image += 1
                 continue

@@ -146,3 +146,41 @@ def test_export_reviewed_history_as_deeppcb(db_url, make_recorder, tmp_path):
     with pytest.raises(ExportError, match="already holds"):
         export_dataset(db, tmp_path / "archive", out)
     db.close()
+
+
+def test_damaged_archive_files_are_never_shown_or_exported_half_gray(sqlite_url, make_recorder, tmp_path):
+    """A truncated archived image (a disk that filled or a card pulled mid-write) read leniently comes back with
+    its missing part gray: the quality engineer would judge pixels nobody captured, and an export for retraining
+    would label them. The review shows no image and the export skips the board, both saying why."""
+    from inspector.storage.archive import read_crop
+    from ui.records import Records
+
+    rng = np.random.default_rng(1)
+    ref = (rng.random((120, 160)) * 255).astype(np.uint8)
+    rec = make_recorder(sqlite_url)
+    rec.start()
+    rs = [make_result(i, classes=(2,), image=ref.copy(), reference=ref) for i in range(2)]
+    for r in rs:
+        rec.submit(r)
+    assert rec.flush(10)
+    db = open_database(sqlite_url)
+    for r in rs:
+        review_defect(db, inspection_detail(db, r.uid).defects[0].id, "confirmed", "qa")
+    damaged = inspection_detail(db, rs[0].uid)
+    archive = tmp_path / "archive"
+    thumb = archive / damaged.row.thumb_path  # a JPEG: OpenCV fills a truncated one with gray and says nothing
+    thumb.write_bytes(thumb.read_bytes()[: thumb.stat().st_size * 2 // 3])
+    image = archive / damaged.row.image_path  # a PNG whose header was hit: OpenCV raises on it
+    raw = bytearray(image.read_bytes())
+    raw[16:24] = (100000).to_bytes(4, "big") * 2
+    image.write_bytes(bytes(raw))
+    crop_file = archive / damaged.defects[0].crop_path.partition("#")[0]
+    crop_file.write_bytes(bytes(raw))
+
+    assert Records(db, archive).image(damaged.row.thumb_path) is None
+    assert Records(db, archive).image(damaged.row.image_path) is None
+    assert Records(db, archive).image(inspection_detail(db, rs[1].uid).row.thumb_path) is not None
+    assert read_crop(archive, damaged.defects[0].crop_path) is None
+    rep = export_dataset(db, archive, tmp_path / "export")
+    assert (rep.boards, rep.skipped_no_image) == (1, 1), rep
+    db.close()
