@@ -98,6 +98,11 @@ class UndistortingCamera(Camera):
     def flush(self) -> None:
         self.inner.flush()
 
+    def check(self) -> None:
+        """The wrapped camera's idle check: without it a camera lost between boards went unnoticed until the next
+        board was rejected, the station READY meanwhile."""
+        self.inner.check()
+
     @property
     def nominal_fps(self) -> float | None:
         return self.inner.nominal_fps

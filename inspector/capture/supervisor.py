@@ -210,13 +210,18 @@ class CameraSupervisor:
                             if lost:
                                 self._reconnect(lost)
                         continue
-                    self.camera.flush()
                     fired_at = time.monotonic()
                     lost = None
                     try:
+                        self.camera.flush()
+                        fired_at = time.monotonic()
                         self.camera.trigger()
                     except CameraError as exc:
                         lost = str(exc)
+                    except Exception as exc:  # noqa: BLE001 - a driver's own exception (GenTL) is a lost camera too
+                        # Outside this guard it ended the capture thread: no reconnect, no later board answered.
+                        log.warning("camera flush/trigger raised %s: %s", type(exc).__name__, exc)
+                        lost = f"{type(exc).__name__}: {exc}"
                     if lost:
                         self.counters.missed_triggers += 1
                         self._fail_ticket(ticket, f"camera error: {lost}")
@@ -224,8 +229,11 @@ class CameraSupervisor:
                         failures = 0
                         continue
                     not_before = max(self._not_before, fired_at - 0.001)
+                    skip = 0
+                    if not self.camera.triggered:
+                        not_before, skip = self._after_frame_in_flight(not_before)
                 else:
-                    not_before = self._not_before
+                    not_before, skip = self._not_before, 0
                 timeout = self.stall_timeout_s()
                 deadline = time.monotonic() + timeout
                 # Reconnects happen after the except blocks: a live exception's traceback can hold
@@ -243,8 +251,9 @@ class CameraSupervisor:
                             self.counters.incomplete += 1
                             continue
                         ts = float(grab.meta.get("timestamp", time.monotonic()))
-                        if ts >= not_before:
+                        if ts >= not_before and skip <= 0:
                             break
+                        skip -= 1
                         # Captured before the reconnect (or before this trigger): never a new board.
                         self.counters.stale += 1
                         if time.monotonic() >= deadline:
@@ -269,6 +278,12 @@ class CameraSupervisor:
                         self.counters.missed_triggers += 1
                         self._fail_ticket(ticket, f"camera error: {exc}")
                     lost = str(exc)
+                except Exception as exc:  # noqa: BLE001 - a driver's own exception: the board is a REJECT, reconnect
+                    log.warning("camera grab raised %s: %s", type(exc).__name__, exc)
+                    if ticket is not None:
+                        self.counters.missed_triggers += 1
+                        self._fail_ticket(ticket, f"camera error: {type(exc).__name__}: {exc}")
+                    lost = f"{type(exc).__name__}: {exc}"
                 if lost is not None:
                     self._reconnect(lost)
                     failures = 0
@@ -319,6 +334,23 @@ class CameraSupervisor:
                 self.camera.close()
             except Exception:
                 log.exception("camera close failed")
+
+    def _after_frame_in_flight(self, not_before: float) -> tuple[float, int]:
+        """A free-running camera serving a trigger: when its answer may arrive, and how many frames to pass over.
+
+        Frame timestamps are arrival times (the driver's last packet), and the frame in transfer at the trigger
+        arrives after it although the camera exposed it before (measured with the fake GigE camera's capture
+        clock, 2048 px frames at 10 fps: 5 of 30 boards answered by a frame taken 8-29 ms before the trigger;
+        on a line, a board still moving into place, or the previous one). So the answer is a frame that arrives
+        at least one frame interval after the trigger: exposed after it whenever exposure, readout and transfer
+        take less than a frame interval. Without a known frame rate, the first complete frame is passed over
+        instead. A camera whose frames take longer than an interval to arrive should be triggered
+        (`trigger = "software"` or `"line"`): then it exposes only on the trigger.
+        """
+        fps = self.camera.nominal_fps
+        if fps and fps > 0:
+            return max(not_before, time.monotonic() + 1.0 / fps), 0
+        return not_before, 1
 
     def _reconnect(self, reason: str) -> None:
         self.health.fail("camera", f"lost: {reason}; reconnecting")

@@ -180,6 +180,31 @@ def test_free_running_camera_serving_plc_triggers_uses_frames_taken_after_the_tr
     assert p.camera.flushed >= 4, "the frames buffered between boards were not flushed"
 
 
+def test_a_frame_in_transfer_at_the_trigger_never_answers_it(fake_gv):
+    """Large frames take a while to arrive: the one in transfer at the trigger arrives after it, though the camera
+    took it before (a board still moving into place, or the one before). The fake camera stamps each frame with
+    the host's wall clock when it makes it, so the capture time can be checked against the trigger's."""
+    cfg = AravisCamera(address=fake_gv.address, fps=5, roi=Roi(width=2048, height=2048), socket_buffer_bytes=32 << 20)
+    health = Health()
+    p = Pipeline(
+        AravisCameraSource(cfg), NoDefectDetector(), RecipeRules(Recipe()), health, [TimedSink()], triggered=True
+    )
+    p.start()
+    leads = []
+    try:
+        assert wait_for(lambda: camera_ok(health), 20)
+        for i in range(30):
+            time.sleep(0.3 + (i % 7) * 0.029)  # triggers fall anywhere in the camera's 200 ms cycle
+            fired_ns = time.time_ns()
+            t = p.trigger(TriggerRequest(part_seq=i))
+            assert t.done.wait(5)
+            assert t.result.verdict is Verdict.PASS, t.result.reason
+            leads.append((fired_ns - t.result.frame_meta["device_timestamp_ns"]) / 1e6)
+    finally:
+        p.stop()
+    assert max(leads) <= 0, f"boards answered by frames taken before their trigger (ms before): {leads}"
+
+
 def test_a_missed_trigger_rejects_that_board_but_keeps_the_station_ready(demo_boards):
     """In triggered mode NOT READY after one miss would never clear (the PLC only triggers a READY station)."""
     from inspector.capture.replay import ReplayCameraSource
@@ -216,3 +241,75 @@ def test_a_missed_trigger_rejects_that_board_but_keeps_the_station_ready(demo_bo
     assert verdicts[1][0] is Verdict.REJECT and "no frame" in verdicts[1][1]
     assert p.counters.missed_triggers == 1 and p.counters.reconnects == 0
     assert "missed trigger" not in health.get("camera").detail  # cleared by the next good frame
+
+
+def test_a_camera_lost_between_boards_is_noticed_through_the_undistorting_wrapper(fake_gv):
+    """With intrinsics and `undistort = true` the camera is wrapped; the supervisor's idle check must still reach
+    the device, so the PLC sees NOT READY before it sends the next board, not after."""
+    import numpy as np
+
+    from calibration.undistort import Undistorter, UndistortingCamera
+
+    cfg = AravisCamera(address=fake_gv.address, roi=Roi(width=320, height=240), trigger="software", timeout_s=1.0)
+    k = np.array([[300.0, 0, 160], [0, 300.0, 120], [0, 0, 1]])
+    cam = UndistortingCamera(AravisCameraSource(cfg), Undistorter(k, np.zeros(5), (320, 240)))
+    health = Health()
+    p = Pipeline(
+        cam,
+        NoDefectDetector(),
+        RecipeRules(Recipe()),
+        health,
+        [TimedSink()],
+        triggered=True,
+        frame_timeout_s=1.0,
+        backoff_initial_s=0.2,
+        backoff_max_s=1.0,
+    )
+    p.start()
+    try:
+        assert wait_for(lambda: camera_ok(health), 20)
+        t = p.trigger(TriggerRequest(part_seq=1))
+        assert t.done.wait(5) and t.result.verdict is Verdict.PASS, t.result.reason
+        fake_gv.kill()  # lost between boards
+        assert wait_for(lambda: not camera_ok(health), 8), "the idle check did not reach the wrapped camera"
+    finally:
+        p.stop()
+
+
+def test_a_driver_exception_at_the_trigger_is_a_lost_camera_not_a_dead_capture_thread(demo_boards):
+    """GenTL (harvesters) raises its own exceptions when the device goes away, e.g. from the flush before a
+    trigger. That ended the capture thread: no reconnect, and no later board answered (only the PLC's timeout).
+    Now the board is a REJECT, the camera is re-opened and the next board is inspected."""
+    from inspector.capture.replay import ReplayCameraSource
+    from inspector.config import ReplayCamera
+
+    class DeviceGoneOnce(ReplayCameraSource):
+        """The real replay camera whose driver raises once at the flush before the second board."""
+
+        flushes = 0
+
+        def flush(self):
+            self.flushes += 1
+            if self.flushes == 2:
+                raise RuntimeError("GenTL: GC_ERR_INVALID_HANDLE (device lost)")
+            super().flush()
+
+    cam = DeviceGoneOnce(ReplayCamera(path=demo_boards, fps=None, trigger="software"))
+    health = Health()
+    p = Pipeline(
+        cam, NoDefectDetector(), RecipeRules(Recipe()), health, [TimedSink()], triggered=True, backoff_initial_s=0.1
+    )
+    p.start()
+    try:
+        assert wait_for(lambda: camera_ok(health), 10)
+        results = []
+        for i in range(3):
+            t = p.trigger(TriggerRequest(part_seq=i))
+            assert t.done.wait(10), f"board {i} never answered"
+            results.append(t.result)
+            if i == 1:
+                assert wait_for(lambda: camera_ok(health), 10), health.get("camera")
+    finally:
+        p.stop()
+    assert [r.verdict for r in results] == [Verdict.PASS, Verdict.REJECT, Verdict.PASS], [r.reason for r in results]
+    assert "GC_ERR_INVALID_HANDLE" in results[1].reason and p.counters.reconnects == 1
