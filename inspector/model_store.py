@@ -11,10 +11,17 @@ Why symlinks: switching a model means switching three or four files together. Re
 symlink over another is atomic, so a station (or a watcher polling it) never sees a new `.tflite`
 with an old sidecar. The running station notices the switch, verifies, loads and warms up the new
 package beside the old one and swaps between two boards; if anything fails it keeps the old model.
+
+Why every package file is fsynced before the switch, and a folder a link names is never written:
+the link is what survives a power cut. If it reached the disk before the files it names (ext4
+writes data late), or named a folder being replaced, the station would start with no model; so at
+every instant `active` names a complete package, on disk.
 """
 
 from __future__ import annotations
 
+import errno
+import filecmp
 import getpass
 import json
 import logging
@@ -23,6 +30,7 @@ import shutil
 import tarfile
 import tempfile
 import threading
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -100,6 +108,29 @@ def _package_members(package: Path, tar: tarfile.TarFile) -> list[tarfile.TarInf
         seen.add(flat)
         members.append(m)
     return members
+
+
+#: What a truncated or damaged archive raises while it is read (gzip: EOFError, zlib.error, BadGzipFile;
+#: bzip2: OSError, EOFError; xz: LZMAError).
+_ARCHIVE_ERRORS: tuple[type[BaseException], ...] = (tarfile.TarError, EOFError, zlib.error, OSError)
+try:  # .tar.xz: a Python built without lzma cannot open one anyway
+    from lzma import LZMAError
+
+    _ARCHIVE_ERRORS += (LZMAError,)
+except ImportError:  # pragma: no cover
+    pass
+
+
+def _read_to_end(tar: tarfile.TarFile) -> None:
+    """Read what is left of the archive, so gzip checks its CRC and length trailer.
+
+    Why: extraction stops after the last member, before the trailer, so a bit error in the
+    compressed data would otherwise surface later as a "tampered" signature instead of a damaged archive.
+    """
+    rest = tar.fileobj
+    if rest is not None:
+        while rest.read(1 << 20):
+            pass
 
 
 def _extract_plain(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> None:
@@ -186,6 +217,46 @@ class ModelStore:
             raise StoreError(f"{sides[0]}: its 'file' {name!r} is not a file in the package")
         return model
 
+    @staticmethod
+    def _check_model_name(model: Path, model_name: str | None, what: str) -> None:
+        """Refuse a package whose model file is not the file the station loads (`STORE/active/<file>`).
+
+        Why: the station opens `detector.model` by name; a package signed under another name would
+        verify and warm up here, yet after the switch the station would find no model at all.
+        """
+        if model_name is not None and model.name != model_name:
+            raise StoreError(
+                f"{what}: its model file is {model.name!r}, but the station loads {model_name!r} "
+                f"(detector.model = STORE/active/{model_name}); nothing changed: build and sign the package "
+                f"with the model file named {model_name!r}"
+            )
+
+    def _place(self, staging: Path, name: str) -> Path:
+        """Make the verified `staging` folder `versions/<name>` on disk; returns the folder to activate.
+
+        Every file and the folder are fsynced before the rename, versions/ after it, so the links set
+        next never name data that is still only in the page cache. A folder that `active` or
+        `previous` names is never deleted or written: the same package again is used as it is, a
+        different one with the same name goes into a new folder beside it.
+        """
+        _fsync_tree(staging)
+        dest = self.versions / name
+        if dest.exists():
+            live = {p for p in (self.active_dir(), self.previous_dir()) if p is not None}
+            if dest.resolve() not in live:
+                shutil.rmtree(dest)  # a leftover (an install cut short): nothing points at it
+            elif _same_files(staging, dest):
+                _fsync_tree(dest)  # it may come from an installer that did not fsync
+                return dest
+            else:
+                n = 2
+                while (self.versions / f"{name}.{n}").exists():
+                    n += 1
+                dest = self.versions / f"{name}.{n}"
+        os.replace(staging, dest)
+        _fsync_dir(self.versions)
+        return dest
+
     def _set_link(self, name: str, target: Path | None) -> None:
         link = self.root / name
         if target is None:
@@ -200,6 +271,14 @@ class ModelStore:
         _fsync_dir(self.root)
 
     # ------------------------------------------------------------------ package intake
+    @staticmethod
+    def _is_tar(package: Path) -> bool:
+        """Whether `package` is a tar archive; one whose start cannot even be read is a damaged archive."""
+        try:
+            return tarfile.is_tarfile(package)
+        except _ARCHIVE_ERRORS as exc:
+            raise StoreError(f"{package}: truncated or damaged archive: {exc}") from None
+
     def unpack(self, package: Path, into: Path) -> Path:
         """Copy a package (a .tflite with its siblings, or a .tar[.gz] of them) into `into`; returns the .tflite."""
         package = Path(package)
@@ -209,17 +288,24 @@ class ModelStore:
             for p in [*package_files(package), signature_path(package)]:
                 if p.is_file():
                     shutil.copy2(p, into / p.name)
-        elif tarfile.is_tarfile(package):
-            with tarfile.open(package) as tar:
-                members = _package_members(package, tar)
-                if _tar_has_data_filter():
-                    tar.extractall(into, members=members, filter="data")
-                else:
-                    # Python < 3.11.4 (Debian 12 ships 3.11.2): no extraction filters. The members were
-                    # checked above; write each one ourselves under its bare name, so nothing in the
-                    # archive (path, mode, owner, link) decides where or what lands on disk.
-                    for m in members:
-                        _extract_plain(tar, m, into / _flat_name(m.name))
+        elif self._is_tar(package):
+            try:
+                with tarfile.open(package) as tar:
+                    members = _package_members(package, tar)
+                    if _tar_has_data_filter():
+                        tar.extractall(into, members=members, filter="data")
+                    else:
+                        # Python < 3.11.4 (Debian 12 ships 3.11.2): no extraction filters. The members were
+                        # checked above; write each one ourselves under its bare name, so nothing in the
+                        # archive (path, mode, owner, link) decides where or what lands on disk.
+                        for m in members:
+                            _extract_plain(tar, m, into / _flat_name(m.name))
+                    _read_to_end(tar)
+            except _ARCHIVE_ERRORS as exc:
+                if _writing_into(exc, into):
+                    raise  # the store's disk (full, read-only): not the archive's fault; the CLI names the file
+                # A download cut short or a bit error: one line for the operator, not a traceback.
+                raise StoreError(f"{package}: truncated or damaged archive: {exc}") from None
         else:
             raise StoreError(
                 f"{package}: not a model file ({', '.join(_MODEL_SUFFIXES)}) or a tar archive of a package"
@@ -234,16 +320,19 @@ class ModelStore:
         warm_up: Callable[[Path], str] | None = None,
         require_signature: bool = True,
         who: str | None = None,
+        model_name: str | None = None,
     ) -> InstalledModel:
         """Verify, warm up (`warm_up(model) -> model_id`), then make the package `active`.
 
         The previous active becomes `previous`; older versions are removed. Nothing changes unless
-        every check passed.
+        every check passed. `model_name`: the model file name the station loads from `active` (the
+        CLI passes `detector.model`'s); a package whose model file is named otherwise is refused.
         """
         self.versions.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
         try:
             model = self.unpack(package, staging)
+            self._check_model_name(model, model_name, str(package))
             if trusted_keys:
                 verify_model(model, trusted_keys)
             elif require_signature:
@@ -253,16 +342,14 @@ class ModelStore:
                 )
             meta = read_meta(model)
             model_id = warm_up(model) if warm_up else meta.model_id
-            dest = self.versions / f"{meta.name}-{meta.version}-{meta.computed_identity[:12]}"
-            if dest.exists():
-                shutil.rmtree(dest)
-            os.replace(staging, dest)
-            _fsync_dir(self.versions)
+            name = f"{meta.name}-{meta.version}-{meta.computed_identity[:12]}"
+            dest = self._place(staging, name)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
         old = self.active_dir()
-        if old is not None and old != dest.resolve():
+        # The same version again (re-released beside the live folder) keeps `previous`: the version before.
+        if old is not None and old != dest.resolve() and old.name != name and not old.name.startswith(f"{name}."):
             self._set_link("previous", old)
         self._set_link("active", dest)
         self._prune()
@@ -270,12 +357,19 @@ class ModelStore:
         self.audit("model.install", who, before=_describe(old), after=_describe(dest))
         return installed
 
-    def rollback(self, *, trusted_keys: list[Path], who: str | None = None) -> InstalledModel:
-        """Swap `active` and `previous` (the previous package is verified again first)."""
+    def rollback(
+        self, *, trusted_keys: list[Path], who: str | None = None, model_name: str | None = None
+    ) -> InstalledModel:
+        """Swap `active` and `previous` (the previous package is verified again first).
+
+        `model_name` as for `install`: a previous package whose model file the station would not
+        find under that name is refused, and both links stay as they are.
+        """
         prev, cur = self.previous_dir(), self.active_dir()
         if prev is None:
             raise StoreError(f"{self.root}: no previous model to roll back to")
         model = self.model_in(prev)
+        self._check_model_name(model, model_name, f"{self.root / 'previous'} ({prev.name})")
         if trusted_keys:
             verify_model(model, trusted_keys)
         self._set_link("active", prev)
@@ -355,6 +449,41 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """fsync every file of a (flat) package folder, then the folder: its data and its names on disk."""
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and not p.is_symlink():
+            fd = os.open(p, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    _fsync_dir(folder)
+
+
+def _same_files(a: Path, b: Path) -> bool:
+    """Whether two package folders hold the same file names with the same bytes."""
+    names = sorted(p.name for p in a.iterdir())
+    if names != sorted(p.name for p in b.iterdir()):
+        return False
+    return all((a / n).is_file() and (b / n).is_file() and filecmp.cmp(a / n, b / n, shallow=False) for n in names)
+
+
+def _writing_into(exc: BaseException, into: Path) -> bool:
+    """Whether an OSError came from writing under `into` (the store) rather than reading the archive."""
+    if not isinstance(exc, OSError):
+        return False
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        return True  # a full or read-only store disk; a write error carries no file name
+    filename = exc.filename
+    if not filename:
+        return False
+    try:
+        return Path(os.fsdecode(filename)).resolve().is_relative_to(into.resolve())
+    except (TypeError, ValueError):
+        return False
 
 
 class ModelWatcher:

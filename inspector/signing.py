@@ -141,6 +141,10 @@ def sign_model(model: Path, private_key: Path | Ed25519PrivateKey) -> Path:
 def verify_model(model: Path, trusted_keys: Iterable[Path | Ed25519PublicKey]) -> SignatureInfo:
     """Check `<model>.sig` against the plant's public keys; SignatureError naming the file and the problem."""
     model = Path(model)
+    if not model.is_file():
+        # Said first: without the model the signature is beside the point, and "not signed" would send
+        # the operator looking for a key problem when the file the station loads is simply not there.
+        raise SignatureError(f"{model}: model file missing; nothing to verify or load")
     sig = signature_path(model)
     keys: list[tuple[Ed25519PublicKey, Path | None]] = [
         (k, None) if isinstance(k, Ed25519PublicKey) else (load_public_key(k), Path(k)) for k in trusted_keys

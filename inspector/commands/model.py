@@ -14,6 +14,11 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config import StationConfig
+    from ..model_store import ModelStore
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -121,6 +126,22 @@ def _store(args, cfg):
     )
 
 
+def _loaded_name(cfg: StationConfig, store: ModelStore) -> str | None:
+    """The model file name the station loads from `store` (`detector.model = STORE/active/<file>`).
+
+    Why: install and rollback refuse a package whose model file has another name, since the station
+    would find nothing to load after the switch. None when `detector.model` lies outside this store
+    (`--store` for a store the station does not use yet): no name to hold the package to.
+    """
+    from ..model_store import ModelStore
+
+    model = Path(cfg.detector.model)
+    found = ModelStore.for_model_path(model)
+    if found is None or found.root.resolve() != Path(store.root).resolve():
+        return None
+    return model.name
+
+
 def _station_model(url: str | None) -> str | None:
     if not url:
         return None
@@ -187,6 +208,7 @@ def install(args) -> int:
         warm_up=None if args.no_warm_up else _warm_up(cfg),
         require_signature=not args.allow_unsigned,
         who=args.user,
+        model_name=_loaded_name(cfg, store),
     )
     print(f"installed {inst.model_id} as {store.root / 'active'} ({'signature verified' if keys else 'UNSIGNED'})")
     _confirm(args, cfg, inst.model_id, args.wait)
@@ -196,7 +218,9 @@ def install(args) -> int:
 def rollback(args) -> int:
     cfg = _cfg(args)
     store = _store(args, cfg)
-    inst = store.rollback(trusted_keys=list(cfg.detector.trusted_keys), who=args.user)
+    inst = store.rollback(
+        trusted_keys=list(cfg.detector.trusted_keys), who=args.user, model_name=_loaded_name(cfg, store)
+    )
     print(f"rolled back to {inst.model_id}")
     _confirm(args, cfg, inst.model_id, args.wait)
     return 0
