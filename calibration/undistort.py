@@ -77,6 +77,7 @@ class UndistortingCamera(Camera):
         self.inner = camera
         self.undistorter = undistorter
         self.triggered = camera.triggered
+        self.fired_by_wire = camera.fired_by_wire
 
     def open(self) -> CameraInfo:
         return self.inner.open()

@@ -166,6 +166,7 @@ class AravisCameraSource(Camera):
     def __init__(self, cfg: AravisCamera):
         self.cfg = cfg
         self.triggered = cfg.trigger != "free_run"
+        self.fired_by_wire = cfg.trigger == "line"
         self._ar: Any = None
         self._device: Any = None
         self._camera: Any = None

@@ -47,6 +47,9 @@ class Grab:
 class Camera(ABC):
     #: True when frames come only after `trigger()` (software trigger / one frame per trigger).
     triggered: bool = False
+    #: True when the PLC fires the camera by wire (`trigger = "line"`): its frame may arrive before the PLC's
+    #: TRIGGER write reaches the station, so the supervisor keeps a recent frame instead of flushing it.
+    fired_by_wire: bool = False
 
     @abstractmethod
     def open(self) -> CameraInfo:

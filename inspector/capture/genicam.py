@@ -65,6 +65,7 @@ class GenicamCameraSource(Camera):
     def __init__(self, cfg: GenicamCamera):
         self.cfg = cfg
         self.triggered = cfg.trigger != "free_run"
+        self.fired_by_wire = cfg.trigger == "line"
         self._h: Any = None
         self._ia: Any = None
         self._incomplete = 0

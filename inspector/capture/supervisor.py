@@ -65,6 +65,11 @@ class CaptureCounters:
 #: Free-run stall timeout = STALL_PERIODS frame periods, at least MIN_STALL_S, at most the configured timeout.
 STALL_PERIODS = 4.0
 MIN_STALL_S = 0.25
+#: `trigger = "line"`: how long before the PLC's TRIGGER write the wire's frame may have arrived and still be this
+#: board's. A PLC pulses the wire and writes the register within a few scan cycles (tens of ms); a frame older than
+#: this came from a spurious pulse, or from a board the PLC never announced, and is discarded as stale.
+WIRE_FRAME_WINDOW_S = 0.5
+
 #: In triggered mode, how often an idle camera is asked whether it is still there.
 IDLE_CHECK_S = 2.0
 
@@ -211,9 +216,11 @@ class CameraSupervisor:
                                 self._reconnect(lost)
                         continue
                     fired_at = time.monotonic()
+                    by_wire = self.camera.fired_by_wire
                     lost = None
                     try:
-                        self.camera.flush()
+                        if not by_wire:  # the frames queued so far were taken before this trigger
+                            self.camera.flush()
                         fired_at = time.monotonic()
                         self.camera.trigger()
                     except CameraError as exc:
@@ -229,6 +236,11 @@ class CameraSupervisor:
                         failures = 0
                         continue
                     not_before = max(self._not_before, fired_at - 0.001)
+                    if by_wire:
+                        # The wire's frame and the PLC's TRIGGER write are not ordered: the frame may already
+                        # be here. Take one that arrived since shortly before the ticket; older ones are a
+                        # spurious pulse or a board the PLC never announced (stale).
+                        not_before = max(self._not_before, ticket.issued_at - WIRE_FRAME_WINDOW_S)
                     skip = 0
                     if not self.camera.triggered:
                         not_before, skip = self._after_frame_in_flight(not_before)
@@ -245,8 +257,10 @@ class CameraSupervisor:
                             grab = self.camera.grab(max(0.001, deadline - time.monotonic()))
                         except IncompleteFrame:
                             # A free-running camera serving a trigger: the broken frame was in flight
-                            # at the flush, i.e. started before the trigger. Count it, wait for the next.
-                            if ticket is None or self.camera.triggered or time.monotonic() >= deadline:
+                            # at the flush, i.e. started before the trigger. A camera fired by wire is not
+                            # flushed: the broken frame may be an earlier pulse's. Count it, wait for the next.
+                            waits = ticket is not None and (not self.camera.triggered or self.camera.fired_by_wire)
+                            if not waits or time.monotonic() >= deadline:
                                 raise
                             self.counters.incomplete += 1
                             continue

@@ -313,3 +313,67 @@ def test_a_driver_exception_at_the_trigger_is_a_lost_camera_not_a_dead_capture_t
         p.stop()
     assert [r.verdict for r in results] == [Verdict.PASS, Verdict.REJECT, Verdict.PASS], [r.reason for r in results]
     assert "GC_ERR_INVALID_HANDLE" in results[1].reason and p.counters.reconnects == 1
+
+
+def test_a_camera_fired_by_wire_keeps_its_frame_when_the_plc_write_comes_later(fake_gv):
+    """trigger = "line": the PLC pulses the camera's input and writes TRIGGER; the two are not ordered. The frame
+    that arrived before the ticket is this board's (it was thrown away at the flush, and the board REJECTed "no
+    frame"); a frame from a pulse long before (a spurious one) is not. The fake camera has no input line: its
+    software trigger, fired by the test, plays the wire, and the station fires nothing, as for a line camera."""
+
+    class FiredByWire(AravisCameraSource):
+        def trigger(self):  # the wire fires the camera, not the station
+            return
+
+    cam = FiredByWire(
+        AravisCamera(
+            address=fake_gv.address,
+            roi=Roi(width=640, height=480),
+            trigger="software",
+            timeout_s=1.0,
+            socket_buffer_bytes=32 << 20,  # no packets lost on a busy test machine
+        )
+    )
+    cam.fired_by_wire = True  # what trigger = "line" sets; the camera is set up for the trigger the test fires
+    health = Health()
+    p = Pipeline(
+        cam,
+        NoDefectDetector(),
+        RecipeRules(Recipe()),
+        health,
+        [TimedSink()],
+        triggered=True,
+        frame_timeout_s=1.0,
+        stall_timeouts=100,
+    )
+    p.start()
+    results = []
+    try:
+        assert wait_for(lambda: camera_ok(health), 20)
+        for lag_s in (0.0, 0.06, 0.15, -0.1):
+            time.sleep(0.4)
+            if lag_s >= 0:  # the pulse first, the register write lag_s later
+                pulsed_ns = time.time_ns()
+                cam._camera.software_trigger()
+                time.sleep(lag_s)
+                t = p.trigger(TriggerRequest(part_seq=len(results)))
+            else:  # the register write first
+                t = p.trigger(TriggerRequest(part_seq=len(results)))
+                time.sleep(-lag_s)
+                pulsed_ns = time.time_ns()
+                cam._camera.software_trigger()
+            assert t.done.wait(5)
+            results.append((t.result, pulsed_ns))
+        cam._camera.software_trigger()  # a spurious pulse ...
+        time.sleep(1.0)  # ... long before the next board's
+        pulsed_ns = time.time_ns()
+        cam._camera.software_trigger()
+        t = p.trigger(TriggerRequest(part_seq=9))
+        assert t.done.wait(5)
+        results.append((t.result, pulsed_ns))
+    finally:
+        p.stop()
+    assert [r.verdict for r, _ in results] == [Verdict.PASS] * 5, [r.reason for r, _ in results]
+    taken_after_pulse = [r.frame_meta["device_timestamp_ns"] >= pulsed - 5_000_000 for r, pulsed in results]
+    assert all(taken_after_pulse), "a board was answered by the frame of an earlier pulse"
+    assert p.counters.stale >= 1, "the spurious pulse's frame was passed over"
