@@ -184,7 +184,10 @@ def open_database(
     it; PostgreSQL: the plant DBA's backups, logged as a warning). A database from a *newer* version is
     refused rather than written by old code.
     """
-    path = sqlite_path(url)
+    try:
+        path = sqlite_path(url)
+    except ArgumentError:
+        path = None  # not a URL at all: create_db_engine says so, naming it
     if not migrate and path is not None and not path.is_file():
         # A reader (history, audit, dataset, db check) given a mistyped path would otherwise create an
         # empty database there, and its folder, and then fail on a missing table.
