@@ -107,7 +107,7 @@ QTableView {{ background: {PANEL}; alternate-background-color: {PANEL_2}; gridli
 QHeaderView::section {{ background: {PANEL_2}; color: {TEXT_DIM}; font-weight: bold; border: 0;
     padding: {px(8, s)}px; font-size: {px(16, s)}px; }}
 QTableView::item {{ padding: 0 {px(8, s)}px; }}
-QScrollBar:vertical {{ width: {px(28, s)}px; background: {PANEL}; }}
+QScrollBar:vertical {{ width: {touch}px; background: {PANEL}; }}
 QScrollBar::handle:vertical {{ background: {BORDER}; min-height: {touch}px; border-radius: 6px; }}
 QSlider::groove:horizontal {{ height: {px(10, s)}px; background: {PANEL_2}; border-radius: 5px; }}
 QSlider::handle:horizontal {{ width: {px(40, s)}px; height: {px(40, s)}px; margin: -{px(16, s)}px 0;
