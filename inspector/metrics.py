@@ -33,6 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from .board_serial import CODE_UNREADABLE, SERIAL_MISMATCH
 from .domain import InspectionResult, Verdict
 from .host_cpu import host_cpu
 
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.02, 0.03, 0.04, 0.048, 0.06, 0.08, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
 #: Why a board was rejected without a result, from its reason (a bounded label set; see `fail_safe_cause`).
 FAIL_SAFE_CAUSES = ("inference_error", "model_not_loaded", "camera", "registration", "backlog", "stopped", "other")
+#: Why a board was rejected for its code (`serial_reject_cause`): it was inspected, so it is not fail-safe.
+SERIAL_REJECT_CAUSES = ("mismatch", "unreadable")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
@@ -60,6 +63,20 @@ def fail_safe_cause(reason: str | None) -> str:
     if r.startswith("station stopped"):
         return "stopped"
     return "other"
+
+
+def serial_reject_cause(reason: str | None) -> str | None:
+    """One of SERIAL_REJECT_CAUSES when a REJECT's reason is its board code (inspector.board_serial), else None.
+
+    A wrong or unreadable code is a labelling or conveyor problem on a board that was inspected: counted
+    as fail-safe it would fire FailSafeRejectRateHigh, whose description sends people to the camera and model.
+    """
+    r = reason or ""
+    if r.startswith(SERIAL_MISMATCH):
+        return "mismatch"
+    if r.startswith(CODE_UNREADABLE):
+        return "unreadable"
+    return None
 
 
 class TemperatureReader:
@@ -218,7 +235,8 @@ class StationMetrics:
         )
         self.rejects = Counter(
             "pcb_rejects",
-            "Rejected boards by the class of their worst defect ('fail_safe': rejected without a result).",
+            "Rejected boards by the class of their worst defect ('serial': no defect, a wrong or unreadable board code;"
+            " 'fail_safe': rejected without a result).",
             [*labels, "class"],
             registry=self.registry,
         )
@@ -226,6 +244,13 @@ class StationMetrics:
         self.fail_safe = Counter(
             "pcb_fail_safe_rejects",
             "Boards rejected without an inspection result, by cause (" + ", ".join(FAIL_SAFE_CAUSES) + ").",
+            [*labels, "cause"],
+            registry=self.registry,
+        )
+        self.serial_rejects = Counter(
+            "pcb_serial_rejects",
+            "Boards rejected for their board code, by cause (" + ", ".join(SERIAL_REJECT_CAUSES) + "),"
+            " whatever else was found on them.",
             [*labels, "cause"],
             registry=self.registry,
         )
@@ -239,6 +264,8 @@ class StationMetrics:
             self.boards.labels(station_id, verdict.value)
         for cause in FAIL_SAFE_CAUSES:
             self.fail_safe.labels(station_id, cause)
+        for cause in SERIAL_REJECT_CAUSES:
+            self.serial_rejects.labels(station_id, cause)
         self.inference_errors.labels(station_id)
         self.latency = Histogram(
             "pcb_latency_seconds",
@@ -260,8 +287,15 @@ class StationMetrics:
         self.boards.labels(sid, result.verdict.value).inc()
         if not result.passed:
             worst = result.worst
-            self.rejects.labels(sid, worst.label if worst else "fail_safe").inc()
-            if worst is None:
+            serial = serial_reject_cause(result.reason)
+            if serial is not None:
+                self.serial_rejects.labels(sid, serial).inc()
+            if worst is not None:
+                self.rejects.labels(sid, worst.label).inc()
+            elif serial is not None:
+                self.rejects.labels(sid, "serial").inc()
+            else:
+                self.rejects.labels(sid, "fail_safe").inc()
                 cause = fail_safe_cause(result.reason)
                 self.fail_safe.labels(sid, cause).inc()
                 if cause == "inference_error":

@@ -88,7 +88,9 @@ class AlarmModel(QObject):
             for a in self._alarms:
                 if a.component == state.name:
                     a.active = False
-            self._alarms = [a for a in self._alarms if a.acknowledged_by is None]
+            # Only this component's acknowledged alarms are done. Another component's acknowledged alarm is
+            # still active: dropping it here would raise it again as new on the next change of its wording.
+            self._alarms = [a for a in self._alarms if a.active or a.acknowledged_by is None]
             self.changed.emit()
             return
         if state.reason in STARTUP_REASONS or state.reason.startswith("ENGINEER_EDITING"):

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from ..domain import CLASS_NAMES
 from .db import Database
@@ -25,6 +26,17 @@ from .models import ROLES, AuditEvent, Calibration, Defect, Inspection, Review, 
 
 class RecordError(ValueError):
     """A review, user or calibration that cannot be stored; the message names the field."""
+
+
+class LastAdminError(RecordError):
+    """A change that would leave no active admin: nobody could then manage users, not even to undo it."""
+
+    def __init__(self, username: str):
+        super().__init__(
+            f"user {username!r} is the last active admin: make another user an admin first, "
+            "or nobody can manage users any more"
+        )
+        self.username = username
 
 
 # ------------------------------------------------------------------ audit
@@ -239,21 +251,38 @@ def set_secret(db: Database, username: str, secret: str, *, by: str) -> None:
         record_audit(db, by, "user.secret", f"user {username}", None, None, session=s)
 
 
+def _keep_an_admin(s: Session, u: User, role: str, active: bool) -> None:
+    """Refuse to make `u` (about to get `role`, `active`) stop being the last active admin.
+
+    The active admins' rows are locked (PostgreSQL), so two admins stepping down at once cannot
+    both pass: the second sees the first's change once it is committed.
+    """
+    if role == "admin" and active:
+        return
+    admins = s.scalars(select(User.id).where(User.role == "admin", User.active.is_(True)).with_for_update()).all()
+    if list(admins) == [u.id]:
+        raise LastAdminError(u.username)
+
+
 def set_role(db: Database, username: str, role: str, *, by: str) -> None:
+    """Change a user's role; refused (`LastAdminError`) when it would leave no active admin."""
     _check_user(username, role, None)
     with db.session() as s, s.begin():
         u = s.scalar(select(User).where(User.username == username))
         if u is None:
             raise RecordError(f"no user {username!r}")
+        _keep_an_admin(s, u, role, u.active)
         before, u.role = u.role, role
         record_audit(db, by, "user.role", f"user {username}", {"role": before}, {"role": role}, session=s)
 
 
 def set_active(db: Database, username: str, active: bool, *, by: str) -> None:
+    """Enable or disable a user; refused (`LastAdminError`) when it would leave no active admin."""
     with db.session() as s, s.begin():
         u = s.scalar(select(User).where(User.username == username))
         if u is None:
             raise RecordError(f"no user {username!r}")
+        _keep_an_admin(s, u, u.role, active)
         before, u.active = u.active, active
         record_audit(db, by, "user.active", f"user {username}", {"active": before}, {"active": active}, session=s)
 
