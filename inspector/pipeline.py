@@ -254,6 +254,15 @@ class Pipeline:
         with self._swap_lock:
             self._next_rules = rules
 
+    @property
+    def current_rules(self) -> RecipeRules:
+        """The recipe the next board is judged by: one switched to but not yet applied counts.
+
+        What the station runs is asked here, not remembered elsewhere, so the PLC and the UI, which both
+        switch recipes, cannot come to believe different ones."""
+        with self._swap_lock:
+            return self._next_rules or self.rules
+
     def swap_detector(self, detector: Detector) -> None:
         """Use an already loaded and warmed-up detector from the next board on."""
         with self._swap_lock:

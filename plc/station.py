@@ -50,6 +50,11 @@ def default_recipe_switcher(
         pipeline.set_recipe(rules)
         if health is not None:
             clear_recipe_fault(health, recipe.name)  # a station that started on a bad recipe is READY again
+            state = health.get("recipe")
+            if state is None or state.ok:
+                # The `recipe` component names the recipe running, as at start: the UI follows the switch by it.
+                # While an engineer edits it stays failed; ending the edit names the recipe then running.
+                health.ok("recipe", recipe.name)
         return True
 
     return switch

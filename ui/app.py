@@ -148,9 +148,7 @@ class MainWindow(QMainWindow):
         self.operator.acknowledge_requested.connect(self.acknowledge_alarms)
         self.alarms.acknowledged.connect(self._audit_ack)
         controller.running_changed.connect(self.operator.set_running)
-        controller.recipe_changed.connect(
-            lambda name: self.operator.set_recipes(controller.recipe_names(), controller.active_recipe)
-        )
+        controller.recipe_changed.connect(self._recipe_changed)
         controller.error.connect(lambda msg: self.show_toast(lambda: self.tr("Station error: %1").replace("%1", msg)))
 
         bridge.updated.connect(self._on_update)
@@ -207,6 +205,11 @@ class MainWindow(QMainWindow):
             self.nav[self.current_screen()].setChecked(True)
             return False
         widget = self.screens[name]
+        if widget is self.stack.currentWidget():
+            # Tapping the tab of the screen shown (a gloved double tap) is no new visit: entering again reloaded
+            # the recipe editor's form over unsaved edits and audited a second edit begin.
+            self.nav[name].setChecked(True)
+            return True
         leaving = self.screens.get(self.current_screen())
         if leaving is not None and leaving is not widget and hasattr(leaving, "leave"):
             leaving.leave()
@@ -297,6 +300,10 @@ class MainWindow(QMainWindow):
             self.operator.set_recipes(self.controller.recipe_names(), before)
             return
         self._audit("recipe_select", user=user.name, target=name, before={"recipe": before}, after={"recipe": name})
+
+    def _recipe_changed(self, _name: str) -> None:
+        """The Line screen shows the recipe running, whoever switched it (the operator, the PLC, a saved edit)."""
+        self.operator.set_recipes(self.controller.recipe_names(), self.controller.active_recipe)
 
     def acknowledge_alarms(self) -> None:
         if user := self.permit(Permission.ACK_ALARM, QT_TRANSLATE_NOOP("MainWindow", "acknowledge alarms")):

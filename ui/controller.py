@@ -12,20 +12,25 @@ import logging
 import threading
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 
 from inspector.config import Recipe, StationConfig
 from inspector.decision import RecipeRules
-from inspector.health import Health
+from inspector.health import ComponentState, Health
 from inspector.startcheck import clear_recipe_fault
 
 log = logging.getLogger(__name__)
+
+STOPPED_BY_OPERATOR = "stopped by operator"
+"""The `pipeline` fault STOP sets; START clears only this one (a failing inspection stays a fault)."""
 
 
 class StationController(QObject):
     running_changed = Signal(bool)
     recipe_changed = Signal(str)
     error = Signal(str)
+    _recipe_noticed = Signal()
+    """Emitted from any thread (the PLC's recipe command); delivered on the GUI thread, queued."""
 
     def __init__(self, cfg: StationConfig, pipeline, health: Health, station: Any = None):
         super().__init__()
@@ -33,9 +38,34 @@ class StationController(QObject):
         self.pipeline = pipeline
         self.health = health
         self.station = station
-        self.active_recipe = cfg.active_recipe
         self._busy = threading.Lock()
         self._started_once = False
+        self._told_recipe = self.active_recipe
+        # The PLC switches recipes on its own thread and says so in the `recipe` health component (its detail is the
+        # recipe running); the screens hear of it on the GUI thread only.
+        self._recipe_noticed.connect(self._recipe_maybe_switched, Qt.ConnectionType.QueuedConnection)
+        health.subscribe(self._on_health)
+
+    @property
+    def active_recipe(self) -> str:
+        """The recipe the pipeline runs (or runs from the next board on), asked of the pipeline every time.
+
+        A copy kept here went stale when the PLC switched recipes: the Line screen named the old one, choosing it
+        did nothing, and saving it in the editor switched the line back behind the PLC's back."""
+        rules = getattr(self.pipeline, "current_rules", None) or getattr(self.pipeline, "rules", None)
+        name = getattr(rules, "name", None)
+        return name if isinstance(name, str) and name else self.cfg.active_recipe
+
+    def _on_health(self, state: ComponentState) -> None:
+        if state.name == "recipe":
+            self._recipe_noticed.emit()
+
+    def _recipe_maybe_switched(self) -> None:
+        """On the GUI thread: tell the screens when the recipe running is not the one they were last told of."""
+        name = self.active_recipe
+        if name != self._told_recipe:
+            self._told_recipe = name
+            self.recipe_changed.emit(name)
 
     @property
     def running(self) -> bool:
@@ -75,6 +105,10 @@ class StationController(QObject):
     def _start(self) -> None:
         if self.running:
             return
+        # STOP's own fault goes with the operator's START; whether the station is READY is then up to the rest.
+        state = self.health.get("pipeline")
+        if state is not None and not state.ok and state.reason == STOPPED_BY_OPERATOR:
+            self.health.ok("pipeline", "started by operator")
         if self.station is not None and not self._started_once:
             self.station.start()
         else:
@@ -87,7 +121,7 @@ class StationController(QObject):
         # Only the pipeline stops: the PLC link and the database writer keep running so the PLC
         # sees NOT READY and every record already made is still written.
         self.pipeline.stop()
-        self.health.fail("pipeline", "stopped by operator")
+        self.health.fail("pipeline", STOPPED_BY_OPERATOR)
 
     def shutdown(self) -> None:
         """Application exit: stop everything, flushing the sinks."""
@@ -111,19 +145,22 @@ class StationController(QObject):
         rules = self._rules(recipe)
         self.pipeline.set_recipe(rules)
         clear_recipe_fault(self.health, name)  # started on a recipe that could not run: READY again
-        self.active_recipe = name
+        self._told_recipe = name
         self.recipe_changed.emit(name)
 
     def apply_recipe(self, recipe: Recipe) -> None:
-        """Store an edited recipe in the configuration and make the pipeline use it if active."""
+        """Store an edited recipe in the configuration; the pipeline uses it from the next board only if it is the
+        recipe running (the PLC may have switched to another since the editor opened: that one stays)."""
         rules = self._rules(recipe)  # raises RecipeError before anything is changed
         recipes = [recipe if r.name == recipe.name else r for r in self.cfg.recipes]
         if recipe.name not in {r.name for r in self.cfg.recipes}:
             recipes.append(recipe)
         self.cfg.recipes = recipes
-        if recipe.name == self.active_recipe:
+        running = self.active_recipe
+        if recipe.name == running:
             self.pipeline.set_recipe(rules)
-        self.recipe_changed.emit(self.active_recipe)
+        self._told_recipe = running
+        self.recipe_changed.emit(running)
 
     # ------------------------------------------------------------ editing state
     def begin_editing(self, user: str, recipe: str) -> None:
@@ -133,7 +170,7 @@ class StationController(QObject):
 
     def end_editing(self) -> None:
         self._plc_editing(False)
-        rules = getattr(self.pipeline, "_next_rules", None) or getattr(self.pipeline, "rules", None)
+        rules = getattr(self.pipeline, "current_rules", None) or getattr(self.pipeline, "rules", None)
         refused = getattr(rules, "refused", False) and getattr(rules, "reason", "")
         if refused:  # the recipe the station started on could not run and has not been replaced
             self.health.fail("recipe", refused)

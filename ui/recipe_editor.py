@@ -54,6 +54,8 @@ class RecipeEditor(QWidget):
         self.storing = 0
         """Saved recipe versions handed to the database worker and not yet stored."""
         self.editing = False
+        self._editor = "-"
+        """Who began the edit now open (audited when it ends, whoever is logged in by then)."""
         self.original: Recipe | None = None
         self._loaded: dict[str, int] = {}  # slider positions as loaded: only the ones moved are written
         self.reference: Path | None = None
@@ -172,6 +174,8 @@ class RecipeEditor(QWidget):
         self.recipe.setCurrentText(self.controller.active_recipe)
         self.load(self.controller.active_recipe)
         self.editing = True
+        # Whoever began the edit ends it: on logout (or auto-logout) the session is empty before leave() runs.
+        self._editor = user.name
         self.controller.begin_editing(user.name, self.controller.active_recipe)
         self._audit("recipe_edit_begin", user=user.name, target=self.controller.active_recipe)
         self.retranslate()
@@ -180,8 +184,7 @@ class RecipeEditor(QWidget):
         if self.editing:
             self.editing = False
             self.controller.end_editing()
-            who = self.session.user.name if self.session.user else "-"
-            self._audit("recipe_edit_end", user=who, target=self.recipe.currentText())
+            self._audit("recipe_edit_end", user=self._editor, target=self.recipe.currentText())
             self.retranslate()
 
     def on_user(self, user) -> None:
@@ -312,7 +315,14 @@ class RecipeEditor(QWidget):
         after = recipe.model_dump(mode="json")
         self._audit("recipe_save", user=user.name, target=recipe.name, before=before, after=after)
         self.original = recipe
-        self.state.setText(self.tr("Saved: recipe %1 is used from the next board").replace("%1", recipe.name))
+        if self.controller.active_recipe == recipe.name:
+            self.state.setText(self.tr("Saved: recipe %1 is used from the next board").replace("%1", recipe.name))
+        else:  # the PLC switched the line to another recipe meanwhile: that one keeps running
+            self.state.setText(
+                self.tr("Saved: recipe %1, used when the line switches to it (%2 is running)")
+                .replace("%1", recipe.name)
+                .replace("%2", self.controller.active_recipe)
+            )
         if self.records is not None:
             # The new version is stored on the database worker; the line already uses it.
             records, who = self.records, user.name

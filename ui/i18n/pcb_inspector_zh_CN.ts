@@ -931,97 +931,97 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../app.py" line="154"/>
+        <location filename="../app.py" line="152"/>
         <source>Station error: %1</source>
         <translation>工位错误：%1</translation>
     </message>
     <message>
-        <location filename="../app.py" line="205"/>
+        <location filename="../app.py" line="203"/>
         <source>open %1</source>
         <translation>打开“%1”</translation>
     </message>
     <message>
-        <location filename="../app.py" line="241"/>
+        <location filename="../app.py" line="244"/>
         <source>Log in to %1</source>
         <translation>请登录后%1</translation>
     </message>
     <message>
-        <location filename="../app.py" line="245"/>
+        <location filename="../app.py" line="248"/>
         <source>%1 may not %2</source>
         <translation>%1 无权%2</translation>
     </message>
     <message>
-        <location filename="../app.py" line="276"/>
+        <location filename="../app.py" line="279"/>
         <source>start the station</source>
         <translation>启动工位</translation>
     </message>
     <message>
-        <location filename="../app.py" line="281"/>
+        <location filename="../app.py" line="284"/>
         <source>stop the station</source>
         <translation>停止工位</translation>
     </message>
     <message>
-        <location filename="../app.py" line="289"/>
+        <location filename="../app.py" line="292"/>
         <source>change the recipe</source>
         <translation>切换配方</translation>
     </message>
     <message>
-        <location filename="../app.py" line="302"/>
+        <location filename="../app.py" line="309"/>
         <source>acknowledge alarms</source>
         <translation>确认报警</translation>
     </message>
     <message>
-        <location filename="../app.py" line="369"/>
+        <location filename="../app.py" line="376"/>
         <source>Line</source>
         <translation>产线</translation>
     </message>
     <message>
-        <location filename="../app.py" line="370"/>
+        <location filename="../app.py" line="377"/>
         <source>History</source>
         <translation>历史</translation>
     </message>
     <message>
-        <location filename="../app.py" line="371"/>
+        <location filename="../app.py" line="378"/>
         <source>Review</source>
         <translation>复判</translation>
     </message>
     <message>
-        <location filename="../app.py" line="372"/>
+        <location filename="../app.py" line="379"/>
         <source>Charts</source>
         <translation>图表</translation>
     </message>
     <message>
-        <location filename="../app.py" line="373"/>
+        <location filename="../app.py" line="380"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../app.py" line="374"/>
+        <location filename="../app.py" line="381"/>
         <source>Calibrate</source>
         <translation>标定</translation>
     </message>
     <message>
-        <location filename="../app.py" line="375"/>
+        <location filename="../app.py" line="382"/>
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../app.py" line="376"/>
+        <location filename="../app.py" line="383"/>
         <source>Users</source>
         <translation>用户</translation>
     </message>
     <message>
-        <location filename="../app.py" line="377"/>
+        <location filename="../app.py" line="384"/>
         <source>Audit</source>
         <translation>审计</translation>
     </message>
     <message>
-        <location filename="../app.py" line="392"/>
+        <location filename="../app.py" line="399"/>
         <source>Log in</source>
         <translation>登录</translation>
     </message>
     <message>
-        <location filename="../app.py" line="398"/>
+        <location filename="../app.py" line="405"/>
         <source>Log out</source>
         <translation>退出登录</translation>
     </message>
@@ -1215,88 +1215,93 @@
 <context>
     <name>RecipeEditor</name>
     <message>
-        <location filename="../recipe_editor.py" line="268"/>
+        <location filename="../recipe_editor.py" line="271"/>
         <source>ROI not usable: %1</source>
         <translation>ROI 不可用：%1</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="271"/>
+        <location filename="../recipe_editor.py" line="274"/>
         <source>This recipe inspects only %1% of the board: defects outside the ROI are ignored (PASS).</source>
         <translation>此配方只检测电路板的 %1%：ROI 以外的缺陷被忽略（判为合格）。</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="306"/>
         <location filename="../recipe_editor.py" line="309"/>
+        <location filename="../recipe_editor.py" line="312"/>
         <source>Not saved: %1</source>
         <translation>未保存：%1</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="315"/>
+        <location filename="../recipe_editor.py" line="319"/>
         <source>Saved: recipe %1 is used from the next board</source>
         <translation>已保存：配方 %1 从下一块板起生效</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="336"/>
+        <location filename="../recipe_editor.py" line="322"/>
+        <source>Saved: recipe %1, used when the line switches to it (%2 is running)</source>
+        <translation>已保存：配方 %1，产线切换到它时生效（当前运行 %2）</translation>
+    </message>
+    <message>
+        <location filename="../recipe_editor.py" line="346"/>
         <source>Recipe %1 is applied but NOT stored (%2): it is lost at the next start; save again</source>
         <translation>配方 %1 已应用但未保存（%2）：下次启动时将丢失，请重新保存</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="353"/>
+        <location filename="../recipe_editor.py" line="363"/>
         <source>Reference image</source>
         <translation>参考图像</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="362"/>
+        <location filename="../recipe_editor.py" line="372"/>
         <source>✎ Draw ROI (tap corners)</source>
         <translation>✎ 绘制检测区域（点击各角）</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="363"/>
+        <location filename="../recipe_editor.py" line="373"/>
         <source>Clear ROI</source>
         <translation>清除检测区域</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="364"/>
+        <location filename="../recipe_editor.py" line="374"/>
         <source>Reference image…</source>
         <translation>参考图像…</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="365"/>
+        <location filename="../recipe_editor.py" line="375"/>
         <source>SCORE THRESHOLD PER CLASS</source>
         <translation>各类别置信度阈值</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="368"/>
+        <location filename="../recipe_editor.py" line="378"/>
         <source>Min. size</source>
         <translation>最小尺寸</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="369"/>
+        <location filename="../recipe_editor.py" line="379"/>
         <source>Defects allowed</source>
         <translation>允许缺陷数</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="370"/>
+        <location filename="../recipe_editor.py" line="380"/>
         <source>Save and apply</source>
         <translation>保存并应用</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="371"/>
+        <location filename="../recipe_editor.py" line="381"/>
         <source>Revert</source>
         <translation>还原</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="372"/>
+        <location filename="../recipe_editor.py" line="382"/>
         <source>No reference image: choose one</source>
         <translation>无参考图像：请选择</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="375"/>
+        <location filename="../recipe_editor.py" line="385"/>
         <source>ENGINEER EDITING: the station is NOT READY until you leave this screen</source>
         <translation>工程师编辑中：离开此页面前工位处于未就绪状态</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="376"/>
+        <location filename="../recipe_editor.py" line="386"/>
         <source>Saved</source>
         <translation>已保存</translation>
     </message>
