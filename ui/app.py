@@ -140,6 +140,8 @@ class MainWindow(QMainWindow):
         self.stack = QStackedWidget(self)
         self.screens: dict[str, QWidget] = {}
         self.operator = OperatorScreen(self.alarms, self)
+        self._undrawn: tuple | None = None
+        """(newest update with a picture, newest update) that came while another screen was shown."""
         self.add_screen("operator", self.operator)
         self.operator.set_recipes(controller.recipe_names(), controller.active_recipe)
         self.operator.start_requested.connect(self.start_station)
@@ -215,6 +217,8 @@ class MainWindow(QMainWindow):
             leaving.leave()
         self.stack.setCurrentWidget(widget)
         self.nav[name].setChecked(True)
+        if widget is self.operator:
+            self._draw_undrawn()
         if hasattr(widget, "enter"):
             widget.enter()
         return True
@@ -322,11 +326,25 @@ class MainWindow(QMainWindow):
     def _on_update(self, update) -> None:
         try:
             if self.current_screen() == "operator" or update.seq % 10 == 0:
+                self._undrawn = None
                 self.operator.on_update(update)
             else:
-                self.operator.last_update = update
+                # Drawn when the Line screen is shown again (`_draw_undrawn`): the newest picture, then the newest
+                # counts. The operator coming back must see the last board and the shift's counts, not the ones
+                # of the last board drawn before they left.
+                picture = update if update.image is not None else (self._undrawn or (None, None))[0]
+                self._undrawn = (picture, update)
         finally:
             self.bridge.ack()
+
+    def _draw_undrawn(self) -> None:
+        undrawn, self._undrawn = getattr(self, "_undrawn", None), None
+        if undrawn is None:
+            return
+        picture, newest = undrawn
+        if picture is not None and picture is not newest:
+            self.operator.on_update(picture)
+        self.operator.on_update(newest)
 
     # ---------------------------------------------------------------- look
     def show_toast(self, text: str | Callable[[], str], ms: int = 6000) -> None:

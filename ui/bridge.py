@@ -280,12 +280,25 @@ class UiBridge(QObject):
             self._shift = shift_start(datetime.now())
         self._slot.poke(None)  # send the reset counters, without dropping a picture that is waiting
 
-    def _roll_shift(self) -> None:
+    def _roll_shift(self) -> bool:
         start = shift_start(datetime.now())
         if start != self._shift:
             self._shift = start
             self._inspected = self._passed = self._rejected = self._serial_mismatch = self._code_unreadable = 0
             self._times.clear()
+            return True
+        return False
+
+    def _idle_tick(self) -> None:
+        """No result for half a second (bridge thread): the counts must still follow the clock. A shift that began
+        on an idle line showed the last shift's counts until its first board, and boards/min stayed at the rate
+        of the last minute the line ran."""
+        now = self._clock()
+        with self._cond:
+            rolled = self._roll_shift()
+            aged = bool(self._times) and now - self._times[0] > 60.0
+        if rolled or aged:
+            self._slot.poke(None)
 
     def _counts(self, now: float) -> ShiftCounts:
         while self._times and now - self._times[0] > 60.0:
@@ -314,6 +327,7 @@ class UiBridge(QObject):
             if not self._slot.wait(0.5):
                 if self._stop:
                     return
+                self._idle_tick()
                 continue
             wait = last + self.period - self._clock()
             if wait > 0:
