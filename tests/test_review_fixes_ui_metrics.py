@@ -137,6 +137,38 @@ def test_users_screen_shows_the_refusal(qapp, tmp_path):
     rec.close()
 
 
+def test_an_admin_changing_their_own_role_is_logged_out(qapp, tmp_path):
+    """The session's rights were read at login: an admin who made themselves engineer kept managing users until
+    they logged out. The session ends with the change; the next login has the new role."""
+    from inspector.config import StationConfig
+    from ui.auth import Permission, Session
+    from ui.records import Records
+    from ui.users_screen import UsersScreen
+
+    cfg = StationConfig()
+    cfg.storage.database_url = f"sqlite:///{tmp_path / 'inspections.db'}"
+    cfg.storage.archive_dir = tmp_path / "archive"
+    cfg.storage.spool_dir = tmp_path / "spool"
+    rec = Records.open(cfg)
+    rec.create_user("boss", "admin", "9999", by="first-start")
+    rec.create_user("ada", "admin", "4711", by="boss")
+    session = Session(rec.authenticate)
+    session.login("boss", "9999")
+    scr = UsersScreen(rec, session)
+    scr.refresh()
+    scr.worker.wait_idle()
+    qapp.processEvents()
+    scr.list.setCurrentRow([u.username for u in scr.users].index("boss"))
+    scr.role.setCurrentIndex(scr.role.findData("engineer"))
+    assert scr.change_role()
+    scr.worker.wait_idle()
+    qapp.processEvents()
+    assert session.user is None, "the session with the old rights ended"
+    again = session.login("boss", "9999")
+    assert again.role.value == "engineer" and not session.can(Permission.MANAGE_USERS)
+    rec.close()
+
+
 # ------------------------------------------------------------------ serial rejects in the metrics
 def _samples(m) -> dict[str, dict[str, float]]:
     from prometheus_client import generate_latest

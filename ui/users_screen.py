@@ -132,7 +132,7 @@ class UsersScreen(QWidget):
             self.message.setText(str(exc))
             return None
 
-    def _run(self, change, done_text: str) -> None:
+    def _run(self, change, done_text: str, then=None) -> None:
         """Store `change` on the worker (a new user's scrypt hash alone takes ~50 ms), then re-read the list.
 
         The buttons stay disabled until it is stored, so a second tap cannot race the first.
@@ -145,14 +145,16 @@ class UsersScreen(QWidget):
             change()
             return records.users()
 
-        self.worker.submit(job, lambda users: self._stored(users, done_text), self._failed, owner=self)
+        self.worker.submit(job, lambda users: self._stored(users, done_text, then), self._failed, owner=self)
 
-    def _stored(self, users, done_text: str) -> None:
+    def _stored(self, users, done_text: str, then=None) -> None:
         self.pending -= 1
         self._enable(True)
         self._show_users(users)
         self.message.setText(done_text)
         self.changed.emit(True)
+        if then is not None:
+            then()
 
     def _failed(self, exc: Exception) -> None:
         if self.pending:
@@ -187,9 +189,13 @@ class UsersScreen(QWidget):
         if not (who and u):
             return False
         role = self.role.currentData()
+        # One's own role changed: the session's rights were read at login, so it ends here and the next login
+        # carries the new role (an admin who made themselves operator kept managing users until logging out).
+        then = (lambda: self.session.logout("role_changed")) if u.username == who else None
         self._run(
             lambda: self.records.set_role(u.username, role, by=who),
             self.tr("%1 is now %2").replace("%1", u.username).replace("%2", role_label(role)),
+            then=then,
         )
         return True
 
