@@ -103,7 +103,9 @@ def test_records_refuse_to_leave_no_active_admin(db_url):  # noqa: F811
     db.close()
 
 
-def test_users_screen_shows_the_refusal(qapp, tmp_path):
+def _users_screen(qapp, tmp_path, second: tuple[str, str, str]):
+    """A real records database with admin 'boss' (PIN 9999) and `second` (name, role, PIN), boss logged in, and
+    the users screen showing them."""
     from inspector.config import StationConfig
     from ui.auth import Session
     from ui.records import Records
@@ -115,15 +117,20 @@ def test_users_screen_shows_the_refusal(qapp, tmp_path):
     cfg.storage.spool_dir = tmp_path / "spool"
     rec = Records.open(cfg)
     rec.create_user("boss", "admin", "9999", by="first-start")
-    rec.create_user("op", "operator", "1111", by="boss")
+    rec.create_user(*second, by="boss")
     session = Session(rec.authenticate)
     session.login("boss", "9999")
     scr = UsersScreen(rec, session)
-    outcomes: list[bool] = []
-    scr.changed.connect(outcomes.append)
     scr.refresh()
     scr.worker.wait_idle()
     qapp.processEvents()
+    return rec, session, scr
+
+
+def test_users_screen_shows_the_refusal(qapp, tmp_path):
+    rec, _session, scr = _users_screen(qapp, tmp_path, ("op", "operator", "1111"))
+    outcomes: list[bool] = []
+    scr.changed.connect(outcomes.append)
 
     scr.list.setCurrentRow([u.username for u in scr.users].index("boss"))
     scr.role.setCurrentIndex(scr.role.findData("operator"))
@@ -140,24 +147,9 @@ def test_users_screen_shows_the_refusal(qapp, tmp_path):
 def test_an_admin_changing_their_own_role_is_logged_out(qapp, tmp_path):
     """The session's rights were read at login: an admin who made themselves engineer kept managing users until
     they logged out. The session ends with the change; the next login has the new role."""
-    from inspector.config import StationConfig
-    from ui.auth import Permission, Session
-    from ui.records import Records
-    from ui.users_screen import UsersScreen
+    from ui.auth import Permission
 
-    cfg = StationConfig()
-    cfg.storage.database_url = f"sqlite:///{tmp_path / 'inspections.db'}"
-    cfg.storage.archive_dir = tmp_path / "archive"
-    cfg.storage.spool_dir = tmp_path / "spool"
-    rec = Records.open(cfg)
-    rec.create_user("boss", "admin", "9999", by="first-start")
-    rec.create_user("ada", "admin", "4711", by="boss")
-    session = Session(rec.authenticate)
-    session.login("boss", "9999")
-    scr = UsersScreen(rec, session)
-    scr.refresh()
-    scr.worker.wait_idle()
-    qapp.processEvents()
+    rec, session, scr = _users_screen(qapp, tmp_path, ("ada", "admin", "4711"))
     scr.list.setCurrentRow([u.username for u in scr.users].index("boss"))
     scr.role.setCurrentIndex(scr.role.findData("engineer"))
     assert scr.change_role()
