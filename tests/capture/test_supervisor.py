@@ -14,6 +14,7 @@ import pytest
 from capture_helpers import HealthLog, NoDefectDetector, TimedSink, camera_ok, wait_for
 
 from inspector.capture.aravis import AravisCameraSource
+from inspector.capture.supervisor import WIRE_FRAME_WINDOW_S
 from inspector.config import AravisCamera, Recipe, Roi
 from inspector.decision import RecipeRules
 from inspector.domain import TriggerRequest, Verdict
@@ -350,6 +351,11 @@ def test_a_camera_fired_by_wire_keeps_its_frame_when_the_plc_write_comes_later(f
     results = []
     try:
         assert wait_for(lambda: camera_ok(health), 20)
+        # The fake camera's first frame of a session arrives broken about one time in four ("status timeout",
+        # measured: 17 of 60 sessions, none of the later frames); a broken board frame is a REJECT, rightly.
+        # One pulse before the boards takes that frame; it is older than the window, so the first board skips it.
+        cam._camera.software_trigger()
+        time.sleep(WIRE_FRAME_WINDOW_S + 0.2)
         for lag_s in (0.0, 0.06, 0.15, -0.1):
             time.sleep(0.4)
             if lag_s >= 0:  # the pulse first, the register write lag_s later
@@ -364,6 +370,7 @@ def test_a_camera_fired_by_wire_keeps_its_frame_when_the_plc_write_comes_later(f
                 cam._camera.software_trigger()
             assert t.done.wait(5)
             results.append((t.result, pulsed_ns))
+        stale_before = p.counters.stale
         cam._camera.software_trigger()  # a spurious pulse ...
         time.sleep(1.0)  # ... long before the next board's
         pulsed_ns = time.time_ns()
@@ -376,4 +383,4 @@ def test_a_camera_fired_by_wire_keeps_its_frame_when_the_plc_write_comes_later(f
     assert [r.verdict for r, _ in results] == [Verdict.PASS] * 5, [r.reason for r, _ in results]
     taken_after_pulse = [r.frame_meta["device_timestamp_ns"] >= pulsed - 5_000_000 for r, pulsed in results]
     assert all(taken_after_pulse), "a board was answered by the frame of an earlier pulse"
-    assert p.counters.stale >= 1, "the spurious pulse's frame was passed over"
+    assert p.counters.stale > stale_before, "the spurious pulse's frame was passed over"
