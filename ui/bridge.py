@@ -273,6 +273,28 @@ class UiBridge(QObject):
             if replaced is not None and replaced.image is not None:
                 self.frames_dropped += 1
 
+    @property
+    def shift(self) -> datetime:
+        """Start of the shift the counters belong to."""
+        with self._cond:
+            return self._shift
+
+    def seed_counts(
+        self, shift: datetime, inspected: int, passed: int, serial_mismatch: int = 0, code_unreadable: int = 0
+    ) -> bool:
+        """Start the counters from the boards already recorded in `shift` (a UI restarted mid-shift). Refused,
+        returning False, once a board has been counted or when the shift is no longer the running one: the
+        recorded boards would then be counted twice, or for the wrong shift."""
+        with self._cond:
+            self._roll_shift()
+            if self.submitted or shift != self._shift:
+                return False
+            self._inspected, self._passed = inspected, passed
+            self._rejected = inspected - passed
+            self._serial_mismatch, self._code_unreadable = serial_mismatch, code_unreadable
+        self._slot.poke(None)
+        return True
+
     def reset_counters(self) -> None:
         with self._cond:
             self._inspected = self._passed = self._rejected = self._serial_mismatch = self._code_unreadable = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,11 @@ class Records:
 
     def close(self) -> None:
         self.db.close()
+
+    def shift_tally(self, shift_started: datetime) -> q.Tally:
+        """This station's boards recorded since `shift_started` (naive: local time)."""
+        since = shift_started if shift_started.tzinfo else shift_started.astimezone()
+        return q.tally_since(self.db, since, station_id=self.db.station_id)
 
     # ------------------------------------------------------------ users
     def count_users(self) -> int:

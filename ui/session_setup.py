@@ -94,6 +94,7 @@ class UiRuntime:
             user_names=records.user_names,
             station_name=cfg.station.name,
         )
+        seed_shift_counts(bridge, records)  # after the window listens: the bridge sends the counts at once
         add_quality_screens(window, records, cfg, controller, session)
         add_engineering_screens(window, records, controller, session)
         flt = install_activity_filter(app, session)
@@ -144,6 +145,18 @@ class UiRuntime:
             self.records.close()
         if self.workdir is not None:  # the demo's throwaway database and archive (never a real station's)
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def seed_shift_counts(bridge: UiBridge, records) -> None:
+    """The Line screen's counters start from the boards already recorded this shift (before any board of this
+    run is counted). A database that cannot be read leaves them at 0: the line must still start."""
+    shift = bridge.shift
+    try:
+        t = records.shift_tally(shift)
+    except Exception as exc:  # noqa: BLE001 - counters are a display; the station runs without them
+        log.warning("shift counters start at 0: cannot read this shift's records: %s", exc)
+        return
+    bridge.seed_counts(shift, t.inspected, t.passed, t.serial_mismatch, t.code_unreadable)
 
 
 def add_quality_screens(window: MainWindow, records, cfg: StationConfig, controller, session) -> None:

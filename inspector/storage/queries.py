@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, Select, and_, case, exists, func, or_, select
 
+from ..board_serial import CODE_UNREADABLE, SERIAL_MISMATCH
 from ..domain import CLASS_NAMES
 from ..shifts import ShiftPlan
 from .db import Database
@@ -257,6 +258,39 @@ def iter_history(db: Database, f: HistoryFilter | None = None, *, page_size: int
 def count(db: Database, f: HistoryFilter | None = None) -> int:
     with db.session() as s:
         return int(s.scalar(apply_filter(select(func.count(Inspection.id)), f)) or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """What the Line screen counts for a shift, read back from the records."""
+
+    inspected: int = 0
+    passed: int = 0
+    rejected: int = 0
+    serial_mismatch: int = 0
+    code_unreadable: int = 0
+
+
+def tally_since(db: Database, since: datetime, *, station_id: str | None = None) -> Tally:
+    """Boards recorded since `since` (one station's, or all): what a restarted UI shows for the running shift.
+
+    The Line screen counted only the boards it saw itself, so a UI restarted mid-shift showed 0 inspected while
+    the records held hundreds. Rejections are split by the reason prefixes the station writes.
+    """
+    f = HistoryFilter(start=_aware(since, "since"), station_id=station_id)
+    q = apply_filter(
+        select(
+            func.count(Inspection.id),
+            func.sum(case((Inspection.verdict == "PASS", 1), else_=0)),
+            func.sum(case((Inspection.reason.startswith(SERIAL_MISMATCH, autoescape=True), 1), else_=0)),
+            func.sum(case((Inspection.reason.startswith(CODE_UNREADABLE, autoescape=True), 1), else_=0)),
+        ),
+        f,
+    )
+    with db.session() as s:
+        n, passed, mismatch, unreadable = s.execute(q).one()
+    n, passed = int(n or 0), int(passed or 0)
+    return Tally(n, passed, n - passed, int(mismatch or 0), int(unreadable or 0))
 
 
 def latest(db: Database, n: int = 20, *, station_id: str | None = None) -> list[InspectionRow]:

@@ -294,3 +294,29 @@ def test_readers_refuse_a_database_that_is_not_there(tmp_path, capsys):
         assert main(argv) == 2
         assert f"no database at {typo}" in capsys.readouterr().err
     assert not typo.parent.exists()
+
+
+def test_shift_tally_counts_one_stations_boards_since_the_shift_start(db_url, make_recorder):
+    """What a restarted Line screen starts from: the boards since the shift start, split by reject reason, only this
+    station's (a plant database holds every station's)."""
+    from inspector.board_serial import CODE_UNREADABLE, SERIAL_MISMATCH
+    from inspector.storage.queries import tally_since
+
+    start = T0 + timedelta(hours=1)
+    results = [make_result(i, when=start + timedelta(minutes=i)) for i in range(4)]  # 4 PASS
+    results += [make_result(10, classes=(1,), when=start)]  # a REJECT at the very start: counted
+    mismatch = make_result(11, verdict=Verdict.REJECT, when=start + timedelta(minutes=20))
+    mismatch.reason = f"{SERIAL_MISMATCH}: code 'A1', PLC 'B2'"
+    unreadable = make_result(12, verdict=Verdict.REJECT, when=start + timedelta(minutes=21))
+    unreadable.reason = f"{CODE_UNREADABLE}: no code in the region"
+    percent = make_result(13, verdict=Verdict.REJECT, when=start + timedelta(minutes=22))
+    percent.reason = "serial%mismatch"  # a LIKE wildcard in a reason is text, not a pattern
+    before = [make_result(20 + i, when=start - timedelta(seconds=1 + i)) for i in range(3)]
+    db = _fill(db_url, make_recorder, results + [mismatch, unreadable, percent] + before)
+
+    t = tally_since(db, start, station_id=db.station_id)
+    assert (t.inspected, t.passed, t.rejected, t.serial_mismatch, t.code_unreadable) == (8, 4, 4, 1, 1)
+    assert tally_since(db, start, station_id="another-station").inspected == 0
+    assert tally_since(db, start - timedelta(hours=1)).inspected == 11
+    with pytest.raises(QueryError, match="no time zone"):
+        tally_since(db, start.replace(tzinfo=None))
