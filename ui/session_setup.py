@@ -23,7 +23,7 @@ from .auth import Session
 from .bridge import UiBridge, configure_shifts
 from .controller import StationController
 from .demo import DEMO_USERS, assemble, demo_config
-from .worker import queued_audit
+from .worker import QueuedLockout, queued_audit
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,9 @@ class UiRuntime:
         bridge.start()
         controller = StationController(cfg, station.pipeline, station.health, station)
         audit = queued_audit(records)  # the operator's taps never wait for an audit row's fsync
-        session = Session(records.authenticate, cfg.ui.auto_logout_s, audit=audit, lockout=records.lockout_store())
+        session = Session(
+            records.authenticate, cfg.ui.auto_logout_s, audit=audit, lockout=QueuedLockout(records.lockout_store())
+        )
         window = MainWindow(
             controller,
             bridge,

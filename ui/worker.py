@@ -133,3 +133,27 @@ def queued_audit(records, worker: DbWorker | None = None) -> Callable[..., None]
         w.submit(lambda: records.audit(action, **kwargs), lambda _r: None)
 
     return audit
+
+
+class QueuedLockout:
+    """A login lock-out store (ui.auth.LockoutStore) whose writes run on the database worker.
+
+    A wrong PIN wrote the failure count to the records database on the GUI thread: on SQLite with
+    synchronous=FULL that write waits for an fsync, and the login screen froze for it on every wrong guess.
+    The write is queued in order with the audit rows; reading the count stays at start-up (before the
+    first login, when nothing waits for the screen).
+    """
+
+    def __init__(self, store, worker: DbWorker | None = None):
+        self._store = store
+        self._worker = worker
+
+    def load(self):
+        return self._store.load()
+
+    def save(self, failures: int, locked_until) -> None:
+        def failed(exc: Exception) -> None:
+            log.error("login lock-out state could not be stored: %s", exc, exc_info=exc)
+
+        w = self._worker or shared_worker()
+        w.submit(lambda: self._store.save(failures, locked_until), lambda _r: None, failed)

@@ -77,6 +77,23 @@ def records_cfg(tmp_path):
     return cfg
 
 
+@pytest.fixture
+def ui_station_cfg(records_cfg, demo_boards):
+    """A station `UiRuntime.create` starts as in the plant (no demo): replay camera, classical detector, no PLC,
+    records in tmp_path and one user (no first-admin dialog)."""
+    from inspector.config import ReplayCamera
+    from ui.records import Records
+
+    cfg = records_cfg
+    cfg.camera = ReplayCamera(path=demo_boards, fps=4.0, loop=True)
+    cfg.detector = {"type": "classical"}
+    cfg.plc.mode = "off"
+    records = Records.open(cfg)
+    records.create_user("op", "operator", "1111", by="test")
+    records.close()
+    return cfg
+
+
 def board_results(n: int = 30):
     """Known results: every 3rd board passes; serials SN0000..; recipes alternate; classes cycle."""
     from datetime import UTC, datetime, timedelta

@@ -107,3 +107,41 @@ def test_audit_screen_filters_verifies_and_translates(qtbot, ui_app, records, tm
     with qtbot.waitSignal(scr.verified, timeout=10000) as v:
         scr.verify()
     assert v.args == [False] and "user.role by mallory" in scr.chain.text()
+
+
+def test_a_wrong_pin_is_stored_on_the_database_worker_not_the_gui_thread(ui_app, ui_station_cfg, monkeypatch):
+    """The station's login screen (built by the real UI start-up) writes the failure count off the GUI thread, in
+    order: after five wrong PINs the database holds the lock-out, and a restart is still locked."""
+    import threading
+
+    from ui import records as records_module
+    from ui.session_setup import UiRuntime
+    from ui.worker import shared_worker
+
+    writers: list[threading.Thread] = []
+    real_save = records_module._LockoutStore.save
+
+    def save(self, failures, locked_until):
+        writers.append(threading.current_thread())
+        real_save(self, failures, locked_until)
+
+    monkeypatch.setattr(records_module._LockoutStore, "save", save)
+    rt = UiRuntime.create(ui_station_cfg)
+    try:
+        for _ in range(Session.MAX_FAILURES):
+            with pytest.raises(LoginFailed, match="wrong PIN"):
+                rt.session.login("op", "0000")
+        assert shared_worker().wait_idle()
+        assert len(writers) == Session.MAX_FAILURES
+        assert threading.main_thread() not in writers
+    finally:
+        rt.close()
+    path = ui_station_cfg.storage.database_url.removeprefix("sqlite:///")
+    row = sqlite3.connect(path).execute("SELECT failures, locked_until FROM login_lockouts").fetchone()
+    assert row[0] == 0 and row[1] is not None, row
+    again = Records.open(ui_station_cfg)
+    try:
+        with pytest.raises(LoginFailed, match="too many failed attempts"):
+            Session(again.authenticate, 300, lockout=again.lockout_store()).login("op", "1111")
+    finally:
+        again.close()

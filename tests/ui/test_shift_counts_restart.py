@@ -13,7 +13,6 @@ import pytest
 pytest.importorskip("PySide6")
 
 from inspector.board_serial import CODE_UNREADABLE, SERIAL_MISMATCH  # noqa: E402
-from inspector.config import ReplayCamera  # noqa: E402
 from inspector.domain import Verdict  # noqa: E402
 from inspector.health import Health  # noqa: E402
 from inspector.storage.writer import open_recorder  # noqa: E402
@@ -31,16 +30,13 @@ def _record(cfg, results) -> None:
 
 
 @pytest.fixture
-def mid_shift_cfg(records_cfg, demo_boards):
+def mid_shift_cfg(ui_station_cfg):
     """A station whose current shift began one to two hours ago (UTC plan), so the test never straddles a shift start."""
     now = datetime.now(UTC)
-    cfg = records_cfg
+    cfg = ui_station_cfg
     cfg.storage.timezone = "UTC"
     began = (now - timedelta(hours=1)).strftime("%H:00")  # 1-2 h ago: boards of the last hour are this shift's
     cfg.storage.shift_starts = sorted({began, (now + timedelta(hours=7)).strftime("%H:00")})
-    cfg.camera = ReplayCamera(path=demo_boards, fps=4.0, loop=True)
-    cfg.detector = {"type": "classical"}
-    cfg.plc.mode = "off"
     return cfg, now
 
 
@@ -58,7 +54,6 @@ def _boards_of(now, minutes_ago, verdicts, reasons=None):
 
 def test_a_ui_restarted_mid_shift_shows_the_shifts_recorded_counts(mid_shift_cfg, ui_app, tmp_path):
     from ui.bridge import UiBridge
-    from ui.records import Records
     from ui.session_setup import UiRuntime
 
     cfg, now = mid_shift_cfg
@@ -74,10 +69,6 @@ def test_a_ui_restarted_mid_shift_shows_the_shifts_recorded_counts(mid_shift_cfg
     other = cfg.model_copy(deep=True)
     other.station.id = "station-2"
     _record(other, _boards_of(now, [15, 12], [R, R]))
-
-    records = Records.open(cfg)
-    records.create_user("op", "operator", "1111", by="test")  # a station in service has users: no first-admin dialog
-    records.close()
 
     rt = UiRuntime.create(cfg)
     try:
