@@ -55,6 +55,8 @@ class HistoryScreen(QWidget):
         self.loading = False
         self._recipe_names = recipe_names
         self.cursors: list = [None]  # cursor of each page walked (page 0 starts at None)
+        self.applied: HistoryFilter | None = None
+        """The filter of the pages shown (set by Search): Older/Newer walk it, whatever was typed since."""
         self.page = None
         self.rows = []
         self.total = 0
@@ -72,6 +74,11 @@ class HistoryScreen(QWidget):
         self.serial.returnPressed.connect(self.refresh)
         self.export_button = QPushButton(self)
         self.export_button.clicked.connect(self.export_clicked)
+        # A choice in a list or the check box applies at once (one tap less with gloves); typed serials on Enter or
+        # Search. `activated`/`clicked` come from the user only, not from `enter` refilling the recipe list.
+        for combo in (self.period, self.verdict, self.defect_class, self.recipe):
+            combo.activated.connect(lambda _i: self.refresh())
+        self.unreviewed.clicked.connect(lambda _c: self.refresh())
 
         filters = QHBoxLayout()
         filters.setSpacing(8)
@@ -154,12 +161,16 @@ class HistoryScreen(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
+        self.applied = self.current_filter()
         self.cursors = [None]
         self._load(0)
 
     def _load(self, index: int) -> None:
-        """Page `index` (and the count, for page 0) is queried on the worker; a newer request wins."""
-        f = self.current_filter()
+        """Page `index` (and the count, for page 0) is queried on the worker; a newer request wins.
+
+        Pages walk the applied filter: Older after a serial typed without Search used the typed serial with the
+        previous filter's cursor, and showed rows of neither under the old count."""
+        f = self.applied if self.applied is not None else self.current_filter()
         cursor = self.cursors[index]
         records = self.records
 

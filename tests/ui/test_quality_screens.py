@@ -105,6 +105,41 @@ def test_history_filters_return_the_right_rows(qtbot, ui_app, filled_records, tm
     assert failed.args == [-1] and "failed" in scr.status.text() and scr.export_button.isEnabled()
 
 
+def test_history_pages_walk_the_filter_shown_and_a_choice_applies_at_once(qtbot, ui_app, filled_records, monkeypatch):
+    import ui.history_screen as hs
+
+    records, results = filled_records
+    monkeypatch.setattr(hs, "PAGE_SIZE", 7)
+    scr = hs.HistoryScreen(records, lambda: ["demo", "board-b"])
+    qtbot.addWidget(scr)
+    scr.period.setCurrentIndex(scr.period.findData("all"))
+    scr.enter()
+    _loaded(qtbot, scr)
+    newest_first = [r.board_serial for r in reversed(results)]
+    assert [r.board_serial for r in scr.rows] == newest_first[:7] and scr.total == 30
+
+    # A serial typed but not searched: Older shows the next page of what is listed, under the same count.
+    scr.serial.setText("SN0001")
+    scr.older_page()
+    _loaded(qtbot, scr)
+    assert [r.board_serial for r in scr.rows] == newest_first[7:14] and scr.total == 30
+    scr.newer_page()
+    _loaded(qtbot, scr)
+    assert [r.board_serial for r in scr.rows] == newest_first[:7]
+
+    # Choosing a verdict (the user's pick, as the list delivers it) searches at once, with the typed serial.
+    scr.serial.setText("")
+    i = scr.verdict.findData("REJECT")
+    scr.verdict.setCurrentIndex(i)
+    scr.verdict.activated.emit(i)
+    _loaded(qtbot, scr)
+    rejects = [s for s, r in zip(newest_first, reversed(results)) if not r.passed]
+    assert [r.board_serial for r in scr.rows] == rejects[:7] and scr.total == len(rejects)
+    scr.unreviewed.click()
+    _loaded(qtbot, scr)
+    assert scr.applied.reviewed is False
+
+
 def test_review_is_stored(qtbot, ui_app, filled_records):
     from ui.review_screen import ReviewScreen
 
