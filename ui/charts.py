@@ -7,7 +7,7 @@ the first sign a model or a threshold needs attention). The numbers are storage'
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import shiboken6
 from PySide6.QtCharts import (
@@ -172,7 +172,8 @@ class ChartsScreen(QWidget):
         cats = []
         for b in d["hours"]:
             bars.append(round(b.yield_pct, 1))
-            cats.append(f"{b.start.astimezone():%H}")
+            local = b.start.astimezone(d["zone"])
+            cats.append(f"{local:%H}" if local.minute == 0 else f"{local:%H:%M}")  # UTC hours in a +5:30 zone
         self._bars(c, [bars], cats, 0, 100)
         self._show_chart("hour", c)
 
@@ -222,7 +223,7 @@ class ChartsScreen(QWidget):
         cats = []
         for day, st in d["false_calls"]:
             bars.append(round(100 * st.false_call_rate, 1))
-            cats.append(f"{day.astimezone():%d.%m}")
+            cats.append(f"{day:%d.%m}")
         self._bars(c, [bars], cats, 0, 100)
         self._show_chart("false_calls", c)
         t = d["total"]
@@ -283,10 +284,15 @@ def _query(records: Records, days: int) -> dict:
     hours = records.yield_per_hour(HistoryFilter(start=now - timedelta(hours=24)))
     shifts = records.yield_per_shift(f)  # the plant's shift plan and zone (storage.*)
     pareto = records.pareto(f)
+    # Days are the plant's (midnight to midnight in `storage.timezone`, 23 or 25 h at a clock change): UTC days
+    # labelled in local dates put a Shanghai morning's false calls on the day before.
+    zone = records.zone()
+    today = now.astimezone(zone).date()
     fc = []
     for d in range(days - 1, -1, -1):
-        day_start = (now - timedelta(days=d)).replace(hour=0, minute=0, second=0, microsecond=0)
-        st = records.review_stats(HistoryFilter(start=day_start, end=day_start + timedelta(days=1)))
-        fc.append((day_start, st))
+        day = today - timedelta(days=d)
+        start = datetime.combine(day, time(0), tzinfo=zone)
+        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+        fc.append((day, records.review_stats(HistoryFilter(start=start, end=end))))
     total = records.review_stats(f)
-    return {"hours": hours, "shifts": shifts, "pareto": pareto, "false_calls": fc, "total": total}
+    return {"hours": hours, "shifts": shifts, "pareto": pareto, "false_calls": fc, "total": total, "zone": zone}

@@ -13,6 +13,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -190,6 +191,10 @@ class Records:
     def yield_per_shift(self, f: q.HistoryFilter | None = None, tz: str | None = None):
         """Per shift of the plant's plan, in `tz` (default: the configured zone, else the system's)."""
         return q.yield_per_shift(self.db, f, shift_starts=self.shift_starts, tz=tz or self.timezone or _system_tz())
+
+    def zone(self) -> ZoneInfo:
+        """The plant's zone (`storage.timezone`, else the system's): the days and hours the charts label."""
+        return ZoneInfo(self.timezone or _system_tz())
 
     def pareto(self, f: q.HistoryFilter | None = None):
         return q.defect_pareto(self.db, f)

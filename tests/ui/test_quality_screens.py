@@ -417,6 +417,53 @@ def test_recipe_editor_round_trips(qtbot, ui_app, filled_records, live_pipeline,
     ed2.leave()
 
 
+def test_false_calls_fall_on_the_plants_day_not_the_utc_day(qtbot, ui_app, records_cfg):
+    """A false call at 00:30 in Shanghai is on that local day (16:30 UTC the day before)."""
+    from datetime import UTC, datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    from PySide6.QtCore import Qt
+
+    from inspector.storage.writer import open_recorder
+    from ui.charts import ChartsScreen
+    from ui.records import Records
+
+    from .conftest import board_results
+
+    zone = ZoneInfo("Asia/Shanghai")
+    records_cfg.storage.timezone = "Asia/Shanghai"
+    now = datetime.now(UTC)
+    day = now.astimezone(zone).date()
+    when = datetime.combine(day, time(0, 30), tzinfo=zone)
+    if when > now - timedelta(minutes=1):
+        day -= timedelta(days=1)
+        when = datetime.combine(day, time(0, 30), tzinfo=zone)
+    board = [r for r in board_results(3) if r.detections][0]
+    board.timestamp = when.astimezone(UTC)
+    rec = open_recorder(records_cfg, Health())
+    rec.start()
+    rec.submit(board)
+    assert rec.flush(30)
+    rec.stop()
+    records = Records.open(records_cfg)
+    try:
+        (row,) = records.history(None).rows
+        records.review_defect(records.detail(row.id).defects[0].id, "false_call", "eng")
+        scr = ChartsScreen(records)
+        qtbot.addWidget(scr)
+        scr.resize(1280, 740)
+        with qtbot.waitSignal(scr.drawn, timeout=20000):
+            scr.refresh()
+        chart = scr.views["false_calls"].chart()
+        bars = chart.series()[0].barSets()[0]
+        (axis,) = chart.axes(Qt.Orientation.Horizontal)
+        rate = dict(zip(axis.categories(), (bars.at(i) for i in range(bars.count()))))
+        assert rate[f"{day:%d.%m}"] == 100.0
+        assert rate.get(f"{day - timedelta(days=1):%d.%m}", 0.0) == 0.0
+    finally:
+        records.close()
+
+
 def test_charts_draw_from_the_worker_one_chart_per_turn(qtbot, ui_app, filled_records):
     from ui.charts import ChartsScreen
 
