@@ -265,3 +265,29 @@ def test_evaluate_reads_boards_as_inspect_does(tmp_path, capsys):
     by_evaluate = {v["id"]: v for v in map(json.loads, (out / "verdicts.jsonl").read_text().splitlines())}
     assert {i: v["verdict"] for i, v in by_evaluate.items()} == dict.fromkeys(ids, "PASS"), by_evaluate
     assert (out / "known_good_rejects.jsonl").read_text() == ""  # the golden boards themselves pass too
+
+
+def test_training_and_quantisation_refuse_a_truncated_board_instead_of_learning_its_gray_fill(tmp_path):
+    """`read_gray` (training, calibration of the INT8 export) read with `cv2.imread`, which returns a truncated JPEG's
+    missing part as gray: a network would be trained or calibrated on pixels nobody captured."""
+    from inspector.datasets.deeppcb import DatasetError, read_gray
+    from inspector.training.export import board_pairs
+
+    whole = _board()
+    cut = truncated_jpeg(tmp_path / "b_test.jpg", whole)
+    assert cv2.imread(str(cut), cv2.IMREAD_GRAYSCALE) is not None  # what the old read took as a board
+    with pytest.raises(DatasetError, match=r"b_test\.jpg: not a readable image"):
+        read_gray(cut)
+    assert np.array_equal(read_gray(FIXTURES / "92000010_temp.jpg"), whole)
+
+    # A station's synthetic export (truth.json) read for the INT8 calibration: the damaged board is named.
+    folder = tmp_path / "boards"
+    folder.mkdir()
+    (folder / "truth.json").write_text(json.dumps({"b0": [], "b1": []}))
+    for n in ("b0", "b1"):
+        cv2.imwrite(str(folder / f"{n}_temp.png"), whole)
+        cv2.imwrite(str(folder / f"{n}_test.png"), whole)
+    (folder / "b0_test.png").write_bytes((folder / "b0_test.png").read_bytes()[:-30])  # IEND cut off
+    with pytest.raises(DatasetError, match=r"b0_test\.png: not a readable image"):
+        board_pairs(folder, 2, split="train")
+    assert len(board_pairs(folder, 2, split="val")) == 1

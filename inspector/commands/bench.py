@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..detect.settings import PASSES
+from ..image_file import read_image_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -129,7 +130,7 @@ def _misplace(folder: Path, shift: float, rotate: float, seed: int = 5) -> None:
 
     rng = np.random.default_rng(seed)
     for path in sorted(folder.glob("*_test.png")):
-        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        img = read_image_file(path)
         h, w = img.shape[:2]
         m = cv2.getRotationMatrix2D((w / 2, h / 2), float(rng.uniform(-rotate, rotate)), 1.0)
         m[:, 2] += rng.uniform(-shift, shift, 2)
@@ -153,12 +154,12 @@ def _as_camera(folder: Path, mode: str, shift: float, rotate: float, seed: int =
     golden: dict[int, np.ndarray] = {}
     for i, path in enumerate(sorted(folder.glob("*_test.png"))):
         ref_path = path.with_name(path.name.replace("_test", "_temp"))
-        ref = cv2.imread(str(ref_path), cv2.IMREAD_GRAYSCALE)
+        ref = read_image_file(ref_path, cv2.IMREAD_GRAYSCALE)
         key = zlib.crc32(ref.tobytes())
         if key not in golden:
             golden[key] = render(ref, seed * 7919 + len(golden), board_seed=key, mode=mode)[0]
         cv2.imwrite(str(ref_path), golden[key])
-        board = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        board = read_image_file(path, cv2.IMREAD_GRAYSCALE)
         frame, _ = render(
             board, seed * 104_729 + i, board_seed=seed * 15_485_863 + i, mode=mode, max_shift=shift, max_rot_deg=rotate
         )
@@ -180,7 +181,7 @@ def _with_code(folder: Path, recipe, code: str, size: int):
 
     x, y, w, h = size - 56, 8, 48, 48  # 8-character serials: a 14x14 DataMatrix, 3 px modules, quiet zone
     for i, path in enumerate(sorted(folder.glob("*_test.png"))):
-        img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        img = read_image_file(path, cv2.IMREAD_GRAYSCALE)
         cv2.imwrite(str(path), paste_code(img, f"BN{i:06d}", (x, y))[0])
     region = (x, y, w, h) if code == "region" else None
     return recipe.model_copy(update={"code": BoardCode(region=region)})

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from ..domain import CLASS_NAMES as CLASS_NAMES  # DeepPCB's classes are the station's: ids 1-6 in this order
+from ..image_file import ImageFileError, read_image_file
 
 
 class DatasetError(ValueError):
@@ -107,12 +108,14 @@ def read_gray(path: Path) -> np.ndarray:
     """Read an image as 8-bit grayscale; a few DeepPCB boards are stored as 3-channel.
 
     For training (what the network learnt from): OpenCV's own gray conversion. A board the station judges is read
-    with `read_board` instead, as `inspect` and `run` read it.
+    with `read_board` instead, as `inspect` and `run` read it. Read strictly all the same: a truncated JPEG read by
+    `cv2.imread` comes back gray-filled, and a network trained or calibrated on it learns pixels nobody captured
+    (the 2,000 DeepPCB images decode byte-identical either way).
     """
-    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if img is None:
-        raise DatasetError(f"{path}: not a readable image")
-    return img
+    try:
+        return read_image_file(path, cv2.IMREAD_GRAYSCALE)
+    except ImageFileError as exc:
+        raise DatasetError(f"{path}: {exc}") from None
 
 
 def read_board(path: Path) -> np.ndarray:
@@ -124,8 +127,6 @@ def read_board(path: Path) -> np.ndarray:
     (a known-good colour or 10-bit board: inspect PASS, evaluate REJECT). A truncated or damaged file is a
     DatasetError naming it, never a half-gray board.
     """
-    from ..image_file import ImageFileError, read_image_file
-
     try:
         img = read_image_file(path)
     except ImageFileError as exc:

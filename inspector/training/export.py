@@ -29,10 +29,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
+from inspector.datasets.deeppcb import held_out_split, load_list, read_gray  # noqa: E402
 from inspector.detect.centernet import decode  # noqa: E402
 from inspector.detect.package import CrossClass, InputDomain, JoinFragments, MultiScale, write_sidecar  # noqa: E402
 from inspector.detect.tiling import box_iou  # noqa: E402
@@ -97,11 +97,7 @@ def board_pairs(data: Path, count: int, seed: int = 0, split: str = "train") -> 
     if (data / "truth.json").is_file():
         names = sorted(json.loads((data / "truth.json").read_text()))
         names = names[: len(names) // 2] if split == "train" else names[len(names) // 2 :]
-        return [
-            (cv2.imread(str(data / f"{n}_test.png"), 0), cv2.imread(str(data / f"{n}_temp.png"), 0))
-            for n in names[:count]
-        ]
-    from inspector.datasets.deeppcb import held_out_split, load_list, read_gray
+        return [(read_gray(data / f"{n}_test.png"), read_gray(data / f"{n}_temp.png")) for n in names[:count]]
 
     # The trainer's split (a station export's heldout.txt, DeepPCB's validation groups, else by board).
     train, val, _ = held_out_split(data, load_list(data))
