@@ -604,12 +604,14 @@ class OperatorScreen(QWidget):
             self.tiles[k].name.setText(t)
         self.strip_label.setText(self.tr("LAST 20 BOARDS (newest right)"))
         self.recipe_label.setText(self.tr("Recipe"))
-        if self.last_update is None:
+        # No board shown yet (an update with counts only, e.g. the shift's recorded counts at start, shows none).
+        no_board = self.last_update is None or self.last_update.latest is None
+        if no_board:
             self.live.placeholder = self.tr("Waiting for the first board…")
         self.set_running(self.running)
         for lamp in self.lamps.values():
             lamp.refresh()
-        if self.last_update is None:
+        if no_board:
             self.live_caption.setText(self.tr("Live image · tap a defect to zoom"))
 
     def changeEvent(self, e) -> None:  # noqa: N802

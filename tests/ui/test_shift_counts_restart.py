@@ -108,3 +108,25 @@ def test_a_ui_restarted_mid_shift_shows_the_shifts_recorded_counts(mid_shift_cfg
     bridge = UiBridge()
     bridge.submit(board_results(1)[0])
     assert not bridge.seed_counts(bridge.shift, 6, 3)
+
+
+def test_the_line_screen_starts_in_chinese_with_the_seeded_counts(ui_station_cfg, ui_app):
+    """The seeded counts arrive as an update without a board; the placeholders must still follow the language
+    (they stayed English under Chinese tabs: they were translated only before any update)."""
+    from ui.session_setup import UiRuntime
+
+    rt = UiRuntime.create(ui_station_cfg, language="zh_CN")
+    try:
+        op = rt.window.operator
+        for _ in range(100):
+            pump(ui_app, 0.02)
+            if op.last_update is not None:
+                break
+        assert op.last_update is not None and op.last_update.latest is None
+        for text in (op.live_caption.text(), op.live.placeholder):
+            assert text and all(not ch.isascii() or ch in " ·…" for ch in text if ch.isalpha()), text
+    finally:
+        rt.close()
+        from ui import i18n
+
+        i18n.set_language("en")
