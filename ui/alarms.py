@@ -13,10 +13,19 @@ from datetime import datetime
 
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
+from inspector.capture.supervisor import WAITING_FOR_FIRST_FRAME
 from inspector.health import ComponentState
 
-#: Reasons that mean "not ready yet", not a fault: no alarm for them.
-STARTUP_REASONS = {"starting", "loading"}
+from .controller import STOPPED_BY_OPERATOR
+
+#: Reasons that mean "not ready yet", not a fault: no alarm for them. A free-running camera reopened by START after
+#: STOP waits for its first frame: raised as "Camera lost", that normal restart needed an acknowledgement.
+STARTUP_REASONS = {"starting", "loading", WAITING_FOR_FIRST_FRAME}
+
+#: NOT READY because a person asked for it (STOP on the Line screen; ui.controller sets it): their own action is no
+#: alarm. Raised as "Inspection failed", it stayed after START until acknowledged, and taught operators to acknowledge
+#: banners unread.
+OPERATOR_REASONS = {STOPPED_BY_OPERATOR}
 
 #: Alarm title per component (translated at display time, see `alarm_title`).
 ALARM_TITLES = {
@@ -93,7 +102,7 @@ class AlarmModel(QObject):
             self._alarms = [a for a in self._alarms if a.active or a.acknowledged_by is None]
             self.changed.emit()
             return
-        if state.reason in STARTUP_REASONS or state.reason.startswith("ENGINEER_EDITING"):
+        if state.reason in STARTUP_REASONS | OPERATOR_REASONS or state.reason.startswith("ENGINEER_EDITING"):
             return
         if state.name in self.ignore:
             return

@@ -113,6 +113,21 @@ _LAMP = (
     (r"stalled (.+)", QT_TRANSLATE_NOOP("Lamp", "stalled %1")),
     (r"lost: (.+); reconnecting", QT_TRANSLATE_NOOP("Lamp", "lost: %1; reconnecting")),
     (
+        r"cannot open \(attempt (\d+), retry in ([\d.]+) s\): (.+)",
+        QT_TRANSLATE_NOOP("Lamp", "cannot open (attempt %1, retry in %2 s): %3"),
+    ),
+    (r"PLC link down", QT_TRANSLATE_NOOP("Lamp", "PLC link down")),
+    (
+        r"waiting for the PLC heartbeat \(CONTROL b6 toggling\)",
+        QT_TRANSLATE_NOOP("Lamp", "waiting for the PLC heartbeat (CONTROL b6 toggling)"),
+    ),
+    (
+        r"PLC heartbeat lost \(no toggle within ([\d.]+) s\)",
+        QT_TRANSLATE_NOOP("Lamp", "PLC heartbeat lost (no toggle within %1 s)"),
+    ),
+    (r"second PLC master: (.+)", QT_TRANSLATE_NOOP("Lamp", "second PLC master: %1")),
+    (r"cannot run: (.+)", QT_TRANSLATE_NOOP("Lamp", "cannot run: %1")),
+    (
         r"writer behind: (\d+) of (\d+) results queued",
         QT_TRANSLATE_NOOP("Lamp", "writer behind: %1 of %2 results queued"),
     ),

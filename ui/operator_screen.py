@@ -8,8 +8,8 @@ zooms it); counters, lamps and the last-20 strip are read up close. Every widget
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QTextLayout
+from PySide6.QtCore import QCoreApplication, QEvent, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QTextLayout
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -27,12 +27,13 @@ from inspector.domain import CLASS_NAMES
 from inspector.health import ComponentState
 
 from . import theme
-from .alarms import AlarmModel
+from .alarms import OPERATOR_REASONS, STARTUP_REASONS, AlarmModel, alarm_title
 from .bridge import LiveUpdate, ResultSummary
 from .image_view import ImageCanvas, Overlay
 from .labels import class_label, lamp_label, reason_label
 
-LAMPS = ("camera", "model", "plc", "database", "disk")
+LAMPS = ("camera", "model", "plc", "database", "disk", "inspection")
+"""The last is no component: it sums up every part without a lamp of its own (`SummaryLamp`)."""
 
 
 def lamp_title(name: str) -> str:
@@ -44,6 +45,7 @@ def lamp_title(name: str) -> str:
         "plc": QCoreApplication.translate("Lamps", "PLC"),
         "database": QCoreApplication.translate("Lamps", "Database"),
         "disk": QCoreApplication.translate("Lamps", "Disk"),
+        "inspection": QCoreApplication.translate("Lamps", "Inspection"),
     }.get(name, name)
 
 
@@ -126,6 +128,8 @@ class VerdictBanner(QFrame):
         self.result: ResultSummary | None = None
         self.scale = 1.0
         self._line1_parts: tuple[str, ...] = ()
+        self._word_px = 0
+        self.word.installEventFilter(self)  # its room changes with the lines under it, not only with the banner
         self.show_result(None)
 
     def set_scale(self, scale: float) -> None:
@@ -161,9 +165,29 @@ class VerdictBanner(QFrame):
         self.setStyleSheet(
             f"QFrame#panel {{ background: {bg}; border: 0; border-radius: {theme.px(10, s)}px; }}"
             f"QLabel {{ color: #ffffff; background: transparent; font-size: {theme.px(24, s)}px; font-weight: bold; }}"
-            f"QLabel#verdictWord {{ font-size: {theme.px(92, s)}px; font-weight: 900; }}"
         )
         self._set_line1()
+        self._word_px = 0
+        self._fit_word()
+
+    def _fit_word(self) -> None:
+        """PASS/REJECT as large as its room allows (92 px at 1280x800), never clipped.
+
+        Why: the word gets what the serial, cycle and defect lines leave; with an alarm banner above and four defect
+        classes it had 40 px for 107 px glyphs, and the operator saw a strip through the middle of REJECT.
+        """
+        full = theme.px(92, self.scale)
+        font = QFont(self.word.font())
+        font.setPixelSize(full)
+        font.setWeight(QFont.Weight.Black)
+        fm = QFontMetrics(font)
+        room = self.word.contentsRect()
+        need_w = fm.horizontalAdvance(self.word.text()) + 8
+        k = min(1.0, room.height() / max(1, fm.height()), room.width() / max(1, need_w))
+        px = max(12, int(full * k)) if room.height() > 0 and room.width() > 0 else full
+        if px != self._word_px:
+            self._word_px = px
+            self.word.setStyleSheet(f"font-size: {px}px; font-weight: 900;")
 
     def _set_line1(self) -> None:
         """Serial and cycle on one line where they fit, else one under the other, each whole.
@@ -173,16 +197,39 @@ class VerdictBanner(QFrame):
         parts = self._line1_parts
         if len(parts) < 2:  # a sentence ("No board inspected yet"): wraps where it must
             self.line1.setText("".join(parts))
+            self._keep_lines_whole()
             return
         parts = tuple(p.replace(" ", "\u00a0") for p in parts)
         one = "   ·   ".join(parts)
         self.line1.ensurePolished()  # the style sheet's font, not the default one
         fits = self.line1.fontMetrics().horizontalAdvance(one) <= self.line1.contentsRect().width()
         self.line1.setText(one if fits else "\n".join(parts))
+        self._keep_lines_whole()
+
+    def _keep_lines_whole(self) -> None:
+        """Ask the screen for the height the serial, cycle and defect lines need at this width, plus a readable word.
+
+        Why: the wrapped lines' height never reached the screen's layout, which squeezed the panel under an alarm
+        banner until "cycle 576 ms" lay under the defect line.
+        """
+        width = self.contentsRect().width()
+        if width <= 0:
+            return
+        m = self.layout().contentsMargins()
+        inner = max(1, width - m.left() - m.right())
+        lines = sum(lab.heightForWidth(inner) if lab.text() else 0 for lab in (self.line1, self.line2))
+        need = m.top() + m.bottom() + lines + theme.px(48, self.scale) + 2 * self.layout().spacing()
+        if need != self.minimumHeight():
+            self.setMinimumHeight(need)
 
     def resizeEvent(self, e) -> None:  # noqa: N802
         super().resizeEvent(e)
         self._set_line1()
+
+    def eventFilter(self, obj, e) -> bool:  # noqa: N802
+        if obj is self.word and e.type() == QEvent.Type.Resize:
+            self._fit_word()
+        return False
 
     def changeEvent(self, e) -> None:  # noqa: N802
         if e.type() == QEvent.Type.LanguageChange:
@@ -220,7 +267,7 @@ class Lamp(QWidget):
         self.reason.setObjectName("lampReason")
         self.reason.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         lay = QHBoxLayout(self)
-        lay.setContentsMargins(4, 2, 4, 2)
+        lay.setContentsMargins(4, 0, 4, 0)
         lay.addWidget(self.dot)
         lay.addWidget(self.name)
         lay.addWidget(self.reason, 1)
@@ -231,17 +278,21 @@ class Lamp(QWidget):
         self.state = state
         self.refresh()
 
+    def _look_of(self, s: ComponentState | None) -> tuple[str, str]:
+        """Colour and text for a state (translated in the "Lamp" context: `self.tr` of a subclass looks in its own)."""
+        ok = QCoreApplication.translate("Lamp", "OK")
+        if s is None:
+            return theme.OFF, QCoreApplication.translate("Lamp", "no report")
+        if s.ok and s.warning:  # runs, but not as configured (e.g. CPU fallback): amber, not green
+            return theme.WARN, lamp_label(s.detail) or ok
+        if s.ok:
+            return theme.PASS, lamp_label(s.detail) or ok
+        return theme.REJECT, lamp_label(s.reason)
+
     def refresh(self) -> None:
         s = self.state
         d = theme.px(30, self.scale)
-        if s is None:
-            colour, text = theme.OFF, self.tr("no report")
-        elif s.ok and s.warning:  # runs, but not as configured (e.g. CPU fallback): amber, not green
-            colour, text = theme.WARN, lamp_label(s.detail) or self.tr("OK")
-        elif s.ok:
-            colour, text = theme.PASS, lamp_label(s.detail) or self.tr("OK")
-        else:
-            colour, text = theme.REJECT, lamp_label(s.reason)
+        colour, text = self._look_of(s)
         if self.extra and s is not None and s.ok:
             text = f"{self.extra} · {text}"
         look = (colour, d, lamp_title(self.component))
@@ -254,6 +305,34 @@ class Lamp(QWidget):
         if text != self.reason.text():
             self.reason.setText(text)
             self.reason.setToolTip(text)
+
+
+class SummaryLamp(Lamp):
+    """One lamp for the parts without their own (recipe, pipeline, registration, calibration, image, repeat).
+
+    Why: their faults showed only as an alarm. Once it was acknowledged (or, at start, never delivered), the Line
+    screen looked healthy while the station was NOT READY: a recipe refused at start left five green lamps and a
+    line that never moved. Red with the first fault's name and reason; gray while the operator has stopped the line.
+    """
+
+    def __init__(self, parent=None):
+        self.parts: dict[str, ComponentState] = {}
+        super().__init__("inspection", parent)
+
+    def set_state(self, state: ComponentState) -> None:
+        self.parts[state.name] = state
+        failing = [p for p in self.parts.values() if not p.ok]
+        degraded = [p for p in self.parts.values() if p.ok and p.warning]
+        self.state = (failing or degraded or list(self.parts.values()))[0]
+        self.refresh()
+
+    def _look_of(self, s: ComponentState | None) -> tuple[str, str]:
+        colour, text = super()._look_of(s)
+        if s is None or s.ok:
+            return colour, text if s is None or s.warning else QCoreApplication.translate("Lamp", "OK")
+        if s.reason in OPERATOR_REASONS | STARTUP_REASONS:
+            colour = theme.OFF
+        return colour, f"{alarm_title(s.name)}: {text}"
 
 
 class ResultStrip(QWidget):
@@ -410,6 +489,9 @@ class OperatorScreen(QWidget):
         self.live.defect_tapped.connect(self.open_zoom)
         self.live_caption = QLabel(self)
         self.live_caption.setObjectName("dim")
+        # Cut at the screen's edge rather than widen the live column: a long model id narrowed the verdict column until
+        # serial and cycle wrapped onto two lines each.
+        self.live_caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         self.verdict = VerdictBanner(self)
         self.tiles = {
@@ -433,7 +515,10 @@ class OperatorScreen(QWidget):
         self.lamp_panel.setObjectName("panel")
         lamp_lay = QVBoxLayout(self.lamp_panel)
         lamp_lay.setSpacing(0)
-        self.lamps = {name: Lamp(name, self.lamp_panel) for name in LAMPS}
+        # Six lamps and an alarm banner must fit 800 px with the verdict whole: lamps sit edge to edge.
+        lamp_lay.setContentsMargins(9, 4, 9, 4)
+        self.lamps = {name: Lamp(name, self.lamp_panel) for name in LAMPS if name != "inspection"}
+        self.lamps["inspection"] = SummaryLamp(self.lamp_panel)
         for lamp in self.lamps.values():
             lamp_lay.addWidget(lamp)
 
@@ -508,9 +593,7 @@ class OperatorScreen(QWidget):
         (self.stop_requested if self.running else self.start_requested).emit()
 
     def on_health(self, state: ComponentState) -> None:
-        lamp = self.lamps.get(state.name)
-        if lamp is not None:
-            lamp.set_state(state)
+        self.lamps.get(state.name, self.lamps["inspection"]).set_state(state)
 
     def on_update(self, u: LiveUpdate) -> None:
         """Slot for `UiBridge.updated`: draws, then the caller acks the bridge."""

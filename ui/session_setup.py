@@ -80,8 +80,6 @@ class UiRuntime:
         station = assembly.station
         configure_shifts(cfg.storage.shift_starts, cfg.storage.timezone)  # counters reset per the plant's plan
         bridge = UiBridge(cfg.ui.display_fps)
-        bridge.attach(station.pipeline, station.health)
-        bridge.start()
         controller = StationController(cfg, station.pipeline, station.health, station)
         audit = queued_audit(records)  # the operator's taps never wait for an audit row's fsync
         session = Session(
@@ -96,7 +94,11 @@ class UiRuntime:
             user_names=records.user_names,
             station_name=cfg.station.name,
         )
-        seed_shift_counts(bridge, records)  # after the window listens: the bridge sends the counts at once
+        # Only now does the window listen: the Health snapshot `attach` sends (a recipe refused while the station was
+        # built) and the seeded counts reached no one when sent before, and a state set once is never sent again.
+        bridge.attach(station.pipeline, station.health)
+        seed_shift_counts(bridge, records)
+        bridge.start()
         add_quality_screens(window, records, cfg, controller, session)
         add_engineering_screens(window, records, controller, session)
         flt = install_activity_filter(app, session)

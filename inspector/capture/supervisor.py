@@ -70,6 +70,10 @@ MIN_STALL_S = 0.25
 #: this came from a spurious pulse, or from a board the PLC never announced, and is discarded as stale.
 WIRE_FRAME_WINDOW_S = 0.5
 
+#: The camera lamp's reason between opening a free-running camera and its first good frame: start-up, not a fault
+#: (a camera that sends nothing goes on to "stalled ...").
+WAITING_FOR_FIRST_FRAME = "opened, waiting for the first frame"
+
 #: In triggered mode, how often an idle camera is asked whether it is still there.
 IDLE_CHECK_S = 2.0
 
@@ -170,7 +174,7 @@ class CameraSupervisor:
                 # A camera that opens but sends only broken frames must not flap READY: free-run
                 # turns READY with the first good frame.
                 self.counters.state = "starting"
-                self.health.fail("camera", "opened, waiting for the first frame", self._camera_detail)
+                self.health.fail("camera", WAITING_FOR_FIRST_FRAME, self._camera_detail)
             return True
         return False
 

@@ -73,6 +73,16 @@ def test_language_switches_at_runtime(qtbot, ui_app):
     assert lamp_label("3 boards in a row: no frame: timeout") == "连续 3 块板：无图像: timeout"
     assert lamp_label("lost: %1 gone; reconnecting") == "丢失：%1 gone；正在重连"  # a value is never re-substituted
     assert lamp_label("OSError: [Errno 5] I/O error") == "OSError: [Errno 5] I/O error" and lamp_label(None) == ""
+    # The faults an operator must act on (camera reconnecting, PLC down, a refused recipe) were English in Chinese.
+    cam = "cannot open (attempt 4, retry in 4.0 s): replay source /data/boards does not exist"
+    assert lamp_label(cam) == "无法打开（第 4 次，4.0 秒后重试）：replay source /data/boards does not exist"
+    assert lamp_label("PLC link down") == "PLC 连接断开"
+    assert lamp_label("PLC heartbeat lost (no toggle within 3.0 s)") == "PLC 心跳丢失（3.0 秒内无翻转）"
+    assert lamp_label("cannot run: recipes.demo.reference: missing") == "无法运行：recipes.demo.reference: missing"
+    health.fail("recipe", "cannot run: recipes.demo.reference: missing")
+    qtbot.waitUntil(lambda: scr.lamps["inspection"].name.text() == "检测", timeout=2000)
+    assert scr.lamps["inspection"].reason.text() == "配方问题: 无法运行：recipes.demo.reference: missing"
+    health.ok("recipe")
     health.ok("database", "sqlite, 7 written, backlog 0, spool 0")
     qtbot.waitUntil(lambda: scr.lamps["database"].reason.text() == "sqlite，已写入 7，积压 0，缓存 0", timeout=2000)
     save_shot(scr, "operator_zh_CN_1280x800")

@@ -4,12 +4,12 @@
 <context>
     <name>AlarmBanner</name>
     <message>
-        <location filename="../operator_screen.py" line="370"/>
+        <location filename="../operator_screen.py" line="449"/>
         <source>ACKNOWLEDGE</source>
         <translation>确认报警</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="379"/>
+        <location filename="../operator_screen.py" line="458"/>
         <source>+%1 more</source>
         <translation>另有 %1 条</translation>
     </message>
@@ -17,63 +17,63 @@
 <context>
     <name>Alarms</name>
     <message>
-        <location filename="../alarms.py" line="39"/>
+        <location filename="../alarms.py" line="46"/>
         <source>Camera lost</source>
-        <extracomment>Reasons that mean &quot;not ready yet&quot;, not a fault: no alarm for them. Alarm title per component (translated at display time, see `alarm_title`).</extracomment>
+        <extracomment>Reasons that mean &quot;not ready yet&quot;, not a fault: no alarm for them. NOT READY because a person asked for it (STOP on the Line screen; ui.controller sets it): their own action is no alarm. Raised as &quot;Inspection failed&quot;, it stayed after START until acknowledged, and taught operators to acknowledge banners unread. Alarm title per component (translated at display time, see `alarm_title`).</extracomment>
         <translation>相机断开</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="40"/>
+        <location filename="../alarms.py" line="47"/>
         <source>PLC down</source>
         <translation>PLC 断开</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="41"/>
+        <location filename="../alarms.py" line="48"/>
         <source>Model failed</source>
         <translation>模型故障</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="42"/>
+        <location filename="../alarms.py" line="49"/>
         <source>Disk low</source>
         <translation>磁盘空间不足</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="43"/>
+        <location filename="../alarms.py" line="50"/>
         <source>Database error</source>
         <translation>数据库故障</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="44"/>
+        <location filename="../alarms.py" line="51"/>
         <source>Inspection failed</source>
         <translation>检测失败</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="45"/>
+        <location filename="../alarms.py" line="52"/>
         <source>Recipe problem</source>
         <translation>配方问题</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="46"/>
+        <location filename="../alarms.py" line="53"/>
         <source>Board alignment failed</source>
         <translation>板对位失败</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="47"/>
+        <location filename="../alarms.py" line="54"/>
         <source>Camera image unusable</source>
         <translation>相机图像不可用</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="48"/>
+        <location filename="../alarms.py" line="55"/>
         <source>Same defect, board after board</source>
         <translation>连续多块板同一处缺陷</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="49"/>
+        <location filename="../alarms.py" line="56"/>
         <source>Camera calibration and optics</source>
         <translation>相机标定与光学</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="51"/>
+        <location filename="../alarms.py" line="58"/>
         <source>Fault: %1</source>
         <translation>故障：%1</translation>
     </message>
@@ -470,52 +470,52 @@
     </message>
     <message>
         <location filename="../charts.py" line="170"/>
-        <location filename="../charts.py" line="181"/>
+        <location filename="../charts.py" line="182"/>
         <source>yield %</source>
         <translation>良率 %</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="180"/>
+        <location filename="../charts.py" line="181"/>
         <source>Yield per shift</source>
         <translation>每班次良率</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="191"/>
+        <location filename="../charts.py" line="192"/>
         <source>Defects by class (Pareto)</source>
         <translation>缺陷类别（帕累托）</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="192"/>
+        <location filename="../charts.py" line="193"/>
         <source>defects</source>
         <translation>缺陷</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="219"/>
+        <location filename="../charts.py" line="220"/>
         <source>False-call rate per day (reviewed defects)</source>
         <translation>每日误报率（已复判缺陷）</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="220"/>
+        <location filename="../charts.py" line="221"/>
         <source>false calls %</source>
         <translation>误报 %</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="230"/>
+        <location filename="../charts.py" line="231"/>
         <source>Reviewed: %1 boards · false calls %2 % · missed %3 · escapes %4</source>
         <translation>已复判：%1 块板 · 误报 %2 % · 漏检 %3 · 流出 %4</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="267"/>
+        <location filename="../charts.py" line="268"/>
         <source>Last 7 days</source>
         <translation>最近 7 天</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="268"/>
+        <location filename="../charts.py" line="269"/>
         <source>Last 30 days</source>
         <translation>最近 30 天</translation>
     </message>
     <message>
-        <location filename="../charts.py" line="270"/>
+        <location filename="../charts.py" line="271"/>
         <source>Refresh</source>
         <translation>刷新</translation>
     </message>
@@ -589,157 +589,157 @@
 <context>
     <name>HistoryScreen</name>
     <message>
-        <location filename="../history_screen.py" line="148"/>
-        <location filename="../history_screen.py" line="337"/>
-        <location filename="../history_screen.py" line="339"/>
+        <location filename="../history_screen.py" line="155"/>
+        <location filename="../history_screen.py" line="348"/>
+        <location filename="../history_screen.py" line="350"/>
         <source>All recipes</source>
         <translation>全部配方</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="171"/>
+        <location filename="../history_screen.py" line="182"/>
         <source>Loading…</source>
         <translation>加载中…</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="217"/>
-        <location filename="../history_screen.py" line="333"/>
+        <location filename="../history_screen.py" line="228"/>
+        <location filename="../history_screen.py" line="344"/>
         <source>PASS</source>
         <translation>合格</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="217"/>
-        <location filename="../history_screen.py" line="333"/>
+        <location filename="../history_screen.py" line="228"/>
+        <location filename="../history_screen.py" line="344"/>
         <source>REJECT</source>
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="238"/>
+        <location filename="../history_screen.py" line="249"/>
         <source>%1–%2 of %3 matching</source>
         <translation>第 %1–%2 条，共 %3 条</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="273"/>
-        <location filename="../history_screen.py" line="343"/>
+        <location filename="../history_screen.py" line="284"/>
+        <location filename="../history_screen.py" line="354"/>
         <source>Export CSV</source>
         <translation>导出 CSV</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="285"/>
+        <location filename="../history_screen.py" line="296"/>
         <source>Exporting to %1…</source>
         <translation>正在导出到 %1…</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="295"/>
+        <location filename="../history_screen.py" line="306"/>
         <source>%1 rows written to %2</source>
         <translation>已写入 %1 行到 %2</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="300"/>
+        <location filename="../history_screen.py" line="311"/>
         <source>Export to %1 failed: %2</source>
         <translation>导出到 %1 失败：%2</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="325"/>
+        <location filename="../history_screen.py" line="336"/>
         <source>This shift</source>
         <translation>本班次</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="326"/>
+        <location filename="../history_screen.py" line="337"/>
         <source>Last hour</source>
         <translation>最近 1 小时</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="327"/>
+        <location filename="../history_screen.py" line="338"/>
         <source>Last 24 h</source>
         <translation>最近 24 小时</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="328"/>
+        <location filename="../history_screen.py" line="339"/>
         <source>Last 7 days</source>
         <translation>最近 7 天</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="329"/>
+        <location filename="../history_screen.py" line="340"/>
         <source>All time</source>
         <translation>全部时间</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="333"/>
+        <location filename="../history_screen.py" line="344"/>
         <source>All verdicts</source>
         <translation>全部结果</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="335"/>
+        <location filename="../history_screen.py" line="346"/>
         <source>All classes</source>
         <translation>全部类别</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="340"/>
+        <location filename="../history_screen.py" line="351"/>
         <source>Serial (ABC* = prefix)</source>
         <translation>序列号（ABC* = 前缀）</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="341"/>
+        <location filename="../history_screen.py" line="352"/>
         <source>Unreviewed only</source>
         <translation>仅未复判</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="342"/>
+        <location filename="../history_screen.py" line="353"/>
         <source>Search</source>
         <translation>查询</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="344"/>
+        <location filename="../history_screen.py" line="355"/>
         <source>◀ Newer</source>
         <translation>◀ 更新</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="345"/>
+        <location filename="../history_screen.py" line="356"/>
         <source>Older ▶</source>
         <translation>更早 ▶</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="346"/>
+        <location filename="../history_screen.py" line="357"/>
         <source>Open / review</source>
         <translation>打开 / 复判</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="349"/>
+        <location filename="../history_screen.py" line="360"/>
         <source>Time</source>
         <translation>时间</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="350"/>
+        <location filename="../history_screen.py" line="361"/>
         <source>Serial</source>
         <translation>序列号</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="351"/>
+        <location filename="../history_screen.py" line="362"/>
         <source>Verdict</source>
         <translation>结果</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="352"/>
+        <location filename="../history_screen.py" line="363"/>
         <source>Defects</source>
         <translation>缺陷数</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="353"/>
+        <location filename="../history_screen.py" line="364"/>
         <source>Classes</source>
         <translation>类别</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="354"/>
+        <location filename="../history_screen.py" line="365"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="355"/>
+        <location filename="../history_screen.py" line="366"/>
         <source>Cycle ms</source>
         <translation>节拍 ms</translation>
     </message>
     <message>
-        <location filename="../history_screen.py" line="356"/>
+        <location filename="../history_screen.py" line="367"/>
         <source>Reviewed</source>
         <translation>已复判</translation>
     </message>
@@ -747,13 +747,13 @@
 <context>
     <name>Lamp</name>
     <message>
-        <location filename="../operator_screen.py" line="238"/>
+        <location filename="../operator_screen.py" line="285"/>
         <source>no report</source>
         <translation>无状态</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="240"/>
-        <location filename="../operator_screen.py" line="242"/>
+        <location filename="../operator_screen.py" line="283"/>
+        <location filename="../operator_screen.py" line="332"/>
         <source>OK</source>
         <translation>正常</translation>
     </message>
@@ -835,36 +835,66 @@
     </message>
     <message>
         <location filename="../labels.py" line="117"/>
+        <source>cannot open (attempt %1, retry in %2 s): %3</source>
+        <translation>无法打开（第 %1 次，%2 秒后重试）：%3</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="119"/>
+        <source>PLC link down</source>
+        <translation>PLC 连接断开</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="122"/>
+        <source>waiting for the PLC heartbeat (CONTROL b6 toggling)</source>
+        <translation>等待 PLC 心跳（CONTROL b6 翻转）</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="126"/>
+        <source>PLC heartbeat lost (no toggle within %1 s)</source>
+        <translation>PLC 心跳丢失（%1 秒内无翻转）</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="128"/>
+        <source>second PLC master: %1</source>
+        <translation>第二个 PLC 主站：%1</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="129"/>
+        <source>cannot run: %1</source>
+        <translation>无法运行：%1</translation>
+    </message>
+    <message>
+        <location filename="../labels.py" line="132"/>
         <source>writer behind: %1 of %2 results queued</source>
         <translation>写入滞后：%2 个中有 %1 个结果在排队</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="121"/>
+        <location filename="../labels.py" line="136"/>
         <source>writer queue full (%1): results spilled to the spool</source>
         <translation>写入队列已满（%1）：结果已转存到缓存</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="123"/>
+        <location filename="../labels.py" line="138"/>
         <source>archive write failed: %1</source>
         <translation>归档写入失败：%1</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="127"/>
+        <location filename="../labels.py" line="142"/>
         <source>focus: check the lens focus and the board height (sharpness %1% below the baseline, limit %2%)</source>
         <translation>对焦：请检查镜头对焦和板的高度（清晰度比基准低 %1%，限值 %2%）</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="134"/>
+        <location filename="../labels.py" line="149"/>
         <source>same defect on %1 boards in a row at x %2, y %3 px (%4): clean the lens, or check the process upstream</source>
         <translation>连续 %1 块板在 x %2、y %3 像素处出现相同缺陷（%4）：请清洁镜头，或检查上游工序</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="142"/>
+        <location filename="../labels.py" line="157"/>
         <source>same defect on %1 boards in a row at x %2, y %3 px of the board (%4): check the process upstream</source>
         <translation>连续 %1 块板在板上 x %2、y %3 像素处出现相同缺陷（%4）：请检查上游工序</translation>
     </message>
     <message>
-        <location filename="../labels.py" line="146"/>
+        <location filename="../labels.py" line="161"/>
         <source>%1 boards in a row: %2</source>
         <translation>连续 %1 块板：%2</translation>
     </message>
@@ -872,29 +902,34 @@
 <context>
     <name>Lamps</name>
     <message>
-        <location filename="../operator_screen.py" line="42"/>
+        <location filename="../operator_screen.py" line="43"/>
         <source>Camera</source>
         <translation>相机</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="43"/>
+        <location filename="../operator_screen.py" line="44"/>
         <source>Detector</source>
         <translation>检测器</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="44"/>
+        <location filename="../operator_screen.py" line="45"/>
         <source>PLC</source>
         <translation>PLC</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="45"/>
+        <location filename="../operator_screen.py" line="46"/>
         <source>Database</source>
         <translation>数据库</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="46"/>
+        <location filename="../operator_screen.py" line="47"/>
         <source>Disk</source>
         <translation>磁盘</translation>
+    </message>
+    <message>
+        <location filename="../operator_screen.py" line="48"/>
+        <source>Inspection</source>
+        <translation>检测</translation>
     </message>
 </context>
 <context>
@@ -931,97 +966,97 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../app.py" line="152"/>
+        <location filename="../app.py" line="154"/>
         <source>Station error: %1</source>
         <translation>工位错误：%1</translation>
     </message>
     <message>
-        <location filename="../app.py" line="203"/>
+        <location filename="../app.py" line="205"/>
         <source>open %1</source>
         <translation>打开“%1”</translation>
     </message>
     <message>
-        <location filename="../app.py" line="244"/>
+        <location filename="../app.py" line="248"/>
         <source>Log in to %1</source>
         <translation>请登录后%1</translation>
     </message>
     <message>
-        <location filename="../app.py" line="248"/>
+        <location filename="../app.py" line="252"/>
         <source>%1 may not %2</source>
         <translation>%1 无权%2</translation>
     </message>
     <message>
-        <location filename="../app.py" line="279"/>
+        <location filename="../app.py" line="283"/>
         <source>start the station</source>
         <translation>启动工位</translation>
     </message>
     <message>
-        <location filename="../app.py" line="284"/>
+        <location filename="../app.py" line="288"/>
         <source>stop the station</source>
         <translation>停止工位</translation>
     </message>
     <message>
-        <location filename="../app.py" line="292"/>
+        <location filename="../app.py" line="296"/>
         <source>change the recipe</source>
         <translation>切换配方</translation>
     </message>
     <message>
-        <location filename="../app.py" line="309"/>
+        <location filename="../app.py" line="313"/>
         <source>acknowledge alarms</source>
         <translation>确认报警</translation>
     </message>
     <message>
-        <location filename="../app.py" line="376"/>
+        <location filename="../app.py" line="394"/>
         <source>Line</source>
         <translation>产线</translation>
     </message>
     <message>
-        <location filename="../app.py" line="377"/>
+        <location filename="../app.py" line="395"/>
         <source>History</source>
         <translation>历史</translation>
     </message>
     <message>
-        <location filename="../app.py" line="378"/>
+        <location filename="../app.py" line="396"/>
         <source>Review</source>
         <translation>复判</translation>
     </message>
     <message>
-        <location filename="../app.py" line="379"/>
+        <location filename="../app.py" line="397"/>
         <source>Charts</source>
         <translation>图表</translation>
     </message>
     <message>
-        <location filename="../app.py" line="380"/>
+        <location filename="../app.py" line="398"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../app.py" line="381"/>
+        <location filename="../app.py" line="399"/>
         <source>Calibrate</source>
         <translation>标定</translation>
     </message>
     <message>
-        <location filename="../app.py" line="382"/>
+        <location filename="../app.py" line="400"/>
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../app.py" line="383"/>
+        <location filename="../app.py" line="401"/>
         <source>Users</source>
         <translation>用户</translation>
     </message>
     <message>
-        <location filename="../app.py" line="384"/>
+        <location filename="../app.py" line="402"/>
         <source>Audit</source>
         <translation>审计</translation>
     </message>
     <message>
-        <location filename="../app.py" line="399"/>
+        <location filename="../app.py" line="417"/>
         <source>Log in</source>
         <translation>登录</translation>
     </message>
     <message>
-        <location filename="../app.py" line="405"/>
+        <location filename="../app.py" line="423"/>
         <source>Log out</source>
         <translation>退出登录</translation>
     </message>
@@ -1142,72 +1177,72 @@
 <context>
     <name>OperatorScreen</name>
     <message>
-        <location filename="../operator_screen.py" line="503"/>
+        <location filename="../operator_screen.py" line="588"/>
         <source>■  STOP</source>
         <translation>■  停止</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="503"/>
+        <location filename="../operator_screen.py" line="588"/>
         <source>▶  START</source>
         <translation>▶  启动</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="529"/>
+        <location filename="../operator_screen.py" line="612"/>
         <source>Board %1 · %2 · recipe %3 · model %4</source>
         <translation>板 %1 · %2 · 配方 %3 · 模型 %4</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="595"/>
+        <location filename="../operator_screen.py" line="678"/>
         <source>INSPECTED</source>
         <translation>已检测</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="596"/>
+        <location filename="../operator_screen.py" line="679"/>
         <source>PASSED</source>
         <translation>合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="597"/>
+        <location filename="../operator_screen.py" line="680"/>
         <source>REJECTED</source>
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="600"/>
+        <location filename="../operator_screen.py" line="683"/>
         <source>SERIAL MISMATCH</source>
         <translation>序列号不符</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="601"/>
+        <location filename="../operator_screen.py" line="684"/>
         <source>NO CODE READ</source>
         <translation>未读到条码</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="598"/>
+        <location filename="../operator_screen.py" line="681"/>
         <source>YIELD</source>
         <translation>良率</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="599"/>
+        <location filename="../operator_screen.py" line="682"/>
         <source>BOARDS/MIN</source>
         <translation>板/分钟</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="605"/>
+        <location filename="../operator_screen.py" line="688"/>
         <source>LAST 20 BOARDS (newest right)</source>
         <translation>最近 20 块板（最新在右）</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="606"/>
+        <location filename="../operator_screen.py" line="689"/>
         <source>Recipe</source>
         <translation>配方</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="608"/>
+        <location filename="../operator_screen.py" line="693"/>
         <source>Waiting for the first board…</source>
         <translation>等待第一块板…</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="613"/>
+        <location filename="../operator_screen.py" line="698"/>
         <source>Live image · tap a defect to zoom</source>
         <translation>实时图像 · 点击缺陷放大</translation>
     </message>
@@ -1655,57 +1690,57 @@ To use it: %1 in station.toml, then restart the station.</source>
         <translation>已停用</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="177"/>
+        <location filename="../users_screen.py" line="179"/>
         <source>User %1 created</source>
         <translation>已创建用户 %1</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="192"/>
+        <location filename="../users_screen.py" line="197"/>
         <source>%1 is now %2</source>
         <translation>%1 现在是 %2</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="201"/>
+        <location filename="../users_screen.py" line="207"/>
         <source>You cannot disable yourself</source>
         <translation>不能停用自己</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="203"/>
+        <location filename="../users_screen.py" line="209"/>
         <source>%1 enabled</source>
         <translation>已启用 %1</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="203"/>
+        <location filename="../users_screen.py" line="209"/>
         <source>%1 disabled</source>
         <translation>已停用 %1</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="212"/>
+        <location filename="../users_screen.py" line="218"/>
         <source>User name</source>
         <translation>用户名</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="213"/>
+        <location filename="../users_screen.py" line="219"/>
         <source>Role</source>
         <translation>角色</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="214"/>
+        <location filename="../users_screen.py" line="220"/>
         <source>PIN or password</source>
         <translation>PIN 或密码</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="215"/>
+        <location filename="../users_screen.py" line="221"/>
         <source>Add user</source>
         <translation>添加用户</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="216"/>
+        <location filename="../users_screen.py" line="222"/>
         <source>Set role of selected</source>
         <translation>设置所选用户角色</translation>
     </message>
     <message>
-        <location filename="../users_screen.py" line="217"/>
+        <location filename="../users_screen.py" line="223"/>
         <source>Disable / enable selected</source>
         <translation>停用 / 启用所选</translation>
     </message>
@@ -1713,49 +1748,49 @@ To use it: %1 in station.toml, then restart the station.</source>
 <context>
     <name>VerdictBanner</name>
     <message>
-        <location filename="../operator_screen.py" line="139"/>
+        <location filename="../operator_screen.py" line="143"/>
         <source>WAITING</source>
         <translation>等待中</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="140"/>
+        <location filename="../operator_screen.py" line="144"/>
         <source>No board inspected yet</source>
         <translation>尚未检测任何板</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="144"/>
+        <location filename="../operator_screen.py" line="148"/>
         <source>PASS</source>
         <translation>合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="144"/>
+        <location filename="../operator_screen.py" line="148"/>
         <source>REJECT</source>
         <translation>不合格</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="145"/>
+        <location filename="../operator_screen.py" line="149"/>
         <source>frame %1</source>
         <translation>帧 %1</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="147"/>
+        <location filename="../operator_screen.py" line="151"/>
         <source>Serial %1</source>
         <translation>序列号 %1</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="148"/>
+        <location filename="../operator_screen.py" line="152"/>
         <source>cycle %1 ms</source>
         <translation>节拍 %1 ms</translation>
     </message>
     <message numerus="yes">
-        <location filename="../operator_screen.py" line="157"/>
+        <location filename="../operator_screen.py" line="161"/>
         <source>%n defect(s): </source>
         <translation>
             <numerusform>%n 个缺陷：</numerusform>
         </translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="159"/>
+        <location filename="../operator_screen.py" line="163"/>
         <source>No defects</source>
         <translation>无缺陷</translation>
     </message>
@@ -1763,12 +1798,12 @@ To use it: %1 in station.toml, then restart the station.</source>
 <context>
     <name>ZoomDialog</name>
     <message>
-        <location filename="../operator_screen.py" line="81"/>
+        <location filename="../operator_screen.py" line="83"/>
         <source>Defect</source>
         <translation>缺陷</translation>
     </message>
     <message>
-        <location filename="../operator_screen.py" line="93"/>
+        <location filename="../operator_screen.py" line="95"/>
         <source>Close</source>
         <translation>关闭</translation>
     </message>
@@ -1776,7 +1811,7 @@ To use it: %1 in station.toml, then restart the station.</source>
 <context>
     <name>window</name>
     <message>
-        <location filename="../session_setup.py" line="160"/>
+        <location filename="../session_setup.py" line="177"/>
         <source>%1 review(s) stored</source>
         <translation>已保存 %1 条复判</translation>
     </message>
