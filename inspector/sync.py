@@ -41,6 +41,7 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from .redact import safe_url
 from .storage.db import create_db_engine, current_revision, head_revision, sqlite_path, upgrade
 from .storage.models import AuditEvent, AuditHead, Defect, Inspection, ModelVersion, Recipe, Review, Station
 
@@ -63,13 +64,6 @@ def _insert(conn: Connection, table):
     else:
         raise SyncError(f"plant database dialect {conn.dialect.name!r} is not supported (postgresql or sqlite)")
     return insert(table)
-
-
-def safe_url(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<invalid url>"
 
 
 def default_state_path(local_url: str) -> Path:

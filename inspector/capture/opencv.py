@@ -73,11 +73,10 @@ class OpenCVCameraSource(Camera):
 
     @property
     def description(self) -> str:
+        from ..redact import safe_url
+
         src = self.cfg.source
-        if isinstance(src, str) and "@" in src and "://" in src:  # never print stream credentials
-            scheme, rest = src.split("://", 1)
-            src = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-        return f"opencv:{src}"
+        return f"opencv:{safe_url(src) if isinstance(src, str) else src}"  # never print stream credentials
 
     @property
     def nominal_fps(self) -> float | None:

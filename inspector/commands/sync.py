@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except SyncError as exc:
         raise CommandError(str(exc)) from None
-    print(f"sync {cfg.storage.database_url} -> {safe_url(plant)}; pending {worker.pending()}", flush=True)
+    print(f"sync {safe_url(cfg.storage.database_url)} -> {safe_url(plant)}; pending {worker.pending()}", flush=True)
     if args.once:
         r = worker.run_once()
         print(

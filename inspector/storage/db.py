@@ -29,6 +29,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..redact import safe_url
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -80,7 +82,7 @@ def create_db_engine(url: str, *, synchronous: str = "FULL", busy_timeout_ms: in
         u = make_url(url)
     except ArgumentError:
         raise StorageError(
-            f"database_url {url!r} is not a SQLAlchemy URL (sqlite:///path or postgresql+psycopg://...)"
+            f"database_url {safe_url(url)!r} is not a SQLAlchemy URL (sqlite:///path or postgresql+psycopg://...)"
         ) from None
     if u.get_backend_name() == "sqlite":
         path = sqlite_path(url)
@@ -101,14 +103,14 @@ def create_db_engine(url: str, *, synchronous: str = "FULL", busy_timeout_ms: in
             cur.close()
 
         return engine
+    if u.drivername in ("postgres", "postgresql"):  # `postgres://` is how psql, Heroku and most plant notes spell it
+        u = u.set(drivername="postgresql+psycopg")
     if u.get_backend_name() == "postgresql":
-        if u.drivername == "postgresql":
-            u = u.set(drivername="postgresql+psycopg")
         try:
             return create_engine(u, pool_pre_ping=True, connect_args={"connect_timeout": 5})
         except (NoSuchModuleError, ModuleNotFoundError) as exc:
             raise StorageError(f"PostgreSQL needs psycopg: pip install 'pcb-inspector[postgres]' ({exc})") from None
-    raise StorageError(f"database_url {url!r}: only sqlite and postgresql are supported")
+    raise StorageError(f"database_url {safe_url(url)!r}: only sqlite and postgresql are supported")
 
 
 def alembic_config() -> Config:
@@ -200,7 +202,7 @@ def open_database(
         current = current_revision(engine)
     except Exception as exc:
         engine.dispose()
-        raise StorageError(f"cannot open database {_safe(url)}: {exc}") from None
+        raise StorageError(f"cannot open database {safe_url(url)}: {exc}") from None
     head = head_revision()
     script = ScriptDirectory.from_config(alembic_config())
     if current is not None and current != head:
@@ -208,7 +210,7 @@ def open_database(
         if current not in known:
             engine.dispose()
             raise StorageError(
-                f"database {_safe(url)} is at schema {current!r}, unknown to this version (newest known: {head}); "
+                f"database {safe_url(url)} is at schema {current!r}, unknown to this version (newest known: {head}); "
                 "it was written by a newer pcb-inspector"
             )
     if migrate and current != head:
@@ -227,22 +229,14 @@ def open_database(
                 )
             elif path is None:
                 log.warning(
-                    "schema %s -> %s on %s: no automatic backup, rely on the plant's", current, head, _safe(url)
+                    "schema %s -> %s on %s: no automatic backup, rely on the plant's", current, head, safe_url(url)
                 )
         try:
             upgrade(engine)
         except Exception as exc:
             engine.dispose()
-            raise StorageError(f"schema upgrade of {_safe(url)} from {current} to {head} failed: {exc}") from exc
+            raise StorageError(f"schema upgrade of {safe_url(url)} from {current} to {head} failed: {exc}") from exc
     return db
-
-
-def _safe(url: str) -> str:
-    """URL without its password, for messages and logs."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
 
 
 def ensure_station(db: Database, name: str = "", line: str = "") -> None:

@@ -917,15 +917,11 @@ def _retention_summary(report: Any) -> dict[str, Any]:
 
 
 def _redacted_config(cfg: Any) -> dict[str, Any]:
-    """The effective configuration as JSON, without the database password."""
-    from sqlalchemy.engine import make_url
+    """The effective configuration as JSON, without a password: the database's, a camera stream's, any URL's (the
+    audit trail is signed and synced to the plant; a password in it cannot be taken out afterwards)."""
+    from ..redact import redact
 
-    data = cfg.model_dump(mode="json")
-    try:
-        data["storage"]["database_url"] = make_url(data["storage"]["database_url"]).render_as_string(hide_password=True)
-    except Exception:
-        data["storage"]["database_url"] = "<unparsable>"
-    return data
+    return redact(cfg.model_dump(mode="json"))
 
 
 def _config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> tuple[dict, dict]:

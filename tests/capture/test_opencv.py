@@ -81,7 +81,7 @@ def test_http_stream_and_unreachable_url(http_server):
 
 def test_credentials_are_not_printed_and_gstreamer_is_checked():
     cam = OpenCVCameraSource(OpenCVCamera(source="rtsp://admin:secret@10.0.0.9/stream"))
-    assert cam.description == "opencv:rtsp://***@10.0.0.9/stream"
+    assert cam.description == "opencv:rtsp://admin:***@10.0.0.9/stream"
     gst = OpenCVCameraSource(OpenCVCamera(source="videotestsrc num-buffers=3 ! videoconvert ! appsink"))
     from inspector.capture.opencv import _has_gstreamer
 
