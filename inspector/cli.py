@@ -83,11 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     from .datasets.deeppcb import DatasetError
     from .decision import RecipeError
     from .detect.base import ModelError
+    from .station import StationError
     from .station_key import StationKeyError
 
     try:
         return int(args.func(args) or 0)
-    except (CommandError, ConfigError, DatasetError, ModelError, RecipeError, StationKeyError) as exc:
+    except (CommandError, ConfigError, DatasetError, ModelError, RecipeError, StationError, StationKeyError) as exc:
         if isinstance(exc, ConfigError):
             print(f"error: invalid configuration in {exc.source}:", file=sys.stderr)
             for p in exc.problems:

@@ -364,7 +364,10 @@ class StationMetrics:
         if not self.listen or self._server is not None:
             return
         host, port = parse_listen(self.listen)
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        try:
+            self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        except OSError as exc:  # "Address already in use" alone named neither the port nor what wanted it
+            raise OSError(exc.errno, f"metrics.listen {host}:{port}: {exc.strerror or exc}") from None
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-http", daemon=True)
         self._thread.start()

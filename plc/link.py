@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from inspector.domain import InspectionResult, TriggerRequest
 from inspector.health import Health
 from inspector.plc_settings import PlcLinkSettings
+from inspector.station import StationError
 
 from . import registers as R
 from .errors import ERROR_CODES
@@ -150,13 +151,12 @@ class PlcLink:
         if not self._started.wait(60.0):
             self._stop.set()
             self._wake()
-            raise RuntimeError(f"PLC link ({self.transport.describe()}) did not start within 60 s")
+            raise StationError(f"PLC link ({self.transport.describe()}) did not start within 60 s")
         if self._start_error is not None:
             self._thread.join(2.0)
             self._thread = None
-            raise RuntimeError(
-                f"PLC link ({self.transport.describe()}) did not start: {self._start_error}"
-            ) from self._start_error
+            # A StationError is one line at the command line (a busy port ended in a 30-line traceback, every restart).
+            raise StationError(f"PLC link ({self.transport.describe()}) did not start: {self._start_error}") from None
         self.simulator = self.transport.start_demo_master()
 
     def stop(self, timeout: float = 5.0) -> None:

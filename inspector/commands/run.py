@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
@@ -10,6 +11,8 @@ import time
 
 from ..domain import InspectionResult
 from .common import add_station_args, station_config
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("the touchscreen UI starts with `pcb-inspector ui`; use --headless for no window")
     cfg = station_config(args)
     if args.metrics:
+        if cfg.metrics.listen and cfg.metrics.listen != args.metrics:
+            # Said, not silent: a plant that set 127.0.0.1 in the file to keep /health local got 0.0.0.0 from a unit.
+            log.warning(
+                "--metrics %s overrides metrics.listen = %s of the configuration", args.metrics, cfg.metrics.listen
+            )
         cfg.metrics.listen = args.metrics
     board_log = _BoardLog()
     board_log.limit = args.boards

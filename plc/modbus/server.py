@@ -49,6 +49,18 @@ STATUS_END = R.STATUS_BASE + R.STATUS_SIZE
 _CONNECTION: contextvars.ContextVar[_PlcConnection | None] = contextvars.ContextVar("plc_connection", default=None)
 
 
+def _why_not(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be listened on, in the system's words ("Address already in use": a second station or a
+    demo left running), or None when a bind works now."""
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
 class _PlcConnection(ServerRequestHandler):
     """One TCP connection to the station's server: knows its peer and answers a wrong unit id itself."""
 
@@ -165,7 +177,12 @@ class RegisterServer:
             action=self._action,
         )
         self._server = _StationTcpServer(self, device, address=(self.host, self.port), trace_packet=self._trace_packet)
-        await self._server.serve_forever(background=True)
+        try:
+            await self._server.serve_forever(background=True)
+        except RuntimeError as exc:  # pymodbus says only "Could not start listen, please check address."
+            raise OSError(
+                f"cannot listen on {self.host}:{self.port}: {_why_not(self.host, self.port) or exc}"
+            ) from None
         sockets = getattr(self._server.transport, "sockets", None) or []
         if sockets:
             self.port = sockets[0].getsockname()[1]

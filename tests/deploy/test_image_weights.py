@@ -51,6 +51,11 @@ def test_build_context_holds_the_int8_package_but_no_float_weights(tmp_path):
     for name in FLOAT_NAMES:
         assert not in_context(f"models/{name}", lines), name
         assert not in_context(f"models/plant-a/{name}", lines), name
+    # The plant-signed package of docs/deployment.md section 4 (MODEL_DIR=release) reaches the builder, floats not.
+    for name in ("pcb-defect-det.tflite", "pcb-defect-det.json", "pcb-defect-det.md", "pcb-defect-det.sig"):
+        assert in_context(f"release/{name}", lines), name
+    for name in FLOAT_NAMES:
+        assert not in_context(f"release/{name}", lines), name
     shipped = [p.relative_to(ROOT).as_posix() for p in (ROOT / "models").rglob("*") if p.is_file()]
     assert any(p.endswith(".weights.h5") for p in shipped)  # the repository does keep them (training)
     assert not [p for p in shipped if p.endswith((".h5", ".keras", "-float.tflite")) and in_context(p, lines)]

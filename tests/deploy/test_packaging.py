@@ -217,6 +217,10 @@ def test_kiosk_unit_restarts_and_has_watchdog():
         assert "Type=notify" in text and "Restart=on-failure" in text
         assert re.search(r"^WatchdogSec=\d+", text, re.M)
     assert "cage" in (PKG / "systemd" / "pcb-inspector-kiosk.service").read_text()
+    # The headless unit leaves the metrics address to station.toml: its --metrics 0.0.0.0:9108 overrode a plant's
+    # `listen = "127.0.0.1:9108"` and served /health to the network.
+    headless = (PKG / "systemd" / "pcb-inspector.service").read_text()
+    assert "--metrics" not in re.search(r"^ExecStart=.*$", headless, re.M).group(0)
     assert "QT_QPA_PLATFORM=eglfs" in (PKG / "systemd" / "pcb-inspector-eglfs.service").read_text()
 
 

@@ -153,7 +153,9 @@ class _Unbindable(Transport):
 def test_a_transport_that_cannot_open_fails_start_naming_it():
     health = Health()
     link = PlcLink(ModbusSettings(), pipeline=None, health=health, transport=_Unbindable())
-    with pytest.raises(RuntimeError, match=r"PLC link \(test transport on 127.0.0.1:1\) did not start: .*in use"):
+    from inspector.station import StationError
+
+    with pytest.raises(StationError, match=r"PLC link \(test transport on 127.0.0.1:1\) did not start: .*in use"):
         link.start()
     assert not health.get("plc").ok
 
@@ -222,3 +224,31 @@ def test_plc_error_codes_live_in_plc_and_one_code_means_one_thing():
     assert ERROR_CODES["plc"] == 50 and ERROR_CODES["plc_master"] == 51
     with pytest.raises(ValueError, match="error code 10 for 'lamp' is already used by 'camera'"):
         register_error_codes({"lamp": 10})
+
+
+@pytest.mark.parametrize("what", ["plc", "metrics"])
+def test_a_busy_port_is_one_line_naming_it_at_the_command_line(what, tmp_path):
+    """A second station or a demo left running holds the port: `run --headless` said so in a 30-line traceback (PLC)
+    or as "Address already in use" naming neither port nor purpose (metrics), at every restart of the unit."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.create_server(("127.0.0.1", 0)) as held:
+        port = held.getsockname()[1]
+        args = (
+            ["--plc", f"server:127.0.0.1:{port}"]
+            if what == "plc"
+            else ["--plc", "off", "--metrics", f"127.0.0.1:{port}"]
+        )
+        r = subprocess.run(
+            [sys.executable, "-m", "inspector.cli", "run", "--headless", "--boards", "1", *args],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            cwd=tmp_path,
+        )
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    (line,) = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert f"127.0.0.1:{port}" in line and "in use" in line, line
+    assert ("PLC link" in line) if what == "plc" else ("metrics.listen" in line)
