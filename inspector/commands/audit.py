@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             q.add_argument("--limit", type=int, default=50, help="most events shown (default 50; 0 = all)")
             q.add_argument("--json", action="store_true", help="one JSON object per line")
         if name == "export":
-            q.add_argument("--csv", metavar="FILE", required=True, type=Path, help="CSV file to write")
+            q.add_argument("--csv", metavar="FILE", required=True, type=Path, help="CSV file to write ('-' = stdout)")
         q.set_defaults(func=run)
 
 
@@ -172,18 +172,26 @@ def _list(args: argparse.Namespace, db, f) -> int:
 
 
 def _export(args: argparse.Namespace, db, f) -> int:
+    """A file is written whole or not at all (`.part`, then renamed). '-', a pipe, a device or a link is written
+    into: renaming over `/dev/stdout` replaced the link itself (as root, `/dev/full` became a regular file)."""
     from ..storage.audit import iter_events, write_csv
 
     path: Path = args.csv
-    part = path.with_name(path.name + ".part")
-    try:
-        with open(part, "w", newline="", encoding="utf-8") as out:
+    if str(path) == "-":
+        n = write_csv(iter_events(db, f), sys.stdout)
+    elif path.is_symlink() or (path.exists() and not path.is_file()):
+        with open(path, "w", newline="", encoding="utf-8") as out:
             n = write_csv(iter_events(db, f), out)
-        os.replace(part, path)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    print(f"{n} event(s) written to {path}")
+    else:
+        part = path.with_name(path.name + ".part")
+        try:
+            with open(part, "w", newline="", encoding="utf-8") as out:
+                n = write_csv(iter_events(db, f), out)
+            os.replace(part, path)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+    print(f"{n} event(s) written to {'stdout' if str(path) == '-' else path}", file=sys.stderr)
     return 0
 
 

@@ -142,7 +142,7 @@ def test_audit_list_and_export_csv(headless_run, tmp_path):
     out = tmp_path / "audit.csv"
     r = cli("audit", "export", "--config", str(cfg), "--csv", str(out), "--action", "user")
     assert r.returncode == 0, r.stderr
-    assert "2 event(s) written" in r.stdout
+    assert "2 event(s) written" in r.stderr
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert [(x["who"], x["action"], x["target"], x["source"]) for x in rows] == [
         ("admin", "user.create", "user ann", "ui"),
@@ -390,3 +390,32 @@ def test_spooled_records_keep_their_signature_through_the_replay(make_recorder, 
         assert rep.ok and rep.signed_ok == 3, rep.problems
     finally:
         db.close()
+
+
+def test_audit_export_writes_into_stdout_a_pipe_or_a_link_and_never_replaces_them(headless_run, tmp_path):
+    """`--csv -`, a FIFO and a link to one are written into. The export renamed its `.part` file over whatever path it
+    was given: over `/dev/stdout` it replaced the link (as root, a device node), and a pipe got nothing."""
+    import os
+    import stat
+    import threading
+
+    d, cfg = _copy(headless_run, tmp_path)
+    r = cli_subprocess("audit", "export", "--config", str(cfg), "--csv", "-")
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert rows and {x["action"] for x in rows} >= {"station.start"} and "written to stdout" in r.stderr
+
+    fifo = tmp_path / "audit.fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "audit-link.csv"
+    link.symlink_to(fifo)
+    for target in (fifo, link):
+        got: list[str] = []
+        reader = threading.Thread(target=lambda got=got: got.append(fifo.read_text(encoding="utf-8")))
+        reader.start()
+        r = cli("audit", "export", "--config", str(cfg), "--csv", str(target))
+        reader.join(30)
+        assert r.returncode == 0, r.stderr
+        assert list(csv.DictReader(io.StringIO(got[0]))) == rows
+        assert stat.S_ISFIFO(fifo.stat().st_mode) and link.is_symlink()
+    assert not list(tmp_path.glob("*.part"))
