@@ -19,7 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run the station (use --headless for no window)")
     add_station_args(p)
     p.add_argument("--headless", action="store_true", help="no window: log one line per board")
-    p.add_argument("--boards", type=int, default=0, help="stop after N boards (0 = run until Ctrl-C)")
+    p.add_argument(
+        "--boards",
+        type=int,
+        default=0,
+        help="stop after N boards (0 = run until Ctrl-C); a board already captured then is still inspected and "
+        "recorded, so one or two more may be logged",
+    )
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve /metrics and /health here")
     p.set_defaults(func=run)
 

@@ -359,6 +359,25 @@ def test_sink_counts_by_class_and_fail_safe_rejects():
     assert q["inference_p50_ms"] == 10.0 and q["inference_p99_ms"] == 12.0
 
 
+def test_the_latency_budget_is_a_bucket_edge_so_the_alert_fires_only_over_it():
+    """histogram_quantile interpolates inside a bucket: with edges fitted to 48 ms only, a 120 ms budget and every board
+    at 105 ms gave a p99 of 149.5 ms (the alert fired on a line within budget). With the budget an edge, every board
+    under it lies at or below that edge, so the interpolated p99 cannot pass it; one over it lands above it."""
+    from prometheus_client import generate_latest
+
+    m = StationMetrics("st", Health(), thermal_root=Path("/nonexistent"), latency_budget_ms=120.0)
+    for i in range(200):
+        m.submit(InspectionResult(i, "demo", Verdict.PASS, [], {"inspect": 60.0, "total": 105.0}, "m"))
+    s = dict(samples(generate_latest(m.registry).decode())["pcb_latency_seconds_bucket"])
+    path = 'path="capture_to_verdict"'
+    at_budget = [v for k, v in s.items() if path in k and 'le="0.12"' in k]
+    total = [v for k, v in s.items() if path in k and 'le="+Inf"' in k]
+    assert at_budget == total == [200.0]
+    m.submit(InspectionResult(999, "demo", Verdict.PASS, [], {"inspect": 60.0, "total": 125.0}, "m"))
+    s = dict(samples(generate_latest(m.registry).decode())["pcb_latency_seconds_bucket"])
+    assert [v for k, v in s.items() if path in k and 'le="0.12"' in k] == [200.0]
+
+
 def test_latency_window_is_bounded():
     m = StationMetrics("st", Health(), thermal_root=Path("/nonexistent"), window=100)
     for i in range(250):
