@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import cv2
 import numpy as np
 
 from inspector.cli import CommandError
+from inspector.image_file import ImageFileError, decode_image, read_image_file
 
 from .errors import CalibrationError, RegistrationError
 from .health import OpticsLimits, compare, measure_optics, median_sample
@@ -139,9 +141,12 @@ def _read(path: str) -> tuple[np.ndarray, bytes]:
     if not p.is_file():
         raise CommandError(f"{path}: file not found")
     data = p.read_bytes()
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:  # the station's strict reader: an empty file was a cv2.error traceback, a truncated one half gray
+        img = decode_image(data) if data else None
+    except ImageFileError as exc:
+        raise CommandError(f"{path}: {exc}") from None
     if img is None:
-        raise CommandError(f"{path}: not a readable image")
+        raise CommandError(f"{path}: file is empty (0 bytes)")
     return img, data
 
 
@@ -218,8 +223,8 @@ def _parse_object(spec: str) -> tuple[float, float]:
         w, h = (float(v) for v in s.split("x"))
     except ValueError:
         raise CommandError(f"--object {spec!r}: expected WIDTHxHEIGHTmm, e.g. 100x80mm") from None
-    if w <= 0 or h <= 0:
-        raise CommandError(f"--object {spec!r}: sizes must be positive")
+    if not (math.isfinite(w) and math.isfinite(h)) or w <= 0 or h <= 0:  # float() reads "nan" and "inf"
+        raise CommandError(f"--object {spec!r}: sizes must be positive numbers")
     return w, h
 
 
@@ -420,7 +425,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         ref_path = info.results.get("reference")
         reference = None
         if ref_path and Path(ref_path).is_file():
-            reference = gray8(cv2.imread(ref_path, cv2.IMREAD_UNCHANGED))
+            try:
+                reference = gray8(read_image_file(Path(ref_path)))
+            except ImageFileError as exc:
+                raise CommandError(f"stored reference image {ref_path}: {exc}") from None
         reports, failures = [], 0
         for f in args.image:
             image, _ = _read(f)

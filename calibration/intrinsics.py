@@ -15,6 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from inspector.image_file import ImageFileError, read_image_file
+
 from .errors import CalibrationError
 from .pattern import CoverageMap, Pattern, ViewFeedback, view_feedback
 from .undistort import Undistorter
@@ -96,9 +98,10 @@ def load_views(folder: Path) -> list[tuple[str, np.ndarray]]:
         raise CalibrationError(f"--images {folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     views = []
     for p in files:
-        img = cv2.imdecode(np.fromfile(str(p), np.uint8), cv2.IMREAD_UNCHANGED)
-        if img is None:
-            raise CalibrationError(f"{p}: not a readable image")
+        try:  # the station's strict reader: an empty file was a cv2.error traceback
+            img = read_image_file(p)
+        except ImageFileError as exc:
+            raise CalibrationError(f"{p}: {exc}") from None
         views.append((p.name, img))
     return views
 

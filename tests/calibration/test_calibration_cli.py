@@ -74,6 +74,36 @@ def test_intrinsics_errors_are_one_clear_line(station, views_dir, tmp_path, caps
     assert rc == 2 and "not a folder" in err
 
 
+@pytest.mark.parametrize("command", ["intrinsics", "scale", "reference"])
+def test_an_empty_or_cut_image_is_one_line_naming_it_in_every_subcommand(station, tmp_path, capsys, command):
+    """A zero-byte image (a copy interrupted, a full card) ended every subcommand in an 18-line cv2.error traceback."""
+    _, db = station
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    empty = folder / "zz.png"
+    empty.write_bytes(b"")
+    args = {
+        "intrinsics": ["--images", str(folder), "--pattern", "checkerboard:9x6:5mm"],
+        "scale": ["--image", str(empty), "--pattern", "checkerboard:9x6:5mm", "--no-save"],
+        "reference": ["--recipe", "demo", "--image", str(empty)],
+    }[command]
+    rc, _, err = run(capsys, "calibrate", command, *args, *db)
+    assert rc == 2, err
+    (line,) = err.strip().splitlines()
+    assert "zz.png" in line and "empty" in line, line
+
+
+@pytest.mark.parametrize("size", ["nanx80", "infx80", "100xinf"])
+def test_scale_refuses_an_object_size_that_is_no_number(station, tmp_path, capsys, size):
+    """float() reads "nan" and "inf": nan mm/px was printed, inf mm/px would have been stored (and switched off
+    min_defect_mm on the line)."""
+    _, db = station
+    img = tmp_path / "obj.png"
+    cv2.imwrite(str(img), np.full((120, 160), 128, np.uint8))
+    rc, out, err = run(capsys, "calibrate", "scale", "--image", str(img), "--object", size, "--no-save", *db)
+    assert rc == 2 and "--object" in err and "positive numbers" in err, out + err
+
+
 def test_scale_reference_and_check(station, views_dir, capsys, checker, cam, board):
     tmp, db = station
     assert run(capsys, "calibrate", "intrinsics", "--images", str(views_dir), "--pattern",
