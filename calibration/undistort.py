@@ -80,7 +80,19 @@ class UndistortingCamera(Camera):
         self.fired_by_wire = camera.fired_by_wire
 
     def open(self) -> CameraInfo:
-        return self.inner.open()
+        """The wrapped camera, refused (CameraError: NOT READY, both sizes named, retried) when its frames are not the
+        size the active intrinsics were calibrated at. Checked at each frame only, the station turned READY at open,
+        rejected the board, reconnected and turned READY again, board after board."""
+        info = self.inner.open()
+        want = tuple(int(v) for v in self.undistorter.image_size)
+        got = (int(info.width or 0), int(info.height or 0))
+        if all(got) and got != want:
+            self.inner.close()
+            raise CameraError(
+                f"the camera delivers {got[0]}x{got[1]} frames but the active intrinsics were calibrated at "
+                f"{want[0]}x{want[1]}: calibrate the lens again at this resolution, or set camera.roi back"
+            )
+        return info
 
     def close(self) -> None:
         self.inner.close()

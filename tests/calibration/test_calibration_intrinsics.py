@@ -109,12 +109,12 @@ def test_undistorting_camera_wraps_the_capture_path(tmp_path, fitted, views):
         ReplayCameraSource(ReplayCamera(path=tmp_path, fps=None)),
         Undistorter(fitted.camera_matrix, fitted.dist_coeffs, (320, 240)),
     )
-    small.open()
-    try:
-        with pytest.raises(CameraError, match="calibrated at 320x240"):
-            small.grab(1.0)
-    finally:
-        small.close()
+    # Refused at open, both sizes named (the supervisor keeps the camera NOT READY and retries).
+    with pytest.raises(
+        CameraError, match="delivers 640x480 frames but the active intrinsics were calibrated at 320x240"
+    ):
+        small.open()
+    small.close()
 
 
 def test_blurred_and_distant_views_are_rejected_with_reasons(views, checker, cam):

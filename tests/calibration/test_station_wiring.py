@@ -280,3 +280,32 @@ def test_the_start_recipe_is_compiled_once_with_the_stored_scale(tmp_path, line,
     station = build_station(cfg)
     assert compiled == [("strict", MM_PER_PX)]
     assert station.pipeline.rules.min_px == pytest.approx(0.5 / MM_PER_PX)
+
+
+def test_intrinsics_of_another_resolution_keep_the_camera_not_ready_naming_both_sizes(tmp_path, line):
+    """640x480 intrinsics on a 640x640 camera: the frame check alone rejected each board, reconnected and turned the
+    camera (and READY) back on, board after board. docs/calibration.md promises NOT READY naming both sizes."""
+    boards, _, baseline = line
+    cfg = _config(tmp_path, boards)
+    db = open_database(cfg.storage.database_url, station_id=cfg.station.id)
+    with CalibrationStore(db, owns_db=True) as store:
+        intr = IntrinsicsResult(K, DIST, (SIZE, 480), 0.12, {}, 12, pattern="checkerboard:9x6:5mm")
+        store.save(INTRINSICS, intr.to_json(), "eng.lee")
+        store.save(SCALE, {"mm_per_px": MM_PER_PX, "method": "pattern"}, "eng.lee")
+    station = build_station(cfg)
+    station.start()
+    try:
+        seen = []
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            cam = station.health.get("camera")
+            seen.append((cam.ok if cam else None, station.health.ready))
+            time.sleep(0.05)
+        cam = station.health.get("camera")
+        assert not cam.ok and "640x640" in cam.reason and "640x480" in cam.reason, cam.reason
+        assert not any(ok for ok, _ in seen) and not any(ready for _, ready in seen)
+        ticket = station.pipeline.trigger(TriggerRequest(part_seq=1))
+        if ticket.done.wait(30):  # a trigger while NOT READY is refused or answered REJECT, never PASS
+            assert ticket.result.verdict is Verdict.REJECT
+    finally:
+        station.stop()
