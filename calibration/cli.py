@@ -212,7 +212,7 @@ def cmd_intrinsics(args: argparse.Namespace) -> int:
     if result.coverage < 0.6:
         text.append("  warning: views cover little of the frame; add views with the target near the edges")
     if "calibration_id" in out:
-        text.append(f"  stored as calibration {out['calibration_id']} (active)")
+        text.append(f"  stored as calibration {out['calibration_id']} (active from the station's next start)")
     _emit(args, out, "\n".join(text))
     return 0
 
@@ -243,6 +243,11 @@ def cmd_scale(args: argparse.Namespace) -> int:
             w, h = _parse_object(args.object)
             result = scale_from_object(image, w, h, und)
         out = result.to_json() | {"image": str(args.image), "undistorted": und is not None}
+        from .station import scale_problem
+
+        problem = scale_problem(cfg, result.mm_per_px)
+        if problem and not args.no_save:  # the station would refuse it at start: never store it
+            raise CommandError(f"scale not stored: {problem}")
         if not args.no_save:
             out["calibration_id"] = store.save("scale", out, args.operator).id
     finally:
@@ -253,10 +258,15 @@ def cmd_scale(args: argparse.Namespace) -> int:
         f"  axes {result.mm_per_px_x:.6f} / {result.mm_per_px_y:.6f} mm/px (anisotropy {result.anisotropy:+.2%})",
     ]
     text += [f"  warning: {w}" for w in result.warnings]
+    if problem:
+        text.append(f"  warning: the station would refuse this scale: {problem}")
     # The model learnt boards at one resolution (sidecar input_domain.px_per_mm); told this one, the station resamples.
     text.append(f"  for the model: [detector] camera_px_per_mm = {1 / result.mm_per_px:.2f}")
     if "calibration_id" in out:
-        text.append(f"  stored as calibration {out['calibration_id']} (active); recipes may now use min_defect_mm")
+        text.append(
+            f"  stored as calibration {out['calibration_id']} (active from the station's next start); recipes may now "
+            "use min_defect_mm"
+        )
     _emit(args, out, "\n".join(text))
     return 0
 
@@ -305,7 +315,7 @@ def cmd_threshold(args: argparse.Namespace) -> int:
         f"  for the model: {station_line(fit.position)}",
     ]
     if "calibration_id" in out:
-        text.append(f"  stored as calibration {out['calibration_id']} (active)")
+        text.append(f"  stored as calibration {out['calibration_id']} (active from the station's next start)")
     _emit(args, out, "\n".join(text))
     return 0
 
@@ -400,7 +410,9 @@ def cmd_reference(args: argparse.Namespace) -> int:
         "board's own surface and height move one board's sharpness, and with it the focus alarm)",
     ]
     if "reference" in out:
-        text.append(f"  stored {out['reference']} as calibration {out['calibration_id']} (active)")
+        text.append(
+            f"  stored {out['reference']} as calibration {out['calibration_id']} (active from the station's next start)"
+        )
         if recipe.reference is None or Path(recipe.reference).resolve() != Path(out["reference"]):
             text.append(f'  set in station.toml, recipe {recipe.name!r}: reference = "{out["reference"]}"')
     _emit(args, out, "\n".join(text))

@@ -42,6 +42,8 @@ class _Stored:
     intrinsics_note: str = ""
     mm_per_px: float | None = None
     scale_note: str = ""
+    scale_problem: str = ""
+    """Why the stored scale is not used (far from the camera's stated or the model's learnt resolution)."""
     baselines: dict[str, tuple[OpticsSample, OpticsLimits]] = field(default_factory=dict)
 
 
@@ -127,6 +129,45 @@ class OpticsRouter:
         return sum(m.dropped for m in self.monitors.values())
 
 
+#: A stored scale this far from the camera's stated resolution (`detector.camera_px_per_mm`) is refused: the two
+#: measure one thing. Against the model's learnt resolution the resampling limit applies (MAX_RESAMPLE).
+SCALE_AGREEMENT = 2.0
+
+
+def scale_problem(cfg: StationConfig, mm_per_px: float) -> str | None:
+    """Why a measured scale cannot be this station's, or None.
+
+    Why: `min_defect_mm` turns into pixels through it. A pattern typed as 0.5 mm instead of 5 mm stored a scale ten
+    times too fine; every defect under 5 mm was then ignored and defective boards PASSED, without a word.
+    """
+    px_per_mm = 1.0 / mm_per_px
+    told = getattr(cfg.detector, "camera_px_per_mm", None)
+    hint = (
+        "a pattern size in another unit or a slipped decimal point? measure again with `pcb-inspector calibrate scale`"
+    )
+    if told:
+        ratio = px_per_mm / told
+        if not 1 / SCALE_AGREEMENT <= ratio <= SCALE_AGREEMENT:
+            return (
+                f"{mm_per_px:.5g} mm/px is {px_per_mm:.3g} px/mm, {ratio:.3g} times detector.camera_px_per_mm = "
+                f"{told:g} ({hint})"
+            )
+        return None
+    try:
+        from inspector.detect.package import MAX_RESAMPLE, station_input_domain
+
+        domain = station_input_domain(cfg.detector)
+    except Exception:  # ModelError: the model lamp names an unreadable package
+        return None
+    learnt = getattr(domain, "px_per_mm", None) if domain is not None else None
+    if learnt and not 1 / MAX_RESAMPLE <= px_per_mm / learnt <= MAX_RESAMPLE:
+        return (
+            f"{mm_per_px:.5g} mm/px is {px_per_mm:.3g} px/mm, {px_per_mm / learnt:.3g} times the {learnt:g} px/mm the "
+            f"model learnt; the station reads boards at 1/{MAX_RESAMPLE:g} to {MAX_RESAMPLE:g} times that ({hint})"
+        )
+    return None
+
+
 def _read_stored(cfg: StationConfig) -> _Stored | None:
     """The station's active calibrations; None when its SQLite database does not exist yet (nothing stored).
 
@@ -159,6 +200,10 @@ def _read_stored(cfg: StationConfig) -> _Stored | None:
             if not out.mm_per_px > 0:
                 raise CalibrationError(f"stored scale calibration {scale.id}: mm_per_px {out.mm_per_px} is not > 0")
             out.scale_note = f"scale {out.mm_per_px:.5f} mm/px (calibration {scale.id})"
+            problem = scale_problem(cfg, out.mm_per_px)
+            if problem:
+                out.scale_problem = f"stored scale calibration {scale.id} refused: {problem}"
+                out.mm_per_px, out.scale_note = None, ""
         if cfg.calibration.optics_monitor:
             for recipe in cfg.recipes:
                 try:
@@ -220,6 +265,13 @@ def attach(builder: Any) -> StationCalibration:
     result.mm_per_px = stored.mm_per_px
     if stored.mm_per_px is not None:
         result.active.append(stored.scale_note)
+    if stored.scale_problem:
+        log.error("calibration: %s", stored.scale_problem)
+        health.fail(COMPONENT, stored.scale_problem)
+        if cfg.recipe().min_defect_mm is not None:
+            raise CalibrationError(
+                f"recipe {cfg.recipe().name!r}: min_defect_mm needs the scale: {stored.scale_problem}"
+            )
     if stored.mm_per_px is None and cfg.recipe().min_defect_mm is not None:
         result.rules_for(cfg.recipe())  # raises RecipeError with the "calibrate scale" hint
     # Every recipe, at start and at each switch, is compiled with the stored scale.

@@ -109,6 +109,14 @@ def test_scale_reference_and_check(station, views_dir, capsys, checker, cam, boa
     assert run(capsys, "calibrate", "intrinsics", "--images", str(views_dir), "--pattern",
                "checkerboard:9x6:5mm", *db)[0] == 0  # fmt: skip
     cv2.imwrite(str(tmp / "flat.png"), fronto_parallel_view(checker, cam, 120.0).image)
+    # The synthetic camera sees 5 px/mm, a tenth of what the demo's model learnt (48): the station would refuse that
+    # scale, so it is not stored. A station with the classical detector (no learnt resolution) takes it.
+    rc, out, err = run(capsys, "calibrate", "scale", "--image", str(tmp / "flat.png"), "--pattern",
+                       "checkerboard:9x6:5mm", *db)  # fmt: skip
+    assert rc == 2 and "scale not stored" in err and "the 48 px/mm the model learnt" in err, out + err
+    classical = tmp / "classical.toml"
+    classical.write_text('[detector]\ntype = "classical"\n')
+    db = [*db, "--config", str(classical)]
     rc, out, err = run(capsys, "calibrate", "scale", "--image", str(tmp / "flat.png"), "--pattern",
                        "checkerboard:9x6:5mm", "--json", *db)  # fmt: skip
     assert rc == 0, err

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
+from calibration.errors import CalibrationError
 from calibration.health import OpticsLimits, measure_optics
 from calibration.intrinsics import IntrinsicsResult
 from calibration.store import INTRINSICS, SCALE, CalibrationStore, reference_kind
@@ -307,5 +308,41 @@ def test_intrinsics_of_another_resolution_keep_the_camera_not_ready_naming_both_
         ticket = station.pipeline.trigger(TriggerRequest(part_seq=1))
         if ticket.done.wait(30):  # a trigger while NOT READY is refused or answered REJECT, never PASS
             assert ticket.result.verdict is Verdict.REJECT
+    finally:
+        station.stop()
+
+
+MODEL = Path(__file__).resolve().parents[2] / "models" / "pcb-defect-det.tflite"
+
+
+@pytest.mark.skipif(not MODEL.is_file(), reason="needs the shipped model package")
+def test_a_scale_ten_times_off_is_refused_not_used(tmp_path, line):
+    """A 5 mm pattern typed as 0.5 mm stores 0.005 mm/px (200 px/mm). Used, min_defect_mm 0.5 became 100 px and
+    defective boards PASSED. The shipped model learnt 48 px/mm; the station reads 12-192 px/mm at most: refused,
+    the calibration lamp names it, and a recipe in mm does not start on it."""
+    boards, _, _ = line
+    cfg = _config(tmp_path, boards)
+    cfg.detector = {"type": "litert", "model": str(MODEL)}
+    db = open_database(cfg.storage.database_url, station_id=cfg.station.id)
+    with CalibrationStore(db, owns_db=True) as store:
+        store.save(SCALE, {"mm_per_px": 0.005, "method": "pattern"}, "eng.b")
+    with pytest.raises(CalibrationError, match=r"stored scale calibration 1 refused: 0\.005 mm/px"):
+        build_station(cfg)
+    cfg.recipes = [r.model_copy(update={"min_defect_mm": None}) for r in cfg.recipes]
+    station = build_station(cfg)
+    try:
+        state = station.health.get("calibration")
+        assert not state.ok and "4.17 times the 48 px/mm the model learnt" in state.reason, state.reason
+        assert station.calibration.mm_per_px is None
+    finally:
+        station.stop()
+    # Told the camera's resolution, the stored scale must agree with it within a factor 2.
+    cfg.detector = {"type": "litert", "model": str(MODEL), "camera_px_per_mm": 20.0}
+    with CalibrationStore(open_database(cfg.storage.database_url, station_id=cfg.station.id), owns_db=True) as store:
+        store.save(SCALE, {"mm_per_px": 0.02, "method": "pattern"}, "eng.b")  # 50 px/mm: within 4x of 48
+    station = build_station(cfg)
+    try:
+        state = station.health.get("calibration")
+        assert not state.ok and "2.5 times detector.camera_px_per_mm = 20" in state.reason, state.reason
     finally:
         station.stop()
