@@ -110,6 +110,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     common(q, save=False)
     q.set_defaults(func=cmd_history)
 
+    q = csub.add_parser("activate", help="make an earlier calibration the active one of its kind (roll back)")
+    q.add_argument("id", type=int, help="calibration id (see `calibrate history`)")
+    common(q, save=False)
+    q.add_argument("--operator", help="who decides (default: $PCB_INSPECTOR_OPERATOR or the login)")
+    q.set_defaults(func=cmd_activate)
+
 
 # ---------------------------------------------------------------- helpers
 def _config(args: argparse.Namespace):
@@ -482,6 +488,37 @@ def cmd_check(args: argparse.Namespace) -> int:
         lines += [f"  {d}" for d in r["drift"]]
     _emit(args, out, "\n".join(lines))
     return 0 if failures == 0 else 1
+
+
+@_guard
+def cmd_activate(args: argparse.Namespace) -> int:
+    """Roll back (or forward) to a stored calibration: audited as calibration.activate, checked as a new one would be.
+
+    Why: a calibration stored by mistake could only be replaced by measuring again; the one it replaced, kept in the
+    history, could not be made active (models have `model rollback`)."""
+    from .station import scale_problem
+    from .store import SCALE
+
+    cfg = _config(args)
+    with _store(cfg) as store:
+        rows = {r.id: r for r in store.history()}
+        chosen = rows.get(args.id)
+        if chosen is None:
+            raise CommandError(
+                f"calibration {args.id} is not one of this station's ({cfg.station.id}): see `calibrate history`"
+            )
+        before = next((r for r in rows.values() if r.kind == chosen.kind and r.active), None)
+        if chosen.kind == SCALE:
+            problem = scale_problem(cfg, float(chosen.results["mm_per_px"]))
+            if problem:
+                raise CommandError(f"calibration {args.id} not activated: {problem}")
+        if before is not None and before.id == chosen.id:
+            print(f"calibration {chosen.id} ({chosen.kind}) is already the active one")
+            return 0
+        store.activate(chosen.id, args.operator)
+    was = f" (was {before.id})" if before is not None else ""
+    print(f"calibration {chosen.id} ({chosen.kind}) active from the station's next start{was}")
+    return 0
 
 
 def cmd_history(args: argparse.Namespace) -> int:

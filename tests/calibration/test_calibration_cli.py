@@ -197,3 +197,32 @@ def test_an_optics_baseline_from_several_good_boards_is_not_skewed_by_the_golden
     assert rc == 2 and "small.png: 320x320, the golden image 640x640" in err
     rc, _, err = run(capsys, *ref, "--good-board", str(tmp / "nosuch.png"))
     assert rc == 2 and "nosuch.png: file not found" in err
+
+
+def test_an_earlier_calibration_can_be_made_active_again_audited(station, capsys, tmp_path):
+    """Roll back: the scale stored by mistake replaced a good one; `calibrate activate` brings the good one back (audited
+    with who did it), refuses an id of no calibration of this station and a scale the station would refuse."""
+    _, db = station
+    classical = tmp_path / "classical.toml"
+    classical.write_text('[detector]\ntype = "classical"\n')
+    cfg = StationConfig.model_validate({"detector": {"type": "classical"}, "storage": {"database_url": db[1]}})
+    with CalibrationStore.open(cfg) as store:
+        good = store.save("scale", {"mm_per_px": 0.05, "method": "pattern"}, "eng.lee").id
+        store.save("scale", {"mm_per_px": 0.5, "method": "pattern"}, "eng.b")
+    rc, out, err = run(
+        capsys, "calibrate", "activate", str(good), "--operator", "qe.ann", "--config", str(classical), *db
+    )
+    assert rc == 0, err
+    assert f"calibration {good} (scale) active from the station's next start (was {good + 1})" in out
+    with CalibrationStore.open(cfg) as store:
+        assert store.mm_per_px() == 0.05
+    rc, out, err = run(capsys, "audit", "list", "--json", "--action", "calibration.activate", *db)
+    (event,) = [json.loads(line) for line in out.splitlines()]
+    assert event["who"] == "qe.ann" and event["source"] == "cli" and event["after"] == {"id": good}
+    rc, _, err = run(capsys, "calibrate", "activate", "999", "--config", str(classical), *db)
+    assert rc == 2 and "calibration 999 is not one of this station's" in err
+    # The demo station's model learnt 48 px/mm: 2 px/mm (0.5 mm/px) is not a scale it can use.
+    rc, _, err = run(capsys, "calibrate", "activate", str(good + 1), *db)
+    assert rc == 2 and f"calibration {good + 1} not activated" in err and "48 px/mm" in err
+    with CalibrationStore.open(cfg) as store:
+        assert store.mm_per_px() == 0.05
