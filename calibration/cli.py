@@ -201,10 +201,15 @@ def cmd_intrinsics(args: argparse.Namespace) -> int:
         fix_k3=not args.free_k3,
     )
     out = result.to_json()
+    stale: list[str] = []
     if not args.no_save:
         with _store(_config(args)) as store:
             info = store.save("intrinsics", out, args.operator)
             out["calibration_id"] = info.id
+            # What was measured through the lens calibration this one replaces: golden references and the scale.
+            stale = sorted(
+                r.kind for r in store.history() if r.active and (r.kind == "scale" or r.kind.startswith("reference:"))
+            )
     K = result.camera_matrix
     text = [
         f"intrinsics from {result.views_used} of {len(views)} views ({pattern.spec}), "
@@ -219,6 +224,16 @@ def cmd_intrinsics(args: argparse.Namespace) -> int:
         text.append("  warning: views cover little of the frame; add views with the target near the edges")
     if "calibration_id" in out:
         text.append(f"  stored as calibration {out['calibration_id']} (active from the station's next start)")
+    if stale:
+        # Found in a review: golden board first, lens second is the usual bring-up order, and the station then compared
+        # undistorted boards with a distorted golden image: known-good boards REJECTed, nothing said why.
+        text.append(
+            "  warning: measured through the previous lens calibration (or none): "
+            + ", ".join(stale)
+            + ". Take them again (calibrate reference / calibrate scale), and capture the recipes' golden images again,"
+            " before the station's next start: it undistorts every frame from then on"
+        )
+        out["stale"] = stale
     _emit(args, out, "\n".join(text))
     return 0
 

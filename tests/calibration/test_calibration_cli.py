@@ -226,3 +226,18 @@ def test_an_earlier_calibration_can_be_made_active_again_audited(station, capsys
     assert rc == 2 and f"calibration {good + 1} not activated" in err and "48 px/mm" in err
     with CalibrationStore.open(cfg) as store:
         assert store.mm_per_px() == 0.05
+
+
+def test_a_new_lens_calibration_names_what_was_measured_through_the_old_one(station, views_dir, capsys, tmp_path):
+    """Golden board first, lens second (the usual bring-up order): the station then undistorts every frame and
+    compares it with a golden image and a scale taken without: known-good boards were REJECTed, nothing said why."""
+    _, db = station
+    cfg = StationConfig.model_validate({"storage": {"database_url": db[1]}})
+    with CalibrationStore.open(cfg) as store:
+        store.save("scale", {"mm_per_px": 0.05, "method": "pattern"}, "eng.lee")
+        store.save("reference:demo", {"sha256": "0" * 64, "undistorted": False}, "eng.lee")
+    rc, out, err = run(capsys, "calibrate", "intrinsics", "--images", str(views_dir), "--pattern",
+                       "checkerboard:9x6:5mm", *db)  # fmt: skip
+    assert rc == 0, err
+    (warning,) = [line for line in out.splitlines() if "previous lens calibration" in line]
+    assert "reference:demo, scale" in warning and "calibrate reference / calibrate scale" in warning
