@@ -153,6 +153,18 @@ def test_too_few_views_is_a_clear_error(views, checker):
         calibrate_intrinsics(named(views[:4]), checker)
 
 
+def test_copies_of_one_view_are_one_pose_not_twelve(views, checker):
+    """Twelve copies of one view were accepted: fx 373 against a true 620, RMS 0.125 px (the undistortion 3-8 px off).
+    A copy (or a pattern left in place between shots) is rejected by name; the distinct views still calibrate."""
+    same = [(f"copy{i}.png", views[0].image) for i in range(12)]
+    with pytest.raises(CalibrationError, match=r"too few usable views: 1 of 12") as err:
+        calibrate_intrinsics(same, checker)
+    assert "copy3.png: same pose as copy0.png (move or tilt the pattern between views)" in str(err.value)
+    mixed = named(views[:9]) + [("again.png", views[2].image)]
+    result = calibrate_intrinsics(mixed, checker)
+    assert result.views_used == 9 and [r.name for r in result.rejected] == ["again.png"]
+
+
 def test_no_pattern_found_names_every_view(board, checker):
     imgs = [(f"b{i}.png", board.image) for i in range(3)]
     with pytest.raises(CalibrationError) as exc:
