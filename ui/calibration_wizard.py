@@ -381,6 +381,9 @@ class CalibrationWizard(QWidget):
         self.map_view = CoverageView(self)
         self.results = QListWidget(self)
         self.results.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        # Qt's default minimum (about 190 px) set the whole window's: with a two-line reason in Chinese the window
+        # came out 801 px tall on the 800 px panel. Two rows are the least it shows; it scrolls.
+        self.results.setMinimumHeight(theme.MIN_TOUCH_PX * 2)
         self.result_label = QLabel(self)
         self.result_label.setWordWrap(True)
         self.result_label.setObjectName("resultLine")
