@@ -583,6 +583,13 @@ def _describe(err: dict[str, Any]) -> str:
         if key != "type" or loc == "detector":
             return f"{loc}.{key}: {ctx.get('tag')!r} is not one of {ctx.get('expected_tags')}"
         return f"{loc}: type {ctx.get('tag')!r} is not one of {ctx.get('expected_tags')}"
+    if kind == "union_tag_not_found":
+        # A section without its kind ([camera] with no `type`): pydantic said only "Unable to extract tag using
+        # discriminator 'type'" and nothing of the other keys of the section.
+        key = str(ctx.get("discriminator", "'type'")).strip("'")
+        kinds = {"camera": camera_configs, "plc": plc_protocols, "detector": detector_configs}.get(loc)
+        choices = f": one of {', '.join(repr(k) for k in sorted(kinds()))}" if kinds else ""
+        return f"{loc}.{key}: required key is missing{choices}"
     msg = err["msg"].removeprefix("Value error, ")
     return f"{loc}: {msg} (got {shown})" if loc else msg
 

@@ -56,6 +56,7 @@ def test_show_round_trips():
         ({"plc": {"prot": 502}}, "plc.prot: unknown key"),
         ({"plc": {"port": 70000}}, "plc.port: 70000 is above 65535"),
         ({"camera": {"type": "firewire"}}, "camera: type 'firewire' is not one of"),
+        ({"camera": {"path": "boards"}}, "camera.type: required key is missing: one of 'aravis', 'genicam', 'opencv'"),
         ({"camera": {"type": "aravis"}}, "camera: give camera.address"),
         ({"recipes": [{"thresholds": {"opn": 0.5}}]}, "recipes.0.thresholds: unknown class 'opn'"),
         ({"active_recipe": "nope"}, "active_recipe 'nope' is not one of the recipes"),

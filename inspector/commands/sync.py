@@ -37,8 +37,16 @@ def run(args: argparse.Namespace) -> int:
     plant = args.plant or os.environ.get("PCB_PLANT_DATABASE_URL")
     if not plant:
         raise CommandError("no plant database: pass --plant URL or set PCB_PLANT_DATABASE_URL")
+    from ..storage.db import sqlite_path
     from ..sync import PlantSync, SyncError, safe_url
 
+    local = sqlite_path(cfg.storage.database_url)
+    if local is not None and not local.is_file():
+        # Started before the station ever ran, the sync created an empty database and failed on "no such table"
+        # every 10 s; the station's own start then found that empty file instead of creating its own.
+        raise CommandError(
+            f"no station database at {local} yet: nothing to push until the station has recorded (retried by the unit)"
+        )
     try:
         worker = PlantSync(
             cfg.storage.database_url,

@@ -333,3 +333,18 @@ def test_signed_records_reach_the_plant_and_verify_there_with_the_public_key(tmp
         eng.dispose()
     r = subprocess.run(chain, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 1 and "audit events seq 2..2 missing (deleted from the end" in r.stdout, r.stdout
+
+
+def test_sync_before_the_station_ever_ran_creates_no_database(tmp_path):
+    """The sync unit may start first: it created an empty inspections.db and failed on 'no such table' every 10 s."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "data" / "inspections.db"
+    r = subprocess.run(
+        [sys.executable, "-m", "inspector.cli", "sync", "--db", f"sqlite:///{db}", "--plant",
+         "postgresql://u:pw@127.0.0.1:1/plant", "--once"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 2 and f"no station database at {db} yet" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not db.exists() and not db.parent.exists()
