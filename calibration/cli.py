@@ -16,6 +16,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from pydantic import ValidationError
 
 from inspector.cli import CommandError
 from inspector.image_file import ImageFileError, decode_image, read_image_file
@@ -400,8 +401,13 @@ def cmd_reference(args: argparse.Namespace) -> int:
             limit_args["brightness_change"] = args.brightness_change
         try:
             limits = OpticsLimits(**limit_args)
-        except Exception as exc:
-            raise CommandError(f"optics limits: {exc}") from None
+        except ValidationError as exc:  # one line per bad option, named as typed (not pydantic's four-line dump)
+            raise CommandError(
+                "; ".join(
+                    f"--{str(e['loc'][0]).replace('_', '-')} {e.get('input')}: {e['msg'].removeprefix('Value error, ')}"
+                    for e in exc.errors()
+                )
+            ) from None
         out = {
             "recipe": recipe.name,
             "image": str(args.image),

@@ -241,3 +241,11 @@ def test_a_new_lens_calibration_names_what_was_measured_through_the_old_one(stat
     assert rc == 0, err
     (warning,) = [line for line in out.splitlines() if "previous lens calibration" in line]
     assert "reference:demo, scale" in warning and "calibrate reference / calibrate scale" in warning
+
+
+def test_an_optics_limit_out_of_range_is_one_line_naming_the_option(station, capsys, board, tmp_path):
+    _, db = station
+    cv2.imwrite(str(tmp_path / "golden.png"), board.reference)
+    rc, _, err = run(capsys, "calibrate", "reference", "--recipe", "demo", "--image", str(tmp_path / "golden.png"),
+                     "--focus-drop", "5", "--no-save", "--no-undistort", *db)  # fmt: skip
+    assert rc == 2 and err.strip() == "error: --focus-drop 5.0: Input should be less than 1", err
