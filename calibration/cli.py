@@ -455,6 +455,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     store = _store(cfg)
     try:
         info = store.active(reference_kind(name))
+        known = [r.name for r in cfg.recipes]
+        if info is None and name not in known:
+            raise CommandError(
+                f"recipe {name!r} is not one of the station's recipes ({', '.join(known)}): check --recipe / --config"
+            )
         if info is None:
             raise CommandError(
                 f"recipe {name!r} has no reference calibration: run "
@@ -545,6 +550,8 @@ def cmd_activate(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     from .store import INTRINSICS, SCALE, THRESHOLD
 
+    if args.kind and args.kind not in (INTRINSICS, SCALE, THRESHOLD) and not args.kind.startswith("reference:"):
+        raise CommandError(f"--kind {args.kind!r}: one of intrinsics, scale, threshold or reference:<recipe>")
     with _store(_config(args)) as store:
         rows = store.history(args.kind)
     if args.json:

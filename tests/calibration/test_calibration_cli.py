@@ -249,3 +249,12 @@ def test_an_optics_limit_out_of_range_is_one_line_naming_the_option(station, cap
     rc, _, err = run(capsys, "calibrate", "reference", "--recipe", "demo", "--image", str(tmp_path / "golden.png"),
                      "--focus-drop", "5", "--no-save", "--no-undistort", *db)  # fmt: skip
     assert rc == 2 and err.strip() == "error: --focus-drop 5.0: Input should be less than 1", err
+
+
+def test_a_mistyped_recipe_or_kind_is_named_as_such(station, capsys, board, tmp_path):
+    _, db = station
+    cv2.imwrite(str(tmp_path / "board.png"), board.image)
+    rc, _, err = run(capsys, "calibrate", "check", "--recipe", "nosuch", "--image", str(tmp_path / "board.png"), *db)
+    assert rc == 2 and "recipe 'nosuch' is not one of the station's recipes (demo)" in err, err
+    rc, _, err = run(capsys, "calibrate", "history", "--kind", "bogus", *db)
+    assert rc == 2 and "--kind 'bogus': one of intrinsics, scale, threshold or reference:<recipe>" in err, err
