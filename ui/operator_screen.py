@@ -330,8 +330,8 @@ class SummaryLamp(Lamp):
         colour, text = super()._look_of(s)
         if s is None or s.ok:
             return colour, text if s is None or s.warning else QCoreApplication.translate("Lamp", "OK")
-        if s.reason in OPERATOR_REASONS | STARTUP_REASONS:
-            colour = theme.OFF
+        if s.reason in OPERATOR_REASONS | STARTUP_REASONS:  # no fault: no fault's title ("Inspection failed")
+            return theme.OFF, text
         return colour, f"{alarm_title(s.name)}: {text}"
 
 

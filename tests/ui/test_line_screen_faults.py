@@ -81,7 +81,7 @@ def test_stop_is_no_alarm_and_the_inspection_lamp_says_stopped(ui_station_cfg, u
         assert not rt.window.alarms.unacknowledged, [(a.component, a.reason) for a in rt.window.alarms.unacknowledged]
         assert not op.alarm_banner.isVisible()
         lamp = op.lamps["inspection"]
-        assert "stopped by operator" in lamp.reason.text()
+        assert lamp.reason.text() == "stopped by operator"  # no "Inspection failed" before it: nothing failed
         save_shot(rt.window, "operator_stopped_en_1280x800")
         qtbot.mouseClick(op.start_stop, Qt.MouseButton.LeftButton)  # START
         assert _until(ui_app, lambda: rt.controller.running)
