@@ -118,6 +118,8 @@ class RecipeEditor(QWidget):
         self.max_pass_label = QLabel(panel)
         self.max_pass = QSpinBox(panel)
         self.max_pass.setRange(0, MAX_DEFECTS_PASS)  # more would pass every board of one tile: refused
+        self.scale = 1.0
+        self._fit_spin_boxes()
         n = len(CLASS_NAMES) + 1
         sizes = QHBoxLayout()
         # A label apart from the box before it: with the grid's 2 px they ran together ("0 px允许缺陷数" in zh_CN). Not
@@ -367,6 +369,16 @@ class RecipeEditor(QWidget):
     # ------------------------------------------------------------ look
     def set_scale(self, scale: float) -> None:
         self.scale = scale
+        self._fit_spin_boxes()
+
+    def _fit_spin_boxes(self) -> None:
+        """Each box as wide as its largest value plus its 56 px arrows, no wider: with glove-sized arrows the boxes'
+        own minimum widened this panel until the ROI buttons beside it were cut at 1280 px."""
+        for box in (self.min_px, self.max_pass):
+            box.ensurePolished()
+            text = f"{box.prefix()}{box.maximum()}{box.suffix()}"
+            touch = max(theme.MIN_TOUCH_PX, theme.px(56, self.scale))
+            box.setMinimumWidth(box.fontMetrics().horizontalAdvance(text) + touch + theme.px(28, self.scale))
 
     def retranslate(self) -> None:
         self.roi_button.setText(self.tr("✎ Draw ROI (tap corners)"))

@@ -62,6 +62,8 @@ def px(size: float, scale: float) -> int:
 def stylesheet(scale: float = 1.0) -> str:
     s = scale
     touch = max(MIN_TOUCH_PX, px(56, s))
+    # A spin box's arrows, one above the other: each a glove's target (they were 34 x 28 px).
+    arrow = max(MIN_TOUCH_PX, px(48, s))
     return f"""
 QWidget {{ background: {BG}; color: {TEXT}; font-size: {px(18, s)}px; }}
 QFrame#panel, QWidget#panel {{ background: {PANEL}; border: 1px solid {BORDER}; border-radius: {px(8, s)}px; }}
@@ -93,7 +95,8 @@ QComboBox, QLineEdit, QSpinBox, QDoubleSpinBox, QDateTimeEdit {{
     min-height: {touch}px; padding: 0 {px(10, s)}px; font-size: {px(19, s)}px;
 }}
 QSpinBox::up-button, QDoubleSpinBox::up-button, QSpinBox::down-button, QDoubleSpinBox::down-button
-    {{ width: {px(34, s)}px; }}
+    {{ width: {touch}px; min-height: {arrow}px; }}
+QSpinBox, QDoubleSpinBox {{ min-height: {2 * arrow}px; }}
 QComboBox::drop-down {{ width: {px(40, s)}px; }}
 QComboBox QAbstractItemView {{ background: {PANEL_2}; color: {TEXT}; selection-background-color: {INFO};
     font-size: {px(20, s)}px; }}

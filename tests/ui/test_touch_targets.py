@@ -25,3 +25,21 @@ def test_table_scroll_bars_are_big_enough_for_a_glove(qtbot):
     for sub in (QStyle.SubControl.SC_ScrollBarAddLine, QStyle.SubControl.SC_ScrollBarSubLine):
         r = bar.style().subControlRect(QStyle.ComplexControl.CC_ScrollBar, opt, sub, bar)
         assert min(r.width(), r.height()) >= theme.MIN_TOUCH_PX, (sub, r)
+
+
+def test_spin_box_arrows_are_big_enough_for_a_glove(qtbot):
+    """The recipe's minimum defect size and defects allowed: their arrows were 34 x 28 px, under the theme's minimum."""
+    from PySide6.QtWidgets import QSpinBox, QStyleOptionSpinBox
+
+    box = QSpinBox()
+    box.setRange(0, 500)
+    box.setSuffix(" px")
+    box.setStyleSheet(theme.stylesheet(1.0))
+    qtbot.addWidget(box)
+    box.show()
+    qtbot.waitExposed(box)
+    opt = QStyleOptionSpinBox()
+    box.initStyleOption(opt)
+    for sub in (QStyle.SubControl.SC_SpinBoxUp, QStyle.SubControl.SC_SpinBoxDown):
+        r = box.style().subControlRect(QStyle.ComplexControl.CC_SpinBox, opt, sub, box)
+        assert min(r.width(), r.height()) >= theme.MIN_TOUCH_PX, (sub, r)
