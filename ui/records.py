@@ -151,7 +151,7 @@ class Records:
         path = Path(path)
         part = path.with_name(path.name + ".part")
         try:
-            with open(part, "w", newline="", encoding="utf-8") as out:
+            with open(part, "w", newline="", encoding=q.CSV_FILE_ENCODING) as out:
                 n = q.write_csv(q.iter_history(self.db, f), out)
             os.replace(part, path)
         except BaseException:

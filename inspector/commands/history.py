@@ -94,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
             else:
                 path = Path(args.csv)
                 try:
-                    with path.open("w", newline="", encoding="utf-8") as f:
+                    from ..storage.queries import CSV_FILE_ENCODING
+
+                    with path.open("w", newline="", encoding=CSV_FILE_ENCODING) as f:
                         n = write_csv(iter_history(db, flt), f)
                 except OSError as exc:
                     raise CommandError(f"cannot write {path}: {exc.strerror}") from None

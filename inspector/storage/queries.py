@@ -550,12 +550,27 @@ def review_stats(db: Database, f: HistoryFilter | None = None) -> ReviewStats:
     return ReviewStats(boards, c + fc, c, fc, m, esc)
 
 
+#: Text that a spreadsheet would run as a formula (OWASP "CSV injection"): a board serial is whatever the PLC or the
+#: code on the board says, and `=HYPERLINK("http://...")` fits in its 40 characters.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+#: How inspection CSV files are written for people (Excel): a UTF-8 byte-order mark, without which Excel shows a
+#: Chinese recipe name or reason as mojibake. Streams (stdout) get none.
+CSV_FILE_ENCODING = "utf-8-sig"
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell that starts like a formula, prefixed with `'` (shown as typed, never run); other values as they are."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+
+
 def write_csv(rows: Iterator[InspectionRow] | list[InspectionRow], out: IO[str]) -> int:
-    """Header line, then one line per inspection. Returns the number of rows written."""
+    """Header line, then one line per inspection. Returns the number of rows written. Text cells are
+    `spreadsheet_safe`: the file goes to a quality engineer's spreadsheet."""
     w = csv.writer(out)
     w.writerow(InspectionRow.CSV_FIELDS)
     n = 0
     for r in rows:
-        w.writerow(r.csv_row())
+        w.writerow([spreadsheet_safe(v) for v in r.csv_row()])
         n += 1
     return n

@@ -268,7 +268,8 @@ def test_history_command_and_csv(line, tmp_path, capsys):
     db, res = line
     out = tmp_path / "h.csv"
     assert main(["history", "--db", db.url, "--verdict", "reject", "--csv", str(out)]) == 0
-    with out.open() as f:
+    assert out.read_bytes().startswith(b"\xef\xbb\xbf")  # Excel reads UTF-8 only after a BOM
+    with out.open(encoding="utf-8-sig") as f:
         rows = list(csv.reader(f))
     assert rows[0][:3] == ["id", "uid", "created_at"] and "verdict" in rows[0]
     assert len(rows) == 1 + 12
@@ -320,3 +321,17 @@ def test_shift_tally_counts_one_stations_boards_since_the_shift_start(db_url, ma
     assert tally_since(db, start - timedelta(hours=1)).inspected == 11
     with pytest.raises(QueryError, match="no time zone"):
         tally_since(db, start.replace(tzinfo=None))
+
+
+def test_a_serial_that_looks_like_a_formula_is_exported_as_text(db_url, make_recorder, tmp_path):
+    """The serial is what the PLC or the board's code says: `=HYPERLINK(...)` fits in its 40 characters, and a
+    spreadsheet opening the CSV ran it. Text cells starting with = + - @ get a leading quote."""
+    evil = '=HYPERLINK("http://evil.example/x","click")'
+    db = _fill(db_url, make_recorder, [make_result(1, serial=evil), make_result(2, serial="-5+A1"), make_result(3)])
+    out = tmp_path / "h.csv"
+    assert main(["history", "--db", db.url, "--csv", str(out)]) == 0
+    with out.open(encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+    serials = {r["board_serial"] for r in rows}
+    assert serials == {"'" + evil, "'-5+A1", "SN000003"}, serials
+    assert all(not v.startswith(("=", "+", "-", "@")) for r in rows for v in r.values())

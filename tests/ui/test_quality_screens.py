@@ -95,7 +95,7 @@ def test_history_filters_return_the_right_rows(qtbot, ui_app, filled_records, tm
         scr.start_export(tmp_path / "pass.csv")  # on the worker: the button waits for the file
         assert not scr.export_button.isEnabled()
     n = done.args[0]
-    rows = list(csv.DictReader(open(tmp_path / "pass.csv", encoding="utf-8")))
+    rows = list(csv.DictReader(open(tmp_path / "pass.csv", encoding="utf-8-sig")))  # with Excel's BOM
     assert n == len(rows) == sum(r.passed for r in results)
     assert {r["verdict"] for r in rows} == {"PASS"}
     assert scr.export_button.isEnabled() and str(n) in scr.status.text()
