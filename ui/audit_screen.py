@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from . import theme
 from .auth import Permission, Session
-from .records import AuditFilter, Records
+from .records import AuditFilter, Records, plant_zone
 from .worker import DbWorker, shared_worker
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class AuditScreen(QWidget):
         self.table.setRowCount(len(self.events))
         for i, ev in enumerate(self.events):
             cells = (
-                ev.at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+                ev.at.astimezone(plant_zone(self.records)).strftime("%Y-%m-%d %H:%M:%S"),
                 ev.who,
                 ev.source or "",
                 ev.action,

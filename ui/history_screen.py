@@ -34,7 +34,7 @@ from inspector.domain import CLASS_NAMES
 from . import theme
 from .bridge import shift_start
 from .labels import class_label, reason_label
-from .records import HistoryFilter, QueryError, Records
+from .records import HistoryFilter, QueryError, Records, plant_zone
 from .worker import DbWorker, shared_worker
 
 log = logging.getLogger(__name__)
@@ -221,7 +221,7 @@ class HistoryScreen(QWidget):
         t = self.table
         t.setRowCount(len(self.rows))
         for i, r in enumerate(self.rows):
-            local = r.created_at.astimezone()
+            local = r.created_at.astimezone(plant_zone(self.records))
             cells = [
                 f"{local:%Y-%m-%d %H:%M:%S}",
                 r.board_serial or "—",

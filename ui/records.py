@@ -236,6 +236,14 @@ class _LockoutStore:
         audit.save_lockout(self.db, f"login:{self.db.station_id}", failures, locked_until)
 
 
+def plant_zone(records) -> ZoneInfo | None:
+    """The zone the quality screens show times in: the plant's (`storage.timezone`), as the charts and `history
+    --stats` count them. They showed the computer's zone: with the plant in Europe/Berlin and the PC on UTC, a board of
+    shift B (from 14:00) was listed at 13:00. None (the system's) for a records stand-in without a zone."""
+    zone = getattr(records, "zone", None)
+    return zone() if callable(zone) else None
+
+
 def _system_tz() -> str:
     """IANA name of the system's zone (UTC when the system does not say)."""
     try:

@@ -140,6 +140,43 @@ def test_history_pages_walk_the_filter_shown_and_a_choice_applies_at_once(qtbot,
     assert scr.applied.reviewed is False
 
 
+def test_history_and_review_show_the_plants_time_not_the_computers(qtbot, ui_app, records_cfg):
+    """The plant is in Berlin, the PC on UTC: History listed a board of shift B (from 14:00 Berlin) at 13:00, and the
+    charts counted it in another shift than the list showed."""
+    from datetime import UTC, datetime
+
+    from inspector.storage.writer import open_recorder
+    from ui.history_screen import HistoryScreen
+    from ui.records import Records
+    from ui.review_screen import ReviewScreen
+
+    from .conftest import board_results
+
+    records_cfg.storage.timezone = "Europe/Berlin"
+    board = board_results(1)[0]
+    board.timestamp = datetime(2026, 12, 6, 13, 0, 0, tzinfo=UTC)  # 14:00 in Berlin (CET, UTC+1)
+    rec = open_recorder(records_cfg, Health())
+    rec.start()
+    rec.submit(board)
+    assert rec.flush(30)
+    rec.stop()
+    records = Records.open(records_cfg)
+    try:
+        scr = HistoryScreen(records, lambda: ["demo"])
+        qtbot.addWidget(scr)
+        scr.period.setCurrentIndex(scr.period.findData("all"))
+        scr.enter()
+        _loaded(qtbot, scr)
+        assert scr.table.item(0, 0).text() == "2026-12-06 14:00:00"
+        review = ReviewScreen(records, _session(records))
+        qtbot.addWidget(review)
+        with qtbot.waitSignal(review.loaded, timeout=10000):
+            review.load(scr.rows[0].id)
+        assert review.info.text().startswith("2026-12-06 14:00:00")
+    finally:
+        records.close()
+
+
 def test_review_is_stored(qtbot, ui_app, filled_records):
     from ui.review_screen import ReviewScreen
 
