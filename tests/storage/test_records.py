@@ -184,3 +184,65 @@ def test_damaged_archive_files_are_never_shown_or_exported_half_gray(sqlite_url,
     rep = export_dataset(db, archive, tmp_path / "export")
     assert (rep.boards, rep.skipped_no_image) == (1, 1), rep
     db.close()
+
+
+def _review_worker(url: str, defect_ids: list[int], verdict: str, who: str, barrier) -> None:
+    from inspector.storage import open_database, review_defect
+
+    db = open_database(url, migrate=False)
+    try:
+        for did in defect_ids:
+            barrier.wait(30)
+            review_defect(db, did, verdict, who)
+    finally:
+        db.close()
+
+
+def test_two_reviewers_at_once_leave_one_review_per_defect(db_url, make_recorder):
+    """The desk UI and the line UI judge the same defect at the same moment (two processes, released together 15
+    times per defect). Reading before writing, both deleted the older review and added theirs: every defect kept two
+    rows for good and the false-call rate counted each twice. The later review must supersede the earlier."""
+    import multiprocessing as mp
+
+    from sqlalchemy import func
+
+    from inspector.storage.models import Review
+
+    rec = make_recorder(db_url, archive="none")
+    rec.start()
+    for i in range(3):
+        rec.submit(make_result(i, classes=(1, 2)))
+    assert rec.flush(30)
+    rec.stop()
+    from inspector.storage import history, review_stats
+
+    db = open_database(db_url)
+    ids = [d.id for r in history(db).rows for d in inspection_detail(db, r.id).defects]
+    db.close()
+    assert len(ids) == 6
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    workers = [
+        ctx.Process(target=_review_worker, args=(db_url, ids * 15, verdict, who, barrier))
+        for verdict, who in (("confirmed", "alice"), ("false_call", "bob"))
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(240)
+    assert [w.exitcode for w in workers] == [0, 0]
+    db = open_database(db_url)
+    try:
+        with db.session() as s:
+            per_defect = dict(
+                s.execute(
+                    select(Review.defect_id, func.count(Review.id))
+                    .where(Review.defect_id.isnot(None))
+                    .group_by(Review.defect_id)
+                ).all()
+            )
+        assert per_defect == {i: 1 for i in ids}, per_defect
+        stats = review_stats(db)
+        assert stats.defects_reviewed == 6 and stats.confirmed + stats.false_calls == 6
+    finally:
+        db.close()
