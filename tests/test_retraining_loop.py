@@ -137,7 +137,7 @@ def test_export_train_quantise_evaluate_sign_install(tmp_path, capsys):
     out = capsys.readouterr().out
     pairs = load_list(exp)
     held = load_list(exp, exp / HELD_OUT_LIST)
-    assert len(pairs) == reviewed and {p.group for p in pairs} == {"90000"}
+    assert len(pairs) == reviewed and len({p.group for p in pairs}) == 1
     assert 1 <= len(held) < reviewed and f"{len(held)} held out" in out
     assert sum(len(p.boxes) for p in pairs) > 0
 

@@ -161,9 +161,16 @@ def split_by_board(pairs: list[BoardPair], fraction: float = 0.2) -> tuple[list[
 
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"held-out fraction {fraction}: expected between 0 and 1")
-    ranked = sorted(pairs, key=lambda p: hashlib.sha256(f"{p.group}/{p.id}".encode()).hexdigest())
-    n_val = min(len(pairs) - 1, max(1, round(len(pairs) * fraction))) if len(pairs) >= 2 else 0
-    held = {id(p) for p in ranked[:n_val]}
+    def position(p: BoardPair) -> float:  # where the board's hash falls in [0, 1): its own, not a rank among others
+        return int(hashlib.sha256(f"{p.group}/{p.id}".encode()).hexdigest()[:15], 16) / 16**15
+
+    # Held out by the board's own hash, so a board's side does not depend on the rest of the export. Taking the
+    # first n by rank did: boards added to a re-export pushed earlier validation boards into training.
+    held = {id(p) for p in pairs if position(p) < fraction}
+    if len(pairs) >= 2 and not held:  # a tiny export: the first by hash, as before
+        held = {id(min(pairs, key=position))}
+    if len(pairs) >= 2 and len(held) == len(pairs):
+        held.discard(id(max(pairs, key=position)))
     return [p for p in pairs if id(p) not in held], [p for p in pairs if id(p) in held]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,16 @@ class ExportReport:
     """Boards listed in heldout.txt (never trained on; validation, INT8 check, model comparison)."""
 
 
+def recipe_group(recipe: str) -> str:
+    """The DeepPCB-style group number of a recipe's boards: from its name, so it is the same in every export.
+
+    Why: numbered in the order recipes came up (90000, 90001, ...), a re-export of one recipe renumbered its boards,
+    and the board-keyed held-out split (`split_by_board`) put 4 of 4 earlier validation boards into training.
+    Two recipes may share a group (boards keep distinct ids): nothing is split by group here.
+    """
+    return f"{90000 + zlib.crc32(recipe.encode()) % 10000:05d}"
+
+
 def export_dataset(
     db: Database,
     archive_dir: Path,
@@ -96,7 +107,7 @@ def export_dataset(
             if img is None or ref is None:
                 rep.skipped_no_image += 1
                 continue
-            group = rep.groups.setdefault(recipe, f"{90000 + len(rep.groups):05d}")
+            group = rep.groups.setdefault(recipe, recipe_group(recipe))
             reviews = list(s.scalars(select(Review).where(Review.inspection_id == iid)))
             verdict = {r.defect_id: r.verdict for r in reviews if r.defect_id is not None}
             labels: list[tuple[tuple[float, float, float, float], int]] = []

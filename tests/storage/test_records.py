@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sqlalchemy import select
@@ -142,7 +144,7 @@ def test_export_reviewed_history_as_deeppcb(db_url, make_recorder, tmp_path):
     assert by_boxes == [(1, [0]), (1, [1]), (2, [1, 5])]  # 0-based class indices
     p1 = next(p for p in pairs.values() if len(p.boxes) == 2)
     assert [50, 60, 71, 81] in p1.boxes.astype(int).tolist()
-    assert all(p.group == "90000" for p in pairs.values())
+    assert len({p.group for p in pairs.values()}) == 1  # one recipe, one group (its number from the recipe name)
     with pytest.raises(ExportError, match="already holds"):
         export_dataset(db, tmp_path / "archive", out)
     db.close()
@@ -246,3 +248,57 @@ def test_two_reviewers_at_once_leave_one_review_per_defect(db_url, make_recorder
         assert stats.defects_reviewed == 6 and stats.confirmed + stats.false_calls == 6
     finally:
         db.close()
+
+
+def test_a_reexport_keeps_every_held_out_board_held_out(sqlite_url, make_recorder, tmp_path):
+    """Groups were numbered by the order recipes came up, and the held-out boards were the first n by hash rank:
+    re-exporting one recipe (or after retention removed another's boards) renumbered its boards and moved 4 of 4 of
+    its validation boards into training. A board's side must not depend on what else is exported."""
+    from inspector.datasets.deeppcb import HELD_OUT_LIST, load_list
+    from inspector.storage import HistoryFilter
+
+    rng = np.random.default_rng(1)
+    ref = (rng.random((96, 128)) * 255).astype(np.uint8)
+    rec = make_recorder(sqlite_url)
+    rec.start()
+    results = [
+        make_result(i, classes=(2,), image=ref.copy(), reference=ref, recipe="beta" if i % 2 else "alpha")
+        for i in range(40)
+    ]
+    for r in results:
+        rec.submit(r)
+    assert rec.flush(30)
+    rec.stop()
+    db = open_database(sqlite_url)
+    try:
+        for r in results:
+            review_defect(db, inspection_detail(db, r.uid).defects[0].id, "confirmed", "qa")
+        export_dataset(db, tmp_path / "archive", tmp_path / "all")
+        export_dataset(db, tmp_path / "archive", tmp_path / "beta", HistoryFilter(recipe="beta"))
+    finally:
+        db.close()
+
+    def sides(folder):
+        held = {p.id for p in load_list(folder, folder / HELD_OUT_LIST)}
+        return {p.id: p.id in held for p in load_list(folder)}
+
+    everything, beta = sides(tmp_path / "all"), sides(tmp_path / "beta")
+    assert len(beta) == 20 and set(beta) <= set(everything)  # the same names for the same boards
+    assert {b: everything[b] for b in beta} == beta
+    assert 0 < sum(beta.values()) < 20 and 0 < sum(everything.values()) < 40
+
+
+def test_a_boards_held_out_side_does_not_depend_on_the_other_boards():
+    from inspector.datasets.deeppcb import BoardPair, split_by_board
+
+    def pairs(group, n):
+        return [
+            BoardPair(f"{group}{i:08d}", group, Path("a"), Path("b"), None, np.zeros((0, 4)), np.zeros(0))
+            for i in range(n)
+        ]
+
+    small = pairs("93412", 30)
+    _, held_small = split_by_board(small)
+    _, held_big = split_by_board(small + pairs("95555", 70))
+    assert {p.id for p in held_small} == {p.id for p in held_big if p.group == "93412"}
+    assert 0 < len(held_small) < 30
