@@ -57,7 +57,7 @@ def export(args: argparse.Namespace) -> int:
     print(
         f"exported {rep.boards} boards with {rep.annotations} labels to {rep.out_dir}, {rep.held_out} held out "
         f"(heldout.txt) ({rep.false_calls_dropped} false calls dropped, {rep.skipped_no_image} boards without "
-        "archived images)"
+        f"archived images, {rep.skipped_unjudged} boards with a detection nobody judged yet)"
     )
     if rep.boards:
         print(

@@ -161,6 +161,7 @@ def split_by_board(pairs: list[BoardPair], fraction: float = 0.2) -> tuple[list[
 
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"held-out fraction {fraction}: expected between 0 and 1")
+
     def position(p: BoardPair) -> float:  # where the board's hash falls in [0, 1): its own, not a rank among others
         return int(hashlib.sha256(f"{p.group}/{p.id}".encode()).hexdigest()[:15], 16) / 16**15
 

@@ -55,6 +55,8 @@ class ExportReport:
     boards: int = 0
     annotations: int = 0
     skipped_no_image: int = 0
+    skipped_unjudged: int = 0
+    """Boards with a detection nobody judged (an old partial review): left out, not exported as background."""
     false_calls_dropped: int = 0
     groups: dict[str, str] = field(default_factory=dict)
     """recipe name -> DeepPCB group number."""
@@ -110,6 +112,13 @@ def export_dataset(
             group = rep.groups.setdefault(recipe, recipe_group(recipe))
             reviews = list(s.scalars(select(Review).where(Review.inspection_id == iid)))
             verdict = {r.defect_id: r.verdict for r in reviews if r.defect_id is not None}
+            detected = list(s.scalars(select(Defect.id).where(Defect.inspection_id == iid)))
+            if not include_unreviewed_defects and any(d not in verdict for d in detected):
+                # Without the reviewer's word on every detection the board's label file would call the unjudged
+                # ones background; exported anyway, they taught the network that real defects are laminate.
+                log.warning("export: board %s (uid %s) skipped: a detection on it is not judged yet", iid, uid)
+                rep.skipped_unjudged += 1
+                continue
             labels: list[tuple[tuple[float, float, float, float], int]] = []
             for d in s.scalars(select(Defect).where(Defect.inspection_id == iid).order_by(Defect.idx)):
                 v = verdict.get(d.id)
@@ -160,6 +169,7 @@ def export_dataset(
                 "boards": boards,
                 "false_calls_dropped": rep.false_calls_dropped,
                 "skipped_no_image": rep.skipped_no_image,
+                "skipped_unjudged": rep.skipped_unjudged,
             },
             indent=1,
         )  # fmt: skip

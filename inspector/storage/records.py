@@ -75,6 +75,23 @@ def audit_events(
 
 
 # ------------------------------------------------------------------ reviews
+def _unjudged(s, inspection_id: int) -> int:
+    """Detections of the board that no review has judged (confirmed or false call) yet."""
+    judged = select(Review.defect_id).where(Review.inspection_id == inspection_id, Review.defect_id.isnot(None))
+    return int(
+        s.scalar(select(func.count(Defect.id)).where(Defect.inspection_id == inspection_id, Defect.id.not_in(judged)))
+        or 0
+    )
+
+
+def _settle_reviewed(s, inspection_id: int) -> None:
+    """A board is reviewed once every detection on it is judged. Set by any one review, a board with one of two
+    detections judged left the unreviewed list, and the retraining export taught the other as background."""
+    s.execute(
+        update(Inspection).where(Inspection.id == inspection_id).values(reviewed=_unjudged(s, inspection_id) == 0)
+    )
+
+
 def review_defect(db: Database, defect_id: int, verdict: str, reviewer: str, comment: str = "") -> int:
     """Mark a detected defect `confirmed` or `false_call`; a later review of the same defect supersedes it."""
     if verdict not in ("confirmed", "false_call"):
@@ -99,6 +116,7 @@ def review_defect(db: Database, defect_id: int, verdict: str, reviewer: str, com
         )
         s.add(r)
         s.flush()
+        _settle_reviewed(s, d.inspection_id)
         record_audit(db, reviewer, "review", f"defect {defect_id}", before, {"verdict": verdict}, session=s)
         return r.id
 
@@ -134,8 +152,8 @@ def add_missed_defect(
             comment=comment,
         )
         s.add(r)
-        s.execute(update(Inspection).where(Inspection.id == inspection_id).values(reviewed=True))
         s.flush()
+        _settle_reviewed(s, inspection_id)
         record_audit(
             db, reviewer, "review", f"inspection {inspection_id}", None,
             {"verdict": "missed", "class_id": class_id, "box": [x1, y1, x2, y2]}, session=s,
@@ -144,10 +162,18 @@ def add_missed_defect(
 
 
 def mark_reviewed(db: Database, inspection_id: int, reviewer: str, comment: str = "") -> None:
-    """A board reviewed as a whole with nothing to add (e.g. a PASS checked and found clean)."""
+    """A board reviewed as a whole with nothing to add (e.g. a PASS checked and found clean).
+
+    Refused while a detection on it is unjudged: "Board OK" on a REJECT said nothing about its detections, which then
+    counted as neither confirmed nor false calls and went into the retraining set as background."""
     with db.session() as s, s.begin():
         if s.get(Inspection, inspection_id) is None:
             raise RecordError(f"no inspection with id {inspection_id}")
+        left = _unjudged(s, inspection_id)
+        if left:
+            raise RecordError(
+                f"board {inspection_id} has {left} detection(s) nobody judged: mark each confirmed or false call first"
+            )
         s.execute(update(Inspection).where(Inspection.id == inspection_id).values(reviewed=True))
         record_audit(
             db,
@@ -172,6 +198,8 @@ def delete_review(db: Database, review_id: int, by: str) -> None:
         left = s.scalar(select(func.count()).select_from(Review).where(Review.inspection_id == iid))
         if not left:
             s.execute(update(Inspection).where(Inspection.id == iid).values(reviewed=False))
+        else:
+            _settle_reviewed(s, iid)
         record_audit(db, by, "review.delete", f"review {review_id}", before, None, session=s)
 
 

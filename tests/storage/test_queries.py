@@ -14,6 +14,7 @@ from inspector.storage import (
     Cursor,
     HistoryFilter,
     QueryError,
+    RecordError,
     add_missed_defect,
     count,
     defect_pareto,
@@ -84,6 +85,13 @@ def test_filters(line):
     assert count(db, HistoryFilter(reviewed=True)) == 0
     rows = history(db, HistoryFilter(serial="AB0000")).rows
     assert rows[0].classes == ["short", "copper"] and rows[0].defect_count == 3
+    with pytest.raises(RecordError, match="3 detection\\(s\\) nobody judged"):  # "Board OK" says nothing of them
+        mark_reviewed(db, rows[0].id, "qa")
+    detail = inspection_detail(db, rows[0].id)
+    for k, d in enumerate(detail.defects):
+        review_defect(db, d.id, "confirmed", "qa")
+        # Reviewed only once every detection is judged: with one of three it stays on the to-do list.
+        assert count(db, HistoryFilter(reviewed=True)) == (1 if k == len(detail.defects) - 1 else 0)
     mark_reviewed(db, rows[0].id, "qa")
     assert [r.id for r in history(db, HistoryFilter(reviewed=True)).rows] == [rows[0].id]
     assert count(db, HistoryFilter(reviewed=False)) == 23

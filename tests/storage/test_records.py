@@ -133,11 +133,12 @@ def test_export_reviewed_history_as_deeppcb(db_url, make_recorder, tmp_path):
     review_defect(db, d0.defects[1].id, "false_call", "qa")
     d1 = inspection_detail(db, rs[1].uid)
     review_defect(db, d1.defects[0].id, "confirmed", "qa")
+    review_defect(db, d1.defects[1].id, "false_call", "qa")  # every detection judged: else the board is not exported
     add_missed_defect(db, d1.row.id, (50.4, 60.2, 70.6, 80.9), 6, "qa")
     add_missed_defect(db, inspection_detail(db, rs[3].uid).row.id, (1, 2, 20, 30), 1, "qa")  # an escape on a PASS
     out = tmp_path / "export"
     rep = export_dataset(db, tmp_path / "archive", out)
-    assert (rep.boards, rep.annotations, rep.false_calls_dropped) == (3, 4, 1), rep
+    assert (rep.boards, rep.annotations, rep.false_calls_dropped) == (3, 4, 2), rep
     pairs = {p.id: p for p in load_list(out)}  # the training loader reads it as DeepPCB
     assert len(pairs) == 3
     by_boxes = sorted((len(p.boxes), sorted(p.classes.tolist())) for p in pairs.values())
@@ -302,3 +303,37 @@ def test_a_boards_held_out_side_does_not_depend_on_the_other_boards():
     _, held_big = split_by_board(small + pairs("95555", 70))
     assert {p.id for p in held_small} == {p.id for p in held_big if p.group == "93412"}
     assert 0 < len(held_small) < 30
+
+
+def test_a_board_with_a_detection_nobody_judged_is_not_exported_as_background(sqlite_url, make_recorder, tmp_path):
+    """One of two detections confirmed, the reviewer called away: the board was 'reviewed' and exported with the other
+    detection as background. Now it stays unreviewed; and a board an older version flagged reviewed that way is left
+    out of the export and counted, never written with a label file that omits a real detection."""
+    from sqlalchemy import update
+
+    from inspector.storage.models import Inspection
+
+    rng = np.random.default_rng(2)
+    ref = (rng.random((96, 128)) * 255).astype(np.uint8)
+    rec = make_recorder(sqlite_url)
+    rec.start()
+    rs = [make_result(i, classes=(2, 4), image=ref.copy(), reference=ref) for i in range(2)]
+    for r in rs:
+        rec.submit(r)
+    assert rec.flush(30)
+    rec.stop()
+    db = open_database(sqlite_url)
+    try:
+        d0, d1 = (inspection_detail(db, r.uid) for r in rs)
+        review_defect(db, d0.defects[0].id, "confirmed", "qa")
+        assert not inspection_detail(db, rs[0].uid).row.reviewed
+        review_defect(db, d1.defects[0].id, "confirmed", "qa")
+        review_defect(db, d1.defects[1].id, "false_call", "qa")
+        assert inspection_detail(db, rs[1].uid).row.reviewed
+        with db.session() as s, s.begin():  # what an older version stored for the partly judged board
+            s.execute(update(Inspection).where(Inspection.id == d0.row.id).values(reviewed=True))
+        rep = export_dataset(db, tmp_path / "archive", tmp_path / "out")
+    finally:
+        db.close()
+    assert (rep.boards, rep.skipped_unjudged, rep.annotations) == (1, 1, 1), rep
+    assert not list((tmp_path / "out").rglob(f"*{d0.row.id:08d}.txt"))

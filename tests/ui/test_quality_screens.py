@@ -63,7 +63,8 @@ def test_history_filters_return_the_right_rows(qtbot, ui_app, filled_records, tm
     scr.refresh()
     _loaded(qtbot, scr)
     first = scr.rows[0]
-    records.mark_reviewed(first.id, "eng")
+    for d in records.detail(first.id).defects:  # every detection judged: then the board is reviewed
+        records.review_defect(d.id, "confirmed", "eng")
     scr.refresh()
     _loaded(qtbot, scr)
     assert first.id not in {r.id for r in scr.rows} and scr.total == 29
