@@ -197,7 +197,7 @@ class Records:
         return ZoneInfo(self.timezone or _system_tz())
 
     def pareto(self, f: q.HistoryFilter | None = None):
-        return q.defect_pareto(self.db, f)
+        return q.defect_pareto(self.db, f, reviewed_truth=True)
 
     def review_stats(self, f: q.HistoryFilter | None = None):
         return q.review_stats(self.db, f)

@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             for y in yield_per_shift(db, flt, shift_starts=st.shift_starts, tz=st.timezone):
                 print(f"  {y.day} shift {y.shift}  {y.total:6d} boards  {y.yield_pct:5.1f} % pass")
             print("defect Pareto:")
-            for p in defect_pareto(db, flt):
+            for p in defect_pareto(db, flt, reviewed_truth=True):
                 print(f"  {p.class_name:10s} {p.count:6d}  {p.cumulative_pct:5.1f} % cumulative")
             rs = review_stats(db, flt)
             print(

@@ -343,3 +343,28 @@ def test_a_serial_that_looks_like_a_formula_is_exported_as_text(db_url, make_rec
     serials = {r["board_serial"] for r in rows}
     assert serials == {"'" + evil, "'-5+A1", "SN000003"}, serials
     assert all(not v.startswith(("=", "+", "-", "@")) for r in rows for v in r.values())
+
+
+def test_a_class_false_call_rate_and_the_pareto_follow_the_reviews(db_url, make_recorder):
+    """Board A: a short (confirmed) and an open (confirmed); board B: a short (false call); board C: PASS with a missed
+    mousebite drawn. `--class short` counted the open's review (33 % instead of 50 %); the Pareto counted the false
+    call and never showed the escape's class."""
+    from inspector.storage.queries import defect_pareto
+
+    a = make_result(1, classes=(2, 1), when=T0)
+    b = make_result(2, classes=(2,), when=T0 + timedelta(minutes=1))
+    c = make_result(3, when=T0 + timedelta(minutes=2))
+    db = _fill(db_url, make_recorder, [a, b, c])
+    for r, verdicts in ((a, ("confirmed", "confirmed")), (b, ("false_call",))):
+        for d, v in zip(inspection_detail(db, r.uid).defects, verdicts):
+            review_defect(db, d.id, v, "qe")
+    add_missed_defect(db, inspection_detail(db, c.uid).row.id, (5, 5, 20, 20), 3, "qe")
+    shorts = review_stats(db, HistoryFilter(defect_class="short"))
+    assert (shorts.confirmed, shorts.false_calls, shorts.missed) == (1, 1, 0)
+    assert shorts.false_call_rate == 0.5
+    everything = review_stats(db)
+    assert (everything.confirmed, everything.false_calls, everything.missed, everything.escapes) == (2, 1, 1, 1)
+    raw = {p.class_name: p.count for p in defect_pareto(db)}
+    truth = {p.class_name: p.count for p in defect_pareto(db, reviewed_truth=True)}
+    assert raw == {"short": 2, "open": 1}
+    assert truth == {"short": 1, "open": 1, "mousebite": 1}
