@@ -94,6 +94,19 @@ def ui_station_cfg(records_cfg, demo_boards):
     return cfg
 
 
+def record_boards(cfg, results) -> None:
+    """Write `results` into `cfg`'s records with the station's real recorder (flushed, stopped)."""
+    from inspector.health import Health
+    from inspector.storage.writer import open_recorder
+
+    rec = open_recorder(cfg, Health())
+    rec.start()
+    for r in results:
+        rec.submit(r)
+    assert rec.flush(30), "recorder did not flush"
+    rec.stop()
+
+
 def board_results(n: int = 30):
     """Known results: every 3rd board passes; serials SN0000..; recipes alternate; classes cycle."""
     from datetime import UTC, datetime, timedelta
@@ -128,18 +141,11 @@ def board_results(n: int = 30):
 def filled_records(records_cfg):
     """A records database written by storage's real recorder, then opened through ui.records."""
     from inspector.config import Recipe
-    from inspector.health import Health
-    from inspector.storage.writer import open_recorder
     from ui.records import Records
 
     records_cfg.recipes = [Recipe(name="demo", id=1), Recipe(name="board-b", id=2)]
-    rec = open_recorder(records_cfg, Health())
-    rec.start()
     results = board_results(30)
-    for r in results:
-        rec.submit(r)
-    assert rec.flush(30), "recorder did not flush"
-    rec.stop()
+    record_boards(records_cfg, results)
     records = Records.open(records_cfg)
     for name, role, secret in (("op", "operator", "1111"), ("eng", "engineer", "2222"), ("adm", "admin", "9999")):
         records.create_user(name, role, secret, by="test")

@@ -146,21 +146,16 @@ def test_history_and_review_show_the_plants_time_not_the_computers(qtbot, ui_app
     charts counted it in another shift than the list showed."""
     from datetime import UTC, datetime
 
-    from inspector.storage.writer import open_recorder
     from ui.history_screen import HistoryScreen
     from ui.records import Records
     from ui.review_screen import ReviewScreen
 
-    from .conftest import board_results
+    from .conftest import board_results, record_boards
 
     records_cfg.storage.timezone = "Europe/Berlin"
     board = board_results(1)[0]
     board.timestamp = datetime(2026, 12, 6, 13, 0, 0, tzinfo=UTC)  # 14:00 in Berlin (CET, UTC+1)
-    rec = open_recorder(records_cfg, Health())
-    rec.start()
-    rec.submit(board)
-    assert rec.flush(30)
-    rec.stop()
+    record_boards(records_cfg, [board])
     records = Records.open(records_cfg)
     try:
         scr = HistoryScreen(records, lambda: ["demo"])
@@ -462,11 +457,10 @@ def test_false_calls_fall_on_the_plants_day_not_the_utc_day(qtbot, ui_app, recor
 
     from PySide6.QtCore import Qt
 
-    from inspector.storage.writer import open_recorder
     from ui.charts import ChartsScreen
     from ui.records import Records
 
-    from .conftest import board_results
+    from .conftest import board_results, record_boards
 
     zone = ZoneInfo("Asia/Shanghai")
     records_cfg.storage.timezone = "Asia/Shanghai"
@@ -478,11 +472,7 @@ def test_false_calls_fall_on_the_plants_day_not_the_utc_day(qtbot, ui_app, recor
         when = datetime.combine(day, time(0, 30), tzinfo=zone)
     board = [r for r in board_results(3) if r.detections][0]
     board.timestamp = when.astimezone(UTC)
-    rec = open_recorder(records_cfg, Health())
-    rec.start()
-    rec.submit(board)
-    assert rec.flush(30)
-    rec.stop()
+    record_boards(records_cfg, [board])
     records = Records.open(records_cfg)
     try:
         (row,) = records.history(None).rows

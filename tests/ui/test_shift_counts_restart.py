@@ -14,19 +14,8 @@ pytest.importorskip("PySide6")
 
 from inspector.board_serial import CODE_UNREADABLE, SERIAL_MISMATCH  # noqa: E402
 from inspector.domain import Verdict  # noqa: E402
-from inspector.health import Health  # noqa: E402
-from inspector.storage.writer import open_recorder  # noqa: E402
 
-from .conftest import board_results, pump  # noqa: E402
-
-
-def _record(cfg, results) -> None:
-    rec = open_recorder(cfg, Health())
-    rec.start()
-    for r in results:
-        rec.submit(r)
-    assert rec.flush(30), "recorder did not flush"
-    rec.stop()
+from .conftest import board_results, pump, record_boards  # noqa: E402
 
 
 @pytest.fixture
@@ -65,10 +54,10 @@ def test_a_ui_restarted_mid_shift_shows_the_shifts_recorded_counts(mid_shift_cfg
         {4: f"{SERIAL_MISMATCH}: code ABC, PLC XYZ", 5: f"{CODE_UNREADABLE}: no code found"},
     )
     earlier_shift = _boards_of(now, [130, 140, 150, 160], [P, R, R, R])
-    _record(cfg, this_shift + earlier_shift)
+    record_boards(cfg, this_shift + earlier_shift)
     other = cfg.model_copy(deep=True)
     other.station.id = "station-2"
-    _record(other, _boards_of(now, [15, 12], [R, R]))
+    record_boards(other, _boards_of(now, [15, 12], [R, R]))
 
     rt = UiRuntime.create(cfg)
     try:
