@@ -299,6 +299,10 @@ class ReviewScreen(QWidget):
         who = self._reviewer()
         if who is None or self.detail is None:
             return False
+        if any(dv.review is None for dv in self.detail.defects):
+            # The records refuse it too: "Board OK" would say nothing of these detections (docs/storage.md).
+            self.message.setText(self.tr("Judge every detection first (confirmed or false call), then Board OK"))
+            return False
         records, iid = self.records, self.detail.row.id
         self._write(lambda: records.mark_reviewed(iid, who), count=False)
         return True

@@ -201,6 +201,9 @@ def test_review_is_stored(qtbot, ui_app, filled_records):
     assert records.detail(reject.id).defects[0].review is None
 
     session.login("op", "1111")
+    # "Board OK" with a detection unjudged is refused on the screen, in words, and nothing is stored.
+    assert not scr.mark_board_reviewed()
+    assert scr.message.text().startswith("Judge every detection first") and not records.detail(reject.id).row.reviewed
     qtbot.mouseClick(scr.rows[0].false_call, __import__("PySide6.QtCore").QtCore.Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: scr.stored == 1 and not scr.writing, timeout=10000)  # stored on the worker
     d = records.detail(reject.id)

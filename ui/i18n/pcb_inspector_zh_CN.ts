@@ -17,63 +17,63 @@
 <context>
     <name>Alarms</name>
     <message>
-        <location filename="../alarms.py" line="46"/>
+        <location filename="../alarms.py" line="48"/>
         <source>Camera lost</source>
-        <extracomment>Reasons that mean &quot;not ready yet&quot;, not a fault: no alarm for them. NOT READY because a person asked for it (STOP on the Line screen; ui.controller sets it): their own action is no alarm. Raised as &quot;Inspection failed&quot;, it stayed after START until acknowledged, and taught operators to acknowledge banners unread. Alarm title per component (translated at display time, see `alarm_title`).</extracomment>
+        <extracomment>Reasons that mean &quot;not ready yet&quot;, not a fault: no alarm for them. A free-running camera reopened by START after STOP waits for its first frame: raised as &quot;Camera lost&quot;, that normal restart needed an acknowledgement. NOT READY because a person asked for it (STOP on the Line screen; ui.controller sets it): their own action is no alarm. Raised as &quot;Inspection failed&quot;, it stayed after START until acknowledged, and taught operators to acknowledge banners unread. Alarm title per component (translated at display time, see `alarm_title`).</extracomment>
         <translation>相机断开</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="47"/>
+        <location filename="../alarms.py" line="49"/>
         <source>PLC down</source>
         <translation>PLC 断开</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="48"/>
+        <location filename="../alarms.py" line="50"/>
         <source>Model failed</source>
         <translation>模型故障</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="49"/>
+        <location filename="../alarms.py" line="51"/>
         <source>Disk low</source>
         <translation>磁盘空间不足</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="50"/>
+        <location filename="../alarms.py" line="52"/>
         <source>Database error</source>
         <translation>数据库故障</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="51"/>
+        <location filename="../alarms.py" line="53"/>
         <source>Inspection failed</source>
         <translation>检测失败</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="52"/>
+        <location filename="../alarms.py" line="54"/>
         <source>Recipe problem</source>
         <translation>配方问题</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="53"/>
+        <location filename="../alarms.py" line="55"/>
         <source>Board alignment failed</source>
         <translation>板对位失败</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="54"/>
+        <location filename="../alarms.py" line="56"/>
         <source>Camera image unusable</source>
         <translation>相机图像不可用</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="55"/>
+        <location filename="../alarms.py" line="57"/>
         <source>Same defect, board after board</source>
         <translation>连续多块板同一处缺陷</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="56"/>
+        <location filename="../alarms.py" line="58"/>
         <source>Camera calibration and optics</source>
         <translation>相机标定与光学</translation>
     </message>
     <message>
-        <location filename="../alarms.py" line="58"/>
+        <location filename="../alarms.py" line="60"/>
         <source>Fault: %1</source>
         <translation>故障：%1</translation>
     </message>
@@ -219,239 +219,239 @@
 <context>
     <name>CalibrationWizard</name>
     <message>
-        <location filename="../calibration_wizard.py" line="457"/>
+        <location filename="../calibration_wizard.py" line="460"/>
         <source>nobody is logged in</source>
         <translation>无人登录</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="458"/>
+        <location filename="../calibration_wizard.py" line="461"/>
         <source>Only an engineer or admin may %1; %2</source>
         <translation>只有工程师或管理员可以%1；%2</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="470"/>
+        <location filename="../calibration_wizard.py" line="473"/>
         <source>%1 corners, board %2 x %3 mm</source>
         <translation>%1 个角点，标定板 %2 x %3 mm</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="482"/>
+        <location filename="../calibration_wizard.py" line="485"/>
         <source>Pattern changed: captured views cleared</source>
         <translation>图案已更改：已清除采集的视图</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="500"/>
+        <location filename="../calibration_wizard.py" line="503"/>
         <source>Frame %1 · %2 x %3 px · %4 corners</source>
         <translation>帧 %1 · %2 x %3 px · %4 个角点</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="514"/>
-        <location filename="../calibration_wizard.py" line="821"/>
+        <location filename="../calibration_wizard.py" line="517"/>
+        <location filename="../calibration_wizard.py" line="824"/>
         <source>Waiting for a camera frame…</source>
         <translation>等待相机图像…</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="517"/>
+        <location filename="../calibration_wizard.py" line="520"/>
         <source>FOUND</source>
         <translation>已找到</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="517"/>
+        <location filename="../calibration_wizard.py" line="520"/>
         <source>NONE</source>
         <translation>未找到</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="526"/>
+        <location filename="../calibration_wizard.py" line="529"/>
         <source>✔  Good view: tap CAPTURE VIEW</source>
         <translation>✔  视图良好：请点击“采集视图”</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="536"/>
+        <location filename="../calibration_wizard.py" line="539"/>
         <source>frame not measured: %1</source>
         <translation>图像未能测量：%1</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="538"/>
+        <location filename="../calibration_wizard.py" line="541"/>
         <source>pattern not found</source>
         <translation>未找到图案</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="542"/>
+        <location filename="../calibration_wizard.py" line="545"/>
         <source>covers %1 of the frame (&lt; %2): move the target closer</source>
         <translation>仅占画面 %1（&lt; %2）：请将标定板移近</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="548"/>
+        <location filename="../calibration_wizard.py" line="551"/>
         <source>blurred: edges %1 px wide (&gt; %2 px)</source>
         <translation>模糊：边缘宽 %1 px（&gt; %2 px）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="558"/>
+        <location filename="../calibration_wizard.py" line="561"/>
         <source>reprojection error %1 px (&gt; %2 px)</source>
         <translation>重投影误差 %1 px（&gt; %2 px）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="569"/>
-        <location filename="../calibration_wizard.py" line="629"/>
+        <location filename="../calibration_wizard.py" line="572"/>
+        <location filename="../calibration_wizard.py" line="632"/>
         <source>calibrate the camera</source>
         <translation>标定相机</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="573"/>
+        <location filename="../calibration_wizard.py" line="576"/>
         <source>No camera frame yet</source>
         <translation>尚无相机图像</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="578"/>
+        <location filename="../calibration_wizard.py" line="581"/>
         <source>View not kept: %1</source>
         <translation>视图未保留：%1</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="581"/>
+        <location filename="../calibration_wizard.py" line="584"/>
         <source>View not kept: measured with another pattern; wait for the next frame</source>
         <translation>视图未保留：按其他图案测量；请等待下一帧</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="587"/>
+        <location filename="../calibration_wizard.py" line="590"/>
         <source>View not kept: %1 px differs from the captured views&apos; %2 px</source>
         <translation>视图未保留：%1 px 与已采集视图的 %2 px 不同</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="601"/>
+        <location filename="../calibration_wizard.py" line="604"/>
         <source>%1 kept (coverage %2, edges %3 px)</source>
         <translation>已保留 %1（覆盖 %2，边缘 %3 px）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="619"/>
+        <location filename="../calibration_wizard.py" line="622"/>
         <source>Views %1 / %2 · frame cells reached %3</source>
         <translation>视图 %1 / %2 · 画面格覆盖 %3</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="634"/>
+        <location filename="../calibration_wizard.py" line="637"/>
         <source>Capture at least %1 views first (%2 so far)</source>
         <translation>请先采集至少 %1 个视图（目前 %2 个）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="645"/>
+        <location filename="../calibration_wizard.py" line="648"/>
         <source>Computing the intrinsics from %1 views…</source>
         <translation>正在根据 %1 个视图计算内参…</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="683"/>
+        <location filename="../calibration_wizard.py" line="686"/>
         <source>Fit failed</source>
         <translation>拟合失败</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="694"/>
+        <location filename="../calibration_wizard.py" line="697"/>
         <source>RMS %1 px · fx %2 fy %3 · cx %4 cy %5 · %6 views</source>
         <translation>RMS %1 px · fx %2 fy %3 · cx %4 cy %5 · %6 个视图</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="706"/>
+        <location filename="../calibration_wizard.py" line="709"/>
         <source>%1: rejected, %2</source>
         <translation>%1：已拒绝，%2</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="712"/>
+        <location filename="../calibration_wizard.py" line="715"/>
         <source>Stored as calibration %1 (active from the next station start)</source>
         <translation>已保存为标定 %1（下次工位启动时生效）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="718"/>
+        <location filename="../calibration_wizard.py" line="721"/>
         <source>Computed; not stored (no records database)</source>
         <translation>已计算；未保存（无记录数据库）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="731"/>
+        <location filename="../calibration_wizard.py" line="734"/>
         <source>Active calibrations: no records database</source>
         <translation>当前标定：无记录数据库</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="736"/>
+        <location filename="../calibration_wizard.py" line="739"/>
         <source>Active calibrations: cannot read (%1)</source>
         <translation>当前标定：无法读取（%1）</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="745"/>
+        <location filename="../calibration_wizard.py" line="748"/>
         <source>reference: none</source>
         <translation>参考图：无</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="746"/>
+        <location filename="../calibration_wizard.py" line="749"/>
         <source>Active calibrations: </source>
         <translation>当前标定：</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="751"/>
+        <location filename="../calibration_wizard.py" line="754"/>
         <source>reference %1</source>
         <translation>参考图 %1</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="752"/>
+        <location filename="../calibration_wizard.py" line="755"/>
         <source>intrinsics</source>
         <translation>内参</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="752"/>
+        <location filename="../calibration_wizard.py" line="755"/>
         <source>scale</source>
         <translation>比例</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="752"/>
+        <location filename="../calibration_wizard.py" line="755"/>
         <source>threshold</source>
         <translation>阈值位置</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="757"/>
+        <location filename="../calibration_wizard.py" line="760"/>
         <source>%1: none</source>
         <translation>%1：无</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="767"/>
+        <location filename="../calibration_wizard.py" line="770"/>
         <source>%1 #%2 by %3 at %4</source>
         <translation>%1 #%2，%3 于 %4</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="813"/>
+        <location filename="../calibration_wizard.py" line="816"/>
         <source>Pattern</source>
         <translation>图案</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="814"/>
+        <location filename="../calibration_wizard.py" line="817"/>
         <source>PATTERN</source>
         <translation>图案</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="815"/>
+        <location filename="../calibration_wizard.py" line="818"/>
         <source>COVERAGE</source>
         <translation>覆盖率</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="816"/>
+        <location filename="../calibration_wizard.py" line="819"/>
         <source>SHARPNESS</source>
         <translation>清晰度</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="817"/>
+        <location filename="../calibration_wizard.py" line="820"/>
         <source>FRAME COVERAGE OF CAPTURED VIEWS</source>
         <translation>已采集视图的画面覆盖</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="818"/>
+        <location filename="../calibration_wizard.py" line="821"/>
         <source>CAPTURE VIEW</source>
         <translation>采集视图</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="819"/>
+        <location filename="../calibration_wizard.py" line="822"/>
         <source>Clear views</source>
         <translation>清除视图</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="820"/>
+        <location filename="../calibration_wizard.py" line="823"/>
         <source>COMPUTE</source>
         <translation>计算</translation>
     </message>
     <message>
-        <location filename="../calibration_wizard.py" line="825"/>
+        <location filename="../calibration_wizard.py" line="828"/>
         <source>Per-view reprojection errors appear here after COMPUTE</source>
         <translation>点击“计算”后此处显示每个视图的重投影误差</translation>
     </message>
@@ -1250,93 +1250,93 @@
 <context>
     <name>RecipeEditor</name>
     <message>
-        <location filename="../recipe_editor.py" line="271"/>
+        <location filename="../recipe_editor.py" line="273"/>
         <source>ROI not usable: %1</source>
         <translation>ROI 不可用：%1</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="274"/>
+        <location filename="../recipe_editor.py" line="276"/>
         <source>This recipe inspects only %1% of the board: defects outside the ROI are ignored (PASS).</source>
         <translation>此配方只检测电路板的 %1%：ROI 以外的缺陷被忽略（判为合格）。</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="309"/>
-        <location filename="../recipe_editor.py" line="312"/>
+        <location filename="../recipe_editor.py" line="311"/>
+        <location filename="../recipe_editor.py" line="314"/>
         <source>Not saved: %1</source>
         <translation>未保存：%1</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="319"/>
+        <location filename="../recipe_editor.py" line="321"/>
         <source>Saved: recipe %1 is used from the next board</source>
         <translation>已保存：配方 %1 从下一块板起生效</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="322"/>
+        <location filename="../recipe_editor.py" line="324"/>
         <source>Saved: recipe %1, used when the line switches to it (%2 is running)</source>
         <translation>已保存：配方 %1，产线切换到它时生效（当前运行 %2）</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="346"/>
+        <location filename="../recipe_editor.py" line="348"/>
         <source>Recipe %1 is applied but NOT stored (%2): it is lost at the next start; save again</source>
         <translation>配方 %1 已应用但未保存（%2）：下次启动时将丢失，请重新保存</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="363"/>
+        <location filename="../recipe_editor.py" line="365"/>
         <source>Reference image</source>
         <translation>参考图像</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="372"/>
+        <location filename="../recipe_editor.py" line="384"/>
         <source>✎ Draw ROI (tap corners)</source>
         <translation>✎ 绘制检测区域（点击各角）</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="373"/>
+        <location filename="../recipe_editor.py" line="385"/>
         <source>Clear ROI</source>
         <translation>清除检测区域</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="374"/>
+        <location filename="../recipe_editor.py" line="386"/>
         <source>Reference image…</source>
         <translation>参考图像…</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="375"/>
+        <location filename="../recipe_editor.py" line="387"/>
         <source>SCORE THRESHOLD PER CLASS</source>
         <translation>各类别置信度阈值</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="378"/>
+        <location filename="../recipe_editor.py" line="390"/>
         <source>Min. size</source>
         <translation>最小尺寸</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="379"/>
+        <location filename="../recipe_editor.py" line="391"/>
         <source>Defects allowed</source>
         <translation>允许缺陷数</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="380"/>
+        <location filename="../recipe_editor.py" line="392"/>
         <source>Save and apply</source>
         <translation>保存并应用</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="381"/>
+        <location filename="../recipe_editor.py" line="393"/>
         <source>Revert</source>
         <translation>还原</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="382"/>
+        <location filename="../recipe_editor.py" line="394"/>
         <source>No reference image: choose one</source>
         <translation>无参考图像：请选择</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="385"/>
+        <location filename="../recipe_editor.py" line="397"/>
         <source>ENGINEER EDITING: the station is NOT READY until you leave this screen</source>
         <translation>工程师编辑中：离开此页面前工位处于未就绪状态</translation>
     </message>
     <message>
-        <location filename="../recipe_editor.py" line="386"/>
+        <location filename="../recipe_editor.py" line="398"/>
         <source>Saved</source>
         <translation>已保存</translation>
     </message>
@@ -1488,63 +1488,68 @@
         <translation>请登录后复判</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="315"/>
+        <location filename="../review_screen.py" line="304"/>
+        <source>Judge every detection first (confirmed or false call), then Board OK</source>
+        <translation>请先判定每个检出（确认或误报），再点“板合格，无补充”</translation>
+    </message>
+    <message>
+        <location filename="../review_screen.py" line="319"/>
         <source>Saving…</source>
         <translation>保存中…</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="340"/>
+        <location filename="../review_screen.py" line="344"/>
         <source>Drag a box around the missed defect</source>
         <translation>拖动框选漏检的缺陷</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="353"/>
+        <location filename="../review_screen.py" line="357"/>
         <source>confirmed by %1</source>
         <translation>已由 %1 确认</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="354"/>
+        <location filename="../review_screen.py" line="358"/>
         <source>false call (%1)</source>
         <translation>误报（%1）</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="355"/>
+        <location filename="../review_screen.py" line="359"/>
         <source>not reviewed</source>
         <translation>未复判</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="360"/>
+        <location filename="../review_screen.py" line="364"/>
         <source>✓ Confirm</source>
         <translation>✓ 确认</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="361"/>
+        <location filename="../review_screen.py" line="365"/>
         <source>✗ False call</source>
         <translation>✗ 误报</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="366"/>
+        <location filename="../review_screen.py" line="370"/>
         <source>+ Draw missed defect</source>
         <translation>+ 框选漏检缺陷</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="367"/>
+        <location filename="../review_screen.py" line="371"/>
         <source>Board OK, nothing to add</source>
         <translation>板合格，无补充</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="368"/>
+        <location filename="../review_screen.py" line="372"/>
         <source>◀ History</source>
         <translation>◀ 历史</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="370"/>
+        <location filename="../review_screen.py" line="374"/>
         <source>No board selected</source>
         <translation>未选择板</translation>
     </message>
     <message>
-        <location filename="../review_screen.py" line="371"/>
-        <location filename="../review_screen.py" line="372"/>
+        <location filename="../review_screen.py" line="375"/>
+        <location filename="../review_screen.py" line="376"/>
         <source>Open a board from History.</source>
         <translation>请从历史中打开一块板。</translation>
     </message>
