@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from . import theme
 from .auth import Permission, Session
-from .records import AuditFilter, Records, plant_zone
+from .records import AuditFilter, Records
 from .worker import DbWorker, shared_worker
 
 log = logging.getLogger(__name__)
@@ -167,9 +167,10 @@ class AuditScreen(QWidget):
 
     def _fill(self) -> None:
         self.table.setRowCount(len(self.events))
+        zone = self.records.zone()
         for i, ev in enumerate(self.events):
             cells = (
-                ev.at.astimezone(plant_zone(self.records)).strftime("%Y-%m-%d %H:%M:%S"),
+                ev.at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
                 ev.who,
                 ev.source or "",
                 ev.action,

@@ -34,7 +34,7 @@ from inspector.domain import CLASS_NAMES
 from . import theme
 from .bridge import shift_start
 from .labels import class_label, reason_label
-from .records import HistoryFilter, QueryError, Records, plant_zone
+from .records import HistoryFilter, QueryError, Records
 from .worker import DbWorker, shared_worker
 
 log = logging.getLogger(__name__)
@@ -220,8 +220,9 @@ class HistoryScreen(QWidget):
     def _fill(self) -> None:
         t = self.table
         t.setRowCount(len(self.rows))
+        zone = self.records.zone()  # the plant's, as the charts count shifts (not the PC's)
         for i, r in enumerate(self.rows):
-            local = r.created_at.astimezone(plant_zone(self.records))
+            local = r.created_at.astimezone(zone)
             cells = [
                 f"{local:%Y-%m-%d %H:%M:%S}",
                 r.board_serial or "—",

@@ -193,7 +193,8 @@ class Records:
         return q.yield_per_shift(self.db, f, shift_starts=self.shift_starts, tz=tz or self.timezone or _system_tz())
 
     def zone(self) -> ZoneInfo:
-        """The plant's zone (`storage.timezone`, else the system's): the days and hours the charts label."""
+        """The plant's zone (`storage.timezone`, else the system's): the days and hours the charts label, and the times
+        History, Review and Audit show (the PC's zone put a board of shift B at 13:00 in a Berlin plant's list)."""
         return ZoneInfo(self.timezone or _system_tz())
 
     def pareto(self, f: q.HistoryFilter | None = None):
@@ -234,14 +235,6 @@ class _LockoutStore:
 
     def save(self, failures: int, locked_until) -> None:
         audit.save_lockout(self.db, f"login:{self.db.station_id}", failures, locked_until)
-
-
-def plant_zone(records) -> ZoneInfo | None:
-    """The zone the quality screens show times in: the plant's (`storage.timezone`), as the charts and `history
-    --stats` count them. They showed the computer's zone: with the plant in Europe/Berlin and the PC on UTC, a board of
-    shift B (from 14:00) was listed at 13:00. None (the system's) for a records stand-in without a zone."""
-    zone = getattr(records, "zone", None)
-    return zone() if callable(zone) else None
 
 
 def _system_tz() -> str:

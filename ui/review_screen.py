@@ -29,7 +29,7 @@ from .auth import Permission, PermissionDenied, Session
 from .bridge import to_owned_qimage
 from .image_view import ImageCanvas, Overlay
 from .labels import class_label, reason_label
-from .records import RecordError, Records, plant_zone
+from .records import RecordError, Records
 from .worker import DbWorker, shared_worker
 
 log = logging.getLogger(__name__)
@@ -251,7 +251,7 @@ class ReviewScreen(QWidget):
         self.title.setText(f"{verdict} · {r.board_serial or ('#' + str(r.id))}")
         self.title.setStyleSheet(f"color: {theme.PASS if r.verdict == 'PASS' else theme.REJECT};")
         self.info.setText(
-            f"{r.created_at.astimezone(plant_zone(self.records)):%Y-%m-%d %H:%M:%S} · {r.recipe} · {r.model_id} · {r.cycle_ms:.0f} ms"
+            f"{r.created_at.astimezone(self.records.zone()):%Y-%m-%d %H:%M:%S} · {r.recipe} · {r.model_id} · {r.cycle_ms:.0f} ms"
             + (f"\n{reason_label(r.reason)}" if r.reason else "")
         )
         overlays = []
