@@ -545,29 +545,21 @@ class ReviewStats:
 def review_stats(db: Database, f: HistoryFilter | None = None) -> ReviewStats:
     """False-call rate and escapes over the inspections that match `f`."""
     base = replace(f, reviewed=True) if f else HistoryFilter(reviewed=True)
-    rq = apply_filter(
-        select(
-            func.sum(case((Review.verdict == "confirmed", 1), else_=0)),
-            func.sum(case((Review.verdict == "false_call", 1), else_=0)),
-            func.sum(case((Review.verdict == "missed", 1), else_=0)),
-        ).join(Inspection, Inspection.id == Review.inspection_id),
-        base,
-    )
+    rq = select(
+        func.sum(case((Review.verdict == "confirmed", 1), else_=0)),
+        func.sum(case((Review.verdict == "false_call", 1), else_=0)),
+        func.sum(case((Review.verdict == "missed", 1), else_=0)),
+    ).join(Inspection, Inspection.id == Review.inspection_id)
     if f is not None and f.defect_class is not None:
         # The class's own judgements (its detections judged, its missed defects drawn): on a board with a short and an
         # open, `--class short` counted the open's review too (a 50 % false-call rate of shorts read 33 %).
         cid = _class_id(f.defect_class)
-        rq = apply_filter(
-            select(
-                func.sum(case((Review.verdict == "confirmed", 1), else_=0)),
-                func.sum(case((Review.verdict == "false_call", 1), else_=0)),
-                func.sum(case((Review.verdict == "missed", 1), else_=0)),
-            )
-            .join(Inspection, Inspection.id == Review.inspection_id)
-            .outerjoin(Defect, Defect.id == Review.defect_id)
-            .where(or_(Defect.class_id == cid, and_(Review.verdict == "missed", Review.class_id == cid))),
-            replace(base, defect_class=None),
+        rq = rq.outerjoin(Defect, Defect.id == Review.defect_id).where(
+            or_(Defect.class_id == cid, and_(Review.verdict == "missed", Review.class_id == cid))
         )
+        rq = apply_filter(rq, replace(base, defect_class=None))  # the board filter's own class test would correlate
+    else:
+        rq = apply_filter(rq, base)
     eq = apply_filter(
         select(func.count(Inspection.id)).where(
             Inspection.verdict == "PASS",
