@@ -98,15 +98,21 @@ def test_start_after_an_operator_stop_makes_the_station_ready_again(qtbot, ui_ap
         ctl.stop(wait=True)
 
 
-def test_tapping_the_shown_recipe_tab_again_keeps_the_edits(qtbot, ui_app, demo_boards):
+def _engineer_at_the_window(qtbot, demo_boards):
+    """The station window with an engineer logged in; audit events collected as (action, user)."""
     events: list[tuple] = []
     cfg = StationConfig()
     health = Health()
     p = _pipeline(demo_boards, cfg, health)
-    win, ctl, session, editor = _window(
+    win, _ctl, session, editor = _window(
         qtbot, cfg, p, health, audit=lambda action, **k: events.append((action, k.get("user")))
     )
     session.login("eng", "2222")
+    return events, health, win, session, editor
+
+
+def test_tapping_the_shown_recipe_tab_again_keeps_the_edits(qtbot, ui_app, demo_boards):
+    events, health, win, session, editor = _engineer_at_the_window(qtbot, demo_boards)
     win.nav["recipe"].click()
     assert win.current_screen() == "recipe"
     editor.max_pass.setValue(2)
@@ -118,14 +124,7 @@ def test_tapping_the_shown_recipe_tab_again_keeps_the_edits(qtbot, ui_app, demo_
 
 
 def test_logout_ends_the_edit_in_the_engineers_name(qtbot, ui_app, demo_boards):
-    events: list[tuple] = []
-    cfg = StationConfig()
-    health = Health()
-    p = _pipeline(demo_boards, cfg, health)
-    win, ctl, session, editor = _window(
-        qtbot, cfg, p, health, audit=lambda action, **k: events.append((action, k.get("user")))
-    )
-    session.login("eng", "2222")
+    events, health, win, session, editor = _engineer_at_the_window(qtbot, demo_boards)
     assert win.show_screen("recipe") and not health.get("recipe").ok
     session.logout()
     assert win.current_screen() == "operator" and health.get("recipe").ok
